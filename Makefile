@@ -1,0 +1,29 @@
+# The two commands the README promises: `make demo` and `make test`.
+# Everything installs into ./.venv from PyPI/npm; nothing is downloaded at run time.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m ddx_offchain.toolchain link-vyper
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/ddx devnet --demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	for b in benchmarks/*.py; do $(PY) $$b --json || exit 1; done
+
+clean:
+	rm -rf $(VENV) .build .pytest_cache

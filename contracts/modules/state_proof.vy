@@ -1,0 +1,88 @@
+# pragma version ~=0.4.3
+"""
+@title State-proof verification
+@notice Folds an inclusion proof of the ddx compact sparse Merkle tree up to a root, and derives the
+        keys and value hashes of the two items the custody contract reads: the cumulative withdrawable
+        amount and the escape-hatch balance of a (trader, token). The byte-level format is specified in
+        docs/protocol.md ("Hashing", "Items", "Proofs") and shared with ddx_offchain.protocol.
+@dev Pure module: no storage, so it can be `import`ed and used without `initializes`.
+"""
+
+# Longest possible path: keys are 256 bits and two distinct keys differ by bit 255 at the latest.
+MAX_DEPTH: constant(uint256) = 256
+
+# Domain separation: a leaf hash is keccak256(0x00 ‖ key ‖ value_hash), an internal node keccak256(0x01 ‖ l ‖ r).
+LEAF_PREFIX: constant(bytes1) = 0x00
+NODE_PREFIX: constant(bytes1) = 0x01
+
+KIND_WITHDRAWAL: constant(uint8) = 7
+KIND_BALANCE: constant(uint8) = 8
+
+# A key keeps the low 248 bits of its identity hash and carries its kind in the top byte.
+KIND_SHIFT: constant(uint256) = 248
+IDENTITY_MASK: constant(uint256) = (1 << 248) - 1
+TOP_BIT: constant(uint256) = 255
+
+
+@internal
+@pure
+def _item_key(kind: uint8, trader: address, token: address) -> bytes32:
+    digest: uint256 = convert(keccak256(abi_encode(kind, trader, token)), uint256)
+    return convert((digest & IDENTITY_MASK) | (convert(kind, uint256) << KIND_SHIFT), bytes32)
+
+
+@internal
+@pure
+def _leaf_hash(key: bytes32, value_hash: bytes32) -> bytes32:
+    return keccak256(concat(LEAF_PREFIX, key, value_hash))
+
+
+@internal
+@pure
+def _fold_to_root(key: bytes32, start: bytes32, siblings: DynArray[bytes32, MAX_DEPTH]) -> bytes32:
+    """
+    @dev Hashes `start`, the subtree at depth len(siblings) on key's path, up to the root.
+         siblings[0] is the deepest sibling; bit j of the key (MSB first) set means "right child".
+    """
+    node: bytes32 = start
+    key_bits: uint256 = convert(key, uint256)
+    depth: uint256 = len(siblings)
+    for i: uint256 in range(depth, bound=MAX_DEPTH):
+        level: uint256 = depth - 1 - i
+        if (key_bits >> (TOP_BIT - level)) & 1 == 1:
+            node = keccak256(concat(NODE_PREFIX, siblings[i], node))
+        else:
+            node = keccak256(concat(NODE_PREFIX, node, siblings[i]))
+    return node
+
+
+@internal
+@pure
+def _root_of_inclusion(key: bytes32, value_hash: bytes32, siblings: DynArray[bytes32, MAX_DEPTH]) -> bytes32:
+    return self._fold_to_root(key, self._leaf_hash(key, value_hash), siblings)
+
+
+@internal
+@pure
+def _withdrawal_root(
+    trader: address, token: address, cumulative: uint256, siblings: DynArray[bytes32, MAX_DEPTH]
+) -> bytes32:
+    """
+    @dev The root implied by a proof that the (trader, token) cumulative withdrawable amount is `cumulative`.
+    """
+    key: bytes32 = self._item_key(KIND_WITHDRAWAL, trader, token)
+    value_hash: bytes32 = keccak256(abi_encode(KIND_WITHDRAWAL, trader, token, cumulative))
+    return self._root_of_inclusion(key, value_hash, siblings)
+
+
+@internal
+@pure
+def _balance_root(
+    trader: address, token: address, amount: uint256, siblings: DynArray[bytes32, MAX_DEPTH]
+) -> bytes32:
+    """
+    @dev The root implied by a proof that the (trader, token) escape-hatch balance is `amount`.
+    """
+    key: bytes32 = self._item_key(KIND_BALANCE, trader, token)
+    value_hash: bytes32 = keccak256(abi_encode(KIND_BALANCE, trader, token, amount))
+    return self._root_of_inclusion(key, value_hash, siblings)

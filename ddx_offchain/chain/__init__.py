@@ -1,0 +1,1 @@
+"""Ethereum side: contract bindings from compiled artifacts, deposit watcher, checkpoint relay."""

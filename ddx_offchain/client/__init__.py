@@ -1,0 +1,1 @@
+"""Trader SDK: sign requests, read receipts and updates, fetch proofs, claim."""

@@ -1,0 +1,1 @@
+"""One operator process: wires raft, engine, checkpointing and the API."""

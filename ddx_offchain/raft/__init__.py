@@ -1,0 +1,1 @@
+"""Raft consensus: pure state machine, durable log, transport, asyncio runtime."""

@@ -1,0 +1,1 @@
+"""Authenticated state tree (compact sparse Merkle tree) and its proofs. Pure."""
