@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 .PHONY: install demo test bench clean
 
@@ -14,7 +15,12 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ddx_offchain.toolchain link-vyper
 	touch $(STAMP)
 
-install: $(STAMP)
+# ethers (an independent EIP-712 signer for the tests) and anvil (a real local node), from package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) $(NODE_STAMP)
 
 demo: install
 	$(VENV)/bin/ddx devnet --demo
