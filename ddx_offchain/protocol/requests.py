@@ -1,0 +1,533 @@
+"""Trader requests and operator receipts: EIP-712 types, wire (JSON) forms and log entries (docs/protocol.md §7).
+
+A trader signs one of the request structs below under the DDX domain (§5). The node keeps the signed bytes in the
+Raft log (`encode_entry`) so every follower re-verifies the signature when it applies the entry. After the entry is
+committed on a quorum and applied, an operator signs a `Receipt` over (request hash, request index, epoch, sender,
+nonce) under the same domain.
+
+Every field is a static ABI type, so encodeData is one 32-byte word per field. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields as dc_fields
+from enum import IntEnum
+from typing import ClassVar
+
+from .eip712 import (
+    Domain,
+    DomainCache,
+    SignatureError,
+    checksum_address,
+    encode_word,
+    from_json,
+    parse_signature,
+    recover_signer,
+    sign_digest,
+    to_json,
+    to_typed_data_value,
+)
+from .errors import ProtocolError
+from .hashing import keccak256
+
+# Largest price, size or amount a request may carry: keeps every product the engine forms (price × size, fees)
+# far inside uint256, the width of every leaf field.
+MAX_QUANTITY = 2**128 - 1
+ZERO32 = b"\x00" * 32
+ZERO_ADDRESS = b"\x00" * 20
+
+# Replay protection (§7.4). A request's timestamp (ms since the Unix epoch, chosen by the client) bounds how long
+# its (trader, nonce) pair must be remembered: the state machine refuses a request older than the highest
+# timestamp it has applied minus REPLAY_WINDOW_MS, and refuses a repeated (trader, nonce) inside the window.
+REPLAY_WINDOW_MS = 300_000
+
+ENTRY_TRADER_REQUEST = 0x01  # log entry tag: a trader-signed request (this module)
+ENTRY_OPERATOR_COMMAND = 0x02  # log entry tag: an operator command (encoded by the engine's command codec)
+
+
+class Side(IntEnum):
+    BUY = 0
+    SELL = 1
+
+
+class OrderType(IntEnum):
+    LIMIT = 0  # good till cancelled
+    LIMIT_IOC = 1  # immediate or cancel: the unfilled rest is cancelled
+    POST_ONLY = 2  # refused if it would take liquidity
+    MARKET = 3  # price must be 0: takes until filled or the book is empty
+
+
+class RequestRejected(ProtocolError):
+    """A well-formed JSON request that breaks a stateless rule; `reason` is machine-readable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """Common shape: every request names its trader and carries a nonce and a client timestamp (ms)."""
+
+    TYPE_ID: ClassVar[int]
+    PRIMARY_TYPE: ClassVar[str]
+    # (python attribute, EIP-712 field name, ABI type), in type-string order
+    FIELDS: ClassVar[tuple[tuple[str, str, str], ...]]
+    TYPE_STRING: ClassVar[str]
+    TYPEHASH: ClassVar[bytes]
+
+    def encode_data(self) -> bytes:
+        return b"".join(encode_word(abi, getattr(self, attr)) for attr, _, abi in self.FIELDS)
+
+    def struct_hash(self) -> bytes:
+        return keccak256(self.TYPEHASH + self.encode_data())
+
+    def digest(self, domain: Domain | DomainCache) -> bytes:
+        """The EIP-712 signing hash; also the request's identity (its *request hash*)."""
+        return domain.digest(self.struct_hash())
+
+    def message_json(self) -> dict:
+        return {name: to_json(abi, getattr(self, attr)) for attr, name, abi in self.FIELDS}
+
+    def typed_data(self, domain: Domain) -> dict:
+        """The full `eth_signTypedData_v4` document a wallet signs (ethers: domain, types, message)."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                self.PRIMARY_TYPE: [{"name": name, "type": abi} for _, name, abi in self.FIELDS],
+            },
+            "primaryType": self.PRIMARY_TYPE,
+            "domain": domain.to_typed_data(),
+            "message": {name: to_typed_data_value(abi, getattr(self, attr)) for attr, name, abi in self.FIELDS},
+        }
+
+    def validate(self) -> None:
+        """Stateless rules every node can check without state; raises RequestRejected."""
+        if self.trader == ZERO_ADDRESS:
+            raise RequestRejected("bad_field", "trader is the zero address")
+
+
+def _spec(cls):
+    """Derive TYPE_STRING and TYPEHASH from FIELDS so the two can never disagree."""
+    cls.TYPE_STRING = f"{cls.PRIMARY_TYPE}(" + ",".join(f"{abi} {name}" for _, name, abi in cls.FIELDS) + ")"
+    cls.TYPEHASH = keccak256(cls.TYPE_STRING.encode())
+    assert [f.name for f in dc_fields(cls)] == [attr for attr, _, _ in cls.FIELDS], cls
+    return cls
+
+
+def _check_quantity(name: str, value: int, *, positive: bool) -> None:
+    if value > MAX_QUANTITY:
+        raise RequestRejected("bad_field", f"{name} exceeds 2^128 - 1")
+    if positive and value == 0:
+        raise RequestRejected("bad_field", f"{name} must be positive")
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class PlaceOrder(_Request):
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    side: int
+    order_type: int
+    price: int
+    size: int
+    reduce_only: bool
+    nonce: int
+    timestamp: int
+
+    TYPE_ID: ClassVar[int] = 1
+    PRIMARY_TYPE: ClassVar[str] = "PlaceOrder"
+    FIELDS: ClassVar[tuple] = (
+        ("trader", "trader", "address"),
+        ("strategy", "strategy", "bytes32"),
+        ("market", "market", "bytes32"),
+        ("side", "side", "uint8"),
+        ("order_type", "orderType", "uint8"),
+        ("price", "price", "uint256"),
+        ("size", "size", "uint256"),
+        ("reduce_only", "reduceOnly", "bool"),
+        ("nonce", "nonce", "uint64"),
+        ("timestamp", "timestamp", "uint64"),
+    )
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.market == ZERO32:
+            raise RequestRejected("bad_field", "market is zero")
+        if self.side not in (Side.BUY, Side.SELL):
+            raise RequestRejected("bad_field", "side must be 0 (buy) or 1 (sell)")
+        if self.order_type not in tuple(OrderType):
+            raise RequestRejected("bad_field", "orderType must be 0..3")
+        if self.order_type == OrderType.MARKET:
+            if self.price != 0:
+                raise RequestRejected("bad_field", "a market order carries price 0")
+        else:
+            _check_quantity("price", self.price, positive=True)
+        _check_quantity("size", self.size, positive=True)
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class CancelOrder(_Request):
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    order_hash: bytes
+    nonce: int
+    timestamp: int
+
+    TYPE_ID: ClassVar[int] = 2
+    PRIMARY_TYPE: ClassVar[str] = "CancelOrder"
+    FIELDS: ClassVar[tuple] = (
+        ("trader", "trader", "address"),
+        ("strategy", "strategy", "bytes32"),
+        ("market", "market", "bytes32"),
+        ("order_hash", "orderHash", "bytes32"),
+        ("nonce", "nonce", "uint64"),
+        ("timestamp", "timestamp", "uint64"),
+    )
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.market == ZERO32 or self.order_hash == ZERO32:
+            raise RequestRejected("bad_field", "market and orderHash must be non-zero")
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class CancelAll(_Request):
+    trader: bytes
+    strategy: bytes
+    market: bytes  # zero: every market of the strategy
+    nonce: int
+    timestamp: int
+
+    TYPE_ID: ClassVar[int] = 3
+    PRIMARY_TYPE: ClassVar[str] = "CancelAll"
+    FIELDS: ClassVar[tuple] = (
+        ("trader", "trader", "address"),
+        ("strategy", "strategy", "bytes32"),
+        ("market", "market", "bytes32"),
+        ("nonce", "nonce", "uint64"),
+        ("timestamp", "timestamp", "uint64"),
+    )
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class ModifyOrder(_Request):
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    order_hash: bytes
+    price: int
+    size: int
+    nonce: int
+    timestamp: int
+
+    TYPE_ID: ClassVar[int] = 4
+    PRIMARY_TYPE: ClassVar[str] = "ModifyOrder"
+    FIELDS: ClassVar[tuple] = (
+        ("trader", "trader", "address"),
+        ("strategy", "strategy", "bytes32"),
+        ("market", "market", "bytes32"),
+        ("order_hash", "orderHash", "bytes32"),
+        ("price", "price", "uint256"),
+        ("size", "size", "uint256"),
+        ("nonce", "nonce", "uint64"),
+        ("timestamp", "timestamp", "uint64"),
+    )
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.market == ZERO32 or self.order_hash == ZERO32:
+            raise RequestRejected("bad_field", "market and orderHash must be non-zero")
+        _check_quantity("price", self.price, positive=True)
+        _check_quantity("size", self.size, positive=True)
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class WithdrawIntent(_Request):
+    trader: bytes
+    strategy: bytes
+    token: bytes
+    amount: int
+    nonce: int
+    timestamp: int
+
+    TYPE_ID: ClassVar[int] = 5
+    PRIMARY_TYPE: ClassVar[str] = "WithdrawIntent"
+    FIELDS: ClassVar[tuple] = (
+        ("trader", "trader", "address"),
+        ("strategy", "strategy", "bytes32"),
+        ("token", "token", "address"),
+        ("amount", "amount", "uint256"),
+        ("nonce", "nonce", "uint64"),
+        ("timestamp", "timestamp", "uint64"),
+    )
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.token == ZERO_ADDRESS:
+            raise RequestRejected("bad_field", "token is the zero address")
+        _check_quantity("amount", self.amount, positive=True)
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class CreateStrategy(_Request):
+    trader: bytes
+    strategy: bytes
+    nonce: int
+    timestamp: int
+
+    TYPE_ID: ClassVar[int] = 6
+    PRIMARY_TYPE: ClassVar[str] = "CreateStrategy"
+    FIELDS: ClassVar[tuple] = (
+        ("trader", "trader", "address"),
+        ("strategy", "strategy", "bytes32"),
+        ("nonce", "nonce", "uint64"),
+        ("timestamp", "timestamp", "uint64"),
+    )
+
+
+TraderRequest = PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy
+REQUEST_TYPES: dict[str, type] = {
+    cls.PRIMARY_TYPE: cls for cls in (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy)
+}
+REQUEST_TYPES_BY_ID: dict[int, type] = {cls.TYPE_ID: cls for cls in REQUEST_TYPES.values()}
+
+
+def strategy_id(name: str) -> bytes:
+    """A readable strategy id: the UTF-8 name, right-padded with zeros to 32 bytes (like Solidity bytes32 literals)."""
+    raw = name.encode()
+    if not 0 < len(raw) <= 32:
+        raise ProtocolError("a strategy name is 1..32 bytes of UTF-8")
+    return raw.ljust(32, b"\x00")
+
+
+market_id = strategy_id  # markets use the same readable bytes32 form ("ETHP" -> 0x45544850…00)
+
+
+# ---------------------------------------------------------------- signed requests
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    request: TraderRequest
+    signature: bytes  # r ‖ s ‖ v
+    request_hash: bytes  # the EIP-712 digest under the node's domain
+
+    @property
+    def trader(self) -> bytes:
+        return self.request.trader
+
+    def to_json(self) -> dict:
+        return {
+            "type": self.request.PRIMARY_TYPE,
+            "message": self.request.message_json(),
+            "signature": "0x" + self.signature.hex(),
+        }
+
+
+def sign_request(request: TraderRequest, domain: Domain | DomainCache, private_key: bytes) -> SignedRequest:
+    digest = request.digest(domain)
+    return SignedRequest(request, sign_digest(digest, private_key), digest)
+
+
+def verify_request(request: TraderRequest, signature: bytes, domain: Domain | DomainCache) -> SignedRequest:
+    """Check the stateless rules and that `trader` signed the request under `domain`.
+
+    Raises RequestRejected (reason: bad_field, signer_mismatch, bad_signature, bad_signature_format,
+    malleable_signature).
+    """
+    request.validate()
+    digest = request.digest(domain)
+    try:
+        signer = recover_signer(digest, signature)
+    except SignatureError as exc:
+        raise RequestRejected(exc.reason, str(exc)) from None
+    if signer != request.trader:
+        raise RequestRejected(
+            "signer_mismatch",
+            "the signature does not recover to the trader under this exchange's domain (wrong key, chain or contract)",
+        )
+    return SignedRequest(request, signature, digest)
+
+
+def request_from_json(doc) -> tuple[TraderRequest, bytes, dict | None]:
+    """Parse the wire form {"type", "message", "signature", optional "domain"} without verifying the signature.
+
+    Unknown or missing keys are refused so the signed message is exactly what the trader sees.
+    Returns (request, signature, domain-or-None). Raises RequestRejected.
+    """
+    if not isinstance(doc, dict):
+        raise RequestRejected("bad_schema", "the request must be a JSON object")
+    extra = set(doc) - {"type", "message", "signature", "domain"}
+    if extra:
+        raise RequestRejected("bad_schema", f"unknown keys: {sorted(extra)[:5]}")
+    cls = REQUEST_TYPES.get(doc.get("type")) if isinstance(doc.get("type"), str) else None
+    if cls is None:
+        raise RequestRejected("unknown_type", f"type must be one of {sorted(REQUEST_TYPES)}")
+    message = doc.get("message")
+    if not isinstance(message, dict):
+        raise RequestRejected("bad_schema", "message must be a JSON object")
+    names = {name for _, name, _ in cls.FIELDS}
+    if set(message) != names:
+        missing, unknown = names - set(message), set(message) - names
+        raise RequestRejected("bad_schema", f"{cls.PRIMARY_TYPE} fields: missing {sorted(missing)}, unknown {sorted(unknown)[:5]}")
+    try:
+        values = [from_json(abi, name, message[name]) for _, name, abi in cls.FIELDS]
+        signature = parse_signature(doc.get("signature"))
+    except SignatureError as exc:
+        raise RequestRejected(exc.reason, str(exc)) from None
+    except ProtocolError as exc:
+        raise RequestRejected("bad_field", str(exc)) from None
+    domain = doc.get("domain")
+    if domain is not None:
+        if not isinstance(domain, dict) or set(domain) - {"chainId", "verifyingContract"}:
+            raise RequestRejected("bad_schema", "domain is {chainId, verifyingContract}")
+        try:
+            domain = {
+                "chainId": from_json("uint256", "domain.chainId", domain.get("chainId")),
+                "verifyingContract": from_json("address", "domain.verifyingContract", domain.get("verifyingContract")),
+            }
+        except ProtocolError as exc:
+            raise RequestRejected("bad_field", str(exc)) from None
+    return cls(*values), signature, domain
+
+
+# ---------------------------------------------------------------- log entries
+
+def encode_entry(signed: SignedRequest) -> bytes:
+    """0x01 ‖ type id ‖ encodeData(request) ‖ r ‖ s ‖ v — the exact signed content, re-verifiable by any follower."""
+    return bytes([ENTRY_TRADER_REQUEST, signed.request.TYPE_ID]) + signed.request.encode_data() + signed.signature
+
+
+def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
+    """Inverse of encode_entry, refusing any entry that is not exactly one well-formed request (ProtocolError)."""
+    if len(data) < 2 or data[0] != ENTRY_TRADER_REQUEST:
+        raise ProtocolError("not a trader-request entry")
+    cls = REQUEST_TYPES_BY_ID.get(data[1])
+    if cls is None:
+        raise ProtocolError(f"unknown request type id {data[1]}")
+    words = len(cls.FIELDS)
+    if len(data) != 2 + 32 * words + 65:
+        raise ProtocolError(f"{cls.PRIMARY_TYPE} entry must be {2 + 32 * words + 65} bytes, got {len(data)}")
+    values = []
+    for i, (_, name, abi) in enumerate(cls.FIELDS):
+        word = data[2 + 32 * i: 34 + 32 * i]
+        values.append(_decode_word(abi, name, word))
+    return cls(*values), data[2 + 32 * words:]
+
+
+def _decode_word(abi: str, name: str, word: bytes):
+    if abi == "bytes32":
+        return word
+    if abi == "address":
+        if word[:12] != b"\x00" * 12:
+            raise ProtocolError(f"{name}: address word has non-zero padding")
+        return word[12:]
+    number = int.from_bytes(word, "big")
+    if abi == "bool":
+        if number > 1:
+            raise ProtocolError(f"{name}: bool word is not 0 or 1")
+        return bool(number)
+    if number >> int(abi[4:]):
+        raise ProtocolError(f"{name}: does not fit in {abi}")
+    return number
+
+
+# ---------------------------------------------------------------- receipts
+
+RECEIPT_FIELDS = (
+    ("request_hash", "requestHash", "bytes32"),
+    ("request_index", "requestIndex", "uint64"),
+    ("epoch", "epoch", "uint64"),
+    ("sender", "sender", "address"),
+    ("nonce", "nonce", "uint64"),
+)
+RECEIPT_TYPE_STRING = "Receipt(" + ",".join(f"{abi} {name}" for _, name, abi in RECEIPT_FIELDS) + ")"
+RECEIPT_TYPEHASH = keccak256(RECEIPT_TYPE_STRING.encode())
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What an operator attests after the request is committed on a quorum and applied: its place in the sequence.
+
+    It claims sequencing, not finality: finality comes with the checkpoint of `epoch` (or a later one).
+    """
+
+    request_hash: bytes
+    request_index: int
+    epoch: int
+    sender: bytes
+    nonce: int
+
+    def struct_hash(self) -> bytes:
+        return keccak256(RECEIPT_TYPEHASH + b"".join(encode_word(abi, getattr(self, a)) for a, _, abi in RECEIPT_FIELDS))
+
+    def digest(self, domain: Domain | DomainCache) -> bytes:
+        return domain.digest(self.struct_hash())
+
+    def sign(self, domain: Domain | DomainCache, private_key: bytes) -> "SignedReceipt":
+        return SignedReceipt(self, sign_digest(self.digest(domain), private_key))
+
+    def message_json(self) -> dict:
+        return {name: to_json(abi, getattr(self, attr)) for attr, name, abi in RECEIPT_FIELDS}
+
+    def typed_data(self, domain: Domain) -> dict:
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Receipt": [{"name": name, "type": abi} for _, name, abi in RECEIPT_FIELDS],
+            },
+            "primaryType": "Receipt",
+            "domain": domain.to_typed_data(),
+            "message": self.message_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SignedReceipt:
+    receipt: Receipt
+    signature: bytes
+
+    def operator(self, domain: Domain | DomainCache) -> bytes:
+        """The operator address that signed it (raises SignatureError if the signature is unacceptable)."""
+        return recover_signer(self.receipt.digest(domain), self.signature)
+
+    def to_json(self, domain: Domain | DomainCache) -> dict:
+        out = self.receipt.message_json()
+        out["operator"] = checksum_address(self.operator(domain))
+        out["signature"] = "0x" + self.signature.hex()
+        return out
+
+    @classmethod
+    def from_json(cls, doc) -> "SignedReceipt":
+        if not isinstance(doc, dict):
+            raise ProtocolError("a receipt is a JSON object")
+        try:
+            values = [from_json(abi, name, doc.get(name)) for _, name, abi in RECEIPT_FIELDS]
+            return cls(Receipt(*values), parse_signature(doc.get("signature")))
+        except SignatureError as exc:
+            raise ProtocolError(str(exc)) from None
+
+
+def verify_receipt(signed: SignedReceipt, domain: Domain | DomainCache, operators: set[bytes] | frozenset[bytes]) -> bytes:
+    """The signing operator if it is in `operators`; raises ProtocolError otherwise."""
+    operator = signed.operator(domain)
+    if operator not in operators:
+        raise ProtocolError(f"receipt signed by {checksum_address(operator)}, not a known operator")
+    return operator
