@@ -1,0 +1,186 @@
+"""docs/protocol.md §7: request typed data, wire form, log entries and receipts, checked against eth-account."""
+
+from __future__ import annotations
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from hypothesis import given, settings, strategies as st
+
+from ddx_offchain.protocol.eip712 import SECP256K1_N, Domain, checksum_address
+from ddx_offchain.protocol.errors import ProtocolError
+from ddx_offchain.protocol.requests import (
+    REQUEST_TYPES,
+    CancelAll,
+    CancelOrder,
+    CreateStrategy,
+    ModifyOrder,
+    OrderType,
+    PlaceOrder,
+    Receipt,
+    RequestRejected,
+    SignedReceipt,
+    WithdrawIntent,
+    decode_entry,
+    encode_entry,
+    market_id,
+    request_from_json,
+    sign_request,
+    strategy_id,
+    verify_receipt,
+    verify_request,
+)
+
+KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
+TRADER = bytes.fromhex(Account.from_key(KEY).address[2:])
+DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
+TS = 1_700_000_000_000
+
+
+def samples():
+    s, m, h = strategy_id("main"), market_id("ETHP"), b"\x42" * 32
+    return [
+        PlaceOrder(TRADER, s, m, 0, OrderType.LIMIT, 2_000_000_000, 10, False, 1, TS),
+        PlaceOrder(TRADER, s, m, 1, OrderType.MARKET, 0, 3, True, 2, TS),
+        CancelOrder(TRADER, s, m, h, 3, TS),
+        CancelAll(TRADER, s, b"\x00" * 32, 4, TS),
+        ModifyOrder(TRADER, s, m, h, 1_999_000_000, 7, 5, TS),
+        WithdrawIntent(TRADER, s, b"\x33" * 20, 1_000_000, 6, TS),
+        CreateStrategy(TRADER, strategy_id("hedge"), 7, TS),
+    ]
+
+
+@pytest.mark.parametrize("request_", samples(), ids=lambda r: r.PRIMARY_TYPE)
+def test_digest_and_signature_match_eth_account(request_):
+    signable = encode_typed_data(full_message=request_.typed_data(DOMAIN))
+    ours = sign_request(request_, DOMAIN, KEY)
+    theirs = Account.sign_message(signable, KEY)
+    assert ours.request_hash == theirs.message_hash
+    assert ours.signature == theirs.signature  # RFC 6979 on both sides: byte-identical
+    assert verify_request(request_, theirs.signature, DOMAIN).request_hash == ours.request_hash
+
+
+def test_type_strings_are_the_documented_ones():
+    doc = open("docs/protocol.md").read()
+    for cls in REQUEST_TYPES.values():
+        assert f"`{cls.TYPE_STRING}`" in doc
+    assert "Receipt(bytes32 requestHash,uint64 requestIndex,uint64 epoch,address sender,uint64 nonce)" in doc
+
+
+@pytest.mark.parametrize("request_", samples(), ids=lambda r: r.PRIMARY_TYPE)
+def test_entry_and_json_round_trip(request_):
+    signed = sign_request(request_, DOMAIN, KEY)
+    entry = encode_entry(signed)
+    assert len(entry) == 2 + 32 * len(request_.FIELDS) + 65
+    assert decode_entry(entry) == (request_, signed.signature)
+    parsed, signature, domain = request_from_json(signed.to_json())
+    assert (parsed, signature, domain) == (request_, signed.signature, None)
+
+
+def test_entry_decoding_refuses_malformed_entries():
+    entry = encode_entry(sign_request(samples()[0], DOMAIN, KEY))
+    for bad in (entry[:-1], entry + b"\x00", b"\x02" + entry[1:], entry[:1] + b"\x09" + entry[2:], b""):
+        with pytest.raises(ProtocolError):
+            decode_entry(bad)
+    dirty_address = entry[:2] + b"\x01" + entry[3:]  # non-zero padding in the trader word
+    with pytest.raises(ProtocolError):
+        decode_entry(dirty_address)
+    bool_word_at = 2 + 32 * 7
+    bad_bool = entry[: bool_word_at + 31] + b"\x02" + entry[bool_word_at + 32:]
+    with pytest.raises(ProtocolError):
+        decode_entry(bad_bool)
+
+
+def test_high_s_twin_is_refused_as_malleable():
+    request_ = samples()[0]
+    signed = sign_request(request_, DOMAIN, KEY)
+    r, s, v = signed.signature[:32], int.from_bytes(signed.signature[32:64], "big"), signed.signature[64]
+    twin = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # the same point, other s: also "valid" ECDSA
+    with pytest.raises(RequestRejected) as info:
+        verify_request(request_, twin, DOMAIN)
+    assert info.value.reason == "malleable_signature"
+
+
+def test_other_domain_or_other_signer_is_refused():
+    request_ = samples()[0]
+    other_chain = sign_request(request_, Domain.of(1, "0x" + "5a" * 20), KEY).signature
+    other_contract = sign_request(request_, Domain.of(31337, "0x" + "5b" * 20), KEY).signature
+    other_key = sign_request(request_, DOMAIN, b"\x01" * 32).signature
+    for signature in (other_chain, other_contract, other_key):
+        with pytest.raises(RequestRejected) as info:
+            verify_request(request_, signature, DOMAIN)
+        assert info.value.reason == "signer_mismatch"
+
+
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda m: m.update(side="2"), "bad_field"),
+        (lambda m: m.update(orderType="4"), "bad_field"),
+        (lambda m: m.update(size="0"), "bad_field"),
+        (lambda m: m.update(price="0"), "bad_field"),
+        (lambda m: m.update(price=str(2**128)), "bad_field"),
+        (lambda m: m.update(nonce=str(2**64)), "bad_field"),
+        (lambda m: m.update(nonce=5), "bad_field"),
+        (lambda m: m.update(nonce="05"), "bad_field"),
+        (lambda m: m.update(reduceOnly="false"), "bad_field"),
+        (lambda m: m.update(market="0x" + "00" * 32), "bad_field"),
+        (lambda m: m.update(trader="0x" + "00" * 20), "bad_field"),
+        (lambda m: m.update(extra="1"), "bad_schema"),
+        (lambda m: m.pop("size"), "bad_schema"),
+    ],
+)
+def test_stateless_rules(mutate, reason):
+    doc = sign_request(samples()[0], DOMAIN, KEY).to_json()
+    mutate(doc["message"])
+    with pytest.raises(RequestRejected) as info:
+        request_, signature, _ = request_from_json(doc)
+        verify_request(request_, signature, DOMAIN)
+    assert info.value.reason == reason
+
+
+def test_bad_checksum_address_is_refused():
+    doc = sign_request(samples()[0], DOMAIN, KEY).to_json()
+    good = checksum_address(TRADER)
+    flipped = good[:2] + "".join(c.swapcase() if c.isalpha() else c for c in good[2:])
+    assert flipped != good and flipped.lower() != flipped
+    doc["message"]["trader"] = flipped
+    with pytest.raises(RequestRejected):
+        request_from_json(doc)
+    doc["message"]["trader"] = good.lower()  # all lower case is accepted
+    assert request_from_json(doc)[0].trader == TRADER
+
+
+def test_receipt_signed_and_verified_against_the_operator_set():
+    operator_key = b"\x07" * 32
+    operator = bytes.fromhex(Account.from_key(operator_key).address[2:])
+    signed_request = sign_request(samples()[0], DOMAIN, KEY)
+    receipt = Receipt(signed_request.request_hash, 17, 2, TRADER, 1)
+    signed = receipt.sign(DOMAIN, operator_key)
+    theirs = Account.sign_message(encode_typed_data(full_message=receipt.typed_data(DOMAIN)), operator_key)
+    assert signed.signature == theirs.signature
+    round_tripped = SignedReceipt.from_json(signed.to_json(DOMAIN))
+    assert verify_receipt(round_tripped, DOMAIN, {operator}) == operator
+    with pytest.raises(ProtocolError):
+        verify_receipt(round_tripped, DOMAIN, {TRADER})
+    forged = SignedReceipt(Receipt(signed_request.request_hash, 18, 2, TRADER, 1), signed.signature)
+    with pytest.raises(ProtocolError):
+        verify_receipt(forged, DOMAIN, {operator})
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    side=st.integers(0, 1),
+    price=st.integers(1, 2**128 - 1),
+    size=st.integers(1, 2**128 - 1),
+    nonce=st.integers(0, 2**64 - 1),
+    ts=st.integers(0, 2**64 - 1),
+    reduce_only=st.booleans(),
+    chain_id=st.integers(1, 2**256 - 1),
+)
+def test_struct_hash_matches_eth_account_for_any_values(side, price, size, nonce, ts, reduce_only, chain_id):
+    domain = Domain(chain_id, b"\x5a" * 20)
+    request_ = PlaceOrder(TRADER, b"\x01" * 32, market_id("BTCP"), side, 0, price, size, reduce_only, nonce, ts)
+    signable = encode_typed_data(full_message=request_.typed_data(domain))
+    assert signable.body == request_.struct_hash()
+    assert signable.header == domain.separator
