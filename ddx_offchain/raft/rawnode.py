@@ -1,0 +1,240 @@
+"""RawNode: the thread-unsafe, I/O-free handle an application drives (etcd-io/raft's RawNode).
+
+The loop every runtime (part B's asyncio runtime, the simulator, tests) follows:
+
+    node.tick()                      # on every clock tick
+    node.step(message)               # for every message received from a peer
+    node.propose(data)               # for every client request
+    if node.has_ready():
+        rd = node.ready()
+        1. persist rd.snapshot (if any), then rd.entries, then rd.hard_state (if any); fsync if rd.must_sync
+        2. only then send rd.messages
+        3. apply rd.snapshot (if any) to the state machine, then rd.committed_entries in order
+           (for a CONF_CHANGE entry: decode it and call node.apply_conf_change(cc))
+        4. serve rd.read_states once the applied index reaches each one's index
+        node.advance(rd)
+
+See docs/raft.md for why the order in steps 1-2 is what makes votes and acknowledgements safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ddx_offchain.raft.core.config import Config
+from ddx_offchain.raft.core.errors import ProposalDroppedError, StepError
+from ddx_offchain.raft.core.progress import ProgressState
+from ddx_offchain.raft.core.raft import Raft
+from ddx_offchain.raft.messages import (
+    LOCAL_MESSAGE_TYPES,
+    RESPONSE_MESSAGE_TYPES,
+    ConfChange,
+    ConfState,
+    Entry,
+    EntryType,
+    HardState,
+    Message,
+    MessageType,
+    ReadState,
+    Snapshot,
+    SoftState,
+    StateRole,
+    encode_conf_change,
+)
+from ddx_offchain.raft.storage import Storage
+
+__all__ = ["Config", "PeerStatus", "ProposalDroppedError", "RawNode", "Ready", "Status", "StepError"]
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Everything the application must do before calling ``advance``; see the module docstring for the order."""
+
+    soft_state: SoftState | None  # set when leader or role changed
+    hard_state: HardState | None  # set when term, vote or commit changed: persist it
+    read_states: tuple[ReadState, ...]
+    entries: tuple[Entry, ...]  # append to stable storage (may overwrite a conflicting tail) BEFORE sending
+    snapshot: Snapshot | None  # a snapshot received from the leader: persist, then restore the state machine
+    committed_entries: tuple[Entry, ...]  # apply to the state machine, in order
+    messages: tuple[Message, ...]  # send only after entries/hard_state/snapshot above are durable
+    must_sync: bool  # entries or term/vote changed: the writes need an fsync before the messages leave
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    match: int
+    next: int
+    state: ProgressState
+    recent_active: bool
+    paused: bool
+    is_learner: bool
+    inflight: int
+    pending_snapshot: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    id: int
+    hard_state: HardState
+    soft_state: SoftState
+    applied: int
+    last_index: int
+    conf_state: ConfState
+    lead_transferee: int
+    progress: dict[int, PeerStatus]  # only on the leader, empty otherwise
+
+
+class RawNode:
+    def __init__(self, config: Config, storage: Storage) -> None:
+        """Starts (or restarts) from whatever ``storage`` holds. Raises ConfigError on a bad config."""
+        self._raft = Raft(config, storage)
+        self._prev_soft_state = self._raft.soft_state()
+        self._prev_hard_state = self._raft.hard_state()
+        self._outstanding: Ready | None = None
+
+    # --- inputs ----------------------------------------------------------------------------------------------
+    def tick(self) -> None:
+        self._raft.tick()
+
+    def campaign(self) -> None:
+        """Start an election now (pre-vote first if enabled), as if the election timeout fired."""
+        self._raft.step(Message(type=MessageType.HUP, from_=self._raft.id))
+
+    def propose(self, data: bytes) -> None:
+        """Propose data for the log. Raises ProposalDroppedError when no leader is known, forwarding is disabled,
+        a leadership transfer is in progress or the uncommitted tail is full. Acceptance is not commitment: the
+        entry is committed when it shows up in Ready.committed_entries."""
+        self._raft.propose([Entry(term=0, index=0, type=EntryType.NORMAL, data=data)])
+
+    def propose_conf_change(self, cc: ConfChange) -> None:
+        """Propose one membership change. On the leader it is refused with ProposalDroppedError (naming the rule)
+        if another change is not yet applied, if it would remove the last voter, or if it promotes a learner
+        that has not caught up with the commit index."""
+        self._raft.propose_conf_change(cc)
+
+    def step(self, message: Message) -> None:
+        """Feed a message received from a peer. Raises StepError for local-only message types and for responses
+        from nodes that are not members (both are ignored: nothing changes)."""
+        if message.type in LOCAL_MESSAGE_TYPES:
+            raise StepError(f"{message.type.name} is a local message and cannot come from the network")
+        if message.type in RESPONSE_MESSAGE_TYPES and not self._raft.has_progress(message.from_):
+            raise StepError(f"{message.type.name} from {message.from_}, which is not a member")
+        self._raft.step(message)
+
+    def read_index(self, request_ctx: bytes) -> None:
+        """Ask for a linearizable read. When confirmed, a ReadState with this context appears in a Ready; the
+        read may be served once the applied index reaches ReadState.index. The context must be unique."""
+        self._raft.step(
+            Message(type=MessageType.READ_INDEX, from_=self._raft.id, context=request_ctx)
+        )
+
+    def transfer_leadership(self, transferee: int) -> None:
+        """Ask the leader (this node or, forwarded, the one it knows) to hand leadership to ``transferee``."""
+        self._raft.step(Message(type=MessageType.TRANSFER_LEADER, from_=transferee))
+
+    def report_unreachable(self, node_id: int) -> None:
+        """The transport failed to deliver to node_id: the leader falls back to probing it."""
+        self._raft.step(Message(type=MessageType.UNREACHABLE, from_=node_id))
+
+    def report_snapshot(self, node_id: int, succeeded: bool) -> None:
+        """The transport finished sending a SNAPSHOT message to node_id. The runtime must report every snapshot
+        send; until it does, the leader keeps that follower paused in snapshot state."""
+        self._raft.step(Message(type=MessageType.SNAP_STATUS, from_=node_id, reject=not succeeded))
+
+    def apply_conf_change(self, cc: ConfChange) -> ConfState:
+        """Apply a committed conf change (call it when applying its CONF_CHANGE entry); returns the new
+        membership, which the application stores with its state-machine snapshot."""
+        return self._raft.apply_conf_change(cc)
+
+    # --- outputs ---------------------------------------------------------------------------------------------
+    def has_ready(self) -> bool:
+        raft = self._raft
+        if raft.soft_state() != self._prev_soft_state:
+            return True
+        hard = raft.hard_state()
+        if not hard.is_empty() and hard != self._prev_hard_state:
+            return True
+        log = raft.raft_log
+        return bool(
+            log.has_pending_snapshot()
+            or log.has_unstable_entries()
+            or raft.msgs
+            or raft.read_states
+            or log.has_next_committed_entries()
+        )
+
+    def ready(self) -> Ready:
+        """What to persist, send and apply now. Call ``advance`` with it when done, before the next ``ready``."""
+        if self._outstanding is not None:
+            raise StepError("ready() called again before advance() of the previous Ready")
+        raft = self._raft
+        log = raft.raft_log
+        soft = raft.soft_state()
+        hard = raft.hard_state()
+        entries = log.unstable_entries()
+        rd = Ready(
+            soft_state=soft if soft != self._prev_soft_state else None,
+            hard_state=hard if (not hard.is_empty() and hard != self._prev_hard_state) else None,
+            read_states=tuple(raft.read_states),
+            entries=tuple(entries),
+            snapshot=log.unstable_snapshot(),
+            committed_entries=tuple(log.next_committed_entries()),
+            messages=tuple(raft.msgs),
+            must_sync=bool(entries)
+            or hard.term != self._prev_hard_state.term
+            or hard.vote != self._prev_hard_state.vote,
+        )
+        raft.msgs = []
+        raft.read_states = []
+        if rd.soft_state is not None:
+            self._prev_soft_state = rd.soft_state
+        if rd.committed_entries:
+            log.accept_applying(rd.committed_entries[-1].index)
+        self._outstanding = rd
+        return rd
+
+    def advance(self, rd: Ready) -> None:
+        """Everything in ``rd`` has been persisted, sent and applied."""
+        if rd is not self._outstanding:
+            raise StepError("advance() must be given the Ready returned by the last ready()")
+        self._outstanding = None
+        raft = self._raft
+        if rd.hard_state is not None:
+            self._prev_hard_state = rd.hard_state
+        raft.advance(rd.entries, rd.snapshot, rd.committed_entries)
+
+    def status(self) -> Status:
+        raft = self._raft
+        progress: dict[int, PeerStatus] = {}
+        if raft.role is StateRole.LEADER:
+            for node_id, pr in raft.tracker.progress.items():
+                progress[node_id] = PeerStatus(
+                    match=pr.match,
+                    next=pr.next,
+                    state=pr.state,
+                    recent_active=pr.recent_active,
+                    paused=pr.is_paused(),
+                    is_learner=pr.is_learner,
+                    inflight=pr.inflights.count,
+                    pending_snapshot=pr.pending_snapshot,
+                )
+        return Status(
+            id=raft.id,
+            hard_state=raft.hard_state(),
+            soft_state=raft.soft_state(),
+            applied=raft.raft_log.applied,
+            last_index=raft.raft_log.last_index(),
+            conf_state=raft.tracker.conf_state(),
+            lead_transferee=raft.lead_transferee,
+            progress=progress,
+        )
+
+    @property
+    def raft(self) -> Raft:
+        """The state machine itself, for tests and the simulator's invariant checks (read-only use)."""
+        return self._raft
+
+
+def conf_change_entry_data(cc: ConfChange) -> bytes:
+    """The payload of the CONF_CHANGE entry that carries ``cc`` (for tests building logs by hand)."""
+    return encode_conf_change(cc)
