@@ -1,0 +1,285 @@
+"""The HTTP + WebSocket API of one operator (aiohttp). Routes and payloads: docs/api.md, api/openapi.json.
+
+Every error is JSON `{"error": <reason>, "detail": …}` with a 4xx status for anything the client can fix; an
+unexpected exception answers 500 `{"error": "internal"}` and is logged, never leaked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from importlib import resources
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import WSMsgType, web
+
+from ..node.history import History
+from ..node.metrics import CONTENT_TYPE, NodeMetrics
+from ..node.service import OperatorService, ReceiptRecord
+from ..node.views import ExchangeView
+from ..protocol.eip712 import from_json
+from ..protocol.errors import ProtocolError
+from .admission import AdmissionError
+from .feeds import FeedHub, ResumeUnavailable
+
+log = logging.getLogger("ddx.api")
+
+MAX_RANGE = 1000  # request-log entries or updates per page
+_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+
+
+class NodeFacade(Protocol):
+    """What the API needs from the operator process (node/operator.py)."""
+
+    service: OperatorService
+    view: ExchangeView
+    history: History | None
+    feeds: FeedHub
+    metrics: NodeMetrics
+
+    def status(self) -> dict: ...
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FeedChannel:
+    channel: str  # "all" | "trader" | "market"
+    key: bytes | None
+
+
+def _error(status: int, reason: str, detail: str, **extra) -> web.Response:
+    return web.json_response({"error": reason, "detail": detail, **extra}, status=status)
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except AdmissionError as exc:
+        return web.json_response(exc.to_json(), status=exc.status)
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "body_too_large", "request body too large")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = {404: "not_found", 405: "method_not_allowed"}.get(exc.status, "http_error")
+        return _error(exc.status, reason, exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal", "internal error")
+
+
+def _int_param(request: web.Request, name: str, default: int | None = None, *, lo: int = 0) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        if default is None:
+            raise AdmissionError(400, "bad_query", f"query parameter {name} is required")
+        return default
+    if not raw.isdigit() or len(raw) > 19:
+        raise AdmissionError(400, "bad_query", f"{name} must be a non-negative integer")
+    value = int(raw)
+    if value < lo:
+        raise AdmissionError(400, "bad_query", f"{name} must be at least {lo}")
+    return value
+
+
+def _path_value(request: web.Request, name: str, abi_type: str):
+    try:
+        return from_json(abi_type, name, request.match_info[name])
+    except ProtocolError as exc:
+        raise AdmissionError(400, "bad_path", str(exc)) from None
+
+
+def _channel_params(request: web.Request) -> FeedChannel:
+    channel = request.query.get("channel", "all")
+    if channel == "all":
+        return FeedChannel("all", None)
+    if channel not in ("trader", "market"):
+        raise AdmissionError(400, "bad_query", "channel must be all, trader or market")
+    abi = "address" if channel == "trader" else "bytes32"
+    try:
+        key = from_json(abi, "key", request.query.get("key"))
+    except ProtocolError as exc:
+        raise AdmissionError(400, "bad_query", str(exc)) from None
+    return FeedChannel(channel, key)
+
+
+class Api:
+    def __init__(self, node: NodeFacade) -> None:
+        self.node = node
+
+    # ------------------------------------------------------------ requests and receipts
+
+    async def post_request(self, request: web.Request) -> web.Response:
+        limit = self.node.service.admission.limits.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise AdmissionError(413, "body_too_large", f"request body exceeds {limit} bytes")
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            raise AdmissionError(413, "body_too_large", f"request body exceeds {limit} bytes")
+        record = await self.node.service.submit(body)
+        return web.json_response(self.node.service.receipt_json(record))
+
+    async def get_receipt(self, request: web.Request) -> web.Response:
+        request_hash = _path_value(request, "request_hash", "bytes32")
+        record = self.node.service.find_receipt(request_hash)
+        if record is None and self.node.history is not None:
+            fields = await asyncio.to_thread(self.node.history.receipt_fields, request_hash)
+            record = ReceiptRecord(*fields) if fields else None
+        if record is None:
+            return _error(404, "unknown_request", "no sequenced request with this hash")
+        return web.json_response(self.node.service.receipt_json(record))
+
+    async def get_request_log(self, request: web.Request) -> web.Response:
+        first = _int_param(request, "from", lo=1)
+        last = _int_param(request, "to", first + MAX_RANGE - 1, lo=first)
+        last = min(last, first + MAX_RANGE - 1)
+        if self.node.history is None:
+            return _error(404, "history_disabled", "this node keeps no history")
+        entries = await asyncio.to_thread(self.node.history.requests, first, last)
+        return web.json_response({"from": first, "to": last, "entries": entries})
+
+    async def get_updates(self, request: web.Request) -> web.Response:
+        after = _int_param(request, "after", 0)
+        limit = min(_int_param(request, "limit", 100, lo=1), MAX_RANGE)
+        channel = _channel_params(request)
+        trader = channel.key if channel.channel == "trader" else None
+        market = channel.key if channel.channel == "market" else None
+        items = self.node.feeds.recent(after, limit, trader, market)
+        if items is None:
+            if self.node.history is None:
+                return _error(410, "resume_unavailable", "those updates are no longer held by this node")
+            items = await asyncio.to_thread(self.node.history.updates, after, limit, trader=trader, market=market)
+        return web.json_response({"after": after, "updates": items, "lastOrdinal": self.node.feeds.last_ordinal})
+
+    # ------------------------------------------------------------ exchange state
+
+    async def get_book(self, request: web.Request) -> web.Response:
+        market = _path_value(request, "market", "bytes32")
+        book = self.node.view.book(market)
+        if book is None:
+            return _error(404, "unknown_market", "no such market")
+        return web.json_response(book | {"lastOrdinal": self.node.feeds.last_ordinal})
+
+    async def get_trader(self, request: web.Request) -> web.Response:
+        trader = _path_value(request, "trader", "address")
+        state = self.node.view.trader_state(trader)
+        part = request.match_info.get("part")
+        if part is not None:
+            if part not in state:
+                return _error(404, "not_found", f"no {part} view")
+            state = {part: state[part]}
+        return web.json_response(state | {"lastOrdinal": self.node.feeds.last_ordinal})
+
+    async def get_withdrawal_proof(self, request: web.Request) -> web.Response:
+        trader = _path_value(request, "trader", "address")
+        token = _path_value(request, "token", "address")
+        return web.json_response(self.node.view.withdrawal_proof(trader, token))
+
+    # ------------------------------------------------------------ operations
+
+    async def livez(self, request: web.Request) -> web.Response:
+        return web.json_response({"live": True})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ready, why = self.node.readiness()
+        return web.json_response({"ready": ready, "detail": why}, status=200 if ready else 503)
+
+    async def status(self, request: web.Request) -> web.Response:
+        return web.json_response(self.node.status())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.node.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        text = resources.files("ddx_offchain.api").joinpath("openapi.json").read_text()
+        return web.Response(text=text, content_type="application/json")
+
+    # ------------------------------------------------------------ WebSocket feed
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        channel = _channel_params(request)
+        after = None if "from" not in request.query else _int_param(request, "from")
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+        await ws.prepare(request)
+        hub = self.node.feeds
+        try:
+            sub, backlog = hub.subscribe(channel.channel, channel.key, after)
+        except ResumeUnavailable as exc:
+            await ws.send_json({"type": "error", "error": exc.reason, "detail": str(exc)})
+            await ws.close()
+            return ws
+        if after is None:
+            snapshot = self._snapshot(channel)  # same event-loop step as subscribe: consistent with lastOrdinal
+        self.node.metrics.ws_subscribers.inc()
+        reader = asyncio.ensure_future(self._drain_client(ws))
+        try:
+            if after is None:
+                await ws.send_json(snapshot)
+            for doc in backlog:
+                await ws.send_json({"type": "update", **doc})
+            while not ws.closed:
+                if sub.overflowed and sub.queue.empty():
+                    await ws.send_json({"type": "error", "error": "slow_consumer", "detail": "resume from your last ordinal"})
+                    break
+                getter = asyncio.ensure_future(sub.queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                await ws.send_json({"type": "update", **getter.result()})
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            hub.unsubscribe(sub)
+            reader.cancel()
+            self.node.metrics.ws_subscribers.dec()
+            await ws.close()
+        return ws
+
+    def _snapshot(self, channel: FeedChannel) -> dict[str, Any]:
+        ordinal = self.node.feeds.last_ordinal
+        if channel.channel == "trader":
+            state = self.node.view.trader_state(channel.key)
+        elif channel.channel == "market":
+            state = self.node.view.book(channel.key)
+        else:
+            state = {"stateRoot": "0x" + self.node.view.state_root().hex()}
+        return {"type": "snapshot", "channel": channel.channel, "ordinal": ordinal, "state": state}
+
+    async def _drain_client(self, ws: web.WebSocketResponse) -> None:
+        """The feed is one-way; reading keeps pings answered and notices the client closing."""
+        async for msg in ws:
+            if msg.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+                break
+
+
+def build_app(node: NodeFacade) -> web.Application:
+    api = Api(node)
+    limit = node.service.admission.limits.max_body_bytes
+    app = web.Application(middlewares=[_json_errors], client_max_size=limit + 1)
+    app.add_routes(
+        [
+            web.post("/v1/requests", api.post_request),
+            web.get("/v1/receipts/{request_hash}", api.get_receipt),
+            web.get("/v1/requests", api.get_request_log),
+            web.get("/v1/updates", api.get_updates),
+            web.get("/v1/books/{market}", api.get_book),
+            web.get("/v1/traders/{trader}", api.get_trader),
+            web.get("/v1/traders/{trader}/{part}", api.get_trader),
+            web.get("/v1/proofs/withdrawal/{trader}/{token}", api.get_withdrawal_proof),
+            web.get("/v1/ws", api.websocket),
+            web.get("/v1/status", api.status),
+            web.get("/livez", api.livez),
+            web.get("/readyz", api.readyz),
+            web.get("/metrics", api.metrics),
+            web.get("/v1/openapi.json", api.openapi),
+        ]
+    )
+    return app
+

@@ -1,0 +1,245 @@
+"""History: applied requests, execution updates and checkpoints in SQLite, written off the hot path.
+
+The apply path only enqueues; one writer thread drains the queue in batched transactions. History is a cache of
+consensus data for the API (request log, receipts by hash, update replay for feeds): losing the file loses no
+consensus state, and re-applying the Raft log after a restart rewrites what it covers (writes are idempotent).
+The schema is versioned with `PRAGMA user_version`; MIGRATIONS only ever grows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+from pathlib import Path
+
+from .sequencing import DUPLICATE, AppliedEntry
+
+log = logging.getLogger("ddx.history")
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: requests and updates
+    """
+    CREATE TABLE requests (
+        request_index INTEGER PRIMARY KEY,
+        log_index     INTEGER NOT NULL,
+        request_hash  BLOB,
+        trader        BLOB,
+        nonce         INTEGER,
+        status        TEXT NOT NULL,
+        reason        TEXT,
+        duplicate_of  INTEGER,
+        epoch         INTEGER NOT NULL,
+        entry         BLOB NOT NULL
+    );
+    CREATE INDEX requests_by_hash ON requests(request_hash);
+    CREATE TABLE updates (
+        ordinal       INTEGER PRIMARY KEY,
+        request_index INTEGER NOT NULL,
+        kind          TEXT NOT NULL,
+        trader        BLOB,
+        market        BLOB,
+        data          TEXT NOT NULL
+    );
+    CREATE INDEX updates_by_trader ON updates(trader, ordinal);
+    CREATE INDEX updates_by_market ON updates(market, ordinal);
+    """,
+    # 2: checkpoint progress per epoch (filled by the checkpointer)
+    """
+    CREATE TABLE checkpoints (
+        epoch      INTEGER PRIMARY KEY,
+        root       BLOB NOT NULL,
+        stage      TEXT NOT NULL,
+        detail     TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+)
+
+_STOP = object()
+BATCH = 512
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # history is re-derivable from Raft: no fsync per commit needed
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the latest version; returns it. Refuses a file newer than this code."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise RuntimeError(f"history schema version {version} is newer than this node ({len(MIGRATIONS)})")
+    for number in range(version, len(MIGRATIONS)):
+        conn.execute("BEGIN")
+        # executescript() would commit on its own; statements run one by one so a migration is all or nothing
+        for statement in MIGRATIONS[number].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number + 1}")
+        conn.execute("COMMIT")
+    return len(MIGRATIONS)
+
+
+class History:
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._write = connect(self.path)
+        self.schema_version = migrate(self._write)
+        self._read = threading.local()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self.persisted_ordinal = self._max("SELECT MAX(ordinal) FROM updates")
+        self.persisted_request_index = self._max("SELECT MAX(request_index) FROM requests")
+        self.enqueued = 0
+        self.written = 0
+        self.failed = False
+        self._thread = threading.Thread(target=self._run, name="ddx-history", daemon=True)
+        self._thread.start()
+
+    def _max(self, sql: str) -> int:
+        return self._write.execute(sql).fetchone()[0] or 0
+
+    # ------------------------------------------------------------ writes (apply path: enqueue only)
+
+    def record(self, applied: AppliedEntry) -> None:
+        self.enqueued += 1
+        self._queue.put(applied)
+
+    def record_checkpoint(self, epoch: int, root: bytes, stage: str, detail: dict) -> None:
+        self._queue.put(("checkpoint", epoch, root, stage, json.dumps(detail, sort_keys=True)))
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Block until everything enqueued so far is written (tests, shutdown)."""
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(10)
+        self._write.close()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = [item]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(b is _STOP for b in batch)
+            try:
+                self._write_batch([b for b in batch if b is not _STOP and not isinstance(b, threading.Event)])
+            except Exception:
+                self.failed = True
+                log.exception("history write failed (consensus state is unaffected)")
+            for b in batch:
+                if isinstance(b, threading.Event):
+                    b.set()
+            if stop:
+                return
+
+    def _write_batch(self, batch: list) -> None:
+        if not batch:
+            return
+        requests, updates, checkpoints = [], [], []
+        for item in batch:
+            if isinstance(item, tuple):
+                checkpoints.append(item[1:])
+                continue
+            a: AppliedEntry = item
+            requests.append(
+                (a.request_index, a.log_index, a.request_hash, a.trader, a.nonce, a.status, a.reason, a.duplicate_of, a.epoch, a.entry)
+            )
+            for u in a.updates:
+                updates.append((u.ordinal, u.request_index, u.kind, u.trader, u.market, json.dumps(u.data, sort_keys=True)))
+        conn = self._write
+        conn.execute("BEGIN")
+        conn.executemany("INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?)", requests)
+        conn.executemany("INSERT OR REPLACE INTO updates VALUES (?,?,?,?,?,?)", updates)
+        conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", checkpoints)
+        conn.execute("COMMIT")
+        with self._lock:
+            if updates:
+                self.persisted_ordinal = max(self.persisted_ordinal, max(u[0] for u in updates))
+            if requests:
+                self.persisted_request_index = max(self.persisted_request_index, max(r[0] for r in requests))
+            self.written += len(requests)
+
+    # ------------------------------------------------------------ reads (any thread; one connection per thread)
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._read, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._read.conn = conn
+        return conn
+
+    def receipt_fields(self, request_hash: bytes) -> tuple[bytes, int, int, bytes, int] | None:
+        """(request_hash, request_index, epoch, trader, nonce) of the sequenced request with this hash."""
+        row = self._reader().execute(
+            "SELECT request_index, status, duplicate_of, epoch, trader, nonce FROM requests "
+            "WHERE request_hash = ? AND status IN ('sequenced', 'duplicate') ORDER BY request_index LIMIT 1",
+            (request_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        index, status, duplicate_of, epoch, trader, nonce = row
+        return (request_hash, duplicate_of if status == DUPLICATE else index, epoch, trader, nonce)
+
+    def requests(self, first: int, last: int) -> list[dict]:
+        rows = self._reader().execute(
+            "SELECT request_index, log_index, request_hash, status, reason, duplicate_of, epoch, entry FROM requests "
+            "WHERE request_index BETWEEN ? AND ? ORDER BY request_index",
+            (first, last),
+        ).fetchall()
+        out = []
+        for index, log_index, request_hash, status, reason, duplicate_of, epoch, entry in rows:
+            item = {"requestIndex": index, "logIndex": log_index, "status": status, "epoch": epoch, "entry": "0x" + entry.hex()}
+            if request_hash is not None:
+                item["requestHash"] = "0x" + request_hash.hex()
+            if reason is not None:
+                item["reason"] = reason
+            if duplicate_of is not None:
+                item["duplicateOf"] = duplicate_of
+            out.append(item)
+        return out
+
+    def updates(self, after: int, limit: int, *, trader: bytes | None = None, market: bytes | None = None, upto: int | None = None) -> list[dict]:
+        sql = "SELECT ordinal, request_index, kind, trader, market, data FROM updates WHERE ordinal > ?"
+        args: list = [after]
+        if upto is not None:
+            sql += " AND ordinal <= ?"
+            args.append(upto)
+        if trader is not None:
+            sql += " AND trader = ?"
+            args.append(trader)
+        if market is not None:
+            sql += " AND market = ?"
+            args.append(market)
+        sql += " ORDER BY ordinal LIMIT ?"
+        args.append(limit)
+        return [
+            update_json(ordinal, request_index, kind, trader_, market_, json.loads(data))
+            for ordinal, request_index, kind, trader_, market_, data in self._reader().execute(sql, args).fetchall()
+        ]
+
+    def checkpoints(self, limit: int = 50) -> list[dict]:
+        rows = self._reader().execute("SELECT epoch, root, stage, detail FROM checkpoints ORDER BY epoch DESC LIMIT ?", (limit,))
+        return [{"epoch": e, "root": "0x" + r.hex(), "stage": s, "detail": json.loads(d)} for e, r, s, d in rows]
+
+
+def update_json(ordinal: int, request_index: int, kind: str, trader: bytes | None, market: bytes | None, data: dict) -> dict:
+    return {
+        "ordinal": ordinal,
+        "requestIndex": request_index,
+        "kind": kind,
+        "trader": None if trader is None else "0x" + trader.hex(),
+        "market": None if market is None else "0x" + market.hex(),
+        "data": data,
+    }

@@ -1,0 +1,47 @@
+"""The seam between the node and Raft: what the operator service needs from a sequencer.
+
+`RaftSequencer` (node/raft_sequencer.py) implements it over the Raft runtime. The sequencer delivers committed
+entries, in log order, to the `EntrySink` it was given (the node's state machine), on the event loop thread.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class SequencingError(Exception):
+    """The proposal's outcome is unknown (leadership lost, timeout): the client retries with the same nonce."""
+
+
+class NotLeaderError(SequencingError):
+    """This node is not the leader; `leader_id` names the one it knows of (or None)."""
+
+    def __init__(self, leader_id: int | None) -> None:
+        super().__init__("not the leader")
+        self.leader_id = leader_id
+
+
+class EntrySink(Protocol):
+    def apply_committed(self, log_index: int, data: bytes) -> None: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+class Sequencer(Protocol):
+    node_id: int
+
+    async def propose(self, data: bytes) -> int:
+        """Resolve with the entry's log index once it is committed on a quorum and fsync'd; SequencingError else."""
+        ...
+
+    def is_leader(self) -> bool: ...
+
+    def leader_id(self) -> int | None: ...
+
+    def applied_index(self) -> int: ...
+
+    def commit_index(self) -> int: ...
+
+    def status(self) -> dict: ...

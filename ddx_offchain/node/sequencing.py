@@ -1,0 +1,203 @@
+"""The replicated state machine every operator applies committed log entries to (docs/protocol.md §7.4).
+
+It sits between Raft and the engine: it decodes each entry, re-verifies the trader's signature (so a faulty leader
+cannot inject requests), enforces the replay window and (trader, nonce) uniqueness with logged data only, assigns
+request indexes, and hands what survives to the engine. Pure and deterministic: no asyncio, no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import msgspec
+
+from ..protocol.eip712 import Domain, DomainCache
+from ..protocol.errors import ProtocolError
+from ..protocol.requests import (
+    ENTRY_OPERATOR_COMMAND,
+    ENTRY_TRADER_REQUEST,
+    REPLAY_WINDOW_MS,
+    RequestRejected,
+    SignedRequest,
+    decode_entry,
+    verify_request,
+)
+
+SEQUENCED = "sequenced"  # handed to the engine (which accepted or rejected it: see its updates)
+DUPLICATE = "duplicate"  # (trader, nonce) already sequenced inside the window: the original's receipt applies
+REFUSED = "refused"  # never reached the engine (malformed, bad signature, expired)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionUpdate:
+    """One engine output with its global ordinal; `trader`/`market` route it to WebSocket feeds."""
+
+    ordinal: int
+    request_index: int
+    kind: str
+    trader: bytes | None
+    market: bytes | None
+    data: dict
+
+
+class ExecutionEngine(Protocol):
+    """What the state machine needs from the engine (the adapter in node/engine_adapter.py provides it)."""
+
+    def execute_request(self, signed: SignedRequest, request_index: int) -> list[ExecutionUpdate]: ...
+
+    def execute_operator_command(self, payload: bytes, request_index: int) -> list[ExecutionUpdate]: ...
+
+    def epoch(self) -> int: ...
+
+    def state_root(self) -> bytes: ...
+
+    def snapshot(self) -> bytes: ...
+
+    def restore(self, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedEntry:
+    """The outcome of one committed entry, as every node computes it."""
+
+    request_index: int
+    log_index: int
+    entry: bytes
+    status: str
+    epoch: int
+    request_hash: bytes | None = None
+    trader: bytes | None = None
+    nonce: int | None = None
+    reason: str | None = None
+    duplicate_of: int | None = None
+    updates: list[ExecutionUpdate] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenRequest:
+    timestamp: int
+    request_index: int
+    request_hash: bytes
+    epoch: int
+
+
+class _Snapshot(msgspec.Struct, array_like=True):
+    next_request_index: int
+    last_log_index: int
+    high_water_ms: int
+    seen: list[tuple[bytes, int, int, int, bytes, int]]
+    engine: bytes
+
+
+class ExchangeStateMachine:
+    """apply(log_index, entry) -> AppliedEntry; snapshot()/restore() include the replay-window state."""
+
+    def __init__(self, domain: Domain, engine: ExecutionEngine) -> None:
+        self.domain = DomainCache(domain)
+        self.engine = engine
+        self.next_request_index = 1
+        self.last_log_index = 0
+        self.high_water_ms = 0  # highest request timestamp applied so far
+        self._seen: dict[tuple[bytes, int], SeenRequest] = {}
+        self._expiry: list[tuple[int, bytes, int]] = []  # min-heap of (timestamp, trader, nonce)
+
+    # ------------------------------------------------------------ apply
+
+    def apply(self, log_index: int, entry: bytes) -> AppliedEntry | None:
+        """Apply one committed entry. Returns None for entries that are not requests (Raft no-ops, config)."""
+        if log_index <= self.last_log_index:
+            raise ProtocolError(f"entry {log_index} applied twice (last applied {self.last_log_index})")
+        self.last_log_index = log_index
+        if not entry or entry[0] not in (ENTRY_TRADER_REQUEST, ENTRY_OPERATOR_COMMAND):
+            return None
+        request_index = self.next_request_index
+        self.next_request_index += 1
+        if entry[0] == ENTRY_OPERATOR_COMMAND:
+            updates = self.engine.execute_operator_command(entry[1:], request_index)
+            return AppliedEntry(request_index, log_index, entry, SEQUENCED, self.engine.epoch(), updates=updates)
+        return self._apply_trader_request(request_index, log_index, entry)
+
+    def _apply_trader_request(self, request_index: int, log_index: int, entry: bytes) -> AppliedEntry:
+        epoch = self.engine.epoch()
+        try:
+            request, signature = decode_entry(entry)
+            signed = verify_request(request, signature, self.domain)
+        except RequestRejected as exc:
+            return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason=exc.reason)
+        except ProtocolError:
+            return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason="malformed_entry")
+        common = dict(request_hash=signed.request_hash, trader=request.trader, nonce=request.nonce)
+        if request.timestamp + REPLAY_WINDOW_MS < self.high_water_ms:
+            return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason="expired", **common)
+        if request.timestamp > self.high_water_ms:
+            self.high_water_ms = request.timestamp
+            self._forget_expired()
+        seen = self._seen.get((request.trader, request.nonce))
+        if seen is not None:
+            return AppliedEntry(
+                request_index, log_index, entry, DUPLICATE, seen.epoch, duplicate_of=seen.request_index, **common
+            )
+        self._remember(request.trader, request.nonce, SeenRequest(request.timestamp, request_index, signed.request_hash, epoch))
+        updates = self.engine.execute_request(signed, request_index)
+        return AppliedEntry(request_index, log_index, entry, SEQUENCED, epoch, updates=updates, **common)
+
+    def _remember(self, trader: bytes, nonce: int, seen: SeenRequest) -> None:
+        self._seen[(trader, nonce)] = seen
+        heapq.heappush(self._expiry, (seen.timestamp, trader, nonce))
+
+    def _forget_expired(self) -> None:
+        horizon = self.high_water_ms - REPLAY_WINDOW_MS
+        while self._expiry and self._expiry[0][0] < horizon:
+            _, trader, nonce = heapq.heappop(self._expiry)
+            self._seen.pop((trader, nonce), None)
+
+    # ------------------------------------------------------------ queries
+
+    def seen(self, trader: bytes, nonce: int) -> SeenRequest | None:
+        """The sequenced request holding (trader, nonce) inside the replay window, if any."""
+        return self._seen.get((trader, nonce))
+
+    # ------------------------------------------------------------ snapshots
+
+    def snapshot(self) -> bytes:
+        seen = [
+            (trader, nonce, s.timestamp, s.request_index, s.request_hash, s.epoch)
+            for (trader, nonce), s in sorted(self._seen.items())
+        ]
+        return msgspec.msgpack.encode(
+            _Snapshot(self.next_request_index, self.last_log_index, self.high_water_ms, seen, self.engine.snapshot())
+        )
+
+    def restore(self, data: bytes) -> None:
+        try:
+            snap = msgspec.msgpack.decode(data, type=_Snapshot)
+        except msgspec.DecodeError as exc:
+            raise ProtocolError(f"corrupt state-machine snapshot: {exc}") from None
+        self.engine.restore(snap.engine)
+        self.next_request_index = snap.next_request_index
+        self.last_log_index = snap.last_log_index
+        self.high_water_ms = snap.high_water_ms
+        self._seen = {}
+        self._expiry = []
+        for trader, nonce, ts, request_index, request_hash, epoch in snap.seen:
+            self._remember(trader, nonce, SeenRequest(ts, request_index, request_hash, epoch))
+
+
+def describe(applied: AppliedEntry) -> dict[str, Any]:
+    """JSON form of an applied entry for the request log endpoint and history."""
+    out: dict[str, Any] = {
+        "requestIndex": applied.request_index,
+        "logIndex": applied.log_index,
+        "status": applied.status,
+        "epoch": applied.epoch,
+        "entry": "0x" + applied.entry.hex(),
+    }
+    if applied.request_hash is not None:
+        out["requestHash"] = "0x" + applied.request_hash.hex()
+    if applied.reason is not None:
+        out["reason"] = applied.reason
+    if applied.duplicate_of is not None:
+        out["duplicateOf"] = applied.duplicate_of
+    return out

@@ -1,0 +1,198 @@
+"""One operator's request path: admission -> nonce check -> propose -> commit -> apply -> signed receipt.
+
+A receipt is signed only after the entry is committed on a quorum (the sequencer's promise) *and* applied by this
+node's state machine, so it names the request index and epoch every node computes, and a request that the state
+machine refuses (expired, duplicate of another) never gets a receipt of its own. A retried request with the same
+(trader, nonce) gets the receipt of the first copy, whether it is still in flight or already applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..api.admission import Admission, AdmissionError
+from ..protocol.eip712 import Domain, DomainCache, address_of
+from ..protocol.requests import Receipt, SignedReceipt, SignedRequest, encode_entry
+from .sequencer import NotLeaderError, SequencingError, Sequencer
+from .sequencing import DUPLICATE, REFUSED, AppliedEntry, ExchangeStateMachine
+
+log = logging.getLogger("ddx.node")
+
+RECENT_RECEIPTS = 200_000  # receipts answerable from memory before history is consulted
+PROPOSE_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """Enough to (re)sign a receipt on any node: every field is consensus data."""
+
+    request_hash: bytes
+    request_index: int
+    epoch: int
+    trader: bytes
+    nonce: int
+
+    def receipt(self) -> Receipt:
+        return Receipt(self.request_hash, self.request_index, self.epoch, self.trader, self.nonce)
+
+
+class _Pending:
+    __slots__ = ("request_hash", "future")
+
+    def __init__(self, request_hash: bytes, future: asyncio.Future) -> None:
+        self.request_hash = request_hash
+        self.future = future
+
+
+class OperatorService:
+    def __init__(
+        self,
+        *,
+        domain: Domain,
+        operator_key: bytes,
+        machine: ExchangeStateMachine,
+        sequencer: Sequencer,
+        admission: Admission,
+        leader_urls: dict[int, str] | None = None,
+        propose_timeout_s: float = PROPOSE_TIMEOUT_S,
+        lookup_receipt: Callable[[bytes], ReceiptRecord | None] | None = None,
+    ) -> None:
+        self.domain = domain
+        self._domain_cache = DomainCache(domain)
+        self._operator_key = operator_key
+        self.operator_address = address_of(operator_key)
+        self.machine = machine
+        self.sequencer = sequencer
+        self.admission = admission
+        self.leader_urls = leader_urls or {}
+        self.propose_timeout_s = propose_timeout_s
+        self._lookup_receipt = lookup_receipt  # history (SQLite) for receipts older than the in-memory window
+        self._pending: dict[tuple[bytes, int], _Pending] = {}
+        self._recent: OrderedDict[bytes, ReceiptRecord] = OrderedDict()
+        self.listeners: list[Callable[[AppliedEntry], None]] = []
+        self.observers: list[Callable[[str, float], None]] = []  # (outcome, seconds) per submission, for metrics
+
+    # ------------------------------------------------------------ the applied stream (from the sequencer)
+
+    def apply_committed(self, log_index: int, data: bytes) -> None:
+        applied = self.machine.apply(log_index, data)
+        if applied is None:
+            return
+        if applied.request_hash is not None and applied.status != REFUSED:
+            request_index = applied.duplicate_of if applied.status == DUPLICATE else applied.request_index
+            if applied.status != DUPLICATE:
+                self._remember(ReceiptRecord(applied.request_hash, request_index, applied.epoch, applied.trader, applied.nonce))
+        if applied.trader is not None:
+            pending = self._pending.get((applied.trader, applied.nonce))
+            if pending is not None and pending.request_hash == applied.request_hash and not pending.future.done():
+                pending.future.set_result(applied)
+        for listener in self.listeners:
+            try:
+                listener(applied)
+            except Exception:  # a broken observer (history, feeds) must never stop consensus apply
+                log.exception("applied-entry listener failed at request %d", applied.request_index)
+
+    def snapshot(self) -> bytes:
+        return self.machine.snapshot()
+
+    def restore(self, data: bytes) -> None:
+        self.machine.restore(data)
+
+    def _remember(self, record: ReceiptRecord) -> None:
+        self._recent[record.request_hash] = record
+        if len(self._recent) > RECENT_RECEIPTS:
+            self._recent.popitem(last=False)
+
+    # ------------------------------------------------------------ receipts
+
+    def sign_receipt(self, record: ReceiptRecord) -> SignedReceipt:
+        return record.receipt().sign(self._domain_cache, self._operator_key)
+
+    def receipt_json(self, record: ReceiptRecord) -> dict:
+        signed = self.sign_receipt(record)
+        out = signed.receipt.message_json()
+        out["operator"] = "0x" + self.operator_address.hex()
+        out["signature"] = "0x" + signed.signature.hex()
+        return out
+
+    def find_receipt(self, request_hash: bytes) -> ReceiptRecord | None:
+        record = self._recent.get(request_hash)
+        if record is None and self._lookup_receipt is not None:
+            record = self._lookup_receipt(request_hash)
+        return record
+
+    # ------------------------------------------------------------ submission
+
+    async def submit(self, body: bytes) -> ReceiptRecord:
+        """Admit, sequence and apply one request; the ReceiptRecord to sign, or AdmissionError."""
+        started = time.perf_counter()
+        try:
+            record = await self._submit(body)
+        except AdmissionError as exc:
+            self._observe(exc.reason, started)
+            raise
+        self._observe("receipt", started)
+        return record
+
+    def _observe(self, outcome: str, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        for observer in self.observers:
+            observer(outcome, elapsed)
+
+    async def _submit(self, body: bytes) -> ReceiptRecord:
+        signed = self.admission.admit(body)
+        request = signed.request
+        key = (request.trader, request.nonce)
+        seen = self.machine.seen(*key)
+        if seen is not None:
+            if seen.request_hash != signed.request_hash:
+                raise AdmissionError(409, "nonce_reused", "this nonce was already used by another request", requestIndex=seen.request_index)
+            return ReceiptRecord(seen.request_hash, seen.request_index, seen.epoch, request.trader, request.nonce)
+        pending = self._pending.get(key)
+        if pending is not None:
+            if pending.request_hash != signed.request_hash:
+                raise AdmissionError(409, "nonce_reused", "this nonce is in flight for another request")
+            return self._outcome(await self._wait(pending.future), signed)
+        if not self.sequencer.is_leader():
+            raise self._not_leader(self.sequencer.leader_id())
+        future = asyncio.get_running_loop().create_future()
+        self._pending[key] = _Pending(signed.request_hash, future)
+        try:
+            try:
+                await asyncio.wait_for(self.sequencer.propose(encode_entry(signed)), self.propose_timeout_s)
+            except NotLeaderError as exc:
+                raise self._not_leader(exc.leader_id) from None
+            except (SequencingError, asyncio.TimeoutError) as exc:
+                raise AdmissionError(
+                    503, "outcome_unknown", f"sequencing did not complete ({exc or 'timeout'}): retry with the same nonce"
+                ) from None
+            return self._outcome(await self._wait(future), signed)
+        finally:
+            if self._pending.get(key) is not None and self._pending[key].future is future:
+                del self._pending[key]
+            if not future.done():
+                future.cancel()
+
+    async def _wait(self, future: asyncio.Future) -> AppliedEntry:
+        # asyncio.wait neither cancels the shared future nor raises when another submitter gives up on it
+        done, _ = await asyncio.wait({future}, timeout=self.propose_timeout_s)
+        if not done or future.cancelled():
+            raise AdmissionError(503, "outcome_unknown", "not applied here in time: retry with the same nonce")
+        return future.result()
+
+    def _outcome(self, applied: AppliedEntry, signed: SignedRequest) -> ReceiptRecord:
+        request = signed.request
+        if applied.status == REFUSED:
+            raise AdmissionError(409, applied.reason or "refused", "sequenced but refused by the state machine", requestIndex=applied.request_index)
+        request_index = applied.duplicate_of if applied.status == DUPLICATE else applied.request_index
+        return ReceiptRecord(signed.request_hash, request_index, applied.epoch, request.trader, request.nonce)
+
+    def _not_leader(self, leader_id: int | None) -> AdmissionError:
+        if leader_id is None:
+            return AdmissionError(503, "no_leader", "the cluster has no leader right now: retry shortly")
+        return AdmissionError(421, "not_leader", "send the request to the leader", leader=self.leader_urls.get(leader_id), leaderId=leader_id)
