@@ -1,0 +1,182 @@
+"""StateTree against the spec oracle: roots, incremental re-hashing, proofs, typed errors."""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ddx_offchain.protocol.hashing import EMPTY, keccak256, leaf_hash
+from ddx_offchain.protocol.proof import common_prefix_bits, verify_inclusion, verify_non_inclusion
+from ddx_offchain.tree import (
+    MAX_VALUE_BYTES,
+    InvalidItem,
+    ItemNotFound,
+    ItemPresent,
+    StateTree,
+    TreeError,
+    ValuesNotKept,
+)
+from tree_spec_model import spec_root_of_values
+from tree_strategies import EXAMPLES, key_sets, operations
+
+
+def _key(byte0: int, rest: int = 0) -> bytes:
+    return bytes([byte0]) + rest.to_bytes(31, "big")
+
+
+def test_empty_tree_root_is_empty():
+    assert StateTree().root() == EMPTY
+    assert len(StateTree()) == 0
+
+
+def test_one_item_root_is_its_leaf():
+    t = StateTree()
+    t.put(_key(7), b"v")
+    assert t.root() == leaf_hash(_key(7), keccak256(b"v"))
+
+
+def test_two_items_differing_in_the_last_bit_make_a_256_deep_path():
+    a, b = b"\x55" * 31 + b"\x00", b"\x55" * 31 + b"\x01"
+    t = StateTree.from_items({a: b"a", b: b"b"})
+    proof = t.prove(a)
+    assert len(proof.siblings) == 256
+    assert proof.siblings[0] == leaf_hash(b, keccak256(b"b"))
+    assert all(s == EMPTY for s in proof.siblings[1:])
+    assert verify_inclusion(t.root(), proof)
+    assert t.root() == spec_root_of_values({a: b"a", b: b"b"})
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(key_sets(max_size=60), st.randoms(use_true_random=False))
+def test_root_matches_spec_and_ignores_insertion_order(keys, rnd):
+    values = {k: rnd.randbytes(rnd.randint(0, 70)) for k in keys}
+    expected = spec_root_of_values(values)
+    assert StateTree.from_items(values).root() == expected
+    order = list(values)
+    rnd.shuffle(order)
+    t = StateTree()
+    for k in order:
+        t.put(k, values[k])
+    assert t.root() == expected
+    assert len(t) == len(values)
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(operations())
+def test_incremental_root_equals_spec_after_any_mix_of_puts_and_deletes(ops):
+    t = StateTree()
+    model: dict[bytes, bytes] = {}
+    for op, key, value, check in ops:
+        if op == "put":
+            t.put(key, value)
+            model[key] = value
+        elif key in model:
+            t.delete(key)
+            del model[key]
+        if check:  # re-hash mid-sequence too, so batches of every size are exercised
+            assert t.root() == spec_root_of_values(model)
+    assert t.root() == spec_root_of_values(model)
+    assert t.root() == StateTree.from_items(model).root()
+    assert dict(t.items()) == model
+    assert list(t.keys()) == sorted(model)
+    for key in model:
+        assert t.get(key) == model[key]
+        assert verify_inclusion(t.root(), t.prove(key))
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(key_sets(max_size=40), st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=10))
+def test_non_inclusion_proofs_verify_and_name_the_leaf_on_the_path(keys, probes):
+    t = StateTree.from_items({k: k[:5] for k in keys})
+    root = t.root()
+    for probe in probes + [bytes(k[:31]) + bytes([k[31] ^ 1]) for k in list(keys)[:5]]:
+        if probe in t:
+            with pytest.raises(ItemPresent):
+                t.prove_absent(probe)
+            continue
+        proof = t.prove_absent(probe)
+        assert verify_non_inclusion(root, proof)
+        if proof.other_key is not None:
+            assert proof.other_key in t
+            assert common_prefix_bits(probe, proof.other_key) >= len(proof.siblings)
+
+
+def test_deleting_everything_returns_to_the_empty_root():
+    rnd = random.Random(3)
+    items = {rnd.randbytes(32): rnd.randbytes(8) for _ in range(300)}
+    t = StateTree.from_items(items)
+    for k in list(items)[::2]:
+        t.delete(k)
+    t.root()
+    for k in list(items)[1::2]:
+        t.delete(k)
+    assert t.root() == EMPTY
+    assert len(t) == 0 and t._internal == {}  # no stale internal nodes survive
+
+
+def test_putting_an_unchanged_value_keeps_the_root_and_no_work_pending():
+    t = StateTree.from_items({_key(1): b"x", _key(2): b"y"})
+    before = t.root()
+    t.put(_key(1), b"x")
+    assert t._pending == {}
+    assert t.root() == before
+
+
+def test_overwrite_then_delete_in_one_batch():
+    t = StateTree.from_items({_key(1): b"x", _key(2): b"y", _key(3): b"z"})
+    t.put(_key(2), b"changed")
+    t.delete(_key(2))
+    t.put(_key(9), b"new")
+    t.delete(_key(9))
+    assert t.root() == spec_root_of_values({_key(1): b"x", _key(3): b"z"})
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        (b"\x01" * 31, b"v"),  # short key
+        (b"\x01" * 33, b"v"),  # long key
+        ("0x" + "01" * 32, b"v"),  # hex string, not bytes
+        (b"\x01" * 32, "v"),  # str value
+        (b"\x01" * 32, b"v" * (MAX_VALUE_BYTES + 1)),  # oversized value
+    ],
+)
+def test_bad_input_is_a_typed_error_and_changes_nothing(key, value):
+    t = StateTree.from_items({_key(1): b"x"})
+    before = t.root()
+    with pytest.raises(InvalidItem):
+        t.put(key, value)
+    assert t.root() == before and len(t) == 1 and t._pending == {}
+
+
+def test_absent_items_are_typed_errors():
+    t = StateTree.from_items({_key(1): b"x"})
+    with pytest.raises(ItemNotFound):
+        t.delete(_key(2))
+    with pytest.raises(ItemNotFound):
+        t.prove(_key(2))
+    with pytest.raises(ItemPresent):
+        t.prove_absent(_key(1))
+    assert t.get(_key(2)) is None and t.value_hash(_key(2)) is None
+    assert issubclass(ItemNotFound, TreeError) and issubclass(ItemNotFound, KeyError)
+
+
+def test_hash_only_tree_has_the_same_root_but_no_values():
+    items = {_key(1): b"x", _key(2, 5): b"y"}
+    t = StateTree.from_items(items, keep_values=False)
+    assert t.root() == StateTree.from_items(items).root()
+    assert t.value_hash(_key(1)) == keccak256(b"x")
+    with pytest.raises(ValuesNotKept):
+        t.get(_key(1))
+    with pytest.raises(ValuesNotKept):
+        list(t.items())
+
+
+def test_proofs_track_updates():
+    t = StateTree.from_items({_key(1): b"x", _key(2): b"y"})
+    old_root, old_proof = t.root(), t.prove(_key(1))
+    t.put(_key(1), b"x2")
+    assert not verify_inclusion(t.root(), old_proof)
+    assert verify_inclusion(old_root, old_proof)
+    assert t.prove(_key(1)).value_hash == keccak256(b"x2")
