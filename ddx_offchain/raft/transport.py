@@ -1,0 +1,415 @@
+"""Peer transport: asyncio TCP + mutual TLS, length-prefixed msgpack frames, reconnect with backoff.
+
+Each node listens for its peers and dials each peer once; a connection carries frames in one direction only
+(dialer -> listener), like etcd's stream transport, so the two directions never contend for one socket.
+
+Authentication: both sides present their operator certificate; a peer is accepted only if its certificate's
+SHA-256 fingerprint is one of the pinned operator certificates from config, and every message it sends must
+carry its own node id. A process without a configured operator key cannot connect, let alone inject.
+
+Robustness: a frame over `max_frame_bytes` closes the connection (the stream cannot be resynchronised past an
+unread body); a frame that does not decode, or a message that fails `check_message`, is dropped with a log line
+and the connection stays up. Nothing a peer sends can raise out of the transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import random
+import ssl
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ddx_offchain.raft.certs import certificate_fingerprint
+from ddx_offchain.raft.codec import (
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_SNAPSHOT_BYTES,
+    LENGTH_PREFIX_BYTES,
+    CodecError,
+    MessageBatch,
+    SnapshotAssembler,
+    SnapshotChunk,
+    check_message,
+    decode_frame_payload,
+    encode_frame_payload,
+    encode_message,
+    frame_bytes,
+    split_into_chunks,
+)
+from ddx_offchain.raft.messages import Message
+
+log = logging.getLogger("ddx.raft.transport")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsMaterial:
+    """This operator's certificate and key, and every operator's pinned certificate (PEM)."""
+
+    cert_pem: bytes
+    key_pem: bytes
+    pinned: dict[int, bytes]  # node id -> certificate PEM, for every operator (self included is fine)
+
+
+@dataclass(frozen=True, slots=True)
+class TransportConfig:
+    node_id: int
+    listen_host: str
+    listen_port: int  # 0 picks a free port; see Transport.port
+    peers: dict[int, tuple[str, int]]  # node id -> (host, port) of every other operator
+    tls: TlsMaterial
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_snapshot_bytes: int = DEFAULT_MAX_SNAPSHOT_BYTES
+    snapshot_chunk_bytes: int = 1 << 20
+    # Messages buffered per peer while its connection is down; beyond that the oldest are dropped (Raft
+    # retransmits) and the peer is reported unreachable.
+    max_queued_messages: int = 16384
+    reconnect_min_seconds: float = 0.02
+    reconnect_max_seconds: float = 1.0
+    handshake_timeout_seconds: float = 5.0
+
+
+@dataclass(slots=True)
+class TransportHandler:
+    """Callbacks into the runtime; all run on the event loop."""
+
+    on_messages: Callable[[int, list[Message]], None]
+    on_unreachable: Callable[[int], None] = lambda peer: None
+    on_snapshot_sent: Callable[[int, bool], None] = lambda peer, ok: None
+
+
+@dataclass(slots=True)
+class TransportStats:
+    frames_received: int = 0
+    frames_dropped: int = 0
+    connections_refused: int = 0
+    messages_dropped_on_send: int = 0
+    dropped_reasons: collections.Counter = field(default_factory=collections.Counter)
+
+
+def _pem_bundle_context(purpose: ssl.Purpose, tls: TlsMaterial, trusted: list[bytes]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if purpose is ssl.Purpose.CLIENT_AUTH else ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.check_hostname = False  # identity is the pinned certificate, not a host name
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_verify_locations(cadata="".join(pem.decode() for pem in trusted))
+    # load_cert_chain only takes paths; the key lives in a private temporary file for the call only.
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_path, key_path = Path(tmp) / "cert.pem", Path(tmp) / "key.pem"
+        cert_path.write_bytes(tls.cert_pem)
+        key_path.touch(mode=0o600)
+        key_path.write_bytes(tls.key_pem)
+        context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+class Transport:
+    def __init__(self, config: TransportConfig, handler: TransportHandler) -> None:
+        self.config = config
+        self.handler = handler
+        self.stats = TransportStats()
+        self._fingerprints = {certificate_fingerprint(pem): node for node, pem in config.tls.pinned.items()}
+        self._server_context = _pem_bundle_context(ssl.Purpose.CLIENT_AUTH, config.tls, list(config.tls.pinned.values()))
+        self._links: dict[int, _PeerLink] = {}
+        self._server: asyncio.base_events.Server | None = None
+        self._inbound: set[asyncio.Task] = set()
+        self._connections: set[_InboundConnection] = set()
+        self._closed = False
+        self.port = config.listen_port
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _InboundConnection(self), self.config.listen_host, self.config.listen_port
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        for node_id, address in self.config.peers.items():
+            self.add_peer(node_id, address)
+
+    def add_peer(self, node_id: int, address: tuple[str, int]) -> None:
+        if node_id == self.config.node_id or node_id in self._links:
+            return
+        pem = self.config.tls.pinned.get(node_id)
+        if pem is None:
+            raise ValueError(f"no pinned certificate for node {node_id}")
+        context = _pem_bundle_context(ssl.Purpose.SERVER_AUTH, self.config.tls, [pem])
+        self._links[node_id] = _PeerLink(self, node_id, address, context, certificate_fingerprint(pem))
+
+    def remove_peer(self, node_id: int) -> None:
+        link = self._links.pop(node_id, None)
+        if link is not None:
+            link.close()
+
+    def send(self, messages: list[Message]) -> None:
+        """Queue messages for their destinations; never blocks, never raises for an unknown peer (logged)."""
+        for message in messages:
+            link = self._links.get(message.to)
+            if link is None:
+                log.warning("node %d: dropping %s to unknown peer %d", self.config.node_id, message.type.name, message.to)
+                continue
+            link.enqueue(message)
+
+    def connected_peers(self) -> list[int]:
+        return sorted(node for node, link in self._links.items() if link.connected)
+
+    async def close(self) -> None:
+        self._closed = True
+        for link in self._links.values():
+            link.close()
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._inbound):
+            task.cancel()
+        for connection in list(self._connections):
+            connection.abort()
+        await asyncio.gather(*(link.task for link in self._links.values()), *self._inbound, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+        self._links.clear()
+
+    # --- inbound (called by _InboundConnection) ------------------------------------------------------------------
+    def _identify(self, der: bytes | None) -> int | None:
+        peer = self._fingerprints.get(certificate_fingerprint(der)) if der else None
+        return None if peer == self.config.node_id else peer
+
+    def _deliver(self, peer: int, payload: bytes, assembler: SnapshotAssembler) -> None:
+        self.stats.frames_received += 1
+        try:
+            frame = decode_frame_payload(payload)
+            if isinstance(frame, SnapshotChunk):
+                message = assembler.add(frame)
+                candidates: tuple[Message, ...] = (message,) if message is not None else ()
+            else:
+                candidates = frame.messages
+        except CodecError as exc:
+            self._drop(peer, "malformed", str(exc))
+            return
+        me = self.config.node_id
+        accepted: list[Message] = []
+        for message in candidates:
+            try:
+                check_message(message, sender=peer, receiver=me)
+            except CodecError as exc:
+                self._drop(peer, "invalid", str(exc))
+                continue
+            accepted.append(message)
+        if accepted:
+            try:
+                self.handler.on_messages(peer, accepted)
+            except Exception:  # the runtime's bug must not look like the peer's fault, nor kill the connection
+                log.exception("node %d: handler failed on messages from %d", me, peer)
+
+    def _drop(self, peer: int, reason: str, detail: str) -> None:
+        self.stats.frames_dropped += 1
+        self.stats.dropped_reasons[reason] += 1
+        log.warning("node %d: dropped %s frame from node %d: %s", self.config.node_id, reason, peer, detail)
+
+
+class _InboundConnection(asyncio.Protocol):
+    """One accepted connection: TLS handshake, peer identification, then frame parsing in data_received.
+
+    Reading is paused from the first moment until the TLS layer takes over, so no handshake byte can be
+    consumed as plaintext; a failed handshake is logged here (asyncio would otherwise swallow it).
+    """
+
+    def __init__(self, transport: Transport) -> None:
+        self.owner = transport
+        self.peer: int | None = None
+        self.raw: asyncio.BaseTransport | None = None
+        self.tls: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.assembler = SnapshotAssembler(transport.config.max_snapshot_bytes)
+        self.remote = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self.raw is not None:
+            return  # start_tls re-announces the connection to this protocol; already set up
+        self.raw = transport
+        self.owner._connections.add(self)
+        self.remote = transport.get_extra_info("peername")
+        transport.pause_reading()  # type: ignore[attr-defined]
+        task = asyncio.get_running_loop().create_task(self._handshake())
+        self.owner._inbound.add(task)
+        task.add_done_callback(self.owner._inbound.discard)
+
+    async def _handshake(self) -> None:
+        owner = self.owner
+        config = owner.config
+        try:
+            self.tls = await asyncio.get_running_loop().start_tls(
+                self.raw, self, owner._server_context, server_side=True,
+                ssl_handshake_timeout=config.handshake_timeout_seconds,
+            )
+        except (ssl.SSLError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
+            owner.stats.connections_refused += 1
+            log.warning("node %d: refused connection from %s: TLS handshake failed (%r)", config.node_id, self.remote, exc)
+            self.raw.close()
+            return
+        ssl_object = self.tls.get_extra_info("ssl_object")
+        self.peer = owner._identify(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
+        if self.peer is None:
+            owner.stats.connections_refused += 1
+            log.warning("node %d: refused connection from %s: certificate is not a pinned peer", config.node_id, self.remote)
+            self.tls.close()
+            return
+        if owner._closed:
+            self.tls.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self.peer is None or self.tls is None:
+            return
+        buffer = self.buffer
+        buffer += data
+        owner = self.owner
+        limit = owner.config.max_frame_bytes
+        offset = 0
+        size = len(buffer)
+        while size - offset >= LENGTH_PREFIX_BYTES:
+            length = int.from_bytes(buffer[offset : offset + LENGTH_PREFIX_BYTES], "big")
+            if length == 0 or length > limit:
+                owner._drop(self.peer, "oversized", f"frame of {length} bytes (max {limit}); closing the connection")
+                buffer.clear()
+                self.tls.close()
+                return
+            end = offset + LENGTH_PREFIX_BYTES + length
+            if end > size:
+                break
+            owner._deliver(self.peer, bytes(buffer[offset + LENGTH_PREFIX_BYTES : end]), self.assembler)
+            offset = end
+        if offset:
+            del buffer[:offset]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.buffer.clear()
+        self.owner._connections.discard(self)
+
+    def abort(self) -> None:
+        (self.tls or self.raw).abort()  # type: ignore[union-attr]
+
+
+class _PeerLink:
+    """The outbound connection to one peer: a bounded queue drained by one writer task."""
+
+    _transfer_ids = itertools.count(1)
+
+    def __init__(self, transport: Transport, peer: int, address: tuple[str, int], context: ssl.SSLContext, fingerprint: str) -> None:
+        self.transport = transport
+        self.peer = peer
+        self.address = address
+        self.context = context
+        self.fingerprint = fingerprint
+        self.queue: collections.deque[Message] = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.connected = False
+        self._closing = False
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"raft-link-{peer}")
+
+    def enqueue(self, message: Message) -> None:
+        config = self.transport.config
+        if len(self.queue) >= config.max_queued_messages:
+            dropped = self.queue.popleft()
+            self.transport.stats.messages_dropped_on_send += 1
+            if dropped.snapshot is not None:
+                self.transport.handler.on_snapshot_sent(self.peer, False)
+            self.transport.handler.on_unreachable(self.peer)
+        self.queue.append(message)
+        self.wakeup.set()
+
+    def close(self) -> None:
+        self._closing = True
+        self.task.cancel()
+
+    async def _run(self) -> None:
+        config = self.transport.config
+        delay = config.reconnect_min_seconds
+        while not self._closing:
+            writer: asyncio.StreamWriter | None = None
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(*self.address, ssl=self.context, server_hostname=None),
+                    timeout=config.handshake_timeout_seconds,
+                )
+                der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+                if not der or certificate_fingerprint(der) != self.fingerprint:
+                    raise ssl.SSLError(f"node {self.peer} presented an unpinned certificate")
+                self.connected = True
+                delay = config.reconnect_min_seconds
+                await self._pump(writer)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
+                if self.connected:
+                    log.info("node %d: connection to %d lost: %r", config.node_id, self.peer, exc)
+                else:
+                    log.debug("node %d: cannot reach %d: %r", config.node_id, self.peer, exc)
+                self._fail_pending()
+            finally:
+                self.connected = False
+                if writer is not None:
+                    writer.close()
+            # Full jitter keeps restarted nodes from reconnecting in lockstep.
+            await asyncio.sleep(random.uniform(config.reconnect_min_seconds, delay))
+            delay = min(delay * 2, config.reconnect_max_seconds)
+
+    def _fail_pending(self) -> None:
+        """While the peer is unreachable, queued messages are stale; Raft retransmits what still matters."""
+        had_messages = bool(self.queue)
+        for message in self.queue:
+            if message.snapshot is not None:
+                self.transport.handler.on_snapshot_sent(self.peer, False)
+        self.transport.stats.messages_dropped_on_send += len(self.queue)
+        self.queue.clear()
+        if had_messages:
+            self.transport.handler.on_unreachable(self.peer)
+
+    async def _pump(self, writer: asyncio.StreamWriter) -> None:
+        config = self.transport.config
+        while True:
+            if not self.queue:
+                self.wakeup.clear()
+                await self.wakeup.wait()
+            batch = list(self.queue)
+            self.queue.clear()
+            for payload in self._frames(batch):
+                writer.write(frame_bytes(payload, config.max_frame_bytes))
+            await writer.drain()
+            snapshots_sent = sum(1 for message in batch if message.snapshot is not None)
+            for _ in range(snapshots_sent):
+                self.transport.handler.on_snapshot_sent(self.peer, True)
+
+    def _frames(self, batch: list[Message]) -> list[bytes]:
+        """Pack messages into as few frames as fit; a snapshot too big for one frame goes out in chunks."""
+        config = self.transport.config
+        whole = encode_frame_payload(MessageBatch(tuple(batch)))
+        if len(whole) <= config.max_frame_bytes:
+            return [whole]
+        frames: list[bytes] = []
+        group: list[Message] = []
+        group_bytes = 0
+        budget = config.max_frame_bytes - 64  # array and tag overhead of MessageBatch
+        for message in batch:
+            encoded = encode_message(message)
+            if len(encoded) > budget:
+                if message.snapshot is None:
+                    log.error("node %d: message of %d bytes to %d exceeds the frame limit; dropped",
+                              config.node_id, len(encoded), self.peer)
+                    continue
+                if group:
+                    frames.append(encode_frame_payload(MessageBatch(tuple(group))))
+                    group, group_bytes = [], 0
+                chunk_bytes = min(config.snapshot_chunk_bytes, budget - 64)
+                for chunk in split_into_chunks(next(self._transfer_ids), encoded, chunk_bytes):
+                    frames.append(encode_frame_payload(chunk))
+                continue
+            if group_bytes + len(encoded) > budget:
+                frames.append(encode_frame_payload(MessageBatch(tuple(group))))
+                group, group_bytes = [], 0
+            group.append(message)
+            group_bytes += len(encoded)
+        if group:
+            frames.append(encode_frame_payload(MessageBatch(tuple(group))))
+        return frames
