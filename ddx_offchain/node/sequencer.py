@@ -13,6 +13,10 @@ class SequencingError(Exception):
     """The proposal's outcome is unknown (leadership lost, timeout): the client retries with the same nonce."""
 
 
+class DefinitelyNotSequenced(SequencingError):
+    """Raft refused or lost the proposal: it will never commit, so a retry cannot execute twice."""
+
+
 class NotLeaderError(SequencingError):
     """This node is not the leader; `leader_id` names the one it knows of (or None)."""
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from ..api.admission import Admission, AdmissionError
 from ..protocol.eip712 import Domain, DomainCache, address_of
 from ..protocol.requests import Receipt, SignedReceipt, SignedRequest, encode_entry
-from .sequencer import NotLeaderError, SequencingError, Sequencer
+from .sequencer import DefinitelyNotSequenced, NotLeaderError, SequencingError, Sequencer
 from .sequencing import DUPLICATE, REFUSED, AppliedEntry, ExchangeStateMachine
 
 log = logging.getLogger("ddx.node")
@@ -158,8 +158,8 @@ class OperatorService:
             if pending.request_hash != signed.request_hash:
                 raise AdmissionError(409, "nonce_reused", "this nonce is in flight for another request")
             return self._outcome(await self._wait(pending.future), signed)
-        if not self.sequencer.is_leader():
-            raise self._not_leader(self.sequencer.leader_id())
+        if self.sequencer.leader_id() is None:  # a follower may propose: Raft forwards it to the leader
+            raise self._not_leader(None)
         future = asyncio.get_running_loop().create_future()
         self._pending[key] = _Pending(signed.request_hash, future)
         try:
@@ -167,6 +167,8 @@ class OperatorService:
                 await asyncio.wait_for(self.sequencer.propose(encode_entry(signed)), self.propose_timeout_s)
             except NotLeaderError as exc:
                 raise self._not_leader(exc.leader_id) from None
+            except DefinitelyNotSequenced as exc:
+                raise AdmissionError(503, "not_sequenced", f"not sequenced ({exc}): safe to retry") from None
             except (SequencingError, asyncio.TimeoutError) as exc:
                 raise AdmissionError(
                     503, "outcome_unknown", f"sequencing did not complete ({exc or 'timeout'}): retry with the same nonce"
