@@ -1,0 +1,201 @@
+"""The trader's network side: submit signed requests, verify receipts, read history and state, stream updates.
+
+Receipts are verified before they are returned: the signature must recover (low s) to one of the operators the
+client trusts (the operator set recorded on-chain), and the receipt must name this request's hash, sender and
+nonce. Retries reuse the same signed request, so a retry can never execute twice (docs/protocol.md §7.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+import aiohttp
+
+from ..protocol.eip712 import Domain, DomainCache
+from ..protocol.errors import ProtocolError
+from ..protocol.proof import InclusionProof, verify_inclusion
+from ..protocol.requests import SignedReceipt, SignedRequest, verify_receipt
+
+RETRYABLE = {"outcome_unknown", "not_sequenced", "no_leader"}
+
+
+class RequestRefused(Exception):
+    """The node refused the request (4xx/5xx with a reason) or the retries ran out."""
+
+    def __init__(self, status: int, reason: str, detail: str, body: dict | None = None) -> None:
+        super().__init__(f"{status} {reason}: {detail}")
+        self.status = status
+        self.reason = reason
+        self.detail = detail
+        self.body = body or {}
+
+
+class BadReceipt(Exception):
+    """The node answered with a receipt that does not verify: do not trust that node."""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifiedReceipt:
+    receipt: SignedReceipt
+    operator: bytes
+    raw: dict
+
+    @property
+    def request_index(self) -> int:
+        return self.receipt.receipt.request_index
+
+    @property
+    def epoch(self) -> int:
+        return self.receipt.receipt.epoch
+
+
+class DdxClient:
+    """Talks to one or more operators' APIs (`urls`); requests fail over between them."""
+
+    def __init__(self, urls: str | Iterable[str], domain: Domain, operators: Iterable[bytes], *, retries: int = 10) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.domain = domain
+        self._domain = DomainCache(domain)
+        self.operators = frozenset(operators)
+        self.retries = retries
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "DdxClient":
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        return self._session
+
+    # ------------------------------------------------------------ requests
+
+    def verify(self, signed: SignedRequest, doc: dict) -> VerifiedReceipt:
+        try:
+            receipt = SignedReceipt.from_json(doc)
+            operator = verify_receipt(receipt, self._domain, self.operators)
+        except ProtocolError as exc:
+            raise BadReceipt(str(exc)) from None
+        r = receipt.receipt
+        if (r.request_hash, r.sender, r.nonce) != (signed.request_hash, signed.trader, signed.request.nonce):
+            raise BadReceipt("the receipt is for another request")
+        return VerifiedReceipt(receipt, operator, doc)
+
+    async def submit(self, signed: SignedRequest) -> VerifiedReceipt:
+        """Submit until a verified receipt, a definite refusal, or the retries run out (same bytes every time)."""
+        body = json.dumps(signed.to_json()).encode()
+        last: RequestRefused | None = None
+        url_index = 0
+        for attempt in range(self.retries):
+            url = self.urls[url_index % len(self.urls)]
+            try:
+                async with self.session.post(f"{url.rstrip('/')}/v1/requests", data=body, headers={"Content-Type": "application/json"}) as resp:
+                    doc = await resp.json(content_type=None)
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError) as exc:
+                last = RequestRefused(0, "unreachable", f"{url}: {exc!r}")
+                url_index += 1
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+                continue
+            if status == 200:
+                return self.verify(signed, doc)
+            reason = doc.get("error", "unknown") if isinstance(doc, dict) else "unknown"
+            last = RequestRefused(status, reason, doc.get("detail", "") if isinstance(doc, dict) else "", doc if isinstance(doc, dict) else None)
+            if reason == "not_leader" and doc.get("leader"):
+                if doc["leader"] not in self.urls:
+                    self.urls.append(doc["leader"])
+                url_index = self.urls.index(doc["leader"])
+                continue
+            if reason not in RETRYABLE:
+                raise last
+            if reason == "no_leader":
+                url_index += 1
+            await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+        assert last is not None
+        raise last
+
+    # ------------------------------------------------------------ reads
+
+    async def _get(self, path: str, params: dict | None = None) -> dict:
+        last: Exception | None = None
+        for url in self.urls:
+            try:
+                async with self.session.get(f"{url.rstrip('/')}{path}", params=params) as resp:
+                    doc = await resp.json(content_type=None)
+                    if resp.status != 200:
+                        raise RequestRefused(resp.status, doc.get("error", "unknown"), doc.get("detail", ""), doc)
+                    return doc
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                last = exc
+        raise RequestRefused(0, "unreachable", repr(last))
+
+    async def receipt(self, signed: SignedRequest) -> VerifiedReceipt:
+        return self.verify(signed, await self._get(f"/v1/receipts/0x{signed.request_hash.hex()}"))
+
+    async def request_log(self, first: int, last: int) -> list[dict]:
+        return (await self._get("/v1/requests", {"from": first, "to": last}))["entries"]
+
+    async def updates(self, after: int = 0, limit: int = 100, *, channel: str = "all", key: str | None = None) -> list[dict]:
+        params = {"after": after, "limit": limit, "channel": channel} | ({"key": key} if key else {})
+        return (await self._get("/v1/updates", params))["updates"]
+
+    async def book(self, market: bytes) -> dict:
+        return await self._get(f"/v1/books/0x{market.hex()}")
+
+    async def trader_state(self, trader: bytes) -> dict:
+        return await self._get(f"/v1/traders/0x{trader.hex()}")
+
+    async def status(self) -> dict:
+        return await self._get("/v1/status")
+
+    async def withdrawal_proof(self, trader: bytes, token: bytes) -> dict:
+        """The proof document, after checking its inclusion proof folds to the root it names."""
+        doc = await self._get(f"/v1/proofs/withdrawal/0x{trader.hex()}/0x{token.hex()}")
+        proof = InclusionProof.from_json(doc["proof"])
+        if not verify_inclusion(bytes.fromhex(doc["root"][2:]), proof):
+            raise BadReceipt("the withdrawal proof does not fold to the root the node names")
+        return doc
+
+    # ------------------------------------------------------------ streams
+
+    async def stream(self, channel: str = "all", key: str | None = None, after: int | None = None) -> AsyncIterator[dict]:
+        """Yield the snapshot (unless resuming) then every update in ordinal order, reconnecting (to the next
+        node if need be) and resuming from the last ordinal seen, so the sequence has no gaps and no repeats."""
+        attempt = 0
+        while True:
+            url = self.urls[attempt % len(self.urls)]
+            params = {"channel": channel} | ({"key": key} if key else {}) | ({} if after is None else {"from": str(after)})
+            try:
+                async with self.session.ws_connect(f"{url.rstrip('/')}/v1/ws", params=params, heartbeat=20) as ws:
+                    attempt = 0
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        doc = json.loads(msg.data)
+                        if doc["type"] == "snapshot":
+                            after = doc["ordinal"]
+                        elif doc["type"] == "update":
+                            if after is not None and doc["ordinal"] <= after:
+                                continue
+                            after = doc["ordinal"]
+                        elif doc["type"] == "error" and doc["error"] != "slow_consumer":
+                            raise RequestRefused(400, doc["error"], doc.get("detail", ""), doc)
+                        if doc["type"] != "error":
+                            yield doc
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+                pass
+            attempt += 1
+            await asyncio.sleep(min(0.05 * 2**min(attempt, 5), 1.0))

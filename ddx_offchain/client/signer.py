@@ -1,0 +1,99 @@
+"""The trader's signing side: build requests (docs/protocol.md §7.1) with fresh nonces and timestamps, sign them.
+
+`Trader` holds a private key in memory; load it from an eth-account keystore with `Trader.from_keystore`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..protocol.eip712 import Domain, DomainCache, address_of
+from ..protocol.requests import (
+    CancelAll,
+    CancelOrder,
+    CreateStrategy,
+    ModifyOrder,
+    OrderType,
+    PlaceOrder,
+    SignedRequest,
+    WithdrawIntent,
+    market_id,
+    sign_request,
+    strategy_id,
+)
+
+MAIN = strategy_id("main")
+
+
+def _as_id(value: bytes | str) -> bytes:
+    return value if isinstance(value, bytes) else market_id(value)
+
+
+class Trader:
+    def __init__(self, private_key: bytes, domain: Domain, clock_ms: Callable[[], int] | None = None) -> None:
+        self._key = private_key
+        self.address = address_of(private_key)
+        self.domain = domain
+        self._domain = DomainCache(domain)
+        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._last_nonce = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_keystore(cls, path: Path | str, password: str, domain: Domain) -> "Trader":
+        from eth_account import Account
+
+        return cls(bytes(Account.decrypt(json.loads(Path(path).read_text()), password)), domain)
+
+    def next_nonce(self) -> int:
+        """Unique per trader for the replay window: microseconds of the clock, strictly increasing."""
+        with self._lock:
+            self._last_nonce = max(self._last_nonce + 1, self._clock_ms() * 1000)
+            return self._last_nonce
+
+    def _sign(self, request) -> SignedRequest:
+        return sign_request(request, self._domain, self._key)
+
+    def _common(self, nonce: int | None) -> tuple[int, int]:
+        return (self.next_nonce() if nonce is None else nonce), self._clock_ms()
+
+    def place_order(
+        self,
+        market: bytes | str,
+        side: int,
+        size: int,
+        price: int = 0,
+        *,
+        order_type: int = OrderType.LIMIT,
+        reduce_only: bool = False,
+        strategy: bytes | str = MAIN,
+        nonce: int | None = None,
+    ) -> SignedRequest:
+        n, ts = self._common(nonce)
+        request = PlaceOrder(self.address, _as_id(strategy), _as_id(market), side, order_type, price, size, reduce_only, n, ts)
+        return self._sign(request)
+
+    def cancel(self, market: bytes | str, order_hash: bytes, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:
+        n, ts = self._common(nonce)
+        return self._sign(CancelOrder(self.address, _as_id(strategy), _as_id(market), order_hash, n, ts))
+
+    def cancel_all(self, market: bytes | str | None = None, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:
+        n, ts = self._common(nonce)
+        market_bytes = b"\x00" * 32 if market is None else _as_id(market)
+        return self._sign(CancelAll(self.address, _as_id(strategy), market_bytes, n, ts))
+
+    def modify(self, market: bytes | str, order_hash: bytes, price: int, size: int, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:
+        n, ts = self._common(nonce)
+        return self._sign(ModifyOrder(self.address, _as_id(strategy), _as_id(market), order_hash, price, size, n, ts))
+
+    def withdraw_intent(self, token: bytes, amount: int, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:
+        n, ts = self._common(nonce)
+        return self._sign(WithdrawIntent(self.address, _as_id(strategy), token, amount, n, ts))
+
+    def create_strategy(self, strategy: bytes | str, *, nonce: int | None = None) -> SignedRequest:
+        n, ts = self._common(nonce)
+        return self._sign(CreateStrategy(self.address, _as_id(strategy), n, ts))

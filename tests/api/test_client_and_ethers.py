@@ -1,0 +1,93 @@
+"""The trader SDK against a live API, and a request signed by ethers.js (an independent signer) being accepted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ddx_offchain.client import BadReceipt, DdxClient, RequestRefused, Trader
+from ddx_offchain.node.sequencer import SequencingError
+from ddx_offchain.protocol.eip712 import address_of
+from ddx_offchain.protocol.requests import SignedRequest, request_from_json
+from apihelpers import DOMAIN, OPERATOR, make_node, running
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = b"\x5e" * 32
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_sdk_submits_verifies_retries_and_streams():
+    async def scenario():
+        node, seq = make_node()
+        async with running(node) as server:
+            url = str(server.make_url("/"))
+            trader = Trader(KEY, DOMAIN)
+            async with DdxClient(url, DOMAIN, {OPERATOR}) as client:
+                first = trader.place_order("ETHP", 0, 5, 100)
+                receipt = await client.submit(first)
+                assert receipt.operator == OPERATOR and receipt.request_index == 1
+                seq.fail_next = SequencingError("leader lost")  # the client retries the same bytes
+                second = trader.place_order("ETHP", 1, 5, 101)
+                assert (await client.submit(second)).request_index == 2
+                assert len(node.engine.executed) == 2
+                assert (await client.receipt(first)).raw == receipt.raw
+                with pytest.raises(RequestRefused) as info:
+                    await client.submit(trader.place_order("ETHP", 0, 5, 100, nonce=first.request.nonce + 10**12, order_type=3))
+                assert info.value.reason == "bad_field"
+                stream = client.stream("trader", "0x" + trader.address.hex())
+                snapshot = await anext(stream)
+                assert snapshot["type"] == "snapshot" and snapshot["ordinal"] == 2
+                await client.submit(trader.cancel_all())
+                update = await asyncio.wait_for(anext(stream), 5)
+                assert update["ordinal"] == 3 and update["data"]["type"] == "CancelAll"
+                await stream.aclose()
+                resumed = client.stream("all", after=1)
+                assert [(await anext(resumed))["ordinal"] for _ in range(2)] == [2, 3]
+                await resumed.aclose()
+            async with DdxClient(url, DOMAIN, {address_of(b"\x01" * 32)}) as untrusting:
+                with pytest.raises(BadReceipt):
+                    await untrusting.submit(trader.create_strategy("alt"))
+
+    run(scenario())
+
+
+def test_nonces_are_unique_and_increasing():
+    trader = Trader(KEY, DOMAIN, clock_ms=lambda: 1000)
+    nonces = [trader.next_nonce() for _ in range(1000)]
+    assert nonces == sorted(set(nonces))
+
+
+@pytest.mark.skipif(shutil.which("node") is None or not (REPO / "node_modules" / "ethers").exists(), reason="needs `npm ci` (the Makefile's install step)")
+def test_request_signed_by_ethers_is_accepted():
+    trader = Trader(KEY, DOMAIN)
+    ours = trader.place_order("ETHP", 0, 7, 123)
+    typed = ours.request.typed_data(DOMAIN)
+    out = subprocess.run(
+        ["node", str(REPO / "tests" / "api" / "ethers_sign.mjs")],
+        input=json.dumps({"privateKey": "0x" + KEY.hex(), "typedData": typed}),
+        capture_output=True, text=True, cwd=REPO, timeout=60, check=True,
+    )
+    signed_by_ethers = json.loads(out.stdout)
+    assert signed_by_ethers["address"].lower() == "0x" + trader.address.hex()
+    doc = ours.to_json() | {"signature": signed_by_ethers["signature"]}
+
+    async def scenario():
+        node, seq = make_node()
+        async with running(node) as server:
+            resp = await server.post("/v1/requests", json=doc)
+            assert resp.status == 200, await resp.text()
+            receipt = await resp.json()
+            assert receipt["requestHash"] == "0x" + ours.request_hash.hex()
+            assert node.engine.executed == [ours.request_hash]
+
+    run(scenario())
+    request, signature, _ = request_from_json(doc)
+    assert signature == ours.signature  # RFC 6979 on both sides: byte-identical
