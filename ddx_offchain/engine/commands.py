@@ -1,0 +1,322 @@
+"""Engine-level commands and their deterministic binary encoding (docs/engine.md, "Commands").
+
+Trader commands arrive with `trader` already signature-checked by the node (docs/protocol.md §7); every other
+field is re-validated by the engine. `request_id` is the request hash (§7.1): it names the request in every update
+and is the id of the order a PlaceOrder or ModifyOrder creates. Operator commands are sequenced like any request.
+
+Encoding: one tag byte, then every field as a 32-byte ABI word in declaration order; a list is a count word
+followed by its elements' words. No pickle, no self-describing format: the same command always has the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+from .codec import ZERO12
+from .errors import CommandDecodeError
+
+MAX_LIST = 4096  # deposits per block, prices per update
+BUY, SELL = 0, 1
+LIMIT, LIMIT_IOC, POST_ONLY, MARKET = 0, 1, 2, 3  # docs/protocol.md §7.1 orderType
+ZERO_ID = b"\x00" * 32
+ZERO_ADDRESS = b"\x00" * 20
+
+
+def name32(name: str) -> bytes:
+    """Readable bytes32 id: UTF-8 right-padded with zeros ("main" strategy, "ETHP" market)."""
+    raw = name.encode()
+    if not 0 < len(raw) <= 32:
+        raise ValueError("a readable id is 1..32 bytes")
+    return raw.ljust(32, b"\x00")
+
+
+MAIN_STRATEGY = name32("main")
+
+
+class _Command(msgspec.Struct, frozen=True, gc=False):
+    TAG: ClassVar[int] = 0
+    SPEC: ClassVar[tuple[str, ...]] = ()
+
+
+# ----------------------------------------------------------------------------- trader commands
+
+
+class PlaceOrder(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 1
+    SPEC: ClassVar[tuple[str, ...]] = (
+        "bytes32", "address", "bytes32", "bytes32", "uint8", "uint8", "uint256", "uint256", "bool",
+    )
+    request_id: bytes
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    side: int
+    order_type: int
+    price: int
+    size: int
+    reduce_only: bool = False
+
+
+class CancelOrder(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 2
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "bytes32", "bytes32")
+    request_id: bytes
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    order_id: bytes
+
+
+class CancelAll(_Command, frozen=True, gc=False):
+    """Cancel every open order of the strategy in `market`, or in every market when `market` is zero."""
+
+    TAG: ClassVar[int] = 3
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "bytes32")
+    request_id: bytes
+    trader: bytes
+    strategy: bytes
+    market: bytes = ZERO_ID
+
+
+class ModifyOrder(_Command, frozen=True, gc=False):
+    """Atomic cancel-replace: same side and type, new price and size, new id (request_id), back of the queue."""
+
+    TAG: ClassVar[int] = 4
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "bytes32", "bytes32", "uint256", "uint256")
+    request_id: bytes
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    order_id: bytes
+    price: int
+    size: int
+
+
+class WithdrawIntent(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 5
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "address", "uint256")
+    request_id: bytes
+    trader: bytes
+    strategy: bytes
+    token: bytes
+    amount: int
+
+
+class CreateStrategy(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 6
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32")
+    request_id: bytes
+    trader: bytes
+    strategy: bytes
+
+
+# ----------------------------------------------------------------------------- operator commands
+
+
+class Deposit(msgspec.Struct, frozen=True, gc=False):
+    SPEC: ClassVar[tuple[str, ...]] = ("uint64", "address", "bytes32", "address", "uint256")
+    seq: int
+    trader: bytes
+    strategy: bytes
+    token: bytes
+    amount: int
+
+
+class ChainBlock(_Command, frozen=True, gc=False):
+    """A confirmed chain block: its number, hash and deposit events (seq strictly consecutive from 1)."""
+
+    TAG: ClassVar[int] = 16
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "bytes32", "list:Deposit")
+    request_id: bytes
+    block_number: int
+    block_hash: bytes
+    deposits: tuple[Deposit, ...] = ()
+
+
+class IndexPrice(msgspec.Struct, frozen=True, gc=False):
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "uint256")
+    market: bytes
+    price: int
+
+
+class IndexPrices(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 17
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "list:IndexPrice")
+    request_id: bytes
+    prices: tuple[IndexPrice, ...]
+
+
+class AdvanceTime(_Command, frozen=True, gc=False):
+    """Sequenced time (ms since the Unix epoch); funding is paid for every interval boundary it crosses."""
+
+    TAG: ClassVar[int] = 18
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    request_id: bytes
+    time_ms: int
+
+
+class AdvanceEpoch(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 19
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "uint64")
+    request_id: bytes
+    epoch: int
+
+
+class MarketParams(msgspec.Struct, frozen=True, gc=False):
+    """Everything that defines a market (docs/engine.md, "Markets"). bps = 1/10,000."""
+
+    SPEC: ClassVar[tuple[str, ...]] = (
+        "bytes32", "address", "uint256", "uint256", "uint8", "uint16", "uint16", "uint16", "uint16", "uint16",
+        "uint16", "uint16", "uint16", "uint16", "uint64", "uint256", "bool",
+    )
+    market: bytes
+    token: bytes
+    tick: int  # price granularity, token base units per whole contract
+    lot: int  # size granularity, in 10**-size_decimals contracts
+    size_decimals: int
+    initial_margin_bps: int
+    maintenance_margin_bps: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+    liquidation_fee_bps: int
+    market_order_band_bps: int  # how far from the mark a market order may take
+    premium_cap_bps: int  # |mark - index| <= index * cap
+    funding_cap_bps: int  # |funding per interval| <= index * cap
+    funding_dampener: int  # funding per interval = premium / dampener (then capped)
+    funding_interval_ms: int
+    max_order_notional: int
+    active: bool = True
+
+
+class ListMarket(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 20
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "struct:MarketParams")
+    request_id: bytes
+    params: MarketParams
+
+
+class UpdateMarket(_Command, frozen=True, gc=False):
+    """New parameters for a listed market; token, tick, lot and size_decimals never change."""
+
+    TAG: ClassVar[int] = 21
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "struct:MarketParams")
+    request_id: bytes
+    params: MarketParams
+
+
+class ListToken(_Command, frozen=True, gc=False):
+    TAG: ClassVar[int] = 22
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address")
+    request_id: bytes
+    token: bytes
+
+
+TRADER_COMMANDS = (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy)
+OPERATOR_COMMANDS = (ChainBlock, IndexPrices, AdvanceTime, AdvanceEpoch, ListMarket, UpdateMarket, ListToken)
+Command = (
+    PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy
+    | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken
+)
+_BY_TAG = {cls.TAG: cls for cls in TRADER_COMMANDS + OPERATOR_COMMANDS}
+_NESTED = {"Deposit": Deposit, "IndexPrice": IndexPrice, "MarketParams": MarketParams}
+_UINT_BITS = {"uint8": 8, "uint16": 16, "uint64": 64, "uint256": 256}
+
+
+# ----------------------------------------------------------------------------- encoding
+
+
+def _encode_struct(obj, out: list[bytes]) -> None:
+    for abi, name in zip(obj.SPEC, obj.__struct_fields__):
+        value = getattr(obj, name)
+        if abi == "bytes32":
+            if not isinstance(value, bytes) or len(value) != 32:
+                raise CommandDecodeError(f"{name} must be 32 bytes")
+            out.append(value)
+        elif abi == "address":
+            if not isinstance(value, bytes) or len(value) != 20:
+                raise CommandDecodeError(f"{name} must be a 20-byte address")
+            out.append(ZERO12 + value)
+        elif abi == "bool":
+            out.append((1 if value else 0).to_bytes(32, "big"))
+        elif abi in _UINT_BITS:
+            if not isinstance(value, int) or not 0 <= value < (1 << _UINT_BITS[abi]):
+                raise CommandDecodeError(f"{name} does not fit {abi}")
+            out.append(value.to_bytes(32, "big"))
+        elif abi.startswith("list:"):
+            out.append(len(value).to_bytes(32, "big"))
+            for item in value:
+                _encode_struct(item, out)
+        else:  # struct:
+            _encode_struct(value, out)
+
+
+def encode_command(command: Command) -> bytes:
+    """tag byte ‖ 32-byte words (docs/engine.md, "Command encoding")."""
+    out: list[bytes] = [bytes((command.TAG,))]
+    _encode_struct(command, out)
+    return b"".join(out)
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def word(self) -> bytes:
+        end = self.pos + 32
+        if end > len(self.data):
+            raise CommandDecodeError("command truncated")
+        w = self.data[self.pos : end]
+        self.pos = end
+        return w
+
+
+def _decode_struct(cls, reader: _Reader):
+    values = []
+    for abi, name in zip(cls.SPEC, cls.__struct_fields__):
+        if abi.startswith("list:"):
+            count = int.from_bytes(reader.word(), "big")
+            if count > MAX_LIST:
+                raise CommandDecodeError(f"{name}: {count} elements, at most {MAX_LIST}")
+            item_cls = _NESTED[abi[5:]]
+            values.append(tuple(_decode_struct(item_cls, reader) for _ in range(count)))
+            continue
+        if abi.startswith("struct:"):
+            values.append(_decode_struct(_NESTED[abi[7:]], reader))
+            continue
+        w = reader.word()
+        if abi == "bytes32":
+            values.append(w)
+        elif abi == "address":
+            if w[:12] != ZERO12:
+                raise CommandDecodeError(f"{name}: address word with non-zero padding")
+            values.append(w[12:])
+        elif abi == "bool":
+            if w[:31] != b"\x00" * 31 or w[31] > 1:
+                raise CommandDecodeError(f"{name}: bool word other than 0 or 1")
+            values.append(w[31] == 1)
+        else:
+            v = int.from_bytes(w, "big")
+            if v >> _UINT_BITS[abi]:
+                raise CommandDecodeError(f"{name}: does not fit {abi}")
+            values.append(v)
+    return cls(*values)
+
+
+def decode_command(data: bytes) -> Command:
+    """The inverse of encode_command; raises CommandDecodeError on any deviation (unknown tag, bad padding,
+    out-of-range integer, trailing bytes)."""
+    if not isinstance(data, (bytes, bytearray)) or not data:
+        raise CommandDecodeError("empty command")
+    cls = _BY_TAG.get(data[0])
+    if cls is None:
+        raise CommandDecodeError(f"unknown command tag {data[0]}")
+    reader = _Reader(bytes(data), 1)
+    command = _decode_struct(cls, reader)
+    if reader.pos != len(data):
+        raise CommandDecodeError("trailing bytes after the command")
+    return command

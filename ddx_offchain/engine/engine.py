@@ -1,0 +1,792 @@
+"""The engine: apply(command) -> execution updates. Deterministic, integers only, no clock, no I/O.
+
+Every handler validates first and returns a rejection before touching any state; once it calls `_accept` it
+cannot fail. That is what makes "no request is ever half-applied" true by construction.
+"""
+
+from __future__ import annotations
+
+from ..protocol.items import Kind
+from . import book as bk
+from . import margin as mg
+from .commands import (
+    BUY, LIMIT, LIMIT_IOC, MAIN_STRATEGY, MARKET, POST_ONLY, SELL, ZERO_ADDRESS, ZERO_ID,
+    AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, CreateStrategy, IndexPrices, ListMarket,
+    ListToken, ModifyOrder, PlaceOrder, UpdateMarket, WithdrawIntent,
+)
+from .config import MAX_QUANTITY, GenesisConfig, market_params_problem
+from .reasons import CancelReason, Reject
+from .state import (
+    FUND_STRATEGY, FUND_TRADER, K_BALANCE, K_SYSTEM, K_WITHDRAWAL, SYSTEM_CURSORS, Account, EpochRecord, Market,
+    Order, PairLeaf, Position, TokenLedger, Trader,
+)
+from .codec import address_word, key_of, uint_word, value_of
+from .updates import (
+    CANCELLED, FILLED, OPEN, Accepted, BlockApplied, DepositCredited, EpochFrozen, FeeUpdate, Fill,
+    InsuranceUpdate, MarketUpdate, OrderUpdate, PositionUpdate, PriceUpdate, Rejected, StrategyCreated,
+    StrategyUpdate, TimeAdvanced, TokenListed, WithdrawalUpdate,
+)
+from . import risk
+from .tree_port import new_tree
+
+BPS = 10_000
+_SYSTEM_KEY = key_of(K_SYSTEM, uint_word(SYSTEM_CURSORS))
+
+
+class Engine:
+    def __init__(self, genesis: GenesisConfig, *, _empty: bool = False) -> None:
+        genesis.validate()
+        self.genesis = genesis
+        self.tree = new_tree()
+        self.markets: dict[bytes, Market] = {}
+        self.ledgers: dict[bytes, TokenLedger] = {}
+        self.accounts: dict[bytes, Account] = {}  # trader + strategy + token -> Account
+        self.traders: dict[bytes, Trader] = {}
+        self.orders: dict[bytes, Order] = {}  # open orders by id
+        self.withdrawals: dict[bytes, PairLeaf] = {}  # trader + token -> WITHDRAWAL leaf
+        self.balances: dict[bytes, PairLeaf] = {}  # trader + token -> BALANCE leaf
+        self.epochs: dict[int, EpochRecord] = {}
+        self.epoch_trees: dict[int, bytes] = {}  # frozen tree snapshots of the retained epochs
+        self._loaded_epoch_trees: dict = {}
+        self.default_token = genesis.tokens[0]
+        self.max_open_orders = genesis.max_open_orders
+        self.max_strategies = genesis.max_strategies
+        self.epochs_retained = genesis.epochs_retained
+        self.deposit_seq = 0
+        self.block_number = 0
+        self.block_hash = ZERO_ID
+        self.time = 0
+        self.epoch = 0
+        self.ordinal = 1  # the next update's ordinal
+        self.order_seq = 1  # the next resting order's time priority
+        self.dirty: set = set()
+        self.out: list = []
+        self._handlers = {
+            PlaceOrder: self._place_order,
+            CancelOrder: self._cancel_order,
+            CancelAll: self._cancel_all,
+            ModifyOrder: self._modify_order,
+            WithdrawIntent: self._withdraw,
+            CreateStrategy: self._create_strategy,
+            ChainBlock: self._chain_block,
+            IndexPrices: self._index_prices,
+            AdvanceTime: self._advance_time,
+            AdvanceEpoch: self._advance_epoch,
+            ListMarket: self._list_market,
+            UpdateMarket: self._update_market,
+            ListToken: self._list_token,
+        }
+        if _empty:
+            return
+        for token in genesis.tokens:
+            self._add_token(token)
+        for params in genesis.markets:
+            self._add_market(params)
+
+    # ------------------------------------------------------------------------------------------ entry points
+
+    def apply(self, command) -> list:
+        """Apply one sequenced command; returns its execution updates (first Accepted or Rejected)."""
+        self.out = out = []
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            self._reject(command, Reject.MALFORMED, "not an engine command")
+            return out
+        try:
+            handler(command)
+        except (TypeError, AttributeError) as exc:
+            # a field of the wrong Python type, met while validating: nothing was accepted or changed yet
+            if out:
+                raise
+            self._reject(command, Reject.MALFORMED, f"malformed field: {exc}")
+        return out
+
+    def state_root(self) -> bytes:
+        self.flush()
+        return self.tree.root()
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    def _accept(self, command) -> None:
+        n = self.ordinal
+        self.ordinal = n + 1
+        self.out.append(Accepted(n, command.request_id, type(command).__name__))
+
+    def _reject(self, command, reason: Reject, detail: str) -> None:
+        n = self.ordinal
+        self.ordinal = n + 1
+        rid = getattr(command, "request_id", ZERO_ID)
+        if not isinstance(rid, bytes):
+            rid = ZERO_ID
+        self.out.append(Rejected(n, rid, type(command).__name__, int(reason), detail))
+
+    def _emit(self, cls, *fields) -> None:
+        n = self.ordinal
+        self.ordinal = n + 1
+        self.out.append(cls(n, *fields))
+
+    def _position_changed(self, pos) -> None:
+        a = pos.account
+        self.dirty.add(pos)
+        bk.track(pos)
+        self._emit(PositionUpdate, a.trader, a.strategy, pos.market.id, pos.size, pos.cost, pos.realized)
+
+    def _account_changed(self, a) -> None:
+        self.dirty.add(a)
+        if a.is_fund:
+            self._emit(InsuranceUpdate, a.token, a.collateral)
+        else:
+            self._emit(StrategyUpdate, a.trader, a.strategy, a.token, a.collateral)
+
+    def _fees_changed(self, ledger) -> None:
+        self.dirty.add(ledger.fee_view)
+        self._emit(FeeUpdate, ledger.token, ledger.fees)
+
+    def _add_token(self, token: bytes) -> TokenLedger:
+        fund = Account(FUND_TRADER, FUND_STRATEGY, token, is_fund=True)
+        ledger = TokenLedger(token, fund)
+        self.ledgers[token] = ledger
+        self.accounts[fund.skey] = fund
+        self.dirty.update((ledger, ledger.fee_view, fund))
+        return ledger
+
+    def _add_market(self, params) -> Market:
+        m = Market(params)
+        m.next_funding = (self.time // m.funding_interval + 1) * m.funding_interval
+        self.markets[m.id] = m
+        self.dirty.update((m, m.price_view, m.funding_view))
+        return m
+
+    def _position(self, account, market) -> Position:
+        pos = account.positions.get(market.id)
+        if pos is None:
+            pos = account.positions[market.id] = Position(account, market)
+        return pos
+
+    def _account_for(self, trader: bytes, strategy: bytes, token: bytes) -> Account:
+        """The strategy's account in `token`, created (with the trader and strategy) on first use."""
+        key = trader + strategy + token
+        a = self.accounts.get(key)
+        if a is None:
+            a = self.accounts[key] = Account(trader, strategy, token)
+            t = self.traders.get(trader)
+            if t is None:
+                t = self.traders[trader] = Trader(trader)
+            if strategy not in t.strategies:
+                t.strategies.add(strategy)
+                self.dirty.add(t)
+                self._emit(StrategyCreated, trader, strategy)
+            self.dirty.add(a)
+        return a
+
+    # ------------------------------------------------------------------------------------------ orders
+
+    def _place_order(self, c: PlaceOrder) -> None:
+        self._submit(c, c.side, c.order_type, c.price, c.size, c.reduce_only, None)
+
+    def _modify_order(self, c: ModifyOrder) -> None:
+        old = self.orders.get(c.order_id) if isinstance(c.order_id, bytes) else None
+        if old is None or old.account.trader != c.trader or old.account.strategy != c.strategy \
+                or old.market.id != c.market:
+            return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
+        self._submit(c, old.side, old.order_type, c.price, c.size, False, old)
+
+    def _submit(self, c, side, order_type, price, size, reduce_only, replacing) -> None:
+        """Validate, plan the matching, check margin on the post-trade state, then (only then) execute."""
+        m = self.markets.get(c.market)
+        if m is None:
+            return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+        if not m.active:
+            return self._reject(c, Reject.MARKET_INACTIVE, "market inactive")
+        if not m.index:
+            return self._reject(c, Reject.NO_PRICE, "market has no index price yet")
+        if side != BUY and side != SELL:
+            return self._reject(c, Reject.MALFORMED, "side is 0 (buy) or 1 (sell)")
+        if type(size) is not int or size <= 0 or size > MAX_QUANTITY or size % m.lot:
+            return self._reject(c, Reject.BAD_SIZE, "size must be a positive multiple of the lot")
+        if type(price) is not int:
+            return self._reject(c, Reject.MALFORMED, "price must be an integer")
+        if order_type == MARKET:
+            if price:
+                return self._reject(c, Reject.BAD_PRICE, "a market order carries price 0")
+            mark = m.mark
+            if side == BUY:
+                limit = (mark + mark * m.band // BPS) // m.tick * m.tick
+            else:
+                limit = -((-(mark - mark * m.band // BPS)) // m.tick) * m.tick
+                if limit < m.tick:
+                    limit = m.tick
+        elif order_type in (LIMIT, LIMIT_IOC, POST_ONLY):
+            if price <= 0 or price > MAX_QUANTITY or price % m.tick:
+                return self._reject(c, Reject.BAD_PRICE, "price must be a positive multiple of the tick")
+            limit = price
+        else:
+            return self._reject(c, Reject.MALFORMED, "unknown order type")
+        if limit * size // m.one > m.max_notional:
+            return self._reject(c, Reject.NOTIONAL_TOO_LARGE, "order notional above the market limit")
+        account = self.accounts.get(c.trader + c.strategy + m.token) if type(c.trader) is bytes \
+            and type(c.strategy) is bytes else None
+        if account is None:
+            t = self.traders.get(c.trader)
+            if t is None or c.strategy not in t.strategies:
+                return self._reject(c, Reject.UNKNOWN_STRATEGY, "strategy has no account")
+            return self._reject(c, Reject.INSUFFICIENT_MARGIN, "no collateral in the market's token")
+        order_id = c.request_id
+        if type(order_id) is not bytes or len(order_id) != 32:
+            return self._reject(c, Reject.MALFORMED, "request_id must be 32 bytes")
+        if order_id in self.orders:
+            return self._reject(c, Reject.DUPLICATE_ORDER_ID, "an open order already has this id")
+        pos = account.positions.get(m.id)
+        if reduce_only:
+            if order_type not in (LIMIT_IOC, MARKET):
+                return self._reject(c, Reject.REDUCE_ONLY_NEEDS_IOC, "reduce-only orders must be IOC or market")
+            held = pos.size if pos is not None else 0
+            if not held or (held > 0) == (side == BUY):
+                return self._reject(c, Reject.REDUCE_ONLY_NOT_REDUCING, "no position on the other side")
+            cap = held if held > 0 else -held
+            if size > cap:
+                size = cap
+        may_rest = order_type == LIMIT or order_type == POST_ONLY
+        if may_rest and len(account.orders) - (replacing is not None) >= self.max_open_orders:
+            return self._reject(c, Reject.TOO_MANY_OPEN_ORDERS, "open order limit reached")
+
+        book = m.book
+        if side == BUY:
+            crosses = book.ask_prices and book.ask_prices[0] <= limit
+        else:
+            crosses = book.bid_prices and book.bid_prices[-1] >= limit
+        if crosses:
+            if order_type == POST_ONLY:
+                return self._reject(c, Reject.POST_ONLY_WOULD_CROSS, "post-only order would take liquidity")
+            events, filled, notional, taker_fees, stp = self._plan(m, account, side, limit, size, False)
+        else:
+            events = ()
+            filled = notional = taker_fees = 0
+            stp = False
+        resting = size - filled if may_rest and not stp else 0
+
+        # margin on the state after the order would execute
+        d_ob = d_os = 0
+        if replacing is not None:
+            if side == BUY:
+                d_ob = -replacing.remaining
+            else:
+                d_os = -replacing.remaining
+        if side == BUY:
+            d_size = filled
+            d_cash = notional + taker_fees
+            d_ob += resting
+        else:
+            d_size = -filled
+            d_cash = taker_fees - notional
+            d_os += resting
+        e, im_post, mm_post, im_pre = mg.order_check(account, m, d_size, d_cash, d_ob, d_os)
+        if e < im_post and (im_post > im_pre or e < mm_post):
+            return self._reject(c, Reject.INSUFFICIENT_MARGIN, "post-trade equity below initial margin")
+
+        # ---- accepted: from here on nothing can fail
+        self._accept(c)
+        if replacing is not None:
+            self._remove_order(replacing, CancelReason.MODIFIED)
+        if pos is None:
+            pos = self._position(account, m)
+        if events:
+            self._execute(m, account, pos, side, order_id, events, False)
+        if resting:
+            order = Order(order_id, account, m, side, order_type, limit, resting, size, self.order_seq)
+            self.order_seq += 1
+            bk.rest(order)
+            self.orders[order_id] = order
+            account.orders[order_id] = order
+            if side == BUY:
+                pos.open_buy += resting
+            else:
+                pos.open_sell += resting
+            self.dirty.add(order)
+            self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, resting, OPEN,
+                       0)
+        elif filled == size:
+            self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, FILLED, 0)
+        else:
+            reason = CancelReason.SELF_TRADE if stp else CancelReason.IOC_REMAINDER
+            self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, CANCELLED,
+                       int(reason))
+
+    def _plan(self, m, taker, side, limit, size, liquidation):
+        """Walk the opposite side without changing state: [(maker order, size)] (size 0: the maker would fall
+        below maintenance margin, so its order is cancelled instead), filled, notional, taker fees, self-trade."""
+        book = m.book
+        one = m.one
+        mark = m.mark
+        mmr = m.mmr
+        den = one * BPS
+        maker_bps = m.maker_fee
+        taker_bps = 0 if liquidation else m.taker_fee
+        trader = taker.trader
+        events = []
+        makers = {}
+        remaining = size
+        notional = 0
+        taker_fees = 0
+        stp = False
+        if side == BUY:
+            prices = book.ask_prices
+            levels = book.levels[SELL]
+            order_of_prices = prices
+        else:
+            prices = book.bid_prices
+            levels = book.levels[BUY]
+            order_of_prices = reversed(prices)
+        for p in order_of_prices:
+            if (p > limit) if side == BUY else (p < limit):
+                break
+            for mo in levels[p][0]:
+                r = mo.remaining
+                if not r:
+                    continue
+                ma = mo.account
+                if ma.trader == trader:
+                    if liquidation:
+                        continue
+                    stp = True
+                    break
+                q = r if r < remaining else remaining
+                n = p * q // one
+                mfee = -((-n * maker_bps) // BPS)
+                st = makers.get(ma)
+                if st is None:
+                    e, mm = mg.equity_and_mm(ma)
+                    mpos = ma.positions.get(m.id)
+                    st = makers[ma] = [e, mm, mpos.size if mpos is not None else 0]
+                s0 = st[2]
+                if side == BUY:  # the maker sells
+                    s1 = s0 - q
+                    e1 = st[0] + n
+                else:
+                    s1 = s0 + q
+                    e1 = st[0] - n
+                e1 += s1 * mark // one - s0 * mark // one - mfee
+                mm1 = st[1] + (-((-(s1 if s1 > 0 else -s1) * mark * mmr) // den)) \
+                    - (-((-(s0 if s0 > 0 else -s0) * mark * mmr) // den))
+                if e1 < mm1:
+                    events.append((mo, 0))
+                    continue
+                st[0] = e1
+                st[1] = mm1
+                st[2] = s1
+                events.append((mo, q))
+                remaining -= q
+                notional += n
+                taker_fees -= (-n * taker_bps) // BPS
+                if not remaining:
+                    break
+            if stp or not remaining:
+                break
+        return events, size - remaining, notional, taker_fees, stp
+
+    def _execute(self, m, taker, tpos, side, taker_order_id, events, liquidation) -> int:
+        """Apply a plan; returns the filled notional."""
+        one = m.one
+        maker_bps = m.maker_fee
+        taker_bps = 0 if liquidation else m.taker_fee
+        ledger = self.ledgers[m.token]
+        mid = m.id
+        dirty = self.dirty
+        emit = self._emit
+        total_fees = 0
+        total_notional = 0
+        for mo, q in events:
+            if not q:
+                self._remove_order(mo, CancelReason.MAKER_MARGIN)
+                continue
+            ma = mo.account
+            mpos = ma.positions[mid]
+            p = mo.price
+            n = p * q // one
+            mfee = -((-n * maker_bps) // BPS)
+            tfee = -((-n * taker_bps) // BPS)
+            if side == BUY:
+                bk.apply_fill(mpos, -q, -n)
+                mpos.open_sell -= q
+                bk.apply_fill(tpos, q, n)
+            else:
+                bk.apply_fill(mpos, q, n)
+                mpos.open_buy -= q
+                bk.apply_fill(tpos, -q, -n)
+            ma.collateral -= mfee
+            taker.collateral -= tfee
+            total_fees += mfee + tfee
+            total_notional += n
+            r = mo.remaining - q
+            mo.remaining = r
+            dirty.add(mo)
+            emit(Fill, mid, mo.id, taker_order_id, ma.trader, ma.strategy, taker.trader, taker.strategy, side, p, q,
+                 mfee, tfee, liquidation)
+            if not r:
+                del self.orders[mo.id]
+                del ma.orders[mo.id]
+                bk.unlink(mo)
+                emit(OrderUpdate, mo.id, ma.trader, ma.strategy, mid, mo.side, p, 0, FILLED, 0)
+            else:
+                emit(OrderUpdate, mo.id, ma.trader, ma.strategy, mid, mo.side, p, r, OPEN, 0)
+            self._position_changed(mpos)
+            self._account_changed(ma)
+        if total_notional:
+            ledger.fees += total_fees
+            self._position_changed(tpos)
+            self._account_changed(taker)
+            self._fees_changed(ledger)
+        return total_notional
+
+    def _remove_order(self, order, reason) -> None:
+        a = order.account
+        r = order.remaining
+        pos = a.positions[order.market.id]
+        if order.side == BUY:
+            pos.open_buy -= r
+        else:
+            pos.open_sell -= r
+        order.remaining = 0
+        del self.orders[order.id]
+        del a.orders[order.id]
+        bk.unlink(order)
+        self.dirty.add(order)
+        self._emit(OrderUpdate, order.id, a.trader, a.strategy, order.market.id, order.side, order.price, 0,
+                   CANCELLED, int(reason))
+
+    def _cancel_order(self, c: CancelOrder) -> None:
+        order = self.orders.get(c.order_id) if type(c.order_id) is bytes else None
+        if order is None or order.account.trader != c.trader or order.account.strategy != c.strategy \
+                or order.market.id != c.market:
+            return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
+        self._accept(c)
+        self._remove_order(order, CancelReason.USER)
+
+    def _cancel_all(self, c: CancelAll) -> None:
+        t = self.traders.get(c.trader) if type(c.trader) is bytes else None
+        if t is None or c.strategy not in t.strategies:
+            return self._reject(c, Reject.UNKNOWN_STRATEGY, "no such strategy")
+        if c.market != ZERO_ID and c.market not in self.markets:
+            return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+        self._accept(c)
+        doomed = []
+        for token in sorted(self.ledgers):
+            a = self.accounts.get(c.trader + c.strategy + token)
+            if a is not None:
+                doomed.extend(o for o in a.orders.values() if c.market == ZERO_ID or o.market.id == c.market)
+        doomed.sort(key=_by_seq)
+        for order in doomed:
+            self._remove_order(order, CancelReason.USER)
+
+    # ------------------------------------------------------------------------------------------ strategies, money
+
+    def _create_strategy(self, c: CreateStrategy) -> None:
+        if type(c.trader) is not bytes or len(c.trader) != 20 or c.trader == ZERO_ADDRESS:
+            return self._reject(c, Reject.MALFORMED, "trader is a non-zero 20-byte address")
+        if type(c.strategy) is not bytes or len(c.strategy) != 32 or c.strategy == ZERO_ID:
+            return self._reject(c, Reject.MALFORMED, "strategy is a non-zero bytes32")
+        t = self.traders.get(c.trader)
+        if t is not None and c.strategy in t.strategies:
+            return self._reject(c, Reject.STRATEGY_EXISTS, "strategy exists")
+        if t is not None and len(t.strategies) >= self.max_strategies:
+            return self._reject(c, Reject.TOO_MANY_STRATEGIES, "strategy limit reached")
+        self._accept(c)
+        self._account_changed(self._account_for(c.trader, c.strategy, self.default_token))
+
+    def _withdraw(self, c: WithdrawIntent) -> None:
+        if type(c.amount) is not int or not 0 < c.amount <= MAX_QUANTITY:
+            return self._reject(c, Reject.BAD_AMOUNT, "amount must be positive")
+        if c.token not in self.ledgers:
+            return self._reject(c, Reject.UNKNOWN_TOKEN, "token not listed")
+        a = self.accounts.get(c.trader + c.strategy + c.token) if type(c.trader) is bytes \
+            and type(c.strategy) is bytes else None
+        if a is None:
+            return self._reject(c, Reject.UNKNOWN_STRATEGY, "strategy has no account in this token")
+        free = a.collateral + min(0, mg.unrealized(a)) - mg.initial_requirement(a)
+        if c.amount > free:
+            return self._reject(c, Reject.INSUFFICIENT_FREE_COLLATERAL, f"at most {max(free, 0)} is free")
+        self._accept(c)
+        a.collateral -= c.amount
+        self._account_changed(a)
+        key = c.trader + c.token
+        leaf = self.withdrawals.get(key)
+        if leaf is None:
+            leaf = self.withdrawals[key] = PairLeaf(K_WITHDRAWAL, c.trader, c.token)
+        leaf.amount += c.amount
+        ledger = self.ledgers[c.token]
+        ledger.withdrawable += c.amount
+        self.dirty.update((leaf, ledger))
+        self._emit(WithdrawalUpdate, c.trader, c.strategy, c.token, c.amount, leaf.amount)
+
+    def _chain_block(self, c: ChainBlock) -> None:
+        if type(c.block_number) is not int or c.block_number <= self.block_number:
+            return self._reject(c, Reject.BLOCK_NOT_NEWER, f"block must be after {self.block_number}")
+        if type(c.block_hash) is not bytes or len(c.block_hash) != 32:
+            return self._reject(c, Reject.MALFORMED, "block hash is 32 bytes")
+        expected = self.deposit_seq + 1
+        for d in c.deposits:
+            if type(d.seq) is not int or d.seq < expected:
+                return self._reject(c, Reject.DEPOSIT_REPEATED, f"deposit {d.seq} already applied; next is "
+                                    f"{expected}")
+            if d.seq > expected:
+                return self._reject(c, Reject.DEPOSIT_SEQUENCE_GAP, f"deposit {d.seq} skips {expected}")
+            if d.token not in self.ledgers:
+                return self._reject(c, Reject.UNKNOWN_TOKEN, f"deposit {d.seq}: token not listed")
+            if type(d.amount) is not int or not 0 < d.amount <= MAX_QUANTITY:
+                return self._reject(c, Reject.BAD_AMOUNT, f"deposit {d.seq}: amount must be positive")
+            if type(d.trader) is not bytes or len(d.trader) != 20 or d.trader == ZERO_ADDRESS:
+                return self._reject(c, Reject.MALFORMED, f"deposit {d.seq}: bad trader")
+            if type(d.strategy) is not bytes or len(d.strategy) != 32:
+                return self._reject(c, Reject.MALFORMED, f"deposit {d.seq}: bad strategy")
+            expected += 1
+        self._accept(c)
+        for d in c.deposits:
+            strategy = d.strategy if d.strategy != ZERO_ID else MAIN_STRATEGY
+            a = self._account_for(d.trader, strategy, d.token)
+            a.collateral += d.amount
+            ledger = self.ledgers[d.token]
+            ledger.deposited += d.amount
+            self.dirty.add(ledger)
+            self._emit(DepositCredited, d.seq, d.trader, strategy, d.token, d.amount)
+            self._account_changed(a)
+            self.deposit_seq = d.seq
+        self.block_number = c.block_number
+        self.block_hash = c.block_hash
+        self._emit(BlockApplied, c.block_number, c.block_hash, self.deposit_seq)
+
+    # ------------------------------------------------------------------------------------------ prices, time
+
+    def _index_prices(self, c: IndexPrices) -> None:
+        if not c.prices:
+            return self._reject(c, Reject.MALFORMED, "no prices")
+        seen = set()
+        for ip in c.prices:
+            if ip.market not in self.markets:
+                return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+            if ip.market in seen:
+                return self._reject(c, Reject.MALFORMED, "a market appears twice")
+            seen.add(ip.market)
+            if type(ip.price) is not int or not 0 < ip.price <= MAX_QUANTITY:
+                return self._reject(c, Reject.PRICE_NOT_POSITIVE, "index price must be positive")
+        self._accept(c)
+        touched = []
+        for ip in c.prices:
+            m = self.markets[ip.market]
+            m.index = ip.price
+            m.mark = mark_price(m)
+            m.price_time = self.time
+            self.dirty.add(m.price_view)
+            self._emit(PriceUpdate, m.id, m.index, m.mark)
+            touched.append(m)
+        risk.sweep(self, touched)
+
+    def _advance_time(self, c: AdvanceTime) -> None:
+        if type(c.time_ms) is not int or c.time_ms <= self.time or c.time_ms >= 2**64:
+            return self._reject(c, Reject.TIME_NOT_NEWER, f"time must be after {self.time}")
+        self._accept(c)
+        self.time = c.time_ms
+        self._emit(TimeAdvanced, c.time_ms)
+        paid = [m for mid, m in sorted(self.markets.items()) if m.next_funding <= c.time_ms]
+        for m in paid:
+            risk.pay_funding(self, m)
+        if paid:
+            risk.sweep(self, paid)
+
+    # ------------------------------------------------------------------------------------------ listings
+
+    def _list_token(self, c: ListToken) -> None:
+        if type(c.token) is not bytes or len(c.token) != 20 or c.token == ZERO_ADDRESS:
+            return self._reject(c, Reject.MALFORMED, "token is a non-zero 20-byte address")
+        if c.token in self.ledgers:
+            return self._reject(c, Reject.TOKEN_EXISTS, "token already listed")
+        self._accept(c)
+        self._add_token(c.token)
+        self._emit(TokenListed, c.token)
+
+    def _list_market(self, c: ListMarket) -> None:
+        problem = market_params_problem(c.params, set(self.ledgers))
+        if problem:
+            return self._reject(c, Reject.BAD_MARKET_PARAMS, problem)
+        if c.params.market in self.markets:
+            return self._reject(c, Reject.MARKET_EXISTS, "market already listed")
+        self._accept(c)
+        self._add_market(c.params)
+        self._emit(MarketUpdate, c.params.market, True)
+
+    def _update_market(self, c: UpdateMarket) -> None:
+        p = c.params
+        m = self.markets.get(p.market) if isinstance(p, type(c.params)) else None
+        if m is None:
+            return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+        problem = market_params_problem(p, set(self.ledgers))
+        if problem:
+            return self._reject(c, Reject.BAD_MARKET_PARAMS, problem)
+        if (p.token, p.tick, p.lot, p.size_decimals) != (m.token, m.tick, m.lot, m.size_decimals):
+            return self._reject(c, Reject.BAD_MARKET_PARAMS, "token, tick, lot and size_decimals never change")
+        self._accept(c)
+        interval_changed = p.funding_interval_ms != m.funding_interval
+        m.set_params(p)
+        if interval_changed:
+            m.next_funding = (self.time // m.funding_interval + 1) * m.funding_interval
+            self.dirty.add(m.funding_view)
+        self.dirty.add(m)
+        self._emit(MarketUpdate, m.id, False)
+        if m.mark:  # margin ratios may have risen
+            risk.sweep(self, [m])
+
+    # ------------------------------------------------------------------------------------------ epochs
+
+    def _advance_epoch(self, c: AdvanceEpoch) -> None:
+        if type(c.epoch) is not int or c.epoch != self.epoch + 1:
+            return self._reject(c, Reject.EPOCH_NOT_NEXT, f"next epoch is {self.epoch + 1}")
+        self._accept(c)
+        self._refresh_balances()
+        self.epoch = c.epoch
+        self.flush()
+        root = self.tree.root()
+        self.epoch_trees[c.epoch] = self.tree.to_bytes()
+        for old in [e for e in self.epoch_trees if e <= c.epoch - self.epochs_retained]:
+            del self.epoch_trees[old]
+            self._loaded_epoch_trees.pop(old, None)
+        record = EpochRecord(c.epoch, root, self.ordinal, self.time)
+        self.epochs[c.epoch] = record
+        self.dirty.add(record)
+        self._emit(EpochFrozen, c.epoch, root)
+
+    def _refresh_balances(self) -> None:
+        """BALANCE(trader, token) = sum over the trader's strategies in the token of max(0, equity at mark)."""
+        totals: dict[bytes, int] = {}
+        for a in self.accounts.values():
+            if a.is_fund:
+                continue
+            e = mg.equity(a)
+            key = a.trader + a.token
+            totals[key] = totals.get(key, 0) + (e if e > 0 else 0)
+        for key, amount in totals.items():
+            leaf = self.balances.get(key)
+            if leaf is None:
+                if not amount:
+                    continue
+                leaf = self.balances[key] = PairLeaf(K_BALANCE, key[:20], key[20:])
+            if leaf.amount != amount:
+                leaf.amount = amount
+                self.dirty.add(leaf)
+
+    def frozen_root(self, epoch: int) -> bytes:
+        from .errors import UnknownEpochError
+
+        record = self.epochs.get(epoch)
+        if record is None:
+            raise UnknownEpochError(f"epoch {epoch} was never frozen")
+        return record.root
+
+    def epoch_proofs(self, epoch: int, trader: bytes, token: bytes) -> dict:
+        """Proofs of the trader's WITHDRAWAL and BALANCE leaves against the frozen root of `epoch`
+        (docs/engine.md, "Epochs and proofs")."""
+        from .errors import UnknownEpochError
+        from .tree_port import load_tree, prove
+
+        if epoch not in self.epoch_trees:
+            raise UnknownEpochError(f"epoch {epoch} is not retained (the last {self.epochs_retained} are)")
+        tree = self._loaded_epoch_trees.get(epoch)
+        if tree is None:
+            tree = self._loaded_epoch_trees[epoch] = load_tree(self.epoch_trees[epoch])
+        wkey = key_of(K_WITHDRAWAL, address_word(trader) + address_word(token))
+        bkey = key_of(K_BALANCE, address_word(trader) + address_word(token))
+        return {
+            "epoch": epoch,
+            "root": self.epochs[epoch].root,
+            "withdrawal": prove(tree, wkey),
+            "withdrawal_value": tree.get(wkey),
+            "balance": prove(tree, bkey),
+            "balance_value": tree.get(bkey),
+        }
+
+    # ------------------------------------------------------------------------------------------ tree
+
+    def system_item(self) -> tuple[bytes, bytes]:
+        return _SYSTEM_KEY, value_of(
+            K_SYSTEM,
+            uint_word(SYSTEM_CURSORS) + uint_word(self.deposit_seq) + uint_word(self.block_number) + self.block_hash
+            + uint_word(self.time) + uint_word(self.epoch) + uint_word(self.ordinal) + uint_word(self.order_seq)
+            + address_word(self.default_token) + uint_word(self.max_open_orders) + uint_word(self.max_strategies)
+            + uint_word(self.epochs_retained),
+        )
+
+    def flush(self) -> None:
+        """Write the dirty items to the tree: deletions first, so a key reused in the same window ends present."""
+        tree = self.tree
+        puts = []
+        for obj in self.dirty:
+            key, value = obj.item()
+            if value is None:
+                if obj.in_tree:
+                    tree.delete(key)
+                    obj.in_tree = False
+            else:
+                puts.append((obj, key, value))
+        for obj, key, value in puts:
+            tree.put(key, value)
+            obj.in_tree = True
+        self.dirty.clear()
+        key, value = self.system_item()
+        tree.put(key, value)
+
+    def all_items(self) -> list[tuple[bytes, bytes]]:
+        """Every item of the state, sorted by key (what the tree holds after a flush)."""
+        self.flush()
+        objs = []
+        objs.extend(self.markets.values())
+        for m in self.markets.values():
+            objs.append(m.price_view)
+            objs.append(m.funding_view)
+            objs.extend(m.positions.values())
+        for ledger in self.ledgers.values():
+            objs.extend((ledger, ledger.fee_view))
+        objs.extend(self.accounts.values())
+        objs.extend(self.traders.values())
+        objs.extend(self.orders.values())
+        objs.extend(self.withdrawals.values())
+        objs.extend(self.balances.values())
+        objs.extend(self.epochs.values())
+        items = [self.system_item()]
+        for obj in objs:
+            key, value = obj.item()
+            if value is not None:
+                items.append((key, value))
+        items.sort()
+        return items
+
+    def snapshot(self) -> bytes:
+        from .snapshot import take
+
+        return take(self)
+
+    @classmethod
+    def restore(cls, data: bytes) -> "Engine":
+        from .snapshot import restore
+
+        return restore(cls, data)
+
+
+def _by_seq(order):
+    return order.seq
+
+
+def mark_price(m) -> int:
+    """index + clamp(mid - index, ±index * premium_cap); the index alone while the book is one-sided."""
+    index = m.index
+    book = m.book
+    if not book.bid_prices or not book.ask_prices:
+        return index
+    mid = (book.bid_prices[-1] + book.ask_prices[0]) // 2
+    cap = index * m.premium_cap // BPS
+    premium = mid - index
+    if premium > cap:
+        premium = cap
+    elif premium < -cap:
+        premium = -cap
+    return index + premium
+
+
+__all__ = ["Engine", "Kind", "mark_price"]

@@ -1,0 +1,123 @@
+"""Margin arithmetic (docs/engine.md, "Margin"). Every rounding goes against the trader:
+position values are floored (`//`), requirements and fees are rounded up (ceil).
+
+    value(s)        = floor(s * mark / 10**d)                 (signed: a short's value is negative)
+    equity          = collateral + sum(value(s) - cost)
+    MM              = sum ceil(|s| * mark * mmr / (10**d * 10^4))
+    IM              = sum ceil(max(|s + open_buy|, |s - open_sell|) * mark * imr / (10**d * 10^4))
+"""
+
+from __future__ import annotations
+
+BPS = 10_000
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def fee(notional: int, bps: int) -> int:
+    return -((-notional * bps) // BPS)
+
+
+def requirement(abs_size: int, mark: int, bps: int, one: int) -> int:
+    return -((-abs_size * mark * bps) // (one * BPS))
+
+
+def equity(account) -> int:
+    e = account.collateral
+    for pos in account.positions.values():
+        s = pos.size
+        if s:
+            m = pos.market
+            e += s * m.mark // m.one - pos.cost
+    return e
+
+
+def equity_and_mm(account) -> tuple[int, int]:
+    e = account.collateral
+    mm = 0
+    for pos in account.positions.values():
+        s = pos.size
+        if s:
+            m = pos.market
+            mark = m.mark
+            one = m.one
+            e += s * mark // one - pos.cost
+            mm -= (-(s if s > 0 else -s) * mark * m.mmr) // (one * BPS)
+    return e, mm
+
+
+def unrealized(account) -> int:
+    u = 0
+    for pos in account.positions.values():
+        s = pos.size
+        if s:
+            m = pos.market
+            u += s * m.mark // m.one - pos.cost
+    return u
+
+
+def initial_requirement(account) -> int:
+    im = 0
+    for pos in account.positions.values():
+        s = pos.size
+        m = pos.market
+        a = s + pos.open_buy
+        b = pos.open_sell - s
+        worst = a if a > b else b
+        if worst < 0:
+            worst = -worst
+        if worst:
+            im -= (-worst * m.mark * m.imr) // (m.one * BPS)
+    return im
+
+
+def order_check(account, market, d_size: int, d_cash: int, d_open_buy: int, d_open_sell: int):
+    """(equity, IM, MM) after the account trades d_size in `market` paying d_cash (fees included) and its open
+    order totals there change by the deltas; also the IM before, for the risk-reducing exception."""
+    e = account.collateral - d_cash
+    im_post = mm_post = im_pre = 0
+    seen = False
+    for pos in account.positions.values():
+        m = pos.market
+        mark = m.mark
+        one = m.one
+        s = pos.size
+        ob = pos.open_buy
+        os_ = pos.open_sell
+        den = one * BPS
+        a = s + ob
+        b = os_ - s
+        worst = a if a > b else b
+        if worst < 0:
+            worst = -worst
+        im_pre -= (-worst * mark * m.imr) // den
+        if m is market:
+            seen = True
+            s += d_size
+            ob += d_open_buy
+            os_ += d_open_sell
+            a = s + ob
+            b = os_ - s
+            worst = a if a > b else b
+            if worst < 0:
+                worst = -worst
+        if s or pos.cost:
+            e += s * mark // one - pos.cost
+            mm_post -= (-(s if s > 0 else -s) * mark * m.mmr) // den
+        im_post -= (-worst * mark * m.imr) // den
+    if not seen:
+        mark = market.mark
+        one = market.one
+        den = one * BPS
+        s = d_size
+        e += s * mark // one
+        mm_post -= (-(s if s > 0 else -s) * mark * market.mmr) // den
+        a = s + d_open_buy
+        b = d_open_sell - s
+        worst = a if a > b else b
+        if worst < 0:
+            worst = -worst
+        im_post -= (-worst * mark * market.imr) // den
+    return e, im_post, mm_post, im_pre

@@ -1,0 +1,45 @@
+"""Why a command was refused (Rejected.reason) and why an order left the book (OrderUpdate.reason)."""
+
+from enum import IntEnum
+
+
+class Reject(IntEnum):
+    MALFORMED = 1  # a field of the wrong type, width or range
+    UNKNOWN_MARKET = 2
+    MARKET_INACTIVE = 3
+    NO_PRICE = 4  # the market has no index price yet
+    BAD_PRICE = 5  # not a positive multiple of the tick (or non-zero on a market order)
+    BAD_SIZE = 6  # not a positive multiple of the lot
+    NOTIONAL_TOO_LARGE = 7
+    TOO_MANY_OPEN_ORDERS = 8
+    INSUFFICIENT_MARGIN = 9  # the post-trade state would be below initial margin
+    POST_ONLY_WOULD_CROSS = 10
+    REDUCE_ONLY_NOT_REDUCING = 11  # no position, or the order is on the position's side
+    REDUCE_ONLY_NEEDS_IOC = 12  # reduce-only orders never rest (docs/engine.md)
+    UNKNOWN_ORDER = 13  # no such open order for this trader, strategy and market
+    UNKNOWN_STRATEGY = 14
+    STRATEGY_EXISTS = 15
+    TOO_MANY_STRATEGIES = 16
+    INSUFFICIENT_FREE_COLLATERAL = 17
+    BAD_AMOUNT = 18
+    UNKNOWN_TOKEN = 19
+    DEPOSIT_SEQUENCE_GAP = 20
+    DEPOSIT_REPEATED = 21
+    BLOCK_NOT_NEWER = 22
+    TIME_NOT_NEWER = 23
+    EPOCH_NOT_NEXT = 24
+    MARKET_EXISTS = 25
+    BAD_MARKET_PARAMS = 26
+    TOKEN_EXISTS = 27
+    DUPLICATE_ORDER_ID = 28
+    PRICE_NOT_POSITIVE = 29
+
+
+class CancelReason(IntEnum):
+    NONE = 0
+    USER = 1  # CancelOrder / CancelAll
+    MODIFIED = 2  # replaced by ModifyOrder
+    IOC_REMAINDER = 3  # the unfilled rest of an immediate-or-cancel or market order
+    SELF_TRADE = 4  # the incoming remainder met the trader's own resting order
+    MAKER_MARGIN = 5  # filling this resting order would put its owner below maintenance margin
+    LIQUIDATION = 6  # the owner is being liquidated

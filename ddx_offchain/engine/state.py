@@ -1,0 +1,337 @@
+"""The engine's state objects and the tree items they are written as (docs/engine.md, "Items").
+
+Each object keeps its numbers as plain ints in __slots__ for the hot path; `item()` encodes it as its tree item
+(key, value) or (key, None) once it is gone. The engine marks objects dirty and writes only those when a root is
+needed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from ..protocol.items import Kind
+from .codec import ZERO12, address_word, int_word, key_of, uint_word, value_of
+from .commands import ZERO_ADDRESS, name32
+
+FUND_TRADER = ZERO_ADDRESS  # the insurance fund's account: no request can name the zero address
+FUND_STRATEGY = name32("insurance")
+
+K_TRADER = int(Kind.TRADER)
+K_STRATEGY = int(Kind.STRATEGY)
+K_POSITION = int(Kind.POSITION)
+K_ORDER = int(Kind.ORDER)
+K_PRICE = int(Kind.PRICE)
+K_FUND = int(Kind.INSURANCE_FUND)
+K_WITHDRAWAL = int(Kind.WITHDRAWAL)
+K_BALANCE = int(Kind.BALANCE)
+K_EPOCH = int(Kind.EPOCH)
+K_MARKET = int(Kind.MARKET)
+K_FEE = int(Kind.FEE_ACCOUNT)
+K_SYSTEM = int(Kind.SYSTEM)
+K_FUNDING = int(Kind.FUNDING)
+
+SYSTEM_CURSORS = 0  # SYSTEM item identities: uint8 0 (cursors and limits), (uint8 1, address token) (token ledger)
+SYSTEM_TOKEN = 1
+
+
+class Order:
+    __slots__ = ("id", "account", "market", "side", "order_type", "price", "remaining", "original", "seq", "in_tree",
+                 "_key")
+
+    def __init__(self, id, account, market, side, order_type, price, remaining, original, seq):
+        self.id = id
+        self.account = account
+        self.market = market
+        self.side = side
+        self.order_type = order_type  # LIMIT or POST_ONLY: the only types that rest
+        self.price = price
+        self.remaining = remaining  # 0 once filled or cancelled (the book drops it lazily)
+        self.original = original
+        self.seq = seq  # arrival order: time priority within a price level
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        key = self._key
+        if key is None:
+            key = self._key = key_of(K_ORDER, self.id)
+        if not self.remaining:
+            return key, None
+        a = self.account
+        return key, value_of(
+            K_ORDER,
+            self.id + ZERO12 + a.trader + a.strategy + self.market.id + uint_word(self.side) + uint_word(self.order_type)
+            + uint_word(self.price)
+            + uint_word(self.remaining) + uint_word(self.original) + uint_word(self.seq),
+        )
+
+
+class Position:
+    """(strategy account, market): signed size, signed cost basis, realized PnL; open order totals (not an item:
+    derived from the orders)."""
+
+    __slots__ = ("account", "market", "size", "cost", "realized", "open_buy", "open_sell", "in_tree", "_key")
+
+    def __init__(self, account, market):
+        self.account = account
+        self.market = market
+        self.size = 0
+        self.cost = 0
+        self.realized = 0
+        self.open_buy = 0
+        self.open_sell = 0
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        key = self._key
+        a = self.account
+        if key is None:
+            key = self._key = key_of(K_POSITION, ZERO12 + a.trader + a.strategy + self.market.id)
+        if not self.size:
+            return key, None
+        return key, value_of(
+            K_POSITION,
+            ZERO12 + a.trader + a.strategy + self.market.id + int_word(self.size) + int_word(self.cost)
+            + int_word(self.realized),
+        )
+
+
+class Account:
+    """A strategy's margin account in one collateral token (cross margin over that token's markets).
+    The insurance fund is an Account too, written as the INSURANCE_FUND item."""
+
+    __slots__ = ("trader", "strategy", "token", "skey", "collateral", "positions", "orders",
+                 "is_fund", "in_tree", "_key")
+
+    def __init__(self, trader, strategy, token, is_fund=False):
+        self.trader = trader
+        self.strategy = strategy
+        self.token = token
+        self.skey = trader + strategy + token  # canonical order wherever iteration order shows
+        self.collateral = 0
+        self.positions = {}  # market id -> Position (present while size != 0 or orders are open)
+        self.orders = {}  # order id -> Order (open orders of this account)
+        self.is_fund = is_fund
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        key = self._key
+        if self.is_fund:
+            if key is None:
+                key = self._key = key_of(K_FUND, ZERO12 + self.token)
+            return key, value_of(K_FUND, ZERO12 + self.token + int_word(self.collateral))
+        if key is None:
+            key = self._key = key_of(K_STRATEGY, ZERO12 + self.trader + self.strategy + ZERO12 + self.token)
+        return key, value_of(
+            K_STRATEGY, ZERO12 + self.trader + self.strategy + ZERO12 + self.token + int_word(self.collateral)
+        )
+
+
+class Trader:
+    __slots__ = ("address", "strategies", "in_tree", "_key")
+
+    def __init__(self, address):
+        self.address = address
+        self.strategies = set()  # strategy ids created (explicitly or by a deposit)
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_TRADER, ZERO12 + self.address)
+        return self._key, value_of(K_TRADER, ZERO12 + self.address + uint_word(len(self.strategies)))
+
+
+class Book:
+    """Price levels: dict price -> [deque of orders (time order), live count]; sorted price lists.
+    Cancelled or filled orders stay in their deque with remaining == 0 until a walk or a compaction drops them."""
+
+    __slots__ = ("levels", "bid_prices", "ask_prices")
+
+    def __init__(self):
+        self.levels = ({}, {})  # [BUY] bids, [SELL] asks
+        self.bid_prices = []  # ascending: best bid last
+        self.ask_prices = []  # ascending: best ask first
+
+    def best_bid(self):
+        return self.bid_prices[-1] if self.bid_prices else 0
+
+    def best_ask(self):
+        return self.ask_prices[0] if self.ask_prices else 0
+
+
+class Market:
+    __slots__ = (
+        "id", "token", "tick", "lot", "size_decimals", "one", "imr", "mmr", "maker_fee", "taker_fee", "liq_fee",
+        "band", "premium_cap", "funding_cap", "dampener", "funding_interval", "max_notional", "active",
+        "index", "mark", "price_time", "next_funding", "last_funding", "cumulative_funding",
+        "book", "positions", "in_tree", "_key", "price_view", "funding_view",
+    )
+
+    def __init__(self, params):
+        self.id = params.market
+        self.token = params.token
+        self.tick = params.tick
+        self.lot = params.lot
+        self.size_decimals = params.size_decimals
+        self.one = 10**params.size_decimals
+        self.set_params(params)
+        self.index = 0
+        self.mark = 0
+        self.price_time = 0
+        self.next_funding = 0
+        self.last_funding = 0
+        self.cumulative_funding = 0
+        self.book = Book()
+        self.positions = {}  # account sort key -> Position with size != 0
+        self.in_tree = False
+        self._key = None
+        self.price_view = _PriceView(self)
+        self.funding_view = _FundingView(self)
+
+    def set_params(self, p):
+        self.imr = p.initial_margin_bps
+        self.mmr = p.maintenance_margin_bps
+        self.maker_fee = p.maker_fee_bps
+        self.taker_fee = p.taker_fee_bps
+        self.liq_fee = p.liquidation_fee_bps
+        self.band = p.market_order_band_bps
+        self.premium_cap = p.premium_cap_bps
+        self.funding_cap = p.funding_cap_bps
+        self.dampener = p.funding_dampener
+        self.funding_interval = p.funding_interval_ms
+        self.max_notional = p.max_order_notional
+        self.active = p.active
+
+    def params_words(self) -> bytes:
+        return (
+            self.id + address_word(self.token) + uint_word(self.tick) + uint_word(self.lot)
+            + uint_word(self.size_decimals) + uint_word(self.imr) + uint_word(self.mmr) + uint_word(self.maker_fee)
+            + uint_word(self.taker_fee) + uint_word(self.liq_fee) + uint_word(self.band)
+            + uint_word(self.premium_cap) + uint_word(self.funding_cap) + uint_word(self.dampener)
+            + uint_word(self.funding_interval) + uint_word(self.max_notional) + uint_word(1 if self.active else 0)
+        )
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_MARKET, self.id)
+        return self._key, value_of(K_MARKET, self.params_words())
+
+
+class _PriceView:
+    __slots__ = ("market", "in_tree", "_key")
+
+    def __init__(self, market):
+        self.market = market
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        m = self.market
+        if self._key is None:
+            self._key = key_of(K_PRICE, m.id)
+        return self._key, value_of(K_PRICE, m.id + uint_word(m.index) + uint_word(m.mark) + uint_word(m.price_time))
+
+
+class _FundingView:
+    __slots__ = ("market", "in_tree", "_key")
+
+    def __init__(self, market):
+        self.market = market
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        m = self.market
+        if self._key is None:
+            self._key = key_of(K_FUNDING, m.id)
+        return self._key, value_of(
+            K_FUNDING,
+            m.id + uint_word(m.next_funding) + int_word(m.last_funding) + int_word(m.cumulative_funding),
+        )
+
+
+class TokenLedger:
+    """Per collateral token: total deposited, total moved to withdrawable, fees collected."""
+
+    __slots__ = ("token", "deposited", "withdrawable", "fees", "fund", "in_tree", "_key", "fee_view")
+
+    def __init__(self, token, fund):
+        self.token = token
+        self.deposited = 0
+        self.withdrawable = 0
+        self.fees = 0
+        self.fund = fund  # the insurance fund's Account for this token
+        self.in_tree = False
+        self._key = None
+        self.fee_view = _FeeView(self)
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_SYSTEM, uint_word(SYSTEM_TOKEN) + address_word(self.token))
+        return self._key, value_of(
+            K_SYSTEM,
+            uint_word(SYSTEM_TOKEN) + address_word(self.token) + uint_word(self.deposited)
+            + uint_word(self.withdrawable),
+        )
+
+
+class _FeeView:
+    __slots__ = ("ledger", "in_tree", "_key")
+
+    def __init__(self, ledger):
+        self.ledger = ledger
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        t = self.ledger
+        if self._key is None:
+            self._key = key_of(K_FEE, address_word(t.token))
+        return self._key, value_of(K_FEE, address_word(t.token) + uint_word(t.fees))
+
+
+class PairLeaf:
+    """A WITHDRAWAL or BALANCE leaf: (trader, token, amount), the layout the custody contract reads."""
+
+    __slots__ = ("kind", "trader", "token", "amount", "in_tree", "_key")
+
+    def __init__(self, kind, trader, token):
+        self.kind = kind
+        self.trader = trader
+        self.token = token
+        self.amount = 0
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(self.kind, ZERO12 + self.trader + ZERO12 + self.token)
+        if self.kind == K_BALANCE and not self.amount:
+            return self._key, None  # a zero escape balance is the same as no leaf (non-inclusion proves 0)
+        return self._key, value_of(self.kind, ZERO12 + self.trader + ZERO12 + self.token + uint_word(self.amount))
+
+
+class EpochRecord:
+    __slots__ = ("epoch", "root", "ordinal", "time", "in_tree", "_key")
+
+    def __init__(self, epoch, root, ordinal, time):
+        self.epoch = epoch
+        self.root = root
+        self.ordinal = ordinal
+        self.time = time
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_EPOCH, uint_word(self.epoch))
+        return self._key, value_of(
+            K_EPOCH, uint_word(self.epoch) + self.root + uint_word(self.ordinal) + uint_word(self.time)
+        )
+
+
+def new_level():
+    return [deque(), 0]
