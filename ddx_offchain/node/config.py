@@ -1,0 +1,229 @@
+"""The operator's config file (TOML), parsed into typed, validated settings (docs/operations.md).
+
+Every error names the field and what was expected. The config never holds a private key: the operator's signing
+key comes from an eth-account encrypted keystore (node/keystore.py), unlocked from an environment variable or a
+prompt; the Raft TLS key is a separate file that must not be readable by group or others.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from ..protocol.eip712 import Domain, parse_address
+from ..protocol.errors import ProtocolError
+
+_HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>[0-9]{1,5})$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+MAX_CONFIG_BYTES = 1 << 20
+
+
+class ConfigError(ValueError):
+    """The config file is missing, malformed or inconsistent; the message names the field."""
+
+
+class _Node(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+    data_dir: str
+
+
+class _Operator(msgspec.Struct, forbid_unknown_fields=True):
+    keystore: str
+    password_env: str = "DDX_KEYSTORE_PASSWORD"
+
+
+class _Api(msgspec.Struct, forbid_unknown_fields=True):
+    listen: str
+    public_url: str = ""
+    max_body_bytes: int = 4096
+    max_age_ms: int = 60_000
+    max_future_ms: int = 5_000
+
+
+class _Raft(msgspec.Struct, forbid_unknown_fields=True):
+    listen: str
+    cert: str
+    key: str
+    tick_ms: int = 50
+    election_ticks: int = 10
+    snapshot_interval: int = 50_000
+    proposal_timeout_ms: int = 10_000
+
+
+class _Peer(msgspec.Struct, forbid_unknown_fields=True):
+    id: int
+    raft: str
+    cert: str
+    api: str = ""
+
+
+class _Chain(msgspec.Struct, forbid_unknown_fields=True):
+    chain_id: int
+    exchange: str
+    rpc: str = ""
+    manifest: str = ""
+
+
+class _Engine(msgspec.Struct, forbid_unknown_fields=True):
+    genesis: str
+
+
+class _History(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    path: str = ""
+
+
+class _File(msgspec.Struct, forbid_unknown_fields=True):
+    node: _Node
+    operator: _Operator
+    api: _Api
+    raft: _Raft
+    chain: _Chain
+    engine: _Engine
+    peers: list[_Peer] = []
+    history: _History = msgspec.field(default_factory=_History)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    id: int
+    raft: tuple[str, int]
+    cert_pem: bytes
+    api_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSettings:
+    node_id: int
+    data_dir: Path
+    keystore: Path
+    password_env: str
+    api_listen: tuple[str, int]
+    api_public_url: str
+    max_body_bytes: int
+    max_age_ms: int
+    max_future_ms: int
+    raft_listen: tuple[str, int]
+    tls_cert_pem: bytes
+    tls_key_pem: bytes
+    tick_seconds: float
+    election_ticks: int
+    snapshot_interval: int
+    proposal_timeout_seconds: float
+    peers: tuple[PeerConfig, ...]
+    domain: Domain
+    rpc: str
+    manifest: Path | None
+    genesis: Path
+    history_path: Path | None
+
+    @property
+    def api_urls(self) -> dict[int, str]:
+        urls = {p.id: p.api_url for p in self.peers if p.api_url}
+        if self.api_public_url:
+            urls[self.node_id] = self.api_public_url
+        return urls
+
+
+def _host_port(value: str, field: str) -> tuple[str, int]:
+    match = _HOSTPORT.match(value)
+    if not match or not 0 < int(match["port"]) < 65536:
+        raise ConfigError(f"{field}: expected host:port, got {value!r}")
+    return match["host"].strip("[]"), int(match["port"])
+
+
+def _url(value: str, field: str) -> str:
+    if value and not re.match(r"^https?://[^\s/]+(/.*)?$", value):
+        raise ConfigError(f"{field}: expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _read(base: Path, value: str, field: str, *, secret: bool = False) -> bytes:
+    path = (base / value).resolve()
+    try:
+        mode = path.stat().st_mode
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{field}: cannot read {path}: {exc.strerror}") from None
+    if secret and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"{field}: {path} is readable by group or others (chmod 600 it)")
+    return data
+
+
+def _positive(value: int, field: str, upper: int = 2**31) -> int:
+    if not 0 < value < upper:
+        raise ConfigError(f"{field}: must be in 1..{upper - 1}")
+    return value
+
+
+def parse_config(text: str, base_dir: Path) -> NodeSettings:
+    """Validate a config document; relative paths resolve against `base_dir` (the config file's folder)."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError("config file larger than 1 MiB")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}") from None
+    try:
+        doc = msgspec.convert(raw, _File)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(str(exc)) from None
+    node_id = _positive(doc.node.id, "node.id", 2**32)
+    if not _ENV_NAME.match(doc.operator.password_env):
+        raise ConfigError("operator.password_env: an environment variable name (A-Z, 0-9, _)")
+    peer_ids = [p.id for p in doc.peers]
+    if len(set(peer_ids)) != len(peer_ids) or node_id in peer_ids:
+        raise ConfigError("peers: ids must be unique and differ from node.id")
+    for i, p in enumerate(doc.peers):
+        _positive(p.id, f"peers[{i}].id", 2**32)
+    try:
+        domain = Domain(doc.chain.chain_id, parse_address(doc.chain.exchange))
+    except ProtocolError as exc:
+        raise ConfigError(f"chain: {exc}") from None
+    if domain.verifying_contract == b"\x00" * 20:
+        raise ConfigError("chain.exchange: the zero address is not an exchange contract")
+    data_dir = (base_dir / doc.node.data_dir).resolve()
+    history_path = None
+    if doc.history.enabled:
+        history_path = (base_dir / doc.history.path).resolve() if doc.history.path else data_dir / "history.sqlite"
+    return NodeSettings(
+        node_id=node_id,
+        data_dir=data_dir,
+        keystore=(base_dir / doc.operator.keystore).resolve(),
+        password_env=doc.operator.password_env,
+        api_listen=_host_port(doc.api.listen, "api.listen"),
+        api_public_url=_url(doc.api.public_url, "api.public_url"),
+        max_body_bytes=_positive(doc.api.max_body_bytes, "api.max_body_bytes", 1 << 20),
+        max_age_ms=_positive(doc.api.max_age_ms, "api.max_age_ms", 300_000),
+        max_future_ms=_positive(doc.api.max_future_ms, "api.max_future_ms", 300_000),
+        raft_listen=_host_port(doc.raft.listen, "raft.listen"),
+        tls_cert_pem=_read(base_dir, doc.raft.cert, "raft.cert"),
+        tls_key_pem=_read(base_dir, doc.raft.key, "raft.key", secret=True),
+        tick_seconds=_positive(doc.raft.tick_ms, "raft.tick_ms", 10_000) / 1000,
+        election_ticks=_positive(doc.raft.election_ticks, "raft.election_ticks", 1000),
+        snapshot_interval=_positive(doc.raft.snapshot_interval, "raft.snapshot_interval"),
+        proposal_timeout_seconds=_positive(doc.raft.proposal_timeout_ms, "raft.proposal_timeout_ms", 600_000) / 1000,
+        peers=tuple(
+            PeerConfig(p.id, _host_port(p.raft, f"peers[{i}].raft"), _read(base_dir, p.cert, f"peers[{i}].cert"), _url(p.api, f"peers[{i}].api"))
+            for i, p in enumerate(doc.peers)
+        ),
+        domain=domain,
+        rpc=_url(doc.chain.rpc, "chain.rpc"),
+        manifest=(base_dir / doc.chain.manifest).resolve() if doc.chain.manifest else None,
+        genesis=(base_dir / doc.engine.genesis).resolve(),
+        history_path=history_path,
+    )
+
+
+def load_config(path: Path | str) -> NodeSettings:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    return parse_config(text, path.parent.resolve())

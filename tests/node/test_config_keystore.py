@@ -1,0 +1,106 @@
+"""Config parsing with typed validation, and the encrypted operator keystore."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from ddx_offchain.node.config import ConfigError, load_config, parse_config
+from ddx_offchain.node.keystore import KeystoreError, load_operator_key, write_keystore
+
+GOOD = """
+[node]
+id = 1
+data_dir = "data1"
+
+[operator]
+keystore = "op1.json"
+password_env = "OP1_PASSWORD"
+
+[api]
+listen = "127.0.0.1:8001"
+public_url = "http://127.0.0.1:8001"
+
+[raft]
+listen = "127.0.0.1:9001"
+cert = "op1.crt"
+key = "op1.key"
+
+[[peers]]
+id = 2
+raft = "127.0.0.1:9002"
+cert = "op2.crt"
+api = "http://127.0.0.1:8002"
+
+[chain]
+chain_id = 31337
+exchange = "0x5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
+
+[engine]
+genesis = "genesis.json"
+"""
+
+
+@pytest.fixture
+def folder(tmp_path):
+    for name in ("op1.crt", "op2.crt"):
+        (tmp_path / name).write_bytes(b"-----BEGIN CERTIFICATE-----\n")
+    key = tmp_path / "op1.key"
+    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    return tmp_path
+
+
+def test_a_good_config_parses_to_typed_settings(folder):
+    (folder / "node.toml").write_text(GOOD)
+    s = load_config(folder / "node.toml")
+    assert s.node_id == 1 and s.api_listen == ("127.0.0.1", 8001) and s.raft_listen == ("127.0.0.1", 9001)
+    assert s.peers[0].raft == ("127.0.0.1", 9002) and s.api_urls == {1: "http://127.0.0.1:8001", 2: "http://127.0.0.1:8002"}
+    assert s.domain.chain_id == 31337 and s.domain.verifying_contract == b"\x5a" * 20
+    assert s.data_dir == folder / "data1" and s.history_path == folder / "data1" / "history.sqlite"
+    assert s.keystore == folder / "op1.json"
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda t: t.replace('id = 1\n', 'id = "1"\n', 1), "node.id"),
+        (lambda t: t.replace('listen = "127.0.0.1:8001"', 'listen = "localhost"'), "api.listen"),
+        (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nprivate_key = \"0xabc\""), "private_key"),
+        (lambda t: t.replace("0x5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a", "0x1234"), "chain"),
+        (lambda t: t.replace("id = 2", "id = 1"), "unique"),
+        (lambda t: t.replace('password_env = "OP1_PASSWORD"', 'password_env = "op1 password"'), "password_env"),
+        (lambda t: t.replace('cert = "op2.crt"', 'cert = "missing.crt"'), "peers[0].cert"),
+        (lambda t: t + "\n[bogus]\n", "bogus"),
+        (lambda t: t.replace("[engine]\ngenesis = \"genesis.json\"", ""), "engine"),
+        (lambda t: t + "\nnot toml = = =", "TOML"),
+    ],
+)
+def test_bad_configs_name_the_field(folder, edit, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_config(edit(GOOD), folder)
+
+
+def test_tls_key_readable_by_others_is_refused(folder):
+    (folder / "op1.key").chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        parse_config(GOOD, folder)
+
+
+def test_keystore_unlocks_from_env_or_prompt_and_refuses_otherwise(tmp_path):
+    key = bytes(range(1, 33))
+    path = tmp_path / "op.json"
+    write_keystore(path, key, "s3cret", iterations=1000)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert b"0102030405" not in path.read_bytes()  # never plaintext
+    assert load_operator_key(path, "PW", environ={"PW": "s3cret"}) == key
+    assert load_operator_key(path, "PW", environ={}, prompt=lambda _: "s3cret", interactive=True) == key
+    with pytest.raises(KeystoreError, match="set PW"):
+        load_operator_key(path, "PW", environ={}, interactive=False)
+    with pytest.raises(KeystoreError, match="wrong password"):
+        load_operator_key(path, "PW", environ={"PW": "nope"})
+    plaintext = tmp_path / "plain.json"
+    plaintext.write_text('{"private_key": "0x' + key.hex() + '"}')
+    with pytest.raises(KeystoreError, match="not an encrypted keystore"):
+        load_operator_key(plaintext, "PW", environ={"PW": "s3cret"})
