@@ -4,13 +4,12 @@ Layout (chosen for memory per item and for the cost of a batch re-hash in CPytho
 
 - `_value_hashes`: key -> keccak256(value), every item;
 - `_values`: key -> value, when the tree keeps values (the default);
-- `_keys`: the keys in order (SortedKeys), to find the one leaf under a position that is not an internal node;
-- `_internal`: node id -> hash, for exactly the subtrees holding two or more items.
+- `_internal`: node id -> hash, for exactly the subtrees holding two or more items;
+- `_leaf_at`: node id -> key, where each leaf hangs (the key object is shared with `_value_hashes`).
 
 A node id is the heap number `(1 << depth) | prefix` of the key prefix it covers: the root is 1, the children of
-n are 2n and 2n + 1, so moving down is a shift and a bit, with no per-node objects. Leaves are not stored: the
-leaf of a position that is not internal is the only key in its range, and its hash is recomputed (one keccak)
-when needed.
+n are 2n and 2n + 1, so moving down is a shift and a bit, with no per-node objects. Leaf hashes are not stored:
+one keccak recomputes a leaf when it is a sibling on a re-hashed path or in a proof.
 
 Mutations only record the key as pending; `root()` sorts the pending keys and walks the union of their paths
 once, re-hashing each touched node once (work proportional to dirty items x depth), building subtrees that
@@ -26,7 +25,6 @@ from os import PathLike
 from ..protocol.hashing import EMPTY, LEAF_PREFIX, NODE_PREFIX, keccak256_bytes
 from ..protocol.proof import InclusionProof, NonInclusionProof
 from .errors import InvalidItem, ItemNotFound, ItemPresent, ValuesNotKept
-from .sorted_keys import SortedKeys
 
 KEY_BYTES = 32
 KEY_BITS = 256
@@ -53,13 +51,6 @@ def _check_value(value: object) -> bytes:
     return value
 
 
-def _key_range(node_id: int, depth: int) -> tuple[bytes, bytes]:
-    """The lowest and highest key under a node."""
-    span = KEY_BITS - depth
-    low = (node_id ^ (1 << depth)) << span
-    return low.to_bytes(KEY_BYTES, "big"), (low | ((1 << span) - 1)).to_bytes(KEY_BYTES, "big")
-
-
 class StateTree:
     """Authenticated key -> value map whose root commits to every item (docs/protocol.md §1-§4).
 
@@ -67,15 +58,14 @@ class StateTree:
     Bad input raises InvalidItem and changes nothing. Not thread-safe (the engine owns it).
     """
 
-    __slots__ = ("_value_hashes", "_values", "_keys", "_internal", "_pending", "_root")
+    __slots__ = ("_value_hashes", "_values", "_internal", "_leaf_at", "_pending", "_root")
 
     def __init__(self, keep_values: bool = True) -> None:
         self._value_hashes: dict[bytes, bytes] = {}
         self._values: dict[bytes, bytes] | None = {} if keep_values else None
-        self._keys = SortedKeys()
         self._internal: dict[int, bytes] = {}
-        # key -> whether it was in the hashed tree when it first changed since the last re-hash
-        self._pending: dict[bytes, bool] = {}
+        self._leaf_at: dict[int, bytes] = {}
+        self._pending: set[bytes] = set()  # keys changed since the last re-hash
         self._root = EMPTY
 
     # ---------------------------------------------------------------- building
@@ -98,10 +88,9 @@ class StateTree:
         tree._value_hashes = hashes
         if values is not None:
             tree._values = values
-        tree._keys = SortedKeys(ordered)
         if ordered:
             ints = [_from_bytes(k, "big") for k in ordered]
-            tree._root = _build(tree._internal, hashes, ordered, ints, 1, 0, 0, len(ordered))
+            tree._root = _build(tree._internal, tree._leaf_at, hashes, ordered, ints, 1, 0, 0, len(ordered))
         return tree
 
     # ---------------------------------------------------------------- reads
@@ -127,20 +116,20 @@ class StateTree:
         return self._value_hashes.get(key)
 
     def keys(self) -> Iterator[bytes]:
-        """Every key, ascending."""
-        return iter(self._keys)
+        """Every key, ascending (sorts: O(n log n))."""
+        return iter(sorted(self._value_hashes))
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value), ascending by key."""
         if self._values is None:
             raise ValuesNotKept("this tree keeps value hashes only (keep_values=False)")
         values = self._values
-        return ((k, values[k]) for k in self._keys)
+        return ((k, values[k]) for k in sorted(values))
 
     def value_hash_items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value hash), ascending by key."""
         hashes = self._value_hashes
-        return ((k, hashes[k]) for k in self._keys)
+        return ((k, hashes[k]) for k in sorted(hashes))
 
     # ---------------------------------------------------------------- writes
 
@@ -155,10 +144,7 @@ class StateTree:
         old = hashes.get(key)
         if old == value_hash:
             return
-        if key not in self._pending:
-            self._pending[key] = old is not None
-        if old is None:
-            self._keys.add(key)
+        self._pending.add(key)
         hashes[key] = value_hash
 
     def delete(self, key: bytes) -> None:
@@ -167,12 +153,10 @@ class StateTree:
         hashes = self._value_hashes
         if key not in hashes:
             raise ItemNotFound(f"no item with key 0x{key.hex()}")
-        if key not in self._pending:
-            self._pending[key] = True
+        self._pending.add(key)
         del hashes[key]
         if self._values is not None:
             del self._values[key]
-        self._keys.remove(key)
 
     # ---------------------------------------------------------------- hashing
 
@@ -186,62 +170,107 @@ class StateTree:
         pending = self._pending
         batch = sorted(pending)
         ints = [_from_bytes(k, "big") for k in batch]
-        was_hashed = [pending[k] for k in batch]
         internal = self._internal
+        get_internal = internal.get
+        leaf_at = self._leaf_at
+        get_leaf = leaf_at.get
         hashes = self._value_hashes
-        keys = self._keys
         keccak = keccak256_bytes
 
-        def hash_of(node_id: int, depth: int) -> bytes:
-            h = internal.get(node_id)
+        def settled(node_id: int) -> bytes:
+            """Hash of a subtree with no pending key."""
+            h = get_internal(node_id)
             if h is not None:
                 return h
-            low, high = _key_range(node_id, depth)
-            k = keys.first_at_or_after(low)
-            if k is None or k > high:
-                return EMPTY
-            return keccak(LEAF_PREFIX + k + hashes[k])
+            k = get_leaf(node_id)
+            return EMPTY if k is None else keccak(LEAF_PREFIX + k + hashes[k])
 
-        def update(node_id: int, depth: int, lo: int, hi: int) -> bytes:
-            """New hash of the subtree at node_id, whose pending keys are batch[lo:hi] (non-empty)."""
-            if node_id in internal:
-                shift = 255 - depth
-                mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
-                left_id = node_id << 1
-                right_id = left_id | 1
-                depth += 1
-                left = update(left_id, depth, lo, mid) if lo < mid else hash_of(left_id, depth)
-                right = update(right_id, depth, mid, hi) if mid < hi else hash_of(right_id, depth)
-                # A subtree left with one item is that item's leaf; with none it is EMPTY.
-                if left == EMPTY:
-                    if right == EMPTY or right_id not in internal:
-                        del internal[node_id]
-                        return right
-                elif right == EMPTY and left_id not in internal:
-                    del internal[node_id]
-                    return left
-                h = keccak(NODE_PREFIX + left + right)
-                internal[node_id] = h
-                return h
-            # Not internal: the subtree held at most one item before this batch.
-            if hi - lo == 1 and was_hashed[lo]:
+        def rebuilt(node_id: int, depth: int, lo: int, hi: int) -> bytes:
+            """Hash of a subtree that was not internal (one leaf or none), whose pending keys are batch[lo:hi]."""
+            old = get_leaf(node_id)
+            if hi - lo == 1 and old == batch[lo]:
                 # It held exactly this key, the only change under it: a new value or a removal.
-                k = batch[lo]
-                value_hash = hashes.get(k)
-                return EMPTY if value_hash is None else keccak(LEAF_PREFIX + k + value_hash)
-            low, high = _key_range(node_id, depth)
-            content = keys.between(low, high)
+                value_hash = hashes.get(old)
+                if value_hash is None:
+                    del leaf_at[node_id]
+                    return EMPTY
+                return keccak(LEAF_PREFIX + old + value_hash)
+            content = [k for k in batch[lo:hi] if k in hashes]
+            if old is not None:
+                del leaf_at[node_id]
+                if old not in pending:  # untouched by this batch: it stays, at a new depth if split
+                    content.append(old)
+                    content.sort()
             if not content:
                 return EMPTY
             content_ints = [_from_bytes(k, "big") for k in content]
-            return _build(internal, hashes, content, content_ints, node_id, depth, 0, len(content))
+            return _build(internal, leaf_at, hashes, content, content_ints, node_id, depth, 0, len(content))
+
+        def join(node_id: int, left_id: int, left: bytes, right: bytes) -> bytes:
+            """Hash of internal node_id from its children's new hashes; collapses it if it now holds <= 1 item."""
+            if left == EMPTY:
+                if right == EMPTY:
+                    del internal[node_id]
+                    return EMPTY
+                if (left_id | 1) not in internal:  # one leaf left: it moves up to this position
+                    del internal[node_id]
+                    leaf_at[node_id] = leaf_at.pop(left_id | 1)
+                    return right
+            elif right == EMPTY and left_id not in internal:
+                del internal[node_id]
+                leaf_at[node_id] = leaf_at.pop(left_id)
+                return left
+            h = keccak(NODE_PREFIX + left + right)
+            internal[node_id] = h
+            return h
+
+        def single(node_id: int, depth: int, i: int) -> bytes:
+            """update() for a subtree with one pending key, batch[i]: walk its path down, then hash back up."""
+            k = ints[i]
+            path_ids: list[int] = []
+            sibling_hashes: list[bytes] = []  # of the child off the path, for each node on the path
+            while node_id in internal:
+                path_ids.append(node_id)
+                node_id = (node_id << 1) | ((k >> (255 - depth)) & 1)
+                depth += 1
+                sibling_hashes.append(settled(node_id ^ 1))
+            h = rebuilt(node_id, depth, i, i + 1)
+            while path_ids:
+                parent = path_ids.pop()
+                sibling_hash = sibling_hashes.pop()
+                if node_id & 1:
+                    left, right, left_id = sibling_hash, h, node_id ^ 1
+                else:
+                    left, right, left_id = h, sibling_hash, node_id
+                if left == EMPTY or right == EMPTY:  # only there can the node collapse
+                    h = join(parent, left_id, left, right)
+                else:
+                    h = keccak(NODE_PREFIX + left + right)
+                    internal[parent] = h
+                node_id = parent
+            return h
+
+        def update(node_id: int, depth: int, lo: int, hi: int) -> bytes:
+            """New hash of the subtree at node_id, whose pending keys are batch[lo:hi] (non-empty)."""
+            if hi - lo == 1:
+                return single(node_id, depth, lo)
+            if node_id not in internal:
+                return rebuilt(node_id, depth, lo, hi)
+            shift = 255 - depth
+            mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
+            left_id = node_id << 1
+            right_id = left_id | 1
+            depth += 1
+            left = update(left_id, depth, lo, mid) if lo < mid else settled(left_id)
+            right = update(right_id, depth, mid, hi) if mid < hi else settled(right_id)
+            return join(node_id, left_id, left, right)
 
         self._root = update(1, 0, 0, len(batch))
         pending.clear()
 
     # ---------------------------------------------------------------- proofs
 
-    def _path(self, key: bytes) -> tuple[list[bytes], int, int]:
+    def _path(self, key: bytes) -> tuple[list[bytes], int]:
         """Siblings top-down along key's path to the first position that is not internal, and that position."""
         self.root()
         internal = self._internal
@@ -251,22 +280,17 @@ class StateTree:
         while node_id in internal:
             node_id = (node_id << 1) | ((k >> (255 - depth)) & 1)
             depth += 1
-            siblings.append(self._settled_hash(node_id ^ 1, depth))
-        return siblings, node_id, depth
+            siblings.append(self._settled_hash(node_id ^ 1))
+        return siblings, node_id
 
-    def _settled_hash(self, node_id: int, depth: int) -> bytes:
+    def _settled_hash(self, node_id: int) -> bytes:
         h = self._internal.get(node_id)
         if h is not None:
             return h
-        leaf = self._leaf_in(node_id, depth)
+        leaf = self._leaf_at.get(node_id)
         if leaf is None:
             return EMPTY
         return keccak256_bytes(LEAF_PREFIX + leaf + self._value_hashes[leaf])
-
-    def _leaf_in(self, node_id: int, depth: int) -> bytes | None:
-        low, high = _key_range(node_id, depth)
-        k = self._keys.first_at_or_after(low)
-        return None if k is None or k > high else k
 
     def prove(self, key: bytes) -> InclusionProof:
         """Inclusion proof of (key, value hash) against root(); ItemNotFound if the key is absent."""
@@ -274,7 +298,7 @@ class StateTree:
         value_hash = self._value_hashes.get(key)
         if value_hash is None:
             raise ItemNotFound(f"no item with key 0x{key.hex()}; use prove_absent")
-        siblings, _, _ = self._path(key)
+        siblings, _ = self._path(key)
         siblings.reverse()
         return InclusionProof(key=key, value_hash=value_hash, siblings=tuple(siblings))
 
@@ -283,9 +307,9 @@ class StateTree:
         key = _check_key(key)
         if key in self._value_hashes:
             raise ItemPresent(f"0x{key.hex()} is in the tree; use prove")
-        siblings, node_id, depth = self._path(key)
+        siblings, node_id = self._path(key)
         siblings.reverse()
-        other = self._leaf_in(node_id, depth)
+        other = self._leaf_at.get(node_id)
         if other is None:
             return NonInclusionProof(key=key, siblings=tuple(siblings))
         return NonInclusionProof(
@@ -323,6 +347,7 @@ class StateTree:
 
 def _build(
     internal: dict[int, bytes],
+    leaf_at: dict[int, bytes],
     hashes: dict[bytes, bytes],
     keys: list[bytes],
     ints: list[int],
@@ -331,16 +356,17 @@ def _build(
     lo: int,
     hi: int,
 ) -> bytes:
-    """Hash of the subtree at node_id holding exactly keys[lo:hi] (non-empty, ascending); records its internal nodes."""
+    """Hash of the subtree at node_id holding exactly keys[lo:hi] (non-empty, ascending); records its nodes."""
     if hi - lo == 1:
         k = keys[lo]
+        leaf_at[node_id] = k
         return keccak256_bytes(LEAF_PREFIX + k + hashes[k])
     shift = 255 - depth
     mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
     left_id = node_id << 1
     depth += 1
-    left = _build(internal, hashes, keys, ints, left_id, depth, lo, mid) if lo < mid else EMPTY
-    right = _build(internal, hashes, keys, ints, left_id | 1, depth, mid, hi) if mid < hi else EMPTY
+    left = _build(internal, leaf_at, hashes, keys, ints, left_id, depth, lo, mid) if lo < mid else EMPTY
+    right = _build(internal, leaf_at, hashes, keys, ints, left_id | 1, depth, mid, hi) if mid < hi else EMPTY
     h = keccak256_bytes(NODE_PREFIX + left + right)
     internal[node_id] = h
     return h

@@ -17,7 +17,7 @@ from ddx_offchain.tree import (
     TreeError,
     ValuesNotKept,
 )
-from tree_spec_model import spec_root_of_values
+from tree_spec_model import spec_layout, spec_root_of_values
 from tree_strategies import EXAMPLES, key_sets, operations
 
 
@@ -78,6 +78,7 @@ def test_incremental_root_equals_spec_after_any_mix_of_puts_and_deletes(ops):
             assert t.root() == spec_root_of_values(model)
     assert t.root() == spec_root_of_values(model)
     assert t.root() == StateTree.from_items(model).root()
+    assert (t._internal, t._leaf_at) == spec_layout(model)  # no stale or missing node after any batch
     assert dict(t.items()) == model
     assert list(t.keys()) == sorted(model)
     for key in model:
@@ -112,14 +113,14 @@ def test_deleting_everything_returns_to_the_empty_root():
     for k in list(items)[1::2]:
         t.delete(k)
     assert t.root() == EMPTY
-    assert len(t) == 0 and t._internal == {}  # no stale internal nodes survive
+    assert len(t) == 0 and t._internal == {} and t._leaf_at == {}  # no stale internal nodes survive
 
 
 def test_putting_an_unchanged_value_keeps_the_root_and_no_work_pending():
     t = StateTree.from_items({_key(1): b"x", _key(2): b"y"})
     before = t.root()
     t.put(_key(1), b"x")
-    assert t._pending == {}
+    assert not t._pending
     assert t.root() == before
 
 
@@ -147,7 +148,7 @@ def test_bad_input_is_a_typed_error_and_changes_nothing(key, value):
     before = t.root()
     with pytest.raises(InvalidItem):
         t.put(key, value)
-    assert t.root() == before and len(t) == 1 and t._pending == {}
+    assert t.root() == before and len(t) == 1 and not t._pending
 
 
 def test_absent_items_are_typed_errors():
