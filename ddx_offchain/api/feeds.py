@@ -33,11 +33,11 @@ class Subscription:
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(SUBSCRIBER_QUEUE))
     overflowed: bool = False
 
-    def matches(self, trader: bytes | None, market: bytes | None) -> bool:
+    def matches(self, traders: tuple[bytes, ...], market: bytes | None) -> bool:
         if self.channel == "all":
             return True
         if self.channel == "trader":
-            return trader == self.key
+            return self.key in traders
         return market == self.key
 
 
@@ -45,17 +45,17 @@ class FeedHub:
     def __init__(self, history: History | None, ring_size: int = RING_SIZE) -> None:
         self.history = history
         self.ring_size = ring_size
-        self._ring: deque[tuple[int, dict, bytes | None, bytes | None]] = deque()
+        self._ring: deque[tuple[int, dict, tuple[bytes, ...], bytes | None]] = deque()
         self._subscribers: set[Subscription] = set()
         self.last_ordinal = history.persisted_ordinal if history is not None else 0
 
     def publish(self, applied: AppliedEntry) -> None:
         for u in applied.updates:
-            doc = update_json(u.ordinal, u.request_index, u.kind, u.trader, u.market, u.data)
-            self._ring.append((u.ordinal, doc, u.trader, u.market))
+            doc = update_json(u.ordinal, u.request_index, u.kind, u.traders, u.market, u.data)
+            self._ring.append((u.ordinal, doc, u.traders, u.market))
             self.last_ordinal = u.ordinal
             for sub in self._subscribers:
-                if sub.overflowed or not sub.matches(u.trader, u.market):
+                if sub.overflowed or not sub.matches(u.traders, u.market):
                     continue
                 try:
                     sub.queue.put_nowait(doc)
@@ -91,7 +91,7 @@ class FeedHub:
             trader = sub.key if sub.channel == "trader" else None
             market = sub.key if sub.channel == "market" else None
             items = self.history.updates(after, MAX_RESUME, trader=trader, market=market, upto=oldest - 1)
-        items.extend(doc for ordinal, doc, trader, market in self._ring if ordinal > after and sub.matches(trader, market))
+        items.extend(doc for ordinal, doc, traders, market in self._ring if ordinal > after and sub.matches(traders, market))
         return items
 
     def recent(self, after: int, limit: int, trader: bytes | None, market: bytes | None) -> list[dict] | None:
@@ -100,7 +100,7 @@ class FeedHub:
             return None if self._ring or after < self.last_ordinal else []
         out = []
         for ordinal, doc, t, m in self._ring:
-            if ordinal <= after or (trader is not None and t != trader) or (market is not None and m != market):
+            if ordinal <= after or (trader is not None and trader not in t) or (market is not None and m != market):
                 continue
             out.append(doc)
             if len(out) >= limit:

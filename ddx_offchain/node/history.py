@@ -39,12 +39,16 @@ MIGRATIONS: tuple[str, ...] = (
         ordinal       INTEGER PRIMARY KEY,
         request_index INTEGER NOT NULL,
         kind          TEXT NOT NULL,
-        trader        BLOB,
+        traders       BLOB NOT NULL,
         market        BLOB,
         data          TEXT NOT NULL
     );
-    CREATE INDEX updates_by_trader ON updates(trader, ordinal);
     CREATE INDEX updates_by_market ON updates(market, ordinal);
+    CREATE TABLE update_traders (
+        trader  BLOB NOT NULL,
+        ordinal INTEGER NOT NULL,
+        PRIMARY KEY (trader, ordinal)
+    ) WITHOUT ROWID;
     """,
     # 2: checkpoint progress per epoch (filled by the checkpointer)
     """
@@ -147,7 +151,7 @@ class History:
     def _write_batch(self, batch: list) -> None:
         if not batch:
             return
-        requests, updates, checkpoints = [], [], []
+        requests, updates, parties, checkpoints = [], [], [], []
         for item in batch:
             if isinstance(item, tuple):
                 checkpoints.append(item[1:])
@@ -157,11 +161,13 @@ class History:
                 (a.request_index, a.log_index, a.request_hash, a.trader, a.nonce, a.status, a.reason, a.duplicate_of, a.epoch, a.entry)
             )
             for u in a.updates:
-                updates.append((u.ordinal, u.request_index, u.kind, u.trader, u.market, json.dumps(u.data, sort_keys=True)))
+                updates.append((u.ordinal, u.request_index, u.kind, b"".join(u.traders), u.market, json.dumps(u.data, sort_keys=True)))
+                parties.extend((t, u.ordinal) for t in u.traders)
         conn = self._write
         conn.execute("BEGIN")
         conn.executemany("INSERT OR REPLACE INTO requests VALUES (?,?,?,?,?,?,?,?,?,?)", requests)
         conn.executemany("INSERT OR REPLACE INTO updates VALUES (?,?,?,?,?,?)", updates)
+        conn.executemany("INSERT OR REPLACE INTO update_traders VALUES (?,?)", parties)
         conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", checkpoints)
         conn.execute("COMMIT")
         with self._lock:
@@ -211,22 +217,22 @@ class History:
         return out
 
     def updates(self, after: int, limit: int, *, trader: bytes | None = None, market: bytes | None = None, upto: int | None = None) -> list[dict]:
-        sql = "SELECT ordinal, request_index, kind, trader, market, data FROM updates WHERE ordinal > ?"
+        sql = "SELECT ordinal, request_index, kind, traders, market, data FROM updates WHERE ordinal > ?"
         args: list = [after]
+        if trader is not None:
+            sql += " AND ordinal IN (SELECT ordinal FROM update_traders WHERE trader = ? AND ordinal > ?)"
+            args.extend((trader, after))
         if upto is not None:
             sql += " AND ordinal <= ?"
             args.append(upto)
-        if trader is not None:
-            sql += " AND trader = ?"
-            args.append(trader)
         if market is not None:
             sql += " AND market = ?"
             args.append(market)
         sql += " ORDER BY ordinal LIMIT ?"
         args.append(limit)
         return [
-            update_json(ordinal, request_index, kind, trader_, market_, json.loads(data))
-            for ordinal, request_index, kind, trader_, market_, data in self._reader().execute(sql, args).fetchall()
+            update_json(ordinal, request_index, kind, _split(traders), market_, json.loads(data))
+            for ordinal, request_index, kind, traders, market_, data in self._reader().execute(sql, args).fetchall()
         ]
 
     def checkpoints(self, limit: int = 50) -> list[dict]:
@@ -234,12 +240,16 @@ class History:
         return [{"epoch": e, "root": "0x" + r.hex(), "stage": s, "detail": json.loads(d)} for e, r, s, d in rows]
 
 
-def update_json(ordinal: int, request_index: int, kind: str, trader: bytes | None, market: bytes | None, data: dict) -> dict:
+def _split(traders: bytes) -> tuple[bytes, ...]:
+    return tuple(traders[i : i + 20] for i in range(0, len(traders), 20))
+
+
+def update_json(ordinal: int, request_index: int, kind: str, traders: tuple[bytes, ...], market: bytes | None, data: dict) -> dict:
     return {
         "ordinal": ordinal,
         "requestIndex": request_index,
         "kind": kind,
-        "trader": None if trader is None else "0x" + trader.hex(),
+        "traders": ["0x" + t.hex() for t in traders],
         "market": None if market is None else "0x" + market.hex(),
         "data": data,
     }

@@ -32,14 +32,22 @@ REFUSED = "refused"  # never reached the engine (malformed, bad signature, expir
 
 @dataclass(frozen=True, slots=True)
 class ExecutionUpdate:
-    """One engine output with its global ordinal; `trader`/`market` route it to WebSocket feeds."""
+    """One engine output with its global ordinal; `traders`/`market` route it to WebSocket feeds."""
 
     ordinal: int
     request_index: int
     kind: str
-    trader: bytes | None
+    traders: tuple[bytes, ...]  # every trader the update concerns (a fill: maker and taker)
     market: bytes | None
     data: dict
+
+
+class CommandRefused(Exception):
+    """An operator-command entry the engine cannot take at all (malformed, or not an operator command)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class ExecutionEngine(Protocol):
@@ -50,6 +58,8 @@ class ExecutionEngine(Protocol):
     def execute_operator_command(self, payload: bytes, request_index: int) -> list[ExecutionUpdate]: ...
 
     def epoch(self) -> int: ...
+
+    def last_ordinal(self) -> int: ...
 
     def state_root(self) -> bytes: ...
 
@@ -115,7 +125,10 @@ class ExchangeStateMachine:
         request_index = self.next_request_index
         self.next_request_index += 1
         if entry[0] == ENTRY_OPERATOR_COMMAND:
-            updates = self.engine.execute_operator_command(entry[1:], request_index)
+            try:
+                updates = self.engine.execute_operator_command(entry[1:], request_index)
+            except CommandRefused as exc:
+                return AppliedEntry(request_index, log_index, entry, REFUSED, self.engine.epoch(), reason=exc.reason)
             return AppliedEntry(request_index, log_index, entry, SEQUENCED, self.engine.epoch(), updates=updates)
         return self._apply_trader_request(request_index, log_index, entry)
 

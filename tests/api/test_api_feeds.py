@@ -42,7 +42,7 @@ def test_trader_feed_snapshot_then_only_that_traders_updates_in_order():
             await submit(client, ALICE, 3)
             updates = await receive(ws, 2)
             assert [u["ordinal"] for u in updates] == [3, 4]
-            assert all(u["type"] == "update" and u["trader"] == "0x" + address_of(ALICE).hex() for u in updates)
+            assert all(u["type"] == "update" and u["traders"] == ["0x" + address_of(ALICE).hex()] for u in updates)
             await ws.close()
 
     run(scenario())

@@ -81,7 +81,7 @@ class RecordingEngine:
 
     def _update(self, request_index: int, kind: str, trader, market, data: dict) -> ExecutionUpdate:
         self.ordinal += 1
-        return ExecutionUpdate(self.ordinal, request_index, kind, trader, market, data)
+        return ExecutionUpdate(self.ordinal, request_index, kind, () if trader is None else (trader,), market, data)
 
     def execute_request(self, signed, request_index: int) -> list[ExecutionUpdate]:
         request = signed.request
@@ -108,6 +108,9 @@ class RecordingEngine:
 
     def epoch(self) -> int:
         return self.current_epoch
+
+    def last_ordinal(self) -> int:
+        return self.ordinal
 
     def state_root(self) -> bytes:
         return self.root
