@@ -258,13 +258,27 @@ class _InboundConnection(asyncio.Protocol):
             return
         if owner._closed:
             self.tls.close()
+            return
+        if self.buffer:
+            self._parse()  # frames that arrived between the handshake and this task resuming
 
     def data_received(self, data: bytes) -> None:
-        if self.peer is None or self.tls is None:
+        if self.tls is None and self.raw is None:
             return
         buffer = self.buffer
+        if len(buffer) + len(data) > self.owner.config.max_frame_bytes + 2 * LENGTH_PREFIX_BYTES and self.peer is None:
+            # Bytes before the peer is identified (the handshake task has not resumed yet) are held, boundedly.
+            self.buffer.clear()
+            (self.tls or self.raw).close()  # type: ignore[union-attr]
+            return
         buffer += data
+        if self.peer is not None:
+            self._parse()
+
+    def _parse(self) -> None:
+        buffer = self.buffer
         owner = self.owner
+        assert self.peer is not None and self.tls is not None
         limit = owner.config.max_frame_bytes
         offset = 0
         size = len(buffer)

@@ -1,0 +1,248 @@
+"""A Raft server process: `python -m ddx_offchain.raft.server --config node.toml`.
+
+Runs one `RaftNode` with a small deterministic state machine (`DigestStateMachine`: counts the applied commands
+and chains their hashes, so two nodes that applied the same sequence report the same digest) and the loopback
+control port (`control.py`). Used by the process-level tests and the benchmark; the operator node
+(`ddx_offchain/node`) embeds `RaftNode` with the exchange engine instead.
+
+Config (TOML)::
+
+    node_id = 1
+    data_dir = "/var/lib/ddx/raft-1"
+    listen = "127.0.0.1:7001"          # peer port (mutual TLS)
+    control = "127.0.0.1:8001"         # loopback control port
+    cert = "op1.crt"                   # this operator's certificate and key (PEM)
+    key = "op1.key"
+    tick_ms = 50                       # optional knobs: election_ticks, heartbeat_ticks, snapshot_interval,
+                                       # snapshot_keep_entries, segment_bytes, max_batch_proposals
+    [[operators]]                      # every operator, this one included
+    id = 1
+    address = "127.0.0.1:7001"
+    cert = "op1.crt"
+
+On SIGTERM/SIGINT the node shuts down cleanly (flushes the hard state); SIGKILL is what the durability tests use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import ipaddress
+import logging
+import signal
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import msgspec
+
+from ddx_offchain.raft.codec import LENGTH_PREFIX_BYTES
+from ddx_offchain.raft.control import (
+    MAX_CONTROL_FRAME_BYTES,
+    ControlRequest,
+    ControlResponse,
+    RequestKind,
+    decode_request,
+    encode_control,
+)
+from ddx_offchain.raft.fsm import Command, StaleRequestError
+from ddx_offchain.raft.runtime import NodeConfig, RaftError, RaftNode
+from ddx_offchain.raft.transport import TlsMaterial
+
+log = logging.getLogger("ddx.raft.server")
+
+
+class ConfigFileError(ValueError):
+    """The server config is missing a field or has a bad value; the process exits without starting."""
+
+
+class DigestStateMachine:
+    """Counts applied commands and chains a SHA-256 over their (index, payload); result = the count so far."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.digest = b"\x00" * 32
+
+    def apply(self, commands: Sequence[Command]) -> list[bytes | None]:
+        results: list[bytes | None] = []
+        digest = self.digest
+        count = self.count
+        for command in commands:
+            count += 1
+            digest = hashlib.sha256(digest + command.payload).digest()
+            results.append(count.to_bytes(8, "big"))
+        self.count, self.digest = count, digest
+        return results
+
+    def snapshot(self) -> bytes:
+        return self.count.to_bytes(8, "big") + self.digest
+
+    def restore(self, data: bytes) -> None:
+        self.count, self.digest = int.from_bytes(data[:8], "big"), data[8:40]
+
+
+def _address(text: str, field: str) -> tuple[str, int]:
+    host, _, port = str(text).rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigFileError(f"{field}: expected host:port, got {text!r}")
+    return host, int(port)
+
+
+_KNOBS = {
+    "tick_ms": ("tick_seconds", lambda v: v / 1000),
+    "election_ticks": ("election_ticks", int),
+    "heartbeat_ticks": ("heartbeat_ticks", int),
+    "snapshot_interval": ("snapshot_interval", int),
+    "snapshot_keep_entries": ("snapshot_keep_entries", int),
+    "segment_bytes": ("segment_bytes", int),
+    "max_batch_proposals": ("max_batch_proposals", int),
+    "proposal_timeout_ms": ("proposal_timeout_seconds", lambda v: v / 1000),
+}
+
+
+def load_config(path: Path) -> tuple[NodeConfig, tuple[str, int]]:
+    """Parse and validate a server config file; returns the node config and the control address."""
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigFileError(f"cannot read {path}: {exc}") from None
+    base = Path(path).parent
+    try:
+        node_id = int(raw["node_id"])
+        operators = raw["operators"]
+        own_cert = (base / raw["cert"]).read_bytes()
+        own_key = (base / raw["key"]).read_bytes()
+        control = _address(raw["control"], "control")
+        listen = _address(raw["listen"], "listen")
+        data_dir = base / raw["data_dir"]
+        pinned: dict[int, bytes] = {}
+        addresses: dict[int, tuple[str, int]] = {}
+        for operator in operators:
+            operator_id = int(operator["id"])
+            if operator_id in pinned:
+                raise ConfigFileError(f"operator {operator_id} listed twice")
+            pinned[operator_id] = (base / operator["cert"]).read_bytes()
+            addresses[operator_id] = _address(operator["address"], f"operators[{operator_id}].address")
+        knobs = {name: convert(raw[key]) for key, (name, convert) in _KNOBS.items() if key in raw}
+    except KeyError as exc:
+        raise ConfigFileError(f"{path}: missing field {exc}") from None
+    except (OSError, TypeError, ValueError) as exc:
+        if isinstance(exc, ConfigFileError):
+            raise
+        raise ConfigFileError(f"{path}: {exc}") from None
+    if node_id not in pinned:
+        raise ConfigFileError(f"{path}: node {node_id} is not among the operators")
+    if pinned[node_id] != own_cert:
+        raise ConfigFileError(f"{path}: cert does not match operator {node_id}'s pinned certificate")
+    if not ipaddress.ip_address(control[0]).is_loopback:
+        raise ConfigFileError(f"{path}: the control port must listen on a loopback address")
+    config = NodeConfig(
+        node_id=node_id,
+        data_dir=data_dir,
+        listen=listen,
+        peers={other: address for other, address in addresses.items() if other != node_id},
+        tls=TlsMaterial(own_cert, own_key, pinned),
+        **knobs,
+    )
+    return config, control
+
+
+class Server:
+    def __init__(self, config: NodeConfig, control: tuple[str, int]) -> None:
+        self.machine = DigestStateMachine()
+        self.node = RaftNode(config, self.machine)
+        self.control_address = control
+        self._control_server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        await self.node.start()
+        self._control_server = await asyncio.start_server(self._serve, *self.control_address)
+
+    async def stop(self) -> None:
+        if self._control_server is not None:
+            self._control_server.close()
+        await self.node.shutdown()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        tasks: set[asyncio.Task] = set()
+        try:
+            while True:
+                length = int.from_bytes(await reader.readexactly(LENGTH_PREFIX_BYTES), "big")
+                if length > MAX_CONTROL_FRAME_BYTES:
+                    log.warning("control: frame of %d bytes; closing", length)
+                    return
+                payload = await reader.readexactly(length)
+                try:
+                    request = decode_request(payload)
+                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                    log.warning("control: malformed request dropped: %s", exc)
+                    continue
+                task = asyncio.get_running_loop().create_task(self._answer(request, writer))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        finally:
+            for task in tasks:
+                task.cancel()
+            writer.close()
+
+    async def _answer(self, request: ControlRequest, writer: asyncio.StreamWriter) -> None:
+        node = self.node
+        try:
+            if request.kind == RequestKind.PROPOSE:
+                applied = await node.propose(request.payload, client_id=request.client_id, sequence=request.sequence)
+                response = ControlResponse(request.id, True, index=applied.index, result=applied.result,
+                                           duplicate=applied.duplicate)
+            elif request.kind == RequestKind.READ_INDEX:
+                response = ControlResponse(request.id, True, index=await node.read_index())
+            elif request.kind == RequestKind.TRANSFER_LEADERSHIP:
+                await node.transfer_leadership(request.target)
+                response = ControlResponse(request.id, True)
+            else:
+                status = asdict(node.status())
+                status["fsm_count"] = self.machine.count
+                status["fsm_digest"] = self.machine.digest.hex()
+                status["counters"] = asdict(node.counters)
+                response = ControlResponse(request.id, True, status=status)
+        except (RaftError, StaleRequestError, ValueError) as exc:
+            response = ControlResponse(request.id, False, error=type(exc).__name__, detail=str(exc),
+                                       leader=node.status().leader if not node._stopping else 0)
+        try:
+            writer.write(encode_control(response))
+        except (ConnectionError, OSError, RuntimeError):
+            pass
+
+
+async def _run(config_path: Path) -> int:
+    config, control = load_config(config_path)
+    server = Server(config, control)
+    await server.start()
+    print(f"READY node={config.node_id} peer_port={server.node.port} control_port={control[1]}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one ddx Raft server process.")
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--log-level", default="WARNING")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return asyncio.run(_run(args.config))
+    except ConfigFileError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
