@@ -12,13 +12,19 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from collections.abc import Iterable
+
 from ddx_offchain.raft.messages import (
     EMPTY_HARD_STATE,
+    ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
+    EntryType,
     HardState,
     Snapshot,
     SnapshotMetadata,
+    encode_conf_change,
     entry_size,
 )
 
@@ -81,6 +87,26 @@ def limit_size(entries: list[Entry], max_bytes: int) -> list[Entry]:
     return entries
 
 
+def bootstrap_entries(voters: Iterable[int]) -> tuple[list[Entry], HardState]:
+    """The first log of a new cluster (etcd's Bootstrap): one committed ADD_VOTER entry per founding voter at
+    term 1, and the hard state that commits them. Every founder writes exactly these; nodes added later learn
+    the founding membership by replaying (or receiving a snapshot of) this log, so the membership is always in
+    the log or a snapshot, never only in a node's configuration."""
+    ids = sorted(set(voters))
+    if not ids or ids[0] <= 0:
+        raise ValueError("a cluster needs at least one voter, with positive ids")
+    entries = [
+        Entry(
+            term=1,
+            index=k + 1,
+            type=EntryType.CONF_CHANGE,
+            data=encode_conf_change(ConfChange(type=ConfChangeType.ADD_VOTER, node_id=node_id)),
+        )
+        for k, node_id in enumerate(ids)
+    ]
+    return entries, HardState(term=1, vote=0, commit=len(entries))
+
+
 class MemoryStorage:
     """Storage kept in memory: used by tests and the simulator, and as the read cache of part B's durable log.
 
@@ -89,7 +115,8 @@ class MemoryStorage:
     """
 
     def __init__(self, conf_state: ConfState | None = None) -> None:
-        """``conf_state`` bootstraps a new cluster: the initial membership, as if from a snapshot at index 0."""
+        """``conf_state`` sets a fixed initial membership, as if from a snapshot at index 0 (handy in tests of a
+        fixed cluster; a node added later cannot learn it, so real clusters start with ``bootstrap``)."""
         self._hard_state = EMPTY_HARD_STATE
         self._snapshot = Snapshot(metadata=SnapshotMetadata(conf_state=conf_state or ConfState()))
         self._ents: list[Entry] = [Entry(term=0, index=0)]
@@ -126,6 +153,14 @@ class MemoryStorage:
         return self._snapshot
 
     # --- Writes (what the application does with a Ready) ---------------------------------------------------
+    def bootstrap(self, voters: Iterable[int]) -> None:
+        """Write the first log of a new cluster (see bootstrap_entries); only on an empty storage."""
+        if self.last_index() != 0 or not self._hard_state.is_empty():
+            raise ValueError("bootstrap needs an empty storage")
+        entries, hard_state = bootstrap_entries(voters)
+        self.append(entries)
+        self._hard_state = hard_state
+
     def hard_state(self) -> HardState:
         return self._hard_state
 

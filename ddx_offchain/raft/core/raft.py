@@ -112,9 +112,11 @@ class Raft:
 
     def _load_hard_state(self, hs: HardState) -> None:
         log = self.raft_log
-        if hs.commit < log.committed or hs.commit > log.last_index():
-            raise LogInvariantError(f"persisted commit {hs.commit} outside [{log.committed}, {log.last_index()}]")
-        log.committed = hs.commit
+        if hs.commit > log.last_index():
+            raise LogInvariantError(f"persisted commit {hs.commit} is beyond the last index {log.last_index()}")
+        # The commit index may trail the snapshot: a crash can keep a received snapshot but lose the hard state
+        # written after it. A snapshot only ever holds committed state, so its index stays committed.
+        log.committed = max(log.committed, hs.commit)
         self.term = hs.term
         self.vote = hs.vote
 
@@ -541,6 +543,10 @@ class Raft:
         if t == MT.HEARTBEAT_RESP:
             pr.recent_active = True
             pr.probe_sent = False
+            if pr.state == ProgressState.REPLICATE and pr.inflights.full():
+                # Appends may have been lost: free one slot so the pipe restarts (a lost append then shows
+                # up as a rejection, which moves the follower back to probing).
+                pr.inflights.free_first_one()
             if pr.match < self.raft_log.last_index() or pr.state == ProgressState.PROBE:
                 self._send_append(m.from_)
             if not m.context:
@@ -742,9 +748,11 @@ class Raft:
             # Only a leader of this term sends snapshots and we step down on seeing one; be defensive anyway.
             self.become_follower(self.term + 1, NO_NODE)
             return False
+        # Unlike etcd we accept a snapshot whose membership does not include us yet: a node being added is sent
+        # the leader's latest snapshot, which may predate the entry that adds it. Refusing would loop forever
+        # (nothing forces a newer snapshot). Accepting is safe: without progress for ourselves we cannot
+        # campaign, and we learn our membership from the entries that follow.
         cs = meta.conf_state
-        if self.id not in cs.voters and self.id not in cs.learners:
-            return False  # a snapshot for a membership we are not part of (stale or misdirected)
         if log.match_term(meta.index, meta.term):
             # We already hold the snapshot's last entry: just fast-forward the commit index.
             log.commit_to(meta.index)

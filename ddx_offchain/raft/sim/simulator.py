@@ -1,0 +1,462 @@
+"""The deterministic cluster simulator (in the spirit of TigerBeetle's VOPR).
+
+One seed fixes everything: a single ``random.Random(seed)`` drives the network, the disks, the faults, the
+clients and the seeds of the nodes' own PRNGs, and the simulated clock is an integer. Replaying a seed replays the
+run event for event.
+
+A *step* is one event taken from the time-ordered queue: a node's tick, a message delivery, a disk write, an
+fsync (after which the node may send and apply), a client proposal, a crash, a restart, a partition change or a
+membership change. After every step the checker (checker.py) verifies the Raft safety properties.
+
+Each run ends with a convergence phase: faults healed, crashed nodes restarted, clients finish their
+outstanding requests, and every member must reach the same applied state containing every acknowledged
+proposal exactly once, in one order.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+
+from ddx_offchain.raft.core.config import Config
+from ddx_offchain.raft.core.errors import ProposalDroppedError, StepError
+from ddx_offchain.raft.messages import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    EntryType,
+    Message,
+    MessageType,
+    StateRole,
+    decode_conf_change,
+)
+from ddx_offchain.raft.rawnode import RawNode, Ready
+from ddx_offchain.raft.sim.checker import Checker
+from ddx_offchain.raft.sim.disk import SimDisk, WriteEntries, WriteHardState, WriteSnapshot
+from ddx_offchain.raft.sim.fsm import SessionFSM, SimulationFailure, encode_command
+
+MT = MessageType
+
+TICK_INTERVAL = 10
+ELECTION_TICK = 8
+HEARTBEAT_TICK = 2
+SNAPSHOT_EVERY = 24  # applied entries between local snapshots
+KEEP_AFTER_SNAPSHOT = 4  # entries kept behind a snapshot so slightly lagging followers still get appends
+CLIENT_RETRY = 150  # time units before a client retries an unanswered request elsewhere
+CONVERGENCE_LIMIT = 40_000  # events allowed for the final convergence phase
+
+
+def replay_command(seed: int, steps: int) -> str:
+    return f"python -m ddx_offchain.raft.sim --seed {seed} --steps {steps}"
+
+
+@dataclass(slots=True)
+class Options:
+    steps: int = 2000
+    nodes: int | None = None  # founding voters; None: 3 for even seeds, 5 for odd ones
+    new_nodes: int = 3  # nodes that may be added during a run (each gets a fresh id; ids are never reused)
+    drop_rate: float = 0.03
+    duplicate_rate: float = 0.02
+    crash_rate: float = 0.002
+    partition_rate: float = 0.003
+    membership_rate: float = 0.003
+    client_count: int = 8
+    trace: bool = False
+
+
+@dataclass(slots=True)
+class SimNode:
+    id: int
+    disk: SimDisk
+    fsm: SessionFSM
+    raw: RawNode | None = None
+    incarnation: int = 0
+    outstanding: Ready | None = None
+    persist_scheduled: bool = False
+    since_snapshot: int = 0
+    removed: bool = False
+
+    @property
+    def alive(self) -> bool:
+        return self.raw is not None
+
+
+@dataclass(slots=True)
+class SimClient:
+    id: int
+    seq: int = 0
+    waiting: bool = False
+    target: int = 0
+    sent_at: int = 0
+    attempt: int = 0  # only the timer of the latest attempt is live
+    acked: list[int] = field(default_factory=list)
+
+
+class Simulation:
+    def __init__(self, seed: int, options: Options | None = None) -> None:
+        self.seed = seed
+        self.options = options or Options()
+        self.rng = random.Random(seed)
+        self.now = 0
+        self.steps_done = 0
+        self._queue: list[tuple[int, int, tuple]] = []
+        self._seq = 0
+        if self.options.nodes is None:
+            self.options.nodes = 3 + 2 * (seed % 2)
+        founders = tuple(range(1, self.options.nodes + 1))
+        self.founders = founders
+        self.nodes: dict[int, SimNode] = {}
+        self.next_id = self.options.nodes + 1
+        self.cut: set[tuple[int, int]] = set()
+        self.checker = Checker(self)
+        self.clients = [SimClient(id=c + 1) for c in range(self.options.client_count)]
+        self.converging = False
+        self.trace_lines: list[str] = []
+        for node_id in founders:
+            self._create_node(node_id, founders)
+        for client in self.clients:
+            self._schedule(self.rng.randint(1, 50), ("propose", client.id))
+
+    # --- scheduling ------------------------------------------------------------------------------------------
+    def _schedule(self, delay: int, event: tuple) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (self.now + delay, self._seq, event))
+
+    def _trace(self, text: str) -> None:
+        if self.options.trace:
+            self.trace_lines.append(f"[{self.steps_done} t={self.now}] {text}")
+
+    # --- node lifecycle --------------------------------------------------------------------------------------
+    def _create_node(self, node_id: int, founders: tuple[int, ...]) -> SimNode:
+        node = SimNode(id=node_id, disk=SimDisk(founders), fsm=SessionFSM(ConfState()))
+        self.nodes[node_id] = node
+        self._start(node)
+        return node
+
+    def _start(self, node: SimNode) -> None:
+        node.incarnation += 1
+        disk = node.disk
+        snap = disk.live.snapshot()
+        conf_state = disk.live.initial_state()[1]
+        node.fsm.restore(snap.data, conf_state)
+        config = Config(
+            id=node.id,
+            election_tick=ELECTION_TICK,
+            heartbeat_tick=HEARTBEAT_TICK,
+            applied=snap.metadata.index,
+            max_size_per_msg=12,  # tiny, so replication is split into many messages and acks arrive piecemeal
+            max_inflight_msgs=4,
+            max_uncommitted_entries_size=1 << 12,
+            seed=self.rng.getrandbits(64),
+        )
+        node.raw = RawNode(config, disk.live)
+        node.outstanding = None
+        node.persist_scheduled = False
+        node.since_snapshot = 0
+        self.checker.on_start(node)
+        self._schedule(self.rng.randint(1, TICK_INTERVAL), ("tick", node.id, node.incarnation))
+
+    def _crash(self, node: SimNode) -> None:
+        survived = node.disk.crash(self.rng)
+        self._trace(f"crash {node.id} ({survived} unsynced writes survived)")
+        node.raw = None
+        node.outstanding = None
+        self.checker.on_crash(node)
+        self._schedule(self.rng.randint(20, 400), ("restart", node.id))
+
+    # --- the Ready loop --------------------------------------------------------------------------------------
+    def _kick(self, node: SimNode) -> None:
+        if node.raw is None or node.outstanding is not None or node.persist_scheduled:
+            return
+        if node.raw.has_ready():
+            node.persist_scheduled = True
+            self._schedule(self.rng.randint(0, 2), ("persist", node.id, node.incarnation))
+
+    def _persist(self, node: SimNode) -> None:
+        node.persist_scheduled = False
+        rd = node.raw.ready()
+        node.outstanding = rd
+        disk = node.disk
+        if rd.snapshot is not None:
+            disk.write(WriteSnapshot(rd.snapshot))
+        if rd.entries:
+            disk.write(WriteEntries(rd.entries))
+            self.checker.on_entries_written(node, rd.entries)
+        if rd.hard_state is not None:
+            disk.write(WriteHardState(rd.hard_state))
+        delay = self.rng.randint(1, 6) if disk.pending else 0
+        self._schedule(delay, ("fsync", node.id, node.incarnation))
+
+    def _fsync(self, node: SimNode) -> None:
+        rd = node.outstanding
+        node.disk.fsync()
+        self.checker.on_synced(node)
+        for m in rd.messages:
+            self.checker.check_persisted_before_send(node, m)
+            self._send(m)
+        raw = node.raw
+        fsm = node.fsm
+        if rd.snapshot is not None:
+            meta = rd.snapshot.metadata
+            fsm.restore(rd.snapshot.data, meta.conf_state)
+            self.checker.on_snapshot_restored(node, rd.snapshot)
+            node.since_snapshot = 0
+        for entry in rd.committed_entries:
+            if entry.type == EntryType.CONF_CHANGE:
+                fsm.skip(entry.index)
+                cc = decode_conf_change(entry.data)
+                fsm.conf_state = raw.apply_conf_change(cc)
+                self._trace(f"{node.id} applied {cc.type.name} {cc.node_id} -> {fsm.conf_state}")
+                if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == node.id:
+                    node.removed = True
+            else:
+                answered = fsm.apply(entry.index, entry.data)
+                if answered is not None:
+                    self._answer(node, *answered)
+            self.checker.on_applied(node, entry)
+        node.since_snapshot += len(rd.committed_entries)
+        raw.advance(rd)
+        node.outstanding = None
+        if node.since_snapshot >= SNAPSHOT_EVERY and fsm.applied_index > node.disk.live.snapshot().metadata.index:
+            node.disk.save_snapshot(fsm.applied_index, fsm.conf_state, fsm.snapshot_data(), KEEP_AFTER_SNAPSHOT)
+            node.since_snapshot = 0
+
+    # --- network ---------------------------------------------------------------------------------------------
+    def _send(self, m: Message) -> None:
+        opts = self.options
+        if self.converging:
+            self._schedule(self.rng.randint(1, 8), ("deliver", m))
+            return
+        if (m.from_, m.to) in self.cut or self.rng.random() < opts.drop_rate:
+            self._dropped(m)
+            return
+        copies = 2 if self.rng.random() < opts.duplicate_rate else 1
+        for _ in range(copies):
+            delay = self.rng.randint(1, 8) if self.rng.random() < 0.95 else self.rng.randint(20, 120)
+            self._schedule(delay, ("deliver", m))
+
+    def _dropped(self, m: Message) -> None:
+        if m.type == MT.SNAPSHOT:
+            sender = self.nodes.get(m.from_)
+            if sender is not None and sender.raw is not None:
+                sender.raw.report_snapshot(m.to, False)
+                self._kick(sender)
+
+    def _deliver(self, m: Message) -> None:
+        target = self.nodes.get(m.to)
+        if target is None or target.raw is None or (m.from_, m.to) in self.cut:
+            self._dropped(m)
+            return
+        try:
+            target.raw.step(m)
+        except StepError:
+            pass  # a response from a node that is not (or no longer) a member: ignored, as the API promises
+        self._kick(target)
+        if m.type == MT.SNAPSHOT:
+            sender = self.nodes.get(m.from_)
+            if sender is not None and sender.raw is not None:
+                sender.raw.report_snapshot(m.to, True)
+                self._kick(sender)
+
+    # --- clients ---------------------------------------------------------------------------------------------
+    def _leader_guess(self) -> int:
+        alive = [n for n in self.nodes.values() if n.raw is not None and not n.removed]
+        if not alive:
+            return 0
+        leaders = [n.id for n in alive if n.raw.raft.role == StateRole.LEADER]
+        if leaders and self.rng.random() < 0.8:
+            return max(leaders, key=lambda i: self.nodes[i].raw.raft.term)
+        return self.rng.choice(alive).id
+
+    def _propose(self, client: SimClient) -> None:
+        if not client.waiting:
+            if self.converging:
+                return
+            client.seq += 1
+            client.waiting = True
+        target_id = self._leader_guess()
+        client.target = target_id
+        client.sent_at = self.now
+        client.attempt += 1
+        retry_after = CLIENT_RETRY
+        if target_id:
+            node = self.nodes[target_id]
+            try:
+                node.raw.propose(encode_command(client.id, client.seq))
+            except ProposalDroppedError:
+                retry_after = self.rng.randint(20, 60)
+            self._kick(node)
+        else:
+            retry_after = self.rng.randint(20, 60)
+        self._schedule(retry_after, ("retry", client.id, client.attempt))
+
+    def _answer(self, node: SimNode, client_id: int, seq: int) -> None:
+        client = self.clients[client_id - 1]
+        if client.waiting and client.seq == seq and client.target == node.id:
+            client.waiting = False
+            client.acked.append(seq)
+            self.checker.on_acknowledged(node, client_id, seq)
+            self._schedule(self.rng.randint(1, 10), ("propose", client.id))
+
+    # --- faults ----------------------------------------------------------------------------------------------
+    def _random_fault(self) -> None:
+        opts = self.options
+        r = self.rng.random()
+        members = [n for n in self.nodes.values() if not n.removed]
+        if r < opts.crash_rate:
+            alive = [n for n in members if n.raw is not None]
+            if alive:
+                self._crash(self.rng.choice(alive))
+            return
+        r -= opts.crash_rate
+        if r < opts.partition_rate:
+            ids = [n.id for n in members]
+            was_cut = bool(self.cut)
+            self.cut.clear()
+            choice = self.rng.random()
+            if was_cut and choice < 0.5:
+                self._trace("heal")
+                return
+            leaders = [n.id for n in members if n.raw is not None and n.raw.raft.role == StateRole.LEADER]
+            if choice < 0.3 and leaders:
+                side = {self.rng.choice(leaders)}  # the classic: the leader alone on one side
+                for a in ids:
+                    for b in ids:
+                        if (a in side) != (b in side):
+                            self.cut.add((a, b))
+                self._trace(f"isolate leader {sorted(side)}")
+            elif choice < 0.75:
+                self.rng.shuffle(ids)
+                k = self.rng.randint(1, max(1, len(ids) // 2))
+                side = set(ids[:k])
+                for a in ids:
+                    for b in ids:
+                        if (a in side) != (b in side):
+                            self.cut.add((a, b))
+                self._trace(f"partition {sorted(side)} | rest")
+            else:
+                self._trace("heal")
+            return
+        r -= opts.partition_rate
+        if r < opts.membership_rate:
+            self._membership_change()
+
+    def _membership_change(self) -> None:
+        leaders = [n for n in self.nodes.values() if n.raw is not None and n.raw.raft.role == StateRole.LEADER]
+        if not leaders:
+            return
+        leader = max(leaders, key=lambda n: n.raw.raft.term)
+        tracker = leader.raw.raft.tracker
+        voters, learners = sorted(tracker.voters), sorted(tracker.learners)
+        choice = self.rng.random()
+        if learners:
+            cc = ConfChange(ConfChangeType.ADD_VOTER, self.rng.choice(learners))
+        elif choice < 0.5 and len(voters) > 3:
+            cc = ConfChange(ConfChangeType.REMOVE_NODE, self.rng.choice(voters))
+        elif self.next_id <= self.options.nodes + self.options.new_nodes and len(voters) < 6:
+            cc = ConfChange(ConfChangeType.ADD_LEARNER, self.next_id)
+        elif len(voters) > 3:
+            cc = ConfChange(ConfChangeType.REMOVE_NODE, self.rng.choice(voters))
+        else:
+            return
+        try:
+            leader.raw.propose_conf_change(cc)
+        except ProposalDroppedError as exc:
+            self._trace(f"conf change {cc.type.name} {cc.node_id} refused: {exc}")
+            return
+        self._trace(f"leader {leader.id} proposed {cc.type.name} {cc.node_id}")
+        if cc.type == ConfChangeType.ADD_LEARNER:
+            # The new node starts empty, knowing no membership: it learns everything from the leader.
+            self._create_node(self.next_id, ())
+            self.next_id += 1
+        self._kick(leader)
+
+    # --- main loop -------------------------------------------------------------------------------------------
+    def _handle(self, event: tuple) -> SimNode | None:
+        kind = event[0]
+        if kind == "deliver":
+            m = event[1]
+            self._deliver(m)
+            return self.nodes.get(m.to)
+        if kind in ("tick", "persist", "fsync"):
+            node = self.nodes[event[1]]
+            if node.raw is None or node.incarnation != event[2]:
+                return None  # belongs to a crashed incarnation
+            if kind == "tick":
+                node.raw.tick()
+                self._schedule(TICK_INTERVAL, ("tick", node.id, node.incarnation))
+            elif kind == "persist":
+                self._persist(node)
+            else:
+                self._fsync(node)
+            self._kick(node)
+            return node
+        if kind == "propose":
+            self._propose(self.clients[event[1] - 1])
+            return None
+        if kind == "retry":
+            client = self.clients[event[1] - 1]
+            if client.waiting and client.attempt == event[2]:
+                self._propose(client)
+            return None
+        if kind == "restart":
+            node = self.nodes[event[1]]
+            if node.raw is None:
+                self._trace(f"restart {node.id}")
+                self._start(node)
+                return node
+            return None
+        raise SimulationFailure(f"unknown event {kind}")
+
+    def _is_stale(self, event: tuple) -> bool:
+        """Timers that were superseded: skipping them is not a step (it would only dilute the run)."""
+        kind = event[0]
+        if kind == "retry":
+            client = self.clients[event[1] - 1]
+            return not client.waiting or client.attempt != event[2]
+        if kind in ("tick", "persist", "fsync"):
+            node = self.nodes[event[1]]
+            return node.raw is None or node.incarnation != event[2]
+        return False
+
+    def step(self) -> None:
+        when, _, event = heapq.heappop(self._queue)
+        while self._is_stale(event):
+            when, _, event = heapq.heappop(self._queue)
+        self.now = when
+        if not self.converging:
+            self._random_fault()
+        touched = self._handle(event)
+        self.steps_done += 1
+        if touched is not None and touched.raw is not None:
+            self.checker.check_node(touched)
+
+    def run(self) -> None:
+        try:
+            for _ in range(self.options.steps):
+                self.step()
+            self._converge()
+        except (SimulationFailure, AssertionError) as exc:
+            raise SimulationFailure(
+                f"seed {self.seed}: {exc}\n  replay: {replay_command(self.seed, self.options.steps)}"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001 - any crash of the core is a finding; report it replayably
+            raise SimulationFailure(
+                f"seed {self.seed}: {type(exc).__name__}: {exc}\n"
+                f"  replay: {replay_command(self.seed, self.options.steps)}"
+            ) from exc
+
+    def _converge(self) -> None:
+        self.converging = True
+        self.cut.clear()
+        for node in self.nodes.values():
+            if node.raw is None:
+                self._start(node)
+        for k in range(CONVERGENCE_LIMIT):
+            self.step()
+            if k % 64 == 0 and self.checker.converged():
+                self.checker.check_final()
+                return
+        raise SimulationFailure(f"no convergence within {CONVERGENCE_LIMIT} events after healing: "
+                                f"{self.checker.describe()}")
