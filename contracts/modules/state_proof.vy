@@ -21,7 +21,6 @@ KIND_BALANCE: constant(uint8) = 8
 # A key keeps the low 248 bits of its identity hash and carries its kind in the top byte.
 KIND_SHIFT: constant(uint256) = 248
 IDENTITY_MASK: constant(uint256) = (1 << 248) - 1
-TOP_BIT: constant(uint256) = 255
 
 
 @internal
@@ -43,17 +42,43 @@ def _fold_to_root(key: bytes32, start: bytes32, siblings: DynArray[bytes32, MAX_
     """
     @dev Hashes `start`, the subtree at depth len(siblings) on key's path, up to the root.
          siblings[0] is the deepest sibling; bit j of the key (MSB first) set means "right child".
+         Callers pass `siblings` straight from their own arguments: every internal call that takes the
+         256-bound array copies it into a new memory frame, and memory expansion is the dominant cost.
     """
     node: bytes32 = start
-    key_bits: uint256 = convert(key, uint256)
     depth: uint256 = len(siblings)
-    for i: uint256 in range(depth, bound=MAX_DEPTH):
-        level: uint256 = depth - 1 - i
-        if (key_bits >> (TOP_BIT - level)) & 1 == 1:
-            node = keccak256(concat(NODE_PREFIX, siblings[i], node))
+    # Bit `depth - 1 - i` of the key (MSB first) decides level i of the fold; shifting the key right by
+    # 256 - depth puts bit depth - 1 at the bottom, and each step moves one bit up the key.
+    path: uint256 = 0
+    if depth > 0:
+        path = convert(key, uint256) >> unsafe_sub(256, depth)
+    for sibling: bytes32 in siblings:
+        if path & 1 == 1:
+            node = keccak256(concat(NODE_PREFIX, sibling, node))
         else:
-            node = keccak256(concat(NODE_PREFIX, node, siblings[i]))
+            node = keccak256(concat(NODE_PREFIX, node, sibling))
+        path = path >> 1
     return node
+
+
+@internal
+@pure
+def _withdrawal_leaf(trader: address, token: address, cumulative: uint256) -> (bytes32, bytes32):
+    """
+    @dev (key, leaf hash) of the WITHDRAWAL item saying (trader, token) may withdraw `cumulative` in total.
+    """
+    key: bytes32 = self._item_key(KIND_WITHDRAWAL, trader, token)
+    return key, self._leaf_hash(key, keccak256(abi_encode(KIND_WITHDRAWAL, trader, token, cumulative)))
+
+
+@internal
+@pure
+def _balance_leaf(trader: address, token: address, amount: uint256) -> (bytes32, bytes32):
+    """
+    @dev (key, leaf hash) of the BALANCE item giving the (trader, token) escape-hatch balance `amount`.
+    """
+    key: bytes32 = self._item_key(KIND_BALANCE, trader, token)
+    return key, self._leaf_hash(key, keccak256(abi_encode(KIND_BALANCE, trader, token, amount)))
 
 
 @internal
@@ -70,9 +95,10 @@ def _withdrawal_root(
     """
     @dev The root implied by a proof that the (trader, token) cumulative withdrawable amount is `cumulative`.
     """
-    key: bytes32 = self._item_key(KIND_WITHDRAWAL, trader, token)
-    value_hash: bytes32 = keccak256(abi_encode(KIND_WITHDRAWAL, trader, token, cumulative))
-    return self._root_of_inclusion(key, value_hash, siblings)
+    key: bytes32 = empty(bytes32)
+    leaf: bytes32 = empty(bytes32)
+    key, leaf = self._withdrawal_leaf(trader, token, cumulative)
+    return self._fold_to_root(key, leaf, siblings)
 
 
 @internal
@@ -83,6 +109,7 @@ def _balance_root(
     """
     @dev The root implied by a proof that the (trader, token) escape-hatch balance is `amount`.
     """
-    key: bytes32 = self._item_key(KIND_BALANCE, trader, token)
-    value_hash: bytes32 = keccak256(abi_encode(KIND_BALANCE, trader, token, amount))
-    return self._root_of_inclusion(key, value_hash, siblings)
+    key: bytes32 = empty(bytes32)
+    leaf: bytes32 = empty(bytes32)
+    key, leaf = self._balance_leaf(trader, token, amount)
+    return self._fold_to_root(key, leaf, siblings)

@@ -1,0 +1,90 @@
+# pragma version ~=0.4.3
+"""
+@title ddx exchange
+@notice The one deployed contract: custody of traders' collateral, checkpoints of the off-chain state signed by
+        a quorum of operators, withdrawal claims proven against them, rate limits, delayed governance by quorum
+        message, and an escape hatch when operators stop. See docs/contracts.md for the interface and the
+        trust model, docs/protocol.md for every signed and proven byte.
+@dev Composed of modules, one per concern. No owner key: every privileged change is a quorum message.
+"""
+
+from contracts.modules import quorum
+from contracts.modules import checkpoints
+from contracts.modules import custody
+from contracts.modules import governance
+
+initializes: quorum
+initializes: checkpoints[quorum := quorum]
+initializes: custody[checkpoints := checkpoints]
+initializes: governance[quorum := quorum, custody := custody]
+
+exports: (
+    quorum.operator_set_id,
+    quorum.threshold,
+    quorum.operator_set_commitment,
+    quorum.supermajority_required,
+    quorum.operators,
+    quorum.operator_set,
+    checkpoints.checkpoint_root,
+    checkpoints.latest_epoch,
+    checkpoints.last_checkpoint_at,
+    checkpoints.frozen,
+    checkpoints.escape_delay,
+    checkpoints.latest_checkpoint,
+    checkpoints.submit_checkpoint,
+    checkpoints.freeze,
+    custody.collateral_allowed,
+    custody.deposit_count,
+    custody.claimed,
+    custody.escaped,
+    custody.rate_limit,
+    custody.available_to_pay,
+    custody.deposit,
+    custody.deposit_to,
+    custody.claim,
+    custody.escape,
+    governance.governance_nonce,
+    governance.pending_change,
+    governance.governance_delay,
+    governance.announce_rotation,
+    governance.execute_rotation,
+    governance.announce_threshold,
+    governance.execute_threshold,
+    governance.announce_collateral,
+    governance.execute_collateral,
+    governance.announce_rate_limit,
+    governance.execute_rate_limit,
+)
+
+MAX_INITIAL_TOKENS: constant(uint256) = 16
+
+
+struct InitialCollateral:
+    token: address
+    capacity: uint256
+    period: uint256
+
+
+@deploy
+def __init__(
+    operators: DynArray[address, quorum.MAX_OPERATORS],
+    threshold: uint256,
+    supermajority_required: bool,
+    collateral: DynArray[InitialCollateral, MAX_INITIAL_TOKENS],
+    escape_delay: uint256,
+    governance_delay: uint256,
+):
+    """
+    @param operators The initial operator set, strictly ascending.
+    @param threshold Signatures needed; strictly above 2/3 of the set when `supermajority_required`.
+    @param supermajority_required Enforce the > 2/3 threshold rule now and at every change (the default: true).
+    @param collateral The initial allow-list, each token with its rate limit (capacity per period seconds).
+    @param escape_delay Seconds without a checkpoint after which anyone may freeze (default 7 days).
+    @param governance_delay Seconds between a change's announcement and its execution.
+    """
+    quorum.__init__(operators, threshold, supermajority_required)
+    checkpoints.__init__(escape_delay)
+    governance.__init__(governance_delay)
+    for entry: InitialCollateral in collateral:
+        custody._set_collateral(entry.token, True)
+        custody._set_rate_limit(entry.token, entry.capacity, entry.period)

@@ -1,0 +1,181 @@
+# pragma version ~=0.4.3
+"""
+@title Checkpoint registry and escape-hatch trigger
+@notice Records the state roots that a quorum of operators signed, one per epoch, and lets anyone freeze
+        the exchange once no checkpoint has been recorded for `escape_delay` seconds. Anyone may relay a
+        checkpoint: its authority comes only from the signatures.
+@dev Rules for a checkpoint (docs/contracts.md, "Checkpoints"): root is not zero; epoch strictly above the
+     last one (gaps allowed); the anchored L1 block is in the past and, when it is one of the last 256 blocks,
+     its hash matches `blockhash` (a checkpoint built on another fork is refused); the exchange is not frozen.
+"""
+
+from contracts.modules import eip712
+from contracts.modules import quorum
+
+uses: quorum
+
+ACTION_CHECKPOINT: constant(uint8) = 1
+CHECKPOINT_TYPEHASH: constant(bytes32) = keccak256(
+    "Checkpoint(uint8 action,uint256 operatorSetId,uint256 epoch,bytes32 stateRoot,uint256 l1BlockNumber,bytes32 l1BlockHash)"
+)
+# blockhash() only knows the most recent 256 blocks.
+BLOCKHASH_WINDOW: constant(uint256) = 256
+
+
+event CheckpointRecorded:
+    epoch: indexed(uint256)
+    state_root: bytes32
+    l1_block_number: uint256
+    l1_block_hash: bytes32
+    operator_set_id: uint256
+
+
+event Frozen:
+    last_epoch: uint256
+    last_checkpoint_at: uint256
+    caller: indexed(address)
+
+
+# epoch -> state root; zero means "no checkpoint for this epoch".
+checkpoint_root: public(HashMap[uint256, bytes32])
+# Seconds without a checkpoint after which anyone may freeze; fixed at deployment.
+escape_delay: public(uint256)
+# What every checkpoint and deposit reads, packed in one slot (one cold read, one write per checkpoint):
+#   latest epoch << 65 | timestamp of the last checkpoint (deployment before the first) << 1 | frozen
+_head: uint256
+FROZEN_BIT: constant(uint256) = 1
+TIME_SHIFT: constant(uint256) = 1
+EPOCH_SHIFT: constant(uint256) = 65
+TIME_MASK: constant(uint256) = (1 << 64) - 1
+# Epoch ids stay below 2**128 so they fit the head.
+MAX_EPOCH: constant(uint256) = (1 << 128) - 1
+
+
+@deploy
+def __init__(escape_delay: uint256):
+    """
+    @param escape_delay Seconds without a checkpoint after which anyone may freeze the exchange.
+    """
+    assert escape_delay > 0, "checkpoints: escape delay is zero"
+    self.escape_delay = escape_delay
+    self._head = block.timestamp << TIME_SHIFT
+
+
+@external
+@view
+def latest_epoch() -> uint256:
+    """
+    @notice The epoch of the last recorded checkpoint; 0 before the first.
+    """
+    return self._latest_epoch()
+
+
+@external
+@view
+def last_checkpoint_at() -> uint256:
+    """
+    @notice When the last checkpoint was recorded (the deployment time before the first).
+    """
+    return (self._head >> TIME_SHIFT) & TIME_MASK
+
+
+@external
+@view
+def frozen() -> bool:
+    """
+    @notice Whether the escape hatch is open: no more checkpoints or deposits.
+    """
+    return self._is_frozen()
+
+
+@internal
+@view
+def _latest_epoch() -> uint256:
+    return self._head >> EPOCH_SHIFT
+
+
+@internal
+@view
+def _is_frozen() -> bool:
+    return self._head & FROZEN_BIT == FROZEN_BIT
+
+
+@external
+@view
+def latest_checkpoint() -> (uint256, bytes32, uint256):
+    """
+    @notice The last recorded checkpoint.
+    @return (epoch, state root, timestamp recorded); epoch 0 and a zero root before the first one.
+    """
+    head: uint256 = self._head
+    epoch: uint256 = head >> EPOCH_SHIFT
+    return epoch, self.checkpoint_root[epoch], (head >> TIME_SHIFT) & TIME_MASK
+
+
+@internal
+@view
+def _checkpoint_struct_hash(
+    operator_set_id: uint256, epoch: uint256, state_root: bytes32, l1_block_number: uint256, l1_block_hash: bytes32
+) -> bytes32:
+    return keccak256(
+        abi_encode(
+            CHECKPOINT_TYPEHASH, ACTION_CHECKPOINT, operator_set_id, epoch, state_root, l1_block_number, l1_block_hash
+        )
+    )
+
+
+@external
+def submit_checkpoint(
+    epoch: uint256,
+    state_root: bytes32,
+    l1_block_number: uint256,
+    l1_block_hash: bytes32,
+    operator_set: quorum.OperatorSet,
+    signer_bitmap: uint256,
+    signatures: Bytes[quorum.MAX_SIGNATURE_BYTES],
+):
+    """
+    @notice Record the state root of `epoch`, signed by a quorum of the current operator set.
+    @param epoch Strictly greater than the latest recorded epoch.
+    @param state_root The state tree's root (not zero).
+    @param l1_block_number The L1 block the operators saw when they closed the epoch; in the past.
+    @param l1_block_hash Its hash; checked when the block is one of the last 256.
+    @param operator_set The current set, as returned by `operator_set()`.
+    @param signer_bitmap Bit i set: operator_set.members[i] signed.
+    @param signatures The signers' 65-byte signatures, in ascending bit order.
+    """
+    head: uint256 = self._head
+    assert head & FROZEN_BIT == 0, "checkpoints: frozen"
+    assert state_root != empty(bytes32), "checkpoints: zero state root"
+    assert epoch > head >> EPOCH_SHIFT, "checkpoints: epoch not after the latest"
+    assert epoch <= MAX_EPOCH, "checkpoints: epoch too large"
+    assert l1_block_number < block.number, "checkpoints: anchored block not in the past"
+    if l1_block_number + BLOCKHASH_WINDOW >= block.number:
+        assert blockhash(l1_block_number) == l1_block_hash, "checkpoints: anchored block hash mismatch"
+    digest: bytes32 = eip712._typed_digest(
+        self._checkpoint_struct_hash(operator_set.id, epoch, state_root, l1_block_number, l1_block_hash)
+    )
+    quorum._verify(digest, operator_set, signer_bitmap, signatures)
+    self.checkpoint_root[epoch] = state_root
+    self._head = epoch << EPOCH_SHIFT | block.timestamp << TIME_SHIFT
+    log CheckpointRecorded(
+        epoch=epoch,
+        state_root=state_root,
+        l1_block_number=l1_block_number,
+        l1_block_hash=l1_block_hash,
+        operator_set_id=operator_set.id,
+    )
+
+
+@external
+def freeze():
+    """
+    @notice Freeze the exchange once no checkpoint has been recorded for `escape_delay` seconds.
+            Frozen: no checkpoints and no deposits; traders leave through `escape` (and `claim`).
+    """
+    head: uint256 = self._head
+    assert head & FROZEN_BIT == 0, "checkpoints: already frozen"
+    last_checkpoint_at: uint256 = (head >> TIME_SHIFT) & TIME_MASK
+    assert block.timestamp >= last_checkpoint_at + self.escape_delay, "checkpoints: escape delay not over"
+    self._head = head | FROZEN_BIT
+    log Frozen(last_epoch=head >> EPOCH_SHIFT, last_checkpoint_at=last_checkpoint_at, caller=msg.sender)

@@ -1,0 +1,58 @@
+"""Compiled contracts (ABI + bytecode) straight from contracts/, with the pinned vyper==0.4.3.
+
+Used where ape is not: the embedded devnet chain and the gas benchmark. ape compiles the same sources for
+`ape run deploy`; both paths feed the same deployment logic (ddx_offchain/chain/deploy.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONTRACTS_DIR = REPO_ROOT / "contracts"
+
+# Contract name -> source path, relative to the repository root.
+SOURCES = {
+    "Exchange": "contracts/Exchange.vy",
+    "MockERC20": "contracts/mocks/MockERC20.vy",
+}
+
+
+class ArtifactError(RuntimeError):
+    """A contract could not be found or compiled."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    name: str
+    source_path: str
+    abi: list
+    bytecode: bytes
+
+    def abi_json(self) -> str:
+        return json.dumps(self.abi, indent=1, sort_keys=True)
+
+
+@lru_cache(maxsize=None)
+def compile_contract(name: str, root: Path = REPO_ROOT) -> Artifact:
+    """Compile `name` (a key of SOURCES) with imports resolved from the repository root."""
+    import vyper
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    try:
+        relative = SOURCES[name]
+    except KeyError:
+        raise ArtifactError(f"unknown contract {name!r}; known: {sorted(SOURCES)}") from None
+    path = root / relative
+    if not path.is_file():
+        raise ArtifactError(f"{path} not found")
+    out = vyper.compile_code(
+        path.read_text(),
+        contract_path=relative,
+        input_bundle=FilesystemInputBundle([root]),
+        output_formats=["abi", "bytecode"],
+    )
+    return Artifact(name=name, source_path=relative, abi=out["abi"], bytecode=bytes.fromhex(out["bytecode"][2:]))
