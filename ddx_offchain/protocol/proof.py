@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import ProofError
-from .hashing import EMPTY, leaf_hash, node_hash
+from .hashing import EMPTY, NODE_PREFIX, keccak256, leaf_hash
 
 MAX_DEPTH = 256
 HASH_LEN = 32
@@ -39,13 +39,16 @@ def _check_siblings(siblings: tuple[bytes, ...] | list[bytes]) -> None:
 
 def fold_to_root(key: bytes, start: bytes, siblings: tuple[bytes, ...] | list[bytes]) -> bytes:
     """Hash `start` (the subtree at depth len(siblings) on key's path) up to the root."""
-    h = start
+    h = bytes(start)
     depth = len(siblings)
-    for i, sibling in enumerate(siblings):
-        if key_bit(key, depth - 1 - i):
-            h = node_hash(sibling, h)
+    # The key's first `depth` bits, so that bit i from the bottom is the direction at siblings[i]'s level.
+    path = int.from_bytes(key, "big") >> (MAX_DEPTH - depth)
+    for sibling in siblings:
+        if path & 1:
+            h = keccak256(NODE_PREFIX + sibling + h)
         else:
-            h = node_hash(h, sibling)
+            h = keccak256(NODE_PREFIX + h + sibling)
+        path >>= 1
     return h
 
 

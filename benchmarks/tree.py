@@ -1,0 +1,215 @@
+"""State-tree benchmark (issue 3): build, batch re-hash, proofs, memory, snapshots, and the keccak backends.
+
+    python benchmarks/tree.py --json            # 1,000,000 items; the last line is one JSON object
+    python benchmarks/tree.py --items 100000    # smaller, for a quick look
+
+Items are random 32-byte keys (first byte a kind, as real keys) with 128-byte values, the size of a WITHDRAWAL
+or BALANCE item. Times are wall-clock (perf_counter) with the process CPU time beside them, because the
+reference machine is shared: CPU time is what the code costs, wall time what a caller waited. Repeated phases
+report the median run. Memory is counted two ways: `bytes_per_item` adds up the sizes of every object the tree
+holds (what tracemalloc would count, without its tracing overhead), for the hash-only tree (keep_values=False:
+the commitment structure itself) and for the default tree that also keeps values; `rss_bytes_per_item` is the
+process's resident-memory growth across the build (an upper bound: it includes allocator slack).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from ddx_offchain.protocol.hashing import KECCAK_BACKEND  # noqa: E402
+from ddx_offchain.protocol.proof import verify_inclusion  # noqa: E402
+from ddx_offchain.tree import StateTree  # noqa: E402
+
+VALUE_BYTES = 128
+UPDATES = 10_000
+PROOFS = 10_000
+TARGETS = {
+    "build_s": 15.0,
+    "root_after_10k_updates_ms": 150.0,
+    "proof_gen_us": 100.0,
+    "bytes_per_item": 400.0,
+    "avg_proof_siblings": 30.0,
+}
+
+
+def keccak_backends(input_bytes: int = 65, rounds: int = 200_000) -> dict[str, float]:
+    """Microseconds per keccak256 of a 65-byte input (a tree node's preimage), for every backend installed."""
+    data = b"\x01" * input_bytes
+    candidates = {}
+    try:
+        from tiny_keccak import keccak256 as tiny
+
+        candidates["tiny-keccak"] = lambda: tiny(data)
+    except ImportError:
+        pass
+    try:
+        from sha3 import keccak_256
+
+        candidates["safe-pysha3"] = lambda: keccak_256(data).digest()
+    except ImportError:
+        pass
+    try:
+        from Crypto.Hash import keccak
+
+        candidates["pycryptodome"] = lambda: keccak.new(data=data, digest_bits=256).digest()
+    except ImportError:
+        pass
+    try:
+        from eth_hash.auto import keccak as eth_keccak
+
+        candidates["eth-hash (auto backend)"] = lambda: eth_keccak(data)
+    except ImportError:
+        pass
+    out = {}
+    for name, fn in candidates.items():
+        n = rounds if name in ("tiny-keccak", "safe-pysha3") else rounds // 10
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best = min(best, (time.perf_counter() - start) / n)
+        out[name] = round(best * 1e6, 3)
+    return out
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def deep_size(tree: StateTree) -> int:
+    """Bytes of every object the tree holds, each shared object counted once."""
+    seen: set[int] = set()
+    total = 0
+    for container in (tree._value_hashes, tree._values, tree._internal, tree._leaf_at, tree._pending):
+        if container is None:
+            continue
+        total += sys.getsizeof(container)
+        objects = container.items() if isinstance(container, dict) else ((k, None) for k in container)
+        for k, v in objects:
+            for obj in (k, v):
+                if obj is not None and id(obj) not in seen:
+                    seen.add(id(obj))
+                    total += sys.getsizeof(obj)
+    return total
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def make_items(n: int, rnd: random.Random) -> dict[bytes, bytes]:
+    items = {}
+    while len(items) < n:
+        key = bytes([rnd.randrange(1, 14)]) + rnd.randbytes(31)
+        items[key] = rnd.randbytes(VALUE_BYTES)
+    return items
+
+
+def run(n: int, seed: int) -> dict:
+    rnd = random.Random(seed)
+    result: dict = {"items": n, "keccak_backend": KECCAK_BACKEND, "value_bytes": VALUE_BYTES}
+    result["keccak_us_per_65_byte_hash"] = keccak_backends()
+
+    items = make_items(n, rnd)
+    keys = list(items)
+    gc.collect()
+    rss_before = rss_bytes()
+    tree, wall, cpu = timed(lambda: StateTree.from_items(items))
+    gc.collect()
+    result["build_s"] = round(wall, 3)
+    result["build_cpu_s"] = round(cpu, 3)
+    result["rss_bytes_per_item"] = round((rss_bytes() - rss_before) / n, 1)
+    result["bytes_per_item_with_values"] = round(deep_size(tree) / n, 1)
+
+    # Root after 10,000 random updates (existing keys, new values): the puts record, root() re-hashes.
+    put_ms, root_ms, root_cpu_ms = [], [], []
+    for _ in range(3):
+        updates = [(keys[rnd.randrange(n)], rnd.randbytes(VALUE_BYTES)) for _ in range(UPDATES)]
+
+        def apply():
+            for k, v in updates:
+                tree.put(k, v)
+
+        _, put_wall, _ = timed(apply)
+        _, wall, cpu = timed(tree.root)
+        put_ms.append(put_wall * 1e3)
+        root_ms.append(wall * 1e3)
+        root_cpu_ms.append(cpu * 1e3)
+    result["root_after_10k_updates_ms"] = round(statistics.median(root_ms), 1)
+    result["root_after_10k_updates_cpu_ms"] = round(statistics.median(root_cpu_ms), 1)
+    result["puts_10k_ms"] = round(statistics.median(put_ms), 1)
+
+    # A mixed batch: 5,000 inserts, 5,000 deletes (structure changes: splits and collapses).
+    fresh = make_items(UPDATES // 2, rnd)
+    doomed = [keys.pop(rnd.randrange(len(keys))) for _ in range(UPDATES // 2)]
+    for k, v in fresh.items():
+        tree.put(k, v)
+    for k in doomed:
+        tree.delete(k)
+    _, wall, _ = timed(tree.root)
+    result["root_after_5k_inserts_5k_deletes_ms"] = round(wall * 1e3, 1)
+    keys.extend(fresh)
+
+    root = tree.root()
+    sample = [keys[rnd.randrange(len(keys))] for _ in range(PROOFS)]
+    proofs, wall, cpu = timed(lambda: [tree.prove(k) for k in sample])
+    result["proof_gen_us"] = round(wall / PROOFS * 1e6, 1)
+    result["proof_gen_cpu_us"] = round(cpu / PROOFS * 1e6, 1)
+    result["avg_proof_siblings"] = round(sum(len(p.siblings) for p in proofs) / PROOFS, 2)
+    result["max_proof_siblings"] = max(len(p.siblings) for p in proofs)
+    ok, wall, _ = timed(lambda: all(verify_inclusion(root, p) for p in proofs))
+    assert ok, "a generated proof failed to verify"
+    result["proof_verify_us"] = round(wall / PROOFS * 1e6, 1)
+    absent = [bytes([rnd.randrange(1, 14)]) + rnd.randbytes(31) for _ in range(PROOFS)]
+    _, wall, _ = timed(lambda: [tree.prove_absent(k) for k in absent])
+    result["non_inclusion_proof_gen_us"] = round(wall / PROOFS * 1e6, 1)
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "state.snap"
+        _, wall, _ = timed(lambda: tree.save(path))
+        result["snapshot_save_s"] = round(wall, 3)
+        result["snapshot_bytes"] = path.stat().st_size
+        restored, wall, _ = timed(lambda: StateTree.load(path))
+        result["snapshot_load_s"] = round(wall, 3)
+        assert restored.root() == root, "restored root differs"
+    del restored, tree, proofs
+    gc.collect()
+
+    # The commitment structure alone (keep_values=False): what bytes_per_item reports.
+    hash_only = StateTree.from_items(items, keep_values=False)
+    result["bytes_per_item"] = round(deep_size(hash_only) / n, 1)
+    result["targets"] = TARGETS
+    result["meets_targets"] = {name: result[name] <= limit for name, limit in TARGETS.items()}
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    args = parser.parse_args()
+    result = run(args.items, args.seed)
+    if not args.json:
+        for name, value in result.items():
+            print(f"{name:40} {value}")
+    print(json.dumps(result, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
