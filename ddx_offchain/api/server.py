@@ -179,7 +179,10 @@ class Api:
     async def get_withdrawal_proof(self, request: web.Request) -> web.Response:
         trader = _path_value(request, "trader", "address")
         token = _path_value(request, "token", "address")
-        return web.json_response(self.node.view.withdrawal_proof(trader, token))
+        doc = self.node.view.withdrawal_proof(trader, token)
+        if "error" in doc:
+            return _error(404, doc["error"], doc.get("detail", "no checkpointable epoch yet"))
+        return web.json_response(doc)
 
     # ------------------------------------------------------------ operations
 

@@ -16,7 +16,8 @@ import aiohttp
 
 from ..protocol.eip712 import Domain, DomainCache
 from ..protocol.errors import ProtocolError
-from ..protocol.proof import InclusionProof, verify_inclusion
+from ..protocol.items import value_hash, withdrawal_key, withdrawal_value
+from ..protocol.proof import InclusionProof, NonInclusionProof, verify_inclusion, verify_non_inclusion
 from ..protocol.requests import SignedReceipt, SignedRequest, verify_receipt
 
 RETRYABLE = {"outcome_unknown", "not_sequenced", "no_leader"}
@@ -162,10 +163,22 @@ class DdxClient:
         return await self._get("/v1/status")
 
     async def withdrawal_proof(self, trader: bytes, token: bytes) -> dict:
-        """The proof document, after checking its inclusion proof folds to the root it names."""
+        """The proof document, after checking that it proves this (trader, token) leaf with the stated cumulative
+        amount (or its absence) against the root it names. Compare the root with the contract's before claiming."""
         doc = await self._get(f"/v1/proofs/withdrawal/0x{trader.hex()}/0x{token.hex()}")
-        proof = InclusionProof.from_json(doc["proof"])
-        if not verify_inclusion(bytes.fromhex(doc["root"][2:]), proof):
+        root = bytes.fromhex(doc["root"][2:])
+        try:
+            if doc["included"]:
+                proof = InclusionProof.from_json(doc["proof"])
+                expected = withdrawal_value(trader, token, int(doc["cumulative"]))
+                ok = proof.key == withdrawal_key(trader, token) and proof.value_hash == value_hash(expected)
+                ok = ok and verify_inclusion(root, proof)
+            else:
+                proof = NonInclusionProof.from_json(doc["proof"])
+                ok = proof.key == withdrawal_key(trader, token) and verify_non_inclusion(root, proof)
+        except (ProtocolError, KeyError, ValueError) as exc:
+            raise BadReceipt(f"malformed withdrawal proof: {exc}") from None
+        if not ok:
             raise BadReceipt("the withdrawal proof does not fold to the root the node names")
         return doc
 

@@ -1,0 +1,174 @@
+"""The node with the real engine: request -> engine command mapping, routed updates, views and proofs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from ddx_offchain.engine import Engine
+from ddx_offchain.engine.commands import AdvanceEpoch, ChainBlock, Deposit, IndexPrice, IndexPrices, encode_command, PlaceOrder as EnginePlaceOrder
+from ddx_offchain.node.config import ConfigError
+from ddx_offchain.node.engine_adapter import EngineAdapter
+from ddx_offchain.node.genesis import parse_genesis
+from ddx_offchain.node.operator import OperatorNode
+from ddx_offchain.node.sequencing import REFUSED, SEQUENCED
+from ddx_offchain.protocol.eip712 import Domain, address_of
+from ddx_offchain.protocol.proof import InclusionProof, verify_inclusion
+from ddx_offchain.protocol.requests import market_id
+from ddx_offchain.client import Trader
+from fakes import InMemorySequencer
+
+DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
+USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+USDC_BYTES = bytes.fromhex(USDC[2:])
+T0 = 1_700_000_000_000
+ETHP = market_id("ETHP")
+GENESIS = {
+    "tokens": [USDC],
+    "markets": [{
+        "market": "ETHP", "token": USDC, "tick": 10_000, "lot": 1_000, "size_decimals": 6, "initial_margin_bps": 1_000,
+        "maintenance_margin_bps": 500, "maker_fee_bps": 2, "taker_fee_bps": 5, "liquidation_fee_bps": 50,
+        "market_order_band_bps": 500, "premium_cap_bps": 100, "funding_cap_bps": 75, "funding_dampener": 8,
+        "funding_interval_ms": 3_600_000, "max_order_notional": "10000000000000", "active": True,
+    }],
+}
+
+
+def operator_entry(command) -> bytes:
+    return b"\x02" + encode_command(command)
+
+
+def make(history_path=None):
+    adapter = EngineAdapter(Engine(parse_genesis(GENESIS)))
+    node = OperatorNode(node_id=1, domain=DOMAIN, operator_key=b"\x0e" * 32, engine=adapter, view=adapter,
+                        history_path=history_path, now_ms=lambda: T0)
+    seq = InMemorySequencer(node.service)
+    node.attach(seq)
+    return node, seq, adapter
+
+
+def fund(seq, traders):
+    deposits = tuple(Deposit(i + 1, t.address, b"main".ljust(32, b"\x00"), USDC_BYTES, 10_000 * 10**6) for i, t in enumerate(traders))
+    seq.append(operator_entry(ChainBlock(b"\x01" * 32, 1, b"\x0b" * 32, deposits)))
+    seq.append(operator_entry(IndexPrices(b"\x02" * 32, (IndexPrice(ETHP, 2_000 * 10**6),))))
+
+
+def test_genesis_errors_name_the_field():
+    bad = json.loads(json.dumps(GENESIS))
+    bad["markets"][0]["tick"] = "ten"
+    with pytest.raises(ConfigError, match=r"markets\[0\].tick"):
+        parse_genesis(bad)
+    with pytest.raises(ConfigError, match="tokens"):
+        parse_genesis({"tokens": ["0x12"]})
+
+
+def test_trades_route_fills_to_both_traders_and_views_follow():
+    async def scenario():
+        node, seq, adapter = make()
+        alice, bob = Trader(b"\xa1" * 32, DOMAIN, lambda: T0), Trader(b"\xb0" * 32, DOMAIN, lambda: T0)
+        fund(seq, [alice, bob])
+        ask = alice.place_order("ETHP", 1, 1_000_000, 2_000 * 10**6)
+        await node.service.submit(json.dumps(ask.to_json()).encode())
+        book = adapter.book(ETHP)
+        assert book["asks"] == [[str(2_000 * 10**6), "1000000"]] and book["bids"] == []
+        bid = bob.place_order("ETHP", 0, 400_000, 2_000 * 10**6, order_type=1)
+        record = await node.service.submit(json.dumps(bid.to_json()).encode())
+        assert record.request_index == 4
+        kinds = [u["kind"] for u in node.feeds.recent(0, 1000, None, None)]
+        assert "Fill" in kinds and kinds.count("Accepted") >= 4
+        fills = [u for u in node.feeds.recent(0, 1000, None, None) if u["kind"] == "Fill"]
+        assert set(fills[0]["traders"]) == {"0x" + alice.address.hex(), "0x" + bob.address.hex()}
+        bob_view = adapter.trader_state(bob.address)
+        assert bob_view["positions"][0]["size"] == "400000"
+        alice_orders = adapter.trader_state(alice.address)["openOrders"]
+        assert alice_orders[0]["orderHash"] == "0x" + ask.request_hash.hex() and alice_orders[0]["remaining"] == "600000"
+        rejected = await node.service.submit(json.dumps(alice.place_order("ETHP", 1, 1_000_000, 2_000 * 10**6 + 1).to_json()).encode())
+        last = node.feeds.recent(0, 1000, None, None)[-1]
+        assert last["kind"] == "Rejected" and last["data"]["reasonName"] == "bad_price"  # a receipt still: it executed as a rejection
+        assert rejected.request_index == 5
+
+    asyncio.run(scenario())
+
+
+def test_withdrawal_proof_verifies_against_the_frozen_root():
+    async def scenario():
+        node, seq, adapter = make()
+        alice = Trader(b"\xa1" * 32, DOMAIN, lambda: T0)
+        fund(seq, [alice])
+        await node.service.submit(json.dumps(alice.withdraw_intent(USDC_BYTES, 1_000 * 10**6).to_json()).encode())
+        assert adapter.withdrawal_proof(alice.address, USDC_BYTES) == {"error": "no_frozen_epoch"}
+        seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
+        doc = adapter.withdrawal_proof(alice.address, USDC_BYTES)
+        assert doc["epoch"] == 1 and doc["included"] and doc["cumulative"] == str(1_000 * 10**6)
+        assert verify_inclusion(bytes.fromhex(doc["root"][2:]), InclusionProof.from_json(doc["proof"]))
+        assert node.engine.epoch() == 1
+
+    asyncio.run(scenario())
+
+
+def test_a_leader_cannot_smuggle_a_trader_command_through_the_operator_tag():
+    node, seq, adapter = make()
+    fund(seq, [Trader(b"\xa1" * 32, DOMAIN)])
+    victim = address_of(b"\xa1" * 32)
+    smuggled = operator_entry(EnginePlaceOrder(b"\x09" * 32, victim, b"main".ljust(32, b"\x00"), ETHP, 0, 0, 2_000 * 10**6, 1_000, False))
+    before = adapter.state_root()
+    outcomes = []
+    node.service.listeners.append(lambda applied: outcomes.append((applied.status, applied.reason)))
+    seq.append(smuggled)
+    seq.append(b"\x02\xff")
+    assert outcomes == [(REFUSED, "not_an_operator_command"), (REFUSED, "malformed_command")]
+    assert adapter.state_root() == before
+    assert adapter.trader_state(victim)["openOrders"] == []
+    assert node.machine.next_request_index == 5  # both entries took a request index, as refused entries do
+
+
+def test_replicas_reach_the_same_root_and_a_snapshot_restores_it():
+    async def scenario():
+        a_node, a_seq, a = make()
+        alice, bob = Trader(b"\xa1" * 32, DOMAIN, lambda: T0), Trader(b"\xb0" * 32, DOMAIN, lambda: T0)
+        fund(a_seq, [alice, bob])
+        for i in range(10):
+            side = i % 2
+            who = alice if side else bob
+            await a_node.service.submit(json.dumps(who.place_order("ETHP", side, 100_000, (2_000 + (i % 3)) * 10**6).to_json()).encode())
+        b_node, b_seq, b = make()
+        for index, entry in enumerate(a_seq.log, start=1):
+            b_node.service.apply_committed(index, entry)
+        assert b.state_root() == a.state_root()
+        c_node, _, c = make()
+        c_node.service.restore(a_node.service.snapshot())
+        assert c.state_root() == a.state_root() and c_node.machine.next_request_index == a_node.machine.next_request_index
+
+    asyncio.run(scenario())
+
+
+def test_sdk_fetches_and_checks_withdrawal_proofs_over_http():
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ddx_offchain.api.server import build_app
+    from ddx_offchain.client import DdxClient
+
+    async def scenario():
+        node, seq, adapter = make()
+        alice, bob = Trader(b"\xa1" * 32, DOMAIN, lambda: T0), Trader(b"\xb0" * 32, DOMAIN, lambda: T0)
+        fund(seq, [alice])
+        server = TestClient(TestServer(build_app(node)))
+        await server.start_server()
+        try:
+            async with DdxClient(str(server.make_url("/")), DOMAIN, {address_of(b"\x0e" * 32)}) as client:
+                resp = await server.get(f"/v1/proofs/withdrawal/0x{alice.address.hex()}/{USDC}")
+                assert resp.status == 404 and (await resp.json())["error"] == "no_frozen_epoch"
+                await client.submit(alice.withdraw_intent(USDC_BYTES, 5 * 10**6))
+                seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
+                doc = await client.withdrawal_proof(alice.address, USDC_BYTES)
+                assert doc["included"] and doc["cumulative"] == "5000000"
+                absent = await client.withdrawal_proof(bob.address, USDC_BYTES)
+                assert absent["included"] is False and absent["root"] == doc["root"]
+                state = await client.trader_state(alice.address)
+                assert state["balances"] == [{"token": USDC, "withdrawable": "5000000"}]
+        finally:
+            await server.close()
+
+    asyncio.run(scenario())
