@@ -18,5 +18,13 @@ def version() -> None:
     typer.echo(__version__)
 
 
+@app.command()
+def node(config: str = typer.Option(..., "--config", help="the operator's TOML config (docs/operations.md)")) -> None:
+    """Run one operator: Raft, engine, history and the API, until SIGTERM or Ctrl-C."""
+    from .node.run import main
+
+    raise typer.Exit(main(config))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

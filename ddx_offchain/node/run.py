@@ -1,0 +1,171 @@
+"""`ddx node --config FILE`: run one operator until SIGTERM/SIGINT.
+
+Start order: config -> keystore -> genesis -> engine + state machine + history -> Raft (restores its snapshot and
+replays its log into the state machine) -> API. Stop order is the reverse, so no receipt is sent by a node whose
+Raft has stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+
+from aiohttp import web
+
+from ..api.admission import AdmissionLimits
+from ..api.server import build_app
+from ..engine.engine import Engine
+from ..raft.runtime import NodeConfig, RaftNode
+from ..raft.transport import TlsMaterial
+from .config import NodeSettings
+from .engine_adapter import EngineAdapter
+from .genesis import load_genesis
+from .keystore import load_operator_key
+from .operator import OperatorNode
+from .raft_sequencer import EntrySinkMachine, RaftSequencer
+from .sequencing import REFUSED, AppliedEntry
+
+log = logging.getLogger("ddx.node")
+STATUS_LOG_SECONDS = 10.0
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, node id, and term / request index when known."""
+
+    def __init__(self, node_id: int) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "node": self.node_id,
+            "msg": record.getMessage(),
+        }
+        for field in ("term", "request_index", "log_index", "reason"):
+            value = getattr(record, field, None)
+            if value is not None:
+                doc[field] = value
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup_logging(node_id: int, level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonLogFormatter(node_id))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+class RunningNode:
+    """An operator with its Raft runtime and API started (also used in-process by tests and the devnet)."""
+
+    def __init__(self, settings: NodeSettings, operator_key: bytes) -> None:
+        self.settings = settings
+        engine = EngineAdapter(Engine(load_genesis(settings.genesis)))
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.node = OperatorNode(
+            node_id=settings.node_id,
+            domain=settings.domain,
+            operator_key=operator_key,
+            engine=engine,
+            view=engine,
+            history_path=settings.history_path,
+            leader_urls=settings.api_urls,
+            admission_limits=AdmissionLimits(settings.max_body_bytes, settings.max_age_ms, settings.max_future_ms),
+        )
+        self.node.service.propose_timeout_s = settings.proposal_timeout_seconds
+        self.node.service.listeners.append(self._log_refusal)
+        pinned = {p.id: p.cert_pem for p in settings.peers} | {settings.node_id: settings.tls_cert_pem}
+        self.raft = RaftNode(
+            NodeConfig(
+                node_id=settings.node_id,
+                data_dir=settings.data_dir / "raft",
+                listen=settings.raft_listen,
+                peers={p.id: p.raft for p in settings.peers},
+                tls=TlsMaterial(settings.tls_cert_pem, settings.tls_key_pem, pinned),
+                tick_seconds=settings.tick_seconds,
+                election_ticks=settings.election_ticks,
+                snapshot_interval=settings.snapshot_interval,
+                proposal_timeout_seconds=settings.proposal_timeout_seconds,
+            ),
+            EntrySinkMachine(self.node.service),
+        )
+        self.node.attach(RaftSequencer(self.raft))
+        self.runner: web.AppRunner | None = None
+        self._status_task: asyncio.Task | None = None
+
+    @staticmethod
+    def _log_refusal(applied: AppliedEntry) -> None:
+        if applied.status == REFUSED:
+            log.warning("entry refused by the state machine", extra={"request_index": applied.request_index,
+                                                                   "log_index": applied.log_index, "reason": applied.reason})
+
+    async def start(self) -> None:
+        await self.raft.start()
+        self.runner = web.AppRunner(build_app(self.node), access_log=None)
+        await self.runner.setup()
+        host, port = self.settings.api_listen
+        await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+        self._status_task = asyncio.get_running_loop().create_task(self._status_log())
+        log.info("operator 0x%s serving the API on %s:%d, Raft on %s:%d", self.node.service.operator_address.hex(),
+                 host, port, *self.settings.raft_listen)
+
+    async def _status_log(self) -> None:
+        last_role, last_logged = None, 0.0
+        while True:
+            raft = self.node.sequencer.status()
+            role = raft.get("role")
+            if role != last_role or time.monotonic() - last_logged >= STATUS_LOG_SECONDS:
+                log.info("raft %s, leader %s, commit %d, applied %d", role, self.node.sequencer.leader_id(),
+                         self.node.sequencer.commit_index(), self.node.sequencer.applied_index(),
+                         extra={"term": raft.get("term")})
+                last_role, last_logged = role, time.monotonic()
+            await asyncio.sleep(0.5)
+
+    async def stop(self) -> None:
+        if self._status_task is not None:
+            self._status_task.cancel()
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.raft.shutdown()
+        self.node.close()
+
+
+async def serve(settings: NodeSettings, operator_key: bytes) -> None:
+    running = RunningNode(settings, operator_key)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await running.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await running.stop()
+
+
+def main(config_path: str) -> int:
+    from .config import ConfigError, load_config
+    from .keystore import KeystoreError
+
+    try:
+        settings = load_config(config_path)
+        setup_logging(settings.node_id)
+        key = load_operator_key(settings.keystore, settings.password_env)
+        load_genesis(settings.genesis)  # fail before Raft starts, with the field named
+    except (ConfigError, KeystoreError) as exc:
+        print(f"ddx node: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(settings, key))
+    return 0
