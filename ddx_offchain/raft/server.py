@@ -49,6 +49,7 @@ from ddx_offchain.raft.control import (
     encode_control,
 )
 from ddx_offchain.raft.fsm import Command, StaleRequestError
+from ddx_offchain.raft.logstore import LogStoreError
 from ddx_offchain.raft.runtime import NodeConfig, RaftError, RaftNode
 from ddx_offchain.raft.transport import TlsMaterial
 
@@ -242,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigFileError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
+    except LogStoreError as exc:
+        # A damaged log or snapshot: refuse to start and say exactly where (never repair acknowledged data).
+        print(f"storage error: {exc}", file=sys.stderr)
+        log.critical("storage error: %s", exc)
+        return 3
 
 
 if __name__ == "__main__":
