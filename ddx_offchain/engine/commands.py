@@ -213,11 +213,24 @@ class ListToken(_Command, frozen=True, gc=False):
     token: bytes
 
 
+class FundInsurance(_Command, frozen=True, gc=False):
+    """Move collected fees of a token into its insurance fund (the only way the fund is capitalized besides
+    liquidation fees and funding rounding; deposits always belong to traders)."""
+
+    TAG: ClassVar[int] = 23
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "uint256")
+    request_id: bytes
+    token: bytes
+    amount: int
+
+
 TRADER_COMMANDS = (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy)
-OPERATOR_COMMANDS = (ChainBlock, IndexPrices, AdvanceTime, AdvanceEpoch, ListMarket, UpdateMarket, ListToken)
+OPERATOR_COMMANDS = (
+    ChainBlock, IndexPrices, AdvanceTime, AdvanceEpoch, ListMarket, UpdateMarket, ListToken, FundInsurance,
+)
 Command = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy
-    | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken
+    | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
 )
 _BY_TAG = {cls.TAG: cls for cls in TRADER_COMMANDS + OPERATOR_COMMANDS}
 _NESTED = {"Deposit": Deposit, "IndexPrice": IndexPrice, "MarketParams": MarketParams}

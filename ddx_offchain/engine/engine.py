@@ -11,7 +11,7 @@ from . import book as bk
 from . import margin as mg
 from .commands import (
     BUY, LIMIT, LIMIT_IOC, MAIN_STRATEGY, MARKET, POST_ONLY, SELL, ZERO_ADDRESS, ZERO_ID,
-    AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, CreateStrategy, IndexPrices, ListMarket,
+    AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, CreateStrategy, FundInsurance, IndexPrices, ListMarket,
     ListToken, ModifyOrder, PlaceOrder, UpdateMarket, WithdrawIntent,
 )
 from .config import MAX_QUANTITY, GenesisConfig, market_params_problem
@@ -75,6 +75,7 @@ class Engine:
             ListMarket: self._list_market,
             UpdateMarket: self._update_market,
             ListToken: self._list_token,
+            FundInsurance: self._fund_insurance,
         }
         if _empty:
             return
@@ -602,6 +603,18 @@ class Engine:
         self._accept(c)
         self._add_token(c.token)
         self._emit(TokenListed, c.token)
+
+    def _fund_insurance(self, c: FundInsurance) -> None:
+        ledger = self.ledgers.get(c.token)
+        if ledger is None:
+            return self._reject(c, Reject.UNKNOWN_TOKEN, "token not listed")
+        if type(c.amount) is not int or not 0 < c.amount <= ledger.fees:
+            return self._reject(c, Reject.BAD_AMOUNT, f"amount must be in 1..{ledger.fees} (the collected fees)")
+        self._accept(c)
+        ledger.fees -= c.amount
+        ledger.fund.collateral += c.amount
+        self._fees_changed(ledger)
+        self._account_changed(ledger.fund)
 
     def _list_market(self, c: ListMarket) -> None:
         problem = market_params_problem(c.params, set(self.ledgers))

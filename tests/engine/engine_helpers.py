@@ -118,3 +118,11 @@ def conservation(engine: Engine) -> dict:
     return out
 
 
+
+
+def items_except_cursors(engine: Engine) -> list:
+    """Every state item except the SYSTEM cursors (whose update ordinal moves with every update, rejections
+    included): what "a rejection changes nothing" compares."""
+    from ddx_offchain.engine.engine import _SYSTEM_KEY
+
+    return [(k, v) for k, v in engine.all_items() if k != _SYSTEM_KEY]

@@ -1,0 +1,170 @@
+"""Deposits (sequenced chain blocks), strategies, withdraw intents and the realized-PnL rules."""
+
+import pytest
+
+from ddx_offchain.engine import Engine, GenesisConfig
+from ddx_offchain.engine.commands import (
+    BUY, MAIN_STRATEGY, SELL, ChainBlock, CreateStrategy, Deposit, ListToken, WithdrawIntent, name32,
+)
+from ddx_offchain.engine.reasons import Reject
+from ddx_offchain.engine.updates import DepositCredited, StrategyCreated, WithdrawalUpdate
+
+from engine_helpers import (
+    ETHP, USDC, Driver, accepted, conservation, items_except_cursors, of_type, reason, trader, usd,
+)
+
+A, B = trader(1), trader(2)
+P = usd(2000)
+TICK = 10_000
+OTHER = bytes.fromhex("dac17f958d2ee523a2206206994597c13d831ec7")
+
+
+def block(d, number, *deposits):
+    return d.apply(ChainBlock(d.rid(), number, number.to_bytes(32, "big"), tuple(deposits)))
+
+
+def test_deposits_credit_in_sequence_and_default_to_main():
+    d = Driver()
+    ups = block(d, 5, Deposit(1, A, b"\x00" * 32, USDC, 10), Deposit(2, A, name32("x"), USDC, 20))
+    assert accepted(ups)
+    assert [(u.seq, u.strategy) for u in of_type(ups, DepositCredited)] == [(1, MAIN_STRATEGY), (2, name32("x"))]
+    assert len(of_type(ups, StrategyCreated)) == 2
+    e = d.engine
+    assert e.accounts[A + MAIN_STRATEGY + USDC].collateral == 10
+    assert e.deposit_seq == 2 and e.block_number == 5
+    assert e.ledgers[USDC].deposited == 30
+
+
+@pytest.mark.parametrize("deposits,number,why", [
+    ((Deposit(3, A, MAIN_STRATEGY, USDC, 1),), 6, Reject.DEPOSIT_SEQUENCE_GAP),
+    ((Deposit(1, A, MAIN_STRATEGY, USDC, 1),), 6, Reject.DEPOSIT_REPEATED),
+    ((Deposit(2, A, MAIN_STRATEGY, USDC, 1), Deposit(2, A, MAIN_STRATEGY, USDC, 1)), 6, Reject.DEPOSIT_REPEATED),
+    ((Deposit(2, A, MAIN_STRATEGY, OTHER, 1),), 6, Reject.UNKNOWN_TOKEN),
+    ((Deposit(2, A, MAIN_STRATEGY, USDC, 0),), 6, Reject.BAD_AMOUNT),
+    ((Deposit(2, b"\x00" * 20, MAIN_STRATEGY, USDC, 1),), 6, Reject.MALFORMED),
+    ((), 5, Reject.BLOCK_NOT_NEWER),
+])
+def test_bad_blocks_are_refused_whole(deposits, number, why):
+    d = Driver()
+    block(d, 5, Deposit(1, A, MAIN_STRATEGY, USDC, 1))
+    before = items_except_cursors(d.engine)
+    # a good deposit first in the block must not be credited when a later one is refused
+    assert reason(block(d, number, *deposits)) == why
+    assert items_except_cursors(d.engine) == before
+
+
+def test_a_listed_token_can_then_be_deposited():
+    d = Driver()
+    assert reason(block(d, 1, Deposit(1, A, MAIN_STRATEGY, OTHER, 5))) == Reject.UNKNOWN_TOKEN
+    assert accepted(d.apply(ListToken(d.rid(), OTHER)))
+    assert reason(d.apply(ListToken(d.rid(), OTHER))) == Reject.TOKEN_EXISTS
+    assert accepted(block(d, 1, Deposit(1, A, MAIN_STRATEGY, OTHER, 5)))
+    assert conservation(d.engine) == {USDC: 0, OTHER: 0}
+
+
+def test_create_strategy_and_its_limits():
+    d = Driver(max_strategies=2)
+    assert accepted(d.apply(CreateStrategy(d.rid(), A, name32("one"))))
+    assert reason(d.apply(CreateStrategy(d.rid(), A, name32("one")))) == Reject.STRATEGY_EXISTS
+    assert accepted(d.apply(CreateStrategy(d.rid(), A, name32("two"))))
+    assert reason(d.apply(CreateStrategy(d.rid(), A, name32("three")))) == Reject.TOO_MANY_STRATEGIES
+    assert reason(d.apply(CreateStrategy(d.rid(), A, b"\x00" * 32))) == Reject.MALFORMED
+    assert reason(d.apply(CreateStrategy(d.rid(), b"\x00" * 20, name32("x")))) == Reject.MALFORMED
+    # deposits never refuse: a third strategy appears through a deposit
+    d.deposit(A, 5, strategy=name32("three"))
+    assert len(d.engine.traders[A].strategies) == 3
+
+
+def test_strategies_are_separate_margin_accounts():
+    d = Driver()
+    d.deposit(A, usd(1_000), strategy=name32("rich"))
+    d.apply(CreateStrategy(d.rid(), A, name32("poor")))
+    d.price(P)
+    assert reason(d.order(A, BUY, P, 1_000, strategy=name32("poor"))) == Reject.INSUFFICIENT_MARGIN
+    assert accepted(d.order(A, BUY, P, 1_000, strategy=name32("rich")))
+
+
+def test_withdraw_moves_free_collateral_to_the_cumulative_leaf():
+    d = Driver()
+    d.deposit(A, usd(1_000))
+    ups = d.withdraw(A, usd(300))
+    (w,) = of_type(ups, WithdrawalUpdate)
+    assert (w.amount, w.cumulative) == (usd(300), usd(300))
+    ups = d.withdraw(A, usd(200))
+    assert of_type(ups, WithdrawalUpdate)[0].cumulative == usd(500)
+    assert d.engine.withdrawals[A + USDC].amount == usd(500)
+    assert reason(d.withdraw(A, usd(501))) == Reject.INSUFFICIENT_FREE_COLLATERAL
+    assert reason(d.withdraw(A, 0)) == Reject.BAD_AMOUNT
+    assert reason(d.withdraw(A, 1, token=OTHER)) == Reject.UNKNOWN_TOKEN
+    assert reason(d.withdraw(A, 1, strategy=name32("nope"))) == Reject.UNKNOWN_STRATEGY
+    assert conservation(d.engine) == {USDC: 0}
+
+
+def test_withdraw_keeps_initial_margin_and_excludes_unrealized_profit():
+    d = Driver()
+    d.deposit(A, usd(1_000))
+    d.deposit(B, usd(10_000))
+    d.price(P)
+    d.order(B, SELL, P, 1_000_000)
+    d.order(A, BUY, P, 1_000_000)  # A long 1 contract at 2,000; pays 1 USDC taker fee
+    a = d.engine.accounts[A + MAIN_STRATEGY + USDC]
+    assert a.collateral == usd(999)
+    d.price(usd(2100))  # A +100 unrealized; IM now 210
+    free = usd(999) - usd(210)
+    assert reason(d.withdraw(A, free + 1)) == Reject.INSUFFICIENT_FREE_COLLATERAL
+    assert accepted(d.withdraw(A, free))
+    d.price(usd(1900))  # -100 unrealized: counts against what is free (now negative)
+    assert reason(d.withdraw(A, 1)) == Reject.INSUFFICIENT_FREE_COLLATERAL
+
+
+def test_realized_pnl_on_partial_close_is_rounded_down():
+    d = Driver()
+    d.deposit(A, usd(10_000))
+    d.deposit(B, usd(10_000))
+    d.price(P)
+    # buy 3 lots at three prices: cost not divisible by the size
+    for price in (P, P, P + TICK):
+        d.order(B, SELL, price, 1_000)
+        d.order(A, BUY, price, 1_000)
+    pos = d.engine.accounts[A + MAIN_STRATEGY + USDC].positions[ETHP]
+    assert (pos.size, pos.cost) == (3_000, 6_000_010)
+    collateral = d.engine.accounts[A + MAIN_STRATEGY + USDC].collateral
+    d.order(B, BUY, P + TICK, 1_000)
+    d.order(A, SELL, P + TICK, 1_000)  # close a third at 2,000.01
+    # remaining cost floor(6_000_010 * 2 / 3) = 4_000_006; realized = 4_000_006 - (6_000_010 - 2_000_010) = 6
+    # (the exact 6.67 is rounded down; the 0.67 stays in the cost basis)
+    assert (pos.size, pos.cost, pos.realized) == (2_000, 4_000_006, 6)
+    fee = -(-2_000_010 * 5 // 10_000)
+    assert d.engine.accounts[A + MAIN_STRATEGY + USDC].collateral == collateral - fee + 6
+    assert conservation(d.engine) == {USDC: 0}
+
+
+def test_flip_realizes_the_closed_part_and_opens_the_rest():
+    d = Driver()
+    d.deposit(A, usd(10_000))
+    d.deposit(B, usd(10_000))
+    d.price(P)
+    d.order(B, SELL, P, 1_000)
+    d.order(A, BUY, P, 1_000)
+    d.order(B, BUY, P + 10 * TICK, 3_000)
+    d.order(A, SELL, P + 10 * TICK, 3_000)  # flips A to short 2_000 at 2,000.10
+    pos = d.engine.accounts[A + MAIN_STRATEGY + USDC].positions[ETHP]
+    assert (pos.size, pos.cost, pos.realized) == (-2_000, -4_000_200, 0)
+    assert conservation(d.engine) == {USDC: 0}
+
+
+def test_genesis_validation():
+    from ddx_offchain.engine import ConfigError
+
+    with pytest.raises(ConfigError):
+        Engine(GenesisConfig(tokens=()))
+    with pytest.raises(ConfigError):
+        Engine(GenesisConfig(tokens=(USDC, USDC)))
+    with pytest.raises(ConfigError):
+        Engine(GenesisConfig(tokens=(USDC,), max_open_orders=0))
+
+
+def test_withdraw_intent_with_wrong_types_is_malformed():
+    d = Driver()
+    d.deposit(A, usd(1))
+    assert reason(d.apply(WithdrawIntent(d.rid(), A, MAIN_STRATEGY, USDC, "5"))) == Reject.BAD_AMOUNT
