@@ -1,0 +1,234 @@
+"""The checkpointer: turns each frozen epoch into a checkpoint recorded on-chain, and reports its progress.
+
+Runs on every operator, apart from sequencing: the node calls `epoch_frozen()` when it applies an epoch advance
+(engine root + the last sequenced L1 block), and `run()` (an asyncio task) does the rest, each tick:
+
+1. verify the chain blocks sequenced up to the anchor against this operator's RPC (verifier.py); sign the
+   checkpoint message (protocol/operator_messages.py) only if they all match; refuse and say why otherwise;
+2. publish the signature and collect the peers' (signatures.py), each checked against this operator's message;
+3. once a quorum exists, relay `submit_checkpoint` when relay_policy says it is this operator's turn, with
+   EIP-1559 fees under a cap, replacing a stuck transaction with bumped fees, backing off after failures;
+4. watch the contract until the epoch is recorded (by anyone) and then final (confirmation depth).
+
+A failure anywhere (RPC down, fee spike, revert, a peer offline) is retried and shown in `status()`; it never
+blocks the node's sequencing, which does not wait for any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eth_account import Account
+
+from ..protocol import operator_messages as om
+from .progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission
+from .relay_policy import Backoff, FeePolicy, FeeTooHigh, Fees, may_relay
+from .rpc import ChainRpc, RpcHealth
+from .signatures import SignatureExchange
+from .verification import Verdict
+from .verifier import BlockVerifier
+
+log = logging.getLogger("ddx.chain.checkpointer")
+
+
+@dataclass(frozen=True)
+class CheckpointerConfig:
+    confirmations: int = 6  # depth after which a recorded checkpoint is final
+    relay_timeout_s: float = 30.0  # each relayer's turn before the next one may send too
+    resubmit_after_s: float = 60.0  # replace a transaction not mined after this long (bumped fees)
+    stall_after_s: float = 120.0  # an epoch short of signatures this long shows as "stalled"
+    tick_s: float = 1.0
+    fee_policy: FeePolicy = field(default_factory=FeePolicy)
+    backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, maximum=60.0))
+    search_from_block: int = 0  # where to look for CheckpointRecorded events (the deployment block)
+
+
+class Checkpointer:
+    def __init__(
+        self,
+        *,
+        rpc: ChainRpc,
+        domain: om.Domain,
+        operator_key: bytes,
+        operator_set: om.OperatorSet,
+        verifier: BlockVerifier,
+        exchange: SignatureExchange,
+        config: CheckpointerConfig = CheckpointerConfig(),
+        relayer_key: bytes | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rpc = rpc
+        self.domain = domain
+        self._key = operator_key
+        self._relayer_key = relayer_key or operator_key
+        self.me = Account.from_key(operator_key).address
+        self.relayer = Account.from_key(self._relayer_key).address
+        if self.me not in operator_set.members:
+            raise ValueError(f"{self.me} is not in operator set {operator_set.id}")
+        self.verifier = verifier
+        self.exchange = exchange
+        self.config = config
+        self.clock = clock
+        self.progress = CheckpointProgress(
+            domain, operator_set, self.me, confirmations=config.confirmations, stall_after_s=config.stall_after_s
+        )
+        self.health = RpcHealth()
+        self._mined: set[bytes] = set()  # our transactions already mined (success or revert)
+
+    # ---- from the node -------------------------------------------------------------------------------------
+
+    def epoch_frozen(self, epoch: int, state_root: bytes, l1_block_number: int, l1_block_hash: bytes) -> EpochCheckpoint:
+        """The engine froze `epoch` with `state_root`, having sequenced L1 up to (l1_block_number, hash)."""
+        message = om.Checkpoint(self.progress.operator_set.id, epoch, state_root, l1_block_number, l1_block_hash)
+        return self.progress.built(message, self.clock())
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # tick reports its own failures; this keeps the task alive on a bug
+                log.exception("checkpointer tick failed")
+            await asyncio.sleep(self.config.tick_s)
+
+    async def tick(self) -> None:
+        now = self.clock()
+        try:
+            head = await self.rpc.block_number()
+        except Exception as exc:
+            self.health.failed(exc)
+            for cp in self.progress.open_epochs():
+                cp.last_error = f"RPC unavailable: {self.health.last_error}"
+            return
+        self.progress.observe_head(head, now)
+        for cp in self.progress.open_epochs():
+            try:
+                await self._advance(cp, now)
+                self.health.succeeded()
+            except Exception as exc:
+                self.health.failed(exc)
+                self.progress.failed(cp.epoch, f"RPC: {self.health.last_error}", now + self._delay(cp))
+        self.progress.prune()
+
+    async def _advance(self, cp: EpochCheckpoint, now: float) -> None:
+        if cp.stage is Stage.BUILT:
+            await self._try_sign(cp, now)
+        if cp.stage in (Stage.BUILT, Stage.SIGNED, Stage.QUORUM, Stage.SUBMITTED, Stage.REFUSED):
+            await self._collect(cp, now)
+        if cp.stage in (Stage.SIGNED,) and len(cp.signatures) < self.progress.operator_set.threshold:
+            missing = [m for m in self.progress.operator_set.members if m not in cp.signatures]
+            cp.waiting = (
+                f"{len(cp.signatures)} of {len(self.progress.operator_set.members)} signatures, "
+                f"{self.progress.operator_set.threshold} needed (missing {', '.join(missing)})"
+            )
+        if cp.stage in (Stage.QUORUM, Stage.SUBMITTED, Stage.RECORDED, Stage.BUILT, Stage.REFUSED, Stage.SIGNED):
+            await self._observe_chain(cp, now)
+        if cp.stage in (Stage.QUORUM, Stage.SUBMITTED):
+            await self._relay(cp, now)
+
+    async def _try_sign(self, cp: EpochCheckpoint, now: float) -> None:
+        m = cp.message
+        verdict = await self.verifier.check_through(m.l1_block_number, m.l1_block_hash)
+        if verdict is None:
+            signature = om.sign(m, self.domain, self._key)
+            self.progress.signed(cp.epoch, signature, now)
+            await self.exchange.publish(cp.epoch, self.me, signature)
+            log.info("signed checkpoint of epoch %d (root 0x%s)", cp.epoch, m.state_root.hex())
+        elif verdict.verdict is Verdict.MISMATCH:
+            self.progress.refuse(cp.epoch, verdict.reason)
+            log.error("refusing to sign epoch %d: %s", cp.epoch, verdict.reason)
+        else:
+            self.progress.wait(cp.epoch, verdict.reason)
+
+    async def _collect(self, cp: EpochCheckpoint, now: float) -> None:
+        if cp.own_signature is not None:
+            await self.exchange.publish(cp.epoch, self.me, cp.own_signature)  # idempotent; survives peer restarts
+        for signer, signature in (await self.exchange.collect(cp.epoch)).items():
+            if cp.signatures.get(signer) == signature:
+                continue
+            try:
+                self.progress.add_signature(cp.epoch, signer, signature, now)
+            except SignatureRejected as exc:
+                log.warning("signature of %s for epoch %d not counted: %s", signer, cp.epoch, exc)
+
+    async def _observe_chain(self, cp: EpochCheckpoint, now: float) -> None:
+        root = await self.rpc.checkpoint_root(cp.epoch)
+        latest = await self.rpc.latest_epoch()
+        block = None
+        if root != b"\x00" * 32 and cp.recorded_block is None:
+            block = await self.rpc.recorded_block(cp.epoch, self.config.search_from_block)
+        self.progress.observe_chain(cp.epoch, recorded_root=root, latest_epoch=latest, recorded_block=block, now=now)
+
+    async def _relay(self, cp: EpochCheckpoint, now: float) -> None:
+        operator_set = self.progress.operator_set
+        if cp.quorum_at is None or not may_relay(
+            cp.epoch, operator_set.members, self.me, now - cp.quorum_at, self.config.relay_timeout_s
+        ):
+            return
+        if cp.retry_at is not None and now < cp.retry_at:
+            return
+        pending = await self._pending_submission(cp)
+        if pending is not None and now - pending.sent_at < self.config.resubmit_after_s:
+            return  # give the network time to mine it
+        try:
+            base_fee = await self.rpc.base_fee()
+            previous = Fees(pending.max_fee_per_gas, pending.max_priority_fee_per_gas) if pending else None
+            fees = self.config.fee_policy.fees(base_fee, len(cp.submissions), previous)
+        except FeeTooHigh as exc:
+            self.progress.failed(cp.epoch, str(exc), now + self._delay(cp))
+            return
+        try:
+            nonce = pending.nonce if pending is not None else await self.rpc.pending_nonce(self.relayer)
+            tx_hash = await self.rpc.send_checkpoint(
+                self._relayer_key, cp.message, self.progress.quorum(cp.epoch), operator_set, fees, nonce
+            )
+        except Exception as exc:
+            # A revert at estimation may just mean another relayer got there first: the next observation says.
+            self.progress.failed(cp.epoch, f"relay failed: {type(exc).__name__}: {exc}"[:300], now + self._delay(cp))
+            return
+        self.progress.submitted(
+            cp.epoch, Submission(tx_hash, nonce, fees.max_fee_per_gas, fees.max_priority_fee_per_gas, len(cp.submissions), now)
+        )
+        log.info("relayed epoch %d: tx 0x%s (attempt %d)", cp.epoch, tx_hash.hex(), len(cp.submissions))
+
+    async def _pending_submission(self, cp: EpochCheckpoint) -> Submission | None:
+        """Our newest transaction for this epoch if it is still unmined; reverted ones are reported."""
+        if not cp.submissions:
+            return None
+        last = cp.submissions[-1]
+        if last.tx_hash in self._mined:
+            return None
+        for sub in reversed(cp.submissions):
+            if sub.tx_hash in self._mined:
+                continue
+            receipt = await self.rpc.receipt(sub.tx_hash)
+            if receipt is None:
+                continue
+            self._mined.add(sub.tx_hash)
+            status, block = receipt
+            if status == 0:
+                self.progress.failed(
+                    cp.epoch, f"transaction 0x{sub.tx_hash.hex()} reverted in block {block}", self.clock() + self._delay(cp)
+                )
+            return None  # one of the same-nonce transactions was mined: the nonce is spent
+        return last
+
+    def _delay(self, cp: EpochCheckpoint) -> float:
+        return self.config.backoff.delay(cp.failures + 1)
+
+    # ---- status --------------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        return self.progress.status(self.clock()) | {
+            "operator": self.me,
+            "relayer": self.relayer,
+            "rpc": self.health.status(),
+            "verifier": self.verifier.status(),
+        }

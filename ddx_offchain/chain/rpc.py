@@ -1,0 +1,200 @@
+"""The thin web3 shell: one operator's view of the chain and the exchange contract, over web3.py 7 (async).
+
+Everything the watcher, the verifier and the checkpointer ask of the chain goes through `ChainRpc`, so tests can
+put a failing or lying RPC in front of a real chain. `Web3ChainRpc` implements it with an `AsyncWeb3` (HTTP for a
+node such as anvil or a provider; eth-tester's in-process py-evm for the embedded chain) and the exchange ABI from
+the compiled artifacts or the deployment manifest (never copied by hand). `RpcHealth` counts failures for status
+and metrics; callers retry with `relay_policy.Backoff`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from eth_account import Account
+from web3 import AsyncWeb3
+
+from ..protocol import operator_messages as om
+from .blocks import BlockHeader, ChainDataError, DepositEvent
+from .relay_policy import Fees
+
+GAS_HEADROOM_PERCENT = 25
+GAS_FLOOR = 30_000
+
+
+class ChainRpc(Protocol):
+    async def block_number(self) -> int: ...
+
+    async def headers(self, first: int, last: int) -> list[BlockHeader]: ...
+
+    async def deposits(self, first: int, last: int) -> list[DepositEvent]: ...
+
+    async def base_fee(self) -> int: ...
+
+    async def operator_set(self) -> om.OperatorSet: ...
+
+    async def checkpoint_root(self, epoch: int) -> bytes: ...
+
+    async def latest_epoch(self) -> int: ...
+
+    async def recorded_block(self, epoch: int, from_block: int) -> int | None: ...
+
+    async def pending_nonce(self, address: str) -> int: ...
+
+    async def send_checkpoint(
+        self, key: bytes, message: om.Checkpoint, quorum: om.QuorumSignatures, operator_set: om.OperatorSet,
+        fees: Fees, nonce: int,
+    ) -> bytes: ...
+
+    async def receipt(self, tx_hash: bytes) -> tuple[int, int] | None: ...
+
+
+@dataclass
+class RpcHealth:
+    """Failures of one RPC endpoint as one component sees them (for /v1/status and /metrics)."""
+
+    consecutive_failures: int = 0
+    total_failures: int = 0
+    last_error: str | None = None
+    recent: list[str] = field(default_factory=list)
+
+    def failed(self, error: BaseException) -> None:
+        self.consecutive_failures += 1
+        self.total_failures += 1
+        self.last_error = f"{type(error).__name__}: {error}"[:300]
+        self.recent = (self.recent + [self.last_error])[-5:]
+
+    def succeeded(self) -> None:
+        self.consecutive_failures = 0
+
+    def status(self) -> dict:
+        return {
+            "ok": self.consecutive_failures == 0,
+            "consecutiveFailures": self.consecutive_failures,
+            "totalFailures": self.total_failures,
+            "lastError": self.last_error,
+        }
+
+
+class Web3ChainRpc:
+    """ChainRpc over an AsyncWeb3 and the deployed exchange."""
+
+    def __init__(self, w3: AsyncWeb3, exchange: str, abi: list) -> None:
+        self.w3 = w3
+        self.exchange = w3.eth.contract(address=AsyncWeb3.to_checksum_address(exchange), abi=abi)
+
+    async def block_number(self) -> int:
+        return int(await self.w3.eth.block_number)
+
+    async def headers(self, first: int, last: int) -> list[BlockHeader]:
+        out = []
+        for number in range(first, last + 1):
+            block = await self.w3.eth.get_block(number)
+            if block is None:
+                break
+            out.append(BlockHeader(int(block["number"]), bytes(block["hash"]), bytes(block["parentHash"])))
+        return out
+
+    async def deposits(self, first: int, last: int) -> list[DepositEvent]:
+        logs = await self.exchange.events.Deposit.get_logs(from_block=first, to_block=last)
+        out = []
+        for log in logs:
+            if log["address"].lower() != self.exchange.address.lower():
+                raise ChainDataError("a Deposit log from another contract")
+            args = log["args"]
+            out.append(
+                DepositEvent(
+                    seq=int(args["seq"]),
+                    trader=bytes.fromhex(args["trader"][2:]),
+                    strategy=bytes(args["strategy"]),
+                    token=bytes.fromhex(args["token"][2:]),
+                    amount=int(args["amount"]),
+                    block_number=int(log["blockNumber"]),
+                    block_hash=bytes(log["blockHash"]),
+                    log_index=int(log["logIndex"]),
+                )
+            )
+        return out
+
+    async def base_fee(self) -> int:
+        block = await self.w3.eth.get_block("latest")
+        return int(block.get("baseFeePerGas", 0))
+
+    async def operator_set(self) -> om.OperatorSet:
+        set_id, threshold, members = await self.exchange.functions.operator_set().call()
+        return om.OperatorSet(int(set_id), int(threshold), tuple(members))
+
+    async def checkpoint_root(self, epoch: int) -> bytes:
+        return bytes(await self.exchange.functions.checkpoint_root(epoch).call())
+
+    async def latest_epoch(self) -> int:
+        return int(await self.exchange.functions.latest_epoch().call())
+
+    async def recorded_block(self, epoch: int, from_block: int) -> int | None:
+        logs = await self.exchange.events.CheckpointRecorded.get_logs(
+            argument_filters={"epoch": epoch}, from_block=from_block, to_block="latest"
+        )
+        blocks = [int(log["blockNumber"]) for log in logs if int(log["args"]["epoch"]) == epoch]
+        return max(blocks) if blocks else None
+
+    async def pending_nonce(self, address: str) -> int:
+        return int(await self.w3.eth.get_transaction_count(AsyncWeb3.to_checksum_address(address), "pending"))
+
+    async def send_checkpoint(
+        self, key: bytes, message: om.Checkpoint, quorum: om.QuorumSignatures, operator_set: om.OperatorSet,
+        fees: Fees, nonce: int,
+    ) -> bytes:
+        sender = Account.from_key(key).address
+        call = self.exchange.functions.submit_checkpoint(
+            message.epoch,
+            message.state_root,
+            message.l1_block_number,
+            message.l1_block_hash,
+            operator_set.as_abi(),
+            *quorum.as_abi(),
+        )
+        # Estimating first surfaces a revert reason (stale set, epoch already recorded, wrong anchor) without
+        # spending gas.
+        gas = await call.estimate_gas({"from": sender})
+        gas = max(GAS_FLOOR, gas + gas * GAS_HEADROOM_PERCENT // 100)
+        tx = await call.build_transaction(
+            {
+                "from": sender,
+                "nonce": nonce,
+                "gas": gas,
+                "maxFeePerGas": fees.max_fee_per_gas,
+                "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+                "chainId": int(await self.w3.eth.chain_id),
+            }
+        )
+        signed = Account.sign_transaction(tx, key)
+        return bytes(await self.w3.eth.send_raw_transaction(signed.raw_transaction))
+
+    async def receipt(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """(status, block number) of a mined transaction, or None while it is pending or unknown."""
+        from web3.exceptions import TransactionNotFound
+
+        try:
+            receipt = await self.w3.eth.get_transaction_receipt(tx_hash)
+        except TransactionNotFound:
+            return None
+        if receipt is None:
+            return None
+        return int(receipt["status"]), int(receipt["blockNumber"])
+
+
+def http_web3(url: str, timeout_s: float = 10.0) -> AsyncWeb3:
+    """An AsyncWeb3 for a JSON-RPC URL (anvil, a provider)."""
+    from web3 import AsyncHTTPProvider
+
+    return AsyncWeb3(AsyncHTTPProvider(url, request_kwargs={"timeout": timeout_s}))
+
+
+def embedded_async_web3(sync_w3) -> AsyncWeb3:
+    """An AsyncWeb3 sharing the in-process chain of `embedded.embedded_web3()` (same eth-tester instance)."""
+    from web3.providers.eth_tester import AsyncEthereumTesterProvider
+
+    provider = AsyncEthereumTesterProvider()
+    provider.ethereum_tester = sync_w3.provider.ethereum_tester
+    return AsyncWeb3(provider)

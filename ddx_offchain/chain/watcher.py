@@ -1,0 +1,143 @@
+"""The chain watcher: runs the pure `Follower` against an RPC and hands confirmed blocks to the leader.
+
+The leader's node gives it two callables: `resume()` (where sequencing stands: the engine's last sequenced block,
+its hash and the next deposit seq) and `handoff(block)` (propose the chain-block command; raises if it could not).
+A failed handoff restarts the follower from `resume()`, so a block is handed over again rather than lost; the
+engine refuses a block it already has (not newer), so a repeat is harmless. RPC failures are retried with backoff
+and reported in `status()`; an alarm (deposit gap, deep reorg) stops ingestion until an operator restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from .blocks import ConfirmedBlock
+from .follower import FetchDeposits, FetchHeaders, Follower, FollowerConfig, Halted, Idle
+from .relay_policy import Backoff
+from .rpc import ChainRpc, RpcHealth
+
+log = logging.getLogger("ddx.chain.watcher")
+
+MAX_ACTIONS_PER_POLL = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    cursor_number: int
+    cursor_hash: bytes | None
+    next_deposit_seq: int
+
+    @classmethod
+    def from_engine(cls, block_number: int, block_hash: bytes, deposit_seq: int, deployment_block: int) -> "ResumePoint":
+        """From the engine's cursors; before the first chain block, from the block before the deployment."""
+        if block_number == 0:
+            return cls(max(0, deployment_block - 1), None, deposit_seq + 1)
+        return cls(block_number, block_hash, deposit_seq + 1)
+
+
+class HandoffFailed(Exception):
+    """The leader could not sequence a confirmed block (not leader any more, proposal timed out)."""
+
+
+class ChainWatcher:
+    def __init__(
+        self,
+        rpc: ChainRpc,
+        config: FollowerConfig,
+        *,
+        resume: Callable[[], ResumePoint],
+        handoff: Callable[[ConfirmedBlock], Awaitable[None]],
+        poll_interval_s: float = 2.0,
+        backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
+    ) -> None:
+        self.rpc = rpc
+        self.config = config
+        self._resume = resume
+        self._handoff = handoff
+        self.poll_interval_s = poll_interval_s
+        self.backoff = backoff
+        self.health = RpcHealth()
+        self.follower: Follower | None = None
+        self.handed = 0
+        self.handoff_failures = 0
+        self.last_handoff_error: str | None = None
+        self._wake = asyncio.Event()
+
+    def _follower(self) -> Follower:
+        if self.follower is None:
+            point = self._resume()
+            self.follower = Follower(
+                self.config,
+                cursor_number=point.cursor_number,
+                cursor_hash=point.cursor_hash,
+                next_deposit_seq=point.next_deposit_seq,
+            )
+        return self.follower
+
+    def restart(self) -> None:
+        """Start again from the engine's state (after a leadership change, or to clear an alarm by hand)."""
+        self.follower = None
+
+    def poke(self) -> None:
+        """Poll now instead of at the next interval (a new block was announced)."""
+        self._wake.set()
+
+    async def poll_once(self) -> list[ConfirmedBlock]:
+        """One round: read the head, follow it, hand over what got confirmed. Raises on RPC failure."""
+        follower = self._follower()
+        follower.observe_head(await self.rpc.block_number())
+        handed: list[ConfirmedBlock] = []
+        for _ in range(MAX_ACTIONS_PER_POLL):
+            action = follower.next_action()
+            if isinstance(action, (Idle, Halted)):
+                break
+            if isinstance(action, FetchHeaders):
+                follower.on_headers(await self.rpc.headers(action.first, action.last))
+            elif isinstance(action, FetchDeposits):
+                events = await self.rpc.deposits(action.first, action.last)
+                for block in follower.on_deposits(action.first, action.last, events):
+                    try:
+                        await self._handoff(block)
+                    except Exception as exc:
+                        self.handoff_failures += 1
+                        self.last_handoff_error = f"{type(exc).__name__}: {exc}"[:300]
+                        self.restart()
+                        raise HandoffFailed(self.last_handoff_error) from exc
+                    self.handed += 1
+                    handed.append(block)
+        return handed
+
+    async def run(self) -> None:
+        while True:
+            delay = self.poll_interval_s
+            try:
+                await self.poll_once()
+                self.health.succeeded()
+            except asyncio.CancelledError:
+                raise
+            except HandoffFailed as exc:
+                log.warning("chain block not sequenced, will resume from the engine: %s", exc)
+            except Exception as exc:
+                self.health.failed(exc)
+                delay = max(delay, self.backoff.delay(self.health.consecutive_failures))
+                log.warning("chain RPC failed (%d in a row): %s", self.health.consecutive_failures, exc)
+            if self.follower is not None and self.follower.alarm is not None:
+                log.error("chain ingestion halted: %s", self.follower.alarm.detail)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), delay)
+            except asyncio.TimeoutError:
+                pass
+
+    def status(self) -> dict:
+        base = self.follower.status() if self.follower is not None else {"state": "starting"}
+        return base | {
+            "confirmations": self.config.confirmations,
+            "handedBlocks": self.handed,
+            "handoffFailures": self.handoff_failures,
+            "lastHandoffError": self.last_handoff_error,
+            "rpc": self.health.status(),
+        }
