@@ -48,6 +48,14 @@ class FeedHub:
         self._ring: deque[tuple[int, dict, tuple[bytes, ...], bytes | None]] = deque()
         self._subscribers: set[Subscription] = set()
         self.last_ordinal = history.persisted_ordinal if history is not None else 0
+        self.gap_below = 0  # updates at or below this may be missing from history (skipped by a snapshot)
+
+    def restart_at(self, ordinal: int) -> None:
+        """The state jumped (a snapshot was installed): updates up to `ordinal` were never seen here, so resumes
+        from before it are answered from history only if history holds them, never with a silent gap."""
+        self._ring.clear()
+        self.last_ordinal = max(self.last_ordinal, ordinal)
+        self.gap_below = max(self.gap_below, ordinal)
 
     def publish(self, applied: AppliedEntry) -> None:
         for u in applied.updates:
@@ -84,7 +92,7 @@ class FeedHub:
         oldest = self._ring[0][0] if self._ring else self.last_ordinal + 1
         items: list[dict] = []
         if after + 1 < oldest:
-            if self.history is None or self.history.persisted_ordinal < oldest - 1:
+            if self.history is None or self.history.persisted_ordinal < oldest - 1 or after < self.gap_below:
                 raise ResumeUnavailable("resume_unavailable", "those updates are no longer held by this node")
             if oldest - 1 - after > MAX_RESUME:
                 raise ResumeUnavailable("resume_too_old", f"more than {MAX_RESUME} updates back: page GET /v1/updates")
@@ -98,6 +106,8 @@ class FeedHub:
         """Updates after `after` from the ring, or None when the ring no longer reaches back that far."""
         if not self._ring or self._ring[0][0] > after + 1:
             return None if self._ring or after < self.last_ordinal else []
+        if after < self.gap_below:
+            return None
         out = []
         for ordinal, doc, t, m in self._ring:
             if ordinal <= after or (trader is not None and trader not in t) or (market is not None and m != market):

@@ -52,6 +52,7 @@ class _Raft(msgspec.Struct, forbid_unknown_fields=True):
     tick_ms: int = 50
     election_ticks: int = 10
     snapshot_interval: int = 50_000
+    snapshot_keep_entries: int = 5_000
     proposal_timeout_ms: int = 10_000
 
 
@@ -114,6 +115,7 @@ class NodeSettings:
     tick_seconds: float
     election_ticks: int
     snapshot_interval: int
+    snapshot_keep_entries: int
     proposal_timeout_seconds: float
     peers: tuple[PeerConfig, ...]
     domain: Domain
@@ -207,6 +209,7 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         tick_seconds=_positive(doc.raft.tick_ms, "raft.tick_ms", 10_000) / 1000,
         election_ticks=_positive(doc.raft.election_ticks, "raft.election_ticks", 1000),
         snapshot_interval=_positive(doc.raft.snapshot_interval, "raft.snapshot_interval"),
+        snapshot_keep_entries=_positive(doc.raft.snapshot_keep_entries, "raft.snapshot_keep_entries"),
         proposal_timeout_seconds=_positive(doc.raft.proposal_timeout_ms, "raft.proposal_timeout_ms", 600_000) / 1000,
         peers=tuple(
             PeerConfig(p.id, _host_port(p.raft, f"peers[{i}].raft"), _read(base_dir, p.cert, f"peers[{i}].cert"), _url(p.api, f"peers[{i}].api"))

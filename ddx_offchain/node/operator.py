@@ -93,6 +93,7 @@ class OperatorNode:
             lookup_receipt=lookup,
         )
         self.service.listeners.append(self._on_applied)
+        self.service.restore_listeners.append(lambda: self.feeds.restart_at(self.engine.last_ordinal()))
         self.service.observers.append(self.metrics.observe_submission)
         self.metrics.on_refresh(self._refresh_metrics)
         self._checkpoint_status = checkpoint_status

@@ -96,6 +96,7 @@ class RunningNode:
                 tick_seconds=settings.tick_seconds,
                 election_ticks=settings.election_ticks,
                 snapshot_interval=settings.snapshot_interval,
+                snapshot_keep_entries=settings.snapshot_keep_entries,
                 proposal_timeout_seconds=settings.proposal_timeout_seconds,
             ),
             EntrySinkMachine(self.node.service),

@@ -76,6 +76,7 @@ class OperatorService:
         self._recent: OrderedDict[bytes, ReceiptRecord] = OrderedDict()
         self.listeners: list[Callable[[AppliedEntry], None]] = []
         self.observers: list[Callable[[str, float], None]] = []  # (outcome, seconds) per submission, for metrics
+        self.restore_listeners: list[Callable[[], None]] = []  # state replaced by a snapshot (feeds restart there)
 
     # ------------------------------------------------------------ the applied stream (from the sequencer)
 
@@ -102,6 +103,8 @@ class OperatorService:
 
     def restore(self, data: bytes) -> None:
         self.machine.restore(data)
+        for listener in self.restore_listeners:
+            listener()
 
     def _remember(self, record: ReceiptRecord) -> None:
         self._recent[record.request_hash] = record

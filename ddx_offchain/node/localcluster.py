@@ -1,0 +1,99 @@
+"""Write the files of an N-operator cluster on one machine: per operator a TLS identity, an encrypted keystore
+and a config; one shared genesis. Used by the devnet, the cluster tests and benchmarks/e2e.py.
+
+The keystores use a cheap KDF (`kdf_iterations`) because these clusters are throwaway; a real operator creates
+its keystore with eth-account's defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..protocol.eip712 import Domain, address_of, checksum_address
+from ..raft.certs import generate_operator_certificate
+from .keystore import write_keystore
+
+
+@dataclass(frozen=True, slots=True)
+class LocalCluster:
+    root: Path
+    configs: list[Path]
+    api_urls: list[str]
+    operator_keys: list[bytes]
+    password_env: str
+    password: str
+    domain: Domain
+
+    @property
+    def operators(self) -> frozenset[bytes]:
+        return frozenset(address_of(k) for k in self.operator_keys)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, self.password_env: self.password}
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def write_cluster(
+    root: Path,
+    n: int,
+    domain: Domain,
+    genesis: dict,
+    *,
+    raft_overrides: dict | None = None,
+    api_overrides: dict | None = None,
+    kdf_iterations: int = 2048,
+    password: str = "devnet-password",
+) -> LocalCluster:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "genesis.json").write_text(json.dumps(genesis, indent=1))
+    ports = free_ports(2 * n)
+    api_ports, raft_ports = ports[:n], ports[n:]
+    ids = list(range(1, n + 1))
+    for i in ids:
+        cert = generate_operator_certificate(f"ddx-operator-{i}")
+        (root / f"op{i}.crt").write_bytes(cert.cert_pem)
+        key_path = root / f"op{i}.key"
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(cert.key_pem)
+    keys = [os.urandom(32) for _ in ids]
+    password_env = "DDX_DEVNET_PASSWORD"
+    configs = []
+    for i, key in zip(ids, keys):
+        write_keystore(root / f"op{i}.keystore.json", key, password, iterations=kdf_iterations)
+        raft = {"listen": f"127.0.0.1:{raft_ports[i - 1]}", "cert": f"op{i}.crt", "key": f"op{i}.key", "tick_ms": 20} | (raft_overrides or {})
+        api = {"listen": f"127.0.0.1:{api_ports[i - 1]}", "public_url": f"http://127.0.0.1:{api_ports[i - 1]}"} | (api_overrides or {})
+        lines = [
+            "[node]", f"id = {i}", f'data_dir = "data{i}"', "",
+            "[operator]", f'keystore = "op{i}.keystore.json"', f'password_env = "{password_env}"', "",
+            "[api]", *_toml(api), "",
+            "[raft]", *_toml(raft), "",
+            "[chain]", f"chain_id = {domain.chain_id}", f'exchange = "{checksum_address(domain.verifying_contract)}"', "",
+            "[engine]", 'genesis = "genesis.json"', "",
+        ]
+        for j in ids:
+            if j != i:
+                lines += ["[[peers]]", f"id = {j}", f'raft = "127.0.0.1:{raft_ports[j - 1]}"', f'cert = "op{j}.crt"',
+                          f'api = "http://127.0.0.1:{api_ports[j - 1]}"', ""]
+        path = root / f"op{i}.toml"
+        path.write_text("\n".join(lines))
+        configs.append(path)
+    return LocalCluster(root, configs, [f"http://127.0.0.1:{p}" for p in api_ports], keys, password_env, password, domain)
+
+
+def _toml(values: dict) -> list[str]:
+    return [f"{k} = {json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items()]
