@@ -28,7 +28,11 @@ class NodeMetrics:
         self.raft_applied = Gauge("ddx_raft_applied_index", "Raft index applied to the state machine", registry=r)
         self.raft_last = Gauge("ddx_raft_last_log_index", "Last Raft log index", registry=r)
         self.raft_is_leader = Gauge("ddx_raft_is_leader", "1 if this node is the Raft leader", registry=r)
-        self.fsync_seconds = Gauge("ddx_raft_last_fsync_seconds", "Duration of the last log fsync (from the runtime)", registry=r)
+        self.fsyncs = Gauge("ddx_raft_fsyncs", "Log fsyncs (batches) since start", registry=r)
+        self.fsync_seconds = Gauge(
+            "ddx_raft_fsync_seconds_total", "Time spent in log fsyncs since start (when the runtime reports it)", registry=r
+        )
+        self.entries_persisted = Gauge("ddx_raft_entries_persisted", "Log entries made durable since start", registry=r)
         self.engine_epoch = Gauge("ddx_engine_epoch", "Engine epoch", registry=r)
         self.checkpoint_lag = Gauge(
             "ddx_checkpoint_lag_epochs", "Engine epoch minus the last checkpoint recorded on-chain", registry=r

@@ -95,6 +95,7 @@ class OperatorNode:
         self.service.listeners.append(self._on_applied)
         self.service.restore_listeners.append(lambda: self.feeds.restart_at(self.engine.last_ordinal()))
         self.service.observers.append(self.metrics.observe_submission)
+        self.service.apply_observer = self.metrics.apply_time.observe
         self.metrics.on_refresh(self._refresh_metrics)
         self._checkpoint_status = checkpoint_status
         self.started_ms = now_ms()
@@ -122,8 +123,11 @@ class OperatorNode:
         m.raft_applied.set(self.sequencer.applied_index())
         m.raft_last.set(raft.get("lastIndex", 0))
         m.raft_is_leader.set(1 if self.sequencer.is_leader() else 0)
-        if raft.get("lastFsyncSeconds") is not None:
-            m.fsync_seconds.set(raft["lastFsyncSeconds"])
+        if raft.get("fsyncs") is not None:
+            m.fsyncs.set(raft["fsyncs"])
+            m.entries_persisted.set(raft.get("entriesPersisted", 0))
+        if raft.get("fsyncSecondsTotal") is not None:
+            m.fsync_seconds.set(raft["fsyncSecondsTotal"])
         m.engine_epoch.set(self.engine.epoch())
         checkpoint = self.checkpoint_status()
         if checkpoint.get("lastRecordedEpoch") is not None:

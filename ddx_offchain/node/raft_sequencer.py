@@ -90,4 +90,6 @@ class RaftSequencer:
                 for peer, f in s.followers.items()
             },
             "fsyncs": self.raft.counters.fsyncs,
+            "entriesPersisted": self.raft.counters.entries_persisted,
+            "fsyncSecondsTotal": getattr(self.raft.counters, "fsync_seconds", None),
         }

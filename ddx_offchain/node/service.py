@@ -76,12 +76,16 @@ class OperatorService:
         self._recent: OrderedDict[bytes, ReceiptRecord] = OrderedDict()
         self.listeners: list[Callable[[AppliedEntry], None]] = []
         self.observers: list[Callable[[str, float], None]] = []  # (outcome, seconds) per submission, for metrics
+        self.apply_observer: Callable[[float], None] | None = None
         self.restore_listeners: list[Callable[[], None]] = []  # state replaced by a snapshot (feeds restart there)
 
     # ------------------------------------------------------------ the applied stream (from the sequencer)
 
     def apply_committed(self, log_index: int, data: bytes) -> None:
+        started = time.perf_counter()
         applied = self.machine.apply(log_index, data)
+        if self.apply_observer is not None:
+            self.apply_observer(time.perf_counter() - started)
         if applied is None:
             return
         if applied.request_hash is not None and applied.status != REFUSED:

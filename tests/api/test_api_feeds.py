@@ -143,6 +143,7 @@ def test_health_status_and_metrics_keep_the_two_clocks_apart():
             text = await (await client.get("/metrics")).text()
             assert 'ddx_requests_total{outcome="receipt"} 1.0' in text
             assert "ddx_raft_commit_index 1.0" in text and "ddx_time_to_receipt_seconds_bucket" in text
+            assert "ddx_apply_seconds_count 1.0" in text and 'ddx_applied_entries_total{status="sequenced"} 1.0' in text
 
     run(scenario())
 
