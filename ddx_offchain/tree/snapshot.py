@@ -1,4 +1,4 @@
-"""State-tree snapshots: a versioned, checksummed byte format (docs/protocol.md §6). No pickle.
+"""State-tree snapshots: a versioned, checksummed byte format (docs/protocol.md §8). No pickle.
 
     header   magic "DDXTREE\\0" | version u16 | flags u16 | reserved u32 (0) | count u64 | root 32 bytes
     records  count records, strictly ascending by key:

@@ -28,6 +28,7 @@ from .errors import InvalidItem, ItemNotFound, ItemPresent, ValuesNotKept
 
 KEY_BYTES = 32
 KEY_BITS = 256
+KEY_SPACE = 1 << KEY_BITS
 MAX_VALUE_BYTES = 1 << 16  # items are static ABI encodings of a few words; anything larger is a caller bug
 
 _from_bytes = int.from_bytes
@@ -226,24 +227,25 @@ class StateTree:
 
         def single(node_id: int, depth: int, i: int) -> bytes:
             """update() for a subtree with one pending key, batch[i]: walk its path down, then hash back up."""
-            k = ints[i]
-            path_ids: list[int] = []
-            sibling_hashes: list[bytes] = []  # of the child off the path, for each node on the path
+            leaf_id = ints[i] | KEY_SPACE  # the id the key would have at depth 256; its prefixes are the path
+            sibling_hashes: list[bytes] = []  # of the child off the path, for each internal node on the path
             while node_id in internal:
-                path_ids.append(node_id)
-                node_id = (node_id << 1) | ((k >> (255 - depth)) & 1)
                 depth += 1
-                sibling_hashes.append(settled(node_id ^ 1))
+                node_id = leaf_id >> (KEY_BITS - depth)
+                h = get_internal(node_id ^ 1)
+                if h is None:
+                    k = get_leaf(node_id ^ 1)
+                    h = EMPTY if k is None else keccak(LEAF_PREFIX + k + hashes[k])
+                sibling_hashes.append(h)
             h = rebuilt(node_id, depth, i, i + 1)
-            while path_ids:
-                parent = path_ids.pop()
-                sibling_hash = sibling_hashes.pop()
+            for sibling_hash in reversed(sibling_hashes):
+                parent = node_id >> 1
                 if node_id & 1:
-                    left, right, left_id = sibling_hash, h, node_id ^ 1
+                    left, right = sibling_hash, h
                 else:
-                    left, right, left_id = h, sibling_hash, node_id
+                    left, right = h, sibling_hash
                 if left == EMPTY or right == EMPTY:  # only there can the node collapse
-                    h = join(parent, left_id, left, right)
+                    h = join(parent, parent << 1, left, right)
                 else:
                     h = keccak(NODE_PREFIX + left + right)
                     internal[parent] = h
@@ -319,7 +321,7 @@ class StateTree:
     # ---------------------------------------------------------------- snapshots
 
     def to_bytes(self) -> bytes:
-        """The snapshot of this tree (docs/protocol.md §6): values if kept, else value hashes."""
+        """The snapshot of this tree (docs/protocol.md §8): values if kept, else value hashes."""
         from .snapshot import encode_snapshot
 
         return encode_snapshot(self)
