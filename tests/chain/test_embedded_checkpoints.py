@@ -1,0 +1,245 @@
+"""Checkpoints end to end on the embedded py-evm chain: watcher -> engine -> epoch -> signatures -> contract.
+
+Four operators (threshold 3), each with its own RPC object, verifier and checkpointer, share signatures through a
+board. The tests drive time by hand (the lab's clock) and tick every operator, so they are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from chainlab import embedded_lab
+from ddx_offchain.chain.blocks import SequencedBlock
+from ddx_offchain.chain.checkpointer import CheckpointerConfig
+from ddx_offchain.chain.follower import FollowerConfig
+from ddx_offchain.chain.relay_policy import relay_order
+from ddx_offchain.engine.commands import ChainBlock, Deposit
+from ddx_offchain.engine.updates import Accepted
+
+CONFIG = CheckpointerConfig(confirmations=2, relay_timeout_s=10.0, resubmit_after_s=30.0, stall_after_s=20.0)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def settle(lab, epoch: int, stage: str, ticks: int = 12, seconds: float = 1.0) -> None:
+    for _ in range(ticks):
+        await lab.tick_all(seconds)
+        lab.mine()
+        if all(stage_of(op, epoch) == stage for op in lab.operators if op.up):
+            return
+    raise AssertionError(f"epoch {epoch} did not reach {stage}: {[op.checkpointer.status() for op in lab.operators]}")
+
+
+def stage_of(op, epoch: int) -> str | None:
+    cp = op.checkpointer.progress.epochs.get(epoch)
+    return None if cp is None else cp.stage.value
+
+
+@pytest.fixture
+def lab():
+    return embedded_lab(4)
+
+
+def test_deposits_are_credited_and_the_epoch_is_checkpointed_and_final(lab):
+    async def scenario():
+        lab.add_operators(CONFIG)
+        watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+        lab.deposit(0, 1_000)
+        lab.deposit(1, 2_500)
+        handed = await watcher.poll_once()
+        assert [d.amount for b in handed for d in b.deposits] == [1_000, 2_500]
+        assert lab.engine.deposit_seq == 2
+        assert all(isinstance(u[0], Accepted) for u in lab.results)
+        epoch = lab.freeze_epoch()
+        await settle(lab, epoch, "final")
+        root = lab.engine.frozen_root(epoch)
+        assert bytes(lab.exchange.functions.checkpoint_root(epoch).call()) == root
+        status = lab.operators[0].checkpointer.status()
+        entry = status["epochs"][-1]
+        assert entry["signatures"] >= 3 and entry["l1Block"] == lab.engine.block_number
+        assert len(entry["txHashes"]) <= 1 and status["lastFinalEpoch"] == epoch
+        # exactly one relayer sent (the first in the epoch's order), nobody else needed to
+        senders = [op for op in lab.operators if op.checkpointer.progress.epochs[epoch].submissions]
+        assert [op.address for op in senders] == [relay_order(epoch, lab.operator_set.members)[0]]
+
+    run(scenario())
+
+
+def test_one_operator_down_still_reaches_quorum_even_when_it_was_the_relayer(lab):
+    async def scenario():
+        lab.add_operators(CONFIG)
+        watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+        lab.deposit(0, 7)
+        await watcher.poll_once()
+        epoch = lab.engine.epoch + 1
+        first = relay_order(epoch, lab.operator_set.members)[0]
+        down = next(op for op in lab.operators if op.address == first)
+        down.up = False
+        lab.freeze_epoch()
+        await settle(lab, epoch, "recorded", ticks=30)
+        senders = [op.address for op in lab.operators if op.checkpointer.progress.epochs[epoch].submissions]
+        assert senders == [relay_order(epoch, lab.operator_set.members)[1]]  # the fallback, after its timeout
+        assert lab.exchange.functions.latest_epoch().call() == epoch
+
+    run(scenario())
+
+
+def test_too_many_operators_down_stalls_the_checkpoint_but_not_sequencing(lab):
+    async def scenario():
+        lab.add_operators(CONFIG)
+        watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+        lab.operators[1].up = lab.operators[2].up = False
+        lab.deposit(0, 5)
+        await watcher.poll_once()
+        epoch = lab.freeze_epoch()
+        for _ in range(25):
+            await lab.tick_all()
+        status = lab.operators[0].checkpointer.status()
+        assert status["state"] == "stalled"
+        entry = status["epochs"][-1]
+        assert entry["stage"] == "signed" and entry["signatures"] == 2 and entry["threshold"] == 3
+        assert lab.operators[1].address in entry["waiting"] and "2 of 4" in entry["waiting"]
+        assert lab.exchange.functions.latest_epoch().call() == 0
+        # the other clock keeps going: deposits are still sequenced and credited
+        lab.deposit(1, 9)
+        handed = await watcher.poll_once()
+        assert [d.amount for b in handed for d in b.deposits] == [9] and lab.engine.deposit_seq == 2
+        # operators come back: the stalled epoch completes
+        lab.operators[1].up = lab.operators[2].up = True
+        await settle(lab, epoch, "recorded", ticks=30)
+
+    run(scenario())
+
+
+def test_a_leader_sequencing_a_fake_deposit_gets_no_quorum(lab):
+    async def scenario():
+        lab.add_operators(CONFIG)
+        lab.deposit(0, 100)
+        head = lab.w3.eth.block_number
+        block = lab.w3.eth.get_block(head)
+        trader = bytes.fromhex(lab.w3.eth.accounts[5][2:])
+        token = bytes.fromhex(lab.token.address[2:])
+        main = b"main".ljust(32, b"\0")
+        # the real deposit (seq 1) plus one the chain never saw, credited to the leader's friend
+        fake = ChainBlock(
+            b"\x01" * 32, head, bytes(block["hash"]),
+            (Deposit(1, bytes.fromhex(lab.w3.eth.accounts[1][2:]), main, token, 100), Deposit(2, trader, main, token, 10**9)),
+        )
+        updates = lab.sequence(fake)
+        assert isinstance(updates[0], Accepted)  # the engine cannot know: it trusts sequenced commands
+        epoch = lab.freeze_epoch()
+        for _ in range(6):
+            await lab.tick_all()
+            lab.mine()
+        lying_leader = lab.operators[0]
+        lying_leader.checkpointer.progress.epochs[epoch].stage  # it would sign, but alone it is not a quorum
+        honest = lab.operators[1:]
+        for op in honest:
+            cp = op.checkpointer.progress.epochs[epoch]
+            assert cp.stage.value == "refused" and cp.own_signature is None
+            assert "deposit seqs [1, 2] were sequenced, the chain has [1]" in cp.reason
+            assert op.checkpointer.status()["state"] == "refusing"
+            assert op.checkpointer.status()["verifier"]["mismatches"][0]["block"] == head
+        assert lab.exchange.functions.latest_epoch().call() == 0
+
+    run(scenario())
+
+
+def test_a_sequenced_block_hash_that_is_not_canonical_is_refused(lab):
+    async def scenario():
+        lab.add_operators(CONFIG)
+        lab.mine(2)
+        head = lab.w3.eth.block_number
+        lab.sequence(ChainBlock(b"\x02" * 32, head, b"\x99" * 32, ()))
+        epoch = lab.freeze_epoch()
+        await lab.tick_all()
+        for op in lab.operators:
+            assert stage_of(op, epoch) == "refused"
+            assert "hash" in op.checkpointer.progress.epochs[epoch].reason
+
+    run(scenario())
+
+
+class FlakyRpc:
+    """Proxies an RPC and drops about one call in `period` with a connection error (seeded: reproducible)."""
+
+    def __init__(self, inner, period: int, seed: int = 7) -> None:
+        self.inner = inner
+        self.period = period
+        self.random = random.Random(seed)
+        self.calls = 0
+        self.failures = 0
+
+    def __getattr__(self, name):
+        target = getattr(self.inner, name)
+        if not callable(target):
+            return target
+
+        async def call(*args, **kwargs):
+            self.calls += 1
+            if self.random.randrange(self.period) == 0:
+                self.failures += 1
+                raise ConnectionError(f"flaky RPC: call {self.calls} ({name}) dropped")
+            return await target(*args, **kwargs)
+
+        return call
+
+
+def test_an_rpc_failing_intermittently_is_retried_and_reported(lab):
+    async def scenario():
+        rpcs = [FlakyRpc(lab.rpc(), period=4, seed=i) for i in range(4)]
+        fast = CheckpointerConfig(confirmations=1, relay_timeout_s=10.0, stall_after_s=100.0)
+        fast = CheckpointerConfig(**{**fast.__dict__, "backoff": type(fast.backoff)(initial=0.5, maximum=2.0)})
+        lab.add_operators(fast, rpcs=rpcs)
+        watcher_rpc = FlakyRpc(lab.rpc(), period=3, seed=99)
+        watcher = lab.watcher(watcher_rpc, FollowerConfig(confirmations=0, anchor_interval=1))
+        for i in range(3):
+            lab.deposit(i, 10 + i)
+        for _ in range(10):
+            try:
+                await watcher.poll_once()
+                watcher.health.succeeded()
+            except ConnectionError as exc:
+                watcher.health.failed(exc)
+        assert lab.engine.deposit_seq == 3  # every deposit, once, in order, despite the failures
+        assert watcher.health.total_failures > 0 and "flaky RPC" in watcher.status()["rpc"]["lastError"]
+        epoch = lab.freeze_epoch()
+        await settle(lab, epoch, "final", ticks=40)
+        assert sum(r.failures for r in rpcs) > 0
+        assert any(op.checkpointer.health.total_failures for op in lab.operators)
+
+    run(scenario())
+
+
+def test_duplicate_relays_are_harmless(lab):
+    async def scenario():
+        lab.add_operators(CheckpointerConfig(confirmations=1, relay_timeout_s=0.0))  # everyone may relay at once
+        watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+        lab.deposit(0, 1)
+        await watcher.poll_once()
+        epoch = lab.freeze_epoch()
+        await settle(lab, epoch, "final", ticks=20)
+        assert sum(len(op.checkpointer.progress.epochs[epoch].submissions) for op in lab.operators) >= 1
+        assert lab.exchange.functions.latest_epoch().call() == epoch
+        assert bytes(lab.exchange.functions.checkpoint_root(epoch).call()) == lab.engine.frozen_root(epoch)
+
+    run(scenario())
+
+
+def test_verifier_checks_the_blocks_each_operator_recorded(lab):
+    async def scenario():
+        lab.add_operators(CONFIG)
+        watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+        lab.deposit(0, 3)
+        await watcher.poll_once()
+        for op in lab.operators:
+            assert len(op.verifier.blocks) == 1
+            assert await op.verifier.check_through(lab.engine.block_number, lab.engine.block_hash) is None
+        assert SequencedBlock.from_command(lab.handed[0].command()).deposits[0][4] == 3
+
+    run(scenario())
