@@ -667,20 +667,31 @@ class Engine:
         self._emit(EpochFrozen, c.epoch, root)
 
     def _refresh_balances(self) -> None:
-        """BALANCE(trader, token) = sum over the trader's strategies in the token of max(0, equity at mark)."""
+        """BALANCE(trader, token) = sum over the trader's strategies in the token of max(0, equity at mark), scaled
+        down pro rata (floor) by the insurance fund's bad debt when its equity is negative (docs/engine.md)."""
         totals: dict[bytes, int] = {}
+        debts: dict[bytes, int] = {}
         for a in self.accounts.values():
-            if a.is_fund:
-                continue
             e = mg.equity(a)
+            if a.is_fund:
+                debts[a.token] = -e if e < 0 else 0
+                continue
             key = a.trader + a.token
             totals[key] = totals.get(key, 0) + (e if e > 0 else 0)
+        per_token: dict[bytes, int] = {}
         for key, amount in totals.items():
+            per_token[key[20:]] = per_token.get(key[20:], 0) + amount
+        for key, amount in totals.items():
+            token = key[20:]
+            debt = debts.get(token, 0)
+            if debt:
+                whole = per_token[token]
+                amount = amount * (whole - debt) // whole if whole > debt else 0
             leaf = self.balances.get(key)
             if leaf is None:
                 if not amount:
                     continue
-                leaf = self.balances[key] = PairLeaf(K_BALANCE, key[:20], key[20:])
+                leaf = self.balances[key] = PairLeaf(K_BALANCE, key[:20], token)
             if leaf.amount != amount:
                 leaf.amount = amount
                 self.dirty.add(leaf)

@@ -131,7 +131,8 @@ def takeover(engine, a, fund) -> set:
 def deleverage(engine, a, *, deficit_only: bool) -> set:
     """Close `a`'s positions at mark against the most profitable opposite positions, then share `a`'s remaining
     equity among them pro rata to the closed notional (all of it for a trader: the bankruptcy price; only a
-    deficit for the insurance fund, which keeps a positive remainder)."""
+    deficit for the insurance fund, which keeps a positive remainder). A deficit share never takes a counterparty
+    below zero equity; what no one can cover is bad debt carried by the insurance fund (negative collateral)."""
     weights: dict = {}
     chunks = []
     for mid in sorted(a.positions):
@@ -166,9 +167,20 @@ def deleverage(engine, a, *, deficit_only: bool) -> set:
     remaining = a.collateral
     share_out = remaining if not deficit_only or remaining < 0 else 0
     shares = _pro_rata(share_out, weights)
-    a.collateral -= share_out
+    if share_out < 0:  # nobody is pushed below zero by a deficit share: the uncovered rest is the fund's bad debt
+        for cp in shares:
+            floor = -max(mg.equity(cp), 0)
+            if shares[cp] < floor:
+                shares[cp] = floor
+    covered = sum(shares.values())
+    a.collateral -= covered
     for cp in sorted(weights, key=_skey):
         cp.collateral += shares[cp]
+    fund = engine.ledgers[a.token].fund
+    if not a.is_fund and a.collateral:
+        fund.collateral += a.collateral  # only ever negative here: uncovered bad debt
+        a.collateral = 0
+        engine._account_changed(fund)
     first = set()
     for m, cp, q, mark in chunks:
         share = 0
@@ -177,7 +189,7 @@ def deleverage(engine, a, *, deficit_only: bool) -> set:
             share = shares[cp]
         engine._emit(Deleverage, m.id, a.trader, a.strategy, cp.trader, cp.strategy, q, mark, share)
     if not deficit_only:
-        engine._emit(Takeover, a.trader, a.strategy, a.token, False, share_out)
+        engine._emit(Takeover, a.trader, a.strategy, a.token, False, covered)
     engine._account_changed(a)
     for cp in sorted(weights, key=_skey):
         engine._account_changed(cp)

@@ -1,0 +1,227 @@
+"""Hypothesis stateful test over random order flow, price moves, funding, withdrawals and epochs.
+
+After every step: conservation (exact, per token), open interest nets to zero, the book is never crossed, no
+trader account is below maintenance margin with positions or negative without, open-order totals match the
+orders, the escape-hatch bound (sum of BALANCE + WITHDRAWAL <= deposits). At the end: replaying the log from
+genesis and from a mid-way snapshot gives the same root and the same updates.
+
+DDX_ENGINE_EXAMPLES (default 40) and DDX_ENGINE_STEPS (default 50) turn it up, e.g.
+    DDX_ENGINE_EXAMPLES=1000 DDX_ENGINE_STEPS=200 .venv/bin/python -m pytest tests/engine/test_properties.py
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from ddx_offchain.engine import Engine, GenesisConfig
+from ddx_offchain.engine import margin as mg
+from ddx_offchain.engine.commands import (
+    BUY, LIMIT, LIMIT_IOC, MAIN_STRATEGY, MARKET, POST_ONLY, SELL, CancelAll, CancelOrder, FundInsurance,
+    ModifyOrder, PlaceOrder, name32,
+)
+
+from engine_helpers import BTCP, ETHP, USDC, Driver, conservation, market_params, trader, usd
+
+EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "40"))
+STEPS = int(os.environ.get("DDX_ENGINE_STEPS", "50"))
+TRADERS = [trader(i) for i in range(1, 6)]
+ALT = name32("alt")
+MARKETS = {ETHP: 10_000, BTCP: 1_000_000}
+START = {ETHP: usd(2000), BTCP: usd(60_000)}
+
+
+def genesis() -> GenesisConfig:
+    return GenesisConfig(
+        tokens=(USDC,),
+        markets=(market_params(ETHP), market_params(BTCP, tick=1_000_000, lot=1_000, maker_fee_bps=0,
+                                                    taker_fee_bps=7, funding_dampener=3)),
+        max_open_orders=12,
+        epochs_retained=2,
+    )
+
+
+class EngineMachine(RuleBasedStateMachine):
+    @initialize()
+    def start(self):
+        self.d = Driver(Engine(genesis()))
+        for i, who in enumerate(TRADERS):
+            self.d.deposit(who, usd(2_000 + 3_000 * i))
+        self.d.deposit(TRADERS[0], usd(5_000), strategy=ALT)
+        self.d.apply(self._prices(START))
+        self.snapshot_at = None
+
+    def _prices(self, prices):
+        from ddx_offchain.engine.commands import IndexPrice, IndexPrices
+
+        return IndexPrices(self.d.rid(), tuple(IndexPrice(m, p) for m, p in sorted(prices.items())))
+
+    @property
+    def e(self) -> Engine:
+        return self.d.engine
+
+    # ------------------------------------------------------------------ rules
+
+    @rule(who=st.sampled_from(TRADERS), alt=st.booleans(), market=st.sampled_from(sorted(MARKETS)),
+          side=st.sampled_from((BUY, SELL)), kind=st.sampled_from((LIMIT, LIMIT, LIMIT, LIMIT_IOC, POST_ONLY, MARKET)),
+          offset=st.integers(-40, 40), lots=st.one_of(st.integers(1, 50), st.integers(50, 8_000)),
+          reduce_only=st.booleans())
+    def place(self, who, alt, market, side, kind, offset, lots, reduce_only):
+        tick = MARKETS[market]
+        index = self.e.markets[market].index
+        price = 0 if kind == MARKET else max(tick, index // tick * tick + offset * tick)
+        strategy = ALT if alt and who == TRADERS[0] else MAIN_STRATEGY
+        self.d.apply(PlaceOrder(self.d.rid(), who, strategy, market, side, kind, price, lots * 1_000,
+                                reduce_only and kind in (LIMIT_IOC, MARKET)))
+
+    @rule(maker=st.sampled_from(TRADERS), taker=st.sampled_from(TRADERS), market=st.sampled_from(sorted(MARKETS)),
+          side=st.sampled_from((BUY, SELL)), offset=st.integers(-20, 20), lots=st.integers(1, 5_000),
+          taker_kind=st.sampled_from((LIMIT, LIMIT_IOC, MARKET)), extra=st.integers(0, 3_000))
+    def trade(self, maker, taker, market, side, offset, lots, taker_kind, extra):
+        """A resting order and a crossing one: most fills (and so positions and liquidations) come from here."""
+        tick = MARKETS[market]
+        price = max(tick, self.e.markets[market].index // tick * tick + offset * tick)
+        self.d.apply(PlaceOrder(self.d.rid(), maker, MAIN_STRATEGY, market, side, LIMIT, price, lots * 1_000, False))
+        self.d.apply(PlaceOrder(self.d.rid(), taker, MAIN_STRATEGY, market, 1 - side, taker_kind,
+                                0 if taker_kind == MARKET else price, (lots + extra) * 1_000, False))
+
+    @precondition(lambda self: self.e.orders)
+    @rule(pick=st.integers(0, 10**6))
+    def cancel(self, pick):
+        order = sorted(self.e.orders.values(), key=lambda o: o.seq)[pick % len(self.e.orders)]
+        a = order.account
+        self.d.apply(CancelOrder(self.d.rid(), a.trader, a.strategy, order.market.id, order.id))
+
+    @rule(who=st.sampled_from(TRADERS), market=st.sampled_from([b"\x00" * 32, ETHP]))
+    def cancel_all(self, who, market):
+        self.d.apply(CancelAll(self.d.rid(), who, MAIN_STRATEGY, market))
+
+    @precondition(lambda self: self.e.orders)
+    @rule(pick=st.integers(0, 10**6), offset=st.integers(-40, 40), lots=st.integers(1, 3_000))
+    def modify(self, pick, offset, lots):
+        order = sorted(self.e.orders.values(), key=lambda o: o.seq)[pick % len(self.e.orders)]
+        a = order.account
+        tick = order.market.tick
+        price = max(tick, order.market.index // tick * tick + offset * tick)
+        self.d.apply(ModifyOrder(self.d.rid(), a.trader, a.strategy, order.market.id, order.id, price,
+                                 lots * 1_000))
+
+    @rule(who=st.sampled_from(TRADERS), fraction=st.integers(1, 100))
+    def withdraw(self, who, fraction):
+        a = self.e.accounts.get(who + MAIN_STRATEGY + USDC)
+        amount = max(1, (a.collateral if a else 1) * fraction // 100)
+        self.d.withdraw(who, amount)
+
+    @rule(who=st.sampled_from(TRADERS), amount=st.integers(1, 10_000))
+    def deposit(self, who, amount):
+        self.d.deposit(who, usd(amount))
+
+    @rule(market=st.sampled_from(sorted(MARKETS)),
+          move_bps=st.one_of(st.integers(-150, 150), st.integers(-3_000, 3_000)))
+    def price(self, market, move_bps):
+        index = self.e.markets[market].index
+        self.d.apply(self._prices({market: max(MARKETS[market], index + index * move_bps // 10_000)}))
+
+    @rule(ms=st.integers(1, 3 * 3_600_000))
+    def advance(self, ms):
+        self.d.advance(ms)
+
+    @rule()
+    def epoch(self):
+        self.d.epoch()
+        self.check_escape_bound()
+
+    @precondition(lambda self: self.e.ledgers[USDC].fees > 0)
+    @rule(fraction=st.integers(1, 100))
+    def fund_insurance(self, fraction):
+        amount = max(1, self.e.ledgers[USDC].fees * fraction // 100)
+        self.d.apply(FundInsurance(self.d.rid(), USDC, amount))
+
+    @precondition(lambda self: self.snapshot_at is None)
+    @rule()
+    def take_snapshot(self):
+        self.snapshot_at = (len(self.d.log), self.e.snapshot())
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def conserved(self):
+        assert conservation(self.e) == {USDC: 0}
+
+    @invariant()
+    def open_interest_nets_to_zero(self):
+        for m in self.e.markets.values():
+            assert sum(p.size for p in m.positions.values()) == 0
+            assert all(p.size for p in m.positions.values())
+        total = sum(p.size for a in self.e.accounts.values() for p in a.positions.values())
+        assert total == 0
+
+    @invariant()
+    def book_never_crossed(self):
+        for m in self.e.markets.values():
+            book = m.book
+            if book.bid_prices and book.ask_prices:
+                assert book.bid_prices[-1] < book.ask_prices[0]
+            for side, prices in ((BUY, book.bid_prices), (SELL, book.ask_prices)):
+                assert prices == sorted(prices) and sorted(book.levels[side]) == prices
+                for p in prices:
+                    dq, live = book.levels[side][p]
+                    assert live == sum(1 for o in dq if o.remaining) > 0
+
+    @invariant()
+    def no_trader_below_maintenance_or_negative(self):
+        for a in self.e.accounts.values():
+            if a.is_fund:
+                continue
+            if any(p.size for p in a.positions.values()):
+                e, mm = mg.equity_and_mm(a)
+                assert e >= mm, (a.trader.hex(), e, mm)
+            else:
+                assert a.collateral >= 0
+
+    @invariant()
+    def open_totals_match_orders(self):
+        for a in self.e.accounts.values():
+            for mid, pos in a.positions.items():
+                buys = sum(o.remaining for o in a.orders.values() if o.market.id == mid and o.side == BUY)
+                sells = sum(o.remaining for o in a.orders.values() if o.market.id == mid and o.side == SELL)
+                assert (pos.open_buy, pos.open_sell) == (buys, sells)
+        assert sum(len(a.orders) for a in self.e.accounts.values()) == len(self.e.orders)
+
+    @invariant()
+    def withdrawals_never_negative(self):
+        for leaf in self.e.withdrawals.values():
+            assert leaf.amount > 0
+
+    def check_escape_bound(self):
+        ledger = self.e.ledgers[USDC]
+        escape = sum(leaf.amount for leaf in self.e.balances.values())
+        assert escape + ledger.withdrawable <= ledger.deposited
+
+    def teardown(self):
+        if not hasattr(self, "d"):
+            return
+        root = self.e.state_root()
+        replay = Engine(genesis())
+        for command in self.d.log:
+            replay.apply(command)
+        assert replay.state_root() == root
+        if self.snapshot_at is not None:
+            at, data = self.snapshot_at
+            restored = Engine.restore(data)
+            fresh = Engine(genesis())
+            for command in self.d.log[:at]:
+                fresh.apply(command)
+            for command in self.d.log[at:]:
+                assert restored.apply(command) == fresh.apply(command)
+            assert restored.state_root() == root
+
+
+EngineMachine.TestCase.settings = settings(
+    max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+TestEngineProperties = EngineMachine.TestCase
