@@ -23,6 +23,7 @@ class RequestKind(enum.IntEnum):
     READ_INDEX = 1
     STATUS = 2
     TRANSFER_LEADERSHIP = 3
+    LOAD = 4  # benchmark: the server proposes `count`-free load itself (see loadgen.py); answer in `status`
 
 
 class ControlRequest(msgspec.Struct, array_like=True, frozen=True):
@@ -32,6 +33,11 @@ class ControlRequest(msgspec.Struct, array_like=True, frozen=True):
     client_id: bytes = b""
     sequence: int = 0
     target: int = 0  # TRANSFER_LEADERSHIP: the new leader
+    # LOAD: run for `seconds` (milli-seconds here, an integer) with `window` outstanding (closed loop) or at
+    # `rate` proposals per second (open loop, when rate > 0), proposing `payload`.
+    load_milliseconds: int = 0
+    window: int = 0
+    rate: int = 0
 
 
 class ControlResponse(msgspec.Struct, array_like=True, frozen=True):
@@ -74,6 +80,8 @@ class ControlClient:
         self._writer = writer
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future] = {}
+        self._out = bytearray()
+        self._flush_scheduled = False
         self._task = asyncio.get_running_loop().create_task(self._read())
 
     @classmethod
@@ -104,8 +112,18 @@ class ControlClient:
             future.set_exception(ConnectionError("control connection closed"))
             return future
         self._waiting[request_id] = future
-        self._writer.write(encode_control(ControlRequest(request_id, request_kind, **fields)))
+        # Coalesce the requests of one event-loop turn into one write (one syscall instead of one each).
+        self._out += encode_control(ControlRequest(request_id, request_kind, **fields))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
         return future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and not self._writer.is_closing():
+            self._writer.write(bytes(self._out))
+        self._out.clear()
 
     async def call(self, request_kind: RequestKind, **fields) -> ControlResponse:
         response = await self.send(request_kind, **fields)
@@ -122,6 +140,7 @@ class ControlClient:
         return response.status
 
     async def drain(self) -> None:
+        self._flush()
         await self._writer.drain()
 
     async def close(self) -> None:

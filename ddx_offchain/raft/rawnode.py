@@ -25,6 +25,7 @@ from ddx_offchain.raft.core.config import Config
 from ddx_offchain.raft.core.errors import ProposalDroppedError, StepError
 from ddx_offchain.raft.core.progress import ProgressState
 from ddx_offchain.raft.core.raft import Raft
+from ddx_offchain.raft.core.validate import validate_peer_message
 from ddx_offchain.raft.messages import (
     LOCAL_MESSAGE_TYPES,
     RESPONSE_MESSAGE_TYPES,
@@ -106,6 +107,14 @@ class RawNode:
         entry is committed when it shows up in Ready.committed_entries."""
         self._raft.propose([Entry(term=0, index=0, type=EntryType.NORMAL, data=data)])
 
+    def propose_batch(self, items: list[bytes] | tuple[bytes, ...]) -> None:
+        """Propose several payloads at once: one append and one round of APPENDs for the whole batch, which is
+        what a runtime should do with the requests that queued up while the previous fsync ran. All or none:
+        a refused batch raises ProposalDroppedError and appends nothing."""
+        if not items:
+            return
+        self._raft.propose([Entry(term=0, index=0, type=EntryType.NORMAL, data=d) for d in items])
+
     def propose_conf_change(self, cc: ConfChange) -> None:
         """Propose one membership change. On the leader it is refused with ProposalDroppedError (naming the rule)
         if another change is not yet applied, if it would remove the last voter, or if it promotes a learner
@@ -113,10 +122,11 @@ class RawNode:
         self._raft.propose_conf_change(cc)
 
     def step(self, message: Message) -> None:
-        """Feed a message received from a peer. Raises StepError for local-only message types and for responses
-        from nodes that are not members (both are ignored: nothing changes)."""
+        """Feed a message received from a peer. Raises StepError (and changes nothing) for local-only message
+        types, responses from nodes that are not members, and messages whose fields contradict each other."""
         if message.type in LOCAL_MESSAGE_TYPES:
             raise StepError(f"{message.type.name} is a local message and cannot come from the network")
+        validate_peer_message(message, self._raft.id)
         if message.type in RESPONSE_MESSAGE_TYPES and not self._raft.has_progress(message.from_):
             raise StepError(f"{message.type.name} from {message.from_}, which is not a member")
         self._raft.step(message)

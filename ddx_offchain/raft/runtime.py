@@ -40,6 +40,7 @@ import msgspec
 
 from ddx_offchain.raft.core.config import Config
 from ddx_offchain.raft.fsm import (
+    MAX_CLIENT_ID_BYTES,
     NO_CLIENT,
     Applied,
     Command,
@@ -117,6 +118,9 @@ class NodeConfig:
     snapshot_interval: int = 50_000  # take a snapshot every this many applied entries (0 = never)
     snapshot_keep_entries: int = 5_000  # entries kept in memory after a snapshot for slow followers
     segment_bytes: int = 64 << 20
+    # Run each log write + fsync on a disk thread (the loop keeps stepping messages meanwhile) instead of
+    # inline. Inline is faster on SSDs (fsync well under a millisecond); the thread helps on slow disks.
+    write_in_thread: bool = False
     proposal_timeout_seconds: float = 10.0
     seed: int = 0
 
@@ -299,9 +303,16 @@ class RaftNode:
         Raises ProposalDroppedByRaftError / ProposalLostError (definitely not committed), ProposalTimeoutError
         (unknown: retry with the same session), NodeStoppedError.
         """
+        return await self.submit(payload, client_id=client_id, sequence=sequence, timeout=timeout)
+
+    def submit(
+        self, payload: bytes, *, client_id: bytes = NO_CLIENT, sequence: int = 0, timeout: float | None = None
+    ) -> asyncio.Future:
+        """`propose` without the coroutine: returns the future at once (for servers that pipeline many requests
+        and attach callbacks instead of awaiting each one)."""
         self._check_running()
-        if len(client_id) > 64:
-            raise ValueError("client_id is at most 64 bytes")
+        if len(client_id) > MAX_CLIENT_ID_BYTES:
+            raise ValueError(f"client_id is at most {MAX_CLIENT_ID_BYTES} bytes")
         waiter_id = next(self._ids)
         data = encode_envelope(Envelope(self.config.node_id, waiter_id, client_id, sequence, payload))
         future = asyncio.get_running_loop().create_future()
@@ -309,7 +320,7 @@ class RaftNode:
         self._waiters[waiter_id] = _Waiter(future, deadline)
         self._proposals.append(_Proposal(Entry(term=0, index=0, data=data), waiter_id))
         self._wake.set()
-        return await future
+        return future
 
     async def read_index(self, timeout: float | None = None) -> int:
         """Linearizable read barrier (Raft thesis §6.4): returns an index such that every write acknowledged
@@ -514,9 +525,22 @@ class RaftNode:
             storage.apply_to_memory(pending)
             self._finish_ready(node, ready)
             return
-        self._in_flight = True
         self.counters.fsyncs += 1
         self.counters.entries_persisted += len(ready.entries)
+        if not self.config.write_in_thread:
+            # One write + one fdatasync (~0.1-0.2 ms on SSD) inline: cheaper than two thread hand-offs, and the
+            # batching is the same: whatever arrives during the fsync waits in the socket buffers and the
+            # proposal queue and forms the next batch the moment it returns.
+            try:
+                storage.write_batch(pending)
+            except BaseException as exc:
+                self._stop_on_failure(exc, "log write failed")
+                return
+            storage.apply_to_memory(pending)
+            self._finish_ready(node, ready)
+            self._wake.set()
+            return
+        self._in_flight = True
         future = asyncio.get_running_loop().run_in_executor(self._disk, storage.write_batch, pending)
 
         def written(done: asyncio.Future) -> None:
@@ -540,6 +564,13 @@ class RaftNode:
             self._wake.set()
 
         future.add_done_callback(written)
+
+    def _stop_on_failure(self, exc: BaseException, what: str) -> None:
+        # A failed fsync leaves the page cache in an unknown state (fsyncgate): never continue after one.
+        self._fatal = exc
+        log.critical("node %d: %s; stopping", self.config.node_id, what, exc_info=exc)
+        for task in self._tasks:
+            task.cancel()
 
     def _finish_ready(self, node: RawNode, ready: Ready) -> None:
         if ready.messages and self._transport is not None:

@@ -48,7 +48,8 @@ from ddx_offchain.raft.control import (
     decode_request,
     encode_control,
 )
-from ddx_offchain.raft.fsm import Command, StaleRequestError
+from ddx_offchain.raft.fsm import Command
+from ddx_offchain.raft import loadgen
 from ddx_offchain.raft.logstore import LogStoreError
 from ddx_offchain.raft.runtime import NodeConfig, RaftError, RaftNode
 from ddx_offchain.raft.transport import TlsMaterial
@@ -160,62 +161,132 @@ class Server:
 
     async def start(self) -> None:
         await self.node.start()
-        self._control_server = await asyncio.start_server(self._serve, *self.control_address)
+        loop = asyncio.get_running_loop()
+        self._control_server = await loop.create_server(lambda: _ControlConnection(self), *self.control_address)
 
     async def stop(self) -> None:
         if self._control_server is not None:
             self._control_server.close()
         await self.node.shutdown()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        tasks: set[asyncio.Task] = set()
-        try:
-            while True:
-                length = int.from_bytes(await reader.readexactly(LENGTH_PREFIX_BYTES), "big")
-                if length > MAX_CONTROL_FRAME_BYTES:
-                    log.warning("control: frame of %d bytes; closing", length)
-                    return
-                payload = await reader.readexactly(length)
-                try:
-                    request = decode_request(payload)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.warning("control: malformed request dropped: %s", exc)
-                    continue
-                task = asyncio.get_running_loop().create_task(self._answer(request, writer))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        finally:
-            for task in tasks:
-                task.cancel()
-            writer.close()
+    def status(self) -> dict:
+        status = asdict(self.node.status())
+        status["fsm_count"] = self.machine.count
+        status["fsm_digest"] = self.machine.digest.hex()
+        status["counters"] = asdict(self.node.counters)
+        return status
 
-    async def _answer(self, request: ControlRequest, writer: asyncio.StreamWriter) -> None:
-        node = self.node
+
+class _ControlConnection(asyncio.Protocol):
+    """One control client. Requests are parsed straight from the socket buffer and proposals submitted without a
+    task each; answers are coalesced into one write per event-loop turn (a send per answer would cost more
+    than the consensus work it reports on)."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.out = bytearray()
+        self.flush_scheduled = False
+        self.tasks: set[asyncio.Task] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        for task in self.tasks:
+            task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        offset, size = 0, len(buffer)
+        while size - offset >= LENGTH_PREFIX_BYTES:
+            length = int.from_bytes(buffer[offset : offset + LENGTH_PREFIX_BYTES], "big")
+            if length > MAX_CONTROL_FRAME_BYTES:
+                log.warning("control: frame of %d bytes; closing", length)
+                buffer.clear()
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            end = offset + LENGTH_PREFIX_BYTES + length
+            if end > size:
+                break
+            try:
+                request = decode_request(bytes(buffer[offset + LENGTH_PREFIX_BYTES : end]))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("control: malformed request dropped: %s", exc)
+            else:
+                self._handle(request)
+            offset = end
+        if offset:
+            del buffer[:offset]
+
+    def _handle(self, request: ControlRequest) -> None:
+        node = self.server.node
+        if request.kind == RequestKind.PROPOSE:
+            try:
+                future = node.submit(request.payload, client_id=request.client_id, sequence=request.sequence)
+            except (RaftError, ValueError) as exc:
+                self._reply(self._error(request, exc))
+                return
+            future.add_done_callback(lambda done: self._proposed(request, done))
+        elif request.kind == RequestKind.STATUS:
+            self._reply(ControlResponse(request.id, True, status=self.server.status()))
+        else:
+            task = asyncio.get_running_loop().create_task(self._slow(request))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _proposed(self, request: ControlRequest, done: asyncio.Future) -> None:
+        if done.cancelled():
+            return
+        error = done.exception()
+        if error is None:
+            applied = done.result()
+            self._reply(ControlResponse(request.id, True, index=applied.index, result=applied.result,
+                                        duplicate=applied.duplicate))
+        else:
+            self._reply(self._error(request, error))
+
+    async def _slow(self, request: ControlRequest) -> None:
+        node = self.server.node
         try:
-            if request.kind == RequestKind.PROPOSE:
-                applied = await node.propose(request.payload, client_id=request.client_id, sequence=request.sequence)
-                response = ControlResponse(request.id, True, index=applied.index, result=applied.result,
-                                           duplicate=applied.duplicate)
-            elif request.kind == RequestKind.READ_INDEX:
+            if request.kind == RequestKind.READ_INDEX:
                 response = ControlResponse(request.id, True, index=await node.read_index())
-            elif request.kind == RequestKind.TRANSFER_LEADERSHIP:
+            elif request.kind == RequestKind.LOAD:
+                seconds = request.load_milliseconds / 1000
+                if request.rate > 0:
+                    report = await loadgen.open_loop(node, request.payload, seconds, request.rate)
+                else:
+                    report = await loadgen.closed_loop(node, request.payload, seconds, max(1, request.window))
+                response = ControlResponse(request.id, True, status=report)
+            else:
                 await node.transfer_leadership(request.target)
                 response = ControlResponse(request.id, True)
-            else:
-                status = asdict(node.status())
-                status["fsm_count"] = self.machine.count
-                status["fsm_digest"] = self.machine.digest.hex()
-                status["counters"] = asdict(node.counters)
-                response = ControlResponse(request.id, True, status=status)
-        except (RaftError, StaleRequestError, ValueError) as exc:
-            response = ControlResponse(request.id, False, error=type(exc).__name__, detail=str(exc),
-                                       leader=node.status().leader if not node._stopping else 0)
-        try:
-            writer.write(encode_control(response))
-        except (ConnectionError, OSError, RuntimeError):
-            pass
+        except (RaftError, ValueError) as exc:
+            response = self._error(request, exc)
+        self._reply(response)
+
+    def _error(self, request: ControlRequest, exc: BaseException) -> ControlResponse:
+        node = self.server.node
+        leader = 0 if node._stopping else node.status().leader
+        return ControlResponse(request.id, False, error=type(exc).__name__, detail=str(exc), leader=leader)
+
+    def _reply(self, response: ControlResponse) -> None:
+        if self.transport is None:
+            return
+        self.out += encode_control(response)
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self.flush_scheduled = False
+        if self.transport is not None and self.out:
+            self.transport.write(bytes(self.out))
+        self.out.clear()
 
 
 async def _run(config_path: Path) -> int:

@@ -172,3 +172,28 @@ def test_wire_types_round_trip_through_msgpack():
     assert decode_conf_change(encode_conf_change(cc)) == cc
     with pytest.raises(msgspec.ValidationError):
         msgspec.msgpack.decode(msgspec.msgpack.encode([99, 1]), type=Message)  # unknown message type
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        Message(type=MT.APPEND, from_=2, to=3, term=1),  # not for us
+        Message(type=MT.APPEND, from_=0, to=1, term=1),  # no sender
+        Message(type=MT.APPEND, from_=1, to=1, term=1),  # from ourselves
+        Message(type=MT.APPEND, from_=2, to=1, term=1, index=0, entries=(Entry(term=1, index=2),)),  # gap
+        Message(type=MT.APPEND, from_=2, to=1, term=1, index=0, entries=(Entry(term=2, index=1),)),  # future term
+        Message(type=MT.APPEND, from_=2, to=1, term=2, index=0,
+                entries=(Entry(term=2, index=1), Entry(term=1, index=2))),  # terms go down
+        Message(type=MT.APPEND, from_=2, to=1, term=1, index=3, log_term=2),  # previous entry from the future
+        Message(type=MT.SNAPSHOT, from_=2, to=1, term=1),  # no snapshot
+        Message(type=MT.HEARTBEAT, from_=2, to=1, term=1, entries=(Entry(term=1, index=1),)),
+        Message(type=MT.VOTE, from_=2, to=1, term=-1),
+    ],
+)
+def test_contradictory_peer_messages_are_refused_and_change_nothing(message):
+    storage = MemoryStorage(ConfState(voters=(1, 2)))
+    node = RawNode(Config(id=1), storage)
+    with pytest.raises(StepError):
+        node.step(message)
+    assert not node.has_ready()
+    assert node.status().hard_state == HardState()
