@@ -167,3 +167,70 @@ def hypothesis_examples(default: int) -> int:
 def events(contract, name: str) -> list:
     """The decoded events called `name` that `contract`'s last transaction emitted."""
     return [e for e in contract.get_logs() if type(e).__name__ == name]
+
+
+class Ledger:
+    """A real state tree (ddx_offchain.tree.StateTree) holding WITHDRAWAL and BALANCE leaves, plus filler items
+    of other kinds so proofs have depth, as the engine would publish it."""
+
+    def __init__(self, filler: int = 8):
+        from ddx_offchain.protocol import items
+        from ddx_offchain.tree import StateTree
+
+        self.items = items
+        self.tree = StateTree()
+        for i in range(filler):
+            key = items.item_key(items.Kind.SYSTEM, ["uint256"], [i])
+            self.tree.put(key, items.item_value(items.Kind.SYSTEM, ["uint256"], [i]))
+
+    def set_withdrawable(self, trader: str, token: str, cumulative: int) -> None:
+        self.tree.put(self.items.withdrawal_key(trader, token), self.items.withdrawal_value(trader, token, cumulative))
+
+    def set_balance(self, trader: str, token: str, amount: int) -> None:
+        self.tree.put(self.items.balance_key(trader, token), self.items.balance_value(trader, token, amount))
+
+    def root(self) -> bytes:
+        return self.tree.root()
+
+    def withdrawal_siblings(self, trader: str, token: str) -> list[bytes]:
+        return list(self.tree.prove(self.items.withdrawal_key(trader, token)).siblings)
+
+    def balance_siblings(self, trader: str, token: str) -> list[bytes]:
+        return list(self.tree.prove(self.items.balance_key(trader, token)).siblings)
+
+
+def announce(dx: Deployment, message, keys=None, operator_set=None, sender=None) -> None:
+    """Sign a governance message with a quorum of `keys` and relay its announcement."""
+    operator_set = operator_set or dx.operator_set
+    keys = dx.keys[: operator_set.threshold] if keys is None else keys
+    quorum = om.sign_quorum(message, dx.domain, operator_set, keys)
+    sender = sender or boa.env.eoa
+    ex = dx.exchange
+    if isinstance(message, om.RotateOperators):
+        ex.announce_rotation(message.nonce, list(message.members), message.threshold, operator_set.as_abi(), *quorum.as_abi(), sender=sender)
+    elif isinstance(message, om.SetThreshold):
+        ex.announce_threshold(message.nonce, message.threshold, operator_set.as_abi(), *quorum.as_abi(), sender=sender)
+    elif isinstance(message, om.SetCollateral):
+        ex.announce_collateral(message.nonce, message.token, message.allowed, operator_set.as_abi(), *quorum.as_abi(), sender=sender)
+    elif isinstance(message, om.SetRateLimit):
+        ex.announce_rate_limit(
+            message.nonce, message.token, message.capacity, message.period, operator_set.as_abi(), *quorum.as_abi(), sender=sender
+        )
+    else:  # pragma: no cover
+        raise TypeError(message)
+
+
+def execute(dx: Deployment, message, sender=None) -> None:
+    """Execute an announced change (anyone may)."""
+    sender = sender or boa.env.generate_address()
+    ex = dx.exchange
+    if isinstance(message, om.RotateOperators):
+        ex.execute_rotation(message.nonce, list(message.members), message.threshold, sender=sender)
+    elif isinstance(message, om.SetThreshold):
+        ex.execute_threshold(message.nonce, message.threshold, sender=sender)
+    elif isinstance(message, om.SetCollateral):
+        ex.execute_collateral(message.nonce, message.token, message.allowed, sender=sender)
+    elif isinstance(message, om.SetRateLimit):
+        ex.execute_rate_limit(message.nonce, message.token, message.capacity, message.period, sender=sender)
+    else:  # pragma: no cover
+        raise TypeError(message)
