@@ -87,6 +87,12 @@ class Web3ChainRpc:
     async def block_number(self) -> int:
         return int(await self.w3.eth.block_number)
 
+    async def close(self) -> None:
+        """Release the provider's HTTP session (a no-op for the in-process chain)."""
+        disconnect = getattr(self.w3.provider, "disconnect", None)
+        if disconnect is not None:
+            await disconnect()
+
     async def headers(self, first: int, last: int) -> list[BlockHeader]:
         out = []
         for number in range(first, last + 1):

@@ -63,6 +63,7 @@ class ChainLab:
     board: SignatureBoard = field(default_factory=SignatureBoard)
     handed: list = field(default_factory=list)
     results: list = field(default_factory=list)  # engine updates of each handed block
+    rpcs: list = field(default_factory=list)
 
     # ---- chain actions ----------------------------------------------------------------------------------
 
@@ -77,7 +78,13 @@ class ChainLab:
         return compile_contract("Exchange").abi
 
     def rpc(self) -> Web3ChainRpc:
-        return Web3ChainRpc(self.aw3_factory(), self.exchange.address, self.abi())
+        rpc = Web3ChainRpc(self.aw3_factory(), self.exchange.address, self.abi())
+        self.rpcs.append(rpc)
+        return rpc
+
+    async def close(self) -> None:
+        for rpc in self.rpcs:
+            await rpc.close()
 
     # ---- the off-chain side -----------------------------------------------------------------------------
 

@@ -1,0 +1,117 @@
+"""Against a real node (anvil from npm): a reorg within the confirmation depth, and a gas price spike."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from anvil_node import Anvil
+from chainlab import http_lab
+from ddx_offchain.chain.checkpointer import CheckpointerConfig
+from ddx_offchain.chain.follower import FollowerConfig
+from ddx_offchain.chain.relay_policy import GWEI, FeePolicy
+
+
+async def closing(lab, scenario):
+    try:
+        await scenario
+    finally:
+        await lab.close()
+
+
+@pytest.fixture
+def anvil():
+    node = Anvil()
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_a_reorg_within_the_confirmation_depth_never_reaches_the_engine(anvil):
+    lab = http_lab(anvil.url)
+    rpc = lab.rpc()
+    watcher = lab.watcher(rpc, FollowerConfig(confirmations=6, anchor_interval=1000))
+
+    async def scenario():
+        lab.mine()
+        await watcher.poll_once()
+        snapshot = lab.w3.provider.make_request("evm_snapshot", [])["result"]
+        lab.deposit(0, 111)  # on the fork that will be abandoned
+        lab.mine()
+        assert await watcher.poll_once() == []  # 2 blocks deep: not confirmed at depth 6
+        abandoned_tip = watcher.follower.tip
+        assert lab.w3.provider.make_request("evm_revert", [snapshot])["result"] is True
+        lab.deposit(1, 222)  # the canonical history from here on
+        lab.mine(7)
+        assert lab.w3.eth.block_number > abandoned_tip
+        handed = await watcher.poll_once()
+        assert [(d.seq, d.amount) for b in handed for d in b.deposits] == [(1, 222)]
+        canonical = lab.w3.eth.get_block(handed[0].number)
+        assert handed[0].hash == bytes(canonical["hash"])
+        assert watcher.follower.reorgs == 1 and watcher.follower.deepest_reorg >= 1
+        assert watcher.status()["reorgs"] == 1 and watcher.status()["alarm"] is None
+        assert lab.engine.deposit_seq == 1  # the abandoned 111 was never credited
+
+    asyncio.run(closing(lab, scenario()))
+
+
+def test_a_reorg_deeper_than_the_depth_halts_ingestion_with_an_alarm(anvil):
+    lab = http_lab(anvil.url)
+    watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=2, anchor_interval=1000))
+
+    async def scenario():
+        snapshot = lab.w3.provider.make_request("evm_snapshot", [])["result"]
+        lab.deposit(0, 111)
+        lab.mine(3)
+        assert [d.amount for b in await watcher.poll_once() for d in b.deposits] == [111]
+        lab.w3.provider.make_request("evm_revert", [snapshot])
+        lab.deposit(1, 222)
+        lab.mine(6)
+        assert await watcher.poll_once() == []
+        status = watcher.status()
+        assert status["state"] == "halted" and status["alarm"]["kind"] == "sequenced_block_reorged"
+        assert lab.engine.deposit_seq == 1  # nothing from the new fork was sequenced on top of the old one
+
+    asyncio.run(closing(lab, scenario()))
+
+
+def test_a_gas_price_spike_above_the_cap_waits_then_records(anvil):
+    lab = http_lab(anvil.url)
+    config = CheckpointerConfig(
+        confirmations=1, relay_timeout_s=5.0, fee_policy=FeePolicy(max_fee_cap=50 * GWEI, priority_fee=GWEI)
+    )
+    lab.add_operators(config)
+    watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+
+    async def ticks(n: int) -> None:
+        for _ in range(n):
+            await lab.tick_all()
+
+    async def scenario():
+        lab.deposit(0, 5)
+        await watcher.poll_once()
+        lab.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(400 * GWEI)])
+        lab.mine()
+        epoch = lab.freeze_epoch()
+        await ticks(4)
+        assert lab.exchange.functions.latest_epoch().call() == 0
+        relayer = next(op for op in lab.operators if op.checkpointer.progress.epochs[epoch].failures)
+        entry = relayer.checkpointer.status()["epochs"][-1]
+        assert entry["stage"] == "quorum" and "above the cap" in entry["lastError"] and entry["txHashes"] == []
+        assert relayer.checkpointer.status()["state"] == "retrying"
+        lab.w3.provider.make_request("anvil_setNextBlockBaseFeePerGas", [hex(GWEI)])
+        lab.mine()
+        for _ in range(40):
+            await lab.tick_all(5.0)  # past the backoff
+            lab.mine()
+            if lab.exchange.functions.latest_epoch().call() == epoch:
+                break
+        assert lab.exchange.functions.latest_epoch().call() == epoch
+        await ticks(3)
+        assert relayer.checkpointer.status()["epochs"][-1]["stage"] in ("recorded", "final")
+        submission = relayer.checkpointer.progress.epochs[epoch].submissions[-1]
+        assert submission.max_fee_per_gas <= 50 * GWEI
+
+    asyncio.run(closing(lab, scenario()))
