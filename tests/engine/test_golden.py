@@ -1,0 +1,97 @@
+"""Golden scenario: a fixed command log (deposits, trades, a liquidation, funding, a withdrawal, an epoch) with its
+expected updates and state root checked in, so any change to the engine's semantics shows up in review.
+
+Regenerate after an intended change (and review the diff of golden/scenario.json):
+    DDX_ENGINE_REGENERATE_GOLDEN=1 .venv/bin/python -m pytest tests/engine/test_golden.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import msgspec
+
+from ddx_offchain.engine import Engine, GenesisConfig, decode_command, encode_command
+from ddx_offchain.engine.commands import BUY, LIMIT_IOC, MARKET, SELL, FundInsurance
+
+from engine_helpers import USDC, Driver, market_params, trader, usd
+
+GOLDEN = Path(__file__).parent / "golden" / "scenario.json"
+A, B, C = trader(1), trader(2), trader(3)
+ONE = 1_000_000
+
+
+def genesis() -> GenesisConfig:
+    return GenesisConfig(tokens=(USDC,), markets=(market_params(),))
+
+
+def build_scenario() -> list:
+    d = Driver(Engine(genesis()))
+    d.deposit(A, usd(250))
+    d.deposit(B, usd(50_000))
+    d.deposit(C, usd(50_000))
+    d.price(usd(2000))
+    d.order(B, SELL, usd(2000), ONE)
+    d.order(B, SELL, usd(2003), ONE)
+    d.order(A, BUY, 0, ONE, MARKET)  # A long 1 at 2,000 (market order, taker)
+    d.order(B, BUY, usd(1999), ONE)
+    d.order(C, SELL, usd(1999), ONE // 2, LIMIT_IOC)  # C short 0.5 against B's bid
+    d.order(C, BUY, usd(1995), 2 * ONE)
+    d.price(usd(2000))  # mark = 2,000 + premium (mid 2,001 - index) = 2,001
+    d.advance(3_600_000)  # funding: per contract trunc(1 USDC / 8) = 0.125, longs pay shorts
+    d.cancel_all(B)
+    d.cancel_all(C)
+    d.order(C, BUY, usd(1850), ONE)  # the only bid when the price falls
+    d.price(usd(1800))  # A: equity below maintenance → sold to C's bid at 1,850, fee to the fund
+    d.apply(FundInsurance(d.rid(), USDC, 1))
+    d.withdraw(B, usd(1_000))
+    d.epoch()
+    return d.log
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, msgspec.Struct):
+        out = {"type": type(value).__name__}
+        out.update({f: _plain(getattr(value, f)) for f in value.__struct_fields__})
+        return out
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def run(commands) -> tuple[list, bytes]:
+    engine = Engine(genesis())
+    updates = [_plain(engine.apply(c)) for c in commands]
+    return updates, engine.state_root()
+
+
+def test_golden_scenario():
+    if os.environ.get("DDX_ENGINE_REGENERATE_GOLDEN"):
+        commands = build_scenario()
+        updates, root = run(commands)
+        doc = {
+            "about": "tests/engine/test_golden.py: commands (engine encoding, hex), updates per command, final root",
+            "commands": ["0x" + encode_command(c).hex() for c in commands],
+            "updates": updates,
+            "root": "0x" + root.hex(),
+        }
+        GOLDEN.write_text(json.dumps(doc, indent=1) + "\n")
+    doc = json.loads(GOLDEN.read_text())
+    commands = [decode_command(bytes.fromhex(h[2:])) for h in doc["commands"]]
+    assert [encode_command(c).hex() for c in commands] == [h[2:] for h in doc["commands"]]
+    updates, root = run(commands)
+    for i, (got, want) in enumerate(zip(updates, doc["updates"])):
+        assert got == want, f"command {i}: updates differ"
+    assert len(updates) == len(doc["updates"])
+    assert "0x" + root.hex() == doc["root"]
+
+
+def test_golden_scenario_covers_what_it_claims():
+    doc = json.loads(GOLDEN.read_text())
+    kinds = {u["type"] for per_command in doc["updates"] for u in per_command}
+    assert {"DepositCredited", "Fill", "Liquidation", "FundingPaid", "WithdrawalUpdate", "EpochFrozen"} <= kinds
+    assert all(per_command[0]["type"] == "Accepted" for per_command in doc["updates"])
