@@ -1,37 +1,24 @@
 """The state tree: a compact sparse Merkle tree over 32-byte keys (docs/protocol.md §3, docs/tree.md).
 
-Layout (chosen for memory per item and for the cost of a batch re-hash in CPython):
-
-- `_value_hashes`: key -> keccak256(value), every item;
-- `_values`: key -> value, when the tree keeps values (the default);
-- `_internal`: node id -> hash, for exactly the subtrees holding two or more items;
-- `_leaf_at`: node id -> key, where each leaf hangs (the key object is shared with `_value_hashes`).
-
-A node id is the heap number `(1 << depth) | prefix` of the key prefix it covers: the root is 1, the children of
-n are 2n and 2n + 1, so moving down is a shift and a bit, with no per-node objects. Leaf hashes are not stored:
-one keccak recomputes a leaf when it is a sibling on a re-hashed path or in a proof.
-
-Mutations only record the key as pending; `root()` sorts the pending keys and walks the union of their paths
-once, re-hashing each touched node once (work proportional to dirty items x depth), building subtrees that
-gained items and collapsing subtrees left with one item or none.
+The tree holds `_value_hashes` (key -> keccak256(value)) for every item, `_values` (key -> value) when it keeps
+values (the default), and its stored nodes in `_nodes` (nodes.py: leaf positions and branching nodes only).
+Mutations only record the key as pending; `root()` re-hashes the union of the pending keys' paths once (work
+proportional to dirty items x depth), building subtrees that gained items and collapsing those left with one
+item or none.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from os import PathLike
 
-from ..protocol.hashing import EMPTY, LEAF_PREFIX, NODE_PREFIX, keccak256_bytes
+from ..protocol.hashing import EMPTY, keccak256_bytes
 from ..protocol.proof import InclusionProof, NonInclusionProof
 from .errors import InvalidItem, ItemNotFound, ItemPresent, ValuesNotKept
+from .nodes import Nodes
 
 KEY_BYTES = 32
-KEY_BITS = 256
-KEY_SPACE = 1 << KEY_BITS
 MAX_VALUE_BYTES = 1 << 16  # items are static ABI encodings of a few words; anything larger is a caller bug
-
-_from_bytes = int.from_bytes
 
 
 def _check_key(key: object) -> bytes:
@@ -59,13 +46,12 @@ class StateTree:
     Bad input raises InvalidItem and changes nothing. Not thread-safe (the engine owns it).
     """
 
-    __slots__ = ("_value_hashes", "_values", "_internal", "_leaf_at", "_pending", "_root")
+    __slots__ = ("_value_hashes", "_values", "_nodes", "_pending", "_root")
 
     def __init__(self, keep_values: bool = True) -> None:
         self._value_hashes: dict[bytes, bytes] = {}
         self._values: dict[bytes, bytes] | None = {} if keep_values else None
-        self._internal: dict[int, bytes] = {}
-        self._leaf_at: dict[int, bytes] = {}
+        self._nodes = Nodes(self._value_hashes)
         self._pending: set[bytes] = set()  # keys changed since the last re-hash
         self._root = EMPTY
 
@@ -85,13 +71,11 @@ class StateTree:
     def _from_hashes(cls, hashes: dict[bytes, bytes], values: dict[bytes, bytes] | None) -> "StateTree":
         """Build from validated key -> value hash (and, if kept, key -> value) maps; takes ownership of both."""
         tree = cls(keep_values=values is not None)
-        ordered = sorted(hashes)
         tree._value_hashes = hashes
         if values is not None:
             tree._values = values
-        if ordered:
-            ints = [_from_bytes(k, "big") for k in ordered]
-            tree._root = _build(tree._internal, tree._leaf_at, hashes, ordered, ints, 1, 0, 0, len(ordered))
+        tree._nodes = Nodes(hashes)
+        tree._root = tree._nodes.build_all(sorted(hashes))
         return tree
 
     # ---------------------------------------------------------------- reads
@@ -168,131 +152,10 @@ class StateTree:
         return self._root
 
     def _rehash_pending(self) -> None:
-        pending = self._pending
-        batch = sorted(pending)
-        ints = [_from_bytes(k, "big") for k in batch]
-        internal = self._internal
-        get_internal = internal.get
-        leaf_at = self._leaf_at
-        get_leaf = leaf_at.get
-        hashes = self._value_hashes
-        keccak = keccak256_bytes
-
-        def settled(node_id: int) -> bytes:
-            """Hash of a subtree with no pending key."""
-            h = get_internal(node_id)
-            if h is not None:
-                return h
-            k = get_leaf(node_id)
-            return EMPTY if k is None else keccak(LEAF_PREFIX + k + hashes[k])
-
-        def rebuilt(node_id: int, depth: int, lo: int, hi: int) -> bytes:
-            """Hash of a subtree that was not internal (one leaf or none), whose pending keys are batch[lo:hi]."""
-            old = get_leaf(node_id)
-            if hi - lo == 1 and old == batch[lo]:
-                # It held exactly this key, the only change under it: a new value or a removal.
-                value_hash = hashes.get(old)
-                if value_hash is None:
-                    del leaf_at[node_id]
-                    return EMPTY
-                return keccak(LEAF_PREFIX + old + value_hash)
-            content = [k for k in batch[lo:hi] if k in hashes]
-            if old is not None:
-                del leaf_at[node_id]
-                if old not in pending:  # untouched by this batch: it stays, at a new depth if split
-                    content.append(old)
-                    content.sort()
-            if not content:
-                return EMPTY
-            content_ints = [_from_bytes(k, "big") for k in content]
-            return _build(internal, leaf_at, hashes, content, content_ints, node_id, depth, 0, len(content))
-
-        def join(node_id: int, left_id: int, left: bytes, right: bytes) -> bytes:
-            """Hash of internal node_id from its children's new hashes; collapses it if it now holds <= 1 item."""
-            if left == EMPTY:
-                if right == EMPTY:
-                    del internal[node_id]
-                    return EMPTY
-                if (left_id | 1) not in internal:  # one leaf left: it moves up to this position
-                    del internal[node_id]
-                    leaf_at[node_id] = leaf_at.pop(left_id | 1)
-                    return right
-            elif right == EMPTY and left_id not in internal:
-                del internal[node_id]
-                leaf_at[node_id] = leaf_at.pop(left_id)
-                return left
-            h = keccak(NODE_PREFIX + left + right)
-            internal[node_id] = h
-            return h
-
-        def single(node_id: int, depth: int, i: int) -> bytes:
-            """update() for a subtree with one pending key, batch[i]: walk its path down, then hash back up."""
-            leaf_id = ints[i] | KEY_SPACE  # the id the key would have at depth 256; its prefixes are the path
-            sibling_hashes: list[bytes] = []  # of the child off the path, for each internal node on the path
-            while node_id in internal:
-                depth += 1
-                node_id = leaf_id >> (KEY_BITS - depth)
-                h = get_internal(node_id ^ 1)
-                if h is None:
-                    k = get_leaf(node_id ^ 1)
-                    h = EMPTY if k is None else keccak(LEAF_PREFIX + k + hashes[k])
-                sibling_hashes.append(h)
-            h = rebuilt(node_id, depth, i, i + 1)
-            for sibling_hash in reversed(sibling_hashes):
-                parent = node_id >> 1
-                if node_id & 1:
-                    left, right = sibling_hash, h
-                else:
-                    left, right = h, sibling_hash
-                if left == EMPTY or right == EMPTY:  # only there can the node collapse
-                    h = join(parent, parent << 1, left, right)
-                else:
-                    h = keccak(NODE_PREFIX + left + right)
-                    internal[parent] = h
-                node_id = parent
-            return h
-
-        def update(node_id: int, depth: int, lo: int, hi: int) -> bytes:
-            """New hash of the subtree at node_id, whose pending keys are batch[lo:hi] (non-empty)."""
-            if hi - lo == 1:
-                return single(node_id, depth, lo)
-            if node_id not in internal:
-                return rebuilt(node_id, depth, lo, hi)
-            shift = 255 - depth
-            mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
-            left_id = node_id << 1
-            right_id = left_id | 1
-            depth += 1
-            left = update(left_id, depth, lo, mid) if lo < mid else settled(left_id)
-            right = update(right_id, depth, mid, hi) if mid < hi else settled(right_id)
-            return join(node_id, left_id, left, right)
-
-        self._root = update(1, 0, 0, len(batch))
-        pending.clear()
+        self._root = self._nodes.rehash(self._pending)
+        self._pending.clear()
 
     # ---------------------------------------------------------------- proofs
-
-    def _path(self, key: bytes) -> tuple[list[bytes], int]:
-        """Siblings top-down along key's path to the first position that is not internal, and that position."""
-        self.root()
-        internal = self._internal
-        k = _from_bytes(key, "big")
-        siblings: list[bytes] = []
-        node_id, depth = 1, 0
-        while node_id in internal:
-            node_id = (node_id << 1) | ((k >> (255 - depth)) & 1)
-            depth += 1
-            siblings.append(self._settled_hash(node_id ^ 1))
-        return siblings, node_id
-
-    def _settled_hash(self, node_id: int) -> bytes:
-        h = self._internal.get(node_id)
-        if h is not None:
-            return h
-        leaf = self._leaf_at.get(node_id)
-        if leaf is None:
-            return EMPTY
-        return keccak256_bytes(LEAF_PREFIX + leaf + self._value_hashes[leaf])
 
     def prove(self, key: bytes) -> InclusionProof:
         """Inclusion proof of (key, value hash) against root(); ItemNotFound if the key is absent."""
@@ -300,7 +163,8 @@ class StateTree:
         value_hash = self._value_hashes.get(key)
         if value_hash is None:
             raise ItemNotFound(f"no item with key 0x{key.hex()}; use prove_absent")
-        siblings, _ = self._path(key)
+        self.root()
+        siblings, _ = self._nodes.path(key)
         siblings.reverse()
         return InclusionProof(key=key, value_hash=value_hash, siblings=tuple(siblings))
 
@@ -309,9 +173,9 @@ class StateTree:
         key = _check_key(key)
         if key in self._value_hashes:
             raise ItemPresent(f"0x{key.hex()} is in the tree; use prove")
-        siblings, node_id = self._path(key)
+        self.root()
+        siblings, other = self._nodes.path(key)
         siblings.reverse()
-        other = self._leaf_at.get(node_id)
         if other is None:
             return NonInclusionProof(key=key, siblings=tuple(siblings))
         return NonInclusionProof(
@@ -345,30 +209,3 @@ class StateTree:
         from .snapshot import read_snapshot_file
 
         return cls.from_bytes(read_snapshot_file(path))
-
-
-def _build(
-    internal: dict[int, bytes],
-    leaf_at: dict[int, bytes],
-    hashes: dict[bytes, bytes],
-    keys: list[bytes],
-    ints: list[int],
-    node_id: int,
-    depth: int,
-    lo: int,
-    hi: int,
-) -> bytes:
-    """Hash of the subtree at node_id holding exactly keys[lo:hi] (non-empty, ascending); records its nodes."""
-    if hi - lo == 1:
-        k = keys[lo]
-        leaf_at[node_id] = k
-        return keccak256_bytes(LEAF_PREFIX + k + hashes[k])
-    shift = 255 - depth
-    mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
-    left_id = node_id << 1
-    depth += 1
-    left = _build(internal, leaf_at, hashes, keys, ints, left_id, depth, lo, mid) if lo < mid else EMPTY
-    right = _build(internal, leaf_at, hashes, keys, ints, left_id | 1, depth, mid, hi) if mid < hi else EMPTY
-    h = keccak256_bytes(NODE_PREFIX + left + right)
-    internal[node_id] = h
-    return h

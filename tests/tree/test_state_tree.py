@@ -17,7 +17,7 @@ from ddx_offchain.tree import (
     TreeError,
     ValuesNotKept,
 )
-from tree_spec_model import spec_layout, spec_root_of_values
+from tree_spec_model import spec_layout, spec_root_of_values, stored_layout
 from tree_strategies import EXAMPLES, key_sets, operations
 
 
@@ -78,7 +78,7 @@ def test_incremental_root_equals_spec_after_any_mix_of_puts_and_deletes(ops):
             assert t.root() == spec_root_of_values(model)
     assert t.root() == spec_root_of_values(model)
     assert t.root() == StateTree.from_items(model).root()
-    assert (t._internal, t._leaf_at) == spec_layout(model)  # no stale or missing node after any batch
+    assert stored_layout(t) == spec_layout(model)  # no stale or missing node after any batch
     assert dict(t.items()) == model
     assert list(t.keys()) == sorted(model)
     for key in model:
@@ -113,7 +113,7 @@ def test_deleting_everything_returns_to_the_empty_root():
     for k in list(items)[1::2]:
         t.delete(k)
     assert t.root() == EMPTY
-    assert len(t) == 0 and t._internal == {} and t._leaf_at == {}  # no stale internal nodes survive
+    assert len(t) == 0 and stored_layout(t) == ({}, {})  # no stale internal nodes survive
 
 
 def test_putting_an_unchanged_value_keeps_the_root_and_no_work_pending():

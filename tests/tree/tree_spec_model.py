@@ -22,18 +22,36 @@ def spec_root_of_values(values: dict[bytes, bytes]) -> bytes:
     return spec_root({k: keccak256(v) for k, v in values.items()})
 
 
-def spec_layout(values: dict[bytes, bytes]) -> tuple[dict[int, bytes], dict[int, bytes]]:
-    """(internal node id -> hash, leaf node id -> key) a tree holding `values` must store, ids as (1 << depth) | prefix."""
-    internal: dict[int, bytes] = {}
+def spec_layout(values: dict[bytes, bytes]) -> tuple[dict[int, tuple[bytes, int]], dict[int, bytes]]:
+    """What a tree holding `values` must store (ddx_offchain/tree/nodes.py), positions as (1 << depth) | prefix:
+    ({top position: (hash at top, position of the branching node below)}, {leaf position: key})."""
+    hashes = {k: keccak256(v) for k, v in values.items()}
+    branch: dict[int, tuple[bytes, int]] = {}
     leaves: dict[int, bytes] = {}
 
-    def walk(keys: list[bytes], node_id: int, depth: int) -> None:
+    def walk(keys: list[bytes], position: int, depth: int, top: int, top_depth: int) -> None:
         if len(keys) == 1:
-            leaves[node_id] = keys[0]
-        elif len(keys) > 1:
-            internal[node_id] = spec_root({k: keccak256(values[k]) for k in keys}, depth)
-            walk([k for k in keys if bit(k, depth) == 0], node_id << 1, depth + 1)
-            walk([k for k in keys if bit(k, depth) == 1], (node_id << 1) | 1, depth + 1)
+            leaves[position] = keys[0]
+            return
+        left = [k for k in keys if bit(k, depth) == 0]
+        right = [k for k in keys if bit(k, depth) == 1]
+        if left and right:  # a branching node: recorded under its chain's top
+            branch[top] = (spec_root({k: hashes[k] for k in keys}, top_depth), position)
+            walk(left, position << 1, depth + 1, position << 1, depth + 1)
+            walk(right, (position << 1) | 1, depth + 1, (position << 1) | 1, depth + 1)
+        else:  # a chain node: not stored
+            child = position << 1 if left else (position << 1) | 1
+            walk(left or right, child, depth + 1, top, top_depth)
 
-    walk(sorted(values), 1, 0)
-    return internal, leaves
+    if values:
+        walk(sorted(values), 1, 0, 1, 0)
+    return branch, leaves
+
+
+def stored_layout(tree) -> tuple[dict[int, tuple[bytes, int]], dict[int, bytes]]:
+    """The same view of what a StateTree actually stores."""
+    nodes = tree._nodes
+    branch = {
+        top: (v[:32], top if len(v) == 32 else int.from_bytes(v[32:], "big")) for top, v in nodes.branch.items()
+    }
+    return branch, dict(nodes.leaf_at)

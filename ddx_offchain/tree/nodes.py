@@ -1,0 +1,288 @@
+"""Where the tree's nodes live, and the batch re-hash (docs/tree.md, "Layout").
+
+Positions are heap numbers: the position of the key prefix p of d bits is `(1 << d) | p`, so the root is 1, the
+children of n are 2n and 2n + 1, a position's depth is `bit_length() - 1`, and the position of a key at depth d is
+`(key | 1 << 256) >> (256 - d)`. Directions and depths are integer shifts, with no per-node objects.
+
+Only two kinds of position are stored (docs/protocol.md §3 hashes more; the rest is implied):
+
+- `leaf_at[position] = key`: where each leaf hangs (the key object is shared with the value-hash map);
+- `branch[top] = top_hash [+ id of B]`: for every *branching* node B (two non-empty children), keyed by the
+  position `top` just below B's nearest branching ancestor (or the root position). Between `top` and B every
+  node has one empty child (a "chain"); `top_hash` is the hash at `top`, B's own hash folded up the chain. When
+  the chain is empty (`top == B`) the value is the 32-byte hash alone, otherwise B's position follows it.
+
+Chain nodes are hashed (the format requires it) but never stored: they would be 44% more dict entries for
+random keys, and their siblings are all EMPTY.
+
+A subtree's state is described by an `info`: `None` (empty), `bytes` (the key of its one leaf) or `int` (the
+position of its topmost branching node).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from ..protocol.hashing import EMPTY, LEAF_PREFIX, NODE_PREFIX, keccak256_bytes as keccak
+
+KEY_BITS = 256
+KEY_SPACE = 1 << KEY_BITS
+_FULL_BITS = KEY_BITS + 1  # bit length of a position at depth 256
+_NODE_EMPTY = NODE_PREFIX + EMPTY  # node_hash(EMPTY, h) = keccak(_NODE_EMPTY + h)
+_from_bytes = int.from_bytes
+
+
+def fold_up(h: bytes, position: int, top: int) -> bytes:
+    """The hash at `top` of a chain whose only non-empty subtree below is `h` at `position`."""
+    while position != top:
+        h = keccak(_NODE_EMPTY + h) if position & 1 else keccak(NODE_PREFIX + h + EMPTY)
+        position >>= 1
+    return h
+
+
+class Nodes:
+    """The stored nodes of one tree over the shared key -> value hash map."""
+
+    __slots__ = ("leaf_at", "branch", "hashes")
+
+    def __init__(self, hashes: dict[bytes, bytes]) -> None:
+        self.hashes = hashes
+        self.leaf_at: dict[int, bytes] = {}
+        self.branch: dict[int, bytes] = {}
+
+    # ------------------------------------------------------------ storage of one position
+
+    def place(self, position: int, h: bytes, info: bytes | int | None) -> None:
+        """Record the subtree (hash h, info) at a position just below a branching node (or at the root)."""
+        if info is None:
+            return
+        if type(info) is bytes:
+            self.leaf_at[position] = info
+        elif info == position:
+            self.branch[position] = h
+        else:
+            self.branch[position] = h + info.to_bytes((info.bit_length() + 7) >> 3, "big")
+
+    def take(self, position: int) -> bytes | int | None:
+        """Remove and describe what is stored at a position (its parent is about to rewrite it)."""
+        v = self.branch.pop(position, None)
+        if v is not None:
+            return position if len(v) == 32 else _from_bytes(v[32:], "big")
+        return self.leaf_at.pop(position, None)
+
+    def settled(self, position: int) -> bytes:
+        """Hash of the subtree stored at a position (EMPTY if nothing is)."""
+        v = self.branch.get(position)
+        if v is not None:
+            return v if len(v) == 32 else v[:32]
+        k = self.leaf_at.get(position)
+        if k is None:
+            return EMPTY
+        return keccak(LEAF_PREFIX + k + self.hashes[k])
+
+    def own_hash(self, b: int) -> bytes:
+        """Hash at a branching node's own position (below its chain)."""
+        return keccak(NODE_PREFIX + self.settled(b << 1) + self.settled((b << 1) | 1))
+
+    # ------------------------------------------------------------ building
+
+    def build(self, position: int, keys: list[bytes], ints: list[int], lo: int, hi: int) -> tuple[bytes, bytes | int]:
+        """(hash, info) of a new subtree at `position` holding exactly keys[lo:hi] (non-empty, ascending, with
+        their 256-bit ints); stores every position below it. The caller places `position` itself."""
+        if hi - lo == 1:
+            k = keys[lo]
+            return keccak(LEAF_PREFIX + k + self.hashes[k]), k
+        first = ints[lo]
+        # The branching node: the longest prefix shared by the first and last key (so by all of them).
+        depth = KEY_BITS - (first ^ ints[hi - 1]).bit_length()
+        b = (first | KEY_SPACE) >> (KEY_BITS - depth)
+        shift = 255 - depth
+        mid = bisect_left(ints, ((first >> shift) | 1) << shift, lo, hi)
+        left, left_info = self.build(b << 1, keys, ints, lo, mid)
+        self.place(b << 1, left, left_info)
+        right, right_info = self.build((b << 1) | 1, keys, ints, mid, hi)
+        self.place((b << 1) | 1, right, right_info)
+        return fold_up(keccak(NODE_PREFIX + left + right), b, position), b
+
+    def build_all(self, ordered: list[bytes]) -> bytes:
+        """Store a whole tree of the given ascending keys; returns the root."""
+        self.leaf_at.clear()
+        self.branch.clear()
+        if not ordered:
+            return EMPTY
+        ints = [_from_bytes(k, "big") for k in ordered]
+        h, info = self.build(1, ordered, ints, 0, len(ordered))
+        self.place(1, h, info)
+        return h
+
+    # ------------------------------------------------------------ batch re-hash
+
+    def rehash(self, pending: set[bytes]) -> bytes:
+        """Re-hash the union of the pending keys' paths once, splitting chains where keys arrive and collapsing
+        subtrees left with one item or none; returns the new root."""
+        batch = sorted(pending)
+        ints = [_from_bytes(k, "big") | KEY_SPACE for k in batch]  # each key's position at depth 256
+        hashes = self.hashes
+        branch = self.branch
+        leaf_at = self.leaf_at
+        get_branch = branch.get
+        get_leaf = leaf_at.get
+        place = self.place
+        take = self.take
+
+        def rebuilt(position: int, lo: int, hi: int, old: bytes | None) -> tuple[bytes, bytes | int | None]:
+            """A subtree that held one leaf (old) or none, whose pending keys are batch[lo:hi]."""
+            if hi - lo == 1 and old == batch[lo]:  # the same item, a new value or removed
+                value_hash = hashes.get(old)
+                if value_hash is None:
+                    return EMPTY, None
+                return keccak(LEAF_PREFIX + old + value_hash), old
+            content = [k for k in batch[lo:hi] if k in hashes]
+            if old is not None and old not in pending:  # untouched by this batch: it stays
+                content.append(old)
+                content.sort()
+            if not content:
+                return EMPTY, None
+            content_ints = [_from_bytes(k, "big") for k in content]
+            return self.build(position, content, content_ints, 0, len(content))
+
+        def joined(position: int, left: bytes, left_info, right: bytes, right_info) -> tuple[bytes, bytes | int | None]:
+            """A node from its children's results; `False` info marks a child with no pending key (still stored)."""
+            if left != EMPTY and right != EMPTY:
+                if left_info is not False:
+                    place(position << 1, left, left_info)
+                if right_info is not False:
+                    place((position << 1) | 1, right, right_info)
+                return keccak(NODE_PREFIX + left + right), position
+            if left == EMPTY:
+                if right == EMPTY:
+                    return EMPTY, None
+                h, info, child = right, right_info, (position << 1) | 1
+            else:
+                h, info, child = left, left_info, position << 1
+            if info is False:  # the survivor moves up: its storage goes with it
+                info = take(child)
+            if type(info) is bytes:  # one item left: its leaf hangs here now
+                return h, info
+            return (keccak(_NODE_EMPTY + h) if child & 1 else keccak(NODE_PREFIX + h + EMPTY)), info
+
+        def update(position: int, lo: int, hi: int, old) -> tuple[bytes, bytes | int | None]:
+            """(hash, info) of the subtree at `position`, whose old state is `old` (already taken from storage)
+            and whose pending keys are batch[lo:hi] (non-empty)."""
+            if type(old) is not int:
+                return rebuilt(position, lo, hi, old)
+            if hi - lo == 1:
+                return single(position, lo, old)
+            return general(position, lo, hi, old)
+
+        def general(position: int, lo: int, hi: int, b: int) -> tuple[bytes, bytes | int | None]:
+            """update() below a branching node b (position is b or on the chain above it)."""
+            shift = _FULL_BITS - b.bit_length()  # 256 - depth of b
+            if b != position:
+                if ints[lo] >> shift == b and ints[hi - 1] >> shift == b:
+                    # Every pending key stays on the chain down to b: the chain keeps its shape.
+                    h, info = general(b, lo, hi, b)
+                    if type(info) is not int:
+                        return h, info  # a leaf moves up the whole chain, or nothing is left
+                    return fold_up(h, b, position), info
+                # Some key leaves the chain right below `position`, or further down: split one level.
+                depth = position.bit_length() - 1
+                on_chain = b >> (b.bit_length() - depth - 2)
+                cut = ((ints[lo] >> (255 - depth)) | 1) << (255 - depth)
+                mid = bisect_left(ints, cut, lo, hi)
+                if on_chain & 1:
+                    left, left_info = rebuilt(on_chain ^ 1, lo, mid, None) if lo < mid else (EMPTY, None)
+                    right, right_info = update(on_chain, mid, hi, b) if mid < hi else (chain_hash(b, on_chain), b)
+                else:
+                    left, left_info = update(on_chain, lo, mid, b) if lo < mid else (chain_hash(b, on_chain), b)
+                    right, right_info = rebuilt(on_chain ^ 1, mid, hi, None) if mid < hi else (EMPTY, None)
+                return joined(position, left, left_info, right, right_info)
+            # position is the branching node itself: both children are stored
+            cut = ((ints[lo] >> (shift - 1)) | 1) << (shift - 1)
+            mid = bisect_left(ints, cut, lo, hi)
+            left_id = b << 1
+            if lo < mid:
+                left, left_info = update(left_id, lo, mid, take(left_id))
+            else:
+                left, left_info = self.settled(left_id), False
+            if mid < hi:
+                right, right_info = update(left_id | 1, mid, hi, take(left_id | 1))
+            else:
+                right, right_info = self.settled(left_id | 1), False
+            return joined(b, left, left_info, right, right_info)
+
+        def chain_hash(b: int, position: int) -> bytes:
+            """Hash at a chain position above branching node b, the chain untouched below it."""
+            return fold_up(self.own_hash(b), b, position)
+
+        def single(position: int, i: int, old: int) -> tuple[bytes, bytes | int | None]:
+            """update() for one pending key below a stored branching node `old`: walk down, then hash back up."""
+            k = ints[i]
+            path = []  # (top position, branching node, sibling hash), top-down
+            top, b = position, old
+            while True:
+                shift = _FULL_BITS - b.bit_length()
+                if k >> shift != b:  # the key leaves the chain: a structural change, done the general way
+                    h, info = general(top, i, i + 1, b)
+                    break
+                child = k >> (shift - 1)
+                sibling = child ^ 1
+                v = get_branch(sibling)
+                if v is not None:
+                    sibling_hash = v if len(v) == 32 else v[:32]
+                else:
+                    leaf = get_leaf(sibling)
+                    sibling_hash = EMPTY if leaf is None else keccak(LEAF_PREFIX + leaf + hashes[leaf])
+                path.append((top, b, sibling_hash))
+                v = branch.pop(child, None)
+                if v is None:
+                    h, info = rebuilt(child, i, i + 1, leaf_at.pop(child, None))
+                    break
+                top, b = child, (child if len(v) == 32 else _from_bytes(v[32:], "big"))
+            # Hash back up: each branching node on the path, then its chain.
+            while path:
+                top, b, sibling_hash = path.pop()
+                child = k >> (_FULL_BITS - b.bit_length() - 1)
+                if h != EMPTY:
+                    place(child, h, info)
+                    h = keccak(NODE_PREFIX + sibling_hash + h) if child & 1 else keccak(NODE_PREFIX + h + sibling_hash)
+                    if b != top:
+                        h = fold_up(h, b, top)
+                    info = b
+                else:  # the key's side emptied: the sibling is all that is left of b
+                    info = take(child ^ 1)
+                    h = sibling_hash
+                    if type(info) is int:
+                        h = fold_up(sibling_hash, child ^ 1, top)
+            return h, info
+
+        h, info = update(1, 0, len(batch), take(1))
+        place(1, h, info)
+        return h
+
+    # ------------------------------------------------------------ proofs
+
+    def path(self, key: bytes) -> tuple[list[bytes], bytes | None]:
+        """Siblings top-down along key's path, and the key of the leaf where it ends (None: it ends empty)."""
+        k = _from_bytes(key, "big") | KEY_SPACE
+        siblings: list[bytes] = []
+        top = 1
+        branch = self.branch
+        while True:
+            v = branch.get(top)
+            if v is None:
+                return siblings, self.leaf_at.get(top)
+            b = top if len(v) == 32 else _from_bytes(v[32:], "big")
+            shift = _FULL_BITS - b.bit_length()
+            on_path = k >> shift
+            if on_path != b:
+                # The key leaves the chain at the highest differing bit: from there its side is empty.
+                leave_depth = b.bit_length() - 1 - ((on_path ^ b).bit_length() - 1)
+                siblings.extend([EMPTY] * (leave_depth - top.bit_length()))
+                own = k >> (KEY_BITS - leave_depth)
+                siblings.append(fold_up(self.own_hash(b), b, own ^ 1))
+                return siblings, None
+            siblings.extend([EMPTY] * (b.bit_length() - top.bit_length()))
+            child = k >> (shift - 1)
+            siblings.append(self.settled(child ^ 1))
+            top = child
