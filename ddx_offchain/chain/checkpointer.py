@@ -175,6 +175,8 @@ class Checkpointer:
         if cp.retry_at is not None and now < cp.retry_at:
             return
         pending = await self._pending_submission(cp)
+        if cp.retry_at is not None and now < cp.retry_at:
+            return  # our last transaction just turned out reverted: back off first
         if pending is not None and now - pending.sent_at < self.config.resubmit_after_s:
             return  # give the network time to mine it
         try:
