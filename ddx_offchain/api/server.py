@@ -27,7 +27,7 @@ from .feeds import FeedHub, ResumeUnavailable
 log = logging.getLogger("ddx.api")
 
 MAX_RANGE = 1000  # request-log entries or updates per page
-_HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
+_DECIMAL = re.compile(r"^[0-9]{1,18}$")
 
 
 class NodeFacade(Protocol):
@@ -80,7 +80,7 @@ def _int_param(request: web.Request, name: str, default: int | None = None, *, l
         if default is None:
             raise AdmissionError(400, "bad_query", f"query parameter {name} is required")
         return default
-    if not raw.isdigit() or len(raw) > 19:
+    if not _DECIMAL.match(raw):  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
         raise AdmissionError(400, "bad_query", f"{name} must be a non-negative integer")
     value = int(raw)
     if value < lo:

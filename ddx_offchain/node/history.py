@@ -1,6 +1,7 @@
 """History: applied requests, execution updates and checkpoints in SQLite, written off the hot path.
 
-The apply path only enqueues; one writer thread drains the queue in batched transactions. History is a cache of
+The apply path only appends to a list; one writer thread takes the whole list every FLUSH_SECONDS (or when
+asked) and writes it in one transaction, so the apply path never wakes a thread or waits on the GIL for it. History is a cache of
 consensus data for the API (request log, receipts by hash, update replay for feeds): losing the file loses no
 consensus state, and re-applying the Raft log after a restart rewrites what it covers (writes are idempotent).
 The schema is versioned with `PRAGMA user_version`; MIGRATIONS only ever grows.
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import sqlite3
 import threading
 from pathlib import Path
@@ -61,8 +61,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
-_STOP = object()
-BATCH = 512
+FLUSH_SECONDS = 0.02
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -94,7 +93,9 @@ class History:
         self._write = connect(self.path)
         self.schema_version = migrate(self._write)
         self._read = threading.local()
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending: list = []
+        self._wake = threading.Event()
+        self._stopping = False
         self._lock = threading.Lock()
         self.persisted_ordinal = self._max("SELECT MAX(ordinal) FROM updates")
         self.persisted_request_index = self._max("SELECT MAX(request_index) FROM requests")
@@ -111,41 +112,39 @@ class History:
 
     def record(self, applied: AppliedEntry) -> None:
         self.enqueued += 1
-        self._queue.put(applied)
+        self._pending.append(applied)  # a list append: atomic under the GIL, no thread wake-up
 
     def record_checkpoint(self, epoch: int, root: bytes, stage: str, detail: dict) -> None:
-        self._queue.put(("checkpoint", epoch, root, stage, json.dumps(detail, sort_keys=True)))
+        self._pending.append(("checkpoint", epoch, root, stage, json.dumps(detail, sort_keys=True)))
 
     def flush(self, timeout: float = 10.0) -> None:
-        """Block until everything enqueued so far is written (tests, shutdown)."""
+        """Block until everything recorded so far is written (tests, shutdown)."""
         done = threading.Event()
-        self._queue.put(done)
+        self._pending.append(done)
+        self._wake.set()
         done.wait(timeout)
 
     def close(self) -> None:
-        self._queue.put(_STOP)
+        self._stopping = True
+        self._wake.set()
         self._thread.join(10)
         self._write.close()
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            batch = [item]
-            while len(batch) < BATCH:
+            self._wake.wait(FLUSH_SECONDS)
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if batch:
                 try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            stop = any(b is _STOP for b in batch)
-            try:
-                self._write_batch([b for b in batch if b is not _STOP and not isinstance(b, threading.Event)])
-            except Exception:
-                self.failed = True
-                log.exception("history write failed (consensus state is unaffected)")
-            for b in batch:
-                if isinstance(b, threading.Event):
-                    b.set()
-            if stop:
+                    self._write_batch([b for b in batch if not isinstance(b, threading.Event)])
+                except Exception:
+                    self.failed = True
+                    log.exception("history write failed (consensus state is unaffected)")
+                for b in batch:
+                    if isinstance(b, threading.Event):
+                        b.set()
+            if self._stopping and not self._pending:
                 return
 
     def _write_batch(self, batch: list) -> None:

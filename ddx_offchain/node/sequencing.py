@@ -25,6 +25,7 @@ from ..protocol.requests import (
     verify_request,
 )
 
+MAX_PREVERIFIED = 100_000
 SEQUENCED = "sequenced"  # handed to the engine (which accepted or rejected it: see its updates)
 DUPLICATE = "duplicate"  # (trader, nonce) already sequenced inside the window: the original's receipt applies
 REFUSED = "refused"  # never reached the engine (malformed, bad signature, expired)
@@ -112,6 +113,7 @@ class ExchangeStateMachine:
         self.high_water_ms = 0  # highest request timestamp applied so far
         self._seen: dict[tuple[bytes, int], SeenRequest] = {}
         self._expiry: list[tuple[int, bytes, int]] = []  # min-heap of (timestamp, trader, nonce)
+        self._verified: dict[bytes, bytes] = {}  # entry bytes -> request hash, verified by this node's admission
 
     # ------------------------------------------------------------ apply
 
@@ -132,11 +134,22 @@ class ExchangeStateMachine:
             return AppliedEntry(request_index, log_index, entry, SEQUENCED, self.engine.epoch(), updates=updates)
         return self._apply_trader_request(request_index, log_index, entry)
 
+    def note_verified(self, entry: bytes, request_hash: bytes) -> None:
+        """This node's admission verified exactly these bytes under this domain: applying them need not recover the
+        signer again (verification is a pure function of the bytes, so the outcome is the same on every node)."""
+        if len(self._verified) >= MAX_PREVERIFIED:
+            self._verified.clear()
+        self._verified[entry] = request_hash
+
     def _apply_trader_request(self, request_index: int, log_index: int, entry: bytes) -> AppliedEntry:
         epoch = self.engine.epoch()
         try:
             request, signature = decode_entry(entry)
-            signed = verify_request(request, signature, self.domain)
+            request_hash = self._verified.pop(entry, None)
+            if request_hash is not None:
+                signed = SignedRequest(request, signature, request_hash)
+            else:
+                signed = verify_request(request, signature, self.domain)
         except RequestRejected as exc:
             return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason=exc.reason)
         except ProtocolError:

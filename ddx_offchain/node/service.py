@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..api.admission import Admission, AdmissionError
-from ..protocol.eip712 import Domain, DomainCache, address_of
+from ..protocol.eip712 import Domain, DomainCache, Signer
 from ..protocol.requests import Receipt, SignedReceipt, SignedRequest, encode_entry
 from .sequencer import DefinitelyNotSequenced, NotLeaderError, SequencingError, Sequencer
 from .sequencing import DUPLICATE, REFUSED, AppliedEntry, ExchangeStateMachine
@@ -64,8 +64,8 @@ class OperatorService:
     ) -> None:
         self.domain = domain
         self._domain_cache = DomainCache(domain)
-        self._operator_key = operator_key
-        self.operator_address = address_of(operator_key)
+        self._signer = Signer(operator_key)
+        self.operator_address = self._signer.address
         self.machine = machine
         self.sequencer = sequencer
         self.admission = admission
@@ -118,7 +118,7 @@ class OperatorService:
     # ------------------------------------------------------------ receipts
 
     def sign_receipt(self, record: ReceiptRecord) -> SignedReceipt:
-        return record.receipt().sign(self._domain_cache, self._operator_key)
+        return record.receipt().sign(self._domain_cache, self._signer)
 
     def receipt_json(self, record: ReceiptRecord) -> dict:
         signed = self.sign_receipt(record)
@@ -171,7 +171,9 @@ class OperatorService:
         self._pending[key] = _Pending(signed.request_hash, future)
         try:
             try:
-                await asyncio.wait_for(self.sequencer.propose(encode_entry(signed)), self.propose_timeout_s)
+                entry = encode_entry(signed)
+                self.machine.note_verified(entry, signed.request_hash)
+                await asyncio.wait_for(self.sequencer.propose(entry), self.propose_timeout_s)
             except NotLeaderError as exc:
                 raise self._not_leader(exc.leader_id) from None
             except DefinitelyNotSequenced as exc:

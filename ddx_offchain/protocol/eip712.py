@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import coincurve
 
@@ -102,6 +103,7 @@ def to_typed_data_value(abi_type: str, value):
     return to_json(abi_type, value)
 
 
+@lru_cache(maxsize=65536)  # the same traders and operators recur on every request
 def checksum_address(raw: bytes) -> str:
     """EIP-55 mixed-case form of a 20-byte address."""
     hex_addr = raw.hex()
@@ -211,6 +213,20 @@ def sign_digest(digest: bytes, private_key: bytes) -> bytes:
     """r ‖ s ‖ v (v = 27 + recovery id), low s (libsecp256k1 normalises), RFC 6979 deterministic."""
     signature = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
     return signature[:64] + bytes([signature[64] + 27])
+
+
+class Signer:
+    """A private key loaded once (deriving the public key costs as much as a signature)."""
+
+    __slots__ = ("_key", "address")
+
+    def __init__(self, private_key: bytes) -> None:
+        self._key = coincurve.PrivateKey(private_key)
+        self.address = keccak256(self._key.public_key.format(compressed=False)[1:])[12:]
+
+    def sign(self, digest: bytes) -> bytes:
+        signature = self._key.sign_recoverable(digest, hasher=None)
+        return signature[:64] + bytes([signature[64] + 27])
 
 
 def address_of(private_key: bytes) -> bytes:

@@ -18,6 +18,7 @@ from .eip712 import (
     Domain,
     DomainCache,
     SignatureError,
+    Signer,
     checksum_address,
     encode_word,
     from_json,
@@ -476,7 +477,9 @@ class Receipt:
     def digest(self, domain: Domain | DomainCache) -> bytes:
         return domain.digest(self.struct_hash())
 
-    def sign(self, domain: Domain | DomainCache, private_key: bytes) -> "SignedReceipt":
+    def sign(self, domain: Domain | DomainCache, private_key: "bytes | Signer") -> "SignedReceipt":
+        if isinstance(private_key, Signer):
+            return SignedReceipt(self, private_key.sign(self.digest(domain)))
         return SignedReceipt(self, sign_digest(self.digest(domain), private_key))
 
     def message_json(self) -> dict:

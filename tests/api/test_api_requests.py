@@ -189,6 +189,8 @@ def test_unknown_routes_and_methods_answer_json():
             assert resp.status == 404
             resp = await client.put("/v1/requests", data=b"{}")
             assert resp.status == 405 and (await resp.json())["error"] == "method_not_allowed"
+            resp = await client.get("/v1/requests?from=%C2%B2")  # "²" is a Unicode digit, not a number
+            assert resp.status == 400 and (await resp.json())["error"] == "bad_query"
             resp = await client.get("/v1/receipts/0x1234")
             assert resp.status == 400 and (await resp.json())["error"] == "bad_path"
             resp = await client.get("/v1/receipts/0x" + "ab" * 32)

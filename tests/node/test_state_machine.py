@@ -104,3 +104,15 @@ def test_other_request_types_pass_through():
     entry = encode_entry(sign_request(CreateStrategy(TRADER, strategy_id("alt"), 1, T0), DOMAIN, KEY))
     assert m.apply(1, entry).status == SEQUENCED
     assert m.apply(2, b"\x02epoch").status == SEQUENCED and m.engine.epoch() == 1
+
+
+def test_admission_verified_bytes_skip_a_second_recovery_with_the_same_outcome():
+    noted, plain = machine(), machine()
+    entry = order(1)
+    forged = bytearray(order(2))
+    forged[-2] ^= 1  # a bit of s flipped: these bytes were never verified by anyone
+    noted.note_verified(entry, plain.apply(1, entry).request_hash)
+    assert noted.apply(1, entry).request_hash == plain.engine.executed[0]
+    assert noted._verified == {}
+    assert noted.apply(2, bytes(forged)).status == REFUSED == plain.apply(2, bytes(forged)).status
+    assert noted.snapshot() == plain.snapshot()

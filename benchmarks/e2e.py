@@ -1,0 +1,211 @@
+"""End-to-end benchmark (issue 6): 3 operators as processes on this machine, many concurrent traders sending
+signed orders over HTTP; receipts per second at saturation, p50/p99 time-to-receipt at half that load, and the
+signature-verification bound measured in the same run.
+
+    python benchmarks/e2e.py --json                # the last line is one JSON object
+    python benchmarks/e2e.py --seconds 3 --traders 64
+
+The bound: every operator recovers the signer of every request once (the leader at admission, every node when it
+applies the entry; the leader skips its second recovery of bytes it admitted itself), so with `cores` cores shared
+by the 3 operators the cluster cannot exceed cores / (3 × t_recover) requests per second, whatever else it does.
+Requests are signed before the clock starts (the load generator shares the cores, and signing is the trader's
+cost, not the exchange's). Orders go to one market with no deposits, so the engine rejects them for margin: the
+path measured is the sequencing one (admission, Raft with fsync, apply, receipt), which is what a receipt waits on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiohttp  # noqa: E402
+
+from ddx_offchain.client import Trader  # noqa: E402
+from ddx_offchain.node.localcluster import write_cluster  # noqa: E402
+from ddx_offchain.protocol.eip712 import Domain, recover_signer  # noqa: E402
+from ddx_offchain.protocol.requests import sign_request  # noqa: E402
+
+USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
+GENESIS = {
+    "tokens": [USDC],
+    "markets": [{
+        "market": "ETHP", "token": USDC, "tick": 10_000, "lot": 1_000, "size_decimals": 6, "initial_margin_bps": 1_000,
+        "maintenance_margin_bps": 500, "maker_fee_bps": 2, "taker_fee_bps": 5, "liquidation_fee_bps": 50,
+        "market_order_band_bps": 500, "premium_cap_bps": 100, "funding_cap_bps": 75, "funding_dampener": 8,
+        "funding_interval_ms": 3_600_000, "max_order_notional": "10000000000000", "active": True,
+    }],
+}
+DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
+OPERATORS = 3
+
+
+def measure_recovery(samples: int = 3000) -> float:
+    """Seconds per signer recovery (coincurve), over distinct signed requests."""
+    trader = Trader(os.urandom(32), DOMAIN)
+    signed = [trader.place_order("ETHP", 0, 1_000, 20_000_000) for _ in range(samples)]
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for s in signed:
+            recover_signer(s.request_hash, s.signature)
+        best = min(best, (time.perf_counter() - start) / samples)
+    return best
+
+
+def presign(traders: int, per_trader: int) -> list[list[bytes]]:
+    rng = random.Random(7)
+    out = []
+    for _ in range(traders):
+        t = Trader(os.urandom(32), DOMAIN)
+        bodies = []
+        for _ in range(per_trader):
+            s = t.place_order("ETHP", rng.randrange(2), 1_000 * rng.randrange(1, 50), 10_000 * rng.randrange(1_900, 2_100))
+            bodies.append(json.dumps(s.to_json()).encode())
+        out.append(bodies)
+    return out
+
+
+async def wait_leader(session: aiohttp.ClientSession, urls: list[str], timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for url in urls:
+            try:
+                async with session.get(f"{url}/v1/status") as resp:
+                    doc = await resp.json()
+                if doc["raft"]["isLeader"]:
+                    return url
+            except (aiohttp.ClientError, ConnectionError):
+                pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("no leader")
+
+
+async def leader_fsyncs(session, url) -> int:
+    async with session.get(f"{url}/v1/status") as resp:
+        return (await resp.json())["raft"].get("fsyncs", 0)
+
+
+async def post(session, url, body) -> float:
+    start = time.perf_counter()
+    async with session.post(f"{url}/v1/requests", data=body, headers={"Content-Type": "application/json"}) as resp:
+        await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"{resp.status}: {await resp.text()}")
+    return time.perf_counter() - start
+
+
+async def saturate(session, url, streams: list[list[bytes]], seconds: float) -> tuple[int, float]:
+    """Closed loop: each trader sends its next request when the previous receipt arrives."""
+    done = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def trader(bodies):
+        nonlocal done
+        for body in bodies:
+            if time.perf_counter() >= stop_at:
+                return
+            await post(session, url, body)
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(trader(b) for b in streams))
+    return done, time.perf_counter() - start
+
+
+async def paced(session, url, bodies: list[bytes], rate: float) -> list[float]:
+    """Open loop at `rate` requests per second: latency is not hidden by waiting for the previous receipt."""
+    latencies: list[float] = []
+    tasks = []
+    start = time.perf_counter()
+    for k, body in enumerate(bodies):
+        delay = start + k / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(post(session, url, body)))
+    for t in tasks:
+        latencies.append(await t)
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def run(args) -> dict:
+    t_recover = measure_recovery()
+    cores = os.cpu_count() or 1
+    sig_bound = cores / (OPERATORS * t_recover)
+    with tempfile.TemporaryDirectory(prefix="ddx-e2e-") as tmp:
+        cluster = write_cluster(Path(tmp), OPERATORS, DOMAIN, GENESIS, raft_overrides={"tick_ms": 20})
+        procs = [
+            subprocess.Popen([sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(c)], env=cluster.env(),
+                             stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / f"op{i}.log", "wb"))
+            for i, c in enumerate(cluster.configs, start=1)
+        ]
+        try:
+            connector = aiohttp.TCPConnector(limit=args.traders + 8)
+            async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as session:
+                leader = await wait_leader(session, cluster.api_urls)
+                warm = presign(8, 20)
+                await saturate(session, leader, warm, 2.0)
+                streams = presign(args.traders, args.per_trader)
+                fsyncs_before = await leader_fsyncs(session, leader)
+                done, elapsed = await saturate(session, leader, streams, args.seconds)
+                fsyncs = await leader_fsyncs(session, leader) - fsyncs_before
+                receipts_per_s = done / elapsed
+                half = receipts_per_s / 2
+                paced_bodies = [b for stream in presign(args.traders, max(1, int(half * args.seconds / args.traders) + 1)) for b in stream]
+                latencies = await paced(session, leader, paced_bodies[: int(half * args.seconds)], half)
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(20)
+    return {
+        "receipts_per_s": round(receipts_per_s, 1),
+        "sig_bound_per_s": round(sig_bound, 1),
+        "ratio": round(receipts_per_s / sig_bound, 3),
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "half_load_per_s": round(half, 1),
+        "recover_us": round(t_recover * 1e6, 1),
+        "cores": cores,
+        "operators": OPERATORS,
+        "traders": args.traders,
+        "saturation_requests": done,
+        "paced_requests": len(latencies),
+        "fsync": True,
+        "leader_fsyncs_per_s": round(fsyncs / elapsed, 1),
+        "entries_per_fsync": round(done / max(1, fsyncs), 1),
+        "targets": {"ratio": 0.5, "p99_ms": 50.0},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--seconds", type=float, default=6.0)
+    parser.add_argument("--traders", type=int, default=256)
+    parser.add_argument("--per-trader", type=int, default=100)
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key:>22}: {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
