@@ -1,0 +1,359 @@
+"""Raft benchmark: our 3-node cluster (separate processes, loopback, fsync on) against PySyncObj.
+
+    python benchmarks/raft.py [--json] [--seconds 5]
+
+Workload: 100-byte proposals. For each system:
+- saturation: a closed loop keeps `--window` proposals outstanding for `--seconds`; committed proposals/s;
+- ours also: an open loop at half the saturation rate for `--seconds`; p50/p99 commit latency as the client
+  sees it (request sent -> acknowledgement received; the acknowledgement comes after commit on a quorum,
+  fsync'd, and apply on the node).
+Our client is a separate process speaking to the leader's control port over TCP. PySyncObj has no client
+protocol, so its load runs inside its leader process (in its favour). PySyncObj runs with default settings
+(no journal file, hence no fsync); it is installed from constraints.txt on first use if absent (the `bench`
+extra), and reported clearly if it cannot be.
+
+The last line of output is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PAYLOAD = b"x" * 100
+
+
+# --- ours ----------------------------------------------------------------------------------------------------
+async def _saturate(client, seconds: float, window: int) -> float:
+    from ddx_offchain.raft.control import RequestKind
+
+    loop = asyncio.get_running_loop()
+    committed = 0
+    failed = 0
+    stop_at = 0.0
+    finished = loop.create_future()
+    outstanding = 0
+
+    def send() -> None:
+        nonlocal outstanding
+        outstanding += 1
+        client.send(RequestKind.PROPOSE, payload=PAYLOAD).add_done_callback(done)
+
+    def done(future) -> None:
+        nonlocal committed, failed, outstanding
+        outstanding -= 1
+        if future.exception() is None and future.result().ok:
+            committed += 1
+        else:
+            failed += 1
+        if time.perf_counter() < stop_at:
+            send()
+        elif outstanding == 0 and not finished.done():
+            finished.set_result(None)
+
+    start = time.perf_counter()
+    stop_at = start + seconds
+    for _ in range(window):
+        send()
+    await finished
+    elapsed = time.perf_counter() - start
+    if failed:
+        print(f"ours: {failed} proposals failed during saturation", file=sys.stderr)
+    return committed / elapsed
+
+
+async def _open_loop(client, rate: float, seconds: float) -> list[float]:
+    from ddx_offchain.raft.control import RequestKind
+
+    latencies: list[float] = []
+    pending: list[asyncio.Future] = []
+    interval = 0.001
+    per_tick = rate * interval
+    credit = 0.0
+    start = time.perf_counter()
+    next_tick = start
+    while time.perf_counter() - start < seconds:
+        credit += per_tick
+        while credit >= 1:
+            credit -= 1
+            sent = time.perf_counter()
+            future = client.send(RequestKind.PROPOSE, payload=PAYLOAD)
+            future.add_done_callback(lambda f, sent=sent: latencies.append(time.perf_counter() - sent)
+                                     if f.exception() is None and f.result().ok else None)
+            pending.append(future)
+        next_tick += interval
+        await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+    await asyncio.gather(*pending, return_exceptions=True)
+    return latencies
+
+
+class OurCluster:
+    """Our 3 server processes; load runs inside the leader process (loadgen.py), like PySyncObj's below."""
+
+    def __init__(self, base: Path) -> None:
+        from ddx_offchain.raft.localcluster import LocalCluster
+
+        self.cluster = LocalCluster(base, 3)
+        self.cluster.start_all()
+        self.client = None
+
+    async def connect(self) -> None:
+        leader = await self.cluster.wait_for_leader()
+        self.client = await self.cluster.client(leader)
+
+    async def load(self, **fields) -> dict:
+        from ddx_offchain.raft.control import RequestKind
+
+        response = await self.client.call(RequestKind.LOAD, payload=PAYLOAD, **fields)
+        return response.status
+
+    async def saturate(self, seconds: float, window: int) -> float:
+        return (await self.load(load_milliseconds=int(seconds * 1000), window=window))["commits_per_s"]
+
+    async def paced(self, seconds: float, rate: float) -> dict:
+        return await self.load(load_milliseconds=int(seconds * 1000), rate=int(rate))
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+        self.cluster.close()
+
+
+class TheirCluster:
+    """Three PySyncObj processes (default SyncObjConf); the harness drives the leader through its stdin."""
+
+    def __init__(self) -> None:
+        from ddx_offchain.raft.localcluster import free_port
+
+        addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+        self.processes = [
+            subprocess.Popen(
+                [sys.executable, __file__, "--pysyncobj-node", address,
+                 *[f"--partner={p}" for p in addresses if p != address]],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO,
+            )
+            for address in addresses
+        ]
+        self.leader = None
+        for process in self.processes:
+            hello = json.loads(process.stdout.readline())
+            if hello.get("leader"):
+                self.leader = process
+        if self.leader is None:
+            self.close_now()
+            raise RuntimeError("no PySyncObj leader elected")
+
+    def command(self, *words) -> dict:
+        self.leader.stdin.write(" ".join(map(str, words)) + "\n")
+        self.leader.stdin.flush()
+        return json.loads(self.leader.stdout.readline())
+
+    def saturate(self, seconds: float, window: int) -> float:
+        return self.command("saturate", seconds, window)["commits_per_s"]
+
+    def paced(self, seconds: float, rate: float) -> dict:
+        return self.command("paced", seconds, rate)
+
+    def close_now(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
+# --- PySyncObj node process --------------------------------------------------------------------------------------
+def _pysyncobj_available() -> str | None:
+    """None if importable (installing it from constraints.txt if needed), else why not."""
+    try:
+        import pysyncobj  # noqa: F401
+
+        return None
+    except ImportError:
+        pass
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"), "pysyncobj"],
+        capture_output=True, text=True,
+    )
+    if install.returncode != 0:
+        return f"pysyncobj is not installed and could not be installed: {install.stderr.strip()[-300:]}"
+    return None
+
+
+def pysyncobj_node(self_address: str, partners: list[str]) -> None:
+    """One PySyncObj process with default settings. Prints {"leader": bool} once a leader is known, then the
+    leader runs the harness's commands from stdin ("saturate SECONDS WINDOW", "paced SECONDS RATE")."""
+    from pysyncobj import SyncObj, replicated
+
+    class Counter(SyncObj):
+        def __init__(self) -> None:
+            super().__init__(self_address, partners)
+            self.count = 0
+
+        @replicated
+        def add(self, payload: bytes) -> int:
+            self.count += 1
+            return self.count
+
+    node = Counter()
+    deadline = time.time() + 30
+    while time.time() < deadline and node._getLeader() is None:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    leader = node._getLeader()
+    print(json.dumps({"leader": leader is not None and str(leader) == self_address}), flush=True)
+    lock = threading.Lock()
+
+    def saturate(duration: float, window: int) -> dict:
+        slots = threading.Semaphore(window)
+        committed = [0]
+
+        def done(result, error) -> None:
+            if error == 0:  # FAIL_REASON.SUCCESS
+                with lock:
+                    committed[0] += 1
+            slots.release()
+
+        start = time.perf_counter()
+        while time.perf_counter() - start < duration:
+            slots.acquire()
+            node.add(PAYLOAD, callback=done)
+        for _ in range(window):
+            slots.acquire()
+        return {"commits_per_s": committed[0] / (time.perf_counter() - start)}
+
+    def paced(duration: float, rate: float) -> dict:
+        latencies: list[float] = []
+
+        def timed(sent: float):
+            def callback(result, error) -> None:
+                if error == 0:
+                    with lock:
+                        latencies.append(time.perf_counter() - sent)
+            return callback
+
+        start = time.perf_counter()
+        sent_count = 0
+        while (now := time.perf_counter()) - start < duration:
+            due = int((now - start) * rate)
+            while sent_count < due:
+                node.add(PAYLOAD, callback=timed(time.perf_counter()))
+                sent_count += 1
+            time.sleep(0.001)
+        time.sleep(2.0)
+        with lock:
+            ordered = sorted(latencies)
+        if not ordered:
+            return {"samples": 0}
+        return {"samples": len(ordered), "p50_ms": 1000 * ordered[len(ordered) // 2],
+                "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]}
+
+    for line in sys.stdin:
+        words = line.split()
+        if words and words[0] == "saturate":
+            print(json.dumps(saturate(float(words[1]), int(words[2]))), flush=True)
+        elif words and words[0] == "paced":
+            print(json.dumps(paced(float(words[1]), float(words[2]))), flush=True)
+
+
+# --- the run -----------------------------------------------------------------------------------------------------
+async def measure(seconds: float, window: int, rounds: int, log) -> dict:
+    """Alternate ours and PySyncObj `rounds` times (the machine's load drifts; alternation exposes both to the
+    same drift) and report medians; then ours at half its median saturation for the latency figures."""
+    report: dict = {}
+    reason = _pysyncobj_available()
+    with tempfile.TemporaryDirectory(prefix="ddx-raft-bench-") as base:
+        ours = OurCluster(Path(base))
+        theirs = None
+        try:
+            await ours.connect()
+            if reason is None:
+                try:
+                    theirs = TheirCluster()
+                except (RuntimeError, ValueError) as exc:
+                    reason = f"PySyncObj cluster did not start: {exc}"
+            await ours.saturate(1.0, window)  # warm-up: connections, allocator, page cache
+            if theirs is not None:
+                theirs.saturate(1.0, window)
+            our_rates, their_rates, ratios = [], [], []
+            for round_number in range(rounds):
+                our_rates.append(await ours.saturate(seconds, window))
+                if theirs is not None:
+                    their_rates.append(theirs.saturate(seconds, window))
+                    ratios.append(our_rates[-1] / their_rates[-1])
+                log(f"round {round_number + 1}: ours {our_rates[-1]:.0f}/s"
+                    + (f", PySyncObj {their_rates[-1]:.0f}/s" if their_rates else ""))
+            throughput = statistics.median(our_rates)
+            half = await ours.paced(seconds, throughput / 2)
+            report.update(
+                ours_commits_per_s=round(throughput),
+                ours_rounds=[round(r) for r in our_rates],
+                p50_ms=round(half["p50_ms"], 3),
+                p99_ms=round(half["p99_ms"], 3),
+                half_load_rate=round(throughput / 2),
+                half_load_samples=half["samples"],
+            )
+            # Through the control port from this separate process: adds a client protocol (our extra cost).
+            report["ours_external_client_commits_per_s"] = round(await _saturate(ours.client, seconds, window))
+            if theirs is not None:
+                their_half = theirs.paced(seconds, statistics.median(their_rates) / 2)
+                report.update(
+                    pysyncobj_commits_per_s=round(statistics.median(their_rates)),
+                    pysyncobj_rounds=[round(r) for r in their_rates],
+                    pysyncobj_p50_ms=round(their_half.get("p50_ms", -1), 3),
+                    pysyncobj_p99_ms=round(their_half.get("p99_ms", -1), 3),
+                    ratio=round(statistics.median(ratios), 2),
+                )
+            else:
+                report.update(pysyncobj_commits_per_s=None, ratio=None, pysyncobj_error=reason)
+        finally:
+            if theirs is not None:
+                theirs.close_now()
+            await ours.close()
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--json", action="store_true", help="only the JSON line on stdout")
+    parser.add_argument("--seconds", type=float, default=3.0, help="length of each measurement")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating saturation rounds per system")
+    parser.add_argument("--window", type=int, default=4000, help="outstanding proposals at saturation")
+    parser.add_argument("--pysyncobj-node")
+    parser.add_argument("--partner", action="append", default=[])
+    args = parser.parse_args()
+    if args.pysyncobj_node:
+        pysyncobj_node(args.pysyncobj_node, args.partner)
+        return 0
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    report = asyncio.run(measure(args.seconds, args.window, args.rounds, log))
+    report.update(fsync=True, payload_bytes=len(PAYLOAD), nodes=3, cpus=os.cpu_count(),
+                  load_average_1m=round(os.getloadavg()[0], 2))
+    if not args.json:
+        print(f"ours: {report['ours_commits_per_s']} commits/s at saturation (fsync on); at "
+              f"{report['half_load_rate']}/s p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms; through the "
+              f"control port from another process {report['ours_external_client_commits_per_s']}/s")
+        if report.get("ratio") is None:
+            print(f"PySyncObj: not measured ({report.get('pysyncobj_error')})")
+        else:
+            print(f"PySyncObj: {report['pysyncobj_commits_per_s']} commits/s (default settings, no fsync); "
+                  f"ratio {report['ratio']}x")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
