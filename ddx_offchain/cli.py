@@ -26,5 +26,18 @@ def node(config: str = typer.Option(..., "--config", help="the operator's TOML c
     raise typer.Exit(main(config))
 
 
+@app.command()
+def devnet(
+    demo: bool = typer.Option(False, "--demo", help="deploy on the embedded chain and walk deposit -> checkpoint -> claim"),
+) -> None:
+    """Local developer network. Today: `--demo`, the settlement walk-through on an embedded py-evm chain."""
+    if not demo:
+        typer.echo("only `ddx devnet --demo` exists so far (the operator cluster devnet is issue 7)", err=True)
+        raise typer.Exit(2)
+    from .devnet.demo import run_demo
+
+    run_demo(echo=typer.echo)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

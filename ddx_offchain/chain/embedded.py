@@ -10,7 +10,7 @@ from web3 import EthereumTesterProvider, Web3
 
 from .artifacts import compile_contract
 
-EMBEDDED_NETWORK = "embedded"
+EMBEDDED_NETWORK = "local"  # a local py-evm chain, like ape's ethereum:local:test
 BLOCK_GAS_LIMIT = 60_000_000
 
 
