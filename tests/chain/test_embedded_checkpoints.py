@@ -10,11 +10,13 @@ import asyncio
 import random
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from chainlab import embedded_lab
 from ddx_offchain.chain.blocks import SequencedBlock
 from ddx_offchain.chain.checkpointer import CheckpointerConfig
 from ddx_offchain.chain.follower import FollowerConfig
+from ddx_offchain.chain.metrics import ChainMetrics
 from ddx_offchain.chain.relay_policy import relay_order
 from ddx_offchain.engine.commands import ChainBlock, Deposit
 from ddx_offchain.engine.updates import Accepted
@@ -133,11 +135,17 @@ def test_a_leader_sequencing_a_fake_deposit_gets_no_quorum(lab):
         updates = lab.sequence(fake)
         assert isinstance(updates[0], Accepted)  # the engine cannot know: it trusts sequenced commands
         epoch = lab.freeze_epoch()
+        liar = lab.operators[0]
+
+        async def vouch_for_anything(number, anchor_hash=None):
+            return None
+
+        liar.checkpointer.verifier.check_through = vouch_for_anything  # the leader signs its own fake
         for _ in range(6):
             await lab.tick_all()
             lab.mine()
-        lying_leader = lab.operators[0]
-        lying_leader.checkpointer.progress.epochs[epoch].stage  # it would sign, but alone it is not a quorum
+        assert liar.checkpointer.progress.epochs[epoch].stage.value == "signed"  # alone: no quorum
+        assert len(liar.checkpointer.progress.epochs[epoch].signatures) == 1
         honest = lab.operators[1:]
         for op in honest:
             cp = op.checkpointer.progress.epochs[epoch]
@@ -146,6 +154,12 @@ def test_a_leader_sequencing_a_fake_deposit_gets_no_quorum(lab):
             assert op.checkpointer.status()["state"] == "refusing"
             assert op.checkpointer.status()["verifier"]["mismatches"][0]["block"] == head
         assert lab.exchange.functions.latest_epoch().call() == 0
+        registry = CollectorRegistry()
+        metrics = ChainMetrics(registry)
+        metrics.refresh(None, honest[0].checkpointer)
+        assert registry.get_sample_value("ddx_chain_block_mismatches") == 1
+        assert registry.get_sample_value("ddx_checkpoint_refused_epochs") == 1
+        assert registry.get_sample_value("ddx_checkpoint_last_recorded_epoch") == 0
 
     run(scenario())
 

@@ -1,0 +1,64 @@
+"""Prometheus metrics of the chain side (watcher, verifier, checkpointer), in the node's registry.
+
+Gauges are read from the components' live state at scrape time (`refresh`), never on the hot path; the node
+registers `refresh` with `NodeMetrics.on_refresh`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Gauge
+
+from .checkpointer import Checkpointer
+from .progress import Stage
+from .watcher import ChainWatcher
+
+STAGE_CODES = {stage: i for i, stage in enumerate(Stage)}  # documented in docs/checkpoints.md
+
+
+class ChainMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.halted = Gauge("ddx_chain_ingestion_halted", "1 if deposit ingestion stopped on an alarm", registry=r)
+        self.alarm = Gauge("ddx_chain_alarm", "Active chain alarms by kind (deposit_gap, deposit_repeated, sequenced_block_reorged)", ["kind"], registry=r)
+        self.head = Gauge("ddx_chain_head_block", "Latest block number seen by the watcher", registry=r)
+        self.handed = Gauge("ddx_chain_last_handed_block", "Last confirmed block handed to the leader", registry=r)
+        self.reorgs = Gauge("ddx_chain_reorgs", "Reorganisations seen by the watcher", registry=r)
+        self.rpc_failures = Gauge("ddx_chain_rpc_failures", "RPC failures so far, by component", ["component"], registry=r)
+        self.rpc_down = Gauge("ddx_chain_rpc_consecutive_failures", "RPC failures in a row, by component", ["component"], registry=r)
+        self.mismatches = Gauge("ddx_chain_block_mismatches", "Sequenced chain blocks contradicting this operator's RPC", registry=r)
+        self.epoch_stage = Gauge("ddx_checkpoint_stage", "Stage of the newest checkpoint (see docs/checkpoints.md)", registry=r)
+        self.signatures = Gauge("ddx_checkpoint_signatures", "Signatures collected for the newest open checkpoint", registry=r)
+        self.last_recorded = Gauge("ddx_checkpoint_last_recorded_epoch", "Newest epoch recorded on-chain", registry=r)
+        self.last_final = Gauge("ddx_checkpoint_last_final_epoch", "Newest epoch final on-chain", registry=r)
+        self.relay_failures = Gauge("ddx_checkpoint_relay_failures", "Failed relay attempts of open checkpoints", registry=r)
+        self.refusals = Gauge("ddx_checkpoint_refused_epochs", "Epochs this operator refuses to sign", registry=r)
+
+    def refresh(self, watcher: ChainWatcher | None, checkpointer: Checkpointer | None) -> None:
+        if watcher is not None:
+            status = watcher.status()
+            self.halted.set(1 if status.get("state") == "halted" else 0)
+            alarm = status.get("alarm")
+            for kind in ("deposit_gap", "deposit_repeated", "sequenced_block_reorged"):
+                self.alarm.labels(kind).set(1 if alarm and alarm["kind"] == kind else 0)
+            if status.get("head") is not None:
+                self.head.set(status["head"])
+            if status.get("lastHanded") is not None:
+                self.handed.set(status["lastHanded"])
+            self.reorgs.set(status.get("reorgs", 0))
+            self.rpc_failures.labels("watcher").set(watcher.health.total_failures)
+            self.rpc_down.labels("watcher").set(watcher.health.consecutive_failures)
+        if checkpointer is not None:
+            progress = checkpointer.progress
+            self.rpc_failures.labels("checkpointer").set(checkpointer.health.total_failures)
+            self.rpc_down.labels("checkpointer").set(checkpointer.health.consecutive_failures)
+            self.rpc_failures.labels("verifier").set(checkpointer.verifier.health.total_failures)
+            self.mismatches.set(len(checkpointer.verifier.blocks.mismatches()))
+            if progress.epochs:
+                newest = progress.epochs[max(progress.epochs)]
+                self.epoch_stage.set(STAGE_CODES[newest.stage])
+                self.signatures.set(len(newest.signatures))
+            self.last_recorded.set(progress.last_recorded() or 0)
+            finals = [e for e, cp in progress.epochs.items() if cp.stage is Stage.FINAL]
+            self.last_final.set(max(finals, default=0))
+            self.relay_failures.set(sum(cp.failures for cp in progress.open_epochs()))
+            self.refusals.set(sum(1 for cp in progress.epochs.values() if cp.stage is Stage.REFUSED))
