@@ -201,55 +201,82 @@ class Nodes:
             cut = ((ints[lo] >> (shift - 1)) | 1) << (shift - 1)
             mid = bisect_left(ints, cut, lo, hi)
             left_id = b << 1
-            if lo < mid:
-                left, left_info = update(left_id, lo, mid, take(left_id))
-            else:
-                left, left_info = self.settled(left_id), False
-            if mid < hi:
-                right, right_info = update(left_id | 1, mid, hi, take(left_id | 1))
-            else:
-                right, right_info = self.settled(left_id | 1), False
+            right_id = left_id | 1
+            left, left_info = below(left_id, lo, mid) if lo < mid else (self.settled(left_id), False)
+            right, right_info = below(right_id, mid, hi) if mid < hi else (self.settled(right_id), False)
+            if left != EMPTY and right != EMPTY:  # still branching (the usual case), inlined from joined()
+                if left_info is not False:
+                    place(left_id, left, left_info)
+                if right_info is not False:
+                    place(right_id, right, right_info)
+                return keccak(NODE_PREFIX + left + right), b
             return joined(b, left, left_info, right, right_info)
+
+        def below(child: int, lo: int, hi: int) -> tuple[bytes, bytes | int | None]:
+            """update() of a stored child of a branching node: take its entry and dispatch."""
+            v = branch.pop(child, None)
+            if v is None:
+                return rebuilt(child, lo, hi, leaf_at.pop(child, None))
+            b = child if len(v) == 32 else _from_bytes(v[32:], "big")
+            if hi - lo == 1:
+                return single(child, lo, b)
+            return general(child, lo, hi, b)
 
         def chain_hash(b: int, position: int) -> bytes:
             """Hash at a chain position above branching node b, the chain untouched below it."""
             return fold_up(self.own_hash(b), b, position)
 
         def single(position: int, i: int, old: int) -> tuple[bytes, bytes | int | None]:
-            """update() for one pending key below a stored branching node `old`: walk down, then hash back up."""
+            """update() for one pending key below a stored branching node `old`: walk down, then hash back up.
+
+            Entries on the path stay stored while walking down and are overwritten on the way up; only the
+            bottom position, and positions that collapse, are cleared explicitly."""
             k = ints[i]
-            path = []  # (top position, branching node, sibling hash), top-down
+            path = []  # (top position, branching node, child on the key's side, sibling hash), top-down
             top, b = position, old
+            bits = _FULL_BITS - b.bit_length()  # 256 - depth of b
             while True:
-                shift = _FULL_BITS - b.bit_length()
-                if k >> shift != b:  # the key leaves the chain: a structural change, done the general way
+                if b != top and k >> bits != b:  # the key leaves the chain: a structural change
+                    if top != position:
+                        del branch[top]
                     h, info = general(top, i, i + 1, b)
                     break
-                child = k >> (shift - 1)
-                sibling = child ^ 1
-                v = get_branch(sibling)
+                child = k >> (bits - 1)
+                v = get_branch(child ^ 1)
                 if v is not None:
                     sibling_hash = v if len(v) == 32 else v[:32]
                 else:
-                    leaf = get_leaf(sibling)
+                    leaf = get_leaf(child ^ 1)
                     sibling_hash = EMPTY if leaf is None else keccak(LEAF_PREFIX + leaf + hashes[leaf])
-                path.append((top, b, sibling_hash))
-                v = branch.pop(child, None)
+                path.append((top, b, child, sibling_hash))
+                v = get_branch(child)
                 if v is None:
-                    h, info = rebuilt(child, i, i + 1, leaf_at.pop(child, None))
+                    old_leaf = get_leaf(child)
+                    h, info = rebuilt(child, i, i + 1, old_leaf)
+                    if old_leaf is not None and info is not old_leaf:
+                        del leaf_at[child]
                     break
-                top, b = child, (child if len(v) == 32 else _from_bytes(v[32:], "big"))
-            # Hash back up: each branching node on the path, then its chain.
+                if len(v) == 32:
+                    top = b = child
+                    bits -= 1
+                else:
+                    top, b = child, _from_bytes(v[32:], "big")
+                    bits = _FULL_BITS - b.bit_length()
+            # Hash back up: each branching node on the path, then the chain above it.
             while path:
-                top, b, sibling_hash = path.pop()
-                child = k >> (_FULL_BITS - b.bit_length() - 1)
+                top, b, child, sibling_hash = path.pop()
                 if h != EMPTY:
-                    place(child, h, info)
+                    if type(info) is int:
+                        branch[child] = h if info == child else h + info.to_bytes((info.bit_length() + 7) >> 3, "big")
+                    else:
+                        leaf_at[child] = info
+                        branch.pop(child, None)  # it held a subtree that shrank to this one leaf
                     h = keccak(NODE_PREFIX + sibling_hash + h) if child & 1 else keccak(NODE_PREFIX + h + sibling_hash)
                     if b != top:
                         h = fold_up(h, b, top)
                     info = b
                 else:  # the key's side emptied: the sibling is all that is left of b
+                    branch.pop(child, None)
                     info = take(child ^ 1)
                     h = sibling_hash
                     if type(info) is int:
