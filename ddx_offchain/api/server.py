@@ -43,6 +43,8 @@ class NodeFacade(Protocol):
 
     def readiness(self) -> tuple[bool, str]: ...
 
+    def checkpoint_status(self) -> dict: ...
+
 
 @dataclass(frozen=True, slots=True)
 class FeedChannel:
@@ -156,6 +158,13 @@ class Api:
                 return _error(410, "resume_unavailable", "those updates are no longer held by this node")
             items = await asyncio.to_thread(self.node.history.updates, after, limit, trader=trader, market=market)
         return web.json_response({"after": after, "updates": items, "lastOrdinal": self.node.feeds.last_ordinal})
+
+    async def get_checkpoints(self, request: web.Request) -> web.Response:
+        limit = min(_int_param(request, "limit", 50, lo=1), MAX_RANGE)
+        if self.node.history is None:
+            return _error(404, "history_disabled", "this node keeps no history")
+        items = await asyncio.to_thread(self.node.history.checkpoints, limit)
+        return web.json_response({"checkpoints": items, "current": self.node.checkpoint_status()})
 
     # ------------------------------------------------------------ exchange state
 
@@ -272,6 +281,7 @@ def build_app(node: NodeFacade) -> web.Application:
             web.get("/v1/receipts/{request_hash}", api.get_receipt),
             web.get("/v1/requests", api.get_request_log),
             web.get("/v1/updates", api.get_updates),
+            web.get("/v1/checkpoints", api.get_checkpoints),
             web.get("/v1/books/{market}", api.get_book),
             web.get("/v1/traders/{trader}", api.get_trader),
             web.get("/v1/traders/{trader}/{part}", api.get_trader),

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 
 from ..api.admission import Admission, AdmissionError
 from ..protocol.eip712 import Domain, DomainCache, Signer
-from ..protocol.requests import Receipt, SignedReceipt, SignedRequest, encode_entry
+from ..protocol.requests import ENTRY_OPERATOR_COMMAND, Receipt, SignedReceipt, SignedRequest, encode_entry
 from .sequencer import DefinitelyNotSequenced, NotLeaderError, SequencingError, Sequencer
 from .sequencing import DUPLICATE, REFUSED, AppliedEntry, ExchangeStateMachine
 
 log = logging.getLogger("ddx.node")
 
+ENTRY_OPERATOR_COMMAND_TAG = bytes([ENTRY_OPERATOR_COMMAND])
 RECENT_RECEIPTS = 200_000  # receipts answerable from memory before history is consulted
 PROPOSE_TIMEOUT_S = 5.0
 
@@ -73,6 +74,7 @@ class OperatorService:
         self.propose_timeout_s = propose_timeout_s
         self._lookup_receipt = lookup_receipt  # history (SQLite) for receipts older than the in-memory window
         self._pending: dict[tuple[bytes, int], _Pending] = {}
+        self._operator_waiters: dict[bytes, asyncio.Future] = {}
         self._recent: OrderedDict[bytes, ReceiptRecord] = OrderedDict()
         self.listeners: list[Callable[[AppliedEntry], None]] = []
         self.observers: list[Callable[[str, float], None]] = []  # (outcome, seconds) per submission, for metrics
@@ -92,6 +94,10 @@ class OperatorService:
             request_index = applied.duplicate_of if applied.status == DUPLICATE else applied.request_index
             if applied.status != DUPLICATE:
                 self._remember(ReceiptRecord(applied.request_hash, request_index, applied.epoch, applied.trader, applied.nonce))
+        if data[:1] == ENTRY_OPERATOR_COMMAND_TAG:
+            waiter = self._operator_waiters.pop(data, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(applied)
         if applied.trader is not None:
             pending = self._pending.get((applied.trader, applied.nonce))
             if pending is not None and pending.request_hash == applied.request_hash and not pending.future.done():
@@ -132,6 +138,26 @@ class OperatorService:
         if record is None and self._lookup_receipt is not None:
             record = self._lookup_receipt(request_hash)
         return record
+
+    # ------------------------------------------------------------ operator commands
+
+    async def propose_operator_command(self, command: bytes) -> AppliedEntry:
+        """Sequence an operator command (the engine's encoding: chain block, prices, time, epoch, listings) and
+        return how it applied. Used by the chain watcher and the epoch scheduler on the leader. The command must be
+        unique (engine commands carry a request id), so its entry bytes identify it. Raises SequencingError."""
+        entry = ENTRY_OPERATOR_COMMAND_TAG + command
+        future = asyncio.get_running_loop().create_future()
+        self._operator_waiters[entry] = future
+        try:
+            await asyncio.wait_for(self.sequencer.propose(entry), self.propose_timeout_s)
+            done, _ = await asyncio.wait({future}, timeout=self.propose_timeout_s)
+            if not done:
+                raise SequencingError("committed but not applied here in time")
+            return future.result()
+        except asyncio.TimeoutError:
+            raise SequencingError("not committed in time: outcome unknown") from None
+        finally:
+            self._operator_waiters.pop(entry, None)
 
     # ------------------------------------------------------------ submission
 

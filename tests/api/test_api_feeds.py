@@ -164,3 +164,18 @@ def test_openapi_document_is_served_and_covers_every_route():
             assert routes == documented
 
     run(scenario())
+
+
+def test_checkpoint_progress_is_served_from_history(tmp_path):
+    async def scenario():
+        node, _ = make_node(history_path=tmp_path / "h.sqlite")
+        node.history.record_checkpoint(1, b"\x11" * 32, "signed", {"signatures": 2, "of": 3})
+        node.history.record_checkpoint(2, b"\x22" * 32, "built", {})
+        node.history.flush()
+        async with running(node) as client:
+            doc = await (await client.get("/v1/checkpoints?limit=10")).json()
+            assert [c["epoch"] for c in doc["checkpoints"]] == [2, 1]
+            assert doc["checkpoints"][1] == {"epoch": 1, "root": "0x" + "11" * 32, "stage": "signed", "detail": {"of": 3, "signatures": 2}}
+            assert doc["current"] == {"state": "not_configured"}
+
+    run(scenario())

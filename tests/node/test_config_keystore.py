@@ -104,3 +104,13 @@ def test_keystore_unlocks_from_env_or_prompt_and_refuses_otherwise(tmp_path):
     plaintext.write_text('{"private_key": "0x' + key.hex() + '"}')
     with pytest.raises(KeystoreError, match="not an encrypted keystore"):
         load_operator_key(plaintext, "PW", environ={"PW": "s3cret"})
+
+
+def test_ddx_node_refuses_a_bad_config_before_starting(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "node.toml").write_text("[node]\nid = 0\n")
+    out = subprocess.run([sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(tmp_path / "node.toml")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "ddx node:" in out.stderr and "data_dir" in out.stderr

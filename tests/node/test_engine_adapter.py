@@ -172,3 +172,18 @@ def test_sdk_fetches_and_checks_withdrawal_proofs_over_http():
             await server.close()
 
     asyncio.run(scenario())
+
+
+def test_operator_commands_are_sequenced_and_report_how_they_applied():
+    async def scenario():
+        node, seq, adapter = make()
+        alice = Trader(b"\xa1" * 32, DOMAIN, lambda: T0)
+        block = ChainBlock(b"\x01" * 32, 1, b"\x0b" * 32, (Deposit(1, alice.address, b"main".ljust(32, b"\x00"), USDC_BYTES, 7 * 10**6),))
+        applied = await node.service.propose_operator_command(encode_command(block))
+        assert applied.status == SEQUENCED and [u.kind for u in applied.updates][0] == "Accepted"
+        assert any(u.kind == "DepositCredited" and u.traders == (alice.address,) for u in applied.updates)
+        again = await node.service.propose_operator_command(encode_command(ChainBlock(b"\x02" * 32, 1, b"\x0b" * 32, ())))
+        assert again.updates[0].kind == "Rejected" and again.updates[0].data["reasonName"] == "block_not_newer"
+        assert adapter.trader_state(alice.address)["strategies"][0]["collateral"] == str(7 * 10**6)
+
+    asyncio.run(scenario())
