@@ -93,6 +93,13 @@ class Engine:
         if handler is None:
             self._reject(command, Reject.MALFORMED, "not an engine command")
             return out
+        if type(command) in _TRADER_COMMANDS:
+            # the zero address names the insurance fund's account: no request may act as it
+            t = command.trader
+            s = command.strategy
+            if type(t) is not bytes or len(t) != 20 or t == ZERO_ADDRESS or type(s) is not bytes or len(s) != 32:
+                self._reject(command, Reject.MALFORMED, "trader must be a non-zero address, strategy a bytes32")
+                return out
         try:
             handler(command)
         except (TypeError, AttributeError) as exc:
@@ -791,6 +798,9 @@ class Engine:
         from .snapshot import restore
 
         return restore(cls, data)
+
+
+_TRADER_COMMANDS = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy))
 
 
 def _by_seq(order):

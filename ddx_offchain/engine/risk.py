@@ -20,24 +20,31 @@ def sweep(engine, markets) -> None:
     """Liquidate every account below maintenance margin that holds a position in `markets`, then deleverage any
     insolvent insurance fund, repeating for the accounts those steps touched until none is below."""
     pending = {pos.account for m in markets for pos in m.positions.values()}
-    pending.update(engine.ledgers[m.token].fund for m in markets)
+    funds = {engine.ledgers[m.token].fund for m in markets}
     rounds = 0
-    while pending:
+    while pending or funds:
         rounds += 1
         touched = set()
-        for a in sorted(pending, key=_skey):
-            if a.is_fund or not _has_position(a):
-                continue
-            e, mm = mg.equity_and_mm(a)
-            if e < mm:
+        below = []
+        for a in pending:  # the common case is nobody: find the violators first, sort only them
+            if not a.is_fund:
+                e, mm = mg.equity_and_mm(a)
+                if e < mm:
+                    below.append(a)
+        below.sort(key=_skey)
+        for a in below:
+            e, mm = mg.equity_and_mm(a)  # earlier liquidations in this round may have changed it
+            if e < mm and _has_position(a):
                 touched |= liquidate(engine, a, e, mm)
-        for fund in sorted({engine.ledgers[a.token].fund for a in pending | touched}, key=_skey):
+        funds |= {engine.ledgers[a.token].fund for a in touched}
+        for fund in sorted(funds, key=_skey):
             if _has_position(fund):
                 e, mm = mg.equity_and_mm(fund)
                 if e < mm:
                     engine._emit(Liquidation, fund.trader, fund.strategy, fund.token, e, mm)
                     touched |= deleverage(engine, fund, deficit_only=True)
         pending = touched
+        funds = {a for a in touched if a.is_fund}
         if rounds > 10_000:  # each round flattens at least one account for good; this is a guard, not a limit
             raise AssertionError("liquidation cascade did not settle")
 

@@ -168,3 +168,19 @@ def test_withdraw_intent_with_wrong_types_is_malformed():
     d = Driver()
     d.deposit(A, usd(1))
     assert reason(d.apply(WithdrawIntent(d.rid(), A, MAIN_STRATEGY, USDC, "5"))) == Reject.BAD_AMOUNT
+
+
+def test_no_request_can_act_as_the_insurance_fund():
+    from ddx_offchain.engine.commands import PlaceOrder
+    from ddx_offchain.engine.state import FUND_STRATEGY, FUND_TRADER
+
+    d = Driver()
+    d.deposit(A, usd(1_000))
+    d.price(P)
+    fund = d.engine.ledgers[USDC].fund
+    fund.collateral = usd(50)  # as if capitalized
+    assert reason(d.apply(WithdrawIntent(d.rid(), FUND_TRADER, FUND_STRATEGY, USDC, 1))) == Reject.MALFORMED
+    assert reason(d.apply(PlaceOrder(d.rid(), FUND_TRADER, FUND_STRATEGY, ETHP, BUY, 0, P, 1_000, False))) \
+        == Reject.MALFORMED
+    assert reason(d.apply(CreateStrategy(d.rid(), A, b"short"))) == Reject.MALFORMED
+    assert fund.collateral == usd(50)

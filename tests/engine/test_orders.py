@@ -243,7 +243,7 @@ def test_wrongly_typed_fields_are_malformed_not_crashes(d):
     from ddx_offchain.engine.commands import CancelOrder, PlaceOrder
 
     assert reason(d.apply(PlaceOrder(d.rid(), "0xabc", name32("main"), ETHP, BUY, LIMIT, P, 1_000, False))) \
-        == Reject.UNKNOWN_STRATEGY
+        == Reject.MALFORMED
     assert reason(d.apply(PlaceOrder(d.rid(), A, name32("main"), ETHP, BUY, LIMIT, "1", 1_000, False))) \
         == Reject.MALFORMED
     assert reason(d.apply(CancelOrder(d.rid(), A, name32("main"), ETHP, None))) == Reject.UNKNOWN_ORDER

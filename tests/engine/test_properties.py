@@ -30,15 +30,19 @@ EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "40"))
 STEPS = int(os.environ.get("DDX_ENGINE_STEPS", "50"))
 TRADERS = [trader(i) for i in range(1, 6)]
 ALT = name32("alt")
-MARKETS = {ETHP: 10_000, BTCP: 1_000_000}
-START = {ETHP: usd(2000), BTCP: usd(60_000)}
+DAI = bytes.fromhex("6b175474e89094c44da98b954eedeac495271d0f")
+SOLP = name32("SOLP")  # settled in a second collateral token: separate margin, separate conservation
+MARKETS = {ETHP: 10_000, BTCP: 1_000_000, SOLP: 1_000}
+START = {ETHP: usd(2000), BTCP: usd(60_000), SOLP: usd(150)}
 
 
 def genesis() -> GenesisConfig:
     return GenesisConfig(
-        tokens=(USDC,),
+        tokens=(USDC, DAI),
         markets=(market_params(ETHP), market_params(BTCP, tick=1_000_000, lot=1_000, maker_fee_bps=0,
-                                                    taker_fee_bps=7, funding_dampener=3)),
+                                                    taker_fee_bps=7, funding_dampener=3),
+                 market_params(SOLP, token=DAI, tick=1_000, lot=1_000, initial_margin_bps=2_000,
+                               maintenance_margin_bps=1_000, liquidation_fee_bps=100)),
         max_open_orders=12,
         epochs_retained=2,
     )
@@ -51,6 +55,8 @@ class EngineMachine(RuleBasedStateMachine):
         for i, who in enumerate(TRADERS):
             self.d.deposit(who, usd(2_000 + 3_000 * i))
         self.d.deposit(TRADERS[0], usd(5_000), strategy=ALT)
+        for who in TRADERS[1:4]:
+            self.d.deposit(who, usd(3_000), token=DAI)
         self.d.apply(self._prices(START))
         self.snapshot_at = None
 
@@ -109,15 +115,16 @@ class EngineMachine(RuleBasedStateMachine):
         self.d.apply(ModifyOrder(self.d.rid(), a.trader, a.strategy, order.market.id, order.id, price,
                                  lots * 1_000))
 
-    @rule(who=st.sampled_from(TRADERS), fraction=st.integers(1, 100))
-    def withdraw(self, who, fraction):
-        a = self.e.accounts.get(who + MAIN_STRATEGY + USDC)
+    @rule(who=st.sampled_from(TRADERS), fraction=st.integers(1, 100), dai=st.booleans())
+    def withdraw(self, who, fraction, dai):
+        token = DAI if dai else USDC
+        a = self.e.accounts.get(who + MAIN_STRATEGY + token)
         amount = max(1, (a.collateral if a else 1) * fraction // 100)
-        self.d.withdraw(who, amount)
+        self.d.withdraw(who, amount, token=token)
 
-    @rule(who=st.sampled_from(TRADERS), amount=st.integers(1, 10_000))
-    def deposit(self, who, amount):
-        self.d.deposit(who, usd(amount))
+    @rule(who=st.sampled_from(TRADERS), amount=st.integers(1, 10_000), dai=st.booleans())
+    def deposit(self, who, amount, dai):
+        self.d.deposit(who, usd(amount), token=DAI if dai else USDC)
 
     @rule(market=st.sampled_from(sorted(MARKETS)),
           move_bps=st.one_of(st.integers(-150, 150), st.integers(-3_000, 3_000)))
@@ -140,6 +147,15 @@ class EngineMachine(RuleBasedStateMachine):
         amount = max(1, self.e.ledgers[USDC].fees * fraction // 100)
         self.d.apply(FundInsurance(self.d.rid(), USDC, amount))
 
+    @rule(market=st.sampled_from(sorted(MARKETS)), imr=st.integers(200, 3_000), mmr_share=st.integers(10, 90))
+    def change_margins(self, market, imr, mmr_share):
+        from ddx_offchain.engine.commands import UpdateMarket
+
+        m = self.e.markets[market]
+        params = market_params(market, token=m.token, tick=m.tick, lot=m.lot, initial_margin_bps=imr,
+                               maintenance_margin_bps=max(1, imr * mmr_share // 100))
+        self.d.apply(UpdateMarket(self.d.rid(), params))
+
     @precondition(lambda self: self.snapshot_at is None)
     @rule()
     def take_snapshot(self):
@@ -149,7 +165,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @invariant()
     def conserved(self):
-        assert conservation(self.e) == {USDC: 0}
+        assert conservation(self.e) == {USDC: 0, DAI: 0}
 
     @invariant()
     def open_interest_nets_to_zero(self):
@@ -197,9 +213,9 @@ class EngineMachine(RuleBasedStateMachine):
             assert leaf.amount > 0
 
     def check_escape_bound(self):
-        ledger = self.e.ledgers[USDC]
-        escape = sum(leaf.amount for leaf in self.e.balances.values())
-        assert escape + ledger.withdrawable <= ledger.deposited
+        for token, ledger in self.e.ledgers.items():
+            escape = sum(leaf.amount for leaf in self.e.balances.values() if leaf.token == token)
+            assert escape + ledger.withdrawable <= ledger.deposited
 
     def teardown(self):
         if not hasattr(self, "d"):
