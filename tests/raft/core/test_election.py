@@ -243,3 +243,14 @@ def test_learner_never_campaigns():
     c.nodes[3].node.campaign()
     c.settle()
     assert c.raft(3).term == 0
+
+
+def test_prevote_request_never_changes_the_term_of_the_node_asked():
+    c = Cluster(pre_vote=True, check_quorum=False)
+    c.campaign(1)
+    c.nodes[2].node.step(Message(type=MT.PRE_VOTE, to=2, from_=3, term=5, index=1, log_term=1))
+    assert c.raft(2).term == 1 and c.raft(2).vote == 1 and c.raft(2).lead == 1
+    rd = c.nodes[2].node.ready()
+    [resp] = rd.messages
+    assert resp.type == MT.PRE_VOTE_RESP and resp.term == 5 and not resp.reject
+    assert rd.hard_state is None  # nothing durable changed

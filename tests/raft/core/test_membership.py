@@ -13,6 +13,7 @@ from ddx_offchain.raft.messages import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     Message,
     MessageType,
     StateRole,
@@ -198,3 +199,18 @@ def test_demoting_a_voter_to_learner_and_back():
     assert c.raft(1).tracker.progress[4].is_learner
     c.propose_conf_change(1, ConfChange(ADD_VOTER, 4))
     assert c.nodes[1].conf_state == ConfState(voters=(1, 2, 3, 4))
+
+
+def test_committed_but_unapplied_conf_change_blocks_campaigning_of_a_member():
+    storage = MemoryStorage(ConfState(voters=(1, 2, 3)))
+    change = encode_conf_change(ConfChange(REMOVE, 3))
+    storage.append([Entry(term=1, index=1, type=EntryType.CONF_CHANGE, data=change)])
+    storage.set_hard_state(HardState(term=1, commit=1))
+    r = Raft(Config(id=1, pre_vote=False), storage)
+    assert r.promotable()
+    r.step(Message(type=MT.HUP, from_=1))
+    assert r.role == StateRole.FOLLOWER  # membership may be about to change: wait until it is applied
+    r.apply_conf_change(ConfChange(REMOVE, 3))
+    r.raft_log.applied_to(1)
+    r.step(Message(type=MT.HUP, from_=1))
+    assert r.role == StateRole.CANDIDATE

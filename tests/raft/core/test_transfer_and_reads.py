@@ -141,3 +141,18 @@ def test_read_index_without_a_leader_is_dropped():
     c.nodes[2].node.read_index(b"nobody")
     c.settle()
     assert c.nodes[2].read_states == [] and c.delivered == []
+
+
+def test_read_index_needs_a_quorum_not_just_one_answer():
+    c = Cluster(ids=(1, 2, 3, 4, 5))
+    c.campaign(1)
+    for other in (3, 4, 5):
+        c.cut(1, other)
+    c.nodes[1].node.read_index(b"minority")
+    c.settle()
+    assert any(m.type == MT.HEARTBEAT_RESP and m.context == b"minority" for m in c.delivered)
+    assert c.nodes[1].read_states == []  # 1 and 2 are two of five
+    c.cut_links -= {(1, 3), (3, 1)}
+    c.nodes[1].node.read_index(b"majority")
+    c.settle()
+    assert [rs.request_ctx for rs in c.nodes[1].read_states] == [b"minority", b"majority"]
