@@ -89,9 +89,10 @@ class Web3ChainRpc:
 
     async def close(self) -> None:
         """Release the provider's HTTP session (a no-op for the in-process chain)."""
-        disconnect = getattr(self.w3.provider, "disconnect", None)
-        if disconnect is not None:
-            await disconnect()
+        from web3 import AsyncHTTPProvider
+
+        if isinstance(self.w3.provider, AsyncHTTPProvider):
+            await self.w3.provider.disconnect()
 
     async def headers(self, first: int, last: int) -> list[BlockHeader]:
         out = []

@@ -1,0 +1,224 @@
+"""Claiming withdrawals and escaping, from a proof: the user-driven settlement clock.
+
+A proof (from the node API, `GET /v1/proofs/withdrawal/{trader}/{token}`, or from the engine directly) is checked
+locally first — it must be for this trader and token, lead to its root, and that root must be the one the
+contract recorded for the epoch — so a bad or premature proof is a typed `ClaimError` and no transaction is sent.
+Then `claim` (or `escape`) is sent and the contract's event says what was paid. Anyone may send a claim; the tokens
+always go to the trader.
+
+The sender is either an address the node has unlocked (a dev node, the embedded chain) or a private key (from an
+eth-account keystore): `Sender`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eth_account import Account
+from eth_utils import is_address, to_checksum_address
+from web3 import Web3
+from web3.logs import DISCARD  # the token's Transfer log shares the receipt
+
+from ..protocol import items
+from ..protocol.errors import ProtocolError
+from ..protocol.proof import InclusionProof, ProofError, verify_inclusion
+
+ZERO = b"\x00" * 32
+
+
+class ClaimError(ValueError):
+    """The claim or escape cannot succeed as asked (bad proof, epoch not recorded, nothing owed): nothing was sent."""
+
+
+@dataclass(frozen=True)
+class LeafProof:
+    """A WITHDRAWAL (cumulative) or BALANCE (escape amount) leaf of `trader`/`token`, proven against `root`."""
+
+    kind: str  # "withdrawal" or "balance"
+    trader: str
+    token: str
+    amount: int
+    epoch: int
+    root: bytes
+    siblings: tuple[bytes, ...]
+
+    def check(self) -> None:
+        """Raise ClaimError unless the proof leads from this exact leaf to `root`."""
+        if self.kind == "withdrawal":
+            key, value = items.withdrawal_key(self.trader, self.token), items.withdrawal_value(self.trader, self.token, self.amount)
+        elif self.kind == "balance":
+            key, value = items.balance_key(self.trader, self.token), items.balance_value(self.trader, self.token, self.amount)
+        else:
+            raise ClaimError(f"unknown leaf kind {self.kind!r}")
+        if not verify_inclusion(self.root, InclusionProof(key, items.value_hash(value), tuple(self.siblings))):
+            raise ClaimError(f"the {self.kind} proof of {self.trader}/{self.token} for {self.amount} does not lead to root 0x{self.root.hex()}")
+
+    @classmethod
+    def from_api(cls, doc: dict, trader: str, token: str, kind: str = "withdrawal") -> "LeafProof":
+        """The API's proof document: {"epoch", "root", "cumulative" | "amount", "proof": {"key", "value_hash",
+        "siblings"}} (docs/protocol.md §4 JSON form)."""
+        if not isinstance(doc, dict):
+            raise ClaimError("proof document must be a JSON object")
+        try:
+            trader, token = _address(trader), _address(token)
+            proof = InclusionProof.from_json(doc["proof"])
+            amount = _uint(doc.get("cumulative", doc.get("amount")), "amount")
+            leaf = cls(kind, trader, token, amount, _uint(doc["epoch"], "epoch"), _hex32(doc["root"]), proof.siblings)
+        except (KeyError, TypeError) as exc:
+            raise ClaimError(f"malformed proof document: missing or wrong {exc}") from None
+        except (ProofError, ProtocolError) as exc:
+            raise ClaimError(f"malformed proof document: {exc}") from None
+        expected_key = items.withdrawal_key(trader, token) if kind == "withdrawal" else items.balance_key(trader, token)
+        if proof.key != expected_key:
+            raise ClaimError(f"the proof is for another item than the {kind} leaf of {trader}/{token}")
+        leaf.check()
+        return leaf
+
+    @classmethod
+    def from_engine(cls, proofs: dict, trader: str, token: str, kind: str = "withdrawal") -> "LeafProof":
+        """From `Engine.epoch_proofs(epoch, trader, token)` (the operator side; tests, the devnet)."""
+        value = proofs[f"{kind}_value"]
+        if value is None:
+            raise ClaimError(f"{trader} has no {kind} leaf for {token} in epoch {proofs['epoch']}")
+        amount = int.from_bytes(value[-32:], "big")
+        leaf = cls(kind, _address(trader), _address(token), amount, proofs["epoch"], proofs["root"], tuple(proofs[kind].siblings))
+        leaf.check()
+        return leaf
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who pays the gas: an unlocked `address` on the node, or a `private_key` signed here."""
+
+    address: str
+    private_key: bytes | None = None
+
+    @classmethod
+    def from_key(cls, key: bytes) -> "Sender":
+        return cls(Account.from_key(key).address, key)
+
+
+@dataclass(frozen=True)
+class Payout:
+    tx_hash: bytes | None  # None: nothing was owed, so nothing was sent
+    paid: int
+    unpaid: int  # owed but above the rate limit: stays claimable
+    trader_balance_before: int
+    trader_balance_after: int
+
+
+def claim(w3: Web3, exchange, token_contract, proof: LeafProof, sender: Sender) -> Payout:
+    """Pay `proof.trader` its cumulative withdrawable not yet claimed. A second claim of the same amount pays 0."""
+    if proof.kind != "withdrawal":
+        raise ClaimError("claim takes a withdrawal proof")
+    proof.check()
+    _require_recorded(exchange, proof)
+    before = token_contract.functions.balanceOf(proof.trader).call()
+    already = exchange.functions.claimed(proof.trader, proof.token).call()
+    if proof.amount <= already:
+        return Payout(None, 0, 0, before, before)
+    call = exchange.functions.claim(proof.trader, proof.token, proof.amount, proof.epoch, list(proof.siblings))
+    receipt = _send(w3, call, sender)
+    event = exchange.events.Claim().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    after = token_contract.functions.balanceOf(proof.trader).call()
+    return Payout(bytes(receipt["transactionHash"]), int(event["paid"]), int(event["unpaid"]), before, after)
+
+
+def freeze_if_due(w3: Web3, exchange, sender: Sender) -> bool:
+    """Freeze the exchange if no checkpoint was recorded for the escape delay; False if not due (or frozen)."""
+    if exchange.functions.frozen().call():
+        return True
+    last = exchange.functions.last_checkpoint_at().call()
+    delay = exchange.functions.escape_delay().call()
+    now = w3.eth.get_block("latest")["timestamp"]
+    if now < last + delay:
+        return False
+    _send(w3, exchange.functions.freeze(), sender)
+    return True
+
+
+def escape(
+    w3: Web3, exchange, token_contract, balance: LeafProof, withdrawal: LeafProof | None, sender: Sender
+) -> Payout:
+    """Once frozen: pay the BALANCE leaf of the last checkpoint plus any unclaimed withdrawable."""
+    if balance.kind != "balance" or (withdrawal is not None and withdrawal.kind != "withdrawal"):
+        raise ClaimError("escape takes a balance proof and, optionally, a withdrawal proof")
+    if not exchange.functions.frozen().call():
+        raise ClaimError("the exchange is not frozen: escape opens after the escape delay without a checkpoint")
+    latest = exchange.functions.latest_epoch().call()
+    for leaf in (balance, withdrawal):
+        if leaf is None:
+            continue
+        leaf.check()
+        if leaf.epoch != latest:
+            raise ClaimError(f"escape proves against the last checkpoint (epoch {latest}), not epoch {leaf.epoch}")
+        _require_recorded(exchange, leaf)
+    owed_balance = balance.amount - min(balance.amount, exchange.functions.escaped(balance.trader, balance.token).call())
+    owed_withdrawal = 0
+    if withdrawal is not None:
+        owed_withdrawal = withdrawal.amount - min(withdrawal.amount, exchange.functions.claimed(balance.trader, balance.token).call())
+    if owed_balance + owed_withdrawal == 0:
+        raise ClaimError(f"nothing to escape: {balance.trader} was already paid its {balance.token} balance and withdrawable")
+    before = token_contract.functions.balanceOf(balance.trader).call()
+    cumulative, siblings = (withdrawal.amount, list(withdrawal.siblings)) if withdrawal else (0, [])
+    call = exchange.functions.escape(balance.trader, balance.token, balance.amount, list(balance.siblings), cumulative, siblings)
+    receipt = _send(w3, call, sender)
+    event = exchange.events.Escape().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    after = token_contract.functions.balanceOf(balance.trader).call()
+    return Payout(bytes(receipt["transactionHash"]), int(event["paid"]), int(event["unpaid"]), before, after)
+
+
+def _require_recorded(exchange, proof: LeafProof) -> None:
+    recorded = bytes(exchange.functions.checkpoint_root(proof.epoch).call())
+    if recorded == ZERO:
+        latest = exchange.functions.latest_epoch().call()
+        raise ClaimError(f"epoch {proof.epoch} is not recorded on-chain (latest recorded: {latest}): wait for its checkpoint")
+    if recorded != proof.root:
+        raise ClaimError(f"epoch {proof.epoch} was recorded with root 0x{recorded.hex()}, the proof is for 0x{proof.root.hex()}")
+
+
+def _send(w3: Web3, call, sender: Sender) -> dict:
+    from web3.exceptions import ContractLogicError
+
+    try:
+        if sender.private_key is None:
+            tx_hash = call.transact({"from": sender.address})
+        else:
+            tx = call.build_transaction({"from": sender.address, "nonce": w3.eth.get_transaction_count(sender.address, "pending")})
+            signed = Account.sign_transaction(tx, sender.private_key)
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    except ContractLogicError as exc:
+        raise ClaimError(f"the contract refused: {exc}") from None
+    except Exception as exc:  # eth-tester raises its own TransactionFailed for a revert
+        if type(exc).__name__ != "TransactionFailed":
+            raise
+        raise ClaimError(f"the contract refused: {exc}") from None
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
+    if receipt["status"] != 1:
+        raise ClaimError(f"transaction 0x{bytes(tx_hash).hex()} reverted")
+    return receipt
+
+
+def _address(value) -> str:
+    if isinstance(value, (bytes, bytearray)) and len(value) == 20:
+        value = "0x" + bytes(value).hex()
+    if not isinstance(value, str) or not is_address(value):
+        raise ClaimError(f"not an address: {value!r:.60}")
+    return to_checksum_address(value)
+
+
+def _uint(value, what: str) -> int:
+    if isinstance(value, str) and value.isdigit() and len(value) <= 78:
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**256:
+        raise ClaimError(f"{what} must be a non-negative integer, got {value!r:.40}")
+    return value
+
+
+def _hex32(value) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
+        raise ClaimError(f"expected a 0x-prefixed 32-byte hex string, got {value!r:.80}")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise ClaimError(f"not hex: {value!r:.80}") from None
