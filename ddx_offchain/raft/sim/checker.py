@@ -176,9 +176,11 @@ class Checker:
             return  # pre-votes promise nothing and carry a term nobody has entered
         if m.term > hs.term:
             _fail(f"persist before send: node {node.id} sent {m.type.name} at term {m.term}, disk has {hs.term}")
-        if m.type == MT.VOTE_RESP and not m.reject and (hs.term != m.term or hs.vote != m.to):
+        # A vote is safe once it is on disk, or once the disk holds a later term (the node can never act in
+        # the vote's term again: a Ready may carry a grant for term T and the hard state of term T+1).
+        if m.type == MT.VOTE_RESP and not m.reject and hs.term == m.term and hs.vote != m.to:
             _fail(f"persist before send: node {node.id} granted a vote to {m.to} in term {m.term} not on disk")
-        if m.type == MT.VOTE and (hs.term != m.term or hs.vote != node.id):
+        if m.type == MT.VOTE and hs.term == m.term and hs.vote != node.id:
             _fail(f"persist before send: node {node.id} campaigned in term {m.term} without its own vote on disk")
         if m.type == MT.APPEND_RESP and not m.reject:
             if m.index > durable.last_index():
