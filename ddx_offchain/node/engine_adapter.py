@@ -138,10 +138,16 @@ class EngineAdapter:
         }
 
     def trader_state(self, trader: bytes) -> dict:
+        """Looked up by key (trader's strategies x listed tokens), never by scanning every account."""
         e = self.engine
         t = e.traders.get(trader)
+        tokens = sorted(e.ledgers)
+        accounts = []
+        if t is not None:
+            for strategy in sorted(t.strategies):
+                accounts.extend(a for a in (e.accounts.get(trader + strategy + token) for token in tokens) if a is not None)
         strategies, positions, orders = [], [], []
-        for account in sorted((a for a in e.accounts.values() if a.trader == trader and not a.is_fund), key=lambda a: a.skey):
+        for account in accounts:
             strategies.append({"strategy": "0x" + account.strategy.hex(), "token": checksum_address(account.token), "collateral": str(account.collateral)})
             for market_id, p in sorted(account.positions.items()):
                 if p.size:
@@ -156,9 +162,10 @@ class EngineAdapter:
                         "side": o.side, "price": str(o.price), "remaining": str(o.remaining), "original": str(o.original),
                     })
         balances = []
-        for key, leaf in sorted(e.withdrawals.items()):
-            if key[:20] == trader:
-                balances.append({"token": checksum_address(key[20:]), "withdrawable": str(leaf.amount)})
+        for token in tokens:
+            leaf = e.withdrawals.get(trader + token)
+            if leaf is not None:
+                balances.append({"token": checksum_address(token), "withdrawable": str(leaf.amount)})
         return {
             "trader": checksum_address(trader),
             "known": t is not None,

@@ -112,6 +112,7 @@ class ExchangeStateMachine:
         self.last_log_index = 0
         self.high_water_ms = 0  # highest request timestamp applied so far
         self._seen: dict[tuple[bytes, int], SeenRequest] = {}
+        self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # request hash -> (trader, nonce) of _seen
         self._expiry: list[tuple[int, bytes, int]] = []  # min-heap of (timestamp, trader, nonce)
         self._verified: dict[bytes, bytes] = {}  # entry bytes -> request hash, verified by this node's admission
 
@@ -171,19 +172,29 @@ class ExchangeStateMachine:
 
     def _remember(self, trader: bytes, nonce: int, seen: SeenRequest) -> None:
         self._seen[(trader, nonce)] = seen
+        self._by_hash[seen.request_hash] = (trader, nonce)
         heapq.heappush(self._expiry, (seen.timestamp, trader, nonce))
 
     def _forget_expired(self) -> None:
         horizon = self.high_water_ms - REPLAY_WINDOW_MS
         while self._expiry and self._expiry[0][0] < horizon:
             _, trader, nonce = heapq.heappop(self._expiry)
-            self._seen.pop((trader, nonce), None)
+            seen = self._seen.pop((trader, nonce), None)
+            if seen is not None:
+                self._by_hash.pop(seen.request_hash, None)
 
     # ------------------------------------------------------------ queries
 
     def seen(self, trader: bytes, nonce: int) -> SeenRequest | None:
         """The sequenced request holding (trader, nonce) inside the replay window, if any."""
         return self._seen.get((trader, nonce))
+
+    def seen_by_hash(self, request_hash: bytes) -> tuple[bytes, int, SeenRequest] | None:
+        """(trader, nonce, SeenRequest) of the sequenced request with this hash inside the replay window."""
+        key = self._by_hash.get(request_hash)
+        if key is None:
+            return None
+        return key[0], key[1], self._seen[key]
 
     # ------------------------------------------------------------ snapshots
 
@@ -206,6 +217,7 @@ class ExchangeStateMachine:
         self.last_log_index = snap.last_log_index
         self.high_water_ms = snap.high_water_ms
         self._seen = {}
+        self._by_hash = {}
         self._expiry = []
         for trader, nonce, ts, request_index, request_hash, epoch in snap.seen:
             self._remember(trader, nonce, SeenRequest(ts, request_index, request_hash, epoch))

@@ -135,6 +135,11 @@ class OperatorService:
 
     def find_receipt(self, request_hash: bytes) -> ReceiptRecord | None:
         record = self._recent.get(request_hash)
+        if record is None:
+            found = self.machine.seen_by_hash(request_hash)  # also after a snapshot install, inside the window
+            if found is not None:
+                trader, nonce, seen = found
+                record = ReceiptRecord(request_hash, seen.request_index, seen.epoch, trader, nonce)
         if record is None and self._lookup_receipt is not None:
             record = self._lookup_receipt(request_hash)
         return record

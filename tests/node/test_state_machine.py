@@ -71,6 +71,7 @@ def test_expired_requests_are_refused_and_old_nonces_are_forgotten():
     replay = m.apply(3, order(1, ts=T0))
     assert (replay.status, replay.reason) == (REFUSED, "expired")
     assert m.seen(TRADER, 1) is None  # forgotten: the window no longer needs it
+    assert m.seen_by_hash(replay.request_hash) is None
     reuse = m.apply(4, order(1, ts=T0 + REPLAY_WINDOW_MS + 2))  # nonce reuse after the window is allowed
     assert reuse.status == SEQUENCED
 
@@ -97,6 +98,9 @@ def test_snapshot_restore_gives_the_same_future():
     ]
     assert resumed.engine.state_root() == whole.engine.state_root()
     assert resumed.snapshot() == whole.snapshot()
+    first = results_whole[0]
+    trader, nonce, seen = resumed.seen_by_hash(first.request_hash)  # receipts answerable after a snapshot install
+    assert (nonce, seen.request_index) == (1, first.request_index)
 
 
 def test_other_request_types_pass_through():
