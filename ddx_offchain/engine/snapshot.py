@@ -59,7 +59,7 @@ def restore(cls, data: bytes):
         engine = _rebuild(cls, items)
     except SnapshotError:
         raise
-    except (msgspec.DecodeError, ValueError, KeyError, TypeError) as exc:
+    except (msgspec.DecodeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         raise SnapshotError(f"snapshot content invalid: {exc}") from None
     engine.tree = tree_from_items(items)
     if engine.tree.root() != root:

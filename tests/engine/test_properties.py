@@ -5,7 +5,7 @@ trader account is below maintenance margin with positions or negative without, o
 orders, the escape-hatch bound (sum of BALANCE + WITHDRAWAL <= deposits). At the end: replaying the log from
 genesis and from a mid-way snapshot gives the same root and the same updates.
 
-DDX_ENGINE_EXAMPLES (default 40) and DDX_ENGINE_STEPS (default 50) turn it up, e.g.
+DDX_ENGINE_EXAMPLES (default 100) and DDX_ENGINE_STEPS (default 50) turn it up, e.g.
     DDX_ENGINE_EXAMPLES=1000 DDX_ENGINE_STEPS=200 .venv/bin/python -m pytest tests/engine/test_properties.py
 """
 
@@ -26,7 +26,7 @@ from ddx_offchain.engine.commands import (
 
 from engine_helpers import BTCP, ETHP, USDC, Driver, conservation, market_params, trader, usd
 
-EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "100"))
 STEPS = int(os.environ.get("DDX_ENGINE_STEPS", "50"))
 TRADERS = [trader(i) for i in range(1, 6)]
 ALT = name32("alt")
@@ -220,6 +220,8 @@ class EngineMachine(RuleBasedStateMachine):
     def teardown(self):
         if not hasattr(self, "d"):
             return
+        self.d.epoch()  # every run ends on an epoch boundary: the escape-hatch bound is checked at least once
+        self.check_escape_bound()
         root = self.e.state_root()
         replay = Engine(genesis())
         for command in self.d.log:
