@@ -179,3 +179,17 @@ def test_checkpoint_progress_is_served_from_history(tmp_path):
             assert doc["current"] == {"state": "not_configured"}
 
     run(scenario())
+
+
+def test_openapi_request_schemas_match_the_protocol_types():
+    from ddx_offchain.protocol.requests import REQUEST_TYPES
+
+    doc = json.loads(resources.files("ddx_offchain.api").joinpath("openapi.json").read_text())
+    schemas = doc["components"]["schemas"]
+    for name, cls in REQUEST_TYPES.items():
+        message = schemas[name]["properties"]["message"]
+        assert message["required"] == [field for _, field, _ in cls.FIELDS]
+        assert schemas[name]["description"] == cls.TYPE_STRING
+        for _, field, abi in cls.FIELDS:
+            expected = {"address": "string", "bytes32": "string", "bool": "boolean"}.get(abi, "string")
+            assert message["properties"][field]["type"] == expected
