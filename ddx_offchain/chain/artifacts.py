@@ -36,16 +36,22 @@ class Artifact:
         return json.dumps(self.abi, indent=1, sort_keys=True)
 
 
-@lru_cache(maxsize=None)
 def compile_contract(name: str, root: Path = REPO_ROOT) -> Artifact:
     """Compile `name` (a key of SOURCES) with imports resolved from the repository root."""
-    import vyper
-    from vyper.compiler.input_bundle import FilesystemInputBundle
-
     try:
         relative = SOURCES[name]
     except KeyError:
         raise ArtifactError(f"unknown contract {name!r}; known: {sorted(SOURCES)}") from None
+    return compile_path(relative, name, root)
+
+
+@lru_cache(maxsize=None)
+def compile_path(relative: str, name: str | None = None, root: Path = REPO_ROOT) -> Artifact:
+    """Compile the Vyper file at `relative` (to the repository root), e.g. a test or benchmark harness."""
+    import vyper
+    from vyper.compiler.input_bundle import FilesystemInputBundle
+
+    name = name or Path(relative).stem
     path = root / relative
     if not path.is_file():
         raise ArtifactError(f"{path} not found")
