@@ -185,18 +185,14 @@ class Nodes:
                     if type(info) is not int:
                         return h, info  # a leaf moves up the whole chain, or nothing is left
                     return fold_up(h, b, position), info
-                # Some key leaves the chain right below `position`, or further down: split one level.
-                depth = position.bit_length() - 1
-                on_chain = b >> (b.bit_length() - depth - 2)
-                cut = ((ints[lo] >> (255 - depth)) | 1) << (255 - depth)
-                mid = bisect_left(ints, cut, lo, hi)
-                if on_chain & 1:
-                    left, left_info = rebuilt(on_chain ^ 1, lo, mid, None) if lo < mid else (EMPTY, None)
-                    right, right_info = update(on_chain, mid, hi, b) if mid < hi else (chain_hash(b, on_chain), b)
-                else:
-                    left, left_info = update(on_chain, lo, mid, b) if lo < mid else (chain_hash(b, on_chain), b)
-                    right, right_info = rebuilt(on_chain ^ 1, mid, hi, None) if mid < hi else (EMPTY, None)
-                return joined(position, left, left_info, right, right_info)
+                # Some keys leave the chain. The first and last pending keys leave it highest (the batch is sorted
+                # and the chain is one key range): split the chain at the last node all keys still share.
+                leave_bits = max((ints[lo] >> shift ^ b).bit_length(), (ints[hi - 1] >> shift ^ b).bit_length())
+                split = b >> leave_bits
+                h, info = split_chain(split, lo, hi, b)
+                if split == position or type(info) is not int:
+                    return h, info  # (a leaf moves up the whole chain, or nothing is left)
+                return fold_up(h, split, position), info
             # position is the branching node itself: both children are stored
             cut = ((ints[lo] >> (shift - 1)) | 1) << (shift - 1)
             mid = bisect_left(ints, cut, lo, hi)
@@ -225,6 +221,19 @@ class Nodes:
         def chain_hash(b: int, position: int) -> bytes:
             """Hash at a chain position above branching node b, the chain untouched below it."""
             return fold_up(self.own_hash(b), b, position)
+
+        def split_chain(split: int, lo: int, hi: int, b: int) -> tuple[bytes, bytes | int | None]:
+            """(hash, info) at chain node `split` above b, where pending keys go both ways or off the chain."""
+            on_chain = b >> (b.bit_length() - split.bit_length() - 1)
+            shift = _FULL_BITS - split.bit_length() - 1  # the bit that chooses split's child
+            mid = bisect_left(ints, ((ints[lo] >> shift) | 1) << shift, lo, hi)
+            if on_chain & 1:
+                left, left_info = rebuilt(on_chain ^ 1, lo, mid, None) if lo < mid else (EMPTY, None)
+                right, right_info = update(on_chain, mid, hi, b) if mid < hi else (chain_hash(b, on_chain), b)
+            else:
+                left, left_info = update(on_chain, lo, mid, b) if lo < mid else (chain_hash(b, on_chain), b)
+                right, right_info = rebuilt(on_chain ^ 1, mid, hi, None) if mid < hi else (EMPTY, None)
+            return joined(split, left, left_info, right, right_info)
 
         def single(position: int, i: int, old: int) -> tuple[bytes, bytes | int | None]:
             """update() for one pending key below a stored branching node `old`: walk down, then hash back up.

@@ -181,3 +181,29 @@ def test_proofs_track_updates():
     assert not verify_inclusion(t.root(), old_proof)
     assert verify_inclusion(old_root, old_proof)
     assert t.prove(_key(1)).value_hash == keccak256(b"x2")
+
+
+def test_deepest_shapes_rehash_without_hitting_the_recursion_limit():
+    # A comb: key i has its first 1 bit at position i, so every level of the trie branches.
+    comb = {(1 << (255 - i)).to_bytes(32, "big"): bytes([i]) for i in range(256)}
+    t = StateTree.from_items(comb)
+    assert t.root() == spec_root_of_values(comb)
+    for key in list(comb)[::3]:
+        t.put(key, b"changed")
+        comb[key] = b"changed"
+    assert t.root() == spec_root_of_values(comb)
+    # A 255-level chain from the root, then keys leaving it at every level in one batch.
+    a, b = b"\xff" * 31 + b"\xfe", b"\xff" * 32
+    t = StateTree.from_items({a: b"a", b: b"b"})
+    model = {a: b"a", b: b"b"}
+    for i in range(255):
+        key = (int.from_bytes(b, "big") ^ (1 << i)).to_bytes(32, "big")
+        t.put(key, b"x")
+        model[key] = b"x"
+    assert t.root() == spec_root_of_values(model)
+    assert stored_layout(t) == spec_layout(model)
+    for key in list(model)[::2]:
+        t.delete(key)
+        del model[key]
+    assert t.root() == spec_root_of_values(model)
+    assert stored_layout(t) == spec_layout(model)
