@@ -44,6 +44,15 @@ def test_process_cluster_receipts_leader_kill_and_snapshot_catch_up(tmp_path):
             clients = [DdxClient(cluster.urls[k % 3:] + cluster.urls[: k % 3], DOMAIN, cluster.files.operators, retries=40) for k in range(4)]
             results: list = []
             stop = asyncio.Event()
+            # a feed of everything, first served by the leader: it must fail over and resume without a gap
+            watcher = DdxClient([cluster.urls[leader - 1]] + [u for u in cluster.urls if u != cluster.urls[leader - 1]], DOMAIN, cluster.files.operators)
+            seen_ordinals: list[int] = []
+
+            async def watch():
+                async for doc in watcher.stream("all"):
+                    seen_ordinals.append(doc["ordinal"])
+
+            watch_task = asyncio.create_task(watch())
             tasks = [asyncio.create_task(trade(c, t, stop, results)) for c, t in zip(clients, traders)]
             while sum(1 for _, r in results if not isinstance(r, Exception)) < 40:
                 await asyncio.sleep(0.05)
@@ -66,6 +75,14 @@ def test_process_cluster_receipts_leader_kill_and_snapshot_catch_up(tmp_path):
 
             cluster.start(leader)  # back, behind a compacted log: it must be sent a snapshot
             statuses = await cluster.wait_converged(session, timeout=60)
+            final_ordinal = statuses[new_leader]["engine"]["lastOrdinal"]
+            deadline = time.monotonic() + 20
+            while (not seen_ordinals or seen_ordinals[-1] < final_ordinal) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            watch_task.cancel()
+            await watcher.close()
+            # the "all" channel sees every ordinal: consecutive from the snapshot's, across the failover
+            assert seen_ordinals == list(range(seen_ordinals[0], final_ordinal + 1)), seen_ordinals[:5]
             roots = {s["engine"]["stateRoot"] for s in statuses.values()}
             assert len(roots) == 1, statuses
             last = statuses[new_leader]["engine"]["nextRequestIndex"] - 1
