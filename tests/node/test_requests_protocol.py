@@ -184,3 +184,15 @@ def test_struct_hash_matches_eth_account_for_any_values(side, price, size, nonce
     signable = encode_typed_data(full_message=request_.typed_data(domain))
     assert signable.body == request_.struct_hash()
     assert signable.header == domain.separator
+
+
+def test_the_worked_example_in_the_spec():
+    doc = open("docs/protocol.md").read()
+    request_ = PlaceOrder(TRADER, strategy_id("main"), market_id("ETHP"), 0, 0, 2_000_000_000, 10, False, 1, TS)
+    signed = sign_request(request_, DOMAIN, KEY)
+    for value in (
+        request_.TYPEHASH, DOMAIN.separator, request_.struct_hash(), signed.request_hash, signed.signature,
+        Receipt(signed.request_hash, 1, 0, TRADER, 1).digest(DOMAIN),
+    ):
+        assert f"`0x{value.hex()}`" in doc
+    assert checksum_address(TRADER) in doc and len(encode_entry(signed)) == 387
