@@ -40,6 +40,12 @@ class Checker:
         self.commit_seen: dict[int, int] = {}  # node -> highest commit index seen in this incarnation
         self.durable_commit: dict[int, int] = {}  # node -> highest commit index seen on its disk
         self.acknowledged: list[tuple[int, int]] = []
+        # ReadIndex: ctx -> number of proposals acknowledged when the read was requested; then the confirmed
+        # read index per node, waiting for the node's applied index to reach it.
+        self.reads_requested: dict[bytes, dict[int, int]] = {}
+        self.acked_max: dict[int, int] = {}  # client -> highest acknowledged sequence number
+        self.reads_waiting: dict[int, list[tuple[int, bytes]]] = {}
+        self.reads_served = 0
 
     # --- lifecycle hooks -------------------------------------------------------------------------------------
     def on_start(self, node: SimNode) -> None:
@@ -47,9 +53,6 @@ class Checker:
         durable = node.disk.durable.hard_state().commit
         if durable < self.durable_commit.get(node.id, 0):
             _fail(f"node {node.id}: durable commit went back to {durable} from {self.durable_commit[node.id]}")
-
-    def on_crash(self, node: SimNode) -> None:
-        self.commit_seen.pop(node.id, None)
 
     def on_synced(self, node: SimNode) -> None:
         commit = node.disk.durable.hard_state().commit
@@ -167,6 +170,42 @@ class Checker:
 
     def on_acknowledged(self, node: SimNode, client: int, seq: int) -> None:
         self.acknowledged.append((client, seq))
+        self.acked_max[client] = max(seq, self.acked_max.get(client, 0))
+
+    # --- linearizable reads ----------------------------------------------------------------------------------
+    def on_read_requested(self, node: SimNode, ctx: bytes) -> None:
+        self.reads_requested[ctx] = dict(self.acked_max)
+
+    def on_read_confirmed(self, node: SimNode, read_state) -> None:
+        if read_state.request_ctx not in self.reads_requested:
+            _fail(f"node {node.id} confirmed a read nobody asked for: {read_state.request_ctx!r}")
+        self.reads_waiting.setdefault(node.id, []).append((read_state.index, read_state.request_ctx))
+
+    def serve_reads(self, node: SimNode) -> None:
+        """A confirmed read is served once applied >= its index: it must see every write acknowledged before
+        the read was requested (linearizability of ReadIndex)."""
+        waiting = self.reads_waiting.get(node.id)
+        if not waiting:
+            return
+        applied = node.fsm.applied_index
+        still = []
+        for index, ctx in waiting:
+            if index > applied:
+                still.append((index, ctx))
+                continue
+            # Sequence numbers of a client are applied in order (checked on apply), so the session table says
+            # exactly which of its writes are visible.
+            sessions = node.fsm.sessions
+            for client, seq in self.reads_requested[ctx].items():
+                if sessions.get(client, 0) < seq:
+                    _fail(f"stale read on node {node.id}: read {ctx!r} at index {index} misses {client}:{seq}, "
+                          f"acknowledged before the read was requested")
+            self.reads_served += 1
+        self.reads_waiting[node.id] = still
+
+    def on_crash(self, node: SimNode) -> None:
+        self.commit_seen.pop(node.id, None)
+        self.reads_waiting.pop(node.id, None)
 
     # --- persist before send ---------------------------------------------------------------------------------
     def check_persisted_before_send(self, node: SimNode, m: Message) -> None:

@@ -61,6 +61,8 @@ class Options:
     crash_rate: float = 0.002
     partition_rate: float = 0.003
     membership_rate: float = 0.003
+    transfer_rate: float = 0.002
+    read_rate: float = 0.01
     client_count: int = 8
     trace: bool = False
 
@@ -112,6 +114,7 @@ class Simulation:
         self.checker = Checker(self)
         self.clients = [SimClient(id=c + 1) for c in range(self.options.client_count)]
         self.converging = False
+        self._read_seq = 0
         self.trace_lines: list[str] = []
         for node_id in founders:
             self._create_node(node_id, founders)
@@ -216,6 +219,9 @@ class Simulation:
                     self._answer(node, *answered)
             self.checker.on_applied(node, entry)
         node.since_snapshot += len(rd.committed_entries)
+        for read_state in rd.read_states:
+            self.checker.on_read_confirmed(node, read_state)
+        self.checker.serve_reads(node)
         raw.advance(rd)
         node.outstanding = None
         if node.since_snapshot >= SNAPSHOT_EVERY and fsm.applied_index > node.disk.live.snapshot().metadata.index:
@@ -341,6 +347,39 @@ class Simulation:
         r -= opts.partition_rate
         if r < opts.membership_rate:
             self._membership_change()
+            return
+        r -= opts.membership_rate
+        if r < opts.transfer_rate:
+            self._transfer_leadership()
+            return
+        r -= opts.transfer_rate
+        if r < opts.read_rate:
+            self._linearizable_read()
+
+    def _transfer_leadership(self) -> None:
+        leaders = [n for n in self.nodes.values() if n.raw is not None and n.raw.raft.role == StateRole.LEADER]
+        if not leaders:
+            return
+        leader = self.rng.choice(leaders)
+        voters = sorted(leader.raw.raft.tracker.voters - {leader.id})
+        if voters:
+            transferee = self.rng.choice(voters)
+            self._trace(f"leader {leader.id} transfers leadership to {transferee}")
+            leader.raw.transfer_leadership(transferee)
+            self._kick(leader)
+
+    def _linearizable_read(self) -> None:
+        """Ask a random node for a ReadIndex read. Everything acknowledged before the request must be visible
+        when the read is served (checked by the checker when the node's applied index reaches the read index)."""
+        alive = [n for n in self.nodes.values() if n.raw is not None and not n.removed]
+        if not alive:
+            return
+        node = self.rng.choice(alive)
+        self._read_seq += 1
+        ctx = b"read-%d" % self._read_seq
+        self.checker.on_read_requested(node, ctx)
+        node.raw.read_index(ctx)
+        self._kick(node)
 
     def _membership_change(self) -> None:
         leaders = [n for n in self.nodes.values() if n.raw is not None and n.raw.raft.role == StateRole.LEADER]

@@ -44,7 +44,7 @@ def test_same_seed_replays_the_same_run():
 
 def test_runs_do_real_work():
     """Guard against a simulator that passes because nothing happens."""
-    acknowledged = crashes = terms = snapshots = 0
+    acknowledged = crashes = terms = snapshots = reads = transfers = 0
     for seed in range(10):
         sim = Simulation(seed, Options(steps=2000, trace=True))
         sim.run()
@@ -52,7 +52,11 @@ def test_runs_do_real_work():
         terms += len(sim.checker.leader_of_term)
         crashes += sum(1 for line in sim.trace_lines if "crash" in line)
         snapshots += sum(1 for n in sim.nodes.values() if not n.disk.durable.snapshot().is_empty())
+        reads += sim.checker.reads_served
+        transfers += sum(1 for line in sim.trace_lines if "transfers leadership" in line)
     assert acknowledged > 200
+    assert reads > 20
+    assert transfers > 5
     assert crashes > 5
     assert terms > 20
     assert snapshots > 10
@@ -90,3 +94,13 @@ def test_catches_a_vote_that_is_not_persisted(monkeypatch):
 def test_catches_an_append_accepted_without_the_matching_previous_entry(monkeypatch):
     monkeypatch.setattr(log_module.RaftLog, "match_term", lambda self, index, term: True)
     assert _first_failure(40) is not None
+
+
+def test_catches_a_read_served_without_confirming_leadership(monkeypatch):
+    # A leader that answers ReadIndex from its commit index without a heartbeat round can be a deposed leader
+    # that has not noticed yet: its reads miss writes the new leader already acknowledged.
+    monkeypatch.setattr(
+        raft_module.Raft, "_leader_read_index", lambda self, m: self._answer_read_index(m, self.raft_log.committed)
+    )
+    failure = _first_failure(40)
+    assert failure is not None and "stale read" in failure
