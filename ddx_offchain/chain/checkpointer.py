@@ -135,6 +135,11 @@ class Checkpointer:
 
     async def _try_sign(self, cp: EpochCheckpoint, now: float) -> None:
         m = cp.message
+        if m.l1_block_number == 0:
+            # No chain block was sequenced before this epoch froze: there is no L1 block to anchor, and the
+            # contract would compare block 0's hash with zero. Nobody should sign it; the next epoch will do.
+            self.progress.refuse(cp.epoch, "the epoch anchors no L1 block (none sequenced yet): not checkpointable")
+            return
         verdict = await self.verifier.check_through(m.l1_block_number, m.l1_block_hash)
         if verdict is None:
             signature = om.sign(m, self.domain, self._key)

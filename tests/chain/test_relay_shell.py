@@ -7,6 +7,7 @@ import asyncio
 
 from eth_account import Account
 
+from ddx_offchain.chain.blocks import BlockHeader
 from ddx_offchain.chain.checkpointer import Checkpointer, CheckpointerConfig
 from ddx_offchain.chain.relay_policy import GWEI, Backoff, FeePolicy
 from ddx_offchain.chain.signatures import SignatureBoard
@@ -19,6 +20,8 @@ MEMBERS = tuple(Account.from_key(k).address for k in KEYS)
 SET = om.OperatorSet(1, 3, MEMBERS)
 DOMAIN = om.Domain(1, "0x" + "cd" * 20)
 ROOT = b"\x42" * 32
+ANCHOR = 50
+ANCHOR_HASH = keccak256(b"block 50")
 
 
 class MemoryChain:
@@ -37,7 +40,7 @@ class MemoryChain:
         return self.head
 
     async def headers(self, first, last):
-        return []
+        return [BlockHeader(n, keccak256(f"block {n}".encode()), keccak256(f"block {n - 1}".encode())) for n in range(first, last + 1)]
 
     async def deposits(self, first, last):
         return []
@@ -79,7 +82,7 @@ class MemoryChain:
 
 def quorum_checkpointer(chain: MemoryChain, now: list[float]) -> Checkpointer:
     board = SignatureBoard()
-    message = om.Checkpoint(1, 3, ROOT, 0, b"\0" * 32)  # epoch 3: relay order starts at MEMBERS[0]
+    message = om.Checkpoint(1, 3, ROOT, ANCHOR, ANCHOR_HASH)  # epoch 3: relay order starts at MEMBERS[0]
     for key in KEYS[1:]:
         asyncio.run(board.publish(3, Account.from_key(key).address, om.sign(message, DOMAIN, key)))
     config = CheckpointerConfig(
@@ -91,7 +94,7 @@ def quorum_checkpointer(chain: MemoryChain, now: list[float]) -> Checkpointer:
         rpc=chain, domain=DOMAIN, operator_key=KEYS[0], operator_set=SET,
         verifier=BlockVerifier(chain, confirmations=0), exchange=board, config=config, clock=lambda: now[0],
     )
-    cp.epoch_frozen(3, ROOT, 0, b"\0" * 32)
+    cp.epoch_frozen(3, ROOT, ANCHOR, ANCHOR_HASH)
     return cp
 
 
@@ -173,5 +176,18 @@ def test_rpc_down_is_reported_on_every_open_epoch_and_recovers():
         chain.block_number = working
         await cp.tick()
         assert cp.status()["rpc"]["ok"] is True and len(chain.sent) == 1
+
+    asyncio.run(scenario())
+
+
+def test_an_epoch_anchoring_no_l1_block_is_refused_not_signed():
+    chain, now = MemoryChain(), [0.0]
+    cp = quorum_checkpointer(chain, now)
+
+    async def scenario():
+        cp.epoch_frozen(4, ROOT, 0, b"\0" * 32)
+        await cp.tick()
+        assert cp.progress.epochs[4].stage.value == "refused" and cp.progress.epochs[4].own_signature is None
+        assert "anchors no L1 block" in cp.progress.epochs[4].reason
 
     asyncio.run(scenario())

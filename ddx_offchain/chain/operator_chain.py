@@ -1,0 +1,210 @@
+"""The chain side of one operator node: watcher + epoch scheduler (while leader), verifier + checkpointer (always).
+
+The node gives it: its `OperatorService` (to sequence operator commands with `propose_operator_command` and to learn
+whether it leads), a function returning the live `Engine` (cursors for resuming the watcher; the L1 block an epoch
+anchors), this operator's key, and a `ChainRpc`. The node then:
+
+- appends `on_applied` to `service.listeners`, so every applied chain block and epoch reaches the verifier and the
+  checkpointer on every operator;
+- serves `status()` as the `checkpoint` section of /v1/status and mounts `signatures.signature_routes(exchange)`
+  when signatures travel over HTTP;
+- runs `start()` / `stop()` with the node.
+
+Sequencing never waits for any of this: the watcher proposes like any client, the checkpointer only reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..engine.commands import AdvanceEpoch, ChainBlock, decode_command, encode_command
+from ..engine.engine import Engine
+from ..engine.reasons import Reject
+from ..protocol import operator_messages as om
+from ..protocol.hashing import keccak256
+from ..protocol.requests import ENTRY_OPERATOR_COMMAND
+from .blocks import ConfirmedBlock, SequencedBlock
+from .checkpointer import Checkpointer, CheckpointerConfig
+from .follower import FollowerConfig
+from .rpc import ChainRpc
+from .signatures import SignatureExchange
+from .verifier import BlockVerifier
+from .watcher import ChainWatcher, HandoffFailed, ResumePoint
+
+log = logging.getLogger("ddx.chain.operator")
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    deployment_block: int
+    follower: FollowerConfig = field(default_factory=FollowerConfig)
+    checkpointer: CheckpointerConfig = field(default_factory=CheckpointerConfig)
+    poll_interval_s: float = 2.0
+    epoch_interval_s: float | None = 60.0  # None: this cluster advances epochs by other means
+
+    @classmethod
+    def embedded(cls, deployment_block: int, epoch_interval_s: float = 5.0) -> "ChainSettings":
+        """The devnet: no confirmations, fast polling, short epochs, relaying soon after a quorum."""
+        return cls(
+            deployment_block=deployment_block,
+            follower=FollowerConfig(confirmations=0, anchor_interval=1),
+            checkpointer=CheckpointerConfig(
+                confirmations=1, relay_timeout_s=3.0, resubmit_after_s=10.0, stall_after_s=15.0, tick_s=0.25,
+                search_from_block=deployment_block,
+            ),
+            poll_interval_s=0.25,
+            epoch_interval_s=epoch_interval_s,
+        )
+
+
+def epoch_request_id(epoch: int) -> bytes:
+    """The AdvanceEpoch request id: the same epoch is the same command on every leader."""
+    return keccak256(b"ddx advance epoch" + epoch.to_bytes(32, "big"))
+
+
+class OperatorChain:
+    def __init__(
+        self,
+        settings: ChainSettings,
+        *,
+        rpc: ChainRpc,
+        service,
+        engine: Callable[[], Engine],
+        operator_key: bytes,
+        domain: om.Domain,
+        operator_set: om.OperatorSet,
+        exchange: SignatureExchange,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.rpc = rpc
+        self.service = service
+        self._engine = engine
+        self.clock = clock
+        self.verifier = BlockVerifier(rpc, confirmations=settings.follower.confirmations)
+        self.checkpointer = Checkpointer(
+            rpc=rpc,
+            domain=domain,
+            operator_key=operator_key,
+            operator_set=operator_set,
+            verifier=self.verifier,
+            exchange=exchange,
+            config=settings.checkpointer,
+            clock=clock,
+        )
+        self.watcher = ChainWatcher(
+            rpc,
+            settings.follower,
+            resume=self._resume_point,
+            handoff=self._handoff,
+            poll_interval_s=settings.poll_interval_s,
+        )
+        self._was_leader = False
+        self._last_epoch_at: float | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.epochs_proposed = 0
+
+    # ---- from the node's apply loop (every operator) -------------------------------------------------------
+
+    def on_applied(self, applied) -> None:
+        """`service.listeners` callback: feeds accepted chain blocks and frozen epochs to verifier/checkpointer."""
+        entry = applied.entry
+        if not entry or entry[0] != ENTRY_OPERATOR_COMMAND or not applied.updates:
+            return
+        if applied.updates[0].kind != "Accepted":
+            return
+        try:
+            command = decode_command(entry[1:])
+        except Exception:
+            return
+        if isinstance(command, ChainBlock):
+            self.verifier.record(SequencedBlock.from_command(command))
+        elif isinstance(command, AdvanceEpoch):
+            engine = self._engine()
+            for update in applied.updates:
+                if update.kind == "EpochFrozen":
+                    root = bytes.fromhex(update.data["root"][2:])
+                    self.checkpointer.epoch_frozen(int(update.data["epoch"]), root, engine.block_number, engine.block_hash)
+
+    # ---- leader duties -------------------------------------------------------------------------------------
+
+    def _resume_point(self) -> ResumePoint:
+        e = self._engine()
+        return ResumePoint.from_engine(e.block_number, e.block_hash, e.deposit_seq, self.settings.deployment_block)
+
+    async def _handoff(self, block: ConfirmedBlock) -> None:
+        applied = await self.service.propose_operator_command(encode_command(block.command()))
+        first = applied.updates[0] if applied.updates else None
+        if first is None or first.kind == "Accepted":
+            return
+        if first.data.get("reason") == str(int(Reject.BLOCK_NOT_NEWER)):
+            return  # already sequenced (a previous leader, or a retry): harmless
+        raise HandoffFailed(f"block {block.number} rejected by the engine: {first.data.get('detail')}")
+
+    async def _lead_once(self) -> None:
+        leader = self.service.sequencer.is_leader()
+        if leader and not self._was_leader:
+            self.watcher.restart()  # resume from what the log has, not from what this node saw as a follower
+            self._last_epoch_at = self.clock()
+        self._was_leader = leader
+        if not leader:
+            return
+        try:
+            await self.watcher.poll_once()
+            self.watcher.health.succeeded()
+        except HandoffFailed as exc:
+            log.warning("chain block not sequenced: %s", exc)
+        except Exception as exc:
+            self.watcher.health.failed(exc)
+            log.warning("chain watcher: %s", exc)
+        await self._maybe_advance_epoch()
+
+    async def _maybe_advance_epoch(self) -> None:
+        interval = self.settings.epoch_interval_s
+        if interval is None or self._last_epoch_at is None or self.clock() - self._last_epoch_at < interval:
+            return
+        engine = self._engine()
+        if engine.block_number == 0:
+            return  # an epoch must anchor a sequenced L1 block (the contract checks its hash)
+        epoch = engine.epoch + 1
+        try:
+            await self.service.propose_operator_command(encode_command(AdvanceEpoch(epoch_request_id(epoch), epoch)))
+            self.epochs_proposed += 1
+        except Exception as exc:
+            log.warning("epoch %d not sequenced: %s", epoch, exc)
+            return
+        self._last_epoch_at = self.clock()
+
+    async def _lead_loop(self) -> None:
+        while True:
+            await self._lead_once()
+            delay = self.settings.poll_interval_s
+            if self.watcher.health.consecutive_failures:
+                delay = max(delay, self.watcher.backoff.delay(self.watcher.health.consecutive_failures))
+            await asyncio.sleep(delay)
+
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._lead_loop()), loop.create_task(self.checkpointer.run())]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        self._tasks = []
+
+    def status(self) -> dict:
+        return self.checkpointer.status() | {
+            "watcher": self.watcher.status() if self._was_leader else {"state": "follower"},
+            "epochsProposed": self.epochs_proposed,
+        }

@@ -1,0 +1,211 @@
+"""The full devnet: a chain (embedded py-evm by default, or any JSON-RPC node with `rpc_url`), the exchange deployed
+through the deploy script's code path, a funded mock collateral token, and N operators — each a `RunningNode`
+(Raft over loopback TCP with TLS, engine, history, API) with its `OperatorChain` (watcher and epoch scheduler
+while leader, verifier and checkpointer always) — in one process.
+
+The operators share the process so they can share the in-process chain; with `rpc_url` each still talks to the
+node through its own RPC client. Their checkpoint signatures travel over a shared in-process board.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from eth_account import Account
+from web3 import Web3
+
+from ..chain.artifacts import compile_contract
+from ..chain.deploy import CollateralSpec, DeployConfig, deploy_and_record
+from ..chain.embedded import Web3Deployer, embedded_web3
+from ..chain.operator_chain import ChainSettings, OperatorChain
+from ..chain.rpc import Web3ChainRpc, embedded_async_web3, http_web3
+from ..chain.signatures import SignatureBoard
+from ..protocol import operator_messages as om
+
+Echo = Callable[[str], None]
+TOKEN_DECIMALS = 6
+DOLLAR = 10**TOKEN_DECIMALS
+
+
+def devnet_genesis(token: str) -> dict:
+    """One collateral token (the mock) and one perpetual market, ETHP, priced in it."""
+    return {
+        "tokens": [token],
+        "markets": [{
+            "market": "ETHP", "token": token, "tick": 10_000, "lot": 1_000, "size_decimals": 6,
+            "initial_margin_bps": 1_000, "maintenance_margin_bps": 500, "maker_fee_bps": 2, "taker_fee_bps": 5,
+            "liquidation_fee_bps": 50, "market_order_band_bps": 500, "premium_cap_bps": 100, "funding_cap_bps": 75,
+            "funding_dampener": 8, "funding_interval_ms": 3_600_000, "max_order_notional": "10000000000000",
+            "active": True,
+        }],
+    }
+
+
+@dataclass
+class DevnetCluster:
+    w3: Web3
+    exchange: object  # web3 contract (sync), for traders' deposits and claims
+    token: object
+    manifest: object
+    domain: om.Domain
+    operator_keys: list[bytes]
+    api_urls: list[str]
+    root: Path
+    nodes: list = field(default_factory=list)  # RunningNode
+    chains: list[OperatorChain] = field(default_factory=list)
+    rpcs: list[Web3ChainRpc] = field(default_factory=list)
+    board: SignatureBoard = field(default_factory=SignatureBoard)
+    stopped: set[int] = field(default_factory=set)
+
+    @property
+    def operator_set(self) -> om.OperatorSet:
+        return self.chains[0].checkpointer.progress.operator_set
+
+    def leader(self):
+        for i, running in enumerate(self.nodes):
+            if i not in self.stopped and running.node.sequencer.is_leader():
+                return running
+        return None
+
+    async def wait_for_leader(self, timeout_s: float = 20.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            await asyncio.sleep(0.05)
+        raise TimeoutError("no Raft leader elected")
+
+    def status_line(self) -> str:
+        leader = self.leader()
+        engine = leader.node.engine.engine if leader else self.nodes[0].node.engine.engine
+        checkpoint = self.chains[0].status()
+        recorded = checkpoint["lastRecordedEpoch"]
+        return (
+            f"leader op{leader.settings.node_id if leader else '-'} | request index {leader.node.machine.next_request_index - 1 if leader else '-'}"
+            f" | epoch {engine.epoch} | L1 block {engine.block_number} | deposits {engine.deposit_seq}"
+            f" | checkpoint: {checkpoint['state']}, last recorded epoch {recorded if recorded is not None else '-'}"
+        )
+
+    def fund(self, trader: str, amount: int, eth: int = 10**18) -> None:
+        """Mint mock collateral and give gas money to `trader`."""
+        sender = self.w3.eth.accounts[0]
+        self._wait(self.w3.eth.send_transaction({"from": sender, "to": trader, "value": eth}))
+        self._wait(self.token.functions.mint(trader, amount).transact({"from": sender}))
+
+    def send_as(self, key: bytes, call) -> dict:
+        """Sign and send a contract call from a trader's own key (not an account the node unlocked)."""
+        sender = Account.from_key(key).address
+        tx = call.build_transaction({"from": sender, "nonce": self.w3.eth.get_transaction_count(sender, "pending")})
+        receipt = self._wait(self.w3.eth.send_raw_transaction(Account.sign_transaction(tx, key).raw_transaction))
+        if receipt["status"] != 1:
+            raise RuntimeError(f"transaction from {sender} reverted")
+        return receipt
+
+    def deposit(self, key: bytes, amount: int) -> dict:
+        """approve + deposit `amount` of the mock token to the trader's "main" strategy."""
+        self.send_as(key, self.token.functions.approve(self.exchange.address, amount))
+        return self.send_as(key, self.exchange.functions.deposit(self.token.address, amount))
+
+    def _wait(self, tx) -> dict:
+        return self.w3.eth.wait_for_transaction_receipt(tx)
+
+    async def stop_operator(self, index: int) -> None:
+        if index in self.stopped:
+            return
+        self.stopped.add(index)
+        await self.chains[index].stop()
+        await self.nodes[index].stop()
+
+    async def stop(self) -> None:
+        for i in range(len(self.nodes)):
+            await self.stop_operator(i)
+        for rpc in self.rpcs:
+            await rpc.close()
+
+
+async def start_cluster(
+    root: Path,
+    *,
+    operators: int = 3,
+    rpc_url: str | None = None,
+    epoch_interval_s: float = 5.0,
+    confirmations: int | None = None,
+    echo: Echo = print,
+) -> DevnetCluster:
+    from ..node.config import load_config
+    from ..node.keystore import write_keystore
+    from ..node.localcluster import write_cluster
+    from ..node.run import RunningNode
+
+    root.mkdir(parents=True, exist_ok=True)
+    if rpc_url is None:
+        w3 = embedded_web3()
+        make_async = lambda: embedded_async_web3(w3)  # noqa: E731
+        network = "embedded"
+    else:
+        w3 = Web3(Web3.HTTPProvider(rpc_url))
+        make_async = lambda: http_web3(rpc_url)  # noqa: E731
+        network = "rpc"
+    keys = sorted((os.urandom(32) for _ in range(operators)), key=lambda k: int(Account.from_key(k).address, 16))
+    members = tuple(Account.from_key(k).address for k in keys)
+    config = DeployConfig(
+        operators=members,
+        threshold=om.smallest_supermajority(operators),
+        collateral=(CollateralSpec(token=None, capacity=10**15, period=86400),),
+    )
+    manifest, written = deploy_and_record(Web3Deployer(w3, network=network), config, local=True, root=root / "deployments", log=echo)
+    for member in members:  # relayers pay gas
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": member, "value": 10**20}))
+    exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
+    token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
+    domain = om.Domain(manifest.chain_id, manifest.exchange)
+    operator_set = om.OperatorSet(manifest.operator_set_id, manifest.threshold, members)
+
+    from ..protocol.eip712 import Domain as RequestDomain
+
+    files = write_cluster(root / "operators", operators, RequestDomain.of(manifest.chain_id, manifest.exchange), devnet_genesis(manifest.mock_token))
+    for i, key in enumerate(keys, start=1):  # the keystores hold the keys the contract knows
+        write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
+
+    cluster = DevnetCluster(w3, exchange, token, manifest, domain, keys, files.api_urls, root)
+    settings = ChainSettings.embedded(manifest.deployment_block, epoch_interval_s)
+    if confirmations is not None:
+        from dataclasses import replace
+
+        settings = replace(
+            settings,
+            follower=replace(settings.follower, confirmations=confirmations),
+            checkpointer=replace(settings.checkpointer, confirmations=max(1, confirmations)),
+        )
+    for path, key in zip(files.configs, keys):
+        running = RunningNode(load_config(path), key)
+        rpc = Web3ChainRpc(make_async(), manifest.exchange, compile_contract("Exchange").abi)
+        adapter = running.node.engine
+        chain = OperatorChain(
+            settings,
+            rpc=rpc,
+            service=running.node.service,
+            engine=lambda adapter=adapter: adapter.engine,
+            operator_key=key,
+            domain=domain,
+            operator_set=operator_set,
+            exchange=cluster.board,
+        )
+        running.node.service.listeners.append(chain.on_applied)
+        # RunningNode builds its OperatorNode without a checkpoint-status source; this is the one it reads.
+        running.node._checkpoint_status = chain.status
+        cluster.nodes.append(running)
+        cluster.chains.append(chain)
+        cluster.rpcs.append(rpc)
+    for running in cluster.nodes:
+        await running.start()
+    for chain in cluster.chains:
+        await chain.start()
+    await cluster.wait_for_leader()
+    return cluster
