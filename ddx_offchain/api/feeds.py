@@ -83,6 +83,9 @@ class FeedHub:
         self._subscribers.add(sub)
         return sub, backlog
 
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
 

@@ -27,6 +27,7 @@ from .feeds import FeedHub, ResumeUnavailable
 log = logging.getLogger("ddx.api")
 
 MAX_RANGE = 1000  # request-log entries or updates per page
+MAX_SUBSCRIBERS = 10_000  # open WebSocket feeds per node
 _DECIMAL = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -112,8 +113,9 @@ def _channel_params(request: web.Request) -> FeedChannel:
 
 
 class Api:
-    def __init__(self, node: NodeFacade) -> None:
+    def __init__(self, node: NodeFacade, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
         self.node = node
+        self.max_subscribers = max_subscribers
 
     # ------------------------------------------------------------ requests and receipts
 
@@ -217,6 +219,8 @@ class Api:
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         channel = _channel_params(request)
         after = None if "from" not in request.query else _int_param(request, "from")
+        if self.node.feeds.subscriber_count() >= self.max_subscribers:
+            raise AdmissionError(503, "too_many_subscribers", "this node serves its maximum of feeds: try another operator")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await ws.prepare(request)
         hub = self.node.feeds
@@ -271,8 +275,8 @@ class Api:
                 break
 
 
-def build_app(node: NodeFacade) -> web.Application:
-    api = Api(node)
+def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS) -> web.Application:
+    api = Api(node, max_subscribers)
     limit = node.service.admission.limits.max_body_bytes
     app = web.Application(middlewares=[_json_errors], client_max_size=limit + 1)
     app.add_routes(

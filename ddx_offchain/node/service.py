@@ -26,6 +26,7 @@ log = logging.getLogger("ddx.node")
 ENTRY_OPERATOR_COMMAND_TAG = bytes([ENTRY_OPERATOR_COMMAND])
 RECENT_RECEIPTS = 200_000  # receipts answerable from memory before history is consulted
 PROPOSE_TIMEOUT_S = 5.0
+MAX_IN_FLIGHT = 20_000  # proposals awaiting their outcome on this node; beyond it, refuse before proposing
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +73,7 @@ class OperatorService:
         self.admission = admission
         self.leader_urls = leader_urls or {}
         self.propose_timeout_s = propose_timeout_s
+        self.max_in_flight = MAX_IN_FLIGHT
         self._lookup_receipt = lookup_receipt  # history (SQLite) for receipts older than the in-memory window
         self._pending: dict[tuple[bytes, int], _Pending] = {}
         self._operator_waiters: dict[bytes, asyncio.Future] = {}
@@ -198,6 +200,8 @@ class OperatorService:
             return self._outcome(await self._wait(pending.future), signed)
         if self.sequencer.leader_id() is None:  # a follower may propose: Raft forwards it to the leader
             raise self._not_leader(None)
+        if len(self._pending) >= self.max_in_flight:
+            raise AdmissionError(503, "overloaded", "too many requests in flight on this node: retry shortly")
         future = asyncio.get_running_loop().create_future()
         self._pending[key] = _Pending(signed.request_hash, future)
         try:

@@ -40,8 +40,8 @@ def make_node(history_path=None, clock=now_ms) -> tuple[OperatorNode, InMemorySe
 
 
 @contextlib.asynccontextmanager
-async def running(node: OperatorNode):
-    client = TestClient(TestServer(build_app(node)))
+async def running(node: OperatorNode, **app_options):
+    client = TestClient(TestServer(build_app(node, **app_options)))
     await client.start_server()
     try:
         yield client

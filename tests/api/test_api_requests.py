@@ -197,3 +197,31 @@ def test_unknown_routes_and_methods_answer_json():
             assert resp.status == 404 and (await resp.json())["error"] == "unknown_request"
 
     run(scenario())
+
+
+def test_overload_is_refused_before_proposing():
+    async def scenario():
+        node, seq = make_node()
+        node.service.max_in_flight = 1
+        release = asyncio.Event()
+        real_propose = seq.propose
+
+        async def slow_propose(data):
+            await release.wait()
+            return await real_propose(data)
+
+        seq.propose = slow_propose
+        async with running(node, max_subscribers=1) as client:
+            first = asyncio.create_task(client.post("/v1/requests", json=signed_order(ALICE, 1).to_json()))
+            await asyncio.sleep(0.1)
+            second = await client.post("/v1/requests", json=signed_order(BOB, 1).to_json())
+            assert second.status == 503 and (await second.json())["error"] == "overloaded"
+            release.set()
+            assert (await first).status == 200 and len(seq.log) == 1
+            ws = await client.ws_connect("/v1/ws?channel=all")
+            await ws.receive()  # snapshot
+            refused = await client.get("/v1/ws?channel=all", headers={"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+            assert refused.status == 503 and (await refused.json())["error"] == "too_many_subscribers"
+            await ws.close()
+
+    run(scenario())
