@@ -20,7 +20,7 @@ from ..protocol.items import value_hash, withdrawal_key, withdrawal_value
 from ..protocol.proof import InclusionProof, NonInclusionProof, verify_inclusion, verify_non_inclusion
 from ..protocol.requests import SignedReceipt, SignedRequest, verify_receipt
 
-RETRYABLE = {"outcome_unknown", "not_sequenced", "no_leader"}
+RETRYABLE = {"outcome_unknown", "not_sequenced", "no_leader", "overloaded"}
 
 
 class RequestRefused(Exception):
