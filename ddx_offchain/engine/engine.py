@@ -135,11 +135,13 @@ class Engine:
 
     def _position_changed(self, pos) -> None:
         a = pos.account
+        a.version += 1
         self.dirty.add(pos)
         bk.track(pos)
         self._emit(PositionUpdate, a.trader, a.strategy, pos.market.id, pos.size, pos.cost, pos.realized)
 
     def _account_changed(self, a) -> None:
+        a.version += 1
         self.dirty.add(a)
         if a.is_fund:
             self._emit(InsuranceUpdate, a.token, a.collateral)
@@ -646,6 +648,8 @@ class Engine:
         self._accept(c)
         interval_changed = p.funding_interval_ms != m.funding_interval
         m.set_params(p)
+        for pos in m.positions.values():
+            pos.safe_version = -1  # the sweep cache assumed the old maintenance ratio
         if interval_changed:
             m.next_funding = (self.time // m.funding_interval + 1) * m.funding_interval
             self.dirty.add(m.funding_view)

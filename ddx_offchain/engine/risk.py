@@ -19,7 +19,13 @@ BPS = 10_000
 def sweep(engine, markets) -> None:
     """Liquidate every account below maintenance margin that holds a position in `markets`, then deleverage any
     insolvent insurance fund, repeating for the accounts those steps touched until none is below."""
-    pending = {pos.account for m in markets for pos in m.positions.values()}
+    pending = set()
+    for m in markets:
+        mark = m.mark
+        for pos in m.positions.values():
+            a = pos.account
+            if pos.safe_version != a.version or not pos.safe_lo <= mark <= pos.safe_hi:
+                pending.add(a)
     funds = {engine.ledgers[m.token].fund for m in markets}
     rounds = 0
     while pending or funds:
@@ -31,6 +37,8 @@ def sweep(engine, markets) -> None:
                 e, mm = mg.equity_and_mm(a)
                 if e < mm:
                     below.append(a)
+                else:
+                    _remember_safe_range(a, e - mm)
         below.sort(key=_skey)
         for a in below:
             e, mm = mg.equity_and_mm(a)  # earlier liquidations in this round may have changed it
@@ -47,6 +55,25 @@ def sweep(engine, markets) -> None:
         funds = {a for a in touched if a.is_fund}
         if rounds > 10_000:  # each round flattens at least one account for good; this is a guard, not a limit
             raise AssertionError("liquidation cascade did not settle")
+
+
+def _remember_safe_range(a, cushion: int) -> None:
+    """How far each mark may move with the account provably staying at or above maintenance margin. A move of d
+    in one market changes equity by at least s*d/10^d - 1 and MM by at most |s|*|d|*mmr/(10^d*10^4) + 1; giving
+    each of the k positions cushion/k, moves with |d| <= (cushion/k - 2) * 10^d * 10^4 / (|s| * (10^4 + mmr)) in
+    any or all markets together keep equity >= MM."""
+    held = [pos for pos in a.positions.values() if pos.size]
+    if not held:
+        return
+    share = cushion // len(held)
+    version = a.version
+    for pos in held:
+        m = pos.market
+        s = pos.size if pos.size > 0 else -pos.size
+        d = (share - 2) * m.one * BPS // (s * (BPS + m.mmr)) if share >= 2 else -1
+        pos.safe_lo = m.mark - d
+        pos.safe_hi = m.mark + d
+        pos.safe_version = version
 
 
 def liquidate(engine, a, e, mm) -> set:

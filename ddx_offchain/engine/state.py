@@ -70,11 +70,17 @@ class Position:
     """(strategy account, market): signed size, signed cost basis, realized PnL; open order totals (not an item:
     derived from the orders)."""
 
-    __slots__ = ("account", "market", "size", "cost", "realized", "open_buy", "open_sell", "in_tree", "_key")
+    __slots__ = ("account", "market", "size", "cost", "realized", "open_buy", "open_sell", "in_tree", "_key",
+                 "safe_lo", "safe_hi", "safe_version")
 
     def __init__(self, account, market):
         self.account = account
         self.market = market
+        # risk.sweep's cache: marks within [safe_lo, safe_hi] provably keep the account above maintenance margin
+        # while the account is unchanged (safe_version == account.version). Derived, never state.
+        self.safe_lo = 0
+        self.safe_hi = -1
+        self.safe_version = -1
         self.size = 0
         self.cost = 0
         self.realized = 0
@@ -102,7 +108,7 @@ class Account:
     The insurance fund is an Account too, written as the INSURANCE_FUND item."""
 
     __slots__ = ("trader", "strategy", "token", "skey", "collateral", "positions", "orders",
-                 "is_fund", "in_tree", "_key")
+                 "is_fund", "in_tree", "_key", "version")
 
     def __init__(self, trader, strategy, token, is_fund=False):
         self.trader = trader
@@ -113,6 +119,7 @@ class Account:
         self.positions = {}  # market id -> Position (present while size != 0 or orders are open)
         self.orders = {}  # order id -> Order (open orders of this account)
         self.is_fund = is_fund
+        self.version = 0  # bumped on every collateral or position change (invalidates the sweep cache)
         self.in_tree = False
         self._key = None
 

@@ -47,13 +47,16 @@ class Driver:
         self.block = engine.block_number
         self.time = engine.time
         self.log: list = []
+        self.updates: list = []
 
     def rid(self) -> bytes:
         return next(self.ids).to_bytes(32, "big")
 
     def apply(self, command) -> list:
         self.log.append(command)
-        return self.engine.apply(command)
+        updates = self.engine.apply(command)
+        self.updates.append(updates)
+        return updates
 
     def deposit(self, who: bytes, amount: int, strategy: bytes = MAIN_STRATEGY, token: bytes = USDC) -> list:
         self.seq += 1
