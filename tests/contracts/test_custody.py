@@ -291,3 +291,24 @@ def test_reentrant_deposit_is_refused_by_the_lock(dx, trader):
     with boa.reverts():
         exchange.deposit(token.address, 50, sender=trader)
     assert exchange.deposit_count() == 0
+
+
+def test_internal_node_cannot_verify_as_a_leaf_in_the_vyper_verifier(dx, trader):
+    """Present an internal node as a leaf to the Vyper verifier: the root R = H(0x01 ‖ A ‖ B) of a real tree, offered
+    as the one-item tree whose leaf has key A and value hash B. The leaf prefix 0x00 makes that leaf hash to
+    H(0x00 ‖ A ‖ B) ≠ R; without the domain separation it would verify (and so would any internal node whose left
+    child's bits spell its path)."""
+    from ddx_offchain.protocol.hashing import node_hash
+    from ddx_offchain.protocol.proof import fold_to_root, key_bit
+
+    harness = factory(HARNESS / "StateProofHarness.vy").deploy()
+    ledger = Ledger(filler=64)
+    ledger.set_withdrawable(trader, dx.token.address, 10)
+    root = ledger.root()
+    proof = ledger.tree.prove(items.withdrawal_key(trader, dx.token.address))
+    assert harness.root_of_inclusion(proof.key, proof.value_hash, list(proof.siblings)) == root
+    # the root's two children: our path's child at depth 1, and the top sibling
+    ours = fold_to_root(proof.key, leaf_hash(proof.key, proof.value_hash), proof.siblings[:-1])
+    left, right = (proof.siblings[-1], ours) if key_bit(proof.key, 0) else (ours, proof.siblings[-1])
+    assert node_hash(left, right) == root
+    assert harness.root_of_inclusion(left, right, []) != root
