@@ -66,19 +66,25 @@ class RaftLog:
         return term > last_term or (term == last_term and last_index >= self.last_index())
 
     # --- appending -------------------------------------------------------------------------------------------
-    def maybe_append(self, index: int, log_term: int, committed: int, entries: tuple[Entry, ...]) -> int | None:
+    def maybe_append(
+        self, index: int, log_term: int, committed: int, entries: tuple[Entry, ...]
+    ) -> tuple[int, int] | None:
         """Follower side of APPEND: if our log has (index, log_term), append ``entries`` after it (dropping only
-        the conflicting suffix) and return the last index the message covers; otherwise None."""
+        the conflicting suffix). Returns (the last index the message covers, the first index of ours that was
+        replaced or 0), or None if the previous entry does not match."""
         if not self.match_term(index, log_term):
             return None
         last_new = index + len(entries)
         conflict = self.find_conflict(entries)
+        replaced = 0
         if conflict:
             if conflict <= self.committed:
                 raise LogInvariantError(f"entry {conflict} conflicts with committed entry (commit {self.committed})")
+            if conflict <= self.last_index():
+                replaced = conflict
             self.append(list(entries[conflict - (index + 1) :]))
         self.commit_to(min(committed, last_new))
-        return last_new
+        return last_new, replaced
 
     def append(self, entries: list[Entry]) -> int:
         if not entries:

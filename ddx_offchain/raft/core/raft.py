@@ -712,8 +712,11 @@ class Raft:
             # Everything up to our commit index matches the leader already (Log Matching + Leader Completeness).
             self._send(Message(type=MT.APPEND_RESP, to=m.from_, index=log.committed))
             return
-        last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
-        if last_new is not None:
+        appended = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
+        if appended is not None:
+            last_new, replaced = appended
+            if replaced:
+                self._drop_stale_acks(replaced)
             self._send(Message(type=MT.APPEND_RESP, to=m.from_, index=last_new))
             return
         hint_index = min(m.index, log.last_index())
@@ -728,6 +731,14 @@ class Raft:
                 log_term=hint_term,
             )
         )
+
+    def _drop_stale_acks(self, from_index: int) -> None:
+        """Our log from ``from_index`` on was just replaced. Acknowledgements still waiting in ``msgs`` for
+        indexes there now promise entries we no longer hold (and that never reached the disk): a leader of the
+        older term could count them toward a commit. Dropping a message is always safe; sending those is not."""
+        self.msgs = [
+            m for m in self.msgs if not (m.type == MT.APPEND_RESP and not m.reject and m.index >= from_index)
+        ]
 
     def _handle_heartbeat(self, m: Message) -> None:
         self.raft_log.commit_to(min(m.commit, self.raft_log.last_index()))
@@ -757,7 +768,9 @@ class Raft:
             # We already hold the snapshot's last entry: just fast-forward the commit index.
             log.commit_to(meta.index)
             return False
+        old_commit = log.committed
         log.restore(snapshot)
+        self._drop_stale_acks(old_commit + 1)  # everything above the old commit index was replaced
         self._restore_conf_state(cs)
         return True
 

@@ -9,6 +9,7 @@ from ddx_offchain.raft.core.errors import LogInvariantError, ProposalDroppedErro
 from ddx_offchain.raft.core.progress import ProgressState
 from ddx_offchain.raft.core.raft import Raft
 from ddx_offchain.raft.messages import Entry, HardState, Message, MessageType, StateRole
+from ddx_offchain.raft.rawnode import RawNode
 
 from .cluster import Cluster, make_storage
 
@@ -341,3 +342,18 @@ def test_restart_keeps_term_vote_and_log():
     assert restarted.raft_log.committed == c.raft(2).raft_log.committed
     assert restarted.raft_log.last_index() == 2
     assert restarted.role == StateRole.FOLLOWER
+
+
+def test_acknowledgement_of_entries_replaced_before_the_ready_is_never_sent():
+    # Found by the simulator (seed 2240 of a 3000-step sweep): a follower acknowledged index 3 to the leader of
+    # term 2, then, before its Ready was taken, the leader of term 3 replaced its log from index 2. Sending the
+    # old acknowledgement would let the term-2 leader count entries the follower never stored.
+    storage = make_storage((1, 2, 3), terms=[1], hard_state=HardState(term=2))
+    f = RawNode(Config(id=2, pre_vote=False), storage)
+    f.step(Message(type=MT.APPEND, from_=1, to=2, term=2, index=1, log_term=1,
+                   entries=(Entry(term=2, index=2, data=b"a"), Entry(term=2, index=3, data=b"b"))))
+    f.step(Message(type=MT.APPEND, from_=3, to=2, term=3, index=1, log_term=1,
+                   entries=(Entry(term=3, index=2, data=b"c"),)))
+    rd = f.ready()
+    assert [(m.to, m.index) for m in rd.messages if m.type == MT.APPEND_RESP] == [(3, 2)]
+    assert [(e.index, e.term) for e in rd.entries] == [(2, 3)]

@@ -38,16 +38,16 @@ class Cluster:
         self.ports = {node: free_port() for node in IDS}
         self.nodes: dict[int, RaftNode] = {}
 
-    def config(self, node: int) -> NodeConfig:
+    def config(self, node: int, join: bool = False) -> NodeConfig:
         return NodeConfig(
             node_id=node, data_dir=self.base / str(node), listen=("127.0.0.1", self.ports[node]),
             peers={p: ("127.0.0.1", port) for p, port in self.ports.items() if p != node},
             tls=TlsMaterial(CERTS[node].cert_pem, CERTS[node].key_pem, PINNED),
-            initial_voters=tuple(self.members), tick_seconds=0.01, seed=node, **self.knobs,
+            initial_voters=tuple(self.members), join=join, tick_seconds=0.01, seed=node, **self.knobs,
         )
 
-    async def start(self, node: int) -> RaftNode:
-        raft = RaftNode(self.config(node), DigestStateMachine())
+    async def start(self, node: int, join: bool = False) -> RaftNode:
+        raft = RaftNode(self.config(node, join), DigestStateMachine())
         await raft.start()
         self.nodes[node] = raft
         return raft
@@ -177,7 +177,7 @@ def test_membership_learner_then_voter_then_removed(tmp_path: Path) -> None:
         await cluster.start_all()
         leader = await cluster.leader()
         await leader.propose(b"before")
-        newcomer = await cluster.start(4)  # boots with the founding membership, learns the rest from the log
+        newcomer = await cluster.start(4, join=True)  # empty log: learns the membership from the leader
         conf = await leader.add_learner(4)
         assert 4 in conf.learners and 4 not in conf.voters
         marker = await leader.propose(b"catch up")
@@ -236,3 +236,19 @@ def test_no_quorum_means_no_commit(tmp_path: Path) -> None:
             await leader.propose(b"stopped")
 
     run(scenario, tmp_path)
+
+
+def test_uncommitted_proposal_times_out_with_the_default_timeout(tmp_path: Path) -> None:
+    async def scenario(cluster: Cluster) -> None:
+        await cluster.start_all()
+        leader = await cluster.leader()
+        await leader.propose(b"ok")
+        for node in [n for n in cluster.nodes if cluster.nodes[n] is not leader]:
+            await cluster.stop(node)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ProposalTimeoutError, match="outcome unknown"):
+            await leader.propose(b"no quorum")  # appended by the leader, never acknowledged
+        waited = asyncio.get_running_loop().time() - started
+        assert 0.3 <= waited < 2.0
+
+    run(scenario, tmp_path, proposal_timeout_seconds=0.3)

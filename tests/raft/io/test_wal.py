@@ -10,7 +10,15 @@ import pytest
 
 from ddx_offchain.raft.logstore import CorruptSegmentError, DiskStorage, LogGapError, LogStoreError, WalBatch, WriteAheadLog
 from ddx_offchain.raft.logstore.segment import FRAME_HEADER, MAGIC
-from ddx_offchain.raft.messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
+from ddx_offchain.raft.messages import (
+    ConfChangeType,
+    ConfState,
+    Entry,
+    HardState,
+    Snapshot,
+    SnapshotMetadata,
+    decode_conf_change,
+)
 
 
 def entries(first: int, last: int, term: int = 1, size: int = 10) -> list[Entry]:
@@ -232,6 +240,15 @@ def test_a_missing_segment_in_the_sequence_is_an_error(tmp_path: Path) -> None:
         reopen(tmp_path)
 
 
-def test_initial_conf_state_bootstraps_and_a_snapshot_supersedes_it(tmp_path: Path) -> None:
-    fresh = reopen(tmp_path / "a", initial_conf_state=ConfState(voters=(1, 2, 3)))
-    assert fresh.initial_state() == (HardState(), ConfState(voters=(1, 2, 3)))
+def test_bootstrap_writes_the_founding_membership_durably_once(tmp_path: Path) -> None:
+    fresh = reopen(tmp_path)
+    assert fresh.is_empty()
+    fresh.bootstrap((3, 1, 2))
+    fresh.wal.close()
+    again = reopen(tmp_path)
+    assert not again.is_empty()
+    assert again.last_index() == 3 and again.hard_state() == HardState(term=1, vote=0, commit=3)
+    changes = [decode_conf_change(e.data) for e in again.entries(1, 4)]
+    assert [(c.type, c.node_id) for c in changes] == [(ConfChangeType.ADD_VOTER, n) for n in (1, 2, 3)]
+    with pytest.raises(LogStoreError, match="refusing to bootstrap"):
+        again.bootstrap((1, 2, 3))
