@@ -105,7 +105,7 @@ class OurCluster:
     def __init__(self, base: Path) -> None:
         from ddx_offchain.raft.localcluster import LocalCluster
 
-        self.cluster = LocalCluster(base, 3)
+        self.cluster = LocalCluster(base, 3, knobs={"state_machine": "counter"})
         self.cluster.start_all()
         self.client = None
 

@@ -108,6 +108,13 @@ class SessionStateMachine:
 
     def apply(self, indexed: Sequence[tuple[int, Envelope]]) -> list[Applied | StaleRequestError]:
         """Apply a run of committed envelopes; duplicates are answered from the session table."""
+        if all(envelope.client_id == NO_CLIENT for _, envelope in indexed):
+            # No sessions involved (the common case for internal commands): no bookkeeping at all.
+            commands = [Command(index, envelope.payload) for index, envelope in indexed]
+            results = self.application.apply(commands)
+            if len(results) != len(commands):
+                raise RuntimeError(f"state machine returned {len(results)} results for {len(commands)} commands")
+            return [Applied(index, result) for (index, _), result in zip(indexed, results)]
         outcomes: list[Applied | StaleRequestError | None] = [None] * len(indexed)
         fresh: list[Command] = []
         fresh_positions: list[int] = []

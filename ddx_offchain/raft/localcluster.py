@@ -54,7 +54,7 @@ class LocalNode:
 
 
 class LocalCluster:
-    def __init__(self, base: Path, size: int, knobs: dict[str, int] | None = None, log_level: str = "WARNING") -> None:
+    def __init__(self, base: Path, size: int, knobs: dict[str, int | str] | None = None, log_level: str = "WARNING") -> None:
         self.base = Path(base)
         self.log_level = log_level
         self.nodes: dict[int, LocalNode] = {}
@@ -68,7 +68,10 @@ class LocalCluster:
             key_path.touch(mode=0o600)
             key_path.write_bytes(certificate.key_pem)
             self.nodes[node_id] = LocalNode(node_id, directory, free_port(), free_port())
-        knob_lines = "".join(f"{key} = {value}\n" for key, value in (knobs or {}).items())
+        knob_lines = "".join(
+            f'{key} = "{value}"\n' if isinstance(value, str) else f"{key} = {value}\n"
+            for key, value in (knobs or {}).items()
+        )
         for node in self.nodes.values():
             operators = "".join(
                 f'\n[[operators]]\nid = {other.node_id}\naddress = "127.0.0.1:{other.peer_port}"\n'

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import heapq
 import itertools
 import logging
 import time
@@ -46,7 +47,6 @@ from ddx_offchain.raft.fsm import (
     Command,
     Envelope,
     SessionStateMachine,
-    StaleRequestError,
     StateMachine,
     decode_envelope,
     encode_envelope,
@@ -67,6 +67,8 @@ from ddx_offchain.raft.rawnode import ProposalDroppedError, RawNode, Ready, Step
 from ddx_offchain.raft.transport import TlsMaterial, Transport, TransportConfig, TransportHandler
 
 log = logging.getLogger("ddx.raft.runtime")
+
+_BUCKET_SECONDS = 0.1
 
 
 class RaftError(Exception):
@@ -104,14 +106,16 @@ class NodeConfig:
     listen: tuple[str, int]
     peers: dict[int, tuple[str, int]]  # every other operator: node id -> (host, port)
     tls: TlsMaterial
-    # Membership of a brand-new cluster (every founding node must agree); ignored once the log or a snapshot
-    # says otherwise. Defaults to all configured operators.
+    # The founding voters of a brand-new cluster (every founder must list the same); on first start with an
+    # empty data directory a founder writes them as the first log entries. Defaults to all configured operators.
     initial_voters: tuple[int, ...] = ()
-    initial_learners: tuple[int, ...] = ()
+    # A node added to a running cluster starts with an empty log and learns the membership from the leader
+    # (after `add_learner` / `add_voter` on the cluster); it never bootstraps.
+    join: bool = False
     tick_seconds: float = 0.05
     election_ticks: int = 10
     heartbeat_ticks: int = 1
-    max_batch_proposals: int = 4096  # proposals folded into one propose() call
+    max_batch_proposals: int = 1024  # proposals per Ready (one propose() call, one APPEND per follower)
     max_size_per_msg: int = 1 << 20
     max_inflight_msgs: int = 256
     max_uncommitted_bytes: int = 64 << 20  # back-pressure: the leader refuses proposals beyond this
@@ -154,20 +158,6 @@ class NodeStatus:
 
 
 @dataclass(slots=True)
-class _Waiter:
-    future: asyncio.Future
-    deadline: float
-    index: int = 0  # known only when proposed on the leader
-    term: int = 0
-
-
-@dataclass(slots=True)
-class _Proposal:
-    entry: Entry
-    waiter_id: int
-
-
-@dataclass(slots=True)
 class _Counters:
     readies: int = 0
     fsyncs: int = 0
@@ -189,15 +179,26 @@ class RaftNode:
         self._transport: Transport | None = None
         self._disk = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-disk-{config.node_id}")
         self._inbox: collections.deque[Message] = collections.deque()
-        self._proposals: collections.deque[_Proposal] = collections.deque()
+        # (entry payload, waiter id) of requests not yet handed to the core.
+        self._proposals: collections.deque[tuple[bytes, int]] = collections.deque()
         self._control: collections.deque[Callable[[RawNode], None]] = collections.deque()
-        self._waiters: dict[int, _Waiter] = {}
-        self._by_index: dict[int, int] = {}  # log index -> waiter id (leader proposals)
+        self._waiters: dict[int, asyncio.Future] = {}  # waiter id -> the proposer's future
+        # Requests with the default timeout go into 100 ms buckets (creation time, waiter ids): O(1) per request
+        # and 8 bytes each; a request expires at most one bucket late. Requests with their own timeout use a heap.
+        self._deadline_buckets: collections.deque[tuple[float, list[int]]] = collections.deque()
+        self._other_deadlines: list[tuple[float, int]] = []
+        # (log index, waiter id) of proposals this node appended as leader, in index order: when that index is
+        # applied with another entry, the proposal is lost.
+        self._by_index: collections.deque[tuple[int, int]] = collections.deque()
         self._conf_waiters: dict[int, asyncio.Future] = {}
         self._read_waiters: dict[bytes, asyncio.Future] = {}
         self._reads_ready: list[tuple[int, asyncio.Future]] = []
         self._leader_waiters: list[tuple[int, asyncio.Future]] = []
         self._ids = itertools.count(1)
+        self._node_id = config.node_id
+        self._bucket_open = False
+        self._default_timeout = config.proposal_timeout_seconds
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
         self._pending_ticks = 0
         self._in_flight = False
@@ -217,10 +218,9 @@ class RaftNode:
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         config = self.config
-        storage = await self._on_disk(
-            lambda: DiskStorage(config.data_dir, segment_bytes=config.segment_bytes,
-                                initial_conf_state=ConfState(voters=config.voters(), learners=config.initial_learners))
-        )
+        storage = await self._on_disk(lambda: DiskStorage(config.data_dir, segment_bytes=config.segment_bytes))
+        if storage.is_empty() and not config.join:
+            await self._on_disk(storage.bootstrap, config.voters())
         self._storage = storage
         snapshot = storage.snapshot()
         applied = snapshot.metadata.index
@@ -259,6 +259,7 @@ class RaftNode:
         )
         await self._transport.start()
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._tasks = [loop.create_task(self._drive(), name="raft-drive"), loop.create_task(self._tick(), name="raft-tick"),
                        loop.create_task(self._expire(), name="raft-expire")]
 
@@ -281,9 +282,9 @@ class RaftNode:
         if self._transport is not None:
             await self._transport.close()
         error = NodeStoppedError("node stopped")
-        for waiter in self._waiters.values():
-            if not waiter.future.done():
-                waiter.future.set_exception(error)
+        for future in self._waiters.values():
+            if not future.done():
+                future.set_exception(error)
         for future in [*self._conf_waiters.values(), *self._read_waiters.values(),
                        *(f for _, f in self._reads_ready), *(f for _, f in self._leader_waiters)]:
             if not future.done():
@@ -310,16 +311,28 @@ class RaftNode:
     ) -> asyncio.Future:
         """`propose` without the coroutine: returns the future at once (for servers that pipeline many requests
         and attach callbacks instead of awaiting each one)."""
-        self._check_running()
+        # This is the hot path of every request: plain tuples and no helper calls.
+        if self._stopping or self._fatal is not None or self._node is None:
+            self._check_running()
         if len(client_id) > MAX_CLIENT_ID_BYTES:
             raise ValueError(f"client_id is at most {MAX_CLIENT_ID_BYTES} bytes")
         waiter_id = next(self._ids)
-        data = encode_envelope(Envelope(self.config.node_id, waiter_id, client_id, sequence, payload))
-        future = asyncio.get_running_loop().create_future()
-        deadline = time.monotonic() + (timeout if timeout is not None else self.config.proposal_timeout_seconds)
-        self._waiters[waiter_id] = _Waiter(future, deadline)
-        self._proposals.append(_Proposal(Entry(term=0, index=0, data=data), waiter_id))
-        self._wake.set()
+        future = self._loop.create_future()
+        self._waiters[waiter_id] = future
+        if timeout is None:
+            buckets = self._deadline_buckets
+            if buckets and self._bucket_open:
+                buckets[-1][1].append(waiter_id)
+            else:
+                buckets.append((time.monotonic(), [waiter_id]))
+                self._bucket_open = True
+        else:
+            heapq.heappush(self._other_deadlines, (time.monotonic() + timeout, waiter_id))
+        self._proposals.append(
+            (encode_envelope(Envelope(self._node_id, waiter_id, client_id, sequence, payload)), waiter_id)
+        )
+        if not self._wake.is_set():
+            self._wake.set()
         return future
 
     async def read_index(self, timeout: float | None = None) -> int:
@@ -435,16 +448,20 @@ class RaftNode:
             self._wake.set()
 
     async def _expire(self) -> None:
+        buckets, heap = self._deadline_buckets, self._other_deadlines
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(_BUCKET_SECONDS)
+            self._bucket_open = False  # the next default-timeout request starts a new bucket
             now = time.monotonic()
-            expired = [wid for wid, waiter in self._waiters.items() if waiter.deadline <= now]
+            expired: list[int] = []
+            while buckets and buckets[0][0] + self._default_timeout + _BUCKET_SECONDS <= now:
+                expired.extend(buckets.popleft()[1])
+            while heap and heap[0][0] <= now:
+                expired.append(heapq.heappop(heap)[1])
             for waiter_id in expired:
-                waiter = self._waiters.pop(waiter_id)
-                if waiter.index:
-                    self._by_index.pop(waiter.index, None)
-                if not waiter.future.done():
-                    waiter.future.set_exception(
+                future = self._waiters.pop(waiter_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(
                         ProposalTimeoutError("not committed in time; outcome unknown, retry with the same session")
                     )
 
@@ -462,6 +479,9 @@ class RaftNode:
                 self._feed(node)
                 if not self._in_flight and node.has_ready():
                     self._start_ready(node)
+                # Event.wait() does not yield when the event is already set: give the transport (sending this
+                # Ready's messages, reading acknowledgements) a turn before the next batch.
+                await asyncio.sleep(0)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # a bug or a disk failure: stop rather than run on with unknown state
@@ -487,33 +507,34 @@ class RaftNode:
             node.tick()
 
     def _propose_batch(self, node: RawNode) -> None:
-        limit = self.config.max_batch_proposals
+        """Propose up to `max_batch_proposals` queued requests as one batch (one APPEND per follower).
+
+        At most one batch per Ready: the rest waits for the next Ready, so while the followers persist this
+        batch the leader is already persisting the next one (a pipeline) instead of one huge batch at a time.
+        """
         queue = self._proposals
-        while queue:
-            batch = [queue.popleft() for _ in range(min(limit, len(queue)))]
-            raft = node.raft
-            before = raft.raft_log.last_index()
-            try:
-                # RawNode.propose takes one entry per call, and each call broadcasts an APPEND; proposing the
-                # whole batch at once sends one APPEND per follower for all of it.
-                raft.propose([proposal.entry for proposal in batch])
-            except ProposalDroppedError as exc:
-                error = ProposalDroppedByRaftError(str(exc))
-                for proposal in batch:
-                    waiter = self._waiters.pop(proposal.waiter_id, None)
-                    if waiter is not None and not waiter.future.done():
-                        waiter.future.set_exception(error)
-                continue
-            self.counters.proposals += len(batch)
-            self.counters.proposal_batches += 1
-            after = raft.raft_log.last_index()
-            if raft.role == StateRole.LEADER and after - before == len(batch):
-                term = raft.term
-                for offset, proposal in enumerate(batch, start=before + 1):
-                    waiter = self._waiters.get(proposal.waiter_id)
-                    if waiter is not None:
-                        waiter.index, waiter.term = offset, term
-                        self._by_index[offset] = proposal.waiter_id
+        batch = [queue.popleft() for _ in range(min(self.config.max_batch_proposals, len(queue)))]
+        raft = node.raft  # read-only: where the batch lands in the leader's log
+        before = raft.raft_log.last_index()
+        try:
+            node.propose_batch([data for data, _ in batch])
+        except ProposalDroppedError as exc:
+            error = ProposalDroppedByRaftError(str(exc))
+            for _, waiter_id in batch:
+                future = self._waiters.pop(waiter_id, None)
+                if future is not None and not future.done():
+                    future.set_exception(error)
+            return
+        self.counters.proposals += len(batch)
+        self.counters.proposal_batches += 1
+        after = raft.raft_log.last_index()
+        if raft.role == StateRole.LEADER and after - before == len(batch):
+            by_index = self._by_index
+            # Entries this node proposed at these indexes in an earlier term were cut from its log when it
+            # lost leadership; as leader now, its log holds every committed entry, so they never committed.
+            while by_index and by_index[-1][0] > before:
+                self._lose(by_index.pop())
+            by_index.extend(zip(range(before + 1, after + 1), (waiter_id for _, waiter_id in batch)))
 
     def _start_ready(self, node: RawNode) -> None:
         storage = self._storage
@@ -633,30 +654,31 @@ class RaftNode:
         for (index, envelope), outcome in zip(run, outcomes):
             if envelope.origin != me:
                 continue
-            waiter = waiters.pop(envelope.proposal, None)
-            if waiter is None:
+            future = waiters.pop(envelope.proposal, None)
+            if future is None or future.done():
                 continue
-            if waiter.index:
-                self._by_index.pop(waiter.index, None)
-            if waiter.future.done():
-                continue
-            if isinstance(outcome, StaleRequestError):
-                waiter.future.set_exception(outcome)
+            if outcome.__class__ is Applied:
+                future.set_result(outcome)
             else:
-                waiter.future.set_result(outcome)
+                future.set_exception(outcome)
         if self._applied_hooks:
             commands = [Command(index, env.payload, env.client_id, env.sequence) for index, env in run]
             for hook in self._applied_hooks:
                 hook(commands, outcomes)
 
     def _fail_waiters_through(self, applied: int) -> None:
-        """A leader proposal whose index is applied with someone else's entry will never commit."""
-        if not self._by_index:
-            return
-        for index in [i for i in self._by_index if i <= applied]:
-            waiter = self._waiters.pop(self._by_index.pop(index), None)
-            if waiter is not None and not waiter.future.done():
-                waiter.future.set_exception(ProposalLostError(f"index {index} was committed with another entry"))
+        """Leader proposals whose index is now applied: resolved already if the entry was theirs, else lost."""
+        by_index, waiters = self._by_index, self._waiters
+        while by_index and by_index[0][0] <= applied:
+            placed = by_index.popleft()
+            if placed[1] in waiters:  # usually already resolved by its own entry
+                self._lose(placed)
+
+    def _lose(self, placed: tuple[int, int]) -> None:
+        index, waiter_id = placed
+        future = self._waiters.pop(waiter_id, None)
+        if future is not None and not future.done():
+            future.set_exception(ProposalLostError(f"index {index} was committed with another entry"))
 
     def _apply_conf_change(self, node: RawNode, entry: Entry) -> None:
         change = decode_conf_change(entry.data)

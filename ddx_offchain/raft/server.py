@@ -14,7 +14,9 @@ Config (TOML)::
     cert = "op1.crt"                   # this operator's certificate and key (PEM)
     key = "op1.key"
     tick_ms = 50                       # optional knobs: election_ticks, heartbeat_ticks, snapshot_interval,
-                                       # snapshot_keep_entries, segment_bytes, max_batch_proposals
+                                       # snapshot_keep_entries, segment_bytes, max_batch_proposals,
+                                       # proposal_timeout_ms, join (true: added to a running cluster, no
+                                       # bootstrap), state_machine ("digest" or "counter")
     [[operators]]                      # every operator, this one included
     id = 1
     address = "127.0.0.1:7001"
@@ -87,6 +89,27 @@ class DigestStateMachine:
         self.count, self.digest = int.from_bytes(data[:8], "big"), data[8:40]
 
 
+class CounterStateMachine:
+    """Counts applied commands, nothing else: the benchmark's state machine (PySyncObj's is the same)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.digest = b""
+
+    def apply(self, commands: Sequence[Command]) -> list[bytes | None]:
+        self.count += len(commands)
+        return [None] * len(commands)
+
+    def snapshot(self) -> bytes:
+        return self.count.to_bytes(8, "big")
+
+    def restore(self, data: bytes) -> None:
+        self.count = int.from_bytes(data[:8], "big")
+
+
+STATE_MACHINES = {"digest": DigestStateMachine, "counter": CounterStateMachine}
+
+
 def _address(text: str, field: str) -> tuple[str, int]:
     host, _, port = str(text).rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) < 65536:
@@ -103,11 +126,13 @@ _KNOBS = {
     "segment_bytes": ("segment_bytes", int),
     "max_batch_proposals": ("max_batch_proposals", int),
     "proposal_timeout_ms": ("proposal_timeout_seconds", lambda v: v / 1000),
+    "join": ("join", bool),
 }
 
 
-def load_config(path: Path) -> tuple[NodeConfig, tuple[str, int]]:
-    """Parse and validate a server config file; returns the node config and the control address."""
+def load_config(path: Path) -> tuple[NodeConfig, tuple[str, int], str]:
+    """Parse and validate a server config file; returns the node config, the control address and the name of
+    the state machine ("digest", the default, or "counter")."""
     try:
         raw = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -130,12 +155,15 @@ def load_config(path: Path) -> tuple[NodeConfig, tuple[str, int]]:
             pinned[operator_id] = (base / operator["cert"]).read_bytes()
             addresses[operator_id] = _address(operator["address"], f"operators[{operator_id}].address")
         knobs = {name: convert(raw[key]) for key, (name, convert) in _KNOBS.items() if key in raw}
+        state_machine = str(raw.get("state_machine", "digest"))
     except KeyError as exc:
         raise ConfigFileError(f"{path}: missing field {exc}") from None
     except (OSError, TypeError, ValueError) as exc:
         if isinstance(exc, ConfigFileError):
             raise
         raise ConfigFileError(f"{path}: {exc}") from None
+    if state_machine not in STATE_MACHINES:
+        raise ConfigFileError(f"{path}: state_machine must be one of {sorted(STATE_MACHINES)}")
     if node_id not in pinned:
         raise ConfigFileError(f"{path}: node {node_id} is not among the operators")
     if pinned[node_id] != own_cert:
@@ -150,12 +178,12 @@ def load_config(path: Path) -> tuple[NodeConfig, tuple[str, int]]:
         tls=TlsMaterial(own_cert, own_key, pinned),
         **knobs,
     )
-    return config, control
+    return config, control, state_machine
 
 
 class Server:
-    def __init__(self, config: NodeConfig, control: tuple[str, int]) -> None:
-        self.machine = DigestStateMachine()
+    def __init__(self, config: NodeConfig, control: tuple[str, int], state_machine: str = "digest") -> None:
+        self.machine = STATE_MACHINES[state_machine]()
         self.node = RaftNode(config, self.machine)
         self.control_address = control
         self._control_server: asyncio.base_events.Server | None = None
@@ -173,7 +201,7 @@ class Server:
     def status(self) -> dict:
         status = asdict(self.node.status())
         status["fsm_count"] = self.machine.count
-        status["fsm_digest"] = self.machine.digest.hex()
+        status["fsm_digest"] = self.machine.digest.hex()  # empty for the counter
         status["counters"] = asdict(self.node.counters)
         return status
 
@@ -301,8 +329,8 @@ def tune_garbage_collector() -> None:
 
 
 async def _run(config_path: Path) -> int:
-    config, control = load_config(config_path)
-    server = Server(config, control)
+    config, control, state_machine = load_config(config_path)
+    server = Server(config, control, state_machine)
     await server.start()
     tune_garbage_collector()
     print(f"READY node={config.node_id} peer_port={server.node.port} control_port={control[1]}", flush=True)

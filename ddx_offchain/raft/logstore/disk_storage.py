@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddx_offchain.raft.messages import ConfState, Entry, HardState, Snapshot, SnapshotMetadata
-from ddx_offchain.raft.storage import NO_LIMIT, MemoryStorage
+from ddx_offchain.raft.storage import NO_LIMIT, MemoryStorage, bootstrap_entries
 
 from .errors import LogGapError, LogStoreError
 from .snapshots import SnapshotStore
@@ -38,16 +38,14 @@ class DiskStorage:
         self,
         directory: Path,
         *,
-        initial_conf_state: ConfState | None = None,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         keep_snapshots: int = 2,
     ) -> None:
-        """Open (or create) the node's storage. `initial_conf_state` bootstraps a brand-new cluster's
-        membership; a snapshot on disk supersedes it."""
+        """Open (or create) the node's storage, recovering the log and the newest snapshot."""
         directory = Path(directory)
         self.directory = directory
         self.snapshots = SnapshotStore(directory / "snap", keep=keep_snapshots)
-        self.memory = MemoryStorage(initial_conf_state)
+        self.memory = MemoryStorage()
         snapshot = self.snapshots.load_latest()
         self.wal, batches = WriteAheadLog.open(directory / "wal", segment_bytes=segment_bytes)
         hard_state, entries = _replay(batches, snapshot.metadata if snapshot else SnapshotMetadata(), self.wal)
@@ -57,6 +55,19 @@ class DiskStorage:
         if hard_state is not None:
             self.memory.set_hard_state(hard_state)
         self._durable_hard_state = hard_state or HardState()
+
+    def is_empty(self) -> bool:
+        """Nothing was ever written: no entry, no hard state, no snapshot."""
+        return self.memory.last_index() == 0 and self.memory.hard_state().is_empty() and self.snapshot().is_empty()
+
+    def bootstrap(self, voters) -> None:
+        """Durably write the first log of a new cluster (storage.bootstrap_entries: one committed ADD_VOTER per
+        founder); only on an empty storage. A node joining an existing cluster starts empty instead and learns
+        the membership from the leader."""
+        if not self.is_empty():
+            raise LogStoreError(f"{self.directory} already holds a log; refusing to bootstrap over it")
+        entries, hard_state = bootstrap_entries(voters)
+        self.persist(hard_state, entries)
 
     # --- Storage (reads, served from memory) ----------------------------------------------------------------
     def initial_state(self) -> tuple[HardState, ConfState]:
