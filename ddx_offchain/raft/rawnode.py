@@ -159,12 +159,15 @@ class RawNode:
     # --- outputs ---------------------------------------------------------------------------------------------
     def has_ready(self) -> bool:
         raft = self._raft
-        if raft.soft_state() != self._prev_soft_state:
-            return True
-        hard = raft.hard_state()
-        if not hard.is_empty() and hard != self._prev_hard_state:
-            return True
         log = raft.raft_log
+        soft, hard = self._prev_soft_state, self._prev_hard_state
+        # Field comparisons instead of building SoftState/HardState: this runs on every loop iteration.
+        if raft.lead != soft.leader or raft.role != soft.role:
+            return True
+        if (raft.term != hard.term or raft.vote != hard.vote or log.committed != hard.commit) and not (
+            raft.term == 0 and raft.vote == 0 and log.committed == 0
+        ):
+            return True
         return bool(
             log.has_pending_snapshot()
             or log.has_unstable_entries()
