@@ -115,7 +115,7 @@ def deep_size(tree: StateTree) -> int:
     """Bytes of every object the tree holds, each shared object counted once."""
     seen: set[int] = set()
     total = 0
-    for container in (tree._value_hashes, tree._values, tree._nodes.branch, tree._nodes.leaf_at, tree._pending):
+    for container in (tree._items, tree._nodes.branch, tree._nodes.leaf_at, tree._pending):
         if container is None:
             continue
         total += sys.getsizeof(container)

@@ -6,7 +6,7 @@ children of n are 2n and 2n + 1, a position's depth is `bit_length() - 1`, and t
 
 Only two kinds of position are stored (docs/protocol.md §3 hashes more; the rest is implied):
 
-- `leaf_at[position] = key`: where each leaf hangs (the key object is shared with the value-hash map);
+- `leaf_at[position] = key`: where each leaf hangs (the key object is shared with the item map);
 - `branch[top] = top_hash [+ id of B]`: for every *branching* node B (two non-empty children), keyed by the
   position `top` just below B's nearest branching ancestor (or the root position). Between `top` and B every
   node has one empty child (a "chain"); `top_hash` is the hash at `top`, B's own hash folded up the chain. When
@@ -41,12 +41,14 @@ def fold_up(h: bytes, position: int, top: int) -> bytes:
 
 
 class Nodes:
-    """The stored nodes of one tree over the shared key -> value hash map."""
+    """The stored nodes of one tree over its item map (key -> value, or key -> value hash)."""
 
-    __slots__ = ("leaf_at", "branch", "hashes")
+    __slots__ = ("leaf_at", "branch", "items", "value_hash")
 
-    def __init__(self, hashes: dict[bytes, bytes]) -> None:
-        self.hashes = hashes
+    def __init__(self, items: dict[bytes, bytes], items_are_values: bool) -> None:
+        self.items = items
+        # key -> keccak256(value) of a present key
+        self.value_hash = (lambda k: keccak(items[k])) if items_are_values else items.__getitem__
         self.leaf_at: dict[int, bytes] = {}
         self.branch: dict[int, bytes] = {}
 
@@ -78,7 +80,7 @@ class Nodes:
         k = self.leaf_at.get(position)
         if k is None:
             return EMPTY
-        return keccak(LEAF_PREFIX + k + self.hashes[k])
+        return keccak(LEAF_PREFIX + k + self.value_hash(k))
 
     def own_hash(self, b: int) -> bytes:
         """Hash at a branching node's own position (below its chain)."""
@@ -91,7 +93,7 @@ class Nodes:
         their 256-bit ints); stores every position below it. The caller places `position` itself."""
         if hi - lo == 1:
             k = keys[lo]
-            return keccak(LEAF_PREFIX + k + self.hashes[k]), k
+            return keccak(LEAF_PREFIX + k + self.value_hash(k)), k
         first = ints[lo]
         # The branching node: the longest prefix shared by the first and last key (so by all of them).
         depth = KEY_BITS - (first ^ ints[hi - 1]).bit_length()
@@ -122,7 +124,8 @@ class Nodes:
         subtrees left with one item or none; returns the new root."""
         batch = sorted(pending)
         ints = [_from_bytes(k, "big") | KEY_SPACE for k in batch]  # each key's position at depth 256
-        hashes = self.hashes
+        items = self.items
+        value_hash = self.value_hash
         branch = self.branch
         leaf_at = self.leaf_at
         get_branch = branch.get
@@ -133,11 +136,10 @@ class Nodes:
         def rebuilt(position: int, lo: int, hi: int, old: bytes | None) -> tuple[bytes, bytes | int | None]:
             """A subtree that held one leaf (old) or none, whose pending keys are batch[lo:hi]."""
             if hi - lo == 1 and old == batch[lo]:  # the same item, a new value or removed
-                value_hash = hashes.get(old)
-                if value_hash is None:
+                if old not in items:
                     return EMPTY, None
-                return keccak(LEAF_PREFIX + old + value_hash), old
-            content = [k for k in batch[lo:hi] if k in hashes]
+                return keccak(LEAF_PREFIX + old + value_hash(old)), old
+            content = [k for k in batch[lo:hi] if k in items]
             if old is not None and old not in pending:  # untouched by this batch: it stays
                 content.append(old)
                 content.sort()
@@ -256,7 +258,7 @@ class Nodes:
                     sibling_hash = v if len(v) == 32 else v[:32]
                 else:
                     leaf = get_leaf(child ^ 1)
-                    sibling_hash = EMPTY if leaf is None else keccak(LEAF_PREFIX + leaf + hashes[leaf])
+                    sibling_hash = EMPTY if leaf is None else keccak(LEAF_PREFIX + leaf + value_hash(leaf))
                 path.append((top, b, child, sibling_hash))
                 v = get_branch(child)
                 if v is None:

@@ -18,7 +18,6 @@ import struct
 from os import PathLike
 from typing import TYPE_CHECKING
 
-from ..protocol.hashing import keccak256_bytes
 from .errors import (
     SnapshotChecksumMismatch,
     SnapshotError,
@@ -91,12 +90,10 @@ def decode_snapshot(data: bytes) -> "StateTree":
     # From here the bytes are exactly what a writer produced; what remains are format rules.
     if flags & ~KNOWN_FLAGS or reserved != 0:
         raise SnapshotFormatError(f"unknown snapshot flags 0x{flags:04x} / reserved 0x{reserved:08x}")
-    hashes: dict[bytes, bytes] = {}
-    values: dict[bytes, bytes] | None = None
+    store: dict[bytes, bytes] = {}  # key -> value, or key -> value hash
     offset = HEADER_BYTES
     previous = b""
     if flags & FLAG_VALUES:
-        values = {}
         unpack_length = _LENGTH.unpack_from
         for _ in range(count):
             if offset + KEY_BYTES + 4 > body_end:
@@ -110,8 +107,7 @@ def decode_snapshot(data: bytes) -> "StateTree":
                 raise SnapshotFormatError(f"keys are not strictly ascending at 0x{key.hex()}")
             value = data[offset : offset + length]
             offset += length
-            values[key] = value
-            hashes[key] = keccak256_bytes(value)
+            store[key] = value
             previous = key
     else:
         if body_end - offset != count * HASH_RECORD_BYTES:
@@ -120,13 +116,13 @@ def decode_snapshot(data: bytes) -> "StateTree":
             key = data[start : start + KEY_BYTES]
             if key <= previous:
                 raise SnapshotFormatError(f"keys are not strictly ascending at 0x{key.hex()}")
-            hashes[key] = data[start + KEY_BYTES : start + HASH_RECORD_BYTES]
+            store[key] = data[start + KEY_BYTES : start + HASH_RECORD_BYTES]
             previous = key
         offset = body_end
     if offset != body_end:
         raise SnapshotFormatError(f"{body_end - offset} unexpected bytes after the last record")
 
-    tree = StateTree._from_hashes(hashes, values)
+    tree = StateTree._from_store(store, keep_values=bool(flags & FLAG_VALUES))
     if tree.root() != root:
         raise SnapshotRootMismatch(
             f"items hash to root 0x{tree.root().hex()}, the snapshot header records 0x{root.hex()}"

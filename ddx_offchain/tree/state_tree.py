@@ -1,10 +1,10 @@
 """The state tree: a compact sparse Merkle tree over 32-byte keys (docs/protocol.md §3, docs/tree.md).
 
-The tree holds `_value_hashes` (key -> keccak256(value)) for every item, `_values` (key -> value) when it keeps
-values (the default), and its stored nodes in `_nodes` (nodes.py: leaf positions and branching nodes only).
-Mutations only record the key as pending; `root()` re-hashes the union of the pending keys' paths once (work
-proportional to dirty items x depth), building subtrees that gained items and collapsing those left with one
-item or none.
+The tree holds its items in one map, `_items`: key -> value when it keeps values (the default; a value hash is
+then one keccak away), key -> keccak256(value) when it does not. Its stored nodes are in `_nodes` (nodes.py:
+leaf positions and branching nodes only). Mutations only record the key as pending; `root()` re-hashes the
+union of the pending keys' paths once (work proportional to dirty items x depth), building subtrees that gained
+items and collapsing those left with one item or none.
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ class StateTree:
     Bad input raises InvalidItem and changes nothing. Not thread-safe (the engine owns it).
     """
 
-    __slots__ = ("_value_hashes", "_values", "_nodes", "_pending", "_root")
+    __slots__ = ("_items", "_keep_values", "_nodes", "_pending", "_root")
 
     def __init__(self, keep_values: bool = True) -> None:
-        self._value_hashes: dict[bytes, bytes] = {}
-        self._values: dict[bytes, bytes] | None = {} if keep_values else None
-        self._nodes = Nodes(self._value_hashes)
+        self._items: dict[bytes, bytes] = {}  # key -> value, or key -> value hash if not keep_values
+        self._keep_values = keep_values
+        self._nodes = Nodes(self._items, keep_values)
         self._pending: set[bytes] = set()  # keys changed since the last re-hash
         self._root = EMPTY
 
@@ -64,57 +64,61 @@ class StateTree:
         """Build a tree from (key, value) pairs in one pass (a later duplicate key wins, as in dict())."""
         pairs = items.items() if isinstance(items, Mapping) else items
         values = {_check_key(k): _check_value(v) for k, v in pairs}
-        hashes = {k: keccak256_bytes(v) for k, v in values.items()}
-        return cls._from_hashes(hashes, values if keep_values else None)
+        if not keep_values:
+            values = {k: keccak256_bytes(v) for k, v in values.items()}
+        return cls._from_store(values, keep_values)
 
     @classmethod
-    def _from_hashes(cls, hashes: dict[bytes, bytes], values: dict[bytes, bytes] | None) -> "StateTree":
-        """Build from validated key -> value hash (and, if kept, key -> value) maps; takes ownership of both."""
-        tree = cls(keep_values=values is not None)
-        tree._value_hashes = hashes
-        if values is not None:
-            tree._values = values
-        tree._nodes = Nodes(hashes)
-        tree._root = tree._nodes.build_all(sorted(hashes))
+    def _from_store(cls, store: dict[bytes, bytes], keep_values: bool) -> "StateTree":
+        """Build from a validated item map (values, or value hashes if not keep_values); takes ownership of it."""
+        tree = cls(keep_values)
+        tree._items = store
+        tree._nodes = Nodes(store, keep_values)
+        tree._root = tree._nodes.build_all(sorted(store))
         return tree
 
     # ---------------------------------------------------------------- reads
 
     def __len__(self) -> int:
-        return len(self._value_hashes)
+        return len(self._items)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._value_hashes
+        return key in self._items
 
     @property
     def keeps_values(self) -> bool:
-        return self._values is not None
+        return self._keep_values
 
     def get(self, key: bytes) -> bytes | None:
         """The value stored under `key`, or None."""
-        if self._values is None:
+        if not self._keep_values:
             raise ValuesNotKept("this tree keeps value hashes only (keep_values=False)")
-        return self._values.get(key)
+        return self._items.get(key)
 
     def value_hash(self, key: bytes) -> bytes | None:
         """keccak256 of the value stored under `key`, or None."""
-        return self._value_hashes.get(key)
+        stored = self._items.get(key)
+        if stored is None or not self._keep_values:
+            return stored
+        return keccak256_bytes(stored)
 
     def keys(self) -> Iterator[bytes]:
         """Every key, ascending (sorts: O(n log n))."""
-        return iter(sorted(self._value_hashes))
+        return iter(sorted(self._items))
 
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value), ascending by key."""
-        if self._values is None:
+        if not self._keep_values:
             raise ValuesNotKept("this tree keeps value hashes only (keep_values=False)")
-        values = self._values
-        return ((k, values[k]) for k in sorted(values))
+        store = self._items
+        return ((k, store[k]) for k in sorted(store))
 
     def value_hash_items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value hash), ascending by key."""
-        hashes = self._value_hashes
-        return ((k, hashes[k]) for k in sorted(hashes))
+        store = self._items
+        if self._keep_values:
+            return ((k, keccak256_bytes(store[k])) for k in sorted(store))
+        return ((k, store[k]) for k in sorted(store))
 
     # ---------------------------------------------------------------- writes
 
@@ -122,26 +126,19 @@ class StateTree:
         """Insert or replace an item; the leaf commits to keccak256(value)."""
         key = _check_key(key)
         value = _check_value(value)
-        value_hash = keccak256_bytes(value)
-        hashes = self._value_hashes
-        if self._values is not None:
-            self._values[key] = value
-        old = hashes.get(key)
-        if old == value_hash:
-            return
+        stored = value if self._keep_values else keccak256_bytes(value)
+        if self._items.get(key) == stored:
+            return  # same value hash: the tree is unchanged
         self._pending.add(key)
-        hashes[key] = value_hash
+        self._items[key] = stored
 
     def delete(self, key: bytes) -> None:
         """Remove an item; ItemNotFound if it is absent."""
         key = _check_key(key)
-        hashes = self._value_hashes
-        if key not in hashes:
+        if key not in self._items:
             raise ItemNotFound(f"no item with key 0x{key.hex()}")
         self._pending.add(key)
-        del hashes[key]
-        if self._values is not None:
-            del self._values[key]
+        del self._items[key]
 
     # ---------------------------------------------------------------- hashing
 
@@ -160,7 +157,7 @@ class StateTree:
     def prove(self, key: bytes) -> InclusionProof:
         """Inclusion proof of (key, value hash) against root(); ItemNotFound if the key is absent."""
         key = _check_key(key)
-        value_hash = self._value_hashes.get(key)
+        value_hash = self.value_hash(key)
         if value_hash is None:
             raise ItemNotFound(f"no item with key 0x{key.hex()}; use prove_absent")
         self.root()
@@ -171,7 +168,7 @@ class StateTree:
     def prove_absent(self, key: bytes) -> NonInclusionProof:
         """Non-inclusion proof of `key` against root(); ItemPresent if the key is in the tree."""
         key = _check_key(key)
-        if key in self._value_hashes:
+        if key in self._items:
             raise ItemPresent(f"0x{key.hex()} is in the tree; use prove")
         self.root()
         siblings, other = self._nodes.path(key)
@@ -179,7 +176,7 @@ class StateTree:
         if other is None:
             return NonInclusionProof(key=key, siblings=tuple(siblings))
         return NonInclusionProof(
-            key=key, siblings=tuple(siblings), other_key=other, other_value_hash=self._value_hashes[other]
+            key=key, siblings=tuple(siblings), other_key=other, other_value_hash=self.value_hash(other)
         )
 
     # ---------------------------------------------------------------- snapshots
