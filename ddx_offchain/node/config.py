@@ -53,6 +53,9 @@ class _Raft(msgspec.Struct, forbid_unknown_fields=True):
     election_ticks: int = 10
     snapshot_interval: int = 50_000
     snapshot_keep_entries: int = 5_000
+    # The node's event loop also serves the API: writing the log on the disk thread keeps it answering while
+    # an fsync is in flight (inline writes only pay off when fsync takes well under a millisecond).
+    write_in_thread: bool = True
     proposal_timeout_ms: int = 10_000
 
 
@@ -116,6 +119,7 @@ class NodeSettings:
     election_ticks: int
     snapshot_interval: int
     snapshot_keep_entries: int
+    write_in_thread: bool
     proposal_timeout_seconds: float
     peers: tuple[PeerConfig, ...]
     domain: Domain
@@ -210,6 +214,7 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         election_ticks=_positive(doc.raft.election_ticks, "raft.election_ticks", 1000),
         snapshot_interval=_positive(doc.raft.snapshot_interval, "raft.snapshot_interval"),
         snapshot_keep_entries=_positive(doc.raft.snapshot_keep_entries, "raft.snapshot_keep_entries"),
+        write_in_thread=doc.raft.write_in_thread,
         proposal_timeout_seconds=_positive(doc.raft.proposal_timeout_ms, "raft.proposal_timeout_ms", 600_000) / 1000,
         peers=tuple(
             PeerConfig(p.id, _host_port(p.raft, f"peers[{i}].raft"), _read(base_dir, p.cert, f"peers[{i}].cert"), _url(p.api, f"peers[{i}].api"))

@@ -97,6 +97,7 @@ class RunningNode:
                 election_ticks=settings.election_ticks,
                 snapshot_interval=settings.snapshot_interval,
                 snapshot_keep_entries=settings.snapshot_keep_entries,
+                write_in_thread=settings.write_in_thread,
                 proposal_timeout_seconds=settings.proposal_timeout_seconds,
             ),
             EntrySinkMachine(self.node.service),
