@@ -138,6 +138,17 @@ async def paced(session, url, bodies: list[bytes], rate: float) -> list[float]:
     return latencies
 
 
+def machine_contention() -> dict:
+    """How busy the machine was (this benchmark is only meaningful on an otherwise idle one)."""
+    out = {"load_average_1m": round(os.getloadavg()[0], 2)}
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]  # "some avg10=… avg60=… …"
+        out["cpu_pressure_some_avg10"] = float(line.split()[1].split("=")[1])
+    except (OSError, IndexError, ValueError):
+        pass
+    return out
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -168,6 +179,7 @@ async def run(args) -> dict:
                 half = receipts_per_s / 2
                 paced_bodies = [b for stream in presign(args.traders, max(1, int(half * args.seconds / args.traders) + 1)) for b in stream]
                 latencies = await paced(session, leader, paced_bodies[: int(half * args.seconds)], half)
+                contention = machine_contention()
         finally:
             for p in procs:
                 p.terminate()
@@ -190,6 +202,7 @@ async def run(args) -> dict:
         "leader_fsyncs_per_s": round(fsyncs / elapsed, 1),
         "entries_per_fsync": round(done / max(1, fsyncs), 1),
         "targets": {"ratio": 0.5, "p99_ms": 50.0},
+        "machine": contention,
     }
 
 
