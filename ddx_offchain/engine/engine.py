@@ -234,8 +234,7 @@ class Engine:
             return self._reject(c, Reject.MALFORMED, "unknown order type")
         if limit * size // m.one > m.max_notional:
             return self._reject(c, Reject.NOTIONAL_TOO_LARGE, "order notional above the market limit")
-        account = self.accounts.get(c.trader + c.strategy + m.token) if type(c.trader) is bytes \
-            and type(c.strategy) is bytes else None
+        account = self.accounts.get(c.trader + c.strategy + m.token)  # types checked in apply
         if account is None:
             t = self.traders.get(c.trader)
             if t is None or c.strategy not in t.strategies:
@@ -290,8 +289,8 @@ class Engine:
             d_size = -filled
             d_cash = taker_fees - notional
             d_os += resting
-        e, im_post, mm_post, im_pre = mg.order_check(account, m, d_size, d_cash, d_ob, d_os)
-        if e < im_post and (im_post > im_pre or e < mm_post):
+        e, im_post = mg.order_check(account, m, d_size, d_cash, d_ob, d_os)
+        if e < im_post and not mg.reduces_risk(account, m, d_size, d_ob, d_os, e):
             return self._reject(c, Reject.INSUFFICIENT_MARGIN, "post-trade equity below initial margin")
 
         # ---- accepted: from here on nothing can fail

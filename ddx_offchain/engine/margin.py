@@ -73,51 +73,66 @@ def initial_requirement(account) -> int:
     return im
 
 
-def order_check(account, market, d_size: int, d_cash: int, d_open_buy: int, d_open_sell: int):
-    """(equity, IM, MM) after the account trades d_size in `market` paying d_cash (fees included) and its open
-    order totals there change by the deltas; also the IM before, for the risk-reducing exception."""
+def order_check(account, market, d_size: int, d_cash: int, d_open_buy: int, d_open_sell: int) -> tuple[int, int]:
+    """(equity, IM) after the account trades d_size in `market` paying d_cash (fees included) and its open order
+    totals there change by the deltas."""
     e = account.collateral - d_cash
-    im_post = mm_post = im_pre = 0
+    im = 0
     seen = False
     for pos in account.positions.values():
         m = pos.market
         mark = m.mark
-        one = m.one
         s = pos.size
         ob = pos.open_buy
         os_ = pos.open_sell
-        den = one * BPS
-        a = s + ob
-        b = os_ - s
-        worst = a if a > b else b
-        if worst < 0:
-            worst = -worst
-        im_pre -= (-worst * mark * m.imr) // den
         if m is market:
             seen = True
             s += d_size
             ob += d_open_buy
             os_ += d_open_sell
-            a = s + ob
-            b = os_ - s
-            worst = a if a > b else b
-            if worst < 0:
-                worst = -worst
         if s or pos.cost:
-            e += s * mark // one - pos.cost
-            mm_post -= (-(s if s > 0 else -s) * mark * m.mmr) // den
-        im_post -= (-worst * mark * m.imr) // den
+            e += s * mark // m.one - pos.cost
+        a = s + ob
+        b = os_ - s
+        worst = a if a > b else b
+        if worst:
+            im -= (-(worst if worst > 0 else -worst) * mark * m.imr) // (m.one * BPS)
     if not seen:
         mark = market.mark
-        one = market.one
-        den = one * BPS
         s = d_size
-        e += s * mark // one
-        mm_post -= (-(s if s > 0 else -s) * mark * market.mmr) // den
+        e += s * mark // market.one
         a = s + d_open_buy
         b = d_open_sell - s
         worst = a if a > b else b
-        if worst < 0:
-            worst = -worst
-        im_post -= (-worst * mark * market.imr) // den
-    return e, im_post, mm_post, im_pre
+        if worst:
+            im -= (-(worst if worst > 0 else -worst) * mark * market.imr) // (market.one * BPS)
+    return e, im
+
+
+def reduces_risk(account, market, d_size: int, d_open_buy: int, d_open_sell: int, equity_after: int) -> bool:
+    """The exception for an order below initial margin: it does not raise IM and leaves equity >= MM."""
+    im_before = initial_requirement(account)
+    im_after = 0
+    mm_after = 0
+    seen = False
+    for pos in account.positions.values():
+        m = pos.market
+        s = pos.size
+        ob = pos.open_buy
+        os_ = pos.open_sell
+        if m is market:
+            seen = True
+            s += d_size
+            ob += d_open_buy
+            os_ += d_open_sell
+        im_after += _im_part(s, ob, os_, m)
+        mm_after += requirement(abs(s), m.mark, m.mmr, m.one)
+    if not seen:
+        im_after += _im_part(d_size, d_open_buy, d_open_sell, market)
+        mm_after += requirement(abs(d_size), market.mark, market.mmr, market.one)
+    return im_after <= im_before and equity_after >= mm_after
+
+
+def _im_part(s: int, ob: int, os_: int, m) -> int:
+    worst = max(abs(s + ob), abs(os_ - s))
+    return requirement(worst, m.mark, m.imr, m.one)

@@ -255,3 +255,21 @@ def test_position_update_after_trade(d):
     ups = d.order(B, BUY, P, 2_000)
     longs = [p for p in of_type(ups, PositionUpdate) if p.trader == B]
     assert (longs[-1].size, longs[-1].cost) == (2_000, P * 2_000 // 10**6)
+
+
+def test_below_initial_margin_a_trader_can_still_reduce_risk():
+    d = Driver()
+    d.deposit(A, usd(250))
+    d.deposit(B, usd(100_000))
+    d.price(P)
+    d.order(B, SELL, P, 1_000_000)
+    d.order(A, BUY, P, 1_000_000)  # long 1 at 2,000; collateral 249
+    d.price(usd(1900))  # equity 149: below IM (190), above MM (95)
+    d.order(B, BUY, usd(1900), 2_000_000)
+    d.deposit(C, usd(100_000))
+    d.order(C, SELL, usd(1910), 1_000_000)
+    assert reason(d.order(A, BUY, usd(1910), 1_000, LIMIT_IOC)) == Reject.INSUFFICIENT_MARGIN
+    assert reason(d.order(A, BUY, usd(1800), 1_000)) == Reject.INSUFFICIENT_MARGIN  # resting: raises the worst case
+    assert accepted(d.order(A, SELL, usd(1950), 500_000))  # resting, does not raise the worst case
+    ups = d.order(A, SELL, usd(1900), 500_000, LIMIT_IOC)  # reduces the position
+    assert accepted(ups) and of_type(ups, Fill)[0].size == 500_000
