@@ -219,6 +219,8 @@ class Api:
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         channel = _channel_params(request)
         after = None if "from" not in request.query else _int_param(request, "from")
+        if channel.channel == "market" and self.node.view.book(channel.key) is None:
+            raise AdmissionError(404, "unknown_market", "no such market")
         if self.node.feeds.subscriber_count() >= self.max_subscribers:
             raise AdmissionError(503, "too_many_subscribers", "this node serves its maximum of feeds: try another operator")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)

@@ -52,7 +52,7 @@ class RaftSequencer:
     def _status(self) -> rt.NodeStatus | None:
         try:
             return self.raft.status()
-        except AssertionError:  # not started yet
+        except (AssertionError, AttributeError):  # not started yet (the runtime has no RawNode before start())
             return None
 
     def is_leader(self) -> bool:

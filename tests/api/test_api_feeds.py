@@ -105,6 +105,8 @@ def test_market_feed_book_and_trader_views():
             assert orders["openOrders"][0]["price"] == "99"
             missing = await client.get("/v1/books/0x" + "ff" * 32)
             assert missing.status == 404
+            no_feed = await client.get("/v1/ws?channel=market&key=0x" + "ff" * 32)
+            assert no_feed.status == 404 and (await no_feed.json())["error"] == "unknown_market"
 
     run(scenario())
 
