@@ -13,7 +13,7 @@ import pytest
 from ddx_offchain.client import BadReceipt, DdxClient, RequestRefused, Trader
 from ddx_offchain.node.sequencer import SequencingError
 from ddx_offchain.protocol.eip712 import address_of
-from ddx_offchain.protocol.requests import SignedRequest, request_from_json
+from ddx_offchain.protocol.requests import SignedReceipt, request_from_json
 from apihelpers import DOMAIN, OPERATOR, make_node, running
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,17 +65,20 @@ def test_nonces_are_unique_and_increasing():
     assert nonces == sorted(set(nonces))
 
 
+def ethers(payload: dict) -> dict:
+    out = subprocess.run(
+        ["node", str(REPO / "tests" / "api" / "ethers_sign.mjs")],
+        input=json.dumps(payload), capture_output=True, text=True, cwd=REPO, timeout=60, check=True,
+    )
+    return json.loads(out.stdout)
+
+
 @pytest.mark.skipif(shutil.which("node") is None or not (REPO / "node_modules" / "ethers").exists(), reason="needs `npm ci` (the Makefile's install step)")
 def test_request_signed_by_ethers_is_accepted():
     trader = Trader(KEY, DOMAIN)
     ours = trader.place_order("ETHP", 0, 7, 123)
     typed = ours.request.typed_data(DOMAIN)
-    out = subprocess.run(
-        ["node", str(REPO / "tests" / "api" / "ethers_sign.mjs")],
-        input=json.dumps({"privateKey": "0x" + KEY.hex(), "typedData": typed}),
-        capture_output=True, text=True, cwd=REPO, timeout=60, check=True,
-    )
-    signed_by_ethers = json.loads(out.stdout)
+    signed_by_ethers = ethers({"privateKey": "0x" + KEY.hex(), "typedData": typed})
     assert signed_by_ethers["address"].lower() == "0x" + trader.address.hex()
     doc = ours.to_json() | {"signature": signed_by_ethers["signature"]}
 
@@ -87,7 +90,12 @@ def test_request_signed_by_ethers_is_accepted():
             receipt = await resp.json()
             assert receipt["requestHash"] == "0x" + ours.request_hash.hex()
             assert node.engine.executed == [ours.request_hash]
+            return receipt
 
-    run(scenario())
+    receipt_doc = run(scenario())
+    # and ethers, given the receipt's typed data, recovers the operator that signed it
+    receipt = SignedReceipt.from_json(receipt_doc)
+    recovered = ethers({"typedData": receipt.receipt.typed_data(DOMAIN), "signature": receipt_doc["signature"]})
+    assert recovered["address"].lower() == "0x" + OPERATOR.hex()
     request, signature, _ = request_from_json(doc)
     assert signature == ours.signature  # RFC 6979 on both sides: byte-identical
