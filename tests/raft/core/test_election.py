@@ -254,3 +254,56 @@ def test_prevote_request_never_changes_the_term_of_the_node_asked():
     [resp] = rd.messages
     assert resp.type == MT.PRE_VOTE_RESP and resp.term == 5 and not resp.reject
     assert rd.hard_state is None  # nothing durable changed
+
+
+@pytest.mark.parametrize(
+    "size, granted, rejected, expected",
+    [
+        # Paper 5.2 (etcd TestLeaderElectionInOneRoundRPC): a candidate wins with a majority of votes, loses once
+        # a majority has refused, and otherwise keeps waiting.
+        (1, set(), set(), StateRole.LEADER),
+        (3, {2, 3}, set(), StateRole.LEADER),
+        (3, {2}, set(), StateRole.LEADER),
+        (5, {2, 3, 4, 5}, set(), StateRole.LEADER),
+        (5, {2, 3}, set(), StateRole.LEADER),
+        (3, set(), {2, 3}, StateRole.FOLLOWER),
+        (5, set(), {2, 3, 4}, StateRole.FOLLOWER),
+        (5, {2}, {3, 4}, StateRole.CANDIDATE),
+        (3, set(), set(), StateRole.CANDIDATE),
+        (5, {2}, set(), StateRole.CANDIDATE),
+    ],
+)
+def test_election_in_one_round(size, granted, rejected, expected):
+    voters = tuple(range(1, size + 1))
+    r = Raft(Config(id=1, pre_vote=False), make_storage(voters))
+    r.step(Message(type=MT.HUP, from_=1))
+    for node_id in sorted(granted | rejected):
+        r.step(Message(type=MT.VOTE_RESP, from_=node_id, to=1, term=r.term, reject=node_id in rejected))
+    assert r.role == expected
+    assert r.term == 1
+
+
+def test_candidate_steps_down_on_append_from_a_leader_of_its_term():
+    r = Raft(Config(id=1, pre_vote=False), make_storage((1, 2, 3)))
+    r.step(Message(type=MT.HUP, from_=1))
+    assert r.role == StateRole.CANDIDATE
+    r.step(Message(type=MT.APPEND, from_=2, to=1, term=1))
+    assert r.role == StateRole.FOLLOWER and r.lead == 2 and r.term == 1
+
+
+def test_vote_requests_carry_the_candidates_last_entry():
+    storage = make_storage((1, 2, 3), terms=[1, 1, 2], hard_state=HardState(term=2))
+    r = Raft(Config(id=1, pre_vote=False), storage)
+    r.step(Message(type=MT.HUP, from_=1))
+    votes = sorted((m.to, m.term, m.index, m.log_term) for m in r.msgs if m.type == MT.VOTE)
+    assert votes == [(2, 3, 3, 2), (3, 3, 3, 2)]
+
+
+def test_prevote_requests_carry_the_next_term_but_change_nothing_locally():
+    storage = make_storage((1, 2, 3), terms=[1], hard_state=HardState(term=1, vote=2))
+    r = Raft(Config(id=1, pre_vote=True), storage)
+    r.step(Message(type=MT.HUP, from_=1))
+    assert r.role == StateRole.PRE_CANDIDATE and r.term == 1 and r.vote == 2
+    assert sorted((m.to, m.term) for m in r.msgs if m.type == MT.PRE_VOTE) == [(2, 2), (3, 2)]
+    r.step(Message(type=MT.PRE_VOTE_RESP, from_=2, to=1, term=2))
+    assert r.role == StateRole.CANDIDATE and r.term == 2 and r.vote == 1
