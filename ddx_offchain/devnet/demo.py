@@ -42,7 +42,8 @@ class Devnet:
     @property
     def token_address(self) -> str:
         token = self.manifest.mock_token
-        assert token is not None, "the devnet always deploys a mock collateral token"
+        if token is None:
+            raise RuntimeError("the devnet deploys a mock collateral token; this manifest has none")
         return token
 
 
@@ -121,7 +122,8 @@ def run_demo(echo: Echo = print, deployments_root: Path | None = None, deposit_a
     echo(f"   epoch={message.epoch} anchored at block {message.l1_block_number}; signers {', '.join(signers)}")
     echo(f"   recorded in block {receipt.block_number}, gas={receipt.gas_used}")
     epoch, recorded_root, _ = devnet.client.latest_checkpoint()
-    assert (epoch, recorded_root) == (1, root)
+    if (epoch, recorded_root) != (1, root):
+        raise RuntimeError(f"the exchange recorded epoch {epoch} root 0x{recorded_root.hex()}, not epoch 1 0x{root.hex()}")
 
     echo("== 6. claim with the Merkle proof of the WITHDRAWAL leaf")
     proof = tree.prove(items.withdrawal_key(trader, devnet.token_address))
