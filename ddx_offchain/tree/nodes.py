@@ -203,9 +203,13 @@ class Nodes:
             left, left_info = below(left_id, lo, mid) if lo < mid else (self.settled(left_id), False)
             right, right_info = below(right_id, mid, hi) if mid < hi else (self.settled(right_id), False)
             if left != EMPTY and right != EMPTY:  # still branching (the usual case), inlined from joined()
-                if left_info is not False:
+                if left_info == left_id:
+                    branch[left_id] = left
+                elif left_info is not False:
                     place(left_id, left, left_info)
-                if right_info is not False:
+                if right_info == right_id:
+                    branch[right_id] = right
+                elif right_info is not False:
                     place(right_id, right, right_info)
                 return keccak(NODE_PREFIX + left + right), b
             return joined(b, left, left_info, right, right_info)
@@ -253,11 +257,12 @@ class Nodes:
                     h, info = general(top, i, i + 1, b)
                     break
                 child = k >> (bits - 1)
-                v = get_branch(child ^ 1)
+                sibling = child ^ 1
+                v = get_branch(sibling)
                 if v is not None:
                     sibling_hash = v if len(v) == 32 else v[:32]
                 else:
-                    leaf = get_leaf(child ^ 1)
+                    leaf = get_leaf(sibling)
                     sibling_hash = EMPTY if leaf is None else keccak(LEAF_PREFIX + leaf + value_hash(leaf))
                 path.append((top, b, child, sibling_hash))
                 v = get_branch(child)
@@ -277,8 +282,10 @@ class Nodes:
             while path:
                 top, b, child, sibling_hash = path.pop()
                 if h != EMPTY:
-                    if type(info) is int:
-                        branch[child] = h if info == child else h + info.to_bytes((info.bit_length() + 7) >> 3, "big")
+                    if info == child:  # the usual case: a branching node with no chain above it
+                        branch[child] = h
+                    elif type(info) is int:
+                        branch[child] = h + info.to_bytes((info.bit_length() + 7) >> 3, "big")
                     else:
                         leaf_at[child] = info
                         branch.pop(child, None)  # it held a subtree that shrank to this one leaf
