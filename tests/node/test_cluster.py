@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from ddx_offchain.client import DdxClient, RequestRefused, Trader
+from ddx_offchain.protocol.eip712 import address_of
 from clusterhelpers import DOMAIN, ProcessCluster
 
 pytestmark = pytest.mark.slow
@@ -73,6 +74,8 @@ def test_process_cluster_receipts_leader_kill_and_snapshot_catch_up(tmp_path):
             for client in clients:
                 await client.close()
 
+            for stale in cluster.files.root.glob(f"data{leader}/history.sqlite*"):
+                stale.unlink()  # losing history loses no consensus state
             cluster.start(leader)  # back, behind a compacted log: it must be sent a snapshot
             statuses = await cluster.wait_converged(session, timeout=60)
             final_ordinal = statuses[new_leader]["engine"]["lastOrdinal"]
@@ -104,6 +107,12 @@ def test_process_cluster_receipts_leader_kill_and_snapshot_catch_up(tmp_path):
                     assert entry["requestHash"] == h and entry["status"] == "sequenced"  # the receipt told the truth
                     assert sequenced[h] == 1, (i, h)  # executed, exactly once
             assert statuses[leader]["raft"]["snapshotIndex"] > 0
+            # the restarted node (history deleted, state from a snapshot) still answers receipts in the window
+            first_signed, first_receipt = results[0]
+            async with DdxClient(cluster.urls[leader - 1], DOMAIN, cluster.files.operators) as fresh:
+                again = await fresh.receipt(first_signed)
+            assert again.request_index == first_receipt.request_index and again.epoch == first_receipt.epoch
+            assert again.operator == address_of(cluster.files.operator_keys[leader - 1])  # signed by that node
             assert len(results) >= 80
 
     try:
