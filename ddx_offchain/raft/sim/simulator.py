@@ -38,7 +38,7 @@ from ddx_offchain.raft.sim.fsm import SessionFSM, SimulationFailure, encode_comm
 
 MT = MessageType
 
-TICK_INTERVAL = 10
+TICK_INTERVAL = 10  # nominal; each run of a node ticks every 8..12 units (clocks drift apart)
 ELECTION_TICK = 8
 HEARTBEAT_TICK = 2
 SNAPSHOT_EVERY = 24  # applied entries between local snapshots
@@ -78,6 +78,7 @@ class SimNode:
     persist_scheduled: bool = False
     since_snapshot: int = 0
     removed: bool = False
+    tick_interval: int = TICK_INTERVAL
 
     @property
     def alive(self) -> bool:
@@ -158,7 +159,8 @@ class Simulation:
         node.persist_scheduled = False
         node.since_snapshot = 0
         self.checker.on_start(node)
-        self._schedule(self.rng.randint(1, TICK_INTERVAL), ("tick", node.id, node.incarnation))
+        node.tick_interval = self.rng.randint(TICK_INTERVAL - 2, TICK_INTERVAL + 2)
+        self._schedule(self.rng.randint(1, node.tick_interval), ("tick", node.id, node.incarnation))
 
     def _crash(self, node: SimNode) -> None:
         survived = node.disk.crash(self.rng)
@@ -424,7 +426,7 @@ class Simulation:
                 return None  # belongs to a crashed incarnation
             if kind == "tick":
                 node.raw.tick()
-                self._schedule(TICK_INTERVAL, ("tick", node.id, node.incarnation))
+                self._schedule(node.tick_interval, ("tick", node.id, node.incarnation))
             elif kind == "persist":
                 self._persist(node)
             else:
