@@ -279,26 +279,26 @@ class Nodes:
                     top, b = child, _from_bytes(v[32:], "big")
                     bits = _FULL_BITS - b.bit_length()
             # Hash back up: each branching node on the path, then the chain above it.
-            while path:
+            if h == EMPTY and path:  # the key's side emptied: the sibling is all that is left of b
                 top, b, child, sibling_hash = path.pop()
-                if h != EMPTY:
-                    if info == child:  # the usual case: a branching node with no chain above it
-                        branch[child] = h
-                    elif type(info) is int:
-                        branch[child] = h + info.to_bytes((info.bit_length() + 7) >> 3, "big")
-                    else:
-                        leaf_at[child] = info
-                        branch.pop(child, None)  # it held a subtree that shrank to this one leaf
-                    h = keccak(NODE_PREFIX + sibling_hash + h) if child & 1 else keccak(NODE_PREFIX + h + sibling_hash)
-                    if b != top:
-                        h = fold_up(h, b, top)
-                    info = b
-                else:  # the key's side emptied: the sibling is all that is left of b
-                    branch.pop(child, None)
-                    info = take(child ^ 1)
-                    h = sibling_hash
-                    if type(info) is int:
-                        h = fold_up(sibling_hash, child ^ 1, top)
+                branch.pop(child, None)
+                info = take(child ^ 1)
+                h = sibling_hash
+                if type(info) is int:
+                    h = fold_up(sibling_hash, child ^ 1, top)
+            while path:  # from here h is never EMPTY: every sibling on the path is non-empty
+                top, b, child, sibling_hash = path.pop()
+                if info == child:  # the usual case: a branching node with no chain above it
+                    branch[child] = h
+                elif type(info) is int:
+                    branch[child] = h + info.to_bytes((info.bit_length() + 7) >> 3, "big")
+                else:
+                    leaf_at[child] = info
+                    branch.pop(child, None)  # it held a subtree that shrank to this one leaf
+                h = keccak(NODE_PREFIX + sibling_hash + h) if child & 1 else keccak(NODE_PREFIX + h + sibling_hash)
+                if b != top:
+                    h = fold_up(h, b, top)
+                info = b
             return h, info
 
         h, info = update(1, 0, len(batch), take(1))
