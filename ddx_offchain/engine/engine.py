@@ -199,7 +199,7 @@ class Engine:
         if old is None or old.account.trader != c.trader or old.account.strategy != c.strategy \
                 or old.market.id != c.market:
             return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
-        self._submit(c, old.side, old.order_type, c.price, c.size, False, old)
+        self._submit(c, old.side, old.order_type, c.price, c.size, old.reduce_only, old)
 
     def _submit(self, c, side, order_type, price, size, reduce_only, replacing) -> None:
         """Validate, plan the matching, check margin on the post-trade state, then (only then) execute."""
@@ -247,8 +247,6 @@ class Engine:
             return self._reject(c, Reject.DUPLICATE_ORDER_ID, "an open order already has this id")
         pos = account.positions.get(m.id)
         if reduce_only:
-            if order_type not in (LIMIT_IOC, MARKET):
-                return self._reject(c, Reject.REDUCE_ONLY_NEEDS_IOC, "reduce-only orders must be IOC or market")
             held = pos.size if pos is not None else 0
             if not held or (held > 0) == (side == BUY):
                 return self._reject(c, Reject.REDUCE_ONLY_NOT_REDUCING, "no position on the other side")
@@ -302,7 +300,8 @@ class Engine:
         if events:
             self._execute(m, account, pos, side, order_id, events, False)
         if resting:
-            order = Order(order_id, account, m, side, order_type, limit, resting, size, self.order_seq)
+            order = Order(order_id, account, m, side, order_type, limit, resting, size, self.order_seq,
+                          bool(reduce_only))
             self.order_seq += 1
             bk.rest(order)
             self.orders[order_id] = order
@@ -323,7 +322,8 @@ class Engine:
 
     def _plan(self, m, taker, side, limit, size, liquidation):
         """Walk the opposite side without changing state: [(maker order, size)] (size 0: the maker would fall
-        below maintenance margin, so its order is cancelled instead), filled, notional, taker fees, self-trade."""
+        below maintenance margin, so its order is cancelled instead; -1: a reduce-only order with nothing left to
+        reduce is cancelled), filled, notional, taker fees, self-trade."""
         book = m.book
         one = m.one
         mark = m.mark
@@ -359,15 +359,25 @@ class Engine:
                         continue
                     stp = True
                     break
-                q = r if r < remaining else remaining
-                n = p * q // one
-                mfee = -((-n * maker_bps) // BPS)
                 st = makers.get(ma)
                 if st is None:
                     e, mm = mg.equity_and_mm(ma)
                     mpos = ma.positions.get(m.id)
                     st = makers[ma] = [e, mm, mpos.size if mpos is not None else 0]
                 s0 = st[2]
+                q = r if r < remaining else remaining
+                if mo.reduce_only:
+                    if side == BUY:  # the maker sells: it can only reduce a long
+                        reducible = s0 if s0 > 0 else 0
+                    else:
+                        reducible = -s0 if s0 < 0 else 0
+                    if not reducible:
+                        events.append((mo, -1))
+                        continue
+                    if q > reducible:
+                        q = reducible
+                n = p * q // one
+                mfee = -((-n * maker_bps) // BPS)
                 if side == BUY:  # the maker sells
                     s1 = s0 - q
                     e1 = st[0] + n
@@ -384,6 +394,8 @@ class Engine:
                 st[1] = mm1
                 st[2] = s1
                 events.append((mo, q))
+                if mo.reduce_only and q < r and not s1:
+                    events.append((mo, -1))  # the position is closed: the rest could only increase it
                 remaining -= q
                 notional += n
                 taker_fees -= (-n * taker_bps) // BPS
@@ -405,8 +417,8 @@ class Engine:
         total_fees = 0
         total_notional = 0
         for mo, q in events:
-            if not q:
-                self._remove_order(mo, CancelReason.MAKER_MARGIN)
+            if q <= 0:
+                self._remove_order(mo, CancelReason.MAKER_MARGIN if not q else CancelReason.REDUCE_ONLY)
                 continue
             ma = mo.account
             mpos = ma.positions[mid]

@@ -15,7 +15,7 @@ class Reject(IntEnum):
     INSUFFICIENT_MARGIN = 9  # the post-trade state would be below initial margin
     POST_ONLY_WOULD_CROSS = 10
     REDUCE_ONLY_NOT_REDUCING = 11  # no position, or the order is on the position's side
-    REDUCE_ONLY_NEEDS_IOC = 12  # reduce-only orders never rest (docs/engine.md)
+    # 12 is reserved (unused)
     UNKNOWN_ORDER = 13  # no such open order for this trader, strategy and market
     UNKNOWN_STRATEGY = 14
     STRATEGY_EXISTS = 15
@@ -43,3 +43,4 @@ class CancelReason(IntEnum):
     SELF_TRADE = 4  # the incoming remainder met the trader's own resting order
     MAKER_MARGIN = 5  # filling this resting order would put its owner below maintenance margin
     LIQUIDATION = 6  # the owner is being liquidated
+    REDUCE_ONLY = 7  # a resting reduce-only order with no position left to reduce

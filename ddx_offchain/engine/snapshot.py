@@ -169,11 +169,11 @@ def _rebuild(cls, items):
         bk.track(pos)
     orders = []
     for value in by_kind.get(K_ORDER, []):
-        w = split_words(value, K_ORDER, 10)
+        w = split_words(value, K_ORDER, 11)
         m = engine.markets[w[3]]
         a = engine.accounts[word_address(w[1]) + w[2] + m.token]
         u = [word_uint(x) for x in w[4:]]
-        orders.append(Order(w[0], a, m, u[0], u[1], u[2], u[3], u[4], u[5]))
+        orders.append(Order(w[0], a, m, u[0], u[1], u[2], u[3], u[4], u[5], bool(u[6])))
     orders.sort(key=lambda o: o.seq)
     for order in orders:
         bk.rest(order)

@@ -35,10 +35,10 @@ SYSTEM_TOKEN = 1
 
 
 class Order:
-    __slots__ = ("id", "account", "market", "side", "order_type", "price", "remaining", "original", "seq", "in_tree",
-                 "_key")
+    __slots__ = ("id", "account", "market", "side", "order_type", "price", "remaining", "original", "seq",
+                 "reduce_only", "in_tree", "_key")
 
-    def __init__(self, id, account, market, side, order_type, price, remaining, original, seq):
+    def __init__(self, id, account, market, side, order_type, price, remaining, original, seq, reduce_only=False):
         self.id = id
         self.account = account
         self.market = market
@@ -48,6 +48,7 @@ class Order:
         self.remaining = remaining  # 0 once filled or cancelled (the book drops it lazily)
         self.original = original
         self.seq = seq  # arrival order: time priority within a price level
+        self.reduce_only = reduce_only  # fills are capped at the position; cancelled once there is none to reduce
         self.in_tree = False
         self._key = None
 
@@ -62,7 +63,8 @@ class Order:
             K_ORDER,
             self.id + ZERO12 + a.trader + a.strategy + self.market.id + uint_word(self.side) + uint_word(self.order_type)
             + uint_word(self.price)
-            + uint_word(self.remaining) + uint_word(self.original) + uint_word(self.seq),
+            + uint_word(self.remaining) + uint_word(self.original) + uint_word(self.seq)
+            + uint_word(1 if self.reduce_only else 0),
         )
 
 

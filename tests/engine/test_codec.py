@@ -65,15 +65,16 @@ def test_engine_objects_encode_like_eth_abi():
     a.collateral = -77
     pos = Position(a, m)
     pos.size, pos.cost, pos.realized = -3_000, -6_000_000, 11
-    order = Order(OID, a, m, 1, 2, 2_000_000_000, 4_000, 9_000, 5)
+    order = Order(OID, a, m, 1, 2, 2_000_000_000, 4_000, 9_000, 5, True)
     assert a.item() == (item_key(Kind.STRATEGY, ["address", "bytes32", "address"], [T, S, USDC]),
                         item_value(Kind.STRATEGY, ["address", "bytes32", "address", "int256"], [T, S, USDC, -77]))
     assert pos.item()[1] == item_value(Kind.POSITION, ["address", "bytes32", "bytes32", "int256", "int256", "int256"],
                                        [T, S, m.id, -3_000, -6_000_000, 11])
     assert order.item()[1] == item_value(
         Kind.ORDER,
-        ["bytes32", "address", "bytes32", "bytes32", "uint8", "uint8", "uint256", "uint256", "uint256", "uint64"],
-        [OID, T, S, m.id, 1, 2, 2_000_000_000, 4_000, 9_000, 5])
+        ["bytes32", "address", "bytes32", "bytes32", "uint8", "uint8", "uint256", "uint256", "uint256", "uint64",
+         "bool"],
+        [OID, T, S, m.id, 1, 2, 2_000_000_000, 4_000, 9_000, 5, True])
     assert m.item()[0] == item_key(Kind.MARKET, ["bytes32"], [m.id])
     assert ZERO12 + T == address_word(T)
 

@@ -117,7 +117,6 @@ def test_reduce_only_caps_and_refuses(d):
     d.order(B, BUY, P, 5_000)  # B long 5_000
     assert reason(d.order(B, BUY, P, 1_000, LIMIT_IOC, reduce_only=True)) == Reject.REDUCE_ONLY_NOT_REDUCING
     assert reason(d.order(C, SELL, P, 1_000, LIMIT_IOC, reduce_only=True)) == Reject.REDUCE_ONLY_NOT_REDUCING
-    assert reason(d.order(B, SELL, P, 1_000, LIMIT, reduce_only=True)) == Reject.REDUCE_ONLY_NEEDS_IOC
     d.order(C, BUY, P, 20_000)
     ups = d.order(B, SELL, P, 9_000, LIMIT_IOC, reduce_only=True)
     assert sum(f.size for f in of_type(ups, Fill)) == 5_000  # capped at the position
@@ -273,3 +272,23 @@ def test_below_initial_margin_a_trader_can_still_reduce_risk():
     assert accepted(d.order(A, SELL, usd(1950), 500_000))  # resting, does not raise the worst case
     ups = d.order(A, SELL, usd(1900), 500_000, LIMIT_IOC)  # reduces the position
     assert accepted(ups) and of_type(ups, Fill)[0].size == 500_000
+
+
+def test_resting_reduce_only_is_capped_then_trimmed_and_cancelled(d):
+    d.order(A, SELL, P, 5_000)
+    d.order(B, BUY, P, 5_000)  # B long 5_000
+    ro = order_id(d.order(B, SELL, P + 10 * TICK, 9_000, reduce_only=True))
+    assert d.engine.orders[ro].remaining == 5_000 and d.engine.orders[ro].reduce_only  # capped at the position
+    assert accepted(d.order(B, SELL, P + 20 * TICK, 5_000, POST_ONLY, reduce_only=True))
+    d.order(C, BUY, P + 10 * TICK, 1_000)  # fills 1_000 of the reduce-only order: B long 4_000
+    d.order(A, BUY, P, 3_000)  # unrelated: A's bid
+    d.order(B, SELL, P, 3_000, LIMIT_IOC)  # B sells 3_000 elsewhere: long 1_000, order still rests with 4_000
+    assert d.engine.orders[ro].remaining == 4_000
+    ups = d.order(C, BUY, P + 20 * TICK, 10_000)
+    fills = of_type(ups, Fill)
+    assert [(f.maker_order, f.size) for f in fills] == [(ro, 1_000)]  # trimmed to the 1_000 left to reduce
+    cancels = [o for o in of_type(ups, OrderUpdate) if o.trader == B and o.status == CANCELLED]
+    assert [c.reason for c in cancels] == [CancelReason.REDUCE_ONLY, CancelReason.REDUCE_ONLY]
+    assert not [o for o in d.engine.orders.values() if o.account.trader == B]
+    assert d.engine.accounts[B + name32("main") + d.engine.default_token].positions[ETHP].size == 0
+    assert conservation(d.engine) == {d.engine.default_token: 0}

@@ -81,7 +81,7 @@ class EngineMachine(RuleBasedStateMachine):
         price = 0 if kind == MARKET else max(tick, index // tick * tick + offset * tick)
         strategy = ALT if alt and who == TRADERS[0] else MAIN_STRATEGY
         self.d.apply(PlaceOrder(self.d.rid(), who, strategy, market, side, kind, price, lots * 1_000,
-                                reduce_only and kind in (LIMIT_IOC, MARKET)))
+                                reduce_only))
 
     @rule(maker=st.sampled_from(TRADERS), taker=st.sampled_from(TRADERS), market=st.sampled_from(sorted(MARKETS)),
           side=st.sampled_from((BUY, SELL)), offset=st.integers(-20, 20), lots=st.integers(1, 5_000),
