@@ -135,6 +135,12 @@ class OperatorNode:
         if self.history is not None:
             m.history_backlog.set(self.history.enqueued - self.history.written)
 
+    def set_checkpoint_status(self, provider: Callable[[], dict]) -> None:
+        """The checkpointer reports here (docs/checkpoints.md); /v1/status shows it beside, never inside, `raft`.
+        Keys it may set: state, lastBuiltEpoch, lastSignedEpoch, signatures, lastSubmittedEpoch, txHash,
+        lastRecordedEpoch (drives ddx_checkpoint_lag_epochs), lastFinalEpoch, error."""
+        self._checkpoint_status = provider
+
     def checkpoint_status(self) -> dict:
         if self._checkpoint_status is None:
             return {"state": "not_configured"}

@@ -177,6 +177,8 @@ class OperatorService:
             self._observe(exc.reason, started)
             raise
         self._observe("receipt", started)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("receipt for 0x%s", record.request_hash.hex(), extra={"request_index": record.request_index})
         return record
 
     def _observe(self, outcome: str, started: float) -> None:

@@ -145,6 +145,10 @@ def test_health_status_and_metrics_keep_the_two_clocks_apart():
             text = await (await client.get("/metrics")).text()
             assert 'ddx_requests_total{outcome="receipt"} 1.0' in text
             assert "ddx_raft_commit_index 1.0" in text and "ddx_time_to_receipt_seconds_bucket" in text
+            node.set_checkpoint_status(lambda: {"state": "recording", "lastRecordedEpoch": 0})
+            status = await (await client.get("/v1/status")).json()
+            assert status["checkpoint"]["state"] == "recording" and "lastRecordedEpoch" not in status["raft"]
+            assert "ddx_checkpoint_lag_epochs 0.0" in await (await client.get("/metrics")).text()
             assert "ddx_apply_seconds_count 1.0" in text and 'ddx_applied_entries_total{status="sequenced"} 1.0' in text
 
     run(scenario())
