@@ -19,6 +19,7 @@ import collections
 import itertools
 import logging
 import random
+import socket
 import ssl
 import tempfile
 from collections.abc import Callable
@@ -115,7 +116,7 @@ class Transport:
         self._fingerprints = {certificate_fingerprint(pem): node for node, pem in config.tls.pinned.items()}
         self._server_context = _pem_bundle_context(ssl.Purpose.CLIENT_AUTH, config.tls, list(config.tls.pinned.values()))
         self._links: dict[int, _PeerLink] = {}
-        self._server: asyncio.base_events.Server | None = None
+        self._listener: socket.socket | None = None
         self._inbound: set[asyncio.Task] = set()
         self._connections: set[_InboundConnection] = set()
         self._closed = False
@@ -123,12 +124,42 @@ class Transport:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _InboundConnection(self), self.config.listen_host, self.config.listen_port
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
+        listener = socket.create_server((self.config.listen_host, self.config.listen_port), reuse_port=False)
+        listener.setblocking(False)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._spawn(self._accept_loop(listener))
         for node_id, address in self.config.peers.items():
             self.add_peer(node_id, address)
+
+    def _spawn(self, coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._inbound.add(task)
+        task.add_done_callback(self._inbound.discard)
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closed:
+            try:
+                sock, remote = await loop.sock_accept(listener)
+            except OSError as exc:  # e.g. EMFILE: back off instead of spinning
+                log.error("node %d: accept failed: %r", self.config.node_id, exc)
+                await asyncio.sleep(0.1)
+                continue
+            self._spawn(self._handshake(sock, remote))
+
+    async def _handshake(self, sock: socket.socket, remote) -> None:
+        """TLS handshake on an accepted socket; a failure is logged here (a TLS server in asyncio or uvloop
+        would drop it silently). The connection's protocol identifies the peer once the handshake is done."""
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(
+                lambda: _InboundConnection(self, remote), sock, ssl=self._server_context,
+                ssl_handshake_timeout=self.config.handshake_timeout_seconds,
+            )
+        except (ssl.SSLError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
+            self.stats.connections_refused += 1
+            log.warning("node %d: refused connection from %s: TLS handshake failed (%r)", self.config.node_id, remote, exc)
+            sock.close()
 
     def add_peer(self, node_id: int, address: tuple[str, int]) -> None:
         if node_id == self.config.node_id or node_id in self._links:
@@ -160,15 +191,13 @@ class Transport:
         self._closed = True
         for link in self._links.values():
             link.close()
-        if self._server is not None:
-            self._server.close()
+        if self._listener is not None:
+            self._listener.close()
         for task in list(self._inbound):
             task.cancel()
         for connection in list(self._connections):
             connection.abort()
         await asyncio.gather(*(link.task for link in self._links.values()), *self._inbound, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
         self._links.clear()
 
     # --- inbound (called by _InboundConnection) ------------------------------------------------------------------
@@ -210,70 +239,36 @@ class Transport:
 
 
 class _InboundConnection(asyncio.Protocol):
-    """One accepted connection: TLS handshake, peer identification, then frame parsing in data_received.
+    """One authenticated inbound connection (the TLS handshake is already done): identify the peer by its
+    certificate, then parse frames in data_received."""
 
-    Reading is paused from the first moment until the TLS layer takes over, so no handshake byte can be
-    consumed as plaintext; a failed handshake is logged here (asyncio would otherwise swallow it).
-    """
-
-    def __init__(self, transport: Transport) -> None:
+    def __init__(self, transport: Transport, remote) -> None:
         self.owner = transport
+        self.remote = remote
         self.peer: int | None = None
-        self.raw: asyncio.BaseTransport | None = None
         self.tls: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.assembler = SnapshotAssembler(transport.config.max_snapshot_bytes)
-        self.remote = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.raw is not None:
-            return  # start_tls re-announces the connection to this protocol; already set up
-        self.raw = transport
-        self.owner._connections.add(self)
-        self.remote = transport.get_extra_info("peername")
-        transport.pause_reading()  # type: ignore[attr-defined]
-        task = asyncio.get_running_loop().create_task(self._handshake())
-        self.owner._inbound.add(task)
-        task.add_done_callback(self.owner._inbound.discard)
-
-    async def _handshake(self) -> None:
         owner = self.owner
-        config = owner.config
-        try:
-            self.tls = await asyncio.get_running_loop().start_tls(
-                self.raw, self, owner._server_context, server_side=True,
-                ssl_handshake_timeout=config.handshake_timeout_seconds,
-            )
-        except (ssl.SSLError, OSError, ConnectionError, asyncio.TimeoutError) as exc:
-            owner.stats.connections_refused += 1
-            log.warning("node %d: refused connection from %s: TLS handshake failed (%r)", config.node_id, self.remote, exc)
-            self.raw.close()
-            return
-        ssl_object = self.tls.get_extra_info("ssl_object")
+        self.tls = transport  # type: ignore[assignment]
+        ssl_object = transport.get_extra_info("ssl_object")
         self.peer = owner._identify(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
-        if self.peer is None:
-            owner.stats.connections_refused += 1
-            log.warning("node %d: refused connection from %s: certificate is not a pinned peer", config.node_id, self.remote)
-            self.tls.close()
+        if self.peer is None or owner._closed:
+            if self.peer is None:
+                owner.stats.connections_refused += 1
+                log.warning("node %d: refused connection from %s: certificate is not a pinned peer",
+                            owner.config.node_id, self.remote)
+            transport.close()
             return
-        if owner._closed:
-            self.tls.close()
-            return
-        if self.buffer:
-            self._parse()  # frames that arrived between the handshake and this task resuming
+        owner._connections.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.tls is None and self.raw is None:
+        if self.peer is None:
             return
-        buffer = self.buffer
-        if len(buffer) + len(data) > self.owner.config.max_frame_bytes + 2 * LENGTH_PREFIX_BYTES and self.peer is None:
-            # Bytes before the peer is identified (the handshake task has not resumed yet) are held, boundedly.
-            self.buffer.clear()
-            (self.tls or self.raw).close()  # type: ignore[union-attr]
-            return
-        buffer += data
-        if self.peer is not None:
-            self._parse()
+        self.buffer += data
+        self._parse()
 
     def _parse(self) -> None:
         buffer = self.buffer
@@ -302,7 +297,8 @@ class _InboundConnection(asyncio.Protocol):
         self.owner._connections.discard(self)
 
     def abort(self) -> None:
-        (self.tls or self.raw).abort()  # type: ignore[union-attr]
+        if self.tls is not None:
+            self.tls.abort()
 
 
 class _PeerLink:
@@ -343,7 +339,7 @@ class _PeerLink:
         while not self._closing:
             writer: asyncio.StreamWriter | None = None
             try:
-                _, writer = await asyncio.wait_for(
+                reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(*self.address, ssl=self.context, server_hostname=None),
                     timeout=config.handshake_timeout_seconds,
                 )
@@ -352,7 +348,7 @@ class _PeerLink:
                     raise ssl.SSLError(f"node {self.peer} presented an unpinned certificate")
                 self.connected = True
                 delay = config.reconnect_min_seconds
-                await self._pump(writer)
+                await self._pump_until_closed(reader, writer)
             except asyncio.CancelledError:
                 raise
             except (OSError, ssl.SSLError, asyncio.TimeoutError, ConnectionError) as exc:
@@ -379,6 +375,21 @@ class _PeerLink:
         self.queue.clear()
         if had_messages:
             self.transport.handler.on_unreachable(self.peer)
+
+    async def _pump_until_closed(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Send until the connection fails. The listener never sends anything, so a completed read means the
+        peer closed (restarted, or dropped us): notice it now, not at the next write that would be lost."""
+        pump = asyncio.ensure_future(self._pump(writer))
+        closed = asyncio.ensure_future(reader.read(1))
+        try:
+            await asyncio.wait({pump, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pump, closed):
+                task.cancel()
+            await asyncio.gather(pump, closed, return_exceptions=True)
+        if pump.done() and not pump.cancelled() and pump.exception() is not None:
+            raise pump.exception()  # type: ignore[misc]
+        raise ConnectionResetError(f"node {self.peer} closed the connection")
 
     async def _pump(self, writer: asyncio.StreamWriter) -> None:
         config = self.transport.config
