@@ -45,6 +45,10 @@ class ChainSettings:
     checkpointer: CheckpointerConfig = field(default_factory=CheckpointerConfig)
     poll_interval_s: float = 2.0
     epoch_interval_s: float | None = 60.0  # None: this cluster advances epochs by other means
+    # The next epoch also waits (up to this long) for the previous one to be recorded on-chain, so epochs are not
+    # frozen faster than the chain records them (each would only supersede the last) and the latest frozen epoch
+    # is, most of the time, a recorded one that withdrawals can be claimed against.
+    epoch_max_wait_s: float = 600.0
 
     @classmethod
     def embedded(cls, deployment_block: int, epoch_interval_s: float = 5.0) -> "ChainSettings":
@@ -58,6 +62,7 @@ class ChainSettings:
             ),
             poll_interval_s=0.25,
             epoch_interval_s=epoch_interval_s,
+            epoch_max_wait_s=max(30.0, 10 * epoch_interval_s),
         )
 
 
@@ -170,6 +175,8 @@ class OperatorChain:
         engine = self._engine()
         if engine.block_number == 0:
             return  # an epoch must anchor a sequenced L1 block (the contract checks its hash)
+        if engine.epoch > 0 and not self._previous_epoch_settled(engine.epoch):
+            return
         epoch = engine.epoch + 1
         try:
             await self.service.propose_operator_command(encode_command(AdvanceEpoch(epoch_request_id(epoch), epoch)))
@@ -178,6 +185,15 @@ class OperatorChain:
             log.warning("epoch %d not sequenced: %s", epoch, exc)
             return
         self._last_epoch_at = self.clock()
+
+    def _previous_epoch_settled(self, epoch: int) -> bool:
+        """Recorded (or final, superseded), refused or in conflict here, or waiting longer than epoch_max_wait_s."""
+        cp = self.checkpointer.progress.epochs.get(epoch)
+        if cp is None:
+            return True  # not built here (restarted from a snapshot): nothing to wait for
+        if cp.stage.value in ("recorded", "final", "superseded", "refused", "conflict"):
+            return True
+        return self.clock() - cp.built_at >= self.settings.epoch_max_wait_s
 
     async def _lead_loop(self) -> None:
         while True:

@@ -80,3 +80,24 @@ def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
             await cluster.stop()
 
     asyncio.run(scenario())
+
+
+def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
+    """What `ddx devnet --cluster --demo` runs: trading with a liquidation, a withdrawal, a checkpoint, a claim."""
+    from ddx_offchain.devnet.scenario import run_scenario
+
+    async def scenario():
+        cluster = await start_cluster(tmp_path, operators=3, epoch_interval_s=1.0, echo=lambda _: None)
+        lines: list[str] = []
+        try:
+            summary = await run_scenario(cluster, lines.append)
+        finally:
+            await cluster.stop()
+        text = "\n".join(lines)
+        assert summary["liquidations"] == 1
+        assert summary["claimed"] == 1_000 * DOLLAR and summary["second_claim"] == 0
+        assert "receipt #" in text and " ms " in text  # the sequencing clock, in milliseconds
+        for stage in ("built", "signed", "quorum", "submitted", "recorded"):
+            assert f"epoch {summary['epoch']} {stage}" in text
+
+    asyncio.run(scenario())

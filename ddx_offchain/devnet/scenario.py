@@ -1,0 +1,171 @@
+"""`ddx devnet --demo`: a scripted scenario on the full devnet that shows the two clocks.
+
+Deposits on-chain → credited once confirmed; trading between three traders with receipts in milliseconds; a price
+drop that liquidates one of them; a withdrawal; the epoch's checkpoint going built → signed → submitted →
+recorded → final in seconds; a claim with the API's proof through plain web3; a second claim paying nothing.
+The devnet's index prices come from this script (through the leader, as an operator command).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+import aiohttp
+from eth_account import Account
+
+from ..chain.claims import LeafProof, Sender, claim
+from ..client.api import DdxClient
+from ..client.signer import Trader
+from ..engine.commands import BUY, SELL, IndexPrice, IndexPrices, encode_command, name32
+from ..protocol.eip712 import Domain as RequestDomain
+from ..protocol.hashing import keccak256
+from .cluster import DOLLAR, DevnetCluster
+
+Echo = Callable[[str], None]
+ETHP = name32("ETHP")
+CONTRACT = 10**6  # size_decimals = 6
+
+
+class Timeline:
+    def __init__(self, echo: Echo) -> None:
+        self.echo = echo
+        self.started = time.monotonic()
+
+    def __call__(self, clock: str, text: str) -> None:
+        self.echo(f"[{time.monotonic() - self.started:7.2f}s] {clock:<10} {text}")
+
+
+async def _eventually(predicate, timeout_s: float, interval_s: float = 0.05):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(interval_s)
+    raise TimeoutError("the devnet did not get there in time")
+
+
+async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
+    t = Timeline(echo)
+    token = cluster.token.address
+    domain = RequestDomain.of(cluster.manifest.chain_id, cluster.manifest.exchange)
+    operators = [bytes.fromhex(Account.from_key(k).address[2:]) for k in cluster.operator_keys]
+    keys = {name: keccak256(f"ddx devnet demo {name}".encode()) for name in ("alice", "bob", "carol")}
+    traders = {name: Trader(key, domain) for name, key in keys.items()}
+    address = {name: Account.from_key(key).address for name, key in keys.items()}
+    summary: dict = {"receipt_ms": []}
+
+    async def propose_price(price: int) -> list:
+        leader = await cluster.wait_for_leader()
+        rid = keccak256(b"devnet index " + price.to_bytes(32, "big") + time.time_ns().to_bytes(16, "big"))
+        applied = await leader.node.service.propose_operator_command(encode_command(IndexPrices(rid, (IndexPrice(ETHP, price),))))
+        return applied.updates
+
+    async with DdxClient(cluster.api_urls, domain, operators) as client, aiohttp.ClientSession() as http:
+
+        async def submit(name: str, signed, what: str):
+            started = time.perf_counter()
+            receipt = await client.submit(signed)
+            ms = (time.perf_counter() - started) * 1000
+            summary["receipt_ms"].append(ms)
+            t("sequencing", f"{name}: {what} -> receipt #{receipt.request_index} in {ms:.1f} ms (epoch {receipt.epoch})")
+            return receipt
+
+        # ---- deposits: the chain clock ---------------------------------------------------------------------
+        amounts = {"alice": 5_000 * DOLLAR, "bob": 5_000 * DOLLAR, "carol": 250 * DOLLAR}
+        for name, amount in amounts.items():
+            cluster.fund(address[name], amount)
+            receipt = cluster.deposit(keys[name], amount)
+            t("chain", f"{name} deposits {amount // DOLLAR} USDX in block {receipt['blockNumber']}")
+        deposit_seen = time.monotonic()
+
+        async def all_credited():
+            for name, amount in amounts.items():
+                state = await client.trader_state(bytes.fromhex(address[name][2:]))
+                if not any(s["collateral"] == str(amount) for s in state["strategies"]):
+                    return False
+            return True
+
+        await _eventually(all_credited, 60)
+        t("chain", f"all three deposits credited by the engine after {time.monotonic() - deposit_seen:.2f} s (watcher → chain block → Raft)")
+
+        # ---- trading: the sequencing clock -----------------------------------------------------------------
+        await propose_price(2_000 * DOLLAR)
+        t("sequencing", "index price ETHP 2000 (oracle command through the leader)")
+        await submit("alice", traders["alice"].place_order("ETHP", SELL, CONTRACT, 2_000 * DOLLAR), "sell 1 ETHP @ 2000")
+        await submit("carol", traders["carol"].place_order("ETHP", BUY, CONTRACT, 2_000 * DOLLAR), "buy 1 ETHP @ 2000 (10x leverage)")
+        await submit("bob", traders["bob"].place_order("ETHP", BUY, CONTRACT, 1_850 * DOLLAR), "bid 1 ETHP @ 1850")
+        updates = await propose_price(1_800 * DOLLAR)
+        liquidations = [u for u in updates if u.kind == "Liquidation"]
+        summary["liquidations"] = len(liquidations)
+        t("sequencing", f"index price ETHP 1800: {len(liquidations)} liquidation(s)"
+          + (" — carol's long closed against bob's bid" if liquidations else ""))
+
+        # ---- withdrawal and checkpoint: the settlement clock -----------------------------------------------
+        withdraw = 1_000 * DOLLAR
+        receipt = await submit("bob", traders["bob"].withdraw_intent(bytes.fromhex(token[2:]), withdraw), f"withdraw {withdraw // DOLLAR} USDX")
+        seen: set[tuple[int, str]] = set()
+
+        def show_progress() -> None:
+            """Each stage the first time any operator reaches it (the relayer is the one that sees `submitted`)."""
+            for index, chain in enumerate(cluster.chains):
+                if index in cluster.stopped:
+                    continue
+                for entry in chain.status()["epochs"]:
+                    stage = entry["stage"]
+                    if entry["epoch"] <= receipt.epoch or (entry["epoch"], stage) in seen:
+                        continue
+                    seen.add((entry["epoch"], stage))
+                    detail = {
+                        "signed": f"{entry['signatures']} of {entry['operators']} signatures",
+                        "quorum": f"{entry['signatures']} of {entry['operators']} signatures (threshold {entry['threshold']})",
+                        "submitted": f"tx {entry['txHashes'][-1][:14]}…" if entry["txHashes"] else "",
+                        "recorded": f"in block {entry['recordedBlock']}",
+                        "final": f"{chain.settings.checkpointer.confirmations} confirmation(s) deep",
+                    }.get(stage, entry.get("waiting") or "")
+                    t("checkpoint", f"epoch {entry['epoch']} {stage:<9} {detail} [op{index + 1}] "
+                      f"(root {entry['root'][:10]}…, L1 block {entry['l1Block']})")
+
+        async def recorded_proof():
+            show_progress()
+            async with http.get(f"{cluster.api_urls[0]}/v1/proofs/withdrawal/{address['bob']}/{token}") as resp:
+                if resp.status != 200:
+                    return None
+                doc = await resp.json()
+            if doc["epoch"] <= receipt.epoch or not doc["included"]:
+                return None
+            if cluster.exchange.functions.checkpoint_root(doc["epoch"]).call() != bytes.fromhex(doc["root"][2:]):
+                return None
+            if (doc["epoch"], "recorded") not in seen:
+                seen.add((doc["epoch"], "recorded"))
+                t("checkpoint", f"epoch {doc['epoch']} recorded  (the contract's checkpoint_root({doc['epoch']}) is {doc['root'][:10]}…)")
+            return doc
+
+        doc = await _eventually(recorded_proof, 120, 0.1)
+        proof = LeafProof.from_api(doc, address["bob"], token)
+        t("settlement", f"proof for bob's withdrawable {int(doc['cumulative']) // DOLLAR} USDX against recorded epoch {doc['epoch']}")
+        payout = claim(cluster.w3, cluster.exchange, cluster.token, proof, Sender(cluster.w3.eth.accounts[0]))
+        t("settlement", f"claim paid {payout.paid // DOLLAR} USDX to bob (tx 0x{payout.tx_hash.hex()[:12]}…): "
+          f"wallet {payout.trader_balance_before // DOLLAR} → {payout.trader_balance_after // DOLLAR} USDX")
+        again = claim(cluster.w3, cluster.exchange, cluster.token, proof, Sender(cluster.w3.eth.accounts[0]))
+        t("settlement", f"a second claim with the same proof pays {again.paid} (claims are cumulative)")
+
+        async def final():
+            show_progress()
+            return (doc["epoch"], "final") in seen
+
+        try:
+            await _eventually(final, 30, 0.1)
+        except TimeoutError:
+            pass
+        summary.update(
+            claimed=payout.paid,
+            second_claim=again.paid,
+            epoch=doc["epoch"],
+            receipt_ms_max=max(summary["receipt_ms"]),
+        )
+        t("summary", f"receipts: {len(summary['receipt_ms'])}, slowest {summary['receipt_ms_max']:.1f} ms; "
+          f"checkpoint of epoch {doc['epoch']} recorded and claimed; status: {cluster.status_line()}")
+    return summary
