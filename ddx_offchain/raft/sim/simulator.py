@@ -43,7 +43,7 @@ ELECTION_TICK = 8
 HEARTBEAT_TICK = 2
 SNAPSHOT_EVERY = 24  # applied entries between local snapshots
 KEEP_AFTER_SNAPSHOT = 4  # entries kept behind a snapshot so slightly lagging followers still get appends
-CLIENT_RETRY = 150  # time units before a client retries an unanswered request elsewhere
+CLIENT_RETRY = 80  # time units before a client retries an unanswered request elsewhere
 CONVERGENCE_LIMIT = 40_000  # events allowed for the final convergence phase
 
 
@@ -151,6 +151,7 @@ class Simulation:
             applied=snap.metadata.index,
             max_size_per_msg=12,  # tiny, so replication is split into many messages and acks arrive piecemeal
             max_inflight_msgs=4,
+            max_committed_size_per_ready=16,  # committed entries are handed out a few at a time
             max_uncommitted_entries_size=1 << 12,
             seed=self.rng.getrandbits(64),
         )
