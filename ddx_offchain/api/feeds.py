@@ -47,6 +47,9 @@ class FeedHub:
         self.ring_size = ring_size
         self._ring: deque[tuple[int, dict, tuple[bytes, ...], bytes | None]] = deque()
         self._subscribers: set[Subscription] = set()
+        # subscribers indexed by what they listen to, so publishing costs per interested subscriber, not per feed
+        self._all: set[Subscription] = set()
+        self._by_key: dict[tuple[str, bytes], set[Subscription]] = {}
         self.last_ordinal = history.persisted_ordinal if history is not None else 0
         self.gap_below = 0  # updates at or below this may be missing from history (skipped by a snapshot)
 
@@ -62,8 +65,15 @@ class FeedHub:
             doc = update_json(u.ordinal, u.request_index, u.kind, u.traders, u.market, u.data)
             self._ring.append((u.ordinal, doc, u.traders, u.market))
             self.last_ordinal = u.ordinal
-            for sub in self._subscribers:
-                if sub.overflowed or not sub.matches(u.traders, u.market):
+            if not self._subscribers:
+                continue
+            targets = list(self._all)
+            for trader in u.traders:
+                targets.extend(self._by_key.get(("trader", trader), ()))
+            if u.market is not None:
+                targets.extend(self._by_key.get(("market", u.market), ()))
+            for sub in targets:
+                if sub.overflowed:
                     continue
                 try:
                     sub.queue.put_nowait(doc)
@@ -81,6 +91,10 @@ class FeedHub:
         sub = Subscription(channel, key)
         backlog = [] if after is None else self.backlog(after, sub)
         self._subscribers.add(sub)
+        if channel == "all":
+            self._all.add(sub)
+        else:
+            self._by_key.setdefault((channel, key), set()).add(sub)
         return sub, backlog
 
     def subscriber_count(self) -> int:
@@ -88,6 +102,12 @@ class FeedHub:
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subscribers.discard(sub)
+        self._all.discard(sub)
+        group = self._by_key.get((sub.channel, sub.key))
+        if group is not None:
+            group.discard(sub)
+            if not group:
+                del self._by_key[(sub.channel, sub.key)]
 
     def backlog(self, after: int, sub: Subscription) -> list[dict]:
         if after > self.last_ordinal:
