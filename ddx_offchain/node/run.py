@@ -158,13 +158,16 @@ async def serve(settings: NodeSettings, operator_key: bytes) -> None:
 
 
 def main(config_path: str) -> int:
+    from ..protocol.eip712 import address_of
     from .config import ConfigError, load_config
+    from .deployment import check_deployment
     from .keystore import KeystoreError
 
     try:
         settings = load_config(config_path)
         setup_logging(settings.node_id)
         key = load_operator_key(settings.keystore, settings.password_env)
+        check_deployment(settings, address_of(key))
         load_genesis(settings.genesis)  # fail before Raft starts, with the field named
     except (ConfigError, KeystoreError) as exc:
         print(f"ddx node: {exc}", file=sys.stderr)

@@ -114,3 +114,34 @@ def test_ddx_node_refuses_a_bad_config_before_starting(tmp_path):
     out = subprocess.run([sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(tmp_path / "node.toml")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "ddx node:" in out.stderr and "data_dir" in out.stderr
+
+
+def test_manifest_must_match_the_domain_and_list_this_operator(folder):
+    import dataclasses
+
+    from ddx_offchain.chain.manifest import Manifest
+    from ddx_offchain.node.deployment import check_deployment
+    from ddx_offchain.protocol.eip712 import address_of, checksum_address
+
+    me = address_of(b"\x07" * 32)
+    manifest = Manifest(
+        network="local", chain_id=31337, exchange=checksum_address(b"\x5a" * 20), deployment_block=1,
+        deployer=checksum_address(b"\x01" * 20), operators=(checksum_address(me), checksum_address(b"\x02" * 20)),
+        threshold=2, operator_set_id=1, supermajority_required=True, escape_delay=86400, governance_delay=86400,
+        collateral=(),
+    )
+
+    def settings_with(m: Manifest | None):
+        if m is not None:
+            (folder / "manifest.json").write_text(m.to_json())
+        text = GOOD.replace('exchange = "', 'manifest = "manifest.json"\nexchange = "') if m is not None else GOOD
+        return parse_config(text, folder)
+
+    assert check_deployment(settings_with(None), me) is None
+    assert check_deployment(settings_with(manifest), me).operators == manifest.operators
+    with pytest.raises(ConfigError, match="not in the deployment's operator set"):
+        check_deployment(settings_with(manifest), address_of(b"\x08" * 32))
+    with pytest.raises(ConfigError, match="chain_id"):
+        check_deployment(settings_with(dataclasses.replace(manifest, chain_id=1)), me)
+    with pytest.raises(ConfigError, match="exchange"):
+        check_deployment(settings_with(dataclasses.replace(manifest, exchange=checksum_address(b"\x5b" * 20))), me)
