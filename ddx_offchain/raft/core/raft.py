@@ -365,6 +365,10 @@ class Raft:
             if tracker.voters == {cc.node_id}:
                 return "cannot remove the last voter"
         elif cc.type == ConfChangeType.ADD_VOTER:
+            if cc.node_id not in tracker.learners and cc.node_id not in tracker.voters:
+                # Thesis 4.2.1: a new server with an empty log would count toward the quorum while it cannot
+                # acknowledge anything, which can stall commits. It joins as a learner and is promoted once caught up.
+                return f"node {cc.node_id} is not a member: add it as a learner first, then promote it"
             if cc.node_id in tracker.learners:
                 pr = tracker.progress[cc.node_id]
                 if pr.match < self.raft_log.committed:

@@ -214,3 +214,11 @@ def test_committed_but_unapplied_conf_change_blocks_campaigning_of_a_member():
     r.raft_log.applied_to(1)
     r.step(Message(type=MT.HUP, from_=1))
     assert r.role == StateRole.CANDIDATE
+
+
+def test_a_new_node_cannot_become_a_voter_without_being_a_learner_first():
+    c = bootstrapped_cluster()
+    c.campaign(1)
+    with pytest.raises(ProposalDroppedError, match="add it as a learner first"):
+        c.nodes[1].node.propose_conf_change(ConfChange(ADD_VOTER, 4))
+    assert c.nodes[1].conf_state == ConfState(voters=(1, 2, 3))
