@@ -210,6 +210,8 @@ class MemoryStorage:
             entries = entries[first - entries[0].index :]
         offset = entries[0].index - self._ents[0].index
         if offset > len(self._ents):
-            raise UnavailableError(f"missing log entry: last index {self.last_index()}, appending at {entries[0].index}")
+            raise UnavailableError(
+                f"missing log entry: last index {self.last_index()}, appending at {entries[0].index}"
+            )
         del self._ents[offset:]
         self._ents.extend(entries)

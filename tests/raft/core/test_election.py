@@ -51,7 +51,14 @@ def test_randomized_election_timeout_is_in_range_and_seeded():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(id=0), dict(id=1, heartbeat_tick=0), dict(id=1, election_tick=1, heartbeat_tick=1), dict(id=1, max_inflight_msgs=0)],
+    [
+        dict(id=0),
+        dict(id=1, heartbeat_tick=0),
+        dict(id=1, election_tick=1, heartbeat_tick=1),
+        dict(id=1, max_inflight_msgs=0),
+        dict(id=1, max_size_per_msg=0),
+        dict(id=1, applied=-1),
+    ],
 )
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(ConfigError):
