@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..api.admission import Admission, AdmissionError
-from ..protocol.eip712 import Domain, DomainCache, Signer
+from ..protocol.eip712 import Domain, DomainCache, Signer, checksum_address
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND, Receipt, SignedReceipt, SignedRequest, encode_entry
 from .sequencer import DefinitelyNotSequenced, NotLeaderError, SequencingError, Sequencer
-from .sequencing import DUPLICATE, REFUSED, AppliedEntry, ExchangeStateMachine
+from .sequencing import DUPLICATE, REFUSED, SEQUENCED, AppliedEntry, ExchangeStateMachine
 
 log = logging.getLogger("ddx.node")
 
@@ -92,10 +92,8 @@ class OperatorService:
             self.apply_observer(time.perf_counter() - started)
         if applied is None:
             return
-        if applied.request_hash is not None and applied.status != REFUSED:
-            request_index = applied.duplicate_of if applied.status == DUPLICATE else applied.request_index
-            if applied.status != DUPLICATE:
-                self._remember(ReceiptRecord(applied.request_hash, request_index, applied.epoch, applied.trader, applied.nonce))
+        if applied.request_hash is not None and applied.status == SEQUENCED:
+            self._remember(ReceiptRecord(applied.request_hash, applied.request_index, applied.epoch, applied.trader, applied.nonce))
         if data[:1] == ENTRY_OPERATOR_COMMAND_TAG:
             waiter = self._operator_waiters.pop(data, None)
             if waiter is not None and not waiter.done():
@@ -131,7 +129,7 @@ class OperatorService:
     def receipt_json(self, record: ReceiptRecord) -> dict:
         signed = self.sign_receipt(record)
         out = signed.receipt.message_json()
-        out["operator"] = "0x" + self.operator_address.hex()
+        out["operator"] = checksum_address(self.operator_address)
         out["signature"] = "0x" + signed.signature.hex()
         return out
 
