@@ -51,5 +51,17 @@ def devnet(
     run_demo(echo=typer.echo)
 
 
+def _register_settlement_commands() -> None:
+    """`ddx withdraw request|status|claim`, `ddx escape`, `ddx audit` (ddx_offchain/chain/cli_settlement.py)."""
+    from .chain import cli_settlement
+
+    app.add_typer(cli_settlement.withdraw_app, name="withdraw")
+    app.command("escape")(cli_settlement.escape)
+    app.command("audit")(cli_settlement.audit)
+
+
+_register_settlement_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -145,6 +145,20 @@ class Web3ChainRpc:
         blocks = [int(log["blockNumber"]) for log in logs if int(log["args"]["epoch"]) == epoch]
         return max(blocks) if blocks else None
 
+    async def recorded_checkpoints(self, from_block: int) -> list[tuple[int, bytes, int, bytes, int]]:
+        """Every CheckpointRecorded event since `from_block`: (epoch, root, l1 block, l1 block hash, block)."""
+        logs = await self.exchange.events.CheckpointRecorded.get_logs(from_block=from_block, to_block="latest")
+        return [
+            (
+                int(log["args"]["epoch"]),
+                bytes(log["args"]["state_root"]),
+                int(log["args"]["l1_block_number"]),
+                bytes(log["args"]["l1_block_hash"]),
+                int(log["blockNumber"]),
+            )
+            for log in logs
+        ]
+
     async def pending_nonce(self, address: str) -> int:
         return int(await self.w3.eth.get_transaction_count(AsyncWeb3.to_checksum_address(address), "pending"))
 

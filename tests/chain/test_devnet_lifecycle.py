@@ -91,6 +91,7 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
         lines: list[str] = []
         try:
             summary = await run_scenario(cluster, lines.append)
+            await auditor_agrees_and_catches_a_forged_log(cluster)
         finally:
             await cluster.stop()
         text = "\n".join(lines)
@@ -101,3 +102,39 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
             assert f"epoch {summary['epoch']} {stage}" in text
 
     asyncio.run(scenario())
+
+
+async def auditor_agrees_and_catches_a_forged_log(cluster) -> None:
+    """`ddx audit`'s core: replay the public log, compare with the recorded roots; a forged deposit is caught."""
+    from ddx_offchain.chain.audit import Replay, audit, log_from_api
+    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.engine.commands import ChainBlock, Deposit, decode_command, encode_command
+    from ddx_offchain.node.genesis import parse_genesis
+
+    domain = RequestDomain.of(cluster.manifest.chain_id, cluster.manifest.exchange)
+    genesis = parse_genesis(devnet_genesis(cluster.token.address))
+    async with aiohttp.ClientSession() as http:
+        log = [item async for item in log_from_api(http, cluster.api_urls[1])]
+    honest = Replay(domain, genesis)
+    for log_index, entry in log:
+        honest.apply(log_index, entry)
+    report = await audit(cluster.rpcs[0], honest, cluster.manifest.deployment_block)
+    assert report.ok, report.lines()
+    assert any(e.verdict == "match" for e in report.epochs) and report.block_problems == []
+
+    forged = Replay(domain, genesis)
+    tampered = False
+    for log_index, entry in log:
+        if not tampered and entry[0] == 0x02:
+            command = decode_command(entry[1:])
+            if isinstance(command, ChainBlock) and command.deposits:
+                d = command.deposits[0]
+                fake = Deposit(d.seq, d.trader, d.strategy, d.token, d.amount * 10)
+                entry = entry[:1] + encode_command(ChainBlock(command.request_id, command.block_number, command.block_hash, (fake,) + command.deposits[1:]))
+                tampered = True
+        forged.apply(log_index, entry)
+    assert tampered
+    report = await audit(cluster.rpcs[0], forged, cluster.manifest.deployment_block)
+    assert not report.ok
+    assert any(e.verdict == "mismatch" for e in report.epochs)
+    assert report.block_problems and "other contents" in report.block_problems[0]

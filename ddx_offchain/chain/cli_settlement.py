@@ -1,0 +1,358 @@
+"""The settlement commands of `ddx`: `withdraw request|status|claim`, `escape` and `audit` (registered in cli.py).
+
+Every command names the deployment by its manifest (chain id, exchange, ABIs; ddx_offchain/chain/manifest.py), the
+chain by `--rpc`, and the operators by `--api`. The trader's key comes from an eth-account keystore (`--keystore`)
+or an ape account (`--ape-account ALIAS`, i.e. ~/.ape/accounts/ALIAS.json), unlocked from $DDX_KEYSTORE_PASSWORD
+or a prompt — never from the command line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import typer
+
+withdraw_app = typer.Typer(no_args_is_help=True, help="Withdraw collateral: request, follow, claim with a proof.")
+
+PASSWORD_ENV = "DDX_KEYSTORE_PASSWORD"
+MANIFEST_HELP = "the deployment manifest (a file, or a deployments/<network>-<chain id> folder)"
+
+
+class CommandError(Exception):
+    """A problem the user can fix (bad option, unreachable node, nothing to claim): printed, exit code 1."""
+
+
+def _manifest(path: str):
+    from .manifest import ManifestError, load_manifest
+
+    try:
+        return load_manifest(path)
+    except ManifestError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _key(keystore: str | None, ape_account: str | None) -> bytes:
+    from ..node.keystore import KeystoreError, load_operator_key
+
+    if (keystore is None) == (ape_account is None):
+        raise CommandError("give exactly one of --keystore PATH or --ape-account ALIAS")
+    path = Path(keystore) if keystore else Path.home() / ".ape" / "accounts" / f"{ape_account}.json"
+    try:
+        return load_operator_key(path, PASSWORD_ENV)
+    except KeystoreError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _token(manifest, token: str | None) -> str:
+    from eth_utils import is_address, to_checksum_address
+
+    if token is None:
+        if not manifest.collateral:
+            raise CommandError("the manifest lists no collateral: pass --token")
+        return manifest.collateral[0].token
+    if not is_address(token):
+        raise CommandError(f"--token {token!r} is not an address")
+    return to_checksum_address(token)
+
+
+def _contracts(rpc: str, manifest):
+    from web3 import Web3
+
+    from .artifacts import compile_contract
+
+    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 15}))
+    if not w3.is_connected():
+        raise CommandError(f"cannot reach the chain at {rpc}")
+    if w3.eth.chain_id != manifest.chain_id:
+        raise CommandError(f"{rpc} is chain {w3.eth.chain_id}, the manifest is for chain {manifest.chain_id}")
+    exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
+    token_abi = compile_contract("MockERC20").abi  # only ERC-20 views and the transfer events are used
+    return w3, exchange, token_abi
+
+
+def _domains(manifest):
+    from ..protocol.eip712 import Domain as RequestDomain
+
+    return RequestDomain.of(manifest.chain_id, manifest.exchange)
+
+
+def _operators(manifest) -> list[bytes]:
+    return [bytes.fromhex(a[2:]) for a in manifest.operators]
+
+
+def _run(coro):
+    try:
+        return asyncio.run(coro)
+    except CommandError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _fail(exc: Exception) -> None:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
+
+
+# ---- withdraw request ------------------------------------------------------------------------------------------
+
+
+@withdraw_app.command("request")
+def withdraw_request(
+    amount: int = typer.Option(..., "--amount", help="token base units (e.g. 1000000 = 1 USDC)"),
+    api: list[str] = typer.Option(..., "--api", help="an operator's API URL (repeat for fail-over)"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    token: str = typer.Option(None, "--token", help="collateral token (default: the manifest's first)"),
+    strategy: str = typer.Option("main", "--strategy", help="the strategy to withdraw from"),
+    keystore: str = typer.Option(None, "--keystore", help="eth-account keystore of the trader"),
+    ape_account: str = typer.Option(None, "--ape-account", help="ape account alias of the trader"),
+) -> None:
+    """Sign and submit a withdraw intent; prints the operator's receipt (sequenced, not yet final)."""
+    from ..client.api import DdxClient, RequestRefused
+    from ..client.signer import Trader
+
+    try:
+        m = _manifest(manifest)
+        key = _key(keystore, ape_account)
+        token_address = _token(m, token)
+    except CommandError as exc:
+        _fail(exc)
+    if amount <= 0:
+        _fail(CommandError("--amount must be positive"))
+
+    async def go():
+        trader = Trader(key, _domains(m))
+        async with DdxClient(api, _domains(m), _operators(m)) as client:
+            try:
+                receipt = await client.submit(trader.withdraw_intent(bytes.fromhex(token_address[2:]), amount, strategy=strategy))
+            except RequestRefused as exc:
+                raise CommandError(f"refused: {exc}") from None
+        r = receipt.receipt.receipt
+        typer.echo(f"withdraw intent sequenced: request 0x{r.request_hash.hex()} index {r.request_index} epoch {r.epoch}, "
+                   f"receipt signed by operator 0x{receipt.operator.hex()}")
+        typer.echo(f"it becomes claimable once a checkpoint of an epoch after {r.epoch} is recorded: `ddx withdraw status`")
+
+    _run(go())
+
+
+# ---- withdraw status -------------------------------------------------------------------------------------------
+
+
+async def _proof_doc(session, urls: list[str], trader: str, token: str) -> dict | None:
+    for url in urls:
+        try:
+            async with session.get(f"{url.rstrip('/')}/v1/proofs/withdrawal/{trader}/{token}") as resp:
+                if resp.status == 200:
+                    return await resp.json()
+                if resp.status == 404:
+                    return None
+        except Exception:
+            continue
+    raise CommandError(f"no operator answered: {', '.join(urls)}")
+
+
+@withdraw_app.command("status")
+def withdraw_status(
+    api: list[str] = typer.Option(..., "--api", help="an operator's API URL"),
+    rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    trader: str = typer.Option(None, "--trader", help="the trader's address (or give its key)"),
+    token: str = typer.Option(None, "--token", help="collateral token (default: the manifest's first)"),
+    keystore: str = typer.Option(None, "--keystore"),
+    ape_account: str = typer.Option(None, "--ape-account"),
+    save: str = typer.Option(None, "--save", help="write the proof document here (for a later claim or escape)"),
+) -> None:
+    """Where a trader's withdrawals stand: executed (withdrawable), checkpointed (recorded on-chain), claimed, claimable."""
+    import aiohttp
+    from eth_account import Account
+    from eth_utils import is_address, to_checksum_address
+
+    try:
+        m = _manifest(manifest)
+        token_address = _token(m, token)
+        if trader is None:
+            trader = Account.from_key(_key(keystore, ape_account)).address
+        if not is_address(trader):
+            raise CommandError(f"--trader {trader!r} is not an address")
+        trader = to_checksum_address(trader)
+        w3, exchange, _ = _contracts(rpc, m)
+    except CommandError as exc:
+        _fail(exc)
+
+    async def go():
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            doc = await _proof_doc(session, api, trader, token_address)
+            async with session.get(f"{api[0].rstrip('/')}/v1/traders/{trader}") as resp:
+                state = await resp.json() if resp.status == 200 else {}
+        executed = next((b["withdrawable"] for b in state.get("balances", []) if b["token"].lower() == token_address.lower()), "0")
+        claimed = exchange.functions.claimed(trader, token_address).call()
+        latest = exchange.functions.latest_epoch().call()
+        typer.echo(f"trader {trader}, token {token_address}")
+        typer.echo(f"  executed:      cumulative withdrawable {executed} (engine state now)")
+        if doc is None:
+            typer.echo("  checkpointed:  no frozen epoch yet")
+        else:
+            recorded = bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:])
+            typer.echo(f"  checkpointed:  {doc['cumulative']} in epoch {doc['epoch']} "
+                       f"({'recorded on-chain' if recorded else 'not recorded yet'}; latest recorded epoch {latest})")
+            claimable = int(doc["cumulative"]) - claimed if recorded else 0
+            typer.echo(f"  claimed:       {claimed}")
+            typer.echo(f"  claimable now: {max(0, claimable)}")
+            if save:
+                Path(save).write_text(json.dumps(doc, indent=1))
+                typer.echo(f"  proof saved to {save}")
+
+    _run(go())
+
+
+# ---- withdraw claim --------------------------------------------------------------------------------------------
+
+
+@withdraw_app.command("claim")
+def withdraw_claim(
+    rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    api: list[str] = typer.Option(None, "--api", help="an operator's API URL (or --proof FILE)"),
+    proof_file: str = typer.Option(None, "--proof", help="a proof document saved by `withdraw status --save`"),
+    trader: str = typer.Option(None, "--trader", help="claim for this trader (default: the key's address)"),
+    token: str = typer.Option(None, "--token"),
+    keystore: str = typer.Option(None, "--keystore", help="pays the gas (anyone may relay a claim)"),
+    ape_account: str = typer.Option(None, "--ape-account"),
+    wait: float = typer.Option(120.0, "--wait", help="seconds to wait for the proof's epoch to be recorded"),
+) -> None:
+    """Fetch the proof for the latest recorded checkpoint and send the claim; prints what was received."""
+    import aiohttp
+    from eth_account import Account
+
+    from .claims import ClaimError, LeafProof, Sender, claim
+
+    try:
+        m = _manifest(manifest)
+        key = _key(keystore, ape_account)
+        trader = trader or Account.from_key(key).address
+        token_address = _token(m, token)
+        w3, exchange, token_abi = _contracts(rpc, m)
+        if not api and not proof_file:
+            raise CommandError("give --api URL or --proof FILE")
+    except CommandError as exc:
+        _fail(exc)
+    token_contract = w3.eth.contract(address=token_address, abi=token_abi)
+
+    async def recorded_doc() -> dict:
+        if proof_file:
+            return json.loads(Path(proof_file).read_text())
+        deadline = time.monotonic() + wait
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            while True:
+                doc = await _proof_doc(session, api, trader, token_address)
+                if doc is not None and bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:]):
+                    return doc
+                if time.monotonic() > deadline:
+                    what = "no frozen epoch" if doc is None else f"epoch {doc['epoch']} is not recorded on-chain yet"
+                    raise CommandError(f"{what} after {wait:.0f} s: try again later")
+                await asyncio.sleep(1.0)
+
+    doc = _run(recorded_doc())
+    try:
+        proof = LeafProof.from_api(doc, trader, token_address)
+        payout = claim(w3, exchange, token_contract, proof, Sender.from_key(key))
+    except ClaimError as exc:
+        _fail(exc)
+    if payout.tx_hash is None:
+        typer.echo(f"nothing to claim: {trader} already received its cumulative {proof.amount} (epoch {proof.epoch})")
+        return
+    typer.echo(f"claimed against epoch {proof.epoch}: paid {payout.paid} to {trader} (tx 0x{payout.tx_hash.hex()}); "
+               f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}"
+               + (f"; {payout.unpaid} above the rate limit stays claimable" if payout.unpaid else ""))
+
+
+# ---- escape ----------------------------------------------------------------------------------------------------
+
+
+def escape(
+    rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    balance_proof: str = typer.Option(..., "--balance-proof", help="BALANCE leaf proof document of the last checkpoint"),
+    withdrawal_proof: str = typer.Option(None, "--withdrawal-proof", help="WITHDRAWAL leaf proof document, if any"),
+    trader: str = typer.Option(None, "--trader"),
+    token: str = typer.Option(None, "--token"),
+    keystore: str = typer.Option(None, "--keystore", help="pays the gas"),
+    ape_account: str = typer.Option(None, "--ape-account"),
+) -> None:
+    """After the escape delay with no checkpoint: freeze the exchange (if due) and withdraw the balance proven in the
+    last checkpoint plus any unclaimed withdrawable. Proof documents: {"epoch", "root", "amount"|"cumulative",
+    "proof": {key, value_hash, siblings}} (docs/protocol.md §4), saved while operators were still up."""
+    from eth_account import Account
+
+    from .claims import ClaimError, LeafProof, Sender, escape as escape_call, freeze_if_due
+
+    try:
+        m = _manifest(manifest)
+        key = _key(keystore, ape_account)
+        trader = trader or Account.from_key(key).address
+        token_address = _token(m, token)
+        w3, exchange, token_abi = _contracts(rpc, m)
+        balance = LeafProof.from_api(json.loads(Path(balance_proof).read_text()), trader, token_address, kind="balance")
+        withdrawal = None
+        if withdrawal_proof:
+            withdrawal = LeafProof.from_api(json.loads(Path(withdrawal_proof).read_text()), trader, token_address)
+        sender = Sender.from_key(key)
+        if not freeze_if_due(w3, exchange, sender):
+            raise CommandError("the escape delay is not over: the operators checkpointed recently")
+        payout = escape_call(w3, exchange, w3.eth.contract(address=token_address, abi=token_abi), balance, withdrawal, sender)
+    except (CommandError, ClaimError, OSError, ValueError) as exc:
+        _fail(exc)
+    typer.echo(f"escaped: paid {payout.paid} to {trader} (tx 0x{payout.tx_hash.hex()}); "
+               f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}")
+
+
+# ---- audit -----------------------------------------------------------------------------------------------------
+
+
+def audit(
+    rpc: str = typer.Option(..., "--rpc", help="your own JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    genesis: str = typer.Option(..., "--genesis", help="the engine genesis file the operators use"),
+    log_url: str = typer.Option(None, "--log-url", help="an operator's API URL: replay its public request log"),
+    history: str = typer.Option(None, "--history", help="or a node's history database (SQLite)"),
+) -> None:
+    """Replay the request log through the engine and check every checkpoint root recorded on-chain, and every
+    sequenced chain block against your RPC. Exit 0 when all agree, 1 otherwise."""
+    import aiohttp
+
+    from ..node.config import ConfigError
+    from ..node.genesis import load_genesis
+    from .audit import Replay, audit as run_audit, log_from_api, log_from_history
+    from .rpc import Web3ChainRpc, http_web3
+
+    try:
+        m = _manifest(manifest)
+        if (log_url is None) == (history is None):
+            raise CommandError("give exactly one of --log-url URL or --history PATH")
+        replay = Replay(_domains(m), load_genesis(Path(genesis)))
+    except (CommandError, ConfigError) as exc:
+        _fail(exc)
+
+    async def go() -> bool:
+        from .artifacts import compile_contract
+
+        if log_url is not None:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+                async for log_index, entry in log_from_api(session, log_url):
+                    replay.apply(log_index, entry)
+        else:
+            for log_index, entry in log_from_history(history):
+                replay.apply(log_index, entry)
+        rpc_client = Web3ChainRpc(http_web3(rpc), m.exchange, compile_contract("Exchange").abi)
+        try:
+            report = await run_audit(rpc_client, replay, m.deployment_block)
+        finally:
+            await rpc_client.close()
+        for line in report.lines():
+            typer.echo(line)
+        return report.ok
+
+    if not _run(go()):
+        raise typer.Exit(1)
