@@ -161,7 +161,7 @@ def run(n: int, seed: int) -> dict:
 
     # Root after 10,000 random updates (existing keys, new values): the puts record, root() re-hashes.
     put_ms, root_ms, root_cpu_ms = [], [], []
-    for _ in range(3):
+    for _ in range(5):
         updates = [(keys[rnd.randrange(n)], rnd.randbytes(VALUE_BYTES)) for _ in range(UPDATES)]
 
         def apply():
@@ -174,6 +174,7 @@ def run(n: int, seed: int) -> dict:
         root_ms.append(wall * 1e3)
         root_cpu_ms.append(cpu * 1e3)
     result["root_after_10k_updates_ms"] = round(statistics.median(root_ms), 1)
+    result["root_after_10k_updates_best_ms"] = round(min(root_ms), 1)  # least disturbed by other processes
     result["root_after_10k_updates_cpu_ms"] = round(statistics.median(root_cpu_ms), 1)
     result["puts_10k_ms"] = round(statistics.median(put_ms), 1)
 
