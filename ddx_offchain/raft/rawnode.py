@@ -58,7 +58,9 @@ class Ready:
     snapshot: Snapshot | None  # a snapshot received from the leader: persist, then restore the state machine
     committed_entries: tuple[Entry, ...]  # apply to the state machine, in order
     messages: tuple[Message, ...]  # send only after entries/hard_state/snapshot above are durable
-    must_sync: bool  # entries or term/vote changed: the writes need an fsync before the messages leave
+    # Entries, a snapshot, or term/vote changed: the writes need an fsync before the messages leave. False when
+    # only the commit index moved (a lost commit index is relearned from the leader).
+    must_sync: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,7 @@ class RawNode:
             committed_entries=tuple(log.next_committed_entries()),
             messages=tuple(raft.msgs),
             must_sync=bool(entries)
+            or log.unstable_snapshot() is not None
             or hard.term != self._prev_hard_state.term
             or hard.vote != self._prev_hard_state.vote,
         )

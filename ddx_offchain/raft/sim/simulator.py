@@ -191,12 +191,15 @@ class Simulation:
             self.checker.on_entries_written(node, rd.entries)
         if rd.hard_state is not None:
             disk.write(WriteHardState(rd.hard_state))
-        delay = self.rng.randint(1, 6) if disk.pending else 0
+        delay = self.rng.randint(1, 6) if disk.pending and rd.must_sync else 0
         self._schedule(delay, ("fsync", node.id, node.incarnation))
 
     def _fsync(self, node: SimNode) -> None:
         rd = node.outstanding
-        node.disk.fsync()
+        if rd.must_sync:
+            node.disk.fsync()
+        # else: like a runtime that trusts must_sync, leave the writes in the page cache (a later fsync flushes
+        # them in order; a crash before that may lose them).
         self.checker.on_synced(node)
         for m in rd.messages:
             self.checker.check_persisted_before_send(node, m)

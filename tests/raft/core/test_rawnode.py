@@ -197,3 +197,15 @@ def test_contradictory_peer_messages_are_refused_and_change_nothing(message):
         node.step(message)
     assert not node.has_ready()
     assert node.status().hard_state == HardState()
+
+
+def test_a_received_snapshot_must_be_synced_before_it_is_acknowledged():
+    storage = MemoryStorage(ConfState(voters=(1, 2)))
+    storage.set_hard_state(HardState(term=1, vote=1, commit=0))
+    node = RawNode(Config(id=2), storage)
+    snap = Snapshot(metadata=SnapshotMetadata(index=5, term=1, conf_state=ConfState(voters=(1, 2))), data=b"s")
+    node.step(Message(type=MT.SNAPSHOT, from_=1, to=2, term=1, snapshot=snap))
+    rd = node.ready()
+    assert rd.entries == () and rd.hard_state.term == 1 and rd.hard_state.vote == 1  # term and vote unchanged
+    assert rd.must_sync  # yet the acknowledgement below promises the snapshot is durable
+    assert [(m.type, m.index) for m in rd.messages] == [(MT.APPEND_RESP, 5)]
