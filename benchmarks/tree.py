@@ -6,10 +6,11 @@
 Items are random 32-byte keys (first byte a kind, as real keys) with 128-byte values, the size of a WITHDRAWAL
 or BALANCE item. Times are wall-clock (perf_counter) with the process CPU time beside them, because the
 reference machine is shared: CPU time is what the code costs, wall time what a caller waited. Repeated phases
-report the median run. Memory is counted two ways: `bytes_per_item` adds up the sizes of every object the tree
+report the median run (the re-hash also its best, least disturbed, run). Memory is counted two ways: `bytes_per_item` adds up the sizes of every object the tree
 holds (what tracemalloc would count, without its tracing overhead), for the hash-only tree (keep_values=False:
 the commitment structure itself) and for the default tree that also keeps values; `rss_bytes_per_item` is the
-process's resident-memory growth across the build (an upper bound: it includes allocator slack).
+process's resident-memory growth across the build (allocator slack included, but not the key and value objects
+the caller already held, which the tree shares).
 """
 
 from __future__ import annotations
