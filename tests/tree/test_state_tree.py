@@ -207,3 +207,40 @@ def test_deepest_shapes_rehash_without_hitting_the_recursion_limit():
         del model[key]
     assert t.root() == spec_root_of_values(model)
     assert stored_layout(t) == spec_layout(model)
+
+
+@pytest.mark.parametrize("seed", range(max(1, EXAMPLES // 10)))
+def test_random_batches_over_clustered_kind_prefixed_keys(seed):
+    """Batches of puts and deletes over keys in a few clusters (shared prefixes of 0-256 bits, some with a kind
+    byte): after every batch the root, the stored layout and every proof match the spec."""
+    rnd = random.Random(seed)
+    bases = [rnd.getrandbits(256) for _ in range(3)]
+
+    def key() -> bytes:
+        base, shared = rnd.choice(bases), rnd.choice([0, 4, 8, 30, 100, 200, 250, 255, 256])
+        low = 256 - shared
+        k = (base >> low << low) | (rnd.getrandbits(256) & ((1 << low) - 1))
+        if rnd.random() < 0.3:
+            k = (rnd.randrange(1, 14) << 248) | (k & ((1 << 248) - 1))
+        return k.to_bytes(32, "big")
+
+    for _ in range(6):
+        pool = list({key() for _ in range(rnd.randint(2, 120))})
+        t, model = StateTree(), {}
+        for _ in range(rnd.randint(1, 6)):
+            for _ in range(rnd.randint(1, 60)):
+                k = rnd.choice(pool)
+                if rnd.random() < 0.6:
+                    model[k] = rnd.randbytes(5)
+                    t.put(k, model[k])
+                elif k in model:
+                    t.delete(k)
+                    del model[k]
+            root = t.root()
+            assert root == spec_root_of_values(model)
+            assert stored_layout(t) == spec_layout(model)
+            for k in pool[:20] + [key() for _ in range(5)]:
+                if k in model:
+                    assert verify_inclusion(root, t.prove(k))
+                else:
+                    assert verify_non_inclusion(root, t.prove_absent(k))
