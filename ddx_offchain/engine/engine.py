@@ -6,13 +6,12 @@ cannot fail. That is what makes "no request is ever half-applied" true by constr
 
 from __future__ import annotations
 
-from ..protocol.items import Kind
 from . import book as bk
 from . import margin as mg
 from .commands import (
     BUY, LIMIT, LIMIT_IOC, MAIN_STRATEGY, MARKET, POST_ONLY, SELL, ZERO_ADDRESS, ZERO_ID,
-    AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, CreateStrategy, FundInsurance, IndexPrices, ListMarket,
-    ListToken, ModifyOrder, PlaceOrder, UpdateMarket, WithdrawIntent,
+    AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, CreateStrategy, FundInsurance, IndexPrices,
+    ListMarket, ListToken, ModifyOrder, PlaceOrder, UpdateMarket, WithdrawIntent,
 )
 from .config import MAX_QUANTITY, GenesisConfig, market_params_problem
 from .reasons import CancelReason, Reject
@@ -838,4 +837,4 @@ def mark_price(m) -> int:
     return index + premium
 
 
-__all__ = ["Engine", "Kind", "mark_price"]
+__all__ = ["Engine", "mark_price"]

@@ -61,9 +61,8 @@ class Order:
         a = self.account
         return key, value_of(
             K_ORDER,
-            self.id + ZERO12 + a.trader + a.strategy + self.market.id + uint_word(self.side) + uint_word(self.order_type)
-            + uint_word(self.price)
-            + uint_word(self.remaining) + uint_word(self.original) + uint_word(self.seq)
+            self.id + ZERO12 + a.trader + a.strategy + self.market.id + uint_word(self.side)
+            + uint_word(self.order_type) + uint_word(self.price) + uint_word(self.remaining) + uint_word(self.original) + uint_word(self.seq)
             + uint_word(1 if self.reduce_only else 0),
         )
 

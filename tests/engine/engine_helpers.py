@@ -6,7 +6,7 @@ import itertools
 
 from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine.commands import (
-    BUY, LIMIT, MAIN_STRATEGY, SELL, AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, Deposit,
+    LIMIT, MAIN_STRATEGY, AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, Deposit,
     IndexPrice, IndexPrices, MarketParams, ModifyOrder, PlaceOrder, WithdrawIntent, name32,
 )
 from ddx_offchain.engine.updates import Accepted, Rejected

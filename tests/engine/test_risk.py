@@ -1,8 +1,6 @@
 """Liquidation (book, insurance takeover, ADL), the insurance fund's own deleveraging, maker margin protection
 and funding."""
 
-import pytest
-
 from ddx_offchain.engine import margin as mg
 from ddx_offchain.engine.commands import BUY, MAIN_STRATEGY, SELL, FundInsurance, UpdateMarket
 from ddx_offchain.engine.reasons import CancelReason, Reject
