@@ -59,6 +59,8 @@ class LeafProof:
         "siblings"}} (docs/protocol.md §4 JSON form)."""
         if not isinstance(doc, dict):
             raise ClaimError("proof document must be a JSON object")
+        if doc.get("included") is False:
+            raise ClaimError(f"{trader} has no {kind} leaf for {token} in epoch {doc.get('epoch')}: nothing proven to claim")
         try:
             trader, token = _address(trader), _address(token)
             proof = InclusionProof.from_json(doc["proof"])

@@ -240,21 +240,32 @@ def withdraw_claim(
         _fail(exc)
     token_contract = w3.eth.contract(address=token_address, abi=token_abi)
 
-    async def recorded_doc() -> dict:
+    async def recorded_doc() -> dict | None:
+        """The newest proof whose epoch is recorded and that pays something; None when nothing is owed."""
         if proof_file:
             return json.loads(Path(proof_file).read_text())
+        claimed = exchange.functions.claimed(trader, token_address).call()
         deadline = time.monotonic() + wait
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.get(f"{api[0].rstrip('/')}/v1/traders/{trader}") as resp:
+                state = await resp.json() if resp.status == 200 else {}
+            executed = max((int(b["withdrawable"]) for b in state.get("balances", []) if b["token"].lower() == token_address.lower()), default=0)
+            if executed <= claimed:
+                return None
             while True:
                 doc = await _proof_doc(session, api, trader, token_address)
-                if doc is not None and bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:]):
+                recorded = doc is not None and bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:])
+                if recorded and doc.get("included", True) and int(doc["cumulative"]) > claimed:
                     return doc
                 if time.monotonic() > deadline:
-                    what = "no frozen epoch" if doc is None else f"epoch {doc['epoch']} is not recorded on-chain yet"
+                    what = "no frozen epoch" if doc is None else f"no recorded checkpoint covers the withdrawal yet (latest proof: epoch {doc['epoch']})"
                     raise CommandError(f"{what} after {wait:.0f} s: try again later")
                 await asyncio.sleep(1.0)
 
     doc = _run(recorded_doc())
+    if doc is None:
+        typer.echo(f"nothing to claim: everything {trader} withdrew of {token_address} was already paid")
+        return
     try:
         proof = LeafProof.from_api(doc, trader, token_address)
         payout = claim(w3, exchange, token_contract, proof, Sender.from_key(key))

@@ -1,0 +1,94 @@
+"""The devnet against anvil (`--rpc`, blocks every second, 2 confirmations) and the trader's commands against it:
+`ddx withdraw request`, `ddx withdraw claim`, `ddx withdraw status`, `ddx audit` — over HTTP only, as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+from eth_account import Account
+from typer.testing import CliRunner
+
+from anvil_node import Anvil
+from ddx_offchain.cli import app
+from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
+from ddx_offchain.protocol.hashing import keccak256
+
+PASSWORD = "trader password"
+
+
+class ClusterThread:
+    """The devnet's event loop in a thread, so the CLI (which runs its own loop) can be driven from the test."""
+
+    def __init__(self, root, url: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.cluster = self.call(start_cluster(root, operators=3, rpc_url=url, epoch_interval_s=2.0, confirmations=2, echo=lambda _: None))
+
+    def call(self, coro, timeout: float = 120):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        try:
+            self.call(self.cluster.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+
+
+def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
+    anvil = Anvil("--block-time", "1")
+    devnet = None
+    try:
+        devnet = ClusterThread(tmp_path / "devnet", anvil.url)
+        cluster = devnet.cluster
+        key = keccak256(b"cli trader")
+        trader = Account.from_key(key).address
+        keystore = tmp_path / "trader.json"
+        keystore.write_text(json.dumps(Account.encrypt(key, PASSWORD, kdf="pbkdf2", iterations=2048)))
+        monkeypatch.setenv("DDX_KEYSTORE_PASSWORD", PASSWORD)
+        cluster.fund(trader, 50 * DOLLAR)
+        cluster.deposit(key, 40 * DOLLAR)
+        manifest = next((tmp_path / "devnet" / "deployments").iterdir()) / "latest.json"
+        common = ["--manifest", str(manifest), "--keystore", str(keystore)]
+        runner = CliRunner()
+
+        deadline = time.monotonic() + 60
+        while True:  # the deposit needs 2 confirmations before the leader sequences it
+            engine = cluster.nodes[0].node.engine.engine
+            if engine.deposit_seq == 1:
+                break
+            assert time.monotonic() < deadline, "deposit never credited"
+            time.sleep(0.2)
+
+        done = runner.invoke(app, ["withdraw", "request", "--amount", str(15 * DOLLAR), "--api", cluster.api_urls[0], *common])
+        assert done.exit_code == 0, done.output
+        assert "withdraw intent sequenced" in done.output
+
+        done = runner.invoke(app, ["withdraw", "claim", "--rpc", anvil.url, "--api", cluster.api_urls[1], "--wait", "90", *common])
+        assert done.exit_code == 0, done.output
+        assert f"paid {15 * DOLLAR} to {trader}" in done.output
+        assert cluster.token.functions.balanceOf(trader).call() == 25 * DOLLAR
+
+        done = runner.invoke(app, ["withdraw", "claim", "--rpc", anvil.url, "--api", cluster.api_urls[1], *common])
+        assert done.exit_code == 0 and "nothing to claim" in done.output
+
+        done = runner.invoke(app, ["withdraw", "status", "--rpc", anvil.url, "--api", cluster.api_urls[2], *common])
+        assert done.exit_code == 0, done.output
+        assert f"claimed:       {15 * DOLLAR}" in done.output and "claimable now: 0" in done.output
+
+        genesis = tmp_path / "devnet" / "operators" / "genesis.json"
+        done = runner.invoke(app, ["audit", "--rpc", anvil.url, "--manifest", str(manifest), "--genesis", str(genesis),
+                                   "--log-url", cluster.api_urls[2]])
+        assert done.exit_code == 0, done.output
+        assert "OK:" in done.output and " 0 differ" in done.output
+
+        done = runner.invoke(app, ["withdraw", "request", "--amount", "0", "--api", cluster.api_urls[0], *common])
+        assert done.exit_code == 1 and "positive" in done.output
+    finally:
+        if devnet is not None:
+            devnet.stop()
+        anvil.stop()
