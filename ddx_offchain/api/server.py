@@ -23,6 +23,7 @@ from ..protocol.eip712 import from_json
 from ..protocol.errors import ProtocolError
 from .admission import AdmissionError
 from .feeds import FeedHub, ResumeUnavailable
+from .ws_requests import serve_request_channel
 
 log = logging.getLogger("ddx.api")
 
@@ -214,6 +215,11 @@ class Api:
         text = resources.files("ddx_offchain.api").joinpath("openapi.json").read_text()
         return web.Response(text=text, content_type="application/json")
 
+    # ------------------------------------------------------------ WebSocket request channel
+
+    async def request_channel(self, request: web.Request) -> web.StreamResponse:
+        return await serve_request_channel(request, self.node)
+
     # ------------------------------------------------------------ WebSocket feed
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
@@ -293,6 +299,7 @@ def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS) -> we
             web.get("/v1/traders/{trader}/{part}", api.get_trader),
             web.get("/v1/proofs/withdrawal/{trader}/{token}", api.get_withdrawal_proof),
             web.get("/v1/ws", api.websocket),
+            web.get("/v1/ws/requests", api.request_channel),
             web.get("/v1/status", api.status),
             web.get("/livez", api.livez),
             web.get("/readyz", api.readyz),

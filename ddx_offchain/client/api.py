@@ -128,6 +128,10 @@ class DdxClient:
         assert last is not None
         raise last
 
+    def request_channel(self, url: str | None = None) -> "RequestChannel":
+        """A WebSocket for submitting many requests without an HTTP exchange each (`async with`)."""
+        return RequestChannel(self, url or self.urls[0])
+
     # ------------------------------------------------------------ reads
 
     async def _get(self, path: str, params: dict | None = None) -> dict:
@@ -212,3 +216,56 @@ class DdxClient:
                 pass
             attempt += 1
             await asyncio.sleep(min(0.05 * 2**min(attempt, 5), 1.0))
+
+
+class RequestChannel:
+    """Submit over `/v1/ws/requests`; answers are paired with requests by id, so many can be in flight at once.
+    Receipts are verified exactly as `DdxClient.submit` verifies them. No automatic retry: on `RequestRefused`
+    with a retryable reason, submit the same signed request again (here or through `DdxClient.submit`)."""
+
+    def __init__(self, client: DdxClient, url: str) -> None:
+        self.client = client
+        self.url = f"{url.rstrip('/')}/v1/ws/requests"
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task | None = None
+        self._waiters: dict[str, asyncio.Future] = {}
+        self._ids = 0
+
+    async def __aenter__(self) -> "RequestChannel":
+        self._ws = await self.client.session.ws_connect(self.url, heartbeat=20)
+        self._reader = asyncio.ensure_future(self._read())
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+
+    async def _read(self) -> None:
+        assert self._ws is not None
+        try:
+            async for msg in self._ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+                doc = json.loads(msg.data)
+                waiter = self._waiters.pop(doc.get("id"), None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(doc)
+        finally:
+            for waiter in self._waiters.values():
+                if not waiter.done():
+                    waiter.set_exception(RequestRefused(0, "unreachable", "the request channel closed"))
+            self._waiters.clear()
+
+    async def submit(self, signed: SignedRequest) -> VerifiedReceipt:
+        assert self._ws is not None, "use `async with client.request_channel() as channel`"
+        self._ids += 1
+        tag = str(self._ids)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters[tag] = waiter
+        await self._ws.send_str(json.dumps({"id": tag, "request": signed.to_json()}))
+        doc = await waiter
+        if "receipt" in doc:
+            return self.client.verify(signed, doc["receipt"])
+        raise RequestRefused(0, doc.get("error", "unknown"), doc.get("detail", ""), doc)

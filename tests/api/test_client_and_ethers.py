@@ -100,3 +100,30 @@ def test_request_signed_by_ethers_is_accepted():
     assert recovered["address"].lower() == "0x" + OPERATOR.hex()
     request, signature, _ = request_from_json(doc)
     assert signature == ours.signature  # RFC 6979 on both sides: byte-identical
+
+
+def test_request_channel_over_websocket():
+    async def scenario():
+        node, seq = make_node()
+        async with running(node) as server:
+            trader = Trader(KEY, DOMAIN)
+            async with DdxClient(str(server.make_url("/")), DOMAIN, {OPERATOR}) as client:
+                async with client.request_channel() as channel:
+                    signed = [trader.place_order("ETHP", k % 2, 5, 100 + k) for k in range(20)]
+                    receipts = await asyncio.gather(*(channel.submit(s) for s in signed))
+                    assert sorted(r.request_index for r in receipts) == list(range(1, 21))
+                    assert [r.receipt.receipt.request_hash for r in receipts] == [s.request_hash for s in signed]
+                    again = await channel.submit(signed[0])  # a retry: same receipt, no second execution
+                    assert again.raw == receipts[0].raw and len(node.engine.executed) == 20
+                    with pytest.raises(RequestRefused) as info:
+                        await channel.submit(trader.place_order("ETHP", 0, 5, 0))  # limit order without a price
+                    assert info.value.reason == "bad_field"
+            ws = await server.ws_connect("/v1/ws/requests")
+            for frame, reason in (("not json", "malformed_json"), ('{"id": "x"}', "bad_schema"), ('{"id": "y", "request": 5}', "bad_schema")):
+                await ws.send_str(frame)
+                doc = json.loads((await ws.receive()).data)
+                assert doc["error"] == reason, doc
+            await ws.close()
+            assert len(seq.log) == 20
+
+    run(scenario())
