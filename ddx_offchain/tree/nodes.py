@@ -247,7 +247,7 @@ class Nodes:
             Entries on the path stay stored while walking down and are overwritten on the way up; only the
             bottom position, and positions that collapse, are cleared explicitly."""
             k = ints[i]
-            path = []  # (top position, branching node, child on the key's side, sibling hash), top-down
+            path = []  # (top position, child of its branching node on the key's side, sibling hash), top-down
             top, b = position, old
             bits = _FULL_BITS - b.bit_length()  # 256 - depth of b
             while True:
@@ -264,7 +264,7 @@ class Nodes:
                 else:
                     leaf = get_leaf(sibling)
                     sibling_hash = EMPTY if leaf is None else keccak(LEAF_PREFIX + leaf + value_hash(leaf))
-                path.append((top, b, child, sibling_hash))
+                path.append((top, child, sibling_hash))
                 v = get_branch(child)
                 if v is None:
                     old_leaf = get_leaf(child)
@@ -279,15 +279,15 @@ class Nodes:
                     top, b = child, _from_bytes(v[32:], "big")
                     bits = _FULL_BITS - b.bit_length()
             # Hash back up: each branching node on the path, then the chain above it.
-            if h == EMPTY and path:  # the key's side emptied: the sibling is all that is left of b
-                top, b, child, sibling_hash = path.pop()
+            if h == EMPTY and path:  # the key's side emptied: the sibling is all that is left of its parent
+                top, child, sibling_hash = path.pop()
                 branch.pop(child, None)
                 info = take(child ^ 1)
                 h = sibling_hash
                 if type(info) is int:
                     h = fold_up(sibling_hash, child ^ 1, top)
             while path:  # from here h is never EMPTY: every sibling on the path is non-empty
-                top, b, child, sibling_hash = path.pop()
+                top, child, sibling_hash = path.pop()
                 if info == child:  # the usual case: a branching node with no chain above it
                     branch[child] = h
                 elif type(info) is int:
@@ -296,9 +296,9 @@ class Nodes:
                     leaf_at[child] = info
                     branch.pop(child, None)  # it held a subtree that shrank to this one leaf
                 h = keccak(NODE_PREFIX + sibling_hash + h) if child & 1 else keccak(NODE_PREFIX + h + sibling_hash)
-                if b != top:
-                    h = fold_up(h, b, top)
-                info = b
+                info = child >> 1  # the branching node
+                if info != top:
+                    h = fold_up(h, info, top)
             return h, info
 
         h, info = update(1, 0, len(batch), take(1))
