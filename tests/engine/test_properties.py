@@ -5,7 +5,7 @@ trader account is below maintenance margin with positions or negative without, o
 orders, the escape-hatch bound (sum of BALANCE + WITHDRAWAL <= deposits). At the end: replaying the log from
 genesis and from a mid-way snapshot gives the same root and the same updates.
 
-DDX_ENGINE_EXAMPLES (default 100) and DDX_ENGINE_STEPS (default 50) turn it up, e.g.
+DDX_ENGINE_EXAMPLES (default 150) and DDX_ENGINE_STEPS (default 50) turn it up, e.g.
     DDX_ENGINE_EXAMPLES=1000 DDX_ENGINE_STEPS=200 .venv/bin/python -m pytest tests/engine/test_properties.py
 """
 
@@ -26,7 +26,7 @@ from ddx_offchain.engine.commands import (
 
 from engine_helpers import BTCP, ETHP, USDC, Driver, conservation, market_params, trader, usd
 
-EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "150"))
 STEPS = int(os.environ.get("DDX_ENGINE_STEPS", "50"))
 TRADERS = [trader(i) for i in range(1, 6)]
 ALT = name32("alt")
