@@ -179,3 +179,22 @@ def test_arbitrary_reads_never_fail_on_the_server(live, template, value):
     assert status < 500, (path, status, out[:200])
     if status >= 400:
         assert isinstance(json.loads(out)["error"], str)
+
+
+@settings(max_examples=max(10, EXAMPLES // 10), deadline=None)
+@given(frames=st.lists(st.text(max_size=300) | json_values.map(json.dumps) | json_values.map(lambda v: json.dumps({"id": "f", "request": v})), min_size=1, max_size=25))
+def test_request_channel_answers_every_bad_frame_with_a_reason(frames):
+    from apihelpers import running
+
+    async def scenario():
+        node, seq = make_node()
+        async with running(node) as client:
+            ws = await client.ws_connect("/v1/ws/requests")
+            for frame in frames:
+                await ws.send_str(frame)
+                doc = json.loads((await asyncio.wait_for(ws.receive(), 5)).data)
+                assert isinstance(doc["error"], str) and doc["error"] != "internal", (frame, doc)
+            await ws.close()
+            assert seq.log == []
+
+    asyncio.run(scenario())
