@@ -266,6 +266,27 @@ def pysyncobj_node(self_address: str, partners: list[str]) -> None:
             print(json.dumps(paced(float(words[1]), float(words[2]))), flush=True)
 
 
+def probe_fdatasync(directory: Path, count: int = 200) -> dict:
+    """The disk's own fdatasync latency right now (150-byte appends): the floor under our commit latency,
+    which waits for two of them in sequence (leader, then follower)."""
+    path = directory / "fdatasync-probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    timings = []
+    try:
+        for _ in range(count):
+            os.write(fd, b"x" * 150)
+            started = time.perf_counter()
+            os.fdatasync(fd)
+            timings.append(time.perf_counter() - started)
+            time.sleep(0.002)
+    finally:
+        os.close(fd)
+        path.unlink()
+    timings.sort()
+    return {"disk_fdatasync_p50_ms": round(1000 * timings[len(timings) // 2], 3),
+            "disk_fdatasync_p99_ms": round(1000 * timings[int(len(timings) * 0.99)], 3)}
+
+
 # --- the run -----------------------------------------------------------------------------------------------------
 async def measure(seconds: float, window: int, rounds: int, log) -> dict:
     """Alternate ours and PySyncObj `rounds` times (the machine's load drifts; alternation exposes both to the
@@ -294,6 +315,7 @@ async def measure(seconds: float, window: int, rounds: int, log) -> dict:
                 log(f"round {round_number + 1}: ours {our_rates[-1]:.0f}/s"
                     + (f", PySyncObj {their_rates[-1]:.0f}/s" if their_rates else ""))
             throughput = statistics.median(our_rates)
+            report.update(probe_fdatasync(Path(base)))
             half = await ours.paced(seconds, throughput / 2)
             report.update(
                 ours_commits_per_s=round(throughput),
@@ -301,6 +323,7 @@ async def measure(seconds: float, window: int, rounds: int, log) -> dict:
                 p50_ms=round(half["p50_ms"], 3),
                 p99_ms=round(half["p99_ms"], 3),
                 half_load_rate=round(throughput / 2),
+                half_load_offered_per_s=round(half["offered_per_s"]),
                 half_load_samples=half["samples"],
             )
             # Through the control port from this separate process: adds a client protocol (our extra cost).
@@ -344,8 +367,9 @@ def main() -> int:
                   load_average_1m=round(os.getloadavg()[0], 2))
     if not args.json:
         print(f"ours: {report['ours_commits_per_s']} commits/s at saturation (fsync on); at "
-              f"{report['half_load_rate']}/s p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms; through the "
-              f"control port from another process {report['ours_external_client_commits_per_s']}/s")
+              f"{report['half_load_rate']}/s p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms (the disk's own "
+              f"fdatasync meanwhile: p50 {report['disk_fdatasync_p50_ms']} ms, p99 {report['disk_fdatasync_p99_ms']} "
+              f"ms); through the control port from another process {report['ours_external_client_commits_per_s']}/s")
         if report.get("ratio") is None:
             print(f"PySyncObj: not measured ({report.get('pysyncobj_error')})")
         else:

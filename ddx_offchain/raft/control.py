@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
+import socket
 
 import msgspec
 
@@ -87,6 +88,9 @@ class ControlClient:
     @classmethod
     async def connect(cls, host: str, port: int) -> ControlClient:
         reader, writer = await asyncio.open_connection(host, port)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(reader, writer)
 
     async def _read(self) -> None:

@@ -42,35 +42,40 @@ async def closed_loop(node: RaftNode, payload: bytes, seconds: float, window: in
 
 
 async def open_loop(node: RaftNode, payload: bytes, seconds: float, rate: float) -> dict:
-    """Propose at a fixed `rate` (per second, paced every millisecond) and record each commit latency."""
+    """Propose at a fixed `rate` (per second) for `seconds` and record each commit latency (submit -> applied).
+
+    The schedule is absolute: every millisecond the generator submits whatever is due since the start, so a
+    late wake-up (a busy loop) is caught up rather than silently lowering the offered load; `offered_per_s`
+    reports what was actually submitted."""
     latencies: list[float] = []
     failed = [0]
     pending: list[asyncio.Future] = []
-    interval = 0.001
-    credit = 0.0
+    sent = 0
     start = time.perf_counter()
-    next_tick = start
-    while time.perf_counter() - start < seconds:
-        credit += rate * interval
-        while credit >= 1:
-            credit -= 1
-            sent = time.perf_counter()
+
+    def record(future: asyncio.Future, submitted: float) -> None:
+        if future.exception() is None:
+            latencies.append(time.perf_counter() - submitted)
+        else:
+            failed[0] += 1
+
+    while (now := time.perf_counter()) - start < seconds:
+        due = int((now - start) * rate)
+        while sent < due:
+            submitted = time.perf_counter()
             future = node.submit(payload)
-            future.add_done_callback(
-                lambda f, sent=sent: latencies.append(time.perf_counter() - sent)
-                if f.exception() is None else failed.__setitem__(0, failed[0] + 1)
-            )
+            future.add_done_callback(lambda f, submitted=submitted: record(f, submitted))
             pending.append(future)
-        next_tick += interval
-        await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
+            sent += 1
+        await asyncio.sleep(0.001)
+    elapsed = time.perf_counter() - start
     await asyncio.gather(*pending, return_exceptions=True)
     latencies.sort()
-    if not latencies:
-        return {"samples": 0, "failed": failed[0]}
-    return {
-        "samples": len(latencies),
-        "failed": failed[0],
-        "p50_ms": 1000 * latencies[len(latencies) // 2],
-        "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        "max_ms": 1000 * latencies[-1],
-    }
+    report = {"samples": len(latencies), "failed": failed[0], "offered_per_s": sent / elapsed}
+    if latencies:
+        report.update(
+            p50_ms=1000 * latencies[len(latencies) // 2],
+            p99_ms=1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+            max_ms=1000 * latencies[-1],
+        )
+    return report

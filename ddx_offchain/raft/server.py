@@ -34,6 +34,7 @@ import hashlib
 import ipaddress
 import logging
 import signal
+import socket
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -221,6 +222,9 @@ class _ControlConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
