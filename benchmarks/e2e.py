@@ -1,6 +1,7 @@
 """End-to-end benchmark (issue 6): 3 operators as processes on this machine, many concurrent traders sending
 signed orders over HTTP; receipts per second at saturation, p50/p99 time-to-receipt at half that load, and the
-signature-verification bound measured in the same run.
+signature-verification bound measured in the same run; then the same saturation over WebSocket request channels
+(`ws_receipts_per_s`).
 
     python benchmarks/e2e.py --json                # the last line is one JSON object
     python benchmarks/e2e.py --seconds 3 --traders 64
@@ -198,6 +199,49 @@ async def paced(url, bodies: list[bytes], rate: float, connections: int = 64) ->
     return latencies
 
 
+async def saturate_ws(session, url, streams: list[list[bytes]], seconds: float, channels: int = 16) -> tuple[int, float]:
+    """The same closed loop over WebSocket request channels (/v1/ws/requests), traders sharing `channels` sockets."""
+    done = 0
+    stop_at = time.perf_counter() + seconds
+    sockets = [await session.ws_connect(f"{url}/v1/ws/requests") for _ in range(channels)]
+    waiters: dict[str, asyncio.Future] = {}
+
+    async def read(ws):
+        async for msg in ws:
+            doc = json.loads(msg.data)
+            waiters.pop(doc["id"]).set_result(doc)
+
+    readers = [asyncio.create_task(read(ws)) for ws in sockets]
+
+    async def trader(k, bodies):
+        nonlocal done
+        ws = sockets[k % channels]
+        for n, body in enumerate(bodies):
+            if time.perf_counter() >= stop_at:
+                return
+            tag = f"{k}.{n}"
+            while True:
+                future = asyncio.get_running_loop().create_future()
+                waiters[tag] = future
+                await ws.send_str('{"id": "%s", "request": %s}' % (tag, body.decode()))
+                doc = await future
+                if "receipt" in doc:
+                    break
+                if doc["error"] not in ("outcome_unknown", "not_sequenced", "no_leader", "overloaded"):
+                    raise RuntimeError(doc)
+                RETRIES[0] += 1
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(trader(k, b) for k, b in enumerate(streams)))
+    elapsed = time.perf_counter() - start
+    for ws in sockets:
+        await ws.close()
+    for r in readers:
+        r.cancel()
+    return done, elapsed
+
+
 def machine_contention() -> dict:
     """How busy the machine was (this benchmark is only meaningful on an otherwise idle one)."""
     out = {"load_average_1m": round(os.getloadavg()[0], 2)}
@@ -238,6 +282,7 @@ async def run(args) -> dict:
                 half = receipts_per_s / 2
                 paced_bodies = [b for stream in presign(args.traders, max(1, int(half * args.seconds / args.traders) + 1)) for b in stream]
                 latencies = await paced(leader, paced_bodies[: int(half * args.seconds)], half)
+                ws_done, ws_elapsed = await saturate_ws(session, leader, presign(args.traders, args.per_trader), args.seconds)
                 contention = machine_contention()
         finally:
             for p in procs:
@@ -251,6 +296,7 @@ async def run(args) -> dict:
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "half_load_per_s": round(half, 1),
+        "ws_receipts_per_s": round(ws_done / ws_elapsed, 1),
         "recover_us": round(t_recover * 1e6, 1),
         "cores": cores,
         "operators": OPERATORS,
