@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from eth_account import Account
 
 from ..protocol import operator_messages as om
-from .progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission
+from .progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission, epoch_status as _epoch_entry
 from .relay_policy import Backoff, FeePolicy, FeeTooHigh, Fees, may_relay
 from .rpc import ChainRpc, RpcHealth
 from .signatures import SignatureExchange
@@ -78,13 +78,35 @@ class Checkpointer:
         )
         self.health = RpcHealth()
         self._mined: set[bytes] = set()  # our transactions already mined (success or revert)
+        # (epoch, root, stage, status entry) on every stage change: the node's history keeps them (/v1/checkpoints)
+        self.stage_listeners: list[Callable[[int, bytes, str, dict], None]] = []
+        self._stages: dict[int, Stage] = {}
 
     # ---- from the node -------------------------------------------------------------------------------------
 
     def epoch_frozen(self, epoch: int, state_root: bytes, l1_block_number: int, l1_block_hash: bytes) -> EpochCheckpoint:
         """The engine froze `epoch` with `state_root`, having sequenced L1 up to (l1_block_number, hash)."""
         message = om.Checkpoint(self.progress.operator_set.id, epoch, state_root, l1_block_number, l1_block_hash)
-        return self.progress.built(message, self.clock())
+        cp = self.progress.built(message, self.clock())
+        self._report_stages()
+        return cp
+
+    def _report_stages(self) -> None:
+        if not self.stage_listeners:
+            return
+        now = self.clock()
+        for epoch, cp in self.progress.epochs.items():
+            if self._stages.get(epoch) is cp.stage:
+                continue
+            self._stages[epoch] = cp.stage
+            entry = _epoch_entry(self.progress, cp, now)
+            for listener in self.stage_listeners:
+                try:
+                    listener(epoch, cp.message.state_root, cp.stage.value, entry)
+                except Exception:  # a broken observer must not stop checkpointing
+                    log.exception("checkpoint stage listener failed")
+        for epoch in [e for e in self._stages if e not in self.progress.epochs]:
+            del self._stages[epoch]
 
     # ---- the loop ------------------------------------------------------------------------------------------
 
@@ -115,6 +137,7 @@ class Checkpointer:
             except Exception as exc:
                 self.health.failed(exc)
                 self.progress.failed(cp.epoch, f"RPC: {self.health.last_error}", now + self._delay(cp))
+        self._report_stages()
         self.progress.prune()
 
     async def _advance(self, cp: EpochCheckpoint, now: float) -> None:

@@ -203,6 +203,17 @@ class OperatorChain:
                 delay = max(delay, self.watcher.backoff.delay(self.watcher.health.consecutive_failures))
             await asyncio.sleep(delay)
 
+    def attach(self, *, metrics=None, history=None) -> None:
+        """Publish into the node's Prometheus registry (`NodeMetrics`) and record each checkpoint stage change in
+        its history (`History.record_checkpoint`, served by GET /v1/checkpoints)."""
+        if metrics is not None:
+            from .metrics import ChainMetrics
+
+            chain_metrics = ChainMetrics(metrics.registry)
+            metrics.on_refresh(lambda: chain_metrics.refresh(self.watcher if self._was_leader else None, self.checkpointer))
+        if history is not None:
+            self.checkpointer.stage_listeners.append(history.record_checkpoint)
+
     # ---- lifecycle -----------------------------------------------------------------------------------------
 
     async def start(self) -> None:

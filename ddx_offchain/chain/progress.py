@@ -264,7 +264,7 @@ class CheckpointProgress:
                 del self.epochs[epoch]
 
     def status(self, now: float) -> dict:
-        epochs = [_epoch_status(cp, self.operator_set, now) for _, cp in sorted(self.epochs.items())]
+        epochs = [epoch_status(self, cp, now) for _, cp in sorted(self.epochs.items())]
         open_ = [e for e in epochs if e["stage"] not in {s.value for s in TERMINAL}]
         conflicts = [e for e in epochs if e["stage"] == Stage.CONFLICT.value]
         refused = [e for e in epochs if e["stage"] == Stage.REFUSED.value]
@@ -294,7 +294,9 @@ class CheckpointProgress:
 _SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
-def _epoch_status(cp: EpochCheckpoint, operator_set: om.OperatorSet, now: float) -> dict:
+def epoch_status(progress: CheckpointProgress, cp: EpochCheckpoint, now: float) -> dict:
+    """The JSON status of one epoch (docs/checkpoints.md, "Statuses")."""
+    operator_set = progress.operator_set
     m = cp.message
     return {
         "epoch": cp.epoch,

@@ -198,6 +198,7 @@ async def start_cluster(
             exchange=cluster.board,
         )
         running.node.service.listeners.append(chain.on_applied)
+        chain.attach(metrics=running.node.metrics, history=running.node.history)
         # RunningNode builds its OperatorNode without a checkpoint-status source; this is the one it reads.
         running.node._checkpoint_status = chain.status
         cluster.nodes.append(running)

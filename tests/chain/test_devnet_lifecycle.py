@@ -72,6 +72,16 @@ def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
                 async with http.get(f"{cluster.api_urls[2]}/v1/status") as resp:
                     status = await resp.json()
                 assert status["checkpoint"]["lastRecordedEpoch"] >= doc["epoch"]
+                async with http.get(f"{cluster.api_urls[2]}/metrics") as resp:
+                    metrics = await resp.text()
+                assert "ddx_checkpoint_last_recorded_epoch" in metrics and "ddx_chain_rpc_failures" in metrics
+
+                async def history_has_the_stages():  # GET /v1/checkpoints, from each stage change
+                    async with http.get(f"{cluster.api_urls[2]}/v1/checkpoints") as resp:
+                        items = (await resp.json())["checkpoints"]
+                    return any(item["epoch"] == doc["epoch"] and item["stage"] in ("recorded", "final") for item in items)
+
+                await eventually(history_has_the_stages, "checkpoint progress in the node's history")
                 assert status["raft"]["leader"] is not None
                 # every operator froze the same root for that epoch
                 roots = {running.node.engine.engine.frozen_root(doc["epoch"]) for running in cluster.nodes}
