@@ -137,15 +137,19 @@ class Engine:
         a.version += 1
         self.dirty.add(pos)
         bk.track(pos)
-        self._emit(PositionUpdate, a.trader, a.strategy, pos.market.id, pos.size, pos.cost, pos.realized)
+        n = self.ordinal
+        self.ordinal = n + 1
+        self.out.append(PositionUpdate(n, a.trader, a.strategy, pos.market.id, pos.size, pos.cost, pos.realized))
 
     def _account_changed(self, a) -> None:
         a.version += 1
         self.dirty.add(a)
+        n = self.ordinal
+        self.ordinal = n + 1
         if a.is_fund:
-            self._emit(InsuranceUpdate, a.token, a.collateral)
+            self.out.append(InsuranceUpdate(n, a.token, a.collateral))
         else:
-            self._emit(StrategyUpdate, a.trader, a.strategy, a.token, a.collateral)
+            self.out.append(StrategyUpdate(n, a.trader, a.strategy, a.token, a.collateral))
 
     def _fees_changed(self, ledger) -> None:
         self.dirty.add(ledger.fee_view)
@@ -310,8 +314,10 @@ class Engine:
             else:
                 pos.open_sell += resting
             self.dirty.add(order)
-            self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, resting, OPEN,
-                       0)
+            n = self.ordinal
+            self.ordinal = n + 1
+            self.out.append(OrderUpdate(n, order_id, account.trader, account.strategy, m.id, side, limit, resting,
+                                        OPEN, 0))
         elif filled == size:
             self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, FILLED, 0)
         else:
@@ -471,8 +477,10 @@ class Engine:
         del a.orders[order.id]
         bk.unlink(order)
         self.dirty.add(order)
-        self._emit(OrderUpdate, order.id, a.trader, a.strategy, order.market.id, order.side, order.price, 0,
-                   CANCELLED, int(reason))
+        n = self.ordinal
+        self.ordinal = n + 1
+        self.out.append(OrderUpdate(n, order.id, a.trader, a.strategy, order.market.id, order.side, order.price, 0,
+                                    CANCELLED, int(reason)))
 
     def _cancel_order(self, c: CancelOrder) -> None:
         order = self.orders.get(c.order_id) if type(c.order_id) is bytes else None
