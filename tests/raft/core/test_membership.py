@@ -222,3 +222,14 @@ def test_a_new_node_cannot_become_a_voter_without_being_a_learner_first():
     with pytest.raises(ProposalDroppedError, match="add it as a learner first"):
         c.nodes[1].node.propose_conf_change(ConfChange(ADD_VOTER, 4))
     assert c.nodes[1].conf_state == ConfState(voters=(1, 2, 3))
+
+
+def test_a_learner_answers_a_vote_request():
+    # etcd's campaign_learner_must_vote: the candidate may already know the learner as a voter (a newer
+    # configuration the learner has not applied yet); refusing could leave a quorum of the new config unable to
+    # elect anyone.
+    storage = MemoryStorage(ConfState(voters=(1, 2), learners=(3,)))
+    r = Raft(Config(id=3, pre_vote=False), storage)
+    r.step(Message(type=MT.VOTE, from_=2, to=3, term=1, index=0, log_term=0))
+    [resp] = r.msgs
+    assert resp.type == MT.VOTE_RESP and not resp.reject and r.vote == 2

@@ -20,6 +20,7 @@ from ddx_offchain.raft.storage import (
     CompactedError,
     MemoryStorage,
     SnapshotOutOfDateError,
+    SnapshotTemporarilyUnavailableError,
     UnavailableError,
 )
 
@@ -193,3 +194,37 @@ def test_bootstrap_writes_committed_conf_changes_once():
         s.bootstrap([1])
     with pytest.raises(ValueError):
         MemoryStorage().bootstrap([])
+
+
+class SnapshotNotReadyStorage(MemoryStorage):
+    """A storage whose snapshot is still being written (etcd's ErrSnapshotTemporarilyUnavailable)."""
+
+    ready = False
+
+    def snapshot(self):
+        if not self.ready:
+            raise SnapshotTemporarilyUnavailableError("snapshot in progress")
+        return super().snapshot()
+
+
+def test_leader_waits_while_the_snapshot_is_temporarily_unavailable():
+    storage = SnapshotNotReadyStorage(VOTERS)
+    storage.append([Entry(term=1, index=i, data=b"x") for i in range(1, 6)])
+    storage.set_hard_state(HardState(term=1, commit=5))
+    storage.ready = True
+    storage.create_snapshot(5, VOTERS, b"s")
+    storage.compact(5)
+    storage.ready = False
+    r = Raft(Config(id=1, applied=5), storage)
+    r.become_candidate()
+    r.become_leader()
+    pr = r.tracker.progress[2]
+    pr.recent_active = True
+    pr.become_probe()
+    pr.next = 1  # needs compacted entries
+    r.msgs.clear()
+    assert r._send_append(2) is False
+    assert pr.state == ProgressState.PROBE and not any(m.type == MT.SNAPSHOT for m in r.msgs)
+    storage.ready = True
+    assert r._send_append(2) is True
+    assert pr.state == ProgressState.SNAPSHOT and r.msgs[-1].type == MT.SNAPSHOT
