@@ -64,6 +64,16 @@ class DdxClient:
         self.retries = retries
         self._session: aiohttp.ClientSession | None = None
 
+    @classmethod
+    def from_manifest(cls, urls: str | Iterable[str], manifest_path: str, **options) -> "DdxClient":
+        """Domain (chain id, exchange) and trusted operator set from a deployment manifest (ddx_offchain.chain)."""
+        from ..chain.manifest import load_manifest
+        from ..protocol.eip712 import parse_address
+
+        manifest = load_manifest(manifest_path)
+        operators = {parse_address(a.lower()) for a in manifest.operators}
+        return cls(urls, Domain.of(manifest.chain_id, manifest.exchange.lower()), operators, **options)
+
     async def __aenter__(self) -> "DdxClient":
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         return self

@@ -127,3 +127,17 @@ def test_request_channel_over_websocket():
             assert len(seq.log) == 20
 
     run(scenario())
+
+
+def test_client_from_a_deployment_manifest(tmp_path):
+    from ddx_offchain.chain.manifest import Manifest
+    from ddx_offchain.protocol.eip712 import checksum_address
+
+    manifest = Manifest(
+        network="local", chain_id=31337, exchange=checksum_address(DOMAIN.verifying_contract), deployment_block=1,
+        deployer=checksum_address(b"\x01" * 20), operators=(checksum_address(OPERATOR),), threshold=1,
+        operator_set_id=1, supermajority_required=True, escape_delay=86400, governance_delay=86400, collateral=(),
+    )
+    (tmp_path / "m.json").write_text(manifest.to_json())
+    client = DdxClient.from_manifest("http://127.0.0.1:1", str(tmp_path / "m.json"))
+    assert client.domain == DOMAIN and client.operators == frozenset({OPERATOR})
