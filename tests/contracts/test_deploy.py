@@ -27,8 +27,8 @@ DEV_OPERATORS = tuple(Account.from_key(k).address for k in dev_operator_keys())
 
 
 def _ape_deploy(tmp_path: Path, **env) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "DDX_DEPLOYMENTS_DIR": str(tmp_path / "deployments"), **env}
-    environment.pop("DDX_DEPLOY_CONFIG", None) if "DDX_DEPLOY_CONFIG" not in env else None
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("DDX_")}  # only this test's settings
+    environment = {**inherited, "DDX_DEPLOYMENTS_DIR": str(tmp_path / "deployments"), **env}
     return subprocess.run(
         [str(APE), "run", "deploy", "--network", "ethereum:local:test"],
         cwd=REPO_ROOT, env=environment, capture_output=True, text=True, timeout=300,
