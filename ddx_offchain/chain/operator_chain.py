@@ -229,9 +229,84 @@ class OperatorChain:
             except (asyncio.CancelledError, Exception):
                 pass
         self._tasks = []
+        close = getattr(self.rpc, "close", None)
+        if close is not None:
+            await close()
 
     def status(self) -> dict:
         return self.checkpointer.status() | {
             "watcher": self.watcher.status() if self._was_leader else {"state": "follower"},
             "epochsProposed": self.epochs_proposed,
         }
+
+
+LOCAL_CHAIN_IDS = {31337, 1337}  # anvil, hardhat, ganache: dev chains with instant blocks
+
+
+class ChainSetupError(ValueError):
+    """The node's [chain] settings do not describe a usable deployment (the message says which)."""
+
+
+def settings_for(chain_id: int, deployment_block: int) -> ChainSettings:
+    """Defaults by network: 6 confirmations and minute epochs on public chains; 1 and 5 s on local dev chains."""
+    if chain_id in LOCAL_CHAIN_IDS:
+        local = ChainSettings.embedded(deployment_block, epoch_interval_s=5.0)
+        return ChainSettings(
+            deployment_block=deployment_block,
+            follower=FollowerConfig(confirmations=1, anchor_interval=1),
+            checkpointer=local.checkpointer,
+            poll_interval_s=0.5,
+            epoch_interval_s=5.0,
+            epoch_max_wait_s=local.epoch_max_wait_s,
+        )
+    return ChainSettings(
+        deployment_block=deployment_block,
+        checkpointer=CheckpointerConfig(search_from_block=deployment_block),
+    )
+
+
+async def build_operator_chain(node_settings, service, engine: Callable[[], Engine], operator_key: bytes,
+                               settings: ChainSettings | None = None) -> tuple[OperatorChain, object] | None:
+    """The chain side of `ddx node`, from its [chain] settings (`rpc`, `manifest`); None when `rpc` is unset.
+
+    Returns (chain, signature exchange). The node then appends `chain.on_applied` to its service listeners, calls
+    `chain.attach(metrics=…, history=…)`, serves `chain.status` as its checkpoint status, mounts
+    `signatures.signature_routes(exchange)` in its API, and starts/stops `chain` with itself.
+    """
+    from .artifacts import compile_contract
+    from .manifest import ManifestError, load_manifest
+    from .rpc import Web3ChainRpc, http_web3
+    from .signatures import HttpSignatureExchange
+
+    if not node_settings.rpc:
+        return None
+    if node_settings.manifest is None:
+        raise ChainSetupError("chain.manifest: needed with chain.rpc (deployment block, operator set)")
+    try:
+        manifest = load_manifest(node_settings.manifest)
+    except ManifestError as exc:
+        raise ChainSetupError(f"chain.manifest: {exc}") from None
+    domain = node_settings.domain
+    if manifest.chain_id != domain.chain_id or manifest.exchange.lower() != "0x" + domain.verifying_contract.hex():
+        raise ChainSetupError(
+            f"chain.manifest is for exchange {manifest.exchange} on chain {manifest.chain_id}, the node is configured for "
+            f"0x{domain.verifying_contract.hex()} on chain {domain.chain_id}"
+        )
+    rpc = Web3ChainRpc(http_web3(node_settings.rpc), manifest.exchange, compile_contract("Exchange").abi)
+    try:
+        operator_set = await rpc.operator_set()  # the current set (a rotation after deployment is picked up)
+    except Exception as exc:
+        await rpc.close()
+        raise ChainSetupError(f"chain.rpc: cannot read the operator set from {node_settings.rpc}: {exc}") from None
+    exchange = HttpSignatureExchange([p.api_url for p in node_settings.peers if p.api_url])
+    chain = OperatorChain(
+        settings or settings_for(manifest.chain_id, manifest.deployment_block),
+        rpc=rpc,
+        service=service,
+        engine=engine,
+        operator_key=operator_key,
+        domain=om.Domain(manifest.chain_id, manifest.exchange),
+        operator_set=operator_set,
+        exchange=exchange,
+    )
+    return chain, exchange

@@ -115,3 +115,44 @@ def test_a_gas_price_spike_above_the_cap_waits_then_records(anvil):
         assert submission.max_fee_per_gas <= 50 * GWEI
 
     asyncio.run(closing(lab, scenario()))
+
+
+def test_the_node_builds_its_chain_side_from_its_config(anvil, tmp_path):
+    """`build_operator_chain`: what `ddx node` runs when [chain] names an RPC and a manifest."""
+    from dataclasses import replace
+
+    from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
+    from ddx_offchain.chain.embedded import Web3Deployer
+    from ddx_offchain.chain.operator_chain import ChainSetupError, build_operator_chain
+    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.node.config import load_config
+    from ddx_offchain.node.localcluster import write_cluster
+    from ddx_offchain.protocol.eip712 import Domain as RequestDomain
+    from web3 import Web3
+
+    lab = http_lab(anvil.url)  # deploys an exchange with the lab's operators
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    config = DeployConfig(
+        operators=lab.operator_set.members, threshold=lab.operator_set.threshold,
+        collateral=DeployConfig.local_default().collateral,
+    )
+    manifest, written = deploy_and_record(
+        Web3Deployer(w3, network="anvil"), config, local=True, root=tmp_path / "deployments", log=lambda _: None
+    )
+    files = write_cluster(tmp_path / "ops", 3, RequestDomain.of(manifest.chain_id, manifest.exchange), devnet_genesis(manifest.mock_token))
+    settings = replace(load_config(files.configs[0]), rpc=anvil.url, manifest=written.path)
+
+    async def scenario():
+        assert await build_operator_chain(replace(settings, rpc=""), None, lambda: None, lab.keys[0]) is None
+        chain, exchange = await build_operator_chain(settings, None, lambda: None, lab.keys[0])
+        try:
+            assert chain.checkpointer.progress.operator_set == lab.operator_set  # read from the contract
+            assert chain.settings.follower.confirmations == 1 and chain.settings.deployment_block == manifest.deployment_block
+            assert sorted(exchange.peer_urls) == sorted(files.api_urls[1:])
+        finally:
+            await chain.stop()
+        other = replace(settings, domain=RequestDomain.of(manifest.chain_id, lab.exchange.address))
+        with pytest.raises(ChainSetupError, match="manifest is for exchange"):
+            await build_operator_chain(other, None, lambda: None, lab.keys[0])
+
+    asyncio.run(closing(lab, scenario()))
