@@ -241,3 +241,28 @@ def test_margin_helpers_round_against_the_trader():
     assert mg.requirement(1, 1, 1, 10**6) == 1  # any positive requirement is at least one unit
     assert mg.fee(1, 1) == 1
     assert -3 * 5 // 10 == -2  # values floor toward -inf (a short's value is rounded down too)
+
+
+def test_deficit_shares_never_push_a_counterparty_below_zero_and_balances_absorb_bad_debt():
+    d = Driver()
+    levered_long(d)  # A long 1 at 2,000 with 249; B short 1 at 2,000
+    b, c = acct(d, B), acct(d, C)
+    # B moves cash to C (as if it had withdrawn through another path): a short whose equity relies on unrealized PnL
+    moved = b.collateral + usd(300)
+    b.collateral -= moved
+    c.collateral += moved
+    assert conservation(d.engine) == {USDC: 0}
+    ups = d.price(usd(1500))  # A: equity -251; B (only short) after closing at 1,500 has 200
+    (dl,) = of_type(ups, Deleverage)
+    assert (dl.counterparty_trader, dl.equity_share) == (B, -usd(200))  # capped at B's equity
+    fund = d.engine.ledgers[USDC].fund
+    assert b.collateral == 0 and not b.positions[ETHP].size
+    assert fund.collateral == -usd(51)  # the uncovered rest is bad debt carried by the fund
+    assert acct(d, A).collateral == 0
+    assert conservation(d.engine) == {USDC: 0}
+    d.epoch()
+    # BALANCE = equity scaled by (S - D) / S: the escape hatch never pays more than was deposited
+    ledger = d.engine.ledgers[USDC]
+    whole = c.collateral
+    assert d.engine.balances[C + USDC].amount == whole * (whole - usd(51)) // whole
+    assert sum(leaf.amount for leaf in d.engine.balances.values()) + ledger.withdrawable <= ledger.deposited
