@@ -121,8 +121,9 @@ def _verify(
          The caller must have built `digest` with `operator_set.id`; the commitment check makes that the current id.
     @param signer_bitmap Bit i set: members[i] signed; its signature is the next 65 bytes of `signatures`.
     """
+    # inlined _commitment: an internal call would copy the members into another memory frame
     assert (
-        self._commitment(operator_set.id, operator_set.threshold, operator_set.members)
+        keccak256(abi_encode(operator_set.id, operator_set.threshold, operator_set.members))
         == self.operator_set_commitment
     ), "quorum: not the current operator set"
     count: uint256 = len(operator_set.members)
