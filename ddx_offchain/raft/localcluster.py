@@ -27,6 +27,14 @@ from ddx_offchain.raft.messages import EntryType
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def _toml_value(value: int | float | str | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return str(value)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -54,7 +62,7 @@ class LocalNode:
 
 
 class LocalCluster:
-    def __init__(self, base: Path, size: int, knobs: dict[str, int | str] | None = None, log_level: str = "WARNING") -> None:
+    def __init__(self, base: Path, size: int, knobs: dict[str, int | float | str | bool] | None = None, log_level: str = "WARNING") -> None:
         self.base = Path(base)
         self.log_level = log_level
         self.nodes: dict[int, LocalNode] = {}
@@ -68,10 +76,7 @@ class LocalCluster:
             key_path.touch(mode=0o600)
             key_path.write_bytes(certificate.key_pem)
             self.nodes[node_id] = LocalNode(node_id, directory, free_port(), free_port())
-        knob_lines = "".join(
-            f'{key} = "{value}"\n' if isinstance(value, str) else f"{key} = {value}\n"
-            for key, value in (knobs or {}).items()
-        )
+        knob_lines = "".join(f"{key} = {_toml_value(value)}\n" for key, value in (knobs or {}).items())
         for node in self.nodes.values():
             operators = "".join(
                 f'\n[[operators]]\nid = {other.node_id}\naddress = "127.0.0.1:{other.peer_port}"\n'

@@ -128,6 +128,7 @@ _KNOBS = {
     "max_batch_proposals": ("max_batch_proposals", int),
     "proposal_timeout_ms": ("proposal_timeout_seconds", lambda v: v / 1000),
     "join": ("join", bool),
+    "write_in_thread": ("write_in_thread", bool),
 }
 
 
