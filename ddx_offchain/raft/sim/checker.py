@@ -228,11 +228,21 @@ class Checker:
 
     # --- the end of a run ------------------------------------------------------------------------------------
     def _final_leader(self) -> SimNode | None:
-        nodes = [n for n in self.sim.nodes.values() if n.raw is not None and not n.removed]
-        leaders = [n for n in nodes if n.raw.raft.role == StateRole.LEADER]
-        if len(leaders) != 1:
+        """The leader of the highest term, if no member of its configuration leads anything else. A node that was
+        removed without ever applying its removal may still believe it leads an old term (without CheckQuorum
+        nothing tells it otherwise, and the cluster no longer talks to it); it is not a member, so it does not
+        count, as in a deployment where the operator stops removed nodes."""
+        leaders = [
+            n for n in self.sim.nodes.values()
+            if n.raw is not None and not n.removed and n.raw.raft.role == StateRole.LEADER
+        ]
+        if not leaders:
             return None
-        return leaders[0]
+        leader = max(leaders, key=lambda n: n.raw.raft.term)
+        members = set(leader.raw.raft.tracker.voters) | set(leader.raw.raft.tracker.learners)
+        if any(n is not leader and n.id in members for n in leaders):
+            return None
+        return leader
 
     def _members(self, leader: SimNode) -> list[SimNode]:
         tracker = leader.raw.raft.tracker

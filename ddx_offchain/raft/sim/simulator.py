@@ -55,6 +55,9 @@ def replay_command(seed: int, steps: int) -> str:
 class Options:
     steps: int = 2000
     nodes: int | None = None  # founding voters; None: 3 for even seeds, 5 for odd ones
+    # PreVote / CheckQuorum; None: by seed, (seed // 2) % 4 picks (on, on), (on, off), (off, on), (off, off)
+    pre_vote: bool | None = None
+    check_quorum: bool | None = None
     new_nodes: int = 3  # nodes that may be added during a run (each gets a fresh id; ids are never reused)
     drop_rate: float = 0.03
     duplicate_rate: float = 0.02
@@ -107,6 +110,11 @@ class Simulation:
         self._seq = 0
         if self.options.nodes is None:
             self.options.nodes = 3 + 2 * (seed % 2)
+        combo = (seed // 2) % 4
+        if self.options.pre_vote is None:
+            self.options.pre_vote = combo in (0, 1)
+        if self.options.check_quorum is None:
+            self.options.check_quorum = combo in (0, 2)
         founders = tuple(range(1, self.options.nodes + 1))
         self.founders = founders
         self.nodes: dict[int, SimNode] = {}
@@ -153,6 +161,8 @@ class Simulation:
             max_inflight_msgs=4,
             max_committed_size_per_ready=16,  # committed entries are handed out a few at a time
             max_uncommitted_entries_size=1 << 12,
+            pre_vote=self.options.pre_vote,
+            check_quorum=self.options.check_quorum,
             seed=self.rng.getrandbits(64),
         )
         node.raw = RawNode(config, disk.live)
