@@ -130,13 +130,15 @@ class Checkpointer:
                 cp.last_error = f"RPC unavailable: {self.health.last_error}"
             return
         self.progress.observe_head(head, now)
-        for cp in self.progress.open_epochs():
-            try:
-                await self._advance(cp, now)
-                self.health.succeeded()
-            except Exception as exc:
-                self.health.failed(exc)
-                self.progress.failed(cp.epoch, f"RPC: {self.health.last_error}", now + self._delay(cp))
+        # Sign, collect and observe every open epoch first, then relay: so the relay pass knows which is newest.
+        for step in (self._advance, self._relay_step):
+            for cp in self.progress.open_epochs():
+                try:
+                    await step(cp, now)
+                    self.health.succeeded()
+                except Exception as exc:
+                    self.health.failed(exc)
+                    self.progress.failed(cp.epoch, f"RPC: {self.health.last_error}", now + self._delay(cp))
         self._report_stages()
         self.progress.prune()
 
@@ -153,8 +155,18 @@ class Checkpointer:
             )
         if cp.stage in (Stage.QUORUM, Stage.SUBMITTED, Stage.RECORDED, Stage.BUILT, Stage.REFUSED, Stage.SIGNED):
             await self._observe_chain(cp, now)
-        if cp.stage in (Stage.QUORUM, Stage.SUBMITTED):
+
+    async def _relay_step(self, cp: EpochCheckpoint, now: float) -> None:
+        if cp.stage is Stage.SUBMITTED or (cp.stage is Stage.QUORUM and not self._newer_quorum(cp.epoch)):
             await self._relay(cp, now)
+
+    def _newer_quorum(self, epoch: int) -> bool:
+        """A later epoch already has its quorum: recording it supersedes this one, so this one is not sent (one
+        transaction instead of two; the contract allows gaps)."""
+        return any(
+            e > epoch and cp.stage in (Stage.QUORUM, Stage.SUBMITTED, Stage.RECORDED, Stage.FINAL)
+            for e, cp in self.progress.epochs.items()
+        )
 
     async def _try_sign(self, cp: EpochCheckpoint, now: float) -> None:
         m = cp.message

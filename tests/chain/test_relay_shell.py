@@ -62,7 +62,7 @@ class MemoryChain:
 
     async def send_checkpoint(self, key, message, quorum, operator_set, fees, nonce) -> bytes:
         tx = keccak256(f"{len(self.sent)}".encode())
-        self.sent.append({"hash": tx, "nonce": nonce, "fees": fees, "epoch": message.epoch})
+        self.sent.append({"hash": tx, "nonce": nonce, "fees": fees, "epoch": message.epoch, "root": message.state_root})
         return tx
 
     async def receipt(self, tx_hash: bytes):
@@ -72,8 +72,9 @@ class MemoryChain:
         self.head += 1
         self.receipts[tx_hash] = (1 if ok else 0, self.head)
         if ok:
-            epoch = next(s["epoch"] for s in self.sent if s["hash"] == tx_hash)
-            self.roots[epoch] = ROOT
+            sent = next(s for s in self.sent if s["hash"] == tx_hash)
+            self.roots[sent["epoch"]] = sent["root"]
+            epoch = sent["epoch"]
             self.latest = epoch
             self.nonce += 1
         else:
@@ -189,5 +190,24 @@ def test_an_epoch_anchoring_no_l1_block_is_refused_not_signed():
         await cp.tick()
         assert cp.progress.epochs[4].stage.value == "refused" and cp.progress.epochs[4].own_signature is None
         assert "anchors no L1 block" in cp.progress.epochs[4].reason
+
+    asyncio.run(scenario())
+
+
+def test_an_older_epoch_is_not_relayed_when_a_newer_one_has_its_quorum():
+    chain, now = MemoryChain(), [0.0]
+    cp = quorum_checkpointer(chain, now)
+    newer = om.Checkpoint(1, 6, b"\x43" * 32, ANCHOR, ANCHOR_HASH)  # epoch 6: relay order starts at MEMBERS[0]
+
+    async def scenario():
+        cp.epoch_frozen(6, newer.state_root, ANCHOR, ANCHOR_HASH)
+        for key in KEYS[1:]:
+            await cp.exchange.publish(6, Account.from_key(key).address, om.sign(newer, DOMAIN, key))
+        await cp.tick()
+        assert [s["epoch"] for s in chain.sent] == [6]  # one transaction, for the newest epoch
+        chain.mine(chain.sent[0]["hash"])
+        await cp.tick()
+        assert cp.progress.epochs[3].stage.value == "superseded"
+        assert cp.progress.epochs[6].stage.value == "recorded"
 
     asyncio.run(scenario())
