@@ -36,7 +36,7 @@ class MessageType(enum.IntEnum):
     SNAPSHOT = 12
     HEARTBEAT = 13
     HEARTBEAT_RESP = 14
-    TRANSFER_LEADER = 15  # ask the leader to hand leadership to ``from_``
+    TRANSFER_LEADER = 15  # ask the leader to hand leadership to node ``index`` (``from_`` is the asker)
     TIMEOUT_NOW = 16  # leader tells the transferee to campaign at once, bypassing PreVote and leases
     READ_INDEX = 17
     READ_INDEX_RESP = 18
@@ -147,6 +147,8 @@ class Message(msgspec.Struct, array_like=True, frozen=True):
       READ_INDEX_RESP: the read index.
     - ``reject_hint``/``log_term`` on a rejected APPEND_RESP: the follower's best guess at where the logs may match
       (fast back-off): the largest index <= the probe whose term is <= the probed term, and that index's term.
+    - ``from_`` is always the node that sent the message (the transport may check it against the authenticated
+      peer); TRANSFER_LEADER names the transferee in ``index``.
     - ``context``: HEARTBEAT(_RESP) and READ_INDEX(_RESP) carry the read request context; VOTE carries
       CAMPAIGN_TRANSFER when the election comes from a leadership transfer (bypasses the leader lease).
     """

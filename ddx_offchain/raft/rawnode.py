@@ -142,7 +142,7 @@ class RawNode:
 
     def transfer_leadership(self, transferee: int) -> None:
         """Ask the leader (this node or, forwarded, the one it knows) to hand leadership to ``transferee``."""
-        self._raft.step(Message(type=MessageType.TRANSFER_LEADER, from_=transferee))
+        self._raft.step(Message(type=MessageType.TRANSFER_LEADER, from_=self._raft.id, index=transferee))
 
     def report_unreachable(self, node_id: int) -> None:
         """The transport failed to deliver to node_id: the leader falls back to probing it."""

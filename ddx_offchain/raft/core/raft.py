@@ -227,7 +227,7 @@ class Raft:
             Message(
                 type=m.type,
                 to=m.to,
-                from_=m.from_ or self.id,  # a forwarded TRANSFER_LEADER keeps the transferee as from_
+                from_=self.id,
                 term=msg_term,
                 log_term=m.log_term,
                 index=m.index,
@@ -507,6 +507,9 @@ class Raft:
         if t == MT.READ_INDEX:
             self._leader_read_index(m)
             return
+        if t == MT.TRANSFER_LEADER:
+            self._leader_transfer(m)
+            return
 
         pr = self.tracker.progress.get(m.from_)
         if pr is None:
@@ -577,23 +580,24 @@ class Raft:
             if pr.state == ProgressState.REPLICATE:
                 pr.become_probe()
             return
-        if t == MT.TRANSFER_LEADER:
-            transferee = m.from_
-            if pr.is_learner:
-                return
-            if self.lead_transferee != NO_NODE:
-                if self.lead_transferee == transferee:
-                    return  # already transferring to it
-                self._abort_leader_transfer()
-            if transferee == self.id:
-                return  # already the leader
-            self.election_elapsed = 0  # the transfer must finish within one election timeout
-            self.lead_transferee = transferee
-            if pr.match == self.raft_log.last_index():
-                self._send_timeout_now(transferee)
-            else:
-                self._send_append(transferee)
-            return
+
+    def _leader_transfer(self, m: Message) -> None:
+        transferee = m.index
+        pr = self.tracker.progress.get(transferee)
+        if pr is None or pr.is_learner:
+            return  # only a voter can take over
+        if self.lead_transferee != NO_NODE:
+            if self.lead_transferee == transferee:
+                return  # already transferring to it
+            self._abort_leader_transfer()
+        if transferee == self.id:
+            return  # already the leader
+        self.election_elapsed = 0  # the transfer must finish within one election timeout
+        self.lead_transferee = transferee
+        if pr.match == self.raft_log.last_index():
+            self._send_timeout_now(transferee)
+        else:
+            self._send_append(transferee)
 
     def _leader_propose(self, m: Message) -> None:
         if not m.entries:
@@ -700,7 +704,7 @@ class Raft:
             self._handle_snapshot(m)
         elif t == MT.TRANSFER_LEADER:
             if self.lead != NO_NODE:
-                self._send(Message(type=MT.TRANSFER_LEADER, to=self.lead, from_=m.from_))
+                self._send(Message(type=MT.TRANSFER_LEADER, to=self.lead, index=m.index))
         elif t == MT.TIMEOUT_NOW:
             self._hup(transfer=True)
         elif t == MT.READ_INDEX:

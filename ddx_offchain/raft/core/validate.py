@@ -28,6 +28,8 @@ def validate_peer_message(m: Message, self_id: int) -> None:
             raise StepError("SNAPSHOT without a snapshot")
         if m.snapshot.metadata.term > m.term:
             raise StepError("SNAPSHOT from a future term")
+    if m.type == MT.TRANSFER_LEADER and m.index == NO_NODE:
+        raise StepError("TRANSFER_LEADER names no transferee")
     if m.type == MT.APPEND and m.log_term > m.term:
         raise StepError("APPEND whose previous entry is from a future term")
     if m.entries:

@@ -156,3 +156,14 @@ def test_read_index_needs_a_quorum_not_just_one_answer():
     c.nodes[1].node.read_index(b"majority")
     c.settle()
     assert [rs.request_ctx for rs in c.nodes[1].read_states] == [b"minority", b"majority"]
+
+
+def test_a_forwarded_transfer_names_the_transferee_and_keeps_the_real_sender():
+    # The transport checks from_ against the authenticated peer, so the transferee travels in index.
+    c = Cluster()
+    c.campaign(1)
+    c.nodes[3].node.transfer_leadership(2)
+    c.settle()
+    [forwarded] = [m for m in c.delivered if m.type == MT.TRANSFER_LEADER]
+    assert (forwarded.from_, forwarded.to, forwarded.index) == (3, 1, 2)
+    assert c.leader() == 2
