@@ -209,6 +209,8 @@ class Checker:
 
     # --- persist before send ---------------------------------------------------------------------------------
     def check_persisted_before_send(self, node: SimNode, m: Message) -> None:
+        if m.from_ != node.id or m.to == node.id:
+            _fail(f"node {node.id} sent {m.type.name} from {m.from_} to {m.to}: from_ must be the sender")
         durable = node.disk.durable
         hs = durable.hard_state()
         if m.type in (MT.PRE_VOTE, MT.PRE_VOTE_RESP):
