@@ -262,3 +262,22 @@ def test_action_tags_in_vyper_match_the_python_twin():
     sources = (REPO_ROOT / "contracts/modules/governance.vy").read_text() + (REPO_ROOT / "contracts/modules/checkpoints.vy").read_text()
     tags = {name: int(value) for name, value in re.findall(r"ACTION_(\w+): constant\(uint8\) = (\d+)", sources)}
     assert tags == {a.name: a.value for a in om.Action}
+
+
+@pytest.mark.parametrize("kind", ["rotation", "threshold", "collateral", "rate_limit"])
+def test_on_chain_struct_hash_equals_eth_accounts(dx, kind):
+    """The struct hash the contract derives and stores for an announced change is eth-account's hashStruct of the
+    Python message: the two sides encode every governance type identically."""
+    from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_struct
+
+    message = {
+        "rotation": lambda: _rotation(dx, _new_keys(7)),
+        "threshold": lambda: om.SetThreshold(1, 0, 4),
+        "collateral": lambda: om.SetCollateral(1, 0, dx.token.address, False),
+        "rate_limit": lambda: om.SetRateLimit(1, 0, dx.token.address, 12345, 600),
+    }[kind]()
+    announce(dx, message)
+    typed = om.typed_data(message, dx.domain)
+    expected = hash_struct(typed["primaryType"], typed["types"], typed["message"])
+    action, struct_hash, set_id, _ = dx.exchange.pending_change(0)
+    assert (action, struct_hash, set_id) == (int(message.message()["action"]), expected, 1)
