@@ -22,15 +22,15 @@ MAX_VALUE_BYTES = 1 << 16  # items are static ABI encodings of a few words; anyt
 
 
 def _check_key(key: object) -> bytes:
-    if isinstance(key, (bytearray, memoryview)):
-        key = bytes(key)
+    if isinstance(key, (bytes, bytearray, memoryview)) and type(key) is not bytes:
+        key = bytes(key)  # exactly bytes: a subclass (HexBytes) would leak its own hex() into proofs
     if not isinstance(key, bytes) or len(key) != KEY_BYTES:
         raise InvalidItem(f"a key is exactly {KEY_BYTES} bytes, got {type(key).__name__} {key!r:.80}")
     return key
 
 
 def _check_value(value: object) -> bytes:
-    if isinstance(value, (bytearray, memoryview)):
+    if isinstance(value, (bytes, bytearray, memoryview)) and type(value) is not bytes:
         value = bytes(value)
     if not isinstance(value, bytes):
         raise InvalidItem(f"a value is bytes, got {type(value).__name__}")
@@ -124,8 +124,10 @@ class StateTree:
 
     def put(self, key: bytes, value: bytes) -> None:
         """Insert or replace an item; the leaf commits to keccak256(value)."""
-        key = _check_key(key)
-        value = _check_value(value)
+        if type(key) is not bytes or len(key) != KEY_BYTES:  # the checks, skipped in the usual case
+            key = _check_key(key)
+        if type(value) is not bytes or len(value) > MAX_VALUE_BYTES:
+            value = _check_value(value)
         stored = value if self._keep_values else keccak256_bytes(value)
         if self._items.get(key) == stored:
             return  # same value hash: the tree is unchanged

@@ -244,3 +244,17 @@ def test_random_batches_over_clustered_kind_prefixed_keys(seed):
                     assert verify_inclusion(root, t.prove(k))
                 else:
                     assert verify_non_inclusion(root, t.prove_absent(k))
+
+
+def test_bytes_like_keys_and_values_are_stored_as_plain_bytes():
+    class HexLike(bytes):  # like web3's HexBytes, whose hex() differs
+        def hex(self):
+            return "0x" + super().hex()
+
+    t = StateTree()
+    t.put(HexLike(_key(5)), bytearray(b"v"))
+    t.put(memoryview(_key(6)), HexLike(b"w"))
+    assert all(type(k) is bytes for k in t.keys()) and all(type(v) is bytes for _, v in t.items())
+    proof = t.prove(_key(5))
+    assert type(proof.key) is bytes and proof.to_json()["key"] == "0x" + _key(5).hex()
+    assert t.root() == spec_root_of_values({_key(5): b"v", _key(6): b"w"})
