@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from ddx_offchain.raft.core.config import Config
 from ddx_offchain.raft.core.errors import LogInvariantError, ProposalDroppedError
 from ddx_offchain.raft.core.log import RaftLog
@@ -614,8 +616,8 @@ class Raft:
                 continue
             try:
                 reason = self._conf_change_refusal(decode_conf_change(e.data))
-            except Exception:  # noqa: BLE001 - a malformed conf change from a peer is refused, never applied
-                reason = "malformed conf change"
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                reason = "malformed conf change"  # refused here, so no node ever has to apply it
             if reason:
                 # Keep the batch's shape (forwarded batches): an empty normal entry in its place.
                 entries[k] = Entry(term=0, index=0)

@@ -233,3 +233,14 @@ def test_a_learner_answers_a_vote_request():
     r.step(Message(type=MT.VOTE, from_=2, to=3, term=1, index=0, log_term=0))
     [resp] = r.msgs
     assert resp.type == MT.VOTE_RESP and not resp.reject and r.vote == 2
+
+
+def test_a_malformed_forwarded_conf_change_becomes_an_empty_entry():
+    c = bootstrapped_cluster()
+    c.campaign(1)
+    r = c.raft(1)
+    before = r.raft_log.last_index()
+    r.step(Message(type=MT.PROPOSE, from_=2, entries=(Entry(term=0, index=0, type=EntryType.CONF_CHANGE,
+                                                            data=b"\xc1 not msgpack"),)))
+    [appended] = r.raft_log.slice(before + 1, r.raft_log.last_index() + 1)
+    assert (appended.type, appended.data) == (EntryType.NORMAL, b"")
