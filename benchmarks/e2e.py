@@ -253,6 +253,40 @@ def machine_contention() -> dict:
     return out
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (disk, history) included: /proc/PID/stat fields 14
+    and 15. CPU time, unlike wall-clock throughput, hardly moves when other jobs share the cores."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU seconds spent by each operator process and by this load generator over one phase."""
+
+    def __init__(self, procs: list[subprocess.Popen], leader_index: int) -> None:
+        self.procs = procs
+        self.leader_index = leader_index
+        self.start = self._sample()
+
+    def _sample(self) -> list[float]:
+        return [process_cpu_seconds(p.pid) for p in self.procs] + [time.process_time()]
+
+    def per_receipt_us(self, receipts: int) -> dict:
+        """CPU microseconds per receipt: leader, each follower, the load generator, and the operators' total."""
+        spent = [b - a for a, b in zip(self.start, self._sample())]
+        per = [round(s * 1e6 / max(1, receipts), 1) for s in spent]
+        operators = per[:-1]
+        return {
+            "leader": operators[self.leader_index],
+            "followers": [c for k, c in enumerate(operators) if k != self.leader_index],
+            "operators_total": round(sum(operators), 1),
+            "load_generator": per[-1],
+        }
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -276,13 +310,23 @@ async def run(args) -> dict:
                 await saturate(leader, warm, 2.0)
                 streams = presign(args.traders, args.per_trader)
                 fsyncs_before = await leader_fsyncs(session, leader)
+                leader_index = cluster.api_urls.index(leader)
+                meter = CpuMeter(procs, leader_index)
                 done, elapsed = await saturate(leader, streams, args.seconds)
+                cpu_http = meter.per_receipt_us(done)
                 fsyncs = await leader_fsyncs(session, leader) - fsyncs_before
                 receipts_per_s = done / elapsed
                 half = receipts_per_s / 2
                 paced_bodies = [b for stream in presign(args.traders, max(1, int(half * args.seconds / args.traders) + 1)) for b in stream]
+                fsyncs_before = await leader_fsyncs(session, leader)
+                meter = CpuMeter(procs, leader_index)
                 latencies = await paced(leader, paced_bodies[: int(half * args.seconds)], half)
-                ws_done, ws_elapsed = await saturate_ws(session, leader, presign(args.traders, args.per_trader), args.seconds)
+                cpu_paced = meter.per_receipt_us(len(latencies))
+                paced_fsyncs = await leader_fsyncs(session, leader) - fsyncs_before
+                ws_streams = presign(args.traders, args.per_trader)
+                meter = CpuMeter(procs, leader_index)
+                ws_done, ws_elapsed = await saturate_ws(session, leader, ws_streams, args.seconds)
+                cpu_ws = meter.per_receipt_us(ws_done)
                 contention = machine_contention()
         finally:
             for p in procs:
@@ -298,6 +342,9 @@ async def run(args) -> dict:
         "half_load_per_s": round(half, 1),
         "ws_receipts_per_s": round(ws_done / ws_elapsed, 1),
         "recover_us": round(t_recover * 1e6, 1),
+        "cpu_us_per_receipt": cpu_http,
+        "cpu_us_per_receipt_half_load": cpu_paced,
+        "cpu_us_per_receipt_ws": cpu_ws,
         "cores": cores,
         "operators": OPERATORS,
         "traders": args.traders,
@@ -307,9 +354,20 @@ async def run(args) -> dict:
         "fsync": True,
         "leader_fsyncs_per_s": round(fsyncs / elapsed, 1),
         "entries_per_fsync": round(done / max(1, fsyncs), 1),
+        "entries_per_fsync_half_load": round(len(latencies) / max(1, paced_fsyncs), 1),
         "targets": {"ratio": 0.5, "p99_ms": 50.0},
         "machine": contention,
     }
+
+
+def event_loop_runner():
+    """uvloop when installed (as the operators use): the load generator shares the cores with the operators, so
+    its own event-loop overhead is taken from theirs."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run
 
 
 def main() -> None:
@@ -319,7 +377,7 @@ def main() -> None:
     parser.add_argument("--traders", type=int, default=256)
     parser.add_argument("--per-trader", type=int, default=100)
     args = parser.parse_args()
-    result = asyncio.run(run(args))
+    result = event_loop_runner()(run(args))
     if not args.json:
         for key, value in result.items():
             print(f"{key:>22}: {value}")

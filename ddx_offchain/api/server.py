@@ -13,6 +13,7 @@ from importlib import resources
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import msgspec
 from aiohttp import WSMsgType, web
 
 from ..node.history import History
@@ -54,6 +55,11 @@ class FeedChannel:
     key: bytes | None
 
 
+def _json_bytes(body: bytes, status: int = 200) -> web.Response:
+    """A JSON answer already encoded (msgspec: several times cheaper than web.json_response's json.dumps)."""
+    return web.Response(body=body, status=status, content_type="application/json")
+
+
 def _error(status: int, reason: str, detail: str, **extra) -> web.Response:
     return web.json_response({"error": reason, "detail": detail, **extra}, status=status)
 
@@ -63,7 +69,7 @@ async def _json_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except AdmissionError as exc:
-        return web.json_response(exc.to_json(), status=exc.status)
+        return _json_bytes(msgspec.json.encode(exc.to_json()), exc.status)
     except web.HTTPRequestEntityTooLarge:
         return _error(413, "body_too_large", "request body too large")
     except web.HTTPException as exc:
@@ -128,7 +134,7 @@ class Api:
         if len(body) > limit:
             raise AdmissionError(413, "body_too_large", f"request body exceeds {limit} bytes")
         record = await self.node.service.submit(body)
-        return web.json_response(self.node.service.receipt_json(record))
+        return _json_bytes(msgspec.json.encode(self.node.service.receipt_json(record)))
 
     async def get_receipt(self, request: web.Request) -> web.Response:
         request_hash = _path_value(request, "request_hash", "bytes32")

@@ -39,6 +39,8 @@ class NodeMetrics:
         )
         self.history_backlog = Gauge("ddx_history_backlog_entries", "Applied entries not yet written to history", registry=r)
         self.ws_subscribers = Gauge("ddx_ws_subscribers", "Open WebSocket subscriptions", registry=r)
+        self._receipts = self.requests.labels("receipt")
+        self._applied_by_status: dict[str, Counter] = {}
         self._refreshers: list[Callable[[], None]] = []
 
     def on_refresh(self, refresh: Callable[[], None]) -> None:
@@ -46,9 +48,21 @@ class NodeMetrics:
         self._refreshers.append(refresh)
 
     def observe_submission(self, outcome: str, seconds: float) -> None:
-        self.requests.labels(outcome).inc()
-        if outcome == "receipt":
+        if outcome == "receipt":  # the per-request path: the labelled child is bound once, not looked up
+            self._receipts.inc()
             self.receipt_latency.observe(seconds)
+        else:
+            self.requests.labels(outcome).inc()
+
+    def observe_applied(self, status: str, updates: int) -> None:
+        """Per applied entry, on every node: labelled children are looked up once per status (labels() costs
+        more than the increment)."""
+        child = self._applied_by_status.get(status)
+        if child is None:
+            child = self._applied_by_status[status] = self.applied.labels(status)
+        child.inc()
+        if updates:
+            self.updates.inc(updates)
 
     def render(self) -> bytes:
         for refresh in self._refreshers:

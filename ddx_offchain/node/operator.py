@@ -32,9 +32,9 @@ class _UnattachedSequencer:
     node_id = 0
 
     async def propose(self, data: bytes) -> int:
-        from .sequencer import SequencingError
+        from .sequencer import DefinitelyNotSequenced
 
-        raise SequencingError("no sequencer attached")
+        raise DefinitelyNotSequenced("no sequencer attached")
 
     def is_leader(self) -> bool:
         return False
@@ -108,9 +108,7 @@ class OperatorNode:
         self.service.sequencer = sequencer
 
     def _on_applied(self, applied: AppliedEntry) -> None:
-        self.metrics.applied.labels(applied.status).inc()
-        if applied.updates:
-            self.metrics.updates.inc(len(applied.updates))
+        self.metrics.observe_applied(applied.status, len(applied.updates))
         if self.history is not None:
             self.history.record(applied)
         self.feeds.publish(applied)

@@ -1,8 +1,8 @@
 """The Sequencer over the Raft runtime (ddx_offchain/raft/runtime.py).
 
-The runtime resolves a proposal once its entry is committed on a quorum, fsync'd, and applied on this node; a
-follower's proposal is forwarded to the leader by Raft itself. Trader-level exactly-once comes from the state
-machine's (trader, nonce) rule, so proposals carry no Raft client session.
+The runtime resolves a proposal once its entry is committed on a quorum, fsync'd, and applied on this node, or fails
+it after its proposal timeout; a follower's proposal is forwarded to the leader by Raft itself. Trader-level
+exactly-once comes from the state machine's (trader, nonce) rule, so proposals carry no Raft client session.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class RaftSequencer:
 
     async def propose(self, data: bytes) -> int:
         try:
-            applied = await self.raft.propose(data)
+            # submit() hands back the runtime's future (no coroutine frame); the runtime enforces its proposal
+            # timeout on it, which is the bound Sequencer.propose promises.
+            applied = await self.raft.submit(data)
         except rt.NotLeaderError as exc:
             raise NotLeaderError(exc.leader or None) from None
         except (rt.ProposalDroppedByRaftError, rt.ProposalLostError) as exc:

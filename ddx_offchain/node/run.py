@@ -172,5 +172,15 @@ def main(config_path: str) -> int:
     except (ConfigError, KeystoreError) as exc:
         print(f"ddx node: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(serve(settings, key))
+    _event_loop_runner()(serve(settings, key))
     return 0
+
+
+def _event_loop_runner():
+    """uvloop when installed: its transports, callbacks and timers cost about half of asyncio's, and the HTTP and
+    Raft I/O around each request is a large share of the leader's CPU (docs/operations.md, Performance)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run
+    return uvloop.run

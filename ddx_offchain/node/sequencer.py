@@ -37,7 +37,9 @@ class Sequencer(Protocol):
     node_id: int
 
     async def propose(self, data: bytes) -> int:
-        """Resolve with the entry's log index once it is committed on a quorum and fsync'd; SequencingError else."""
+        """Resolve with the entry's log index once it is committed on a quorum, fsync'd and applied by this node's
+        sink; SequencingError else. Must resolve or fail within the sequencer's own proposal timeout: the service
+        adds no timer of its own on this per-request path."""
         ...
 
     def is_leader(self) -> bool: ...

@@ -44,11 +44,39 @@ class ReceiptRecord:
 
 
 class _Pending:
-    __slots__ = ("request_hash", "future")
+    """A request this node proposed and awaits. The proposer reads `applied` once its proposal resolves (the
+    sequencer resolves only after this node applied the entry), so it needs no future of its own; a second
+    submitter of the same request (a client retry while the first is in flight) waits on a future made for it."""
 
-    def __init__(self, request_hash: bytes, future: asyncio.Future) -> None:
+    __slots__ = ("request_hash", "applied", "abandoned", "waiters")
+
+    def __init__(self, request_hash: bytes) -> None:
         self.request_hash = request_hash
-        self.future = future
+        self.applied: AppliedEntry | None = None
+        self.abandoned = False  # the proposer gave up (error, timeout): waiters learn the outcome is unknown
+        self.waiters: list[asyncio.Future] | None = None
+
+    def settle(self, applied: AppliedEntry | None) -> None:
+        """Record the outcome (None: abandoned) and wake every waiting retry."""
+        if applied is None:
+            self.abandoned = True
+        else:
+            self.applied = applied
+        if self.waiters:
+            for waiter in self.waiters:
+                if not waiter.done():
+                    waiter.set_result(applied)
+            self.waiters = None
+
+    def waiter(self) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        if self.applied is not None or self.abandoned:
+            future.set_result(self.applied)
+        else:
+            if self.waiters is None:
+                self.waiters = []
+            self.waiters.append(future)
+        return future
 
 
 class OperatorService:
@@ -100,8 +128,8 @@ class OperatorService:
                 waiter.set_result(applied)
         if applied.trader is not None:
             pending = self._pending.get((applied.trader, applied.nonce))
-            if pending is not None and pending.request_hash == applied.request_hash and not pending.future.done():
-                pending.future.set_result(applied)
+            if pending is not None and pending.request_hash == applied.request_hash and pending.applied is None:
+                pending.settle(applied)
         for listener in self.listeners:
             try:
                 listener(applied)
@@ -197,39 +225,46 @@ class OperatorService:
         if pending is not None:
             if pending.request_hash != signed.request_hash:
                 raise AdmissionError(409, "nonce_reused", "this nonce is in flight for another request")
-            return self._outcome(await self._wait(pending.future), signed)
-        if self.sequencer.leader_id() is None:  # a follower may propose: Raft forwards it to the leader
-            raise self._not_leader(None)
+            return self._outcome(await self._wait(pending.waiter()), signed)
         if len(self._pending) >= self.max_in_flight:
             raise AdmissionError(503, "overloaded", "too many requests in flight on this node: retry shortly")
-        future = asyncio.get_running_loop().create_future()
-        self._pending[key] = _Pending(signed.request_hash, future)
+        pending = self._pending[key] = _Pending(signed.request_hash)
         try:
             try:
                 entry = encode_entry(signed)
                 self.machine.note_verified(entry, signed.request_hash)
-                await asyncio.wait_for(self.sequencer.propose(entry), self.propose_timeout_s)
+                # No timer of our own: the sequencer resolves or fails every proposal within its proposal timeout
+                # (Sequencer.propose), and an asyncio.wait_for here would cost a task and a timer per request.
+                await self.sequencer.propose(entry)
             except NotLeaderError as exc:
                 raise self._not_leader(exc.leader_id) from None
             except DefinitelyNotSequenced as exc:
+                if self.sequencer.leader_id() is None:  # asked only on failure: status is not free
+                    raise self._not_leader(None) from None
                 raise AdmissionError(503, "not_sequenced", f"not sequenced ({exc}): safe to retry") from None
-            except (SequencingError, asyncio.TimeoutError) as exc:
+            except SequencingError as exc:
                 raise AdmissionError(
-                    503, "outcome_unknown", f"sequencing did not complete ({exc or 'timeout'}): retry with the same nonce"
+                    503, "outcome_unknown", f"sequencing did not complete ({exc}): retry with the same nonce"
                 ) from None
-            return self._outcome(await self._wait(future), signed)
+            applied = pending.applied
+            if applied is None:  # resolved before this node applied it: only a sequencer breaking its contract
+                applied = await self._wait(pending.waiter())
+            return self._outcome(applied, signed)
         finally:
-            if self._pending.get(key) is not None and self._pending[key].future is future:
+            if self._pending.get(key) is pending:
                 del self._pending[key]
-            if not future.done():
-                future.cancel()
+            if pending.applied is None:
+                pending.settle(None)
 
     async def _wait(self, future: asyncio.Future) -> AppliedEntry:
-        # asyncio.wait neither cancels the shared future nor raises when another submitter gives up on it
-        done, _ = await asyncio.wait({future}, timeout=self.propose_timeout_s)
-        if not done or future.cancelled():
+        """A retry waiting for the outcome of the same request proposed by an earlier submitter."""
+        try:
+            applied = await asyncio.wait_for(future, self.propose_timeout_s)
+        except asyncio.TimeoutError:
+            applied = None
+        if applied is None:
             raise AdmissionError(503, "outcome_unknown", "not applied here in time: retry with the same nonce")
-        return future.result()
+        return applied
 
     def _outcome(self, applied: AppliedEntry, signed: SignedRequest) -> ReceiptRecord:
         request = signed.request
