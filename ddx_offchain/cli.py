@@ -35,6 +35,7 @@ def devnet(
     epoch_seconds: float = typer.Option(5.0, "--epoch-seconds", help="with --cluster: the epoch (checkpoint) interval"),
     confirmations: int = typer.Option(None, "--confirmations", help="with --cluster: blocks before a deposit counts (0 embedded)"),
     data_dir: str = typer.Option(None, "--data-dir", help="with --cluster: keep the operators' files here (default: a temp dir)"),
+    ape_deploy: bool = typer.Option(False, "--ape-deploy", help="with --rpc: deploy with `ape run deploy` (node on chain id 1337)"),
 ) -> None:
     """Local developer network. `--demo`: the settlement walk-through on an embedded py-evm chain.
     `--cluster [--demo]`: the full devnet (docs/checkpoints.md), with `--demo` its scripted two-clock scenario."""
@@ -42,7 +43,7 @@ def devnet(
         from .devnet.run import run_devnet
 
         raise typer.Exit(run_devnet(demo=demo, operators=operators, rpc_url=rpc, epoch_seconds=epoch_seconds,
-                                    confirmations=confirmations, data_dir=data_dir, echo=typer.echo))
+                                    confirmations=confirmations, data_dir=data_dir, ape_deploy=ape_deploy, echo=typer.echo))
     if not demo:
         typer.echo("only `ddx devnet --demo` exists so far (the operator cluster devnet is issue 7)", err=True)
         raise typer.Exit(2)

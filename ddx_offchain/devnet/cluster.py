@@ -129,6 +129,35 @@ class DevnetCluster:
             await rpc.close()
 
 
+def ape_deploy(rpc_url: str, operators: tuple[str, ...], deployments: Path, echo: Echo):
+    """`ape run deploy --network ethereum:local:node` against `rpc_url` (a dev node with ape's local chain id, 1337,
+    e.g. `anvil --chain-id 1337`), for `operators`; returns the manifest it wrote."""
+    import json
+    import subprocess
+    import sys
+
+    from ..chain.artifacts import REPO_ROOT
+    from ..chain.manifest import load_manifest
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DDX_")}
+    env.update(
+        DDX_OPERATORS=",".join(operators),
+        DDX_DEPLOYMENTS_DIR=str(deployments),
+        APE_NODE_ETHEREUM=json.dumps({"local": {"uri": rpc_url}}),
+    )
+    ape = Path(sys.executable).parent / "ape"
+    done = subprocess.run(
+        [str(ape), "run", "deploy", "--network", "ethereum:local:node"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"ape run deploy failed ({done.returncode}): {done.stderr[-2000:] or done.stdout[-2000:]}")
+    for line in done.stdout.splitlines():
+        echo(line)
+    (folder,) = [p for p in deployments.iterdir() if p.is_dir()]
+    return load_manifest(folder)
+
+
 async def start_cluster(
     root: Path,
     *,
@@ -136,6 +165,7 @@ async def start_cluster(
     rpc_url: str | None = None,
     epoch_interval_s: float = 5.0,
     confirmations: int | None = None,
+    deploy_with_ape: bool = False,
     echo: Echo = print,
 ) -> DevnetCluster:
     from ..node.config import load_config
@@ -159,7 +189,12 @@ async def start_cluster(
         threshold=om.smallest_supermajority(operators),
         collateral=(CollateralSpec(token=None, capacity=10**15, period=86400),),
     )
-    manifest, written = deploy_and_record(Web3Deployer(w3, network=network), config, local=True, root=root / "deployments", log=echo)
+    if deploy_with_ape:
+        if rpc_url is None:
+            raise ValueError("deploy_with_ape needs rpc_url (ape deploys to a node, not to the in-process chain)")
+        manifest = ape_deploy(rpc_url, members, root / "deployments", echo)
+    else:
+        manifest, _ = deploy_and_record(Web3Deployer(w3, network=network), config, local=True, root=root / "deployments", log=echo)
     for member in members:  # relayers pay gas
         w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": member, "value": 10**20}))
     exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)

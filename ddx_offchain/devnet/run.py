@@ -16,11 +16,13 @@ STATUS_EVERY_S = 2.0
 
 
 async def _run(
-    *, demo: bool, operators: int, rpc_url: str | None, epoch_seconds: float, confirmations: int | None, root: Path, echo: Echo
+    *, demo: bool, operators: int, rpc_url: str | None, epoch_seconds: float, confirmations: int | None, root: Path,
+    ape_deploy: bool, echo: Echo
 ) -> int:
     echo(f"starting the devnet in {root}: {'chain at ' + rpc_url if rpc_url else 'embedded py-evm chain'}, {operators} operators")
     cluster = await start_cluster(
-        root, operators=operators, rpc_url=rpc_url, epoch_interval_s=epoch_seconds, confirmations=confirmations, echo=echo
+        root, operators=operators, rpc_url=rpc_url, epoch_interval_s=epoch_seconds, confirmations=confirmations,
+        deploy_with_ape=ape_deploy, echo=echo,
     )
     try:
         echo(f"exchange {cluster.manifest.exchange} (chain {cluster.manifest.chain_id}), collateral {cluster.token.address}")
@@ -49,14 +51,17 @@ async def _run(
 
 def run_devnet(
     *, demo: bool, operators: int = 3, rpc_url: str | None = None, epoch_seconds: float = 5.0,
-    confirmations: int | None = None, data_dir: str | None = None, echo: Echo = print,
+    confirmations: int | None = None, data_dir: str | None = None, ape_deploy: bool = False, echo: Echo = print,
 ) -> int:
     if operators < 1 or operators > 32:
         echo("--operators must be between 1 and 32")
         return 2
+    if ape_deploy and rpc_url is None:
+        echo("--ape-deploy needs --rpc (ape deploys to a node)")
+        return 2
     if data_dir is not None:
         return asyncio.run(_run(demo=demo, operators=operators, rpc_url=rpc_url, epoch_seconds=epoch_seconds,
-                                confirmations=confirmations, root=Path(data_dir), echo=echo))
+                                confirmations=confirmations, root=Path(data_dir), ape_deploy=ape_deploy, echo=echo))
     with tempfile.TemporaryDirectory(prefix="ddx-devnet-") as tmp:
         return asyncio.run(_run(demo=demo, operators=operators, rpc_url=rpc_url, epoch_seconds=epoch_seconds,
-                                confirmations=confirmations, root=Path(tmp), echo=echo))
+                                confirmations=confirmations, root=Path(tmp), ape_deploy=ape_deploy, echo=echo))

@@ -1,4 +1,5 @@
-"""The devnet against anvil (`--rpc`, blocks every second, 2 confirmations) and the trader's commands against it:
+"""The devnet against anvil (`--rpc`, blocks every second, 2 confirmations), the exchange deployed by
+`ape run deploy --network ethereum:local:node` against that node, and the trader's commands against it:
 `ddx withdraw request`, `ddx withdraw claim`, `ddx withdraw status`, `ddx audit` — over HTTP only, as a user runs them."""
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ class ClusterThread:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.cluster = self.call(start_cluster(root, operators=3, rpc_url=url, epoch_interval_s=2.0, confirmations=2, echo=lambda _: None))
+        self.cluster = self.call(
+            start_cluster(root, operators=3, rpc_url=url, epoch_interval_s=2.0, confirmations=2, deploy_with_ape=True, echo=lambda _: None)
+        )
 
     def call(self, coro, timeout: float = 120):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -40,7 +43,7 @@ class ClusterThread:
 
 
 def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
-    anvil = Anvil("--block-time", "1")
+    anvil = Anvil("--block-time", "1", "--chain-id", "1337")  # ape's local network id
     devnet = None
     try:
         devnet = ClusterThread(tmp_path / "devnet", anvil.url)
@@ -53,6 +56,7 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
         cluster.fund(trader, 50 * DOLLAR)
         cluster.deposit(key, 40 * DOLLAR)
         manifest = next((tmp_path / "devnet" / "deployments").iterdir()) / "latest.json"
+        assert cluster.manifest.network == "local"  # written by the ape deploy script
         common = ["--manifest", str(manifest), "--keystore", str(keystore)]
         runner = CliRunner()
 
