@@ -225,3 +225,75 @@ def test_overload_is_refused_before_proposing():
             await ws.close()
 
     run(scenario())
+
+
+def _gated(seq):
+    """Make the in-memory sequencer hold every proposal until the returned event is set."""
+    release = asyncio.Event()
+    real_propose = seq.propose
+
+    async def gated_propose(data):
+        await release.wait()
+        return await real_propose(data)
+
+    seq.propose = gated_propose
+    return release
+
+
+def test_a_retry_arriving_while_the_first_copy_is_in_flight_waits_for_its_receipt():
+    async def scenario():
+        node, seq = make_node()
+        release = _gated(seq)
+        async with running(node) as client:
+            signed = signed_order(ALICE, 9)
+            first = asyncio.create_task(client.post("/v1/requests", json=signed.to_json()))
+            await asyncio.sleep(0.1)
+            second = asyncio.create_task(client.post("/v1/requests", json=signed.to_json()))
+            await asyncio.sleep(0.1)
+            assert not first.done() and not second.done()  # the retry waits on the first copy, proposes nothing
+            release.set()
+            answers = [await (await first).json(), await (await second).json()]
+            assert answers[0] == answers[1] and answers[0]["requestIndex"] == "1"
+            assert seq.proposed == 1 and node.engine.executed == [signed.request_hash]
+
+    run(scenario())
+
+
+def test_a_retry_waiting_on_a_first_copy_that_fails_learns_the_outcome_is_unknown():
+    async def scenario():
+        from ddx_offchain.node.sequencer import SequencingError
+
+        node, seq = make_node()
+        release = _gated(seq)
+        async with running(node) as client:
+            signed = signed_order(ALICE, 10)
+            seq.fail_next = SequencingError("leadership lost")
+            first = asyncio.create_task(client.post("/v1/requests", json=signed.to_json()))
+            await asyncio.sleep(0.1)
+            second = asyncio.create_task(client.post("/v1/requests", json=signed.to_json()))
+            await asyncio.sleep(0.1)
+            release.set()
+            for resp in (await first, await second):
+                assert resp.status == 503 and (await resp.json())["error"] == "outcome_unknown"
+            assert node.engine.executed == [] and node.service._pending == {}
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("leader_known, reason", [(False, "no_leader"), (True, "not_sequenced")])
+def test_a_dropped_proposal_answers_no_leader_only_when_no_leader_is_known(leader_known, reason):
+    async def scenario():
+        from ddx_offchain.node.sequencer import DefinitelyNotSequenced
+
+        node, seq = make_node()
+        seq.fail_next = DefinitelyNotSequenced("dropped by raft")
+        seq.leader_id = lambda: 1 if leader_known else None
+        async with running(node) as client:
+            signed = signed_order(BOB, 4)
+            resp = await client.post("/v1/requests", json=signed.to_json())
+            assert resp.status == 503 and (await resp.json())["error"] == reason
+            assert node.engine.executed == []
+            resp = await client.post("/v1/requests", json=signed.to_json())  # definitely not sequenced: retry is safe
+            assert resp.status == 200 and node.engine.executed == [signed.request_hash]
+
+    run(scenario())
