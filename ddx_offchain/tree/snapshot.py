@@ -65,6 +65,8 @@ def encode_snapshot(tree: "StateTree") -> bytes:
 def decode_snapshot(data: bytes) -> "StateTree":
     from .state_tree import MAX_VALUE_BYTES, StateTree
 
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise SnapshotFormatError(f"a snapshot is bytes, got {type(data).__name__}")
     data = bytes(data)
     minimum = HEADER_BYTES + CHECKSUM_BYTES
     if len(data) < minimum:

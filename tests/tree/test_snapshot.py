@@ -114,6 +114,11 @@ def test_resealed_file_with_unknown_flags_is_a_format_error():
         StateTree.from_bytes(_reseal(bytes(body)))
 
 
+def test_non_bytes_input_is_a_format_error():
+    with pytest.raises(SnapshotFormatError, match="is bytes"):
+        StateTree.from_bytes("DDXTREE")  # type: ignore[arg-type]
+
+
 def test_missing_file_is_a_snapshot_error(tmp_path):
     with pytest.raises(SnapshotError, match="cannot read"):
         StateTree.load(tmp_path / "absent.snap")
