@@ -116,7 +116,8 @@ class OurCluster:
     async def load(self, **fields) -> dict:
         from ddx_offchain.raft.control import RequestKind
 
-        response = await self.client.call(RequestKind.LOAD, payload=PAYLOAD, **fields)
+        budget = fields["load_milliseconds"] / 1000 + 30  # proposals time out after 10 s: never wait forever
+        response = await asyncio.wait_for(self.client.call(RequestKind.LOAD, payload=PAYLOAD, **fields), budget)
         return response.status
 
     async def saturate(self, seconds: float, window: int) -> float:
@@ -226,10 +227,12 @@ def pysyncobj_node(self_address: str, partners: list[str]) -> None:
 
         start = time.perf_counter()
         while time.perf_counter() - start < duration:
-            slots.acquire()
+            if not slots.acquire(timeout=10):
+                break  # nothing completes any more (e.g. it lost its leader): report what did commit
             node.add(PAYLOAD, callback=done)
-        for _ in range(window):
-            slots.acquire()
+        for _ in range(window):  # wait for the outstanding ones, but not forever: some may never call back
+            if not slots.acquire(timeout=10):
+                break
         return {"commits_per_s": committed[0] / (time.perf_counter() - start)}
 
     def paced(duration: float, rate: float) -> dict:
