@@ -106,7 +106,6 @@ class OperatorChain:
             settings.follower,
             resume=self._resume_point,
             handoff=self._handoff,
-            poll_interval_s=settings.poll_interval_s,
         )
         self._was_leader = False
         self._last_epoch_at: float | None = None

@@ -1,5 +1,8 @@
 """The chain watcher: runs the pure `Follower` against an RPC and hands confirmed blocks to the leader.
 
+`poll_once()` is one round; the leader's loop (operator_chain.py) calls it while this node leads, and backs off
+with `backoff` after RPC failures, which `health` counts.
+
 The leader's node gives it two callables: `resume()` (where sequencing stands: the engine's last sequenced block,
 its hash and the next deposit seq) and `handoff(block)` (propose the chain-block command; raises if it could not).
 A failed handoff restarts the follower from `resume()`, so a block is handed over again rather than lost; the
@@ -9,8 +12,6 @@ and reported in `status()`; an alarm (deposit gap, deep reorg) stops ingestion u
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -18,8 +19,6 @@ from .blocks import ConfirmedBlock
 from .follower import FetchDeposits, FetchHeaders, Follower, FollowerConfig, Halted, Idle
 from .relay_policy import Backoff
 from .rpc import ChainRpc, RpcHealth
-
-log = logging.getLogger("ddx.chain.watcher")
 
 MAX_ACTIONS_PER_POLL = 1000
 
@@ -50,21 +49,18 @@ class ChainWatcher:
         *,
         resume: Callable[[], ResumePoint],
         handoff: Callable[[ConfirmedBlock], Awaitable[None]],
-        poll_interval_s: float = 2.0,
         backoff: Backoff = Backoff(initial=0.5, maximum=30.0),
     ) -> None:
         self.rpc = rpc
         self.config = config
         self._resume = resume
         self._handoff = handoff
-        self.poll_interval_s = poll_interval_s
         self.backoff = backoff
         self.health = RpcHealth()
         self.follower: Follower | None = None
         self.handed = 0
         self.handoff_failures = 0
         self.last_handoff_error: str | None = None
-        self._wake = asyncio.Event()
 
     def _follower(self) -> Follower:
         if self.follower is None:
@@ -80,10 +76,6 @@ class ChainWatcher:
     def restart(self) -> None:
         """Start again from the engine's state (after a leadership change, or to clear an alarm by hand)."""
         self.follower = None
-
-    def poke(self) -> None:
-        """Poll now instead of at the next interval (a new block was announced)."""
-        self._wake.set()
 
     async def poll_once(self) -> list[ConfirmedBlock]:
         """One round: read the head, follow it, hand over what got confirmed. Raises on RPC failure."""
@@ -109,28 +101,6 @@ class ChainWatcher:
                     self.handed += 1
                     handed.append(block)
         return handed
-
-    async def run(self) -> None:
-        while True:
-            delay = self.poll_interval_s
-            try:
-                await self.poll_once()
-                self.health.succeeded()
-            except asyncio.CancelledError:
-                raise
-            except HandoffFailed as exc:
-                log.warning("chain block not sequenced, will resume from the engine: %s", exc)
-            except Exception as exc:
-                self.health.failed(exc)
-                delay = max(delay, self.backoff.delay(self.health.consecutive_failures))
-                log.warning("chain RPC failed (%d in a row): %s", self.health.consecutive_failures, exc)
-            if self.follower is not None and self.follower.alarm is not None:
-                log.error("chain ingestion halted: %s", self.follower.alarm.detail)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), delay)
-            except asyncio.TimeoutError:
-                pass
 
     def status(self) -> dict:
         base = self.follower.status() if self.follower is not None else {"state": "starting"}

@@ -117,7 +117,7 @@ class ChainLab:
             self.sequence(block.command())
             self.handed.append(block)
 
-        return ChainWatcher(rpc, config, resume=self.resume_point, handoff=handoff, poll_interval_s=0.01)
+        return ChainWatcher(rpc, config, resume=self.resume_point, handoff=handoff)
 
     def resume_point(self) -> ResumePoint:
         e = self.engine

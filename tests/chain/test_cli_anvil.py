@@ -92,6 +92,32 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
 
         done = runner.invoke(app, ["withdraw", "request", "--amount", "0", "--api", cluster.api_urls[0], *common])
         assert done.exit_code == 1 and "positive" in done.output
+
+        # the escape hatch: save the last checkpoint's proofs, the operators stop, the escape delay passes
+        devnet.call(cluster.stop_operator(0))  # no new epoch can be checkpointed with 2 of 3
+        epoch = cluster.exchange.functions.latest_epoch().call()
+        engine = cluster.nodes[1].node.engine.engine
+        proofs = engine.epoch_proofs(epoch, bytes.fromhex(trader[2:]), bytes.fromhex(cluster.token.address[2:]))
+        for kind in ("balance", "withdrawal"):
+            doc = {"epoch": epoch, "root": "0x" + proofs["root"].hex(), "amount": str(int.from_bytes(proofs[f"{kind}_value"][-32:], "big")),
+                   "proof": proofs[kind].to_json()}
+            (tmp_path / f"{kind}.json").write_text(json.dumps(doc))
+        balance = int(json.loads((tmp_path / "balance.json").read_text())["amount"])
+        assert balance == 25 * DOLLAR
+        escape = ["escape", "--rpc", anvil.url, "--balance-proof", str(tmp_path / "balance.json"),
+                  "--withdrawal-proof", str(tmp_path / "withdrawal.json"), *common]
+        done = runner.invoke(app, escape)
+        assert done.exit_code == 1 and "escape delay is not over" in done.output
+        devnet.stop()
+        devnet = None
+        delay = cluster.exchange.functions.escape_delay().call()
+        cluster.w3.provider.make_request("evm_increaseTime", [delay + 1])
+        cluster.w3.provider.make_request("evm_mine", [])
+        done = runner.invoke(app, escape)
+        assert done.exit_code == 0, done.output
+        assert f"escaped: paid {25 * DOLLAR}" in done.output
+        assert cluster.token.functions.balanceOf(trader).call() == 50 * DOLLAR  # 10 in the wallet + 15 claimed + 25
+        assert cluster.exchange.functions.frozen().call()
     finally:
         if devnet is not None:
             devnet.stop()
