@@ -89,6 +89,10 @@ def test_receipts_after_quorum_commit_and_identical_state(tmp_path):
             assert all(len(n.engine.executed) == 20 for n, _ in nodes)
             status = follower.status()
             assert status["raft"]["role"] == "follower" and status["raft"]["leader"] is not None
+            assert status["raft"]["fsyncs"] > 0 and status["raft"]["fsyncSecondsTotal"] > 0
+            metrics = follower.metrics.render().decode()
+            fsync_line = next(line for line in metrics.splitlines() if line.startswith("ddx_raft_fsync_seconds_total "))
+            assert float(fsync_line.split()[1]) >= status["raft"]["fsyncSecondsTotal"] > 0  # the disk thread may add more
         finally:
             for _, raft in nodes:
                 await raft.shutdown()
