@@ -75,16 +75,16 @@ class RaftError(Exception):
     """Base class of the runtime's typed errors."""
 
 
-class NotLeaderError(RaftError):
-    """The request needs a leader and none is known (or this node is not it)."""
+class ProposalDroppedByRaftError(RaftError):
+    """Raft refused the proposal outright (no leader, transfer in progress, back-pressure): it will not commit."""
+
+
+class NotLeaderError(ProposalDroppedByRaftError):
+    """Refused because no leader is known (an election is under way): it will not commit; retry shortly."""
 
     def __init__(self, message: str, leader: int = NO_NODE) -> None:
         super().__init__(message)
         self.leader = leader
-
-
-class ProposalDroppedByRaftError(RaftError):
-    """Raft refused the proposal outright (no leader, transfer in progress, back-pressure): it will not commit."""
 
 
 class ProposalLostError(RaftError):
@@ -426,7 +426,7 @@ class RaftNode:
                 node.propose_conf_change(change)
             except ProposalDroppedError as exc:
                 if not future.done():
-                    future.set_exception(ProposalDroppedByRaftError(str(exc)))
+                    future.set_exception(self._drop_error(node, str(exc)))
 
         self._control.append(propose)
         self._wake.set()
@@ -521,7 +521,7 @@ class RaftNode:
         try:
             node.propose_batch([data for data, _ in batch])
         except ProposalDroppedError as exc:
-            error = ProposalDroppedByRaftError(str(exc))
+            error = self._drop_error(node, str(exc))
             for _, waiter_id in batch:
                 future = self._waiters.pop(waiter_id, None)
                 if future is not None and not future.done():
@@ -537,6 +537,12 @@ class RaftNode:
             while by_index and by_index[-1][0] > before:
                 self._lose(by_index.pop())
             by_index.extend(zip(range(before + 1, after + 1), (waiter_id for _, waiter_id in batch)))
+
+    def _drop_error(self, node: RawNode, reason: str) -> ProposalDroppedByRaftError:
+        leader = node.raft.soft_state().leader  # read-only
+        if leader == NO_NODE:
+            return NotLeaderError(f"no leader known: {reason}")
+        return ProposalDroppedByRaftError(reason)
 
     def _start_ready(self, node: RawNode) -> None:
         storage = self._storage

@@ -11,6 +11,7 @@ import pytest
 from ddx_offchain.raft.certs import generate_operator_certificate
 from ddx_offchain.raft.runtime import (
     NodeConfig,
+    NotLeaderError,
     NodeStoppedError,
     ProposalDroppedByRaftError,
     ProposalTimeoutError,
@@ -252,3 +253,14 @@ def test_uncommitted_proposal_times_out_with_the_default_timeout(tmp_path: Path)
         assert 0.3 <= waited < 2.0
 
     run(scenario, tmp_path, proposal_timeout_seconds=0.3)
+
+
+def test_without_a_leader_a_proposal_is_refused_at_once(tmp_path: Path) -> None:
+    async def scenario(cluster: Cluster) -> None:
+        lonely = await cluster.start(1)  # its two peers never come up: no election can succeed
+        with pytest.raises(NotLeaderError) as caught:
+            await lonely.propose(b"nobody to sequence this")
+        assert isinstance(caught.value, ProposalDroppedByRaftError) and caught.value.leader == 0
+        assert lonely.status().leader == 0
+
+    run(scenario, tmp_path)
