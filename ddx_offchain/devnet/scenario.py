@@ -107,26 +107,28 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
         withdraw = 1_000 * DOLLAR
         receipt = await submit("bob", traders["bob"].withdraw_intent(bytes.fromhex(token[2:]), withdraw), f"withdraw {withdraw // DOLLAR} USDX")
         seen: set[tuple[int, str]] = set()
+        events: list[tuple[int, int, str, dict]] = []  # (operator, epoch, stage, status entry), as they happen
+        for index, chain in enumerate(cluster.chains):
+            chain.checkpointer.stage_listeners.append(
+                lambda epoch, root, stage, entry, index=index: events.append((index, epoch, stage, entry))
+            )
 
         def show_progress() -> None:
             """Each stage the first time any operator reaches it (the relayer is the one that sees `submitted`)."""
-            for index, chain in enumerate(cluster.chains):
-                if index in cluster.stopped:
+            while events:
+                index, epoch, stage, entry = events.pop(0)
+                if epoch <= receipt.epoch or (epoch, stage) in seen:
                     continue
-                for entry in chain.status()["epochs"]:
-                    stage = entry["stage"]
-                    if entry["epoch"] <= receipt.epoch or (entry["epoch"], stage) in seen:
-                        continue
-                    seen.add((entry["epoch"], stage))
-                    detail = {
-                        "signed": f"{entry['signatures']} of {entry['operators']} signatures",
-                        "quorum": f"{entry['signatures']} of {entry['operators']} signatures (threshold {entry['threshold']})",
-                        "submitted": f"tx {entry['txHashes'][-1][:14]}…" if entry["txHashes"] else "",
-                        "recorded": f"in block {entry['recordedBlock']}",
-                        "final": f"{chain.settings.checkpointer.confirmations} confirmation(s) deep",
-                    }.get(stage, entry.get("waiting") or "")
-                    t("checkpoint", f"epoch {entry['epoch']} {stage:<9} {detail} [op{index + 1}] "
-                      f"(root {entry['root'][:10]}…, L1 block {entry['l1Block']})")
+                seen.add((epoch, stage))
+                detail = {
+                    "signed": f"{entry['signatures']} of {entry['operators']} signatures",
+                    "quorum": f"{entry['signatures']} of {entry['operators']} signatures (threshold {entry['threshold']})",
+                    "submitted": f"tx {entry['txHashes'][-1][:14]}…" if entry["txHashes"] else "",
+                    "recorded": f"in block {entry['recordedBlock']}",
+                    "final": f"{cluster.chains[index].settings.checkpointer.confirmations} confirmation(s) deep",
+                }.get(stage, entry.get("waiting") or "")
+                t("checkpoint", f"epoch {epoch} {stage:<9} {detail} [op{index + 1}] "
+                  f"(root {entry['root'][:10]}…, L1 block {entry['l1Block']})")
 
         async def recorded_proof():
             show_progress()
@@ -138,12 +140,11 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
                 return None
             if cluster.exchange.functions.checkpoint_root(doc["epoch"]).call() != bytes.fromhex(doc["root"][2:]):
                 return None
-            if (doc["epoch"], "recorded") not in seen:
-                seen.add((doc["epoch"], "recorded"))
-                t("checkpoint", f"epoch {doc['epoch']} recorded  (the contract's checkpoint_root({doc['epoch']}) is {doc['root'][:10]}…)")
             return doc
 
         doc = await _eventually(recorded_proof, 120, 0.1)
+        await asyncio.sleep(cluster.chains[0].settings.checkpointer.tick_s * 2)  # let the checkpointers see it too
+        show_progress()
         proof = LeafProof.from_api(doc, address["bob"], token)
         t("settlement", f"proof for bob's withdrawable {int(doc['cumulative']) // DOLLAR} USDX against recorded epoch {doc['epoch']}")
         payout = claim(cluster.w3, cluster.exchange, cluster.token, proof, Sender(cluster.w3.eth.accounts[0]))

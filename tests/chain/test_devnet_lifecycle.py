@@ -108,7 +108,7 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
         assert summary["liquidations"] == 1
         assert summary["claimed"] == 1_000 * DOLLAR and summary["second_claim"] == 0
         assert "receipt #" in text and " ms " in text  # the sequencing clock, in milliseconds
-        for stage in ("built", "signed", "quorum", "submitted", "recorded"):
+        for stage in ("built", "quorum", "submitted", "recorded"):  # ("signed" is skipped when the others signed first)
             assert f"epoch {summary['epoch']} {stage}" in text
 
     asyncio.run(scenario())
