@@ -14,6 +14,7 @@ from typing import Protocol
 
 from eth_account import Account
 from web3 import AsyncWeb3
+from web3.exceptions import BlockNotFound, Web3TypeError
 
 from ..protocol import operator_messages as om
 from .blocks import BlockHeader, ChainDataError, DepositEvent
@@ -82,6 +83,7 @@ class Web3ChainRpc:
 
     def __init__(self, w3: AsyncWeb3, exchange: str, abi: list) -> None:
         self.w3 = w3
+        self._batching = True
         self.exchange = w3.eth.contract(address=AsyncWeb3.to_checksum_address(exchange), abi=abi)
 
     async def block_number(self) -> int:
@@ -95,12 +97,28 @@ class Web3ChainRpc:
             await self.w3.provider.disconnect()
 
     async def headers(self, first: int, last: int) -> list[BlockHeader]:
+        """Headers first..last, ascending, stopping at the first one the node does not have. One JSON-RPC batch when
+        the provider supports batching (a catch-up costs one round trip per batch, not per block)."""
+        if last > first and self._batching:
+            try:
+                async with self.w3.batch_requests() as batch:
+                    for number in range(first, last + 1):
+                        batch.add(self.w3.eth.get_block(number))
+                    blocks = await batch.async_execute()
+                return _headers_until_missing(blocks)
+            except Web3TypeError:
+                self._batching = False  # e.g. the in-process eth-tester provider
+            except Exception:
+                pass  # a block past the head fails the batch: fetch one by one, stopping there
         out = []
         for number in range(first, last + 1):
-            block = await self.w3.eth.get_block(number)
+            try:
+                block = await self.w3.eth.get_block(number)
+            except BlockNotFound:
+                break
             if block is None:
                 break
-            out.append(BlockHeader(int(block["number"]), bytes(block["hash"]), bytes(block["parentHash"])))
+            out.append(_header(block))
         return out
 
     async def deposits(self, first: int, last: int) -> list[DepositEvent]:
@@ -203,6 +221,19 @@ class Web3ChainRpc:
         if receipt is None:
             return None
         return int(receipt["status"]), int(receipt["blockNumber"])
+
+
+def _header(block) -> BlockHeader:
+    return BlockHeader(int(block["number"]), bytes(block["hash"]), bytes(block["parentHash"]))
+
+
+def _headers_until_missing(blocks) -> list[BlockHeader]:
+    out = []
+    for block in blocks:
+        if block is None or not hasattr(block, "get") or block.get("hash") is None:
+            break
+        out.append(_header(block))
+    return out
 
 
 def http_web3(url: str, timeout_s: float = 10.0) -> AsyncWeb3:

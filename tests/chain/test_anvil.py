@@ -156,3 +156,22 @@ def test_the_node_builds_its_chain_side_from_its_config(anvil, tmp_path):
             await build_operator_chain(other, None, lambda: None, lab.keys[0])
 
     asyncio.run(closing(lab, scenario()))
+
+
+def test_headers_come_in_one_batch_and_stop_at_the_head(anvil):
+    from ddx_offchain.chain.artifacts import compile_contract
+    from ddx_offchain.chain.rpc import Web3ChainRpc, http_web3
+
+    async def scenario():
+        rpc = Web3ChainRpc(http_web3(anvil.url), "0x" + "11" * 20, compile_contract("Exchange").abi)
+        try:
+            for _ in range(6):
+                await rpc.w3.provider.make_request("evm_mine", [])
+            headers = await rpc.headers(1, 6)
+            assert [h.number for h in headers] == [1, 2, 3, 4, 5, 6] and rpc._batching
+            assert all(b.parent_hash == a.hash for a, b in zip(headers, headers[1:]))
+            assert [h.number for h in await rpc.headers(5, 20)] == [5, 6]  # past the head: stops there
+        finally:
+            await rpc.close()
+
+    asyncio.run(scenario())
