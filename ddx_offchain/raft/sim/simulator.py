@@ -15,6 +15,7 @@ proposal exactly once, in one order.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from dataclasses import dataclass, field
@@ -67,7 +68,20 @@ class Options:
     transfer_rate: float = 0.002
     read_rate: float = 0.01
     client_count: int = 8
+    # Fault profile; None: by seed, (seed // 8) % 4 picks normal, normal, calm (a tenth of the faults: long
+    # stable stretches with heavy traffic) or storm (three times the faults, 10% drops).
+    profile: str | None = None
     trace: bool = False
+
+    def apply_profile(self) -> None:
+        if self.profile == "calm":
+            self.crash_rate /= 10
+            self.partition_rate /= 10
+            self.drop_rate /= 10
+        elif self.profile == "storm":
+            self.crash_rate *= 3
+            self.partition_rate *= 3
+            self.drop_rate = 0.10
 
 
 @dataclass(slots=True)
@@ -102,7 +116,8 @@ class SimClient:
 class Simulation:
     def __init__(self, seed: int, options: Options | None = None) -> None:
         self.seed = seed
-        self.options = options or Options()
+        # A private copy: the seed fills in the choices left open (cluster size, PreVote/CheckQuorum, profile).
+        self.options = dataclasses.replace(options) if options is not None else Options()
         self.rng = random.Random(seed)
         self.now = 0
         self.steps_done = 0
@@ -110,6 +125,9 @@ class Simulation:
         self._seq = 0
         if self.options.nodes is None:
             self.options.nodes = 3 + 2 * (seed % 2)
+        if self.options.profile is None:
+            self.options.profile = ("normal", "normal", "calm", "storm")[(seed // 8) % 4]
+            self.options.apply_profile()
         combo = (seed // 2) % 4
         if self.options.pre_vote is None:
             self.options.pre_vote = combo in (0, 1)
