@@ -40,7 +40,6 @@ from ddx_offchain.raft.messages import (
     Snapshot,
     SoftState,
     StateRole,
-    encode_conf_change,
 )
 from ddx_offchain.raft.storage import Storage
 
@@ -250,7 +249,3 @@ class RawNode:
         """The state machine itself, for tests and the simulator's invariant checks (read-only use)."""
         return self._raft
 
-
-def conf_change_entry_data(cc: ConfChange) -> bytes:
-    """The payload of the CONF_CHANGE entry that carries ``cc`` (for tests building logs by hand)."""
-    return encode_conf_change(cc)
