@@ -248,4 +248,3 @@ class RawNode:
     def raft(self) -> Raft:
         """The state machine itself, for tests and the simulator's invariant checks (read-only use)."""
         return self._raft
-
