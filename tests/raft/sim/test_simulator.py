@@ -104,3 +104,16 @@ def test_catches_a_read_served_without_confirming_leadership(monkeypatch):
     )
     failure = _first_failure(40)
     assert failure is not None and "stale read" in failure
+
+
+def test_command_line_replays_a_seed_and_reports_a_failure(monkeypatch, capsys):
+    from ddx_offchain.raft.sim.__main__ import main
+
+    assert main(["--seed", "3", "--steps", "300"]) == 0
+    assert "seed 3: ok" in capsys.readouterr().out
+    monkeypatch.setattr(log_module.RaftLog, "is_up_to_date", lambda self, index, term: True)
+    failure = _first_failure(40)
+    seed = int(failure.split(":")[0].split()[1])
+    assert main(["--seed", str(seed), "--steps", "2000"]) == 1
+    err = capsys.readouterr().err
+    assert f"replay: python -m ddx_offchain.raft.sim --seed {seed} --steps 2000" in err
