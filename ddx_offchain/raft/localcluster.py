@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -35,8 +36,32 @@ def _toml_value(value: int | float | str | bool) -> str:
     return str(value)
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
+    """A free 127.0.0.1 port *below* the kernel's ephemeral range.
+
+    A port the kernel hands out with bind(0) comes from the same range as the local ports of outgoing
+    connections, so while a killed node is down, any new connection on the machine (its peers' reconnect
+    attempts included) may take its port and the restart fails. Ports below the range are only ever taken on
+    purpose."""
+    low = min(_ephemeral_range()[0], 32768)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as probe:  # everything below the range is busy: fall back to the kernel's choice
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 
 import pytest
 
 from ddx_offchain.raft.certs import generate_operator_certificate
+from ddx_offchain.raft.localcluster import free_port  # below the ephemeral range: safe to restart on
 from ddx_offchain.raft.runtime import (
     NodeConfig,
     NotLeaderError,
@@ -23,12 +23,6 @@ from ddx_offchain.raft.transport import TlsMaterial
 IDS = (1, 2, 3, 4)
 CERTS = {node: generate_operator_certificate(f"op{node}") for node in IDS}
 PINNED = {node: cert.cert_pem for node, cert in CERTS.items()}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Cluster:

@@ -10,6 +10,7 @@ import struct
 import pytest
 
 from ddx_offchain.raft.certs import generate_operator_certificate
+from ddx_offchain.raft.localcluster import free_port
 from ddx_offchain.raft.codec import MessageBatch, encode_frame_payload, frame_bytes
 from ddx_offchain.raft.messages import Entry, Message, MessageType, Snapshot, SnapshotMetadata
 from ddx_offchain.raft.transport import TlsMaterial, Transport, TransportConfig, TransportHandler
@@ -177,9 +178,9 @@ def test_oversized_frame_closes_the_connection_and_the_node_keeps_serving() -> N
 def test_reconnects_after_the_peer_restarts() -> None:
     async def scenario() -> None:
         inbox2 = Inbox()
-        receiver = transport(2, inbox2)
+        port = free_port()  # below the ephemeral range, so nothing else takes it while the receiver is down
+        receiver = transport(2, inbox2, port=port)
         await receiver.start()
-        port = receiver.port
         sender = transport(1, Inbox(), {2: port})
         await sender.start()
         sender.send([heartbeat(term=1)])
