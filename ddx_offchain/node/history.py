@@ -206,6 +206,19 @@ class History:
         index, status, duplicate_of, epoch, trader, nonce = row
         return (request_hash, duplicate_of if status == DUPLICATE else index, epoch, trader, nonce)
 
+    def contiguous_requests(self) -> int:
+        """The largest n such that history holds every request 1..n (a binary search over counts)."""
+        reader = self._reader()
+        lo = 0
+        hi = reader.execute("SELECT COALESCE(MAX(request_index), 0) FROM requests").fetchone()[0]
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if reader.execute("SELECT COUNT(*) FROM requests WHERE request_index <= ?", (mid,)).fetchone()[0] == mid:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
     def requests(self, first: int, last: int) -> list[dict]:
         rows = self._reader().execute(
             "SELECT request_index, log_index, request_hash, status, reason, duplicate_of, epoch, entry FROM requests "

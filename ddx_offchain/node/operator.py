@@ -7,6 +7,8 @@ and `checkpoint` (anchoring on Ethereum) are separate sections and fail separate
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +16,15 @@ from pathlib import Path
 from ..api.admission import Admission, AdmissionLimits
 from ..api.feeds import FeedHub
 from ..protocol.eip712 import Domain
+from .backfill import HistoryBackfill, SnapshotMark
 from .history import History
 from .metrics import NodeMetrics
 from .sequencer import Sequencer
 from .sequencing import AppliedEntry, ExchangeStateMachine, ExecutionEngine
 from .service import OperatorService, ReceiptRecord
 from .views import ExchangeView
+
+log = logging.getLogger("ddx.node")
 
 
 def wall_clock_ms() -> int:
@@ -66,7 +71,11 @@ class OperatorNode:
         admission_limits: AdmissionLimits = AdmissionLimits(),
         now_ms: Callable[[], int] = wall_clock_ms,
         checkpoint_status: Callable[[], dict] | None = None,
+        replay_engine: Callable[[], ExecutionEngine] | None = None,
+        peer_api_urls: list[str] | None = None,
     ) -> None:
+        """`replay_engine` (a fresh engine at genesis) and `peer_api_urls` enable the history backfill after a
+        snapshot install (node/backfill.py)."""
         self.node_id = node_id
         self.domain = domain
         self.engine = engine
@@ -93,7 +102,11 @@ class OperatorNode:
             lookup_receipt=lookup,
         )
         self.service.listeners.append(self._on_applied)
-        self.service.restore_listeners.append(lambda: self.feeds.restart_at(self.engine.last_ordinal()))
+        self.service.restore_listeners.append(self._on_restore)
+        self.backfill: HistoryBackfill | None = None
+        if self.history is not None and replay_engine is not None and peer_api_urls:
+            self.backfill = HistoryBackfill(domain=domain, history=self.history, make_engine=replay_engine, peer_urls=list(peer_api_urls))
+        self._backfill_task: asyncio.Task | None = None
         self.service.observers.append(self.metrics.observe_submission)
         self.service.apply_observer = self.metrics.apply_time.observe
         self.metrics.on_refresh(self._refresh_metrics)
@@ -106,6 +119,31 @@ class OperatorNode:
 
     def attach(self, sequencer: Sequencer) -> None:
         self.service.sequencer = sequencer
+
+    def _on_restore(self) -> None:
+        """A snapshot replaced the state: feeds restart at its ordinal; history lacks what it skipped, so a
+        backfill from a peer starts (in the background: consensus never waits on history)."""
+        self.feeds.restart_at(self.engine.last_ordinal())
+        if self.backfill is None or self.history is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # restored outside the event loop (offline tools): nothing to schedule
+            return
+        mark = SnapshotMark(self.machine.next_request_index, self.machine.last_log_index, self.engine.state_root(),
+                            self.engine.last_ordinal())
+        if self._backfill_task is not None and not self._backfill_task.done():
+            self._backfill_task.cancel()  # a newer snapshot supersedes it: the new run fills every hole below it
+        self._backfill_task = loop.create_task(self._backfill(mark))
+
+    async def _backfill(self, mark: SnapshotMark) -> None:
+        assert self.backfill is not None
+        try:
+            if await self.backfill.run(mark) and self.feeds.gap_below <= mark.last_ordinal:
+                self.feeds.gap_below = 0  # history now holds every update up to the snapshot
+        except Exception:
+            log.exception("history backfill failed")
+            self.backfill.state = {"state": "failed", "errors": ["internal error"]}
 
     def _on_applied(self, applied: AppliedEntry) -> None:
         self.metrics.observe_applied(applied.status, len(applied.updates))
@@ -167,6 +205,7 @@ class OperatorNode:
                 "persistedRequestIndex": self.history.persisted_request_index,
                 "persistedOrdinal": self.history.persisted_ordinal,
                 "failed": self.history.failed,
+                "backfill": None if self.backfill is None else self.backfill.state,
             },
         }
 
@@ -179,5 +218,7 @@ class OperatorNode:
         return True, "leader known and applied up to the commit index"
 
     def close(self) -> None:
+        if self._backfill_task is not None:
+            self._backfill_task.cancel()
         if self.history is not None:
             self.history.close()

@@ -71,7 +71,8 @@ class RunningNode:
 
     def __init__(self, settings: NodeSettings, operator_key: bytes) -> None:
         self.settings = settings
-        engine = EngineAdapter(Engine(load_genesis(settings.genesis)))
+        genesis = load_genesis(settings.genesis)
+        engine = EngineAdapter(Engine(genesis))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.node = OperatorNode(
             node_id=settings.node_id,
@@ -82,6 +83,8 @@ class RunningNode:
             history_path=settings.history_path,
             leader_urls=settings.api_urls,
             admission_limits=AdmissionLimits(settings.max_body_bytes, settings.max_age_ms, settings.max_future_ms),
+            replay_engine=lambda: EngineAdapter(Engine(genesis)),
+            peer_api_urls=[url for node_id, url in sorted(settings.api_urls.items()) if node_id != settings.node_id],
         )
         self.node.service.propose_timeout_s = settings.proposal_timeout_seconds
         self.node.service.listeners.append(self._log_refusal)

@@ -1,0 +1,183 @@
+"""History backfill after a snapshot install (docs/api.md, History).
+
+A node that caught up by snapshot (or restarted with a history file that lagged its snapshot) never applied the
+entries the snapshot covers, so its request log and update history lack them. This fills the gap from another
+operator's public request log (`GET /v1/requests`), trusting nothing it is sent: the whole request log, from
+genesis to the snapshot, is replayed through a fresh state machine and engine, which re-verifies every trader
+signature and every replay rule, and the backfill is kept only if the replay reproduces the snapshot this node
+installed through Raft (next request index, engine state root, last update ordinal) and every entry's status, hash
+and reason as the peer stated them. The replay also regenerates the execution updates, with their ordinals.
+
+`replay_request_log` is pure (no I/O); `fetch_request_log` and `HistoryBackfill` are the shell around it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import aiohttp
+
+from ..protocol.eip712 import Domain
+from .history import History
+from .sequencing import AppliedEntry, ExchangeStateMachine, ExecutionEngine
+
+log = logging.getLogger("ddx.backfill")
+
+PAGE = 1000  # the request-log endpoint's page size (api/server.py MAX_RANGE)
+
+
+class BackfillError(Exception):
+    """The fetched log is incomplete, malformed, or does not reproduce the installed snapshot."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMark:
+    """What this node knows of an installed snapshot, from its own (Raft-delivered) state right after restore."""
+
+    next_request_index: int
+    last_log_index: int
+    state_root: bytes
+    last_ordinal: int
+
+
+def _parse_entry(item: object, expected_index: int) -> tuple[int, bytes, dict]:
+    """(log index, entry bytes, the stated outcome) of one request-log item, or BackfillError."""
+    if not isinstance(item, dict):
+        raise BackfillError(f"request {expected_index}: not an object")
+    if item.get("requestIndex") != expected_index:
+        raise BackfillError(f"request log not contiguous: expected {expected_index}, got {item.get('requestIndex')!r}")
+    log_index, entry = item.get("logIndex"), item.get("entry")
+    if not isinstance(log_index, int) or isinstance(log_index, bool) or log_index < 1:
+        raise BackfillError(f"request {expected_index}: bad logIndex")
+    if not isinstance(entry, str) or not entry.startswith("0x"):
+        raise BackfillError(f"request {expected_index}: bad entry")
+    try:
+        data = bytes.fromhex(entry[2:])
+    except ValueError:
+        raise BackfillError(f"request {expected_index}: entry is not hex") from None
+    stated = {k: item.get(k) for k in ("status", "requestHash", "reason", "duplicateOf")}
+    return log_index, data, stated
+
+
+def _outcome(applied: AppliedEntry) -> dict:
+    return {
+        "status": applied.status,
+        "requestHash": None if applied.request_hash is None else "0x" + applied.request_hash.hex(),
+        "reason": applied.reason,
+        "duplicateOf": applied.duplicate_of,
+    }
+
+
+def replay_request_log(
+    domain: Domain, engine: ExecutionEngine, items: Iterable[object], mark: SnapshotMark, keep_from: int
+) -> Iterator[AppliedEntry]:
+    """Replay request-log items 1 .. mark.next_request_index - 1 through a fresh state machine over `engine` (at
+    genesis); yield the applied entries from request `keep_from` on. Raises BackfillError (after the last yield at
+    the latest, so a caller must consume everything before trusting anything) unless the replay reproduces `mark`.
+    """
+    machine = ExchangeStateMachine(domain, engine)
+    expected = 1
+    kept: list[AppliedEntry] = []
+    for item in items:
+        if expected >= mark.next_request_index:
+            break
+        log_index, data, stated = _parse_entry(item, expected)
+        if log_index <= machine.last_log_index or log_index > mark.last_log_index:
+            raise BackfillError(f"request {expected}: log index {log_index} out of order or past the snapshot")
+        applied = machine.apply(log_index, data)
+        if applied is None or applied.request_index != expected:
+            raise BackfillError(f"request {expected}: entry is not a request")
+        if _outcome(applied) != stated:
+            raise BackfillError(f"request {expected}: replay gives {_outcome(applied)}, the log states {stated}")
+        if expected >= keep_from:
+            kept.append(applied)
+        expected += 1
+    if machine.next_request_index != mark.next_request_index:
+        raise BackfillError(f"log ends at request {machine.next_request_index - 1}, the snapshot at {mark.next_request_index - 1}")
+    if engine.state_root() != mark.state_root or engine.last_ordinal() != mark.last_ordinal:
+        raise BackfillError("the replayed log does not reproduce the installed snapshot's state")
+    yield from kept
+
+
+async def fetch_request_log(session: aiohttp.ClientSession, url: str, first: int, last: int) -> list[dict]:
+    """Items first..last of a peer's request log, paged; BackfillError if the peer cannot give all of them."""
+    out: list[dict] = []
+    at = first
+    while at <= last:
+        upto = min(last, at + PAGE - 1)
+        try:
+            async with session.get(f"{url}/v1/requests", params={"from": str(at), "to": str(upto)}) as resp:
+                if resp.status != 200:
+                    raise BackfillError(f"{url}: request log answered {resp.status}")
+                page = await resp.json()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise BackfillError(f"{url}: {exc!r}") from None
+        entries = page.get("entries") if isinstance(page, dict) else None
+        if not isinstance(entries, list) or not entries:
+            raise BackfillError(f"{url}: no entries from {at} (it lacks them too)")
+        out.extend(entries[: upto - at + 1])
+        at += len(entries[: upto - at + 1])
+    return out
+
+
+class HistoryBackfill:
+    """Runs one backfill per installed snapshot whose range history lacks; reports progress for /v1/status."""
+
+    def __init__(
+        self,
+        *,
+        domain: Domain,
+        history: History,
+        make_engine: Callable[[], ExecutionEngine],
+        peer_urls: list[str],
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.domain = domain
+        self.history = history
+        self.make_engine = make_engine
+        self.peer_urls = peer_urls
+        self.timeout_s = timeout_s
+        self.state: dict = {"state": "idle"}
+
+    async def run(self, mark: SnapshotMark) -> bool:
+        """Fill every request history lacks up to the snapshot (and their updates). True when history is whole.
+
+        The replay starts at genesis: from this node's own rows while they are contiguous, then the peer's."""
+        own = await asyncio.to_thread(self.history.contiguous_requests)
+        first, last = own + 1, mark.next_request_index - 1
+        if first > last:
+            return True
+        self.state = {"state": "running", "from": first, "to": last}
+        errors = []
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            for url in self.peer_urls:
+                try:
+                    fetched = await fetch_request_log(session, url, first, last)
+                    written = await asyncio.to_thread(self._replay_and_record, mark, own, fetched)
+                except BackfillError as exc:
+                    errors.append(str(exc))
+                    log.warning("history backfill from %s refused: %s", url, exc)
+                    continue
+                self.state = {"state": "done", "from": first, "to": last, "source": url}
+                log.info("history backfilled: requests %d..%d (%d entries) from %s", first, last, written, url)
+                return True
+        self.state = {"state": "failed", "from": first, "to": last, "errors": errors[-3:]}
+        return False
+
+    def _replay_and_record(self, mark: SnapshotMark, own: int, fetched: list[dict]) -> int:
+        """Worker thread: replay (own rows 1..own, the peer's after); record the peer's part, and only once the
+        whole replay is verified (rows are rewritten idempotently if the live writer got some meanwhile)."""
+        def items() -> Iterator[object]:
+            for start in range(1, own + 1, PAGE):
+                yield from self.history.requests(start, min(own, start + PAGE - 1))
+            yield from fetched
+
+        applied = list(replay_request_log(self.domain, self.make_engine(), items(), mark, own + 1))
+        for entry in applied:
+            self.history.record(entry)
+        self.history.flush()
+        return len(applied)
