@@ -34,7 +34,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -168,7 +168,6 @@ class _Counters:
     step_errors: int = 0
     proposal_batches: int = 0
     fsync_seconds: float = 0.0  # time spent in log writes + fdatasync (written by the one thread that writes)
-    extra: dict = field(default_factory=dict)
 
 
 class RaftNode:

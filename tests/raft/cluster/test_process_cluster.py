@@ -19,7 +19,6 @@ import pytest
 from ddx_offchain.raft.control import ControlClient, ControlError
 from ddx_offchain.raft.fsm import NO_CLIENT
 from ddx_offchain.raft.localcluster import LocalCluster
-from ddx_offchain.raft.logstore import CorruptSegmentError  # noqa: F401  (the error the refusal below names)
 from ddx_offchain.raft.logstore.segment import FRAME_HEADER
 
 CHAOS_SECONDS = float(os.environ.get("RAFT_CLUSTER_SECONDS", "12"))
