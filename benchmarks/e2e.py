@@ -93,8 +93,14 @@ async def wait_leader(session: aiohttp.ClientSession, urls: list[str], timeout: 
 
 
 async def leader_fsyncs(session, url) -> int:
+    return (await leader_disk(session, url))[0]
+
+
+async def leader_disk(session, url) -> tuple[int, float]:
+    """(fsyncs, seconds spent in log writes + fdatasync) of the node at `url` since it started."""
     async with session.get(f"{url}/v1/status") as resp:
-        return (await resp.json())["raft"].get("fsyncs", 0)
+        raft = (await resp.json())["raft"]
+    return raft.get("fsyncs", 0), raft.get("fsyncSecondsTotal") or 0.0
 
 
 class Connection:
@@ -309,12 +315,14 @@ async def run(args) -> dict:
                 warm = presign(8, 20)
                 await saturate(leader, warm, 2.0)
                 streams = presign(args.traders, args.per_trader)
-                fsyncs_before = await leader_fsyncs(session, leader)
+                fsyncs_before, fsync_s_before = await leader_disk(session, leader)
                 leader_index = cluster.api_urls.index(leader)
                 meter = CpuMeter(procs, leader_index)
                 done, elapsed = await saturate(leader, streams, args.seconds)
                 cpu_http = meter.per_receipt_us(done)
-                fsyncs = await leader_fsyncs(session, leader) - fsyncs_before
+                fsyncs_after, fsync_s_after = await leader_disk(session, leader)
+                fsyncs = fsyncs_after - fsyncs_before
+                fsync_ms_mean = 1000 * (fsync_s_after - fsync_s_before) / max(1, fsyncs)
                 receipts_per_s = done / elapsed
                 half = receipts_per_s / 2
                 paced_bodies = [b for stream in presign(args.traders, max(1, int(half * args.seconds / args.traders) + 1)) for b in stream]
@@ -354,6 +362,7 @@ async def run(args) -> dict:
         "fsync": True,
         "leader_fsyncs_per_s": round(fsyncs / elapsed, 1),
         "entries_per_fsync": round(done / max(1, fsyncs), 1),
+        "leader_fsync_ms_mean": round(fsync_ms_mean, 3),
         "entries_per_fsync_half_load": round(len(latencies) / max(1, paced_fsyncs), 1),
         "targets": {"ratio": 0.5, "p99_ms": 50.0},
         "machine": contention,

@@ -114,7 +114,7 @@ class ExchangeStateMachine:
         self._seen: dict[tuple[bytes, int], SeenRequest] = {}
         self._by_hash: dict[bytes, tuple[bytes, int]] = {}  # request hash -> (trader, nonce) of _seen
         self._expiry: list[tuple[int, bytes, int]] = []  # min-heap of (timestamp, trader, nonce)
-        self._verified: dict[bytes, bytes] = {}  # entry bytes -> request hash, verified by this node's admission
+        self._verified: dict[bytes, SignedRequest] = {}  # entry bytes -> the request this node's admission verified
 
     # ------------------------------------------------------------ apply
 
@@ -135,22 +135,22 @@ class ExchangeStateMachine:
             return AppliedEntry(request_index, log_index, entry, SEQUENCED, self.engine.epoch(), updates=updates)
         return self._apply_trader_request(request_index, log_index, entry)
 
-    def note_verified(self, entry: bytes, request_hash: bytes) -> None:
-        """This node's admission verified exactly these bytes under this domain: applying them need not recover the
-        signer again (verification is a pure function of the bytes, so the outcome is the same on every node)."""
+    def note_verified(self, entry: bytes, signed: SignedRequest) -> None:
+        """This node's admission verified `signed` under this domain and `entry` is its encoding: applying these
+        bytes need neither decode them nor recover the signer again (decoding and verification are pure functions
+        of the bytes, so the outcome is the same on every node)."""
         if len(self._verified) >= MAX_PREVERIFIED:
             self._verified.clear()
-        self._verified[entry] = request_hash
+        self._verified[entry] = signed
 
     def _apply_trader_request(self, request_index: int, log_index: int, entry: bytes) -> AppliedEntry:
         epoch = self.engine.epoch()
         try:
-            request, signature = decode_entry(entry)
-            request_hash = self._verified.pop(entry, None)
-            if request_hash is not None:
-                signed = SignedRequest(request, signature, request_hash)
-            else:
+            signed = self._verified.pop(entry, None)
+            if signed is None:
+                request, signature = decode_entry(entry)
                 signed = verify_request(request, signature, self.domain)
+            request = signed.request
         except RequestRejected as exc:
             return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason=exc.reason)
         except ProtocolError:

@@ -232,7 +232,7 @@ class OperatorService:
         try:
             try:
                 entry = encode_entry(signed)
-                self.machine.note_verified(entry, signed.request_hash)
+                self.machine.note_verified(entry, signed)
                 # No timer of our own: the sequencer resolves or fails every proposal within its proposal timeout
                 # (Sequencer.propose), and an asyncio.wait_for here would cost a task and a timer per request.
                 await self.sequencer.propose(entry)

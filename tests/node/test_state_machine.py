@@ -10,10 +10,12 @@ from ddx_offchain.protocol.requests import (
     REPLAY_WINDOW_MS,
     CreateStrategy,
     PlaceOrder,
+    decode_entry,
     encode_entry,
     market_id,
     sign_request,
     strategy_id,
+    verify_request,
 )
 from ddx_offchain.protocol.eip712 import address_of
 from fakes import RecordingEngine
@@ -115,8 +117,8 @@ def test_admission_verified_bytes_skip_a_second_recovery_with_the_same_outcome()
     entry = order(1)
     forged = bytearray(order(2))
     forged[-2] ^= 1  # a bit of s flipped: these bytes were never verified by anyone
-    noted.note_verified(entry, plain.apply(1, entry).request_hash)
-    assert noted.apply(1, entry).request_hash == plain.engine.executed[0]
+    noted.note_verified(entry, verify_request(*decode_entry(entry), DOMAIN))
+    assert noted.apply(1, entry).request_hash == plain.apply(1, entry).request_hash == plain.engine.executed[0]
     assert noted._verified == {}
     assert noted.apply(2, bytes(forged)).status == REFUSED == plain.apply(2, bytes(forged)).status
     assert noted.snapshot() == plain.snapshot()
