@@ -528,7 +528,7 @@ class Simulation:
                 self._start(node)
         for k in range(CONVERGENCE_LIMIT):
             self.step()
-            if k % 64 == 0 and self.checker.converged():
+            if self.checker.converged():
                 self.checker.check_final()
                 return
         raise SimulationFailure(f"no convergence within {CONVERGENCE_LIMIT} events after healing: "
