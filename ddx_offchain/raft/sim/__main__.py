@@ -1,4 +1,4 @@
-"""python -m ddx_offchain.raft.sim --seed N [--steps M] [--seeds K] [--trace]: run (or replay) simulations."""
+"""python -m ddx_offchain.raft.sim --seed N [--steps M] [--seeds K] [--trace] [--keep-going]: run or replay."""
 
 from __future__ import annotations
 
@@ -16,24 +16,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2000, help="events per run before the convergence phase")
     parser.add_argument("--nodes", type=int, default=None, help="founding voters (default: 3 or 5 by seed)")
     parser.add_argument("--trace", action="store_true", help="print the run's notable events")
+    parser.add_argument("--keep-going", action="store_true", help="run every seed; report all failures at the end")
     args = parser.parse_args(argv)
     started = time.perf_counter()
+    failed: list[int] = []
     for seed in range(args.seed, args.seed + args.seeds):
         sim = Simulation(seed, Options(steps=args.steps, nodes=args.nodes, trace=args.trace))
         try:
             sim.run()
         except SimulationFailure as exc:
-            print("\n".join(sim.trace_lines[-200:]))
-            print(f"FAILED {exc}", file=sys.stderr)
-            return 1
+            print(f"FAILED {exc}", file=sys.stderr, flush=True)
+            if not args.keep_going:
+                return 1
+            failed.append(seed)
+            continue
         finally:
             if args.trace and sim.trace_lines:
                 print("\n".join(sim.trace_lines[-200:]))
         acked = len(sim.checker.acknowledged)
         print(f"seed {seed}: ok ({sim.steps_done} events, {acked} acknowledged proposals, "
               f"{len(sim.checker.leader_of_term)} terms with a leader)")
-    print(f"{args.seeds} seed(s) in {time.perf_counter() - started:.1f}s")
-    return 0
+    print(f"{args.seeds} seed(s) in {time.perf_counter() - started:.1f}s, {len(failed)} failed {failed[:20]}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
