@@ -736,5 +736,8 @@ class RaftNode:
             released = await self._on_disk(storage.release_log, snapshot.metadata.index)
             log.info("node %d: snapshot at %d saved; %d log segments released", self.config.node_id,
                      snapshot.metadata.index, len(released))
+        except OSError as exc:
+            # The log is intact and keeps growing; the next interval tries again. Say so loudly (disk full?).
+            log.error("node %d: snapshot at %d not saved: %r", self.config.node_id, snapshot.metadata.index, exc)
         finally:
             self._snapshotting = False

@@ -75,6 +75,8 @@ async def chaos(cluster: LocalCluster, rng: random.Random, seconds: float) -> li
     size = len(cluster.nodes)
     events: list[str] = []
     faulty: dict[int, str] = {}
+    # Every schedule starts by killing the leader, then pausing the (new) leader; the rest is random.
+    forced_faults = ["SIGKILL", "SIGSTOP"]
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         await asyncio.sleep(rng.uniform(0.4, 1.2))
@@ -90,13 +92,14 @@ async def chaos(cluster: LocalCluster, rng: random.Random, seconds: float) -> li
         if len(faulty) < (size - 1) // 2:
             healthy = [n for n in cluster.nodes if n not in faulty]
             leader = None
-            if rng.random() < 0.5:  # half the time hit the leader, which is what hurts
+            forced = forced_faults.pop(0) if forced_faults else None
+            if forced is not None or rng.random() < 0.5:  # hit the leader (always at first): that is what hurts
                 try:
                     leader = await cluster.wait_for_leader(timeout=1.0, among=healthy)
                 except TimeoutError:
                     leader = None
             victim = leader or rng.choice(healthy)
-            if rng.random() < 0.5:
+            if forced == "SIGKILL" or (forced is None and rng.random() < 0.5):
                 cluster.kill(victim)
                 faulty[victim] = "killed"
                 events.append(f"SIGKILL {victim}")
