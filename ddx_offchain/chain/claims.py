@@ -41,15 +41,25 @@ class LeafProof:
     epoch: int
     root: bytes
     siblings: tuple[bytes, ...]
+    # BALANCE leaves that also carry the deposits the engine had credited (docs/protocol.md §2); None: no such field
+    deposited: int | None = None
+
+    def value(self) -> bytes:
+        """The leaf's value encoding (docs/protocol.md §2)."""
+        if self.kind == "withdrawal":
+            return items.withdrawal_value(self.trader, self.token, self.amount)
+        if self.kind == "balance":
+            fields, values = ["address", "address", "uint256"], [self.trader, self.token, self.amount]
+            if self.deposited is not None:
+                fields.append("uint256")
+                values.append(self.deposited)
+            return items.item_value(items.Kind.BALANCE, fields, values)
+        raise ClaimError(f"unknown leaf kind {self.kind!r}")
 
     def check(self) -> None:
         """Raise ClaimError unless the proof leads from this exact leaf to `root`."""
-        if self.kind == "withdrawal":
-            key, value = items.withdrawal_key(self.trader, self.token), items.withdrawal_value(self.trader, self.token, self.amount)
-        elif self.kind == "balance":
-            key, value = items.balance_key(self.trader, self.token), items.balance_value(self.trader, self.token, self.amount)
-        else:
-            raise ClaimError(f"unknown leaf kind {self.kind!r}")
+        value = self.value()
+        key = items.withdrawal_key(self.trader, self.token) if self.kind == "withdrawal" else items.balance_key(self.trader, self.token)
         if not verify_inclusion(self.root, InclusionProof(key, items.value_hash(value), tuple(self.siblings))):
             raise ClaimError(f"the {self.kind} proof of {self.trader}/{self.token} for {self.amount} does not lead to root 0x{self.root.hex()}")
 
@@ -65,7 +75,8 @@ class LeafProof:
             trader, token = _address(trader), _address(token)
             proof = InclusionProof.from_json(doc["proof"])
             amount = _uint(doc.get("cumulative", doc.get("amount")), "amount")
-            leaf = cls(kind, trader, token, amount, _uint(doc["epoch"], "epoch"), _hex32(doc["root"]), proof.siblings)
+            deposited = None if doc.get("deposited") is None else _uint(doc["deposited"], "deposited")
+            leaf = cls(kind, trader, token, amount, _uint(doc["epoch"], "epoch"), _hex32(doc["root"]), proof.siblings, deposited)
         except (KeyError, TypeError) as exc:
             raise ClaimError(f"malformed proof document: missing or wrong {exc}") from None
         except (ProofError, ProtocolError) as exc:
@@ -82,10 +93,19 @@ class LeafProof:
         value = proofs[f"{kind}_value"]
         if value is None:
             raise ClaimError(f"{trader} has no {kind} leaf for {token} in epoch {proofs['epoch']}")
-        amount = int.from_bytes(value[-32:], "big")
-        leaf = cls(kind, _address(trader), _address(token), amount, proofs["epoch"], proofs["root"], tuple(proofs[kind].siblings))
+        amount, deposited = leaf_amounts(value)
+        leaf = cls(kind, _address(trader), _address(token), amount, proofs["epoch"], proofs["root"], tuple(proofs[kind].siblings), deposited)
         leaf.check()
         return leaf
+
+
+def leaf_amounts(value: bytes) -> tuple[int, int | None]:
+    """(amount, deposited or None) of a WITHDRAWAL or BALANCE value: abi.encode(uint8 kind, address trader,
+    address token, uint256 amount[, uint256 deposited])."""
+    words = [value[i : i + 32] for i in range(0, len(value), 32)]
+    if len(words) not in (4, 5) or len(value) % 32:
+        raise ClaimError(f"not a WITHDRAWAL or BALANCE value ({len(value)} bytes)")
+    return int.from_bytes(words[3], "big"), (int.from_bytes(words[4], "big") if len(words) == 5 else None)
 
 
 @dataclass(frozen=True)
@@ -155,7 +175,14 @@ def escape(
         if leaf.epoch != latest:
             raise ClaimError(f"escape proves against the last checkpoint (epoch {latest}), not epoch {leaf.epoch}")
         _require_recorded(exchange, leaf)
-    owed_balance = balance.amount - min(balance.amount, exchange.functions.escaped(balance.trader, balance.token).call())
+    with_deposits = _escape_takes_deposited(exchange)
+    if with_deposits != (balance.deposited is not None):
+        raise ClaimError("the balance proof and the deployed contract disagree on the BALANCE leaf's fields")
+    entitled = balance.amount
+    if with_deposits:  # deposits the engine had not credited at the checkpoint are paid back too
+        onchain = exchange.functions.deposited(balance.trader, balance.token).call()
+        entitled += max(0, onchain - balance.deposited)
+    owed_balance = entitled - min(entitled, exchange.functions.escaped(balance.trader, balance.token).call())
     owed_withdrawal = 0
     if withdrawal is not None:
         owed_withdrawal = withdrawal.amount - min(withdrawal.amount, exchange.functions.claimed(balance.trader, balance.token).call())
@@ -163,11 +190,25 @@ def escape(
         raise ClaimError(f"nothing to escape: {balance.trader} was already paid its {balance.token} balance and withdrawable")
     before = token_contract.functions.balanceOf(balance.trader).call()
     cumulative, siblings = (withdrawal.amount, list(withdrawal.siblings)) if withdrawal else (0, [])
-    call = exchange.functions.escape(balance.trader, balance.token, balance.amount, list(balance.siblings), cumulative, siblings)
+    if with_deposits:
+        call = exchange.functions.escape(
+            balance.trader, balance.token, balance.amount, balance.deposited, list(balance.siblings), cumulative, siblings,
+            ZERO, ZERO,  # inclusion proofs: no other leaf ends the path
+        )
+    else:
+        call = exchange.functions.escape(balance.trader, balance.token, balance.amount, list(balance.siblings), cumulative, siblings)
     receipt = _send(w3, call, sender)
     event = exchange.events.Escape().process_receipt(receipt, errors=DISCARD)[0]["args"]
     after = token_contract.functions.balanceOf(balance.trader).call()
     return Payout(bytes(receipt["transactionHash"]), int(event["paid"]), int(event["unpaid"]), before, after)
+
+
+def _escape_takes_deposited(exchange) -> bool:
+    """Whether the deployed exchange's `escape` takes the BALANCE leaf's `deposited` (read from its ABI)."""
+    for entry in exchange.abi:
+        if entry.get("type") == "function" and entry.get("name") == "escape":
+            return any(arg["name"] == "deposited" for arg in entry["inputs"])
+    raise ClaimError("the exchange ABI has no escape function")
 
 
 def _require_recorded(exchange, proof: LeafProof) -> None:

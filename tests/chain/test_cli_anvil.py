@@ -13,6 +13,7 @@ from eth_account import Account
 from typer.testing import CliRunner
 
 from anvil_node import Anvil
+from ddx_offchain.chain.claims import leaf_amounts
 from ddx_offchain.cli import app
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.protocol.hashing import keccak256
@@ -95,12 +96,15 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
 
         # the escape hatch: save the last checkpoint's proofs, the operators stop, the escape delay passes
         devnet.call(cluster.stop_operator(0))  # no new epoch can be checkpointed with 2 of 3
+        time.sleep(2.5)  # a relay sent just before the stop is mined by now (a block every second)
         epoch = cluster.exchange.functions.latest_epoch().call()
         engine = cluster.nodes[1].node.engine.engine
         proofs = engine.epoch_proofs(epoch, bytes.fromhex(trader[2:]), bytes.fromhex(cluster.token.address[2:]))
         for kind in ("balance", "withdrawal"):
-            doc = {"epoch": epoch, "root": "0x" + proofs["root"].hex(), "amount": str(int.from_bytes(proofs[f"{kind}_value"][-32:], "big")),
-                   "proof": proofs[kind].to_json()}
+            amount, deposited = leaf_amounts(proofs[f"{kind}_value"])
+            doc = {"epoch": epoch, "root": "0x" + proofs["root"].hex(), "amount": str(amount), "proof": proofs[kind].to_json()}
+            if deposited is not None:
+                doc["deposited"] = str(deposited)
             (tmp_path / f"{kind}.json").write_text(json.dumps(doc))
         balance = int(json.loads((tmp_path / "balance.json").read_text())["amount"])
         assert balance == 25 * DOLLAR
@@ -110,8 +114,10 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
         assert done.exit_code == 1 and "escape delay is not over" in done.output
         devnet.stop()
         devnet = None
-        delay = cluster.exchange.functions.escape_delay().call()
-        cluster.w3.provider.make_request("evm_increaseTime", [delay + 1])
+        assert cluster.exchange.functions.latest_epoch().call() == epoch  # nothing recorded since the proofs
+        due = cluster.exchange.functions.last_checkpoint_at().call() + cluster.exchange.functions.escape_delay().call()
+        now = cluster.w3.eth.get_block("latest")["timestamp"]
+        cluster.w3.provider.make_request("evm_increaseTime", [due - now + 1])
         cluster.w3.provider.make_request("evm_mine", [])
         done = runner.invoke(app, escape)
         assert done.exit_code == 0, done.output
