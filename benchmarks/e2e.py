@@ -262,11 +262,11 @@ def machine_contention() -> dict:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, all its threads (disk, history) included: /proc/PID/stat fields 14
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process, all its threads (disk, history) included: /proc/PID/stat fields 14
     and 15. CPU time, unlike wall-clock throughput, hardly moves when other jobs share the cores."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
 
 
 class CpuMeter:
@@ -277,19 +277,25 @@ class CpuMeter:
         self.leader_index = leader_index
         self.start = self._sample()
 
-    def _sample(self) -> list[float]:
-        return [process_cpu_seconds(p.pid) for p in self.procs] + [time.process_time()]
+    def _sample(self) -> list[tuple[float, float]]:
+        times = os.times()
+        return [process_cpu_seconds(p.pid) for p in self.procs] + [(times.user, times.system)]
 
     def per_receipt_us(self, receipts: int) -> dict:
-        """CPU microseconds per receipt: leader, each follower, the load generator, and the operators' total."""
-        spent = [b - a for a, b in zip(self.start, self._sample())]
-        per = [round(s * 1e6 / max(1, receipts), 1) for s in spent]
-        operators = per[:-1]
+        """CPU microseconds per receipt: leader, each follower, the load generator, and the operators' total; and
+        the kernel's part (system time: sockets, fsync) of each operator's figure."""
+        end = self._sample()
+        per = lambda seconds: round(seconds * 1e6 / max(1, receipts), 1)  # noqa: E731
+        total = [per(eu + es - su - ss) for (su, ss), (eu, es) in zip(self.start, end)]
+        system = [per(es - ss) for (_, ss), (_, es) in zip(self.start, end)]
+        operators = total[:-1]
+        followers = [k for k in range(len(operators)) if k != self.leader_index]
         return {
             "leader": operators[self.leader_index],
-            "followers": [c for k, c in enumerate(operators) if k != self.leader_index],
+            "followers": [operators[k] for k in followers],
             "operators_total": round(sum(operators), 1),
-            "load_generator": per[-1],
+            "load_generator": total[-1],
+            "system_part": {"leader": system[self.leader_index], "followers": [system[k] for k in followers]},
         }
 
 
