@@ -144,6 +144,10 @@ class Checkpointer:
 
     async def _advance(self, cp: EpochCheckpoint, now: float) -> None:
         if cp.stage is Stage.BUILT:
+            # An epoch replayed from the log after a restart may be long recorded (or superseded): no need to
+            # verify and sign it again.
+            await self._observe_chain(cp, now)
+        if cp.stage is Stage.BUILT:
             await self._try_sign(cp, now)
         if cp.stage in (Stage.BUILT, Stage.SIGNED, Stage.QUORUM, Stage.SUBMITTED, Stage.REFUSED):
             await self._collect(cp, now)

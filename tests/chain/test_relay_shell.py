@@ -157,6 +157,7 @@ def test_a_recording_by_another_relayer_is_noticed_without_sending():
     async def scenario():
         await cp.tick()
         assert chain.sent == [] and cp.progress.epochs[3].stage.value == "recorded"
+        assert cp.progress.epochs[3].own_signature is None  # already recorded when built: not even signed again
 
     asyncio.run(scenario())
 
