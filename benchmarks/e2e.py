@@ -174,34 +174,29 @@ async def saturate(url, streams: list[list[bytes]], seconds: float) -> tuple[int
 
 
 async def paced(url, bodies: list[bytes], rate: float, connections: int = 64) -> list[float]:
-    """Open loop at `rate` requests per second over a pool of connections: latency is not hidden by waiting for
-    the previous receipt (a request waits for a free connection only if all are busy, which is counted)."""
-    pool: asyncio.Queue = asyncio.Queue()
-    for _ in range(connections):
-        pool.put_nowait(Connection(url))
+    """Open loop at `rate` requests per second over `connections` keep-alive connections: request k is due at
+    start + k / rate and its latency counts from then, so it is not hidden by waiting for the previous receipt
+    (a request waits for a free connection only if all are busy, and that wait is counted). Each connection's
+    worker takes the next request off the shared schedule: no task or queue operation per request."""
+    schedule = iter(enumerate(bodies))
     latencies: list[float] = []
+    start = time.perf_counter() + 0.01
 
-    async def one(body: bytes, due: float) -> None:
-        connection = await pool.get()
+    async def worker() -> None:
+        connection = Connection(url)
         try:
-            await connection.post(body)
-            latencies.append(time.perf_counter() - due)  # from when it was due, so pool waits count
+            for k, body in schedule:
+                due = start + k / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await connection.post(body)
+                latencies.append(time.perf_counter() - due)
         finally:
-            pool.put_nowait(connection)
+            RETRIES[0] += connection.retries
+            connection.close()
 
-    tasks = []
-    start = time.perf_counter()
-    for k, body in enumerate(bodies):
-        due = start + k / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(body, due)))
-    await asyncio.gather(*tasks)
-    while not pool.empty():
-        connection = pool.get_nowait()
-        RETRIES[0] += connection.retries
-        connection.close()
+    await asyncio.gather(*(worker() for _ in range(connections)))
     return latencies
 
 
