@@ -269,6 +269,7 @@ def pysyncobj_node(self_address: str, partners: list[str]) -> None:
             print(json.dumps(saturate(float(words[1]), int(words[2]))), flush=True)
         elif words and words[0] == "paced":
             print(json.dumps(paced(float(words[1]), float(words[2]))), flush=True)
+    os._exit(0)  # stdin closed: the harness is gone (or done); do not linger on PySyncObj's threads
 
 
 def probe_fdatasync(directory: Path, count: int = 200) -> dict:

@@ -123,8 +123,9 @@ class LocalCluster:
         log_file = open(node.directory / "node.log", "ab")
         environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         node.process = subprocess.Popen(
+            # --exit-with-parent: a killed test run or benchmark never leaves server processes behind.
             [sys.executable, "-m", "ddx_offchain.raft.server", "--config", str(node.config_path),
-             "--log-level", self.log_level],
+             "--log-level", self.log_level, "--exit-with-parent"],
             stdout=subprocess.PIPE, stderr=log_file, env=environment, cwd=REPO_ROOT,
         )
         log_file.close()
@@ -139,8 +140,12 @@ class LocalCluster:
         assert time.monotonic() <= deadline + 60
 
     def start_all(self) -> None:
-        for node_id in self.nodes:
-            self.start(node_id)
+        try:
+            for node_id in self.nodes:
+                self.start(node_id)
+        except BaseException:
+            self.close()  # never leave the nodes that did start running behind a failed start
+            raise
 
     def kill(self, node_id: int) -> None:
         """SIGKILL: no shutdown path runs; only what was fsync'd survives."""

@@ -33,6 +33,7 @@ import gc
 import hashlib
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -333,7 +334,17 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-async def _run(config_path: Path) -> int:
+async def _watch_parent(stop: asyncio.Event) -> None:
+    """Stop when the process that started us is gone (we get re-parented)."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(0.5)
+        if os.getppid() != parent:
+            log.warning("parent process %d is gone; shutting down", parent)
+            stop.set()
+
+
+async def _run(config_path: Path, exit_with_parent: bool = False) -> int:
     config, control, state_machine = load_config(config_path)
     server = Server(config, control, state_machine)
     await server.start()
@@ -343,7 +354,10 @@ async def _run(config_path: Path) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    watcher = loop.create_task(_watch_parent(stop)) if exit_with_parent else None
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     await server.stop()
     return 0
 
@@ -361,10 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one ddx Raft server process.")
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="shut down cleanly when the parent process exits (test and benchmark harnesses)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        return _event_loop_runner()(_run(args.config))
+        return _event_loop_runner()(_run(args.config, args.exit_with_parent))
     except ConfigFileError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
