@@ -36,6 +36,7 @@ exports: (
     custody.collateral_allowed,
     custody.deposit_count,
     custody.claimed,
+    custody.deposited,
     custody.escaped,
     custody.rate_limit,
     custody.available_to_pay,

@@ -5,7 +5,8 @@
         strictly increasing sequence so operators detect gaps. A claim proves the trader's WITHDRAWAL leaf
         (cumulative withdrawable) against any recorded checkpoint root and pays what was not yet claimed, so a
         newer checkpoint supersedes an older one without nullifiers. Once frozen, `escape` pays the BALANCE
-        leaf of the last checkpoint (plus unclaimed withdrawable). Payouts drain a per-token rate limit.
+        leaf of the last checkpoint, the deposits the engine had not credited by then, and the unclaimed
+        withdrawable. Payouts drain a per-token rate limit.
 @dev Checks-effects-interactions everywhere, plus the contract-wide reentrancy lock. Token transfers must
      return true or nothing. Fee-on-transfer and rebasing tokens must not be allow-listed: deposits credit the
      amount asked for.
@@ -25,6 +26,8 @@ DEFAULT_STRATEGY: constant(bytes32) = 0x6d61696e00000000000000000000000000000000
 #   limit[token]  = capacity << 64 | period            (capacity < 2**128, period < 2**64 seconds)
 #   bucket[token] = level << 64 | updated_at           (level <= capacity)
 WORD_64: constant(uint256) = (1 << 64) - 1
+# Amounts packed in a per-pair slot: deposits per (trader, token) and claimed withdrawable stay below 2**128.
+MAX_AMOUNT: constant(uint256) = (1 << 128) - 1
 MAX_CAPACITY: constant(uint256) = (1 << 128) - 1
 MAX_PERIOD: constant(uint256) = 365 * 86400
 
@@ -52,6 +55,7 @@ event Escape:
     token: indexed(address)
     epoch: uint256
     balance: uint256
+    deposited: uint256
     cumulative: uint256
     paid: uint256
     unpaid: uint256
@@ -71,8 +75,10 @@ event RateLimitChanged:
 collateral_allowed: public(HashMap[address, bool])
 # Number of deposits so far; the next deposit gets seq = deposit_count + 1.
 deposit_count: public(uint256)
-# Per (trader, token): withdrawable already paid, and escape balance already paid.
-claimed: public(HashMap[address, HashMap[address, uint256]])
+# Per (trader, token), one slot: deposited on-chain so far << 128 | withdrawable already paid. Both are needed by
+# a claim or an escape of the pair, and sharing the slot makes a depositor's first claim a non-zero write.
+_account: HashMap[address, HashMap[address, uint256]]
+# Per (trader, token): what escapes paid for the balance part (BALANCE amount plus uncredited deposits).
 escaped: public(HashMap[address, HashMap[address, uint256]])
 _limit: HashMap[address, uint256]
 _bucket: HashMap[address, uint256]
@@ -96,6 +102,25 @@ def available_to_pay(token: address) -> uint256:
     @notice How much of `token` claims and escapes may pay right now under its rate limit.
     """
     return self._refilled_level(token, self._limit[token])
+
+
+@external
+@view
+def claimed(trader: address, token: address) -> uint256:
+    """
+    @notice Withdrawable `token` already paid to `trader` (by claims and the withdrawable part of escapes).
+    """
+    return self._account[trader][token] & MAX_AMOUNT
+
+
+@external
+@view
+def deposited(trader: address, token: address) -> uint256:
+    """
+    @notice Everything ever deposited on-chain to `trader` in `token` (every strategy); what the escape hatch
+            compares with the BALANCE leaf's `deposited` to return deposits the engine had not credited.
+    """
+    return self._account[trader][token] >> 128
 
 
 @external
@@ -136,15 +161,17 @@ def claim(
     """
     root: bytes32 = checkpoints.checkpoint_root[epoch]
     assert root != empty(bytes32), "custody: unknown epoch"
-    already: uint256 = self.claimed[trader][token]
+    account: uint256 = self._account[trader][token]
+    already: uint256 = account & MAX_AMOUNT
     assert cumulative > already, "custody: nothing to claim"
+    assert cumulative <= MAX_AMOUNT, "custody: amount too large"
     key: bytes32 = empty(bytes32)
     leaf: bytes32 = empty(bytes32)
     key, leaf = state_proof._withdrawal_leaf(trader, token, cumulative)
     assert state_proof._fold_to_root(key, leaf, siblings) == root, "custody: invalid proof"
     owed: uint256 = cumulative - already
     paid: uint256 = self._draw(token, owed)
-    self.claimed[trader][token] = already + paid
+    self._account[trader][token] = account + paid
     log Claim(trader=trader, token=token, epoch=epoch, cumulative=cumulative, paid=paid, unpaid=owed - paid)
     self._pay(token, trader, paid)
     return paid
@@ -156,45 +183,74 @@ def escape(
     trader: address,
     token: address,
     balance: uint256,
+    deposited: uint256,
     balance_siblings: DynArray[bytes32, state_proof.MAX_DEPTH],
     cumulative: uint256,
     withdrawal_siblings: DynArray[bytes32, state_proof.MAX_DEPTH],
+    absent_other_key: bytes32,
+    absent_other_value_hash: bytes32,
 ) -> uint256:
     """
-    @notice Once frozen, pay `trader` its BALANCE leaf of the last checkpoint plus its unclaimed withdrawable.
-            Each part is paid at most once in total (partial payments under the rate limit add up to it).
-    @param balance The BALANCE leaf's amount in the last checkpoint; its proof is checked when any of it is owed.
+    @notice Once frozen, pay `trader` what it owns in `token` according to the last checkpoint and the chain:
+            the BALANCE leaf's amount, plus every deposit the engine had not credited at the checkpoint
+            (deposited on-chain − the leaf's `deposited`), plus the unclaimed withdrawable. Each part is paid at
+            most once in total (partial payments under the rate limit add up to it).
+    @param balance The BALANCE leaf's amount in the last checkpoint.
+    @param deposited The BALANCE leaf's `deposited`: the deposits the engine had credited to the pair.
+           Pass balance = deposited = 0 when the pair has no BALANCE leaf (the engine never credited a deposit to
+           it, or there is no checkpoint at all): `balance_siblings` is then a non-inclusion proof.
+    @param balance_siblings The BALANCE leaf's inclusion (or non-inclusion) proof; checked when any of it is owed.
     @param cumulative The WITHDRAWAL leaf's amount in the last checkpoint; its proof is checked when any of it
            is owed. Pass 0 and no siblings when the trader has no withdrawal leaf.
+    @param absent_other_key For a non-inclusion proof whose path ends in another item's leaf: that item's key
+           (zero when the path ends in an empty subtree, and for inclusion proofs).
+    @param absent_other_value_hash That other item's value hash.
     @return The amount paid.
     """
     assert checkpoints._is_frozen(), "custody: not frozen"
     epoch: uint256 = checkpoints._latest_epoch()
+    # Before the first checkpoint this is zero: the root of the empty tree, in which every pair is absent.
     root: bytes32 = checkpoints.checkpoint_root[epoch]
-    assert root != empty(bytes32), "custody: no checkpoint to escape from"
-    already_claimed: uint256 = self.claimed[trader][token]
+    account: uint256 = self._account[trader][token]
+    already_claimed: uint256 = account & MAX_AMOUNT
     already_escaped: uint256 = self.escaped[trader][token]
     owed_withdrawal: uint256 = 0
     owed_balance: uint256 = 0
     key: bytes32 = empty(bytes32)
     leaf: bytes32 = empty(bytes32)
     if cumulative > already_claimed:
+        assert cumulative <= MAX_AMOUNT, "custody: amount too large"
         key, leaf = state_proof._withdrawal_leaf(trader, token, cumulative)
         assert state_proof._fold_to_root(key, leaf, withdrawal_siblings) == root, "custody: invalid withdrawal proof"
         owed_withdrawal = cumulative - already_claimed
-    if balance > already_escaped:
-        key, leaf = state_proof._balance_leaf(trader, token, balance)
+    # The balance part: what the engine owed the pair at the checkpoint, plus the deposits it had not yet credited.
+    entitled: uint256 = balance + (account >> 128)
+    settled: uint256 = deposited + already_escaped
+    if entitled > settled:
+        key = state_proof._balance_key(trader, token)
+        if balance == 0 and deposited == 0:
+            # No leaf (the engine writes none for a pair it never credited): prove that by non-inclusion.
+            leaf = state_proof._absence_start(key, len(balance_siblings), absent_other_key, absent_other_value_hash)
+        else:
+            leaf = state_proof._balance_leaf_hash(key, trader, token, balance, deposited)
         assert state_proof._fold_to_root(key, leaf, balance_siblings) == root, "custody: invalid balance proof"
-        owed_balance = balance - already_escaped
+        owed_balance = entitled - settled
     owed: uint256 = owed_withdrawal + owed_balance
     assert owed > 0, "custody: nothing to escape"
     paid: uint256 = self._draw(token, owed)
     # The withdrawable part is paid first; the balance part gets what remains.
     paid_withdrawal: uint256 = min(paid, owed_withdrawal)
-    self.claimed[trader][token] = already_claimed + paid_withdrawal
+    self._account[trader][token] = account + paid_withdrawal
     self.escaped[trader][token] = already_escaped + paid - paid_withdrawal
     log Escape(
-        trader=trader, token=token, epoch=epoch, balance=balance, cumulative=cumulative, paid=paid, unpaid=owed - paid
+        trader=trader,
+        token=token,
+        epoch=epoch,
+        balance=balance,
+        deposited=deposited,
+        cumulative=cumulative,
+        paid=paid,
+        unpaid=owed - paid,
     )
     self._pay(token, trader, paid)
     return paid
@@ -207,6 +263,9 @@ def _deposit(trader: address, strategy: bytes32, token: address, amount: uint256
     assert amount > 0, "custody: zero amount"
     assert trader != empty(address), "custody: zero trader"
     assert strategy != empty(bytes32), "custody: zero strategy"
+    account: uint256 = self._account[trader][token]
+    assert amount <= MAX_AMOUNT - (account >> 128), "custody: deposit too large"
+    self._account[trader][token] = account + (amount << 128)
     seq: uint256 = self.deposit_count + 1
     self.deposit_count = seq
     log Deposit(seq=seq, trader=trader, strategy=strategy, token=token, amount=amount, depositor=msg.sender)

@@ -73,12 +73,35 @@ def _withdrawal_leaf(trader: address, token: address, cumulative: uint256) -> (b
 
 @internal
 @pure
-def _balance_leaf(trader: address, token: address, amount: uint256) -> (bytes32, bytes32):
+def _balance_key(trader: address, token: address) -> bytes32:
+    return self._item_key(KIND_BALANCE, trader, token)
+
+
+@internal
+@pure
+def _balance_leaf_hash(key: bytes32, trader: address, token: address, amount: uint256, deposited: uint256) -> bytes32:
     """
-    @dev (key, leaf hash) of the BALANCE item giving the (trader, token) escape-hatch balance `amount`.
+    @dev Leaf hash of the BALANCE item (key = _balance_key(trader, token)): the (trader, token) escape-hatch
+         balance `amount` and the deposits the engine had credited to the pair, `deposited`, at the checkpoint.
     """
-    key: bytes32 = self._item_key(KIND_BALANCE, trader, token)
-    return key, self._leaf_hash(key, keccak256(abi_encode(KIND_BALANCE, trader, token, amount)))
+    return self._leaf_hash(key, keccak256(abi_encode(KIND_BALANCE, trader, token, amount, deposited)))
+
+
+@internal
+@pure
+def _absence_start(key: bytes32, depth: uint256, other_key: bytes32, other_value_hash: bytes32) -> bytes32:
+    """
+    @dev Where a non-inclusion proof of `key` with `depth` siblings starts its fold (docs/protocol.md §4): EMPTY
+         when the path ends in an empty subtree (`other_key` zero: no real key is zero, its kind byte is not), else
+         the leaf of `other_key`, which must differ from `key` and share its first `depth` bits (reverts if not).
+    """
+    if other_key == empty(bytes32):
+        return empty(bytes32)
+    shared: bool = other_key != key
+    if depth > 0:
+        shared = shared and (convert(other_key, uint256) ^ convert(key, uint256)) >> unsafe_sub(256, depth) == 0
+    assert shared, "state_proof: the other leaf is not on the key's path"
+    return self._leaf_hash(other_key, other_value_hash)
 
 
 @internal
@@ -104,12 +127,10 @@ def _withdrawal_root(
 @internal
 @pure
 def _balance_root(
-    trader: address, token: address, amount: uint256, siblings: DynArray[bytes32, MAX_DEPTH]
+    trader: address, token: address, amount: uint256, deposited: uint256, siblings: DynArray[bytes32, MAX_DEPTH]
 ) -> bytes32:
     """
-    @dev The root implied by a proof that the (trader, token) escape-hatch balance is `amount`.
+    @dev The root implied by a proof that the (trader, token) BALANCE leaf is (amount, deposited).
     """
-    key: bytes32 = empty(bytes32)
-    leaf: bytes32 = empty(bytes32)
-    key, leaf = self._balance_leaf(trader, token, amount)
-    return self._fold_to_root(key, leaf, siblings)
+    key: bytes32 = self._balance_key(trader, token)
+    return self._fold_to_root(key, self._balance_leaf_hash(key, trader, token, amount, deposited), siblings)

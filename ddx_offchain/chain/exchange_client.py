@@ -12,7 +12,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from ..protocol import operator_messages as om
-from ..protocol.proof import InclusionProof
+from ..protocol.proof import InclusionProof, NonInclusionProof
 from .manifest import Manifest
 
 
@@ -96,12 +96,20 @@ class ExchangeClient:
 
     def escape(
         self, sender: str, trader: str, token: str,
-        balance: int, balance_proof: InclusionProof | None, cumulative: int, withdrawal_proof: InclusionProof | None,
+        balance: int, deposited: int, balance_proof: InclusionProof | NonInclusionProof | None,
+        cumulative: int, withdrawal_proof: InclusionProof | None,
     ) -> Receipt:
+        """`balance`/`deposited`: the BALANCE leaf of the last checkpoint, with its inclusion proof; (0, 0) with a
+        non-inclusion proof when the pair has no leaf, or with no proof at all when nothing was ever checkpointed."""
+        zero = bytes(32)
+        other_key = other_value_hash = zero
+        if isinstance(balance_proof, NonInclusionProof):
+            other_key, other_value_hash = balance_proof.other_key or zero, balance_proof.other_value_hash or zero
         call = self.contract.functions.escape(
             trader, token,
-            balance, list(balance_proof.siblings) if balance_proof else [],
+            balance, deposited, list(balance_proof.siblings) if balance_proof else [],
             cumulative, list(withdrawal_proof.siblings) if withdrawal_proof else [],
+            other_key, other_value_hash,
         )
         return self._receipt(self._send(call, sender))
 

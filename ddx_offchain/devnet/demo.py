@@ -71,8 +71,9 @@ def deposit(devnet: Devnet, trader: str, amount: int) -> tuple[DepositEvent, Rec
 
 def credit_and_withdraw(tree: StateTree, trader: str, token: str, deposited: int, withdrawn: int) -> None:
     """What the engine does for this walk-through: credit the deposit, then move `withdrawn` of it to the
-    trader's cumulative withdrawable amount. Leaves: BALANCE = deposited - withdrawn, WITHDRAWAL = withdrawn."""
-    tree.put(items.balance_key(trader, token), items.balance_value(trader, token, deposited - withdrawn))
+    trader's cumulative withdrawable amount. Leaves: BALANCE = (deposited - withdrawn, credited deposits = deposited),
+    WITHDRAWAL = withdrawn."""
+    tree.put(items.balance_key(trader, token), items.balance_value(trader, token, deposited - withdrawn, deposited))
     tree.put(items.withdrawal_key(trader, token), items.withdrawal_value(trader, token, withdrawn))
 
 

@@ -574,7 +574,13 @@ class Engine:
             a.collateral += d.amount
             ledger = self.ledgers[d.token]
             ledger.deposited += d.amount
-            self.dirty.add(ledger)
+            # the pair's BALANCE leaf records every credited deposit, so the escape hatch can return the later ones
+            pair = d.trader + d.token
+            leaf = self.balances.get(pair)
+            if leaf is None:
+                leaf = self.balances[pair] = PairLeaf(K_BALANCE, d.trader, d.token)
+            leaf.deposited += d.amount
+            self.dirty.update((ledger, leaf))
             self._emit(DepositCredited, d.seq, d.trader, strategy, d.token, d.amount)
             self._account_changed(a)
             self.deposit_seq = d.seq

@@ -186,9 +186,11 @@ def _rebuild(cls, items):
             pos.open_sell += order.remaining
     for kind, table in ((K_WITHDRAWAL, engine.withdrawals), (K_BALANCE, engine.balances)):
         for value in by_kind.get(kind, []):
-            w = split_words(value, kind, 3)
+            w = split_words(value, kind, 4 if kind == K_BALANCE else 3)
             leaf = PairLeaf(kind, word_address(w[0]), word_address(w[1]))
             leaf.amount = word_uint(w[2])
+            if kind == K_BALANCE:
+                leaf.deposited = word_uint(w[3])
             table[leaf.trader + leaf.token] = leaf
     for value in by_kind.get(K_EPOCH, []):
         w = split_words(value, K_EPOCH, 4)

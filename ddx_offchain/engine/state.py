@@ -302,24 +302,29 @@ class _FeeView:
 
 
 class PairLeaf:
-    """A WITHDRAWAL or BALANCE leaf: (trader, token, amount), the layout the custody contract reads."""
+    """A WITHDRAWAL leaf (trader, token, cumulative) or a BALANCE leaf (trader, token, amount, deposited): the
+    layouts the custody contract reads. `deposited` (BALANCE only) is every deposit credited to the pair so far."""
 
-    __slots__ = ("kind", "trader", "token", "amount", "in_tree", "_key")
+    __slots__ = ("kind", "trader", "token", "amount", "deposited", "in_tree", "_key")
 
     def __init__(self, kind, trader, token):
         self.kind = kind
         self.trader = trader
         self.token = token
         self.amount = 0
+        self.deposited = 0
         self.in_tree = False
         self._key = None
 
     def item(self):
         if self._key is None:
             self._key = key_of(self.kind, ZERO12 + self.trader + ZERO12 + self.token)
-        if self.kind == K_BALANCE and not self.amount:
-            return self._key, None  # a zero escape balance is the same as no leaf (non-inclusion proves 0)
-        return self._key, value_of(self.kind, ZERO12 + self.trader + ZERO12 + self.token + uint_word(self.amount))
+        words = ZERO12 + self.trader + ZERO12 + self.token + uint_word(self.amount)
+        if self.kind == K_BALANCE:
+            if not self.amount and not self.deposited:
+                return self._key, None  # (0, 0) is never a leaf: the escape hatch proves the pair absent instead
+            words += uint_word(self.deposited)
+        return self._key, value_of(self.kind, words)
 
 
 class EpochRecord:

@@ -25,7 +25,7 @@ class Kind(IntEnum):
     PRICE = 0x05
     INSURANCE_FUND = 0x06
     WITHDRAWAL = 0x07  # cumulative withdrawable per (trader, token): what claims prove
-    BALANCE = 0x08  # per (trader, token) escape-hatch balance
+    BALANCE = 0x08  # per (trader, token) escape-hatch balance and deposits credited
     EPOCH = 0x09
     MARKET = 0x0A
     FEE_ACCOUNT = 0x0B
@@ -66,7 +66,10 @@ def balance_key(trader: str, token: str) -> bytes:
     return item_key(Kind.BALANCE, ["address", "address"], [trader, token])
 
 
-def balance_value(trader: str, token: str, amount: int) -> bytes:
-    if amount < 0:
-        raise ProtocolError("escape balance is never negative")
-    return item_value(Kind.BALANCE, ["address", "address", "uint256"], [trader, token, amount])
+def balance_value(trader: str, token: str, amount: int, deposited: int) -> bytes:
+    """BALANCE(trader, token): the escape-hatch `amount` and the cumulative deposits the engine had credited to the
+    pair, `deposited`; the contract adds back on-chain deposits beyond it (docs/contracts.md, "Escape hatch").
+    (0, 0) is never a leaf: a pair without one is proven absent."""
+    if amount < 0 or deposited < 0:
+        raise ProtocolError("escape balance and credited deposits are never negative")
+    return item_value(Kind.BALANCE, ["address", "address", "uint256", "uint256"], [trader, token, amount, deposited])

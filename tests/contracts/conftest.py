@@ -186,8 +186,14 @@ class Ledger:
     def set_withdrawable(self, trader: str, token: str, cumulative: int) -> None:
         self.tree.put(self.items.withdrawal_key(trader, token), self.items.withdrawal_value(trader, token, cumulative))
 
-    def set_balance(self, trader: str, token: str, amount: int) -> None:
-        self.tree.put(self.items.balance_key(trader, token), self.items.balance_value(trader, token, amount))
+    def set_balance(self, trader: str, token: str, amount: int, deposited: int) -> None:
+        """The BALANCE leaf: escape amount and the deposits the engine credited; (0, 0) removes it, as the engine."""
+        key = self.items.balance_key(trader, token)
+        if amount == deposited == 0:
+            if self.tree.get(key) is not None:
+                self.tree.delete(key)
+        else:
+            self.tree.put(key, self.items.balance_value(trader, token, amount, deposited))
 
     def root(self) -> bytes:
         return self.tree.root()
@@ -197,6 +203,12 @@ class Ledger:
 
     def balance_siblings(self, trader: str, token: str) -> list[bytes]:
         return list(self.tree.prove(self.items.balance_key(trader, token)).siblings)
+
+    def balance_absence(self, trader: str, token: str) -> tuple[list[bytes], bytes, bytes]:
+        """(siblings, other_key, other_value_hash) of the BALANCE key's non-inclusion proof, as `escape` takes them
+        (zero key and hash when the path ends in an empty subtree)."""
+        proof = self.tree.prove_absent(self.items.balance_key(trader, token))
+        return list(proof.siblings), proof.other_key or b"\0" * 32, proof.other_value_hash or b"\0" * 32
 
 
 def announce(dx: Deployment, message, keys=None, operator_set=None, sender=None) -> None:

@@ -76,6 +76,37 @@ def test_deposit_without_allowance_moves_nothing(dx, trader):
     assert dx.exchange.deposit_count() == 0
 
 
+def test_deposits_are_counted_per_trader_and_token(dx, trader):
+    dx.deposit(trader, 30)
+    dx.fund(trader, 12)
+    dx.exchange.deposit_to(trader, b"alt".ljust(32, b"\0"), dx.token.address, 12, sender=trader)
+    assert dx.exchange.deposited(trader, dx.token.address) == 42  # every strategy of the pair
+    assert dx.exchange.deposited(boa.env.generate_address(), dx.token.address) == 0
+    assert dx.exchange.claimed(trader, dx.token.address) == 0  # the packed slot's other half is untouched
+
+
+def test_deposits_of_a_pair_stay_below_2_128(dx, trader):
+    """The per-pair slot packs deposited << 128 | claimed: a deposit that would overflow it is refused."""
+    dx.deposit(trader, 2**128 - 2)
+    dx.fund(trader, 2)
+    with boa.reverts("custody: deposit too large"):
+        dx.exchange.deposit(dx.token.address, 2, sender=trader)
+    dx.exchange.deposit(dx.token.address, 1, sender=trader)
+    assert dx.exchange.deposited(trader, dx.token.address) == 2**128 - 1
+
+
+def test_a_claim_above_2_128_is_refused(dx, trader):
+    ledger = Ledger()
+    ledger.set_withdrawable(trader, dx.token.address, 2**128)
+    epoch = dx.checkpoint(ledger.root())
+    with boa.reverts("custody: amount too large"):
+        dx.exchange.claim(trader, dx.token.address, 2**128, epoch, ledger.withdrawal_siblings(trader, dx.token.address))
+
+
+def test_deployed_code_stays_under_the_eip170_limit(dx):
+    assert len(dx.exchange.bytecode) <= 24_576
+
+
 def test_transfer_returning_false_is_refused():
     token = factory(HARNESS / "FalseToken.vy").deploy()
     from .conftest import make_deployment
@@ -175,7 +206,7 @@ def test_proof_for_another_trader_or_token(dx, trader):
     with boa.reverts("custody: invalid proof"):  # ... or for another token
         dx.exchange.claim(victim, other_token, 50, epoch, siblings)
     # and a BALANCE leaf is not a WITHDRAWAL leaf
-    ledger.set_balance(trader, dx.token.address, 50)
+    ledger.set_balance(trader, dx.token.address, 50, 50)
     epoch = dx.checkpoint(ledger.root())
     with boa.reverts("custody: invalid proof"):
         dx.exchange.claim(trader, dx.token.address, 50, epoch, ledger.balance_siblings(trader, dx.token.address))

@@ -27,9 +27,20 @@ def test_withdrawal_and_balance_leaves_match_the_protocol_functions():
                                    (K_BALANCE, balance_key, balance_value)):
         leaf = PairLeaf(kind, T, USDC)
         leaf.amount = 123_456_789
+        leaf.deposited = 987_654_321 if kind == K_BALANCE else 0
         key, value = leaf.item()
         assert key == key_fn("0x" + T.hex(), "0x" + USDC.hex())
-        assert value == value_fn("0x" + T.hex(), "0x" + USDC.hex(), 123_456_789)
+        extra = (987_654_321,) if kind == K_BALANCE else ()
+        assert value == value_fn("0x" + T.hex(), "0x" + USDC.hex(), 123_456_789, *extra)
+
+
+def test_a_balance_leaf_exists_while_either_field_is_non_zero():
+    from ddx_offchain.engine.state import K_BALANCE, PairLeaf
+
+    leaf = PairLeaf(K_BALANCE, T, USDC)
+    assert leaf.item()[1] is None  # (0, 0): no leaf, the escape hatch proves the pair absent
+    leaf.deposited = 5
+    assert leaf.item()[1] == balance_value("0x" + T.hex(), "0x" + USDC.hex(), 0, 5)  # lost everything: still a leaf
 
 
 @pytest.mark.parametrize("kind,id_types,ids,field_types,fields", [

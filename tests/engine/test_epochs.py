@@ -56,7 +56,8 @@ def test_proofs_verify_against_the_frozen_root_even_after_more_trading():
     b = proofs["balance"]
     assert verify_inclusion(root, b)
     # B: 5,000 - 100 withdrawn - 0.40 maker fee, short 1 at 2,000 with mark 2,000 → equity 4,899.60
-    assert b.value_hash == keccak256(balance_value("0x" + B.hex(), "0x" + USDC.hex(), usd(4899.6)))
+    # `deposited`: the 5,000 credited to B in USDC
+    assert b.value_hash == keccak256(balance_value("0x" + B.hex(), "0x" + USDC.hex(), usd(4899.6), usd(5000)))
     # a trader with nothing withdrawn gets a non-inclusion proof
     assert verify_non_inclusion(root, d.engine.epoch_proofs(1, A, USDC)["withdrawal"])
 

@@ -52,13 +52,18 @@ class EngineMachine(RuleBasedStateMachine):
     @initialize()
     def start(self):
         self.d = Driver(Engine(genesis()))
+        self.credited = {}  # trader + token -> every deposit credited to the pair (all strategies)
         for i, who in enumerate(TRADERS):
-            self.d.deposit(who, usd(2_000 + 3_000 * i))
-        self.d.deposit(TRADERS[0], usd(5_000), strategy=ALT)
+            self._deposit(who, usd(2_000 + 3_000 * i))
+        self._deposit(TRADERS[0], usd(5_000), strategy=ALT)
         for who in TRADERS[1:4]:
-            self.d.deposit(who, usd(3_000), token=DAI)
+            self._deposit(who, usd(3_000), token=DAI)
         self.d.apply(self._prices(START))
         self.snapshot_at = None
+
+    def _deposit(self, who, amount, strategy=MAIN_STRATEGY, token=USDC):
+        self.d.deposit(who, amount, strategy=strategy, token=token)
+        self.credited[who + token] = self.credited.get(who + token, 0) + amount
 
     def _prices(self, prices):
         from ddx_offchain.engine.commands import IndexPrice, IndexPrices
@@ -124,7 +129,7 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(who=st.sampled_from(TRADERS), amount=st.integers(1, 10_000), dai=st.booleans())
     def deposit(self, who, amount, dai):
-        self.d.deposit(who, usd(amount), token=DAI if dai else USDC)
+        self._deposit(who, usd(amount), token=DAI if dai else USDC)
 
     @rule(market=st.sampled_from(sorted(MARKETS)),
           move_bps=st.one_of(st.integers(-150, 150), st.integers(-3_000, 3_000)))
@@ -216,6 +221,12 @@ class EngineMachine(RuleBasedStateMachine):
         for token, ledger in self.e.ledgers.items():
             escape = sum(leaf.amount for leaf in self.e.balances.values() if leaf.token == token)
             assert escape + ledger.withdrawable <= ledger.deposited
+        # every BALANCE leaf's `deposited` is exactly what the engine credited to the pair (the escape hatch returns
+        # on-chain deposits beyond it), and a pair that was ever credited keeps its leaf
+        assert {pair: leaf.deposited for pair, leaf in self.e.balances.items() if leaf.deposited} == self.credited
+        for pair in self.credited:
+            key, value = self.e.balances[pair].item()
+            assert value is not None and self.e.tree.get(key) == value
 
     def teardown(self):
         if not hasattr(self, "d"):

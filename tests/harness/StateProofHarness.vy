@@ -41,9 +41,22 @@ def withdrawal_root(
 @external
 @pure
 def balance_root(
-    trader: address, token: address, amount: uint256, siblings: DynArray[bytes32, MAX_DEPTH]
+    trader: address, token: address, amount: uint256, deposited: uint256, siblings: DynArray[bytes32, MAX_DEPTH]
 ) -> bytes32:
     """
     @notice The root a balance-leaf proof implies.
     """
-    return state_proof._balance_root(trader, token, amount, siblings)
+    return state_proof._balance_root(trader, token, amount, deposited, siblings)
+
+
+@external
+@pure
+def absence_root(
+    key: bytes32, other_key: bytes32, other_value_hash: bytes32, siblings: DynArray[bytes32, MAX_DEPTH]
+) -> bytes32:
+    """
+    @notice The root a non-inclusion proof of `key` implies (other_key zero: the path ends in EMPTY).
+    """
+    return state_proof._fold_to_root(
+        key, state_proof._absence_start(key, len(siblings), other_key, other_value_hash), siblings
+    )

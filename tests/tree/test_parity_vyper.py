@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from ddx_offchain.protocol import items
 from ddx_offchain.protocol.hashing import EMPTY, leaf_hash, node_hash
-from ddx_offchain.protocol.proof import InclusionProof, key_bit, verify_inclusion
+from ddx_offchain.protocol.proof import InclusionProof, NonInclusionProof, key_bit, verify_inclusion, verify_non_inclusion
 from ddx_offchain.tree import StateTree
 from tree_strategies import EXAMPLES
 
@@ -33,6 +33,35 @@ def vyper_verifies(harness, root: bytes, proof: InclusionProof) -> bool:
         return harness.root_of_inclusion(proof.key, proof.value_hash, list(proof.siblings)) == root
     except Exception:  # noqa: BLE001 - any revert (e.g. more siblings than the DynArray bound) rejects
         return False
+
+
+def vyper_verifies_absence(harness, root: bytes, proof: NonInclusionProof) -> bool:
+    """What `escape` decides for a pair without a BALANCE leaf: the absence fold reaches the root (a revert rejects)."""
+    zero = bytes(32)
+    try:
+        other_key, other_value_hash = proof.other_key or zero, proof.other_value_hash or zero
+        return harness.absence_root(proof.key, other_key, other_value_hash, list(proof.siblings)) == root
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def absence_tamperings(proof: NonInclusionProof, rnd: random.Random, tree: StateTree):
+    """Non-inclusion proofs that must not verify: a present key, another path, a leaf off the path."""
+    sibs = proof.siblings
+    if sibs:
+        i = rnd.randrange(len(sibs))
+        yield "flipped sibling", NonInclusionProof(proof.key, sibs[:i] + (flip_bit(sibs[i], rnd.randrange(256)),) + sibs[i + 1 :], proof.other_key, proof.other_value_hash)
+        yield "truncated", NonInclusionProof(proof.key, sibs[1:], proof.other_key, proof.other_value_hash)
+    if proof.other_key is not None:
+        yield "other leaf replaced by EMPTY", NonInclusionProof(proof.key, sibs)
+        yield "other value altered", NonInclusionProof(proof.key, sibs, proof.other_key, flip_bit(proof.other_value_hash, 3))
+        # the other leaf's own key claimed absent with its own leaf ending the path
+        yield "present key", NonInclusionProof(proof.other_key, sibs, proof.other_key, proof.other_value_hash)
+    else:
+        yield "EMPTY replaced by a leaf", NonInclusionProof(proof.key, sibs, rnd.randbytes(32), rnd.randbytes(32))
+    present = next(iter(tree.keys()))
+    inclusion = tree.prove(present)
+    yield "present key, EMPTY at its leaf", NonInclusionProof(present, inclusion.siblings)
 
 
 def random_tree(seed: int, size: int, shared_bits: int) -> StateTree:
@@ -114,6 +143,14 @@ def test_python_and_vyper_agree_on_proofs_and_tamperings(harness, seed, size, sh
             claimed = InclusionProof(absent, non.other_value_hash or EMPTY, non.siblings)
             assert not verify_inclusion(root, claimed)
             assert not vyper_verifies(harness, root, claimed)
+            # and both verifiers accept the non-inclusion proof itself (escape's proof for a pair with no leaf)
+            assert verify_non_inclusion(root, non)
+            assert vyper_verifies_absence(harness, root, non)
+            for name, tampered in absence_tamperings(non, rnd, tree):
+                python = verify_non_inclusion(root, tampered)
+                vyper = vyper_verifies_absence(harness, root, tampered)
+                assert python == vyper, f"{name}: python {python}, vyper {vyper}"
+                assert not python, f"tampered absence proof verified: {name}"
 
 
 def test_more_than_256_siblings_is_rejected_by_both(harness):
@@ -131,7 +168,7 @@ def test_withdrawal_and_balance_items_verify_in_vyper_only_as_their_own_kind(har
     trader, token = "0x" + "ab" * 20, "0x" + "cd" * 20
     values = {rnd.randbytes(32): rnd.randbytes(32) for _ in range(500)}
     values[items.withdrawal_key(trader, token)] = items.withdrawal_value(trader, token, 10**18)
-    values[items.balance_key(trader, token)] = items.balance_value(trader, token, 7 * 10**6)
+    values[items.balance_key(trader, token)] = items.balance_value(trader, token, 7 * 10**6, 9 * 10**6)
     tree = StateTree.from_items(values)
     root = tree.root()
     assert harness.item_key(items.Kind.WITHDRAWAL, trader, token) == items.withdrawal_key(trader, token)
@@ -139,7 +176,8 @@ def test_withdrawal_and_balance_items_verify_in_vyper_only_as_their_own_kind(har
     balance = list(tree.prove(items.balance_key(trader, token)).siblings)
     assert harness.withdrawal_root(trader, token, 10**18, withdrawal) == root
     assert harness.withdrawal_root(trader, token, 10**18 + 1, withdrawal) != root
-    assert harness.balance_root(trader, token, 7 * 10**6, balance) == root
+    assert harness.balance_root(trader, token, 7 * 10**6, 9 * 10**6, balance) == root
+    assert harness.balance_root(trader, token, 7 * 10**6, 9 * 10**6 - 1, balance) != root  # deposited is proven too
     # wrong kind: the withdrawal leaf's proof does not prove a balance of the same amount, nor the reverse
-    assert harness.balance_root(trader, token, 10**18, withdrawal) != root
+    assert harness.balance_root(trader, token, 10**18, 0, withdrawal) != root
     assert harness.withdrawal_root(trader, token, 7 * 10**6, balance) != root

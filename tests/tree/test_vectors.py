@@ -11,7 +11,7 @@ from ddx_offchain.protocol.proof import InclusionProof, NonInclusionProof, verif
 from ddx_offchain.tree import StateTree
 
 T, A, B = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
-ROOT = "7f8a458db7f1db148ad0a7374ac2e3e4f74bdfed7ce96468b306156382a294ae"
+ROOT = "1fd83e77ed5e491360acfd90f0ed6a75363b629df68e83e86c8fcc91e5f47086"
 X = "94474f912667e420a7ce7032d1eaaa233ad03ee8d7db5e8a105ae66660acd16b"
 ITEMS = [  # (key, value, value_hash, leaf_hash) as in the §4.1 table
     (
@@ -30,10 +30,10 @@ ITEMS = [  # (key, value, value_hash, leaf_hash) as in the §4.1 table
     ),
     (
         items.balance_key(T, A),
-        items.balance_value(T, A, 500),
+        items.balance_value(T, A, 500, 1500),
         "087434ab7cd3e3542d9ce5dd10e0c4747efbdca7803c5122db9f5015a46b91ba",
-        "d2b5ce03b7433b0b6bcb8f9f21adfca53f63ddbcff13977a8c65dc62cbdd42a8",
-        "d76fb88cafc1972b647326a5d134d2d10bd731cb573cda6742f738e504f1ef3e",
+        "dc2c2bc2bcb67a3f82203756bc080b41d1c9b9f4e41a89140154d0101f7a7c24",
+        "5e358a88c72106a7daeb791263c8a70d71206c18a1bbf214976896d5532c40cb",
     ),
 ]
 Z = EMPTY.hex()
@@ -44,7 +44,7 @@ PROOFS = {
 }
 ABSENT = "08712e7f1f63c3a62129f2e39031addef7b0ce17c8a9464fae340b8adbc81eef"
 SNAPSHOT_HEAD = "4444585452454500" "0001" "0001" "00000000" "0000000000000003" + ROOT
-SNAPSHOT_CHECKSUM = "1de6f391767a2730476ecfde94a6834bc81d2c50893af8c526d461e8929aa909"
+SNAPSHOT_CHECKSUM = "d255cd3fade872bb16a961df84bcd009dc0225e856dfbfea757150cb7c938944"
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,8 @@ def test_root_and_inclusion_proofs_in_python_and_vyper(tree):
         assert harness.root_of_inclusion(key, bytes.fromhex(value_hash_hex), list(proof.siblings)).hex() == ROOT
     withdrawal = tree.prove(ITEMS[0][0])
     assert harness.withdrawal_root(T, A, 1000, list(withdrawal.siblings)).hex() == ROOT
+    balance = tree.prove(ITEMS[2][0])
+    assert harness.balance_root(T, A, 500, 1500, list(balance.siblings)).hex() == ROOT
 
 
 def test_non_inclusion_vector(tree):
@@ -82,6 +84,8 @@ def test_non_inclusion_vector(tree):
         other_value_hash=bytes.fromhex(ITEMS[2][3]),
     )
     assert verify_non_inclusion(bytes.fromhex(ROOT), proof)
+    harness = boa.load(str(Path(__file__).resolve().parents[2] / "tests" / "harness" / "StateProofHarness.vy"))
+    assert harness.absence_root(absent, proof.other_key, proof.other_value_hash, list(proof.siblings)).hex() == ROOT
 
 
 def test_snapshot_bytes(tree):
