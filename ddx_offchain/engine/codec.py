@@ -11,7 +11,8 @@ from ..protocol.hashing import keccak256
 
 ZERO12 = b"\x00" * 12
 ZERO32 = b"\x00" * 32
-_KIND_WORD = [i.to_bytes(32, "big") for i in range(256)]
+SMALL_WORD = tuple(i.to_bytes(32, "big") for i in range(256))  # uint8 words, looked up instead of encoded
+_KIND_WORD = SMALL_WORD
 _INT256_MIN = -(1 << 255)
 _UINT256_LIMIT = 1 << 256
 
@@ -31,6 +32,11 @@ def address_word(address: bytes) -> bytes:
 def key_of(kind: int, identity: bytes) -> bytes:
     """key = kind byte ‖ low 31 bytes of keccak256(abi.encode(uint8 kind, id…)); `identity` is the id words."""
     return bytes((kind,)) + keccak256(_KIND_WORD[kind] + identity)[1:]
+
+
+def kind_word(kind: int) -> bytes:
+    """The first word of every value of `kind`: abi.encode(uint8 kind)."""
+    return _KIND_WORD[kind]
 
 
 def value_of(kind: int, fields: bytes) -> bytes:

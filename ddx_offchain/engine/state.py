@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..protocol.items import Kind
-from .codec import ZERO12, address_word, int_word, key_of, uint_word, value_of
+from .codec import SMALL_WORD, ZERO12, address_word, int_word, key_of, kind_word, uint_word, value_of
 from .commands import ZERO_ADDRESS, name32
 
 FUND_TRADER = ZERO_ADDRESS  # the insurance fund's account: no request can name the zero address
@@ -29,6 +29,11 @@ K_MARKET = int(Kind.MARKET)
 K_FEE = int(Kind.FEE_ACCOUNT)
 K_SYSTEM = int(Kind.SYSTEM)
 K_FUNDING = int(Kind.FUNDING)
+
+# the kind words of the items written most often (the value's first word), bound once for the encoders below
+_ORDER_WORD = kind_word(K_ORDER)
+_POSITION_WORD = kind_word(K_POSITION)
+_STRATEGY_WORD = kind_word(K_STRATEGY)
 
 SYSTEM_CURSORS = 0  # SYSTEM item identities: uint8 0 (cursors and limits), (uint8 1, address token) (token ledger)
 SYSTEM_TOKEN = 1
@@ -59,12 +64,12 @@ class Order:
         if not self.remaining:
             return key, None
         a = self.account
-        return key, value_of(
-            K_ORDER,
-            self.id + ZERO12 + a.trader + a.strategy + self.market.id + uint_word(self.side)
-            + uint_word(self.order_type) + uint_word(self.price) + uint_word(self.remaining) + uint_word(self.original) + uint_word(self.seq)
-            + uint_word(1 if self.reduce_only else 0),
-        )
+        # one join instead of a dozen concatenations; side, type and the flag are < 256 (validated on entry)
+        return key, b"".join((
+            _ORDER_WORD, self.id, ZERO12, a.trader, a.strategy, self.market.id, SMALL_WORD[self.side],
+            SMALL_WORD[self.order_type], self.price.to_bytes(32, "big"), self.remaining.to_bytes(32, "big"),
+            self.original.to_bytes(32, "big"), self.seq.to_bytes(32, "big"), SMALL_WORD[1 if self.reduce_only else 0],
+        ))
 
 
 class Position:
@@ -97,11 +102,10 @@ class Position:
             key = self._key = key_of(K_POSITION, ZERO12 + a.trader + a.strategy + self.market.id)
         if not self.size:
             return key, None
-        return key, value_of(
-            K_POSITION,
-            ZERO12 + a.trader + a.strategy + self.market.id + int_word(self.size) + int_word(self.cost)
-            + int_word(self.realized),
-        )
+        return key, b"".join((
+            _POSITION_WORD, ZERO12, a.trader, a.strategy, self.market.id, self.size.to_bytes(32, "big", signed=True),
+            self.cost.to_bytes(32, "big", signed=True), self.realized.to_bytes(32, "big", signed=True),
+        ))
 
 
 class Account:
@@ -132,9 +136,10 @@ class Account:
             return key, value_of(K_FUND, ZERO12 + self.token + int_word(self.collateral))
         if key is None:
             key = self._key = key_of(K_STRATEGY, ZERO12 + self.trader + self.strategy + ZERO12 + self.token)
-        return key, value_of(
-            K_STRATEGY, ZERO12 + self.trader + self.strategy + ZERO12 + self.token + int_word(self.collateral)
-        )
+        return key, b"".join((
+            _STRATEGY_WORD, ZERO12, self.trader, self.strategy, ZERO12, self.token,
+            self.collateral.to_bytes(32, "big", signed=True),
+        ))
 
 
 class Trader:
