@@ -411,52 +411,83 @@ class Engine:
         return events, size - remaining, notional, taker_fees, stp
 
     def _execute(self, m, taker, tpos, side, taker_order_id, events, liquidation) -> int:
-        """Apply a plan; returns the filled notional."""
+        """Apply a plan; returns the filled notional.
+
+        The hot loop of every trade: the maker's updates (fill, order, position, strategy) are appended inline with
+        a local ordinal counter (written back before any call that emits) rather than through _emit and the
+        *_changed helpers; the updates and their order are exactly what those helpers produce."""
         one = m.one
         maker_bps = m.maker_fee
         taker_bps = 0 if liquidation else m.taker_fee
         ledger = self.ledgers[m.token]
         mid = m.id
-        dirty = self.dirty
-        emit = self._emit
+        dirty_add = self.dirty.add
+        orders = self.orders
+        held = m.positions
+        append = self.out.append
+        apply_fill = bk.apply_fill
+        unlink = bk.unlink
+        t_trader = taker.trader
+        t_strategy = taker.strategy
+        buy = side == BUY
         total_fees = 0
         total_notional = 0
+        n = self.ordinal
         for mo, q in events:
             if q <= 0:
+                self.ordinal = n
                 self._remove_order(mo, CancelReason.MAKER_MARGIN if not q else CancelReason.REDUCE_ONLY)
+                n = self.ordinal
                 continue
             ma = mo.account
             mpos = ma.positions[mid]
             p = mo.price
-            n = p * q // one
-            mfee = -((-n * maker_bps) // BPS)
-            tfee = -((-n * taker_bps) // BPS)
-            if side == BUY:
-                bk.apply_fill(mpos, -q, -n)
+            x = p * q // one
+            mfee = -((-x * maker_bps) // BPS)
+            tfee = -((-x * taker_bps) // BPS)
+            if buy:
+                apply_fill(mpos, -q, -x)
                 mpos.open_sell -= q
-                bk.apply_fill(tpos, q, n)
+                apply_fill(tpos, q, x)
             else:
-                bk.apply_fill(mpos, q, n)
+                apply_fill(mpos, q, x)
                 mpos.open_buy -= q
-                bk.apply_fill(tpos, -q, -n)
+                apply_fill(tpos, -q, -x)
             ma.collateral -= mfee
             taker.collateral -= tfee
             total_fees += mfee + tfee
-            total_notional += n
+            total_notional += x
             r = mo.remaining - q
             mo.remaining = r
-            dirty.add(mo)
-            emit(Fill, mid, mo.id, taker_order_id, ma.trader, ma.strategy, taker.trader, taker.strategy, side, p, q,
-                 mfee, tfee, liquidation)
+            dirty_add(mo)
+            m_trader = ma.trader
+            m_strategy = ma.strategy
+            oid = mo.id
+            append(Fill(n, mid, oid, taker_order_id, m_trader, m_strategy, t_trader, t_strategy, side, p, q, mfee,
+                        tfee, liquidation))
             if not r:
-                del self.orders[mo.id]
-                del ma.orders[mo.id]
-                bk.unlink(mo)
-                emit(OrderUpdate, mo.id, ma.trader, ma.strategy, mid, mo.side, p, 0, FILLED, 0)
+                del orders[oid]
+                del ma.orders[oid]
+                unlink(mo)
+                append(OrderUpdate(n + 1, oid, m_trader, m_strategy, mid, mo.side, p, 0, FILLED, 0))
             else:
-                emit(OrderUpdate, mo.id, ma.trader, ma.strategy, mid, mo.side, p, r, OPEN, 0)
-            self._position_changed(mpos)
-            self._account_changed(ma)
+                append(OrderUpdate(n + 1, oid, m_trader, m_strategy, mid, mo.side, p, r, OPEN, 0))
+            # _position_changed(mpos), then _account_changed(ma): both bump the account's version
+            ma.version += 2
+            dirty_add(mpos)
+            size = mpos.size
+            if size:
+                held[ma.skey] = mpos
+            else:
+                held.pop(ma.skey, None)
+            append(PositionUpdate(n + 2, m_trader, m_strategy, mid, size, mpos.cost, mpos.realized))
+            dirty_add(ma)
+            if ma.is_fund:
+                append(InsuranceUpdate(n + 3, ma.token, ma.collateral))
+            else:
+                append(StrategyUpdate(n + 3, m_trader, m_strategy, ma.token, ma.collateral))
+            n += 4
+        self.ordinal = n
         if total_notional:
             ledger.fees += total_fees
             self._position_changed(tpos)
