@@ -6,6 +6,9 @@ cannot fail. That is what makes "no request is ever half-applied" true by constr
 
 from __future__ import annotations
 
+from bisect import insort
+from collections import deque
+
 from . import book as bk
 from . import margin as mg
 from .commands import (
@@ -294,8 +297,11 @@ class Engine:
         if e < im_post and not mg.reduces_risk(account, m, d_size, d_ob, d_os, e):
             return self._reject(c, Reject.INSUFFICIENT_MARGIN, "post-trade equity below initial margin")
 
-        # ---- accepted: from here on nothing can fail
-        self._accept(c)
+        # ---- accepted: from here on nothing can fail (the Accepted update inline: this is the busiest path)
+        n = self.ordinal
+        self.ordinal = n + 1
+        out = self.out
+        out.append(Accepted(n, order_id, type(c).__name__))
         if replacing is not None:
             self._remove_order(replacing, CancelReason.MODIFIED)
         if pos is None:
@@ -303,10 +309,18 @@ class Engine:
         if events:
             self._execute(m, account, pos, side, order_id, events, False)
         if resting:
-            order = Order(order_id, account, m, side, order_type, limit, resting, size, self.order_seq,
-                          bool(reduce_only))
-            self.order_seq += 1
-            bk.rest(order)
+            seq = self.order_seq
+            self.order_seq = seq + 1
+            order = Order(order_id, account, m, side, order_type, limit, resting, size, seq, bool(reduce_only))
+            # bk.rest(order), inline: the back of its price level
+            levels = book.levels[side]
+            lvl = levels.get(limit)
+            if lvl is None:
+                levels[limit] = [deque((order,)), 1]
+                insort(book.bid_prices if side == BUY else book.ask_prices, limit)
+            else:
+                lvl[0].append(order)
+                lvl[1] += 1
             self.orders[order_id] = order
             account.orders[order_id] = order
             if side == BUY:
@@ -316,8 +330,7 @@ class Engine:
             self.dirty.add(order)
             n = self.ordinal
             self.ordinal = n + 1
-            self.out.append(OrderUpdate(n, order_id, account.trader, account.strategy, m.id, side, limit, resting,
-                                        OPEN, 0))
+            out.append(OrderUpdate(n, order_id, account.trader, account.strategy, m.id, side, limit, resting, OPEN, 0))
         elif filled == size:
             self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, FILLED, 0)
         else:
@@ -366,9 +379,21 @@ class Engine:
                     break
                 st = makers.get(ma)
                 if st is None:
-                    e, mm = mg.equity_and_mm(ma)
-                    mpos = ma.positions.get(m.id)
-                    st = makers[ma] = [e, mm, mpos.size if mpos is not None else 0]
+                    # mg.equity_and_mm(ma), inline (once per maker account per order)
+                    e = ma.collateral
+                    mm = 0
+                    s0 = 0
+                    for hp in ma.positions.values():
+                        hs = hp.size
+                        if hs:
+                            hm = hp.market
+                            hmark = hm.mark
+                            hone = hm.one
+                            e += hs * hmark // hone - hp.cost
+                            mm -= (-(hs if hs > 0 else -hs) * hmark * hm.mmr) // (hone * BPS)
+                            if hm is m:
+                                s0 = hs
+                    st = makers[ma] = [e, mm, s0]
                 s0 = st[2]
                 q = r if r < remaining else remaining
                 if mo.reduce_only:
@@ -518,7 +543,9 @@ class Engine:
         if order is None or order.account.trader != c.trader or order.account.strategy != c.strategy \
                 or order.market.id != c.market:
             return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
-        self._accept(c)
+        n = self.ordinal
+        self.ordinal = n + 1
+        self.out.append(Accepted(n, c.request_id, "CancelOrder"))
         self._remove_order(order, CancelReason.USER)
 
     def _cancel_all(self, c: CancelAll) -> None:
