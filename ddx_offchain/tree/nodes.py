@@ -43,10 +43,11 @@ def fold_up(h: bytes, position: int, top: int) -> bytes:
 class Nodes:
     """The stored nodes of one tree over its item map (key -> value, or key -> value hash)."""
 
-    __slots__ = ("leaf_at", "branch", "items", "value_hash")
+    __slots__ = ("leaf_at", "branch", "items", "value_hash", "hash_values")
 
     def __init__(self, items: dict[bytes, bytes], items_are_values: bool) -> None:
         self.items = items
+        self.hash_values = items_are_values  # a leaf's value hash is keccak(items[key]), else items[key] itself
         # key -> keccak256(value) of a present key
         self.value_hash = (lambda k: keccak(items[k])) if items_are_values else items.__getitem__
         self.leaf_at: dict[int, bytes] = {}
@@ -101,8 +102,10 @@ class Nodes:
         shift = 255 - depth
         mid = bisect_left(ints, ((first >> shift) | 1) << shift, lo, hi)
         left, left_info = self.build(b << 1, keys, ints, lo, mid)
-        self.place(b << 1, left, left_info)
         right, right_info = self.build((b << 1) | 1, keys, ints, mid, hi)
+        # Siblings are stored one after the other: a re-hash reads both, and adjacent dict entries (and position
+        # objects) share cache lines, which is most of a lookup's cost in a large tree.
+        self.place(b << 1, left, left_info)
         self.place((b << 1) | 1, right, right_info)
         return fold_up(keccak(NODE_PREFIX + left + right), b, position), b
 
@@ -130,6 +133,7 @@ class Nodes:
         leaf_at = self.leaf_at
         get_branch = branch.get
         get_leaf = leaf_at.get
+        hash_values = self.hash_values
         place = self.place
         take = self.take
 
@@ -245,9 +249,12 @@ class Nodes:
             """update() for one pending key below a stored branching node `old`: walk down, then hash back up.
 
             Entries on the path stay stored while walking down and are overwritten on the way up; only the
-            bottom position, and positions that collapse, are cleared explicitly."""
+            bottom position, and positions that collapse, are cleared explicitly. This is the hot loop of every
+            batch (each dirty key below the batch's shared upper levels), so the usual case of every level (a
+            branching node with no chain, a sibling stored as a branch or a leaf) is written out inline."""
             k = ints[i]
             path = []  # (top position, child of its branching node on the key's side, sibling hash), top-down
+            push = path.append
             top, b = position, old
             bits = _FULL_BITS - b.bit_length()  # 256 - depth of b
             while True:
@@ -256,25 +263,30 @@ class Nodes:
                         del branch[top]
                     h, info = general(top, i, i + 1, b)
                     break
-                child = k >> (bits - 1)
-                sibling = child ^ 1
-                v = get_branch(sibling)
-                if v is not None:
-                    sibling_hash = v if len(v) == 32 else v[:32]
+                bits -= 1
+                child = k >> bits
+                v = get_branch(child ^ 1)
+                if v is None:  # the sibling is a leaf (never empty: b branches)
+                    leaf = leaf_at[child ^ 1]
+                    leaf_value_hash = keccak(items[leaf]) if hash_values else items[leaf]
+                    push((top, child, keccak(LEAF_PREFIX + leaf + leaf_value_hash)))
+                elif len(v) == 32:
+                    push((top, child, v))
                 else:
-                    leaf = get_leaf(sibling)
-                    sibling_hash = EMPTY if leaf is None else keccak(LEAF_PREFIX + leaf + value_hash(leaf))
-                path.append((top, child, sibling_hash))
+                    push((top, child, v[:32]))
                 v = get_branch(child)
-                if v is None:
+                if v is None:  # the bottom: the key's own leaf, or a position that was empty or held another leaf
                     old_leaf = get_leaf(child)
+                    if old_leaf is not None and old_leaf == batch[i] and old_leaf in items:  # a new value
+                        leaf_value_hash = keccak(items[old_leaf]) if hash_values else items[old_leaf]
+                        h, info = keccak(LEAF_PREFIX + old_leaf + leaf_value_hash), old_leaf
+                        break
                     h, info = rebuilt(child, i, i + 1, old_leaf)
                     if old_leaf is not None and info is not old_leaf:
                         del leaf_at[child]
                     break
                 if len(v) == 32:
                     top = b = child
-                    bits -= 1
                 else:
                     top, b = child, _from_bytes(v[32:], "big")
                     bits = _FULL_BITS - b.bit_length()
@@ -286,8 +298,9 @@ class Nodes:
                 h = sibling_hash
                 if type(info) is int:
                     h = fold_up(sibling_hash, child ^ 1, top)
+            pop = path.pop
             while path:  # from here h is never EMPTY: every sibling on the path is non-empty
-                top, child, sibling_hash = path.pop()
+                top, child, sibling_hash = pop()
                 if info == child:  # the usual case: a branching node with no chain above it
                     branch[child] = h
                 elif type(info) is int:
@@ -295,7 +308,10 @@ class Nodes:
                 else:
                     leaf_at[child] = info
                     branch.pop(child, None)  # it held a subtree that shrank to this one leaf
-                h = keccak(NODE_PREFIX + sibling_hash + h) if child & 1 else keccak(NODE_PREFIX + h + sibling_hash)
+                if child & 1:
+                    h = keccak(NODE_PREFIX + sibling_hash + h)
+                else:
+                    h = keccak(NODE_PREFIX + h + sibling_hash)
                 info = child >> 1  # the branching node
                 if info != top:
                     h = fold_up(h, info, top)

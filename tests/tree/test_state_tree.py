@@ -258,3 +258,35 @@ def test_bytes_like_keys_and_values_are_stored_as_plain_bytes():
     proof = t.prove(_key(5))
     assert type(proof.key) is bytes and proof.to_json()["key"] == "0x" + _key(5).hex()
     assert t.root() == spec_root_of_values({_key(5): b"v", _key(6): b"w"})
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(key_sets(min_size=2, max_size=60), st.randoms(use_true_random=False), st.booleans())
+def test_value_updates_rehash_like_the_spec_whether_values_or_hashes_are_kept(keys, rnd, keep_values):
+    """The re-hash's inline paths (a leaf's new value, a sibling leaf's hash) read the value hash from the item map
+    both ways: keccak of the kept value, or the stored hash itself. Batches of updates, with a few inserts and
+    deletes mixed in, of one key up to every key."""
+    model = {k: rnd.randbytes(rnd.randint(0, 40)) for k in keys}
+    t = StateTree.from_items(model, keep_values=keep_values)
+    pool = sorted(model)
+    for _ in range(4):
+        for k in rnd.sample(pool, rnd.randint(1, len(pool))):
+            if rnd.random() < 0.8 or k not in model:
+                model[k] = rnd.randbytes(rnd.randint(0, 40))
+                t.put(k, model[k])
+            else:
+                t.delete(k)
+                del model[k]
+        assert t.root() == spec_root_of_values(model)
+        assert stored_layout(t) == spec_layout(model)
+
+
+def test_a_built_tree_stores_sibling_branch_entries_next_to_each_other():
+    """build() places both children of a branching node together (a re-hash reads both, and adjacent dict entries
+    share cache lines)."""
+    rnd = random.Random(5)
+    t = StateTree.from_items({rnd.randbytes(32): b"v" for _ in range(2_000)})
+    order = {position: index for index, position in enumerate(t._nodes.branch)}
+    pairs = [(p, p | 1) for p in order if not p & 1 and p | 1 in order]
+    assert len(pairs) > 300
+    assert all(order[right] == order[left] + 1 for left, right in pairs)
