@@ -34,11 +34,23 @@ def sweep(engine, markets) -> None:
         below = []
         for a in pending:  # the common case is nobody: find the violators first, sort only them
             if not a.is_fund:
-                e, mm = mg.equity_and_mm(a)
+                # mg.equity_and_mm(a) inline, collecting the held positions for _remember_safe_range on the way
+                e = a.collateral
+                mm = 0
+                held = []
+                for pos in a.positions.values():
+                    s = pos.size
+                    if s:
+                        m = pos.market
+                        mark = m.mark
+                        one = m.one
+                        e += s * mark // one - pos.cost
+                        mm -= (-(s if s > 0 else -s) * mark * m.mmr) // (one * BPS)
+                        held.append(pos)
                 if e < mm:
                     below.append(a)
-                else:
-                    _remember_safe_range(a, e - mm)
+                elif held:
+                    _remember_safe_range(a, e - mm, held)
         below.sort(key=_skey)
         for a in below:
             e, mm = mg.equity_and_mm(a)  # earlier liquidations in this round may have changed it
@@ -57,22 +69,20 @@ def sweep(engine, markets) -> None:
             raise AssertionError("liquidation cascade did not settle")
 
 
-def _remember_safe_range(a, cushion: int) -> None:
+def _remember_safe_range(a, cushion: int, held: list) -> None:
     """How far each mark may move with the account provably staying at or above maintenance margin. A move of d
     in one market changes equity by at least s*d/10^d - 1 and MM by at most |s|*|d|*mmr/(10^d*10^4) + 1; giving
     each of the k positions cushion/k, moves with |d| <= (cushion/k - 2) * 10^d * 10^4 / (|s| * (10^4 + mmr)) in
     any or all markets together keep equity >= MM."""
-    held = [pos for pos in a.positions.values() if pos.size]
-    if not held:
-        return
-    share = cushion // len(held)
+    share = cushion // len(held)  # held: the account's positions with size != 0, at least one
     version = a.version
     for pos in held:
         m = pos.market
         s = pos.size if pos.size > 0 else -pos.size
         d = (share - 2) * m.one * BPS // (s * (BPS + m.mmr)) if share >= 2 else -1
-        pos.safe_lo = m.mark - d
-        pos.safe_hi = m.mark + d
+        mark = m.mark
+        pos.safe_lo = mark - d
+        pos.safe_hi = mark + d
         pos.safe_version = version
 
 

@@ -239,7 +239,7 @@ class EngineMachine(RuleBasedStateMachine):
         from ddx_offchain.engine import risk
 
         remember = risk._remember_safe_range
-        risk._remember_safe_range = lambda account, cushion: None
+        risk._remember_safe_range = lambda account, cushion, held: None
         try:
             replay = Engine(genesis())
             for command, updates in zip(self.d.log, self.d.updates):
