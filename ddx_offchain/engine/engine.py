@@ -91,11 +91,12 @@ class Engine:
     def apply(self, command) -> list:
         """Apply one sequenced command; returns its execution updates (first Accepted or Rejected)."""
         self.out = out = []
-        handler = self._handlers.get(type(command))
+        kind = type(command)
+        handler = self._handlers.get(kind)
         if handler is None:
             self._reject(command, Reject.MALFORMED, "not an engine command")
             return out
-        if type(command) in _TRADER_COMMANDS:
+        if kind in _TRADER_COMMANDS:
             # the zero address names the insurance fund's account: no request may act as it
             t = command.trader
             s = command.strategy
