@@ -380,21 +380,9 @@ class Engine:
                     break
                 st = makers.get(ma)
                 if st is None:
-                    # mg.equity_and_mm(ma), inline (once per maker account per order)
-                    e = ma.collateral
-                    mm = 0
-                    s0 = 0
-                    for hp in ma.positions.values():
-                        hs = hp.size
-                        if hs:
-                            hm = hp.market
-                            hmark = hm.mark
-                            hone = hm.one
-                            e += hs * hmark // hone - hp.cost
-                            mm -= (-(hs if hs > 0 else -hs) * hmark * hm.mmr) // (hone * BPS)
-                            if hm is m:
-                                s0 = hs
-                    st = makers[ma] = [e, mm, s0]
+                    e, mm = mg.equity_and_mm(ma)
+                    mpos = ma.positions.get(m.id)
+                    st = makers[ma] = [e, mm, mpos.size if mpos is not None else 0]
                 s0 = st[2]
                 q = r if r < remaining else remaining
                 if mo.reduce_only:
