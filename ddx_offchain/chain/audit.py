@@ -120,7 +120,10 @@ async def log_from_api(session, url: str) -> AsyncIterator[tuple[int, bytes]]:
             return
         for item in entries:
             yield int(item["logIndex"]), bytes.fromhex(item["entry"][2:])
-        first = entries[-1]["requestIndex"] + 1
+        following = int(entries[-1]["requestIndex"]) + 1
+        if following <= first:
+            raise RuntimeError(f"{url}/v1/requests did not advance past request {first}")
+        first = following
 
 
 def log_from_history(path) -> Iterable[tuple[int, bytes]]:

@@ -45,6 +45,7 @@ class CheckpointerConfig:
     fee_policy: FeePolicy = field(default_factory=FeePolicy)
     backoff: Backoff = field(default_factory=lambda: Backoff(initial=1.0, maximum=60.0))
     search_from_block: int = 0  # where to look for CheckpointRecorded events (the deployment block)
+    set_refresh_s: float = 30.0  # how often the contract's operator set is read (rotations)
 
 
 class Checkpointer:
@@ -69,6 +70,7 @@ class Checkpointer:
         self.relayer = Account.from_key(self._relayer_key).address
         if self.me not in operator_set.members:
             raise ValueError(f"{self.me} is not in operator set {operator_set.id}")
+        self.member = True  # False once a rotation left this operator out: it stops signing
         self.verifier = verifier
         self.exchange = exchange
         self.config = config
@@ -81,6 +83,7 @@ class Checkpointer:
         # (epoch, root, stage, status entry) on every stage change: the node's history keeps them (/v1/checkpoints)
         self.stage_listeners: list[Callable[[int, bytes, str, dict], None]] = []
         self._stages: dict[int, Stage] = {}
+        self._set_checked_at: float | None = None
 
     # ---- from the node -------------------------------------------------------------------------------------
 
@@ -130,6 +133,12 @@ class Checkpointer:
                 cp.last_error = f"RPC unavailable: {self.health.last_error}"
             return
         self.progress.observe_head(head, now)
+        if self._set_checked_at is None or now - self._set_checked_at >= self.config.set_refresh_s:
+            try:
+                await self._refresh_operator_set()
+                self._set_checked_at = now
+            except Exception as exc:
+                self.health.failed(exc)
         # Sign, collect and observe every open epoch first, then relay: so the relay pass knows which is newest.
         for step in (self._advance, self._relay_step):
             for cp in self.progress.open_epochs():
@@ -172,8 +181,23 @@ class Checkpointer:
             for e, cp in self.progress.epochs.items()
         )
 
+    async def _refresh_operator_set(self) -> None:
+        current = await self.rpc.operator_set()
+        if current.id == self.progress.operator_set.id:
+            return
+        given_up = self.progress.rotate(current)
+        self.member = self.me in current.members
+        log.warning(
+            "operator set rotated to %d (%d members, threshold %d)%s; epochs given up: %s",
+            current.id, len(current.members), current.threshold, "" if self.member else ", this operator is no longer in it",
+            given_up,
+        )
+
     async def _try_sign(self, cp: EpochCheckpoint, now: float) -> None:
         m = cp.message
+        if not self.member:
+            self.progress.refuse(cp.epoch, f"this operator is not in the current operator set {self.progress.operator_set.id}")
+            return
         if m.l1_block_number == 0:
             # No chain block was sequenced before this epoch froze: there is no L1 block to anchor, and the
             # contract would compare block 0's hash with zero. Nobody should sign it; the next epoch will do.

@@ -248,6 +248,22 @@ class CheckpointProgress:
             cp.stage = Stage.FINAL
             cp.final_at = now
 
+    def rotate(self, operator_set: om.OperatorSet) -> list[int]:
+        """The contract now has another operator set: open epochs signed for the old one can never be recorded
+        (the contract refuses a rotated-out set), so they are superseded; the next epoch is built for the new set.
+        Returns the epochs given up."""
+        if operator_set.id == self.operator_set.id:
+            return []
+        given_up = []
+        for cp in self.epochs.values():
+            if cp.stage not in TERMINAL and cp.stage not in ON_CHAIN:
+                cp.stage = Stage.SUPERSEDED
+                cp.reason = f"operator set {self.operator_set.id} was rotated out (now {operator_set.id}) before it was recorded"
+                given_up.append(cp.epoch)
+        self.operator_set = operator_set
+        self._early.clear()
+        return given_up
+
     # ---- queries -------------------------------------------------------------------------------------------
 
     def open_epochs(self) -> list[EpochCheckpoint]:

@@ -10,6 +10,7 @@ node through its own RPC client. Their checkpoint signatures travel over a share
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from ..chain.signatures import SignatureBoard
 from ..protocol import operator_messages as om
 
 Echo = Callable[[str], None]
+log = logging.getLogger("ddx.devnet")
+STOP_TIMEOUT_S = 30.0
 TOKEN_DECIMALS = 6
 DOLLAR = 10**TOKEN_DECIMALS
 
@@ -116,11 +119,16 @@ class DevnetCluster:
         return self.w3.eth.wait_for_transaction_receipt(tx)
 
     async def stop_operator(self, index: int) -> None:
+        """Stop one operator (its chain side, then its node); a part that does not stop in time is left behind
+        with a warning rather than hanging the devnet's shutdown."""
         if index in self.stopped:
             return
         self.stopped.add(index)
-        await self.chains[index].stop()
-        await self.nodes[index].stop()
+        for part in (self.chains[index].stop(), self.nodes[index].stop()):
+            try:
+                await asyncio.wait_for(part, STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.warning("operator %d did not stop within %.0f s", index + 1, STOP_TIMEOUT_S)
 
     async def stop(self) -> None:
         for i in range(len(self.nodes)):

@@ -85,4 +85,4 @@ def test_leader_loss_resumes_ingestion_and_a_stalled_checkpoint_does_not_stop_tr
         finally:
             await cluster.stop()
 
-    asyncio.run(scenario())
+    asyncio.run(asyncio.wait_for(scenario(), 240))  # a hang fails the test instead of CI

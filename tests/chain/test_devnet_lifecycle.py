@@ -89,7 +89,7 @@ def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
         finally:
             await cluster.stop()
 
-    asyncio.run(scenario())
+    asyncio.run(asyncio.wait_for(scenario(), 240))  # a hang fails the test instead of CI
 
 
 def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
@@ -111,7 +111,7 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
         for stage in ("built", "quorum", "submitted", "recorded"):  # ("signed" is skipped when the others signed first)
             assert f"epoch {summary['epoch']} {stage}" in text
 
-    asyncio.run(scenario())
+    asyncio.run(asyncio.wait_for(scenario(), 240))  # a hang fails the test instead of CI
 
 
 async def auditor_agrees_and_catches_a_forged_log(cluster) -> None:

@@ -35,6 +35,7 @@ class MemoryChain:
         self.sent: list[dict] = []
         self.receipts: dict[bytes, tuple[int, int]] = {}
         self.nonce = 0
+        self.current_set = SET
 
     async def block_number(self) -> int:
         return self.head
@@ -47,6 +48,9 @@ class MemoryChain:
 
     async def base_fee(self) -> int:
         return self.base
+
+    async def operator_set(self) -> om.OperatorSet:
+        return self.current_set
 
     async def checkpoint_root(self, epoch: int) -> bytes:
         return self.roots.get(epoch, b"\0" * 32)
@@ -210,5 +214,32 @@ def test_an_older_epoch_is_not_relayed_when_a_newer_one_has_its_quorum():
         await cp.tick()
         assert cp.progress.epochs[3].stage.value == "superseded"
         assert cp.progress.epochs[6].stage.value == "recorded"
+
+    asyncio.run(scenario())
+
+
+def test_a_rotation_supersedes_open_epochs_and_the_next_is_built_for_the_new_set():
+    chain, now = MemoryChain(), [0.0]
+    cp = quorum_checkpointer(chain, now)
+    newcomer = keccak256(b"relay newcomer")
+    members = om.sort_operators(list(MEMBERS[:2]) + [Account.from_key(newcomer).address])
+    chain.current_set = om.OperatorSet(2, 3, members)
+
+    async def scenario():
+        await cp.tick()
+        old = cp.progress.epochs[3]
+        assert old.stage.value == "superseded" and "rotated out" in old.reason
+        assert cp.status()["operatorSet"]["id"] == 2
+        built = cp.epoch_frozen(4, ROOT, ANCHOR, ANCHOR_HASH)
+        assert built.message.operator_set_id == 2
+        await cp.tick()
+        assert cp.progress.epochs[4].stage.value == "signed"  # signed for set 2 (MEMBERS[0] is still a member)
+        chain.current_set = om.OperatorSet(3, 3, om.sort_operators(list(MEMBERS[1:]) + [Account.from_key(newcomer).address]))
+        now[0] += 31.0
+        await cp.tick()
+        assert not cp.member
+        cp.epoch_frozen(5, ROOT, ANCHOR, ANCHOR_HASH)
+        await cp.tick()
+        assert cp.progress.epochs[5].stage.value == "refused" and "not in the current operator set 3" in cp.progress.epochs[5].reason
 
     asyncio.run(scenario())
