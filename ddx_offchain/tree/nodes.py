@@ -102,10 +102,8 @@ class Nodes:
         shift = 255 - depth
         mid = bisect_left(ints, ((first >> shift) | 1) << shift, lo, hi)
         left, left_info = self.build(b << 1, keys, ints, lo, mid)
-        right, right_info = self.build((b << 1) | 1, keys, ints, mid, hi)
-        # Siblings are stored one after the other: a re-hash reads both, and adjacent dict entries (and position
-        # objects) share cache lines, which is most of a lookup's cost in a large tree.
         self.place(b << 1, left, left_info)
+        right, right_info = self.build((b << 1) | 1, keys, ints, mid, hi)
         self.place((b << 1) | 1, right, right_info)
         return fold_up(keccak(NODE_PREFIX + left + right), b, position), b
 
@@ -136,6 +134,9 @@ class Nodes:
         hash_values = self.hash_values
         place = self.place
         take = self.take
+        settled = self.settled
+        pop_branch = branch.pop
+        pop_leaf = leaf_at.pop
 
         def rebuilt(position: int, lo: int, hi: int, old: bytes | None) -> tuple[bytes, bytes | int | None]:
             """A subtree that held one leaf (old) or none, whose pending keys are batch[lo:hi]."""
@@ -204,8 +205,25 @@ class Nodes:
             mid = bisect_left(ints, cut, lo, hi)
             left_id = b << 1
             right_id = left_id | 1
-            left, left_info = below(left_id, lo, mid) if lo < mid else (self.settled(left_id), False)
-            right, right_info = below(right_id, mid, hi) if mid < hi else (self.settled(right_id), False)
+            # Each child with pending keys: take its entry and dispatch (inlined: one such step per shared node).
+            if lo < mid:
+                v = pop_branch(left_id, None)
+                if v is None:
+                    left, left_info = rebuilt(left_id, lo, mid, pop_leaf(left_id, None))
+                else:
+                    c = left_id if len(v) == 32 else _from_bytes(v[32:], "big")
+                    left, left_info = single(left_id, lo, c) if mid - lo == 1 else general(left_id, lo, mid, c)
+            else:
+                left, left_info = settled(left_id), False
+            if mid < hi:
+                v = pop_branch(right_id, None)
+                if v is None:
+                    right, right_info = rebuilt(right_id, mid, hi, pop_leaf(right_id, None))
+                else:
+                    c = right_id if len(v) == 32 else _from_bytes(v[32:], "big")
+                    right, right_info = single(right_id, mid, c) if hi - mid == 1 else general(right_id, mid, hi, c)
+            else:
+                right, right_info = settled(right_id), False
             if left != EMPTY and right != EMPTY:  # still branching (the usual case), inlined from joined()
                 if left_info == left_id:
                     branch[left_id] = left
@@ -217,16 +235,6 @@ class Nodes:
                     place(right_id, right, right_info)
                 return keccak(NODE_PREFIX + left + right), b
             return joined(b, left, left_info, right, right_info)
-
-        def below(child: int, lo: int, hi: int) -> tuple[bytes, bytes | int | None]:
-            """update() of a stored child of a branching node: take its entry and dispatch."""
-            v = branch.pop(child, None)
-            if v is None:
-                return rebuilt(child, lo, hi, leaf_at.pop(child, None))
-            b = child if len(v) == 32 else _from_bytes(v[32:], "big")
-            if hi - lo == 1:
-                return single(child, lo, b)
-            return general(child, lo, hi, b)
 
         def chain_hash(b: int, position: int) -> bytes:
             """Hash at a chain position above branching node b, the chain untouched below it."""

@@ -280,13 +280,3 @@ def test_value_updates_rehash_like_the_spec_whether_values_or_hashes_are_kept(ke
         assert t.root() == spec_root_of_values(model)
         assert stored_layout(t) == spec_layout(model)
 
-
-def test_a_built_tree_stores_sibling_branch_entries_next_to_each_other():
-    """build() places both children of a branching node together (a re-hash reads both, and adjacent dict entries
-    share cache lines)."""
-    rnd = random.Random(5)
-    t = StateTree.from_items({rnd.randbytes(32): b"v" for _ in range(2_000)})
-    order = {position: index for index, position in enumerate(t._nodes.branch)}
-    pairs = [(p, p | 1) for p in order if not p & 1 and p | 1 in order]
-    assert len(pairs) > 300
-    assert all(order[right] == order[left] + 1 for left, right in pairs)
