@@ -28,28 +28,28 @@ def node(config: str = typer.Option(..., "--config", help="the operator's TOML c
 
 @app.command()
 def devnet(
-    demo: bool = typer.Option(False, "--demo", help="deploy on the embedded chain and walk deposit -> checkpoint -> claim"),
-    cluster: bool = typer.Option(False, "--cluster", help="the full devnet: N operators over Raft/TLS, API, watcher, checkpointer"),
-    operators: int = typer.Option(3, "--operators", help="with --cluster: how many operators"),
-    rpc: str = typer.Option(None, "--rpc", help="with --cluster: an external JSON-RPC node (anvil, …) instead of the embedded chain"),
-    epoch_seconds: float = typer.Option(5.0, "--epoch-seconds", help="with --cluster: the epoch (checkpoint) interval"),
-    confirmations: int = typer.Option(None, "--confirmations", help="with --cluster: blocks before a deposit counts (0 embedded)"),
-    data_dir: str = typer.Option(None, "--data-dir", help="with --cluster: keep the operators' files here (default: a temp dir)"),
+    demo: bool = typer.Option(False, "--demo", help="run the scripted two-clock scenario on the devnet, then stop"),
+    operators: int = typer.Option(3, "--operators", help="how many operators"),
+    rpc: str = typer.Option(None, "--rpc", help="an external JSON-RPC node (anvil, …) instead of the embedded chain"),
+    epoch_seconds: float = typer.Option(5.0, "--epoch-seconds", help="the epoch (checkpoint) interval"),
+    confirmations: int = typer.Option(None, "--confirmations", help="blocks before a deposit counts (0 embedded)"),
+    data_dir: str = typer.Option(None, "--data-dir", help="keep the operators' files here (default: a temp dir)"),
     ape_deploy: bool = typer.Option(False, "--ape-deploy", help="with --rpc: deploy with `ape run deploy` (node on chain id 1337)"),
+    contracts_only: bool = typer.Option(
+        False, "--contracts-only", help="no operators: deploy and walk deposit -> checkpoint -> claim on the embedded chain"
+    ),
 ) -> None:
-    """Local developer network. `--demo`: the settlement walk-through on an embedded py-evm chain.
-    `--cluster [--demo]`: the full devnet (docs/checkpoints.md), with `--demo` its scripted two-clock scenario."""
-    if cluster:
-        from .devnet.run import run_devnet
+    """Local developer network (docs/checkpoints.md): an embedded py-evm chain (or `--rpc`), the contracts, N operators
+    over Raft/TLS with the API, chain watcher and checkpointer. Runs until Ctrl-C; `--demo` runs the scenario and stops."""
+    if contracts_only:
+        from .devnet.demo import run_demo
 
-        raise typer.Exit(run_devnet(demo=demo, operators=operators, rpc_url=rpc, epoch_seconds=epoch_seconds,
-                                    confirmations=confirmations, data_dir=data_dir, ape_deploy=ape_deploy, echo=typer.echo))
-    if not demo:
-        typer.echo("only `ddx devnet --demo` exists so far (the operator cluster devnet is issue 7)", err=True)
-        raise typer.Exit(2)
-    from .devnet.demo import run_demo
+        run_demo(echo=typer.echo)
+        return
+    from .devnet.run import run_devnet
 
-    run_demo(echo=typer.echo)
+    raise typer.Exit(run_devnet(demo=demo, operators=operators, rpc_url=rpc, epoch_seconds=epoch_seconds,
+                                confirmations=confirmations, data_dir=data_dir, ape_deploy=ape_deploy, echo=typer.echo))
 
 
 def _register_settlement_commands() -> None:

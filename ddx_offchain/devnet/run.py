@@ -1,4 +1,4 @@
-"""`ddx devnet --cluster`: start the full devnet and print its endpoints and a live status line; with `--demo`,
+"""`ddx devnet`: start the full devnet and print its endpoints and a live status line; with `--demo`,
 run the scripted scenario (devnet/scenario.py) and stop."""
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
 
 
 def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
-    """What `ddx devnet --cluster --demo` runs: trading with a liquidation, a withdrawal, a checkpoint, a claim."""
+    """What `ddx devnet --demo` (and `make demo`) runs: trading with a liquidation, a withdrawal, a checkpoint, a claim."""
     from ddx_offchain.devnet.scenario import run_scenario
 
     async def scenario():
