@@ -79,7 +79,8 @@ def test_pair_leaves_and_trader_values_equal_eth_abi(trader, token, amount, depo
                         item_value(Kind.WITHDRAWAL, ["address", "address", "uint256"], [trader, token, amount]))
     b = PairLeaf(K_BALANCE, trader, token)
     b.amount, b.deposited = amount, deposited
-    expected = item_value(Kind.BALANCE, ["address", "address", "uint256", "uint256"], [trader, token, amount, deposited])
+    expected = item_value(Kind.BALANCE, ["address", "address", "uint256", "uint256"],
+                          [trader, token, amount, deposited])
     assert b.item()[1] == (expected if amount or deposited else None)
     t = Trader(trader)
     t.strategies.update(i.to_bytes(32, "big") for i in range(strategies))
