@@ -34,19 +34,12 @@ import aiohttp  # noqa: E402
 
 from ddx_offchain.client import Trader  # noqa: E402
 from ddx_offchain.node.localcluster import write_cluster  # noqa: E402
+from ddx_offchain.node.genesis import example_genesis  # noqa: E402
 from ddx_offchain.protocol.eip712 import Domain, recover_signer  # noqa: E402
 from ddx_offchain.protocol.requests import sign_request  # noqa: E402
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
-GENESIS = {
-    "tokens": [USDC],
-    "markets": [{
-        "market": "ETHP", "token": USDC, "tick": 10_000, "lot": 1_000, "size_decimals": 6, "initial_margin_bps": 1_000,
-        "maintenance_margin_bps": 500, "maker_fee_bps": 2, "taker_fee_bps": 5, "liquidation_fee_bps": 50,
-        "market_order_band_bps": 500, "premium_cap_bps": 100, "funding_cap_bps": 75, "funding_dampener": 8,
-        "funding_interval_ms": 3_600_000, "max_order_notional": "10000000000000", "active": True,
-    }],
-}
+GENESIS = example_genesis(USDC)
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 OPERATORS = 3
 

@@ -84,3 +84,18 @@ def load_genesis(path: Path) -> GenesisConfig:
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"engine.genesis: not JSON: {exc}") from None
+
+
+def example_genesis(token: str) -> dict:
+    """A genesis document with one collateral token and one perpetual market, ETHP, priced in it: what the devnet,
+    the local cluster tests and the end-to-end benchmark run."""
+    return {
+        "tokens": [token],
+        "markets": [{
+            "market": "ETHP", "token": token, "tick": 10_000, "lot": 1_000, "size_decimals": 6,
+            "initial_margin_bps": 1_000, "maintenance_margin_bps": 500, "maker_fee_bps": 2, "taker_fee_bps": 5,
+            "liquidation_fee_bps": 50, "market_order_band_bps": 500, "premium_cap_bps": 100, "funding_cap_bps": 75,
+            "funding_dampener": 8, "funding_interval_ms": 3_600_000, "max_order_notional": "10000000000000",
+            "active": True,
+        }],
+    }
