@@ -194,13 +194,32 @@ class Api:
             state = {part: state[part]}
         return web.json_response(state | {"lastOrdinal": self.node.feeds.last_ordinal})
 
-    async def get_withdrawal_proof(self, request: web.Request) -> web.Response:
+    def _proof_epoch(self, request: web.Request) -> int | None:
+        """`?epoch=N`, else the last epoch recorded on-chain (what a claim or an escape is checked against); a node
+        without a chain side (no [chain] rpc) falls back to its latest frozen epoch (None)."""
+        if "epoch" in request.query:
+            return _int_param(request, "epoch", lo=1)
+        checkpoint = self.node.checkpoint_status()
+        if checkpoint.get("state") == "not_configured":
+            return None
+        recorded = checkpoint.get("lastRecordedEpoch")
+        if recorded is None:
+            raise AdmissionError(404, "no_recorded_epoch", "no checkpoint recorded on-chain yet: pass ?epoch= for a frozen one")
+        return recorded
+
+    async def _leaf_proof(self, request: web.Request, prove) -> web.Response:
         trader = _path_value(request, "trader", "address")
         token = _path_value(request, "token", "address")
-        doc = self.node.view.withdrawal_proof(trader, token)
+        doc = prove(trader, token, self._proof_epoch(request))
         if "error" in doc:
             return _error(404, doc["error"], doc.get("detail", "no checkpointable epoch yet"))
         return web.json_response(doc)
+
+    async def get_withdrawal_proof(self, request: web.Request) -> web.Response:
+        return await self._leaf_proof(request, self.node.view.withdrawal_proof)
+
+    async def get_balance_proof(self, request: web.Request) -> web.Response:
+        return await self._leaf_proof(request, self.node.view.balance_proof)
 
     # ------------------------------------------------------------ operations
 
@@ -289,7 +308,8 @@ class Api:
                 break
 
 
-def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS) -> web.Application:
+def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS, extra_routes=()) -> web.Application:
+    """`extra_routes`: more aiohttp routes served beside these (the chain side's checkpoint-signature route)."""
     api = Api(node, max_subscribers)
     limit = node.service.admission.limits.max_body_bytes
     app = web.Application(middlewares=[_json_errors], client_max_size=limit + 1)
@@ -304,6 +324,7 @@ def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS) -> we
             web.get("/v1/traders/{trader}", api.get_trader),
             web.get("/v1/traders/{trader}/{part}", api.get_trader),
             web.get("/v1/proofs/withdrawal/{trader}/{token}", api.get_withdrawal_proof),
+            web.get("/v1/proofs/balance/{trader}/{token}", api.get_balance_proof),
             web.get("/v1/ws", api.websocket),
             web.get("/v1/ws/requests", api.request_channel),
             web.get("/v1/status", api.status),
@@ -311,6 +332,7 @@ def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS) -> we
             web.get("/readyz", api.readyz),
             web.get("/metrics", api.metrics),
             web.get("/v1/openapi.json", api.openapi),
+            *extra_routes,
         ]
     )
     return app

@@ -246,11 +246,14 @@ class ChainSetupError(ValueError):
     """The node's [chain] settings do not describe a usable deployment (the message says which)."""
 
 
-def settings_for(chain_id: int, deployment_block: int) -> ChainSettings:
-    """Defaults by network: 6 confirmations and minute epochs on public chains; 1 and 5 s on local dev chains."""
+def settings_for(chain_id: int, deployment_block: int, *, confirmations: int | None = None,
+                 epoch_interval_s: float | None = None) -> ChainSettings:
+    """Defaults by network: 6 confirmations and minute epochs on public chains; 1 and 5 s on local dev chains.
+    `confirmations` and `epoch_interval_s` (the node's chain.confirmations / chain.epoch_interval_ms) override
+    them; a checkpoint is final after max(1, confirmations) blocks."""
     if chain_id in LOCAL_CHAIN_IDS:
         local = ChainSettings.embedded(deployment_block, epoch_interval_s=5.0)
-        return ChainSettings(
+        base = ChainSettings(
             deployment_block=deployment_block,
             follower=FollowerConfig(confirmations=1, anchor_interval=1),
             checkpointer=local.checkpointer,
@@ -258,10 +261,29 @@ def settings_for(chain_id: int, deployment_block: int) -> ChainSettings:
             epoch_interval_s=5.0,
             epoch_max_wait_s=local.epoch_max_wait_s,
         )
-    return ChainSettings(
-        deployment_block=deployment_block,
-        checkpointer=CheckpointerConfig(search_from_block=deployment_block),
-    )
+    else:
+        base = ChainSettings(
+            deployment_block=deployment_block,
+            checkpointer=CheckpointerConfig(search_from_block=deployment_block),
+        )
+    return with_overrides(base, confirmations=confirmations, epoch_interval_s=epoch_interval_s)
+
+
+def with_overrides(settings: ChainSettings, *, confirmations: int | None = None,
+                   epoch_interval_s: float | None = None) -> ChainSettings:
+    """`settings` with an operator's confirmation depth and epoch interval (None keeps the value there)."""
+    from dataclasses import replace
+
+    if confirmations is not None:
+        settings = replace(
+            settings,
+            follower=replace(settings.follower, confirmations=confirmations),
+            checkpointer=replace(settings.checkpointer, confirmations=max(1, confirmations)),
+        )
+    if epoch_interval_s is not None:
+        settings = replace(settings, epoch_interval_s=epoch_interval_s,
+                           epoch_max_wait_s=max(settings.epoch_max_wait_s, 10 * epoch_interval_s))
+    return settings
 
 
 async def build_operator_chain(node_settings, service, engine: Callable[[], Engine], operator_key: bytes,
@@ -299,7 +321,10 @@ async def build_operator_chain(node_settings, service, engine: Callable[[], Engi
         raise ChainSetupError(f"chain.rpc: cannot read the operator set from {node_settings.rpc}: {exc}") from None
     exchange = HttpSignatureExchange([p.api_url for p in node_settings.peers if p.api_url])
     chain = OperatorChain(
-        settings or settings_for(manifest.chain_id, manifest.deployment_block),
+        settings or settings_for(
+            manifest.chain_id, manifest.deployment_block,
+            confirmations=node_settings.chain_confirmations, epoch_interval_s=node_settings.chain_epoch_interval_seconds,
+        ),
         rpc=rpc,
         service=service,
         engine=engine,

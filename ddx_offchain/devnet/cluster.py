@@ -23,7 +23,7 @@ from web3 import Web3
 from ..chain.artifacts import compile_contract
 from ..chain.deploy import CollateralSpec, DeployConfig, deploy_and_record
 from ..chain.embedded import Web3Deployer, embedded_web3
-from ..chain.operator_chain import ChainSettings, OperatorChain
+from ..chain.operator_chain import ChainSettings, OperatorChain, with_overrides
 from ..chain.rpc import Web3ChainRpc, embedded_async_web3, http_web3
 from ..chain.signatures import SignatureBoard
 from ..protocol import operator_messages as om
@@ -124,11 +124,10 @@ class DevnetCluster:
         if index in self.stopped:
             return
         self.stopped.add(index)
-        for part in (self.chains[index].stop(), self.nodes[index].stop()):
-            try:
-                await asyncio.wait_for(part, STOP_TIMEOUT_S)
-            except asyncio.TimeoutError:
-                log.warning("operator %d did not stop within %.0f s", index + 1, STOP_TIMEOUT_S)
+        try:  # the node stops its chain side first (RunningNode.stop)
+            await asyncio.wait_for(self.nodes[index].stop(), STOP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            log.warning("operator %d did not stop within %.0f s", index + 1, STOP_TIMEOUT_S)
 
     async def stop(self) -> None:
         for i in range(len(self.nodes)):
@@ -217,15 +216,7 @@ async def start_cluster(
         write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
 
     cluster = DevnetCluster(w3, exchange, token, manifest, domain, keys, files.api_urls, root)
-    settings = ChainSettings.embedded(manifest.deployment_block, epoch_interval_s)
-    if confirmations is not None:
-        from dataclasses import replace
-
-        settings = replace(
-            settings,
-            follower=replace(settings.follower, confirmations=confirmations),
-            checkpointer=replace(settings.checkpointer, confirmations=max(1, confirmations)),
-        )
+    settings = with_overrides(ChainSettings.embedded(manifest.deployment_block, epoch_interval_s), confirmations=confirmations)
     for path, key in zip(files.configs, keys):
         running = RunningNode(load_config(path), key)
         rpc = Web3ChainRpc(make_async(), manifest.exchange, compile_contract("Exchange").abi)
@@ -240,16 +231,11 @@ async def start_cluster(
             operator_set=operator_set,
             exchange=cluster.board,
         )
-        running.node.service.listeners.append(chain.on_applied)
-        chain.attach(metrics=running.node.metrics, history=running.node.history)
-        # RunningNode builds its OperatorNode without a checkpoint-status source; this is the one it reads.
-        running.node._checkpoint_status = chain.status
+        running.attach_chain(chain)  # the same wiring `ddx node` does from its [chain] settings
         cluster.nodes.append(running)
         cluster.chains.append(chain)
         cluster.rpcs.append(rpc)
     for running in cluster.nodes:
-        await running.start()
-    for chain in cluster.chains:
-        await chain.start()
+        await running.start()  # starts its chain side after its Raft and API
     await cluster.wait_for_leader()
     return cluster

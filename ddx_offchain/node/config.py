@@ -71,6 +71,8 @@ class _Chain(msgspec.Struct, forbid_unknown_fields=True):
     exchange: str
     rpc: str = ""
     manifest: str = ""
+    confirmations: int | None = None  # None: the network's default (chain/operator_chain.py settings_for)
+    epoch_interval_ms: int | None = None
 
 
 class _Engine(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,6 +129,8 @@ class NodeSettings:
     manifest: Path | None
     genesis: Path
     history_path: Path | None
+    chain_confirmations: int | None = None  # None: the network's default (6 public, 1 local dev chains)
+    chain_epoch_interval_seconds: float | None = None  # None: the network's default (60 s public, 5 s local)
 
     @property
     def api_urls(self) -> dict[int, str]:
@@ -225,7 +229,28 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         manifest=(base_dir / doc.chain.manifest).resolve() if doc.chain.manifest else None,
         genesis=(base_dir / doc.engine.genesis).resolve(),
         history_path=history_path,
+        chain_confirmations=_confirmations(doc.chain.confirmations),
+        chain_epoch_interval_seconds=_epoch_interval(doc.chain.epoch_interval_ms),
     )
+
+
+MAX_CONFIRMATIONS = 1000
+MIN_EPOCH_INTERVAL_MS = 100
+MAX_EPOCH_INTERVAL_MS = 86_400_000  # a day: longer leaves withdrawals unclaimable for too long
+
+
+def _confirmations(value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_CONFIRMATIONS:
+        raise ConfigError(f"chain.confirmations: must be in 0..{MAX_CONFIRMATIONS}")
+    return value
+
+
+def _epoch_interval(value: int | None) -> float | None:
+    if value is None:
+        return None
+    if not MIN_EPOCH_INTERVAL_MS <= value <= MAX_EPOCH_INTERVAL_MS:
+        raise ConfigError(f"chain.epoch_interval_ms: must be in {MIN_EPOCH_INTERVAL_MS}..{MAX_EPOCH_INTERVAL_MS}")
+    return value / 1000
 
 
 def load_config(path: Path | str) -> NodeSettings:

@@ -175,22 +175,46 @@ class EngineAdapter:
             "openOrders": orders,
         }
 
-    def withdrawal_proof(self, trader: bytes, token: bytes) -> dict:
+    def _epoch_proofs(self, trader: bytes, token: bytes, epoch: int | None) -> dict:
+        """The engine's proofs of both leaves against `epoch`'s frozen root (None: the latest frozen epoch), or
+        {"error", "detail"}."""
         e = self.engine
         if not e.epoch_trees:
-            return {"error": "no_frozen_epoch"}
-        epoch = max(e.epoch_trees)
+            return {"error": "no_frozen_epoch", "detail": "no epoch has been frozen yet"}
         try:
-            proofs = e.epoch_proofs(epoch, trader, token)
+            return e.epoch_proofs(max(e.epoch_trees) if epoch is None else epoch, trader, token)
         except UnknownEpochError as exc:
             return {"error": "unknown_epoch", "detail": str(exc)}
+
+    def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        proofs = self._epoch_proofs(trader, token, epoch)
+        if "error" in proofs:
+            return proofs
         value = proofs["withdrawal_value"]
         return {
-            "epoch": epoch,
+            "epoch": proofs["epoch"],
             "root": "0x" + proofs["root"].hex(),
             "trader": checksum_address(trader),
             "token": checksum_address(token),
             "included": value is not None,
             "cumulative": str(int.from_bytes(value[-32:], "big")) if value is not None else "0",
             "proof": proofs["withdrawal"].to_json(),
+        }
+
+    def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        """The BALANCE(trader, token) leaf the escape hatch pays from (protocol §2): `amount` and `deposited`, with
+        an inclusion proof, or (0, 0) with a non-inclusion proof when the pair has no leaf."""
+        proofs = self._epoch_proofs(trader, token, epoch)
+        if "error" in proofs:
+            return proofs
+        value = proofs["balance_value"]  # abi.encode(uint8 8, trader, token, amount, deposited)
+        return {
+            "epoch": proofs["epoch"],
+            "root": "0x" + proofs["root"].hex(),
+            "trader": checksum_address(trader),
+            "token": checksum_address(token),
+            "included": value is not None,
+            "amount": str(int.from_bytes(value[-64:-32], "big")) if value is not None else "0",
+            "deposited": str(int.from_bytes(value[-32:], "big")) if value is not None else "0",
+            "proof": proofs["balance"].to_json(),
         }

@@ -1,8 +1,9 @@
 """`ddx node --config FILE`: run one operator until SIGTERM/SIGINT.
 
-Start order: config -> keystore -> genesis -> engine + state machine + history -> Raft (restores its snapshot and
-replays its log into the state machine) -> API. Stop order is the reverse, so no receipt is sent by a node whose
-Raft has stopped.
+Start order: config -> keystore -> genesis -> engine + state machine + history -> chain side (when [chain] names
+an RPC: reads the operator set) -> Raft (restores its snapshot and replays its log into the state machine) -> API ->
+chain watcher and checkpointer. Stop order is the reverse, so no receipt is sent by a node whose Raft has stopped
+and no checkpoint is signed by a node whose API is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from aiohttp import web
 
 from ..api.admission import AdmissionLimits
 from ..api.server import build_app
+from ..chain.operator_chain import ChainSetupError, OperatorChain, build_operator_chain
+from ..chain.signatures import HttpSignatureExchange, signature_routes
 from ..engine.engine import Engine
 from ..raft.runtime import NodeConfig, RaftNode
 from ..raft.transport import TlsMaterial
@@ -71,6 +74,7 @@ class RunningNode:
 
     def __init__(self, settings: NodeSettings, operator_key: bytes) -> None:
         self.settings = settings
+        self.operator_key = operator_key
         genesis = load_genesis(settings.genesis)
         engine = EngineAdapter(Engine(genesis))
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -108,6 +112,24 @@ class RunningNode:
         self.node.attach(RaftSequencer(self.raft))
         self.runner: web.AppRunner | None = None
         self._status_task: asyncio.Task | None = None
+        self.chain: OperatorChain | None = None
+        self._signature_routes: list = []
+
+    def attach_chain(self, chain: OperatorChain, signature_exchange=None) -> None:
+        """Wire the chain side (docs/checkpoints.md) into this node: every applied entry reaches its verifier and
+        checkpointer, its metrics and checkpoint stages land in the node's registry and history, /v1/status shows
+        its progress, and an HTTP signature exchange is served at /v1/checkpoints/{epoch}/signature. It starts and
+        stops with the node. `ddx node` calls this from its [chain] settings; the devnet with its in-process chain."""
+        if self.chain is not None:
+            raise RuntimeError("a chain side is already attached")
+        if self.runner is not None:
+            raise RuntimeError("attach the chain side before the node starts (its routes are mounted at start)")
+        self.chain = chain
+        self.node.service.listeners.append(chain.on_applied)
+        chain.attach(metrics=self.node.metrics, history=self.node.history)
+        self.node.set_checkpoint_status(chain.status)
+        if isinstance(signature_exchange, HttpSignatureExchange):
+            self._signature_routes = signature_routes(signature_exchange)
 
     @staticmethod
     def _log_refusal(applied: AppliedEntry) -> None:
@@ -116,12 +138,20 @@ class RunningNode:
                                                                    "log_index": applied.log_index, "reason": applied.reason})
 
     async def start(self) -> None:
+        """Raises ChainSetupError (nothing started) when [chain] names an RPC that does not describe the deployment."""
+        if self.chain is None and self.settings.rpc:
+            adapter = self.node.engine
+            built = await build_operator_chain(self.settings, self.node.service, lambda: adapter.engine, self.operator_key)
+            if built is not None:
+                self.attach_chain(*built)
         await self.raft.start()
-        self.runner = web.AppRunner(build_app(self.node), access_log=None)
+        self.runner = web.AppRunner(build_app(self.node, extra_routes=self._signature_routes), access_log=None)
         await self.runner.setup()
         host, port = self.settings.api_listen
         await web.TCPSite(self.runner, host, port, reuse_address=True).start()
         self._status_task = asyncio.get_running_loop().create_task(self._status_log())
+        if self.chain is not None:
+            await self.chain.start()
         log.info("operator 0x%s serving the API on %s:%d, Raft on %s:%d", self.node.service.operator_address.hex(),
                  host, port, *self.settings.raft_listen)
 
@@ -138,6 +168,8 @@ class RunningNode:
             await asyncio.sleep(0.5)
 
     async def stop(self) -> None:
+        if self.chain is not None:
+            await self.chain.stop()
         if self._status_task is not None:
             self._status_task.cancel()
         if self.runner is not None:
@@ -175,7 +207,11 @@ def main(config_path: str) -> int:
     except (ConfigError, KeystoreError) as exc:
         print(f"ddx node: {exc}", file=sys.stderr)
         return 2
-    _event_loop_runner()(serve(settings, key))
+    try:
+        _event_loop_runner()(serve(settings, key))
+    except ChainSetupError as exc:
+        print(f"ddx node: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

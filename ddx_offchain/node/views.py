@@ -14,8 +14,14 @@ class ExchangeView(Protocol):
         """{"strategies": […], "positions": […], "balances": […], "openOrders": […]}."""
         ...
 
-    def withdrawal_proof(self, trader: bytes, token: bytes) -> dict:
-        """{"root", "epoch", "cumulative", "proof": <docs/protocol.md §4 JSON form>} for the latest frozen epoch."""
+    def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        """{"epoch", "root", "trader", "token", "included", "cumulative", "proof": <docs/protocol.md §4 JSON form>}
+        against `epoch`'s frozen root (None: the latest frozen epoch), or {"error", "detail"}."""
+        ...
+
+    def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        """{"epoch", "root", "trader", "token", "included", "amount", "deposited", "proof"}: the BALANCE leaf the
+        escape hatch pays from, or its non-inclusion proof; {"error", "detail"} as for withdrawal_proof."""
         ...
 
     def state_root(self) -> bytes: ...

@@ -158,6 +158,81 @@ def test_the_node_builds_its_chain_side_from_its_config(anvil, tmp_path):
     asyncio.run(closing(lab, scenario()))
 
 
+def test_ddx_node_with_a_chain_section_runs_its_chain_side(anvil, tmp_path):
+    """RunningNode (what `ddx node --config` runs): [chain] rpc + manifest start the watcher and checkpointer with
+    the node; /v1/status carries their progress, the signature route is mounted, and both stop with the node."""
+    from dataclasses import replace
+
+    import aiohttp
+
+    from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
+    from ddx_offchain.chain.embedded import Web3Deployer
+    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.node.config import load_config
+    from ddx_offchain.node.localcluster import write_cluster
+    from ddx_offchain.node.run import RunningNode
+    from ddx_offchain.protocol.eip712 import Domain as RequestDomain
+    from web3 import Web3
+
+    lab = http_lab(anvil.url)
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    config = DeployConfig(
+        operators=lab.operator_set.members, threshold=lab.operator_set.threshold,
+        collateral=DeployConfig.local_default().collateral,
+    )
+    manifest, written = deploy_and_record(
+        Web3Deployer(w3, network="anvil"), config, local=True, root=tmp_path / "deployments", log=lambda _: None
+    )
+    files = write_cluster(tmp_path / "ops", 3, RequestDomain.of(manifest.chain_id, manifest.exchange), devnet_genesis(manifest.mock_token))
+    settings = replace(load_config(files.configs[0]), rpc=anvil.url, manifest=written.path, chain_epoch_interval_seconds=7.0)
+    base = files.api_urls[0]
+
+    async def scenario():
+        running = RunningNode(settings, lab.keys[0])
+        assert running.chain is None and running.node.checkpoint_status() == {"state": "not_configured"}
+        await running.start()
+        try:
+            chain = running.chain
+            assert chain is not None and chain.on_applied in running.node.service.listeners
+            assert chain.settings.epoch_interval_s == 7.0 and chain.settings.follower.confirmations == 1
+            assert len(chain._tasks) == 2 and not any(t.done() for t in chain._tasks)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{base}/v1/status") as r:
+                    checkpoint = (await r.json())["checkpoint"]
+                assert checkpoint["operator"].lower() == lab.operator_set.members[0].lower()
+                assert checkpoint["watcher"] == {"state": "follower"} and checkpoint["epochsProposed"] == 0
+                async with http.get(f"{base}/v1/checkpoints/1/signature") as r:
+                    assert r.status == 404 and (await r.json())["error"] == "not_signed"
+                async with http.get(f"{base}/metrics") as r:
+                    assert "ddx_chain_ingestion_halted" in await r.text()
+            with pytest.raises(RuntimeError, match="already attached"):
+                running.attach_chain(chain)
+        finally:
+            await running.stop()
+        assert chain._tasks == []
+
+    asyncio.run(closing(lab, scenario()))
+
+
+def test_ddx_node_refuses_a_chain_rpc_without_a_manifest(tmp_path):
+    """The chain side is built before anything starts: a bad [chain] leaves no Raft or API running."""
+    from dataclasses import replace
+
+    from ddx_offchain.chain.operator_chain import ChainSetupError
+    from ddx_offchain.node.config import load_config
+    from ddx_offchain.node.localcluster import write_cluster
+    from ddx_offchain.node.run import RunningNode
+    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.protocol.eip712 import Domain as RequestDomain
+
+    files = write_cluster(tmp_path / "ops", 1, RequestDomain.of(1337, "0x" + "22" * 20), devnet_genesis("0x" + "33" * 20))
+    settings = replace(load_config(files.configs[0]), rpc="http://127.0.0.1:9", manifest=None)
+    running = RunningNode(settings, b"\x01" * 32)
+    with pytest.raises(ChainSetupError, match="chain.manifest"):
+        asyncio.run(running.start())
+    assert running.runner is None and running.chain is None
+
+
 def test_headers_come_in_one_batch_and_stop_at_the_head(anvil):
     from ddx_offchain.chain.artifacts import compile_contract
     from ddx_offchain.chain.rpc import Web3ChainRpc, http_web3

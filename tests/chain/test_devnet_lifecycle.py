@@ -108,8 +108,12 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
         assert summary["liquidations"] == 1
         assert summary["claimed"] == 1_000 * DOLLAR and summary["second_claim"] == 0
         assert "receipt #" in text and " ms " in text  # the sequencing clock, in milliseconds
-        for stage in ("built", "quorum", "submitted", "recorded"):  # ("signed" is skipped when the others signed first)
+        for stage in ("built", "submitted", "recorded"):
             assert f"epoch {summary['epoch']} {stage}" in text
+        # Stages are sampled once per checkpointer tick, so an operator can pass through one unseen: "signed" when
+        # the others signed first, "quorum" when it learns of the recording before it has collected every
+        # signature. Some operator always shows one of the two.
+        assert f"epoch {summary['epoch']} signed" in text or f"epoch {summary['epoch']} quorum" in text
 
     asyncio.run(asyncio.wait_for(scenario(), 240))  # a hang fails the test instead of CI
 

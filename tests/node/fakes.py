@@ -139,5 +139,8 @@ class RecordingEngine:
             "openOrders": [{"market": "0x" + m.hex(), "side": s, "price": str(p), "size": str(z)} for _, m, s, p, z in mine],
         }
 
-    def withdrawal_proof(self, trader: bytes, token: bytes) -> dict:
-        return {"root": "0x" + self.root.hex(), "epoch": self.current_epoch}
+    def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        return {"root": "0x" + self.root.hex(), "epoch": self.current_epoch if epoch is None else epoch}
+
+    def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        return {"root": "0x" + self.root.hex(), "epoch": self.current_epoch if epoch is None else epoch}

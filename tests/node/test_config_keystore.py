@@ -60,6 +60,24 @@ def test_a_good_config_parses_to_typed_settings(folder):
     assert s.domain.chain_id == 31337 and s.domain.verifying_contract == b"\x5a" * 20
     assert s.data_dir == folder / "data1" and s.history_path == folder / "data1" / "history.sqlite"
     assert s.keystore == folder / "op1.json"
+    assert s.chain_confirmations is None and s.chain_epoch_interval_seconds is None  # the network's defaults
+
+
+def test_chain_confirmations_and_epoch_interval_override_the_network_defaults(folder):
+    from ddx_offchain.chain.operator_chain import settings_for
+
+    (folder / "node.toml").write_text(GOOD.replace("chain_id = 31337", "chain_id = 31337\nconfirmations = 12\nepoch_interval_ms = 2500"))
+    s = load_config(folder / "node.toml")
+    assert s.chain_confirmations == 12 and s.chain_epoch_interval_seconds == 2.5
+    public = settings_for(1, 100)
+    assert public.follower.confirmations == 6 and public.epoch_interval_s == 60.0
+    local = settings_for(31337, 100)
+    assert local.follower.confirmations == 1 and local.epoch_interval_s == 5.0
+    chosen = settings_for(1, 100, confirmations=s.chain_confirmations, epoch_interval_s=s.chain_epoch_interval_seconds)
+    assert chosen.follower.confirmations == 12 and chosen.checkpointer.confirmations == 12
+    assert chosen.epoch_interval_s == 2.5 and chosen.deployment_block == 100
+    instant = settings_for(1337, 0, confirmations=0)
+    assert instant.follower.confirmations == 0 and instant.checkpointer.confirmations == 1  # final needs 1 block
 
 
 @pytest.mark.parametrize(
@@ -75,6 +93,11 @@ def test_a_good_config_parses_to_typed_settings(folder):
         (lambda t: t + "\n[bogus]\n", "bogus"),
         (lambda t: t.replace("[engine]\ngenesis = \"genesis.json\"", ""), "engine"),
         (lambda t: t + "\nnot toml = = =", "TOML"),
+        (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nconfirmations = -1"), "chain.confirmations"),
+        (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nconfirmations = 1001"), "chain.confirmations"),
+        (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nconfirmations = \"6\""), "confirmations"),
+        (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nepoch_interval_ms = 99"), "chain.epoch_interval_ms"),
+        (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nepoch_interval_ms = 1.5"), "epoch_interval_ms"),
     ],
 )
 def test_bad_configs_name_the_field(folder, edit, message):

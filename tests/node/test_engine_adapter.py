@@ -18,6 +18,7 @@ from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.proof import InclusionProof, verify_inclusion
 from ddx_offchain.protocol.requests import market_id
 from ddx_offchain.client import Trader
+from ddx_offchain.node.genesis import example_genesis
 from fakes import InMemorySequencer
 
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
@@ -25,15 +26,7 @@ USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
 USDC_BYTES = bytes.fromhex(USDC[2:])
 T0 = 1_700_000_000_000
 ETHP = market_id("ETHP")
-GENESIS = {
-    "tokens": [USDC],
-    "markets": [{
-        "market": "ETHP", "token": USDC, "tick": 10_000, "lot": 1_000, "size_decimals": 6, "initial_margin_bps": 1_000,
-        "maintenance_margin_bps": 500, "maker_fee_bps": 2, "taker_fee_bps": 5, "liquidation_fee_bps": 50,
-        "market_order_band_bps": 500, "premium_cap_bps": 100, "funding_cap_bps": 75, "funding_dampener": 8,
-        "funding_interval_ms": 3_600_000, "max_order_notional": "10000000000000", "active": True,
-    }],
-}
+GENESIS = example_genesis(USDC)
 
 
 def operator_entry(command) -> bytes:
@@ -98,7 +91,7 @@ def test_withdrawal_proof_verifies_against_the_frozen_root():
         alice = Trader(b"\xa1" * 32, DOMAIN, lambda: T0)
         fund(seq, [alice])
         await node.service.submit(json.dumps(alice.withdraw_intent(USDC_BYTES, 1_000 * 10**6).to_json()).encode())
-        assert adapter.withdrawal_proof(alice.address, USDC_BYTES) == {"error": "no_frozen_epoch"}
+        assert adapter.withdrawal_proof(alice.address, USDC_BYTES)["error"] == "no_frozen_epoch"
         seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
         doc = adapter.withdrawal_proof(alice.address, USDC_BYTES)
         assert doc["epoch"] == 1 and doc["included"] and doc["cumulative"] == str(1_000 * 10**6)
@@ -185,5 +178,77 @@ def test_operator_commands_are_sequenced_and_report_how_they_applied():
         again = await node.service.propose_operator_command(encode_command(ChainBlock(b"\x02" * 32, 1, b"\x0b" * 32, ())))
         assert again.updates[0].kind == "Rejected" and again.updates[0].data["reasonName"] == "block_not_newer"
         assert adapter.trader_state(alice.address)["strategies"][0]["collateral"] == str(7 * 10**6)
+
+    asyncio.run(scenario())
+
+
+def test_balance_proof_proves_the_escape_leaf_or_its_absence():
+    from ddx_offchain.protocol import items
+    from ddx_offchain.protocol.proof import NonInclusionProof, verify_non_inclusion
+
+    node, seq, adapter = make()
+    alice, bob = Trader(b"\xa1" * 32, DOMAIN, lambda: T0), Trader(b"\xb0" * 32, DOMAIN, lambda: T0)
+    fund(seq, [alice])
+    assert adapter.balance_proof(alice.address, USDC_BYTES)["error"] == "no_frozen_epoch"
+    seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
+    doc = adapter.balance_proof(alice.address, USDC_BYTES)
+    root = bytes.fromhex(doc["root"][2:])
+    assert doc["epoch"] == 1 and doc["included"] and doc["deposited"] == str(10_000 * 10**6)
+    proof = InclusionProof.from_json(doc["proof"])
+    expected = items.balance_value(alice.address, USDC_BYTES, int(doc["amount"]), int(doc["deposited"]))
+    assert proof.key == items.balance_key(alice.address, USDC_BYTES) and proof.value_hash == items.value_hash(expected)
+    assert verify_inclusion(root, proof) and int(doc["amount"]) == 10_000 * 10**6  # no positions: all of it
+    absent = adapter.balance_proof(bob.address, USDC_BYTES)
+    assert absent["included"] is False and absent["amount"] == absent["deposited"] == "0"
+    missing = NonInclusionProof.from_json(absent["proof"])
+    assert missing.key == items.balance_key(bob.address, USDC_BYTES) and verify_non_inclusion(root, missing)
+    assert adapter.balance_proof(alice.address, USDC_BYTES, epoch=7)["error"] == "unknown_epoch"
+
+
+def test_proof_endpoints_default_to_the_last_recorded_epoch_and_take_an_epoch():
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from ddx_offchain.api.server import build_app
+
+    async def scenario():
+        node, seq, adapter = make()
+        alice = Trader(b"\xa1" * 32, DOMAIN, lambda: T0)
+        fund(seq, [alice])
+        await node.service.submit(json.dumps(alice.withdraw_intent(USDC_BYTES, 7 * 10**6).to_json()).encode())
+        seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
+        await node.service.submit(json.dumps(alice.withdraw_intent(USDC_BYTES, 3 * 10**6).to_json()).encode())
+        seq.append(operator_entry(AdvanceEpoch(b"\x04" * 32, 2)))
+        checkpoint = {"state": "not_configured"}
+        node.set_checkpoint_status(lambda: checkpoint)
+        server = TestClient(TestServer(build_app(node)))
+        await server.start_server()
+        path = f"0x{alice.address.hex()}/{USDC}"
+        try:
+            async def get(kind: str, query: str = "") -> tuple[int, dict]:
+                resp = await server.get(f"/v1/proofs/{kind}/{path}{query}")
+                return resp.status, await resp.json()
+
+            for kind in ("withdrawal", "balance"):
+                assert (await get(kind))[1]["epoch"] == 2  # no chain side: the latest frozen epoch
+            checkpoint = {"state": "collecting", "lastRecordedEpoch": None}
+            status, doc = await get("withdrawal")
+            assert status == 404 and doc["error"] == "no_recorded_epoch"
+            checkpoint = {"state": "collecting", "lastRecordedEpoch": 1}
+            status, doc = await get("withdrawal")
+            assert status == 200 and doc["epoch"] == 1 and doc["cumulative"] == str(7 * 10**6)  # recorded, not frozen
+            status, doc = await get("withdrawal", "?epoch=2")
+            assert status == 200 and doc["epoch"] == 2 and doc["cumulative"] == str(10 * 10**6)
+            status, doc = await get("balance", "?epoch=2")
+            assert status == 200 and doc["epoch"] == 2 and doc["amount"] == str((10_000 - 10) * 10**6)
+            assert (await get("balance"))[1]["epoch"] == 1
+            for bad in ("?epoch=0", "?epoch=-1", "?epoch=x", "?epoch=1e3"):
+                status, doc = await get("balance", bad)
+                assert status == 400 and doc["error"] == "bad_query", bad
+            status, doc = await get("withdrawal", "?epoch=9")
+            assert status == 404 and doc["error"] == "unknown_epoch"
+            resp = await server.get(f"/v1/proofs/balance/0x12/{USDC}")
+            assert resp.status == 400 and (await resp.json())["error"] == "bad_path"
+        finally:
+            await server.close()
 
     asyncio.run(scenario())
