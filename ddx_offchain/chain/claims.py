@@ -1,6 +1,6 @@
 """Claiming withdrawals and escaping, from a proof: the user-driven settlement clock.
 
-A proof (from the node API, `GET /v1/proofs/withdrawal/{trader}/{token}`, or from the engine directly) is checked
+A proof (from the node API, `GET /v1/proofs/withdrawal|balance/{trader}/{token}`, or from the engine) is checked
 locally first — it must be for this trader and token, lead to its root, and that root must be the one the
 contract recorded for the epoch — so a bad or premature proof is a typed `ClaimError` and no transaction is sent.
 Then `claim` (or `escape`) is sent and the contract's event says what was paid. Anyone may send a claim; the tokens
@@ -21,7 +21,7 @@ from web3.logs import DISCARD  # the token's Transfer log shares the receipt
 
 from ..protocol import items
 from ..protocol.errors import ProtocolError
-from ..protocol.proof import InclusionProof, ProofError, verify_inclusion
+from ..protocol.proof import InclusionProof, NonInclusionProof, ProofError, verify_inclusion, verify_non_inclusion
 
 ZERO = b"\x00" * 32
 
@@ -32,7 +32,8 @@ class ClaimError(ValueError):
 
 @dataclass(frozen=True)
 class LeafProof:
-    """A WITHDRAWAL (cumulative) or BALANCE (escape amount) leaf of `trader`/`token`, proven against `root`."""
+    """A WITHDRAWAL (cumulative) or BALANCE (escape amount, credited deposits) leaf of `trader`/`token`, proven
+    present under `root`."""
 
     kind: str  # "withdrawal" or "balance"
     trader: str
@@ -41,19 +42,14 @@ class LeafProof:
     epoch: int
     root: bytes
     siblings: tuple[bytes, ...]
-    # BALANCE leaves that also carry the deposits the engine had credited (docs/protocol.md §2); None: no such field
-    deposited: int | None = None
+    deposited: int = 0  # BALANCE: the deposits the engine had credited to the pair (docs/protocol.md §2)
 
     def value(self) -> bytes:
         """The leaf's value encoding (docs/protocol.md §2)."""
         if self.kind == "withdrawal":
             return items.withdrawal_value(self.trader, self.token, self.amount)
         if self.kind == "balance":
-            fields, values = ["address", "address", "uint256"], [self.trader, self.token, self.amount]
-            if self.deposited is not None:
-                fields.append("uint256")
-                values.append(self.deposited)
-            return items.item_value(items.Kind.BALANCE, fields, values)
+            return items.balance_value(self.trader, self.token, self.amount, self.deposited)
         raise ClaimError(f"unknown leaf kind {self.kind!r}")
 
     def check(self) -> None:
@@ -65,8 +61,8 @@ class LeafProof:
 
     @classmethod
     def from_api(cls, doc: dict, trader: str, token: str, kind: str = "withdrawal") -> "LeafProof":
-        """The API's proof document: {"epoch", "root", "cumulative" | "amount", "proof": {"key", "value_hash",
-        "siblings"}} (docs/protocol.md §4 JSON form)."""
+        """The API's proof document: {"epoch", "root", "cumulative" | "amount" and "deposited", "proof": {"key",
+        "value_hash", "siblings"}} (docs/protocol.md §4 JSON form)."""
         if not isinstance(doc, dict):
             raise ClaimError("proof document must be a JSON object")
         if doc.get("included") is False:
@@ -75,7 +71,7 @@ class LeafProof:
             trader, token = _address(trader), _address(token)
             proof = InclusionProof.from_json(doc["proof"])
             amount = _uint(doc.get("cumulative", doc.get("amount")), "amount")
-            deposited = None if doc.get("deposited") is None else _uint(doc["deposited"], "deposited")
+            deposited = _uint(doc["deposited"], "deposited") if kind == "balance" else 0
             leaf = cls(kind, trader, token, amount, _uint(doc["epoch"], "epoch"), _hex32(doc["root"]), proof.siblings, deposited)
         except (KeyError, TypeError) as exc:
             raise ClaimError(f"malformed proof document: missing or wrong {exc}") from None
@@ -94,7 +90,7 @@ class LeafProof:
         if value is None:
             raise ClaimError(f"{trader} has no {kind} leaf for {token} in epoch {proofs['epoch']}")
         amount, deposited = leaf_amounts(value)
-        leaf = cls(kind, _address(trader), _address(token), amount, proofs["epoch"], proofs["root"], tuple(proofs[kind].siblings), deposited)
+        leaf = cls(kind, _address(trader), _address(token), amount, proofs["epoch"], proofs["root"], tuple(proofs[kind].siblings), deposited or 0)
         leaf.check()
         return leaf
 
@@ -106,6 +102,75 @@ def leaf_amounts(value: bytes) -> tuple[int, int | None]:
     if len(words) not in (4, 5) or len(value) % 32:
         raise ClaimError(f"not a WITHDRAWAL or BALANCE value ({len(value)} bytes)")
     return int.from_bytes(words[3], "big"), (int.from_bytes(words[4], "big") if len(words) == 5 else None)
+
+
+@dataclass(frozen=True)
+class AbsentBalance:
+    """No BALANCE leaf for `trader`/`token` under `root`: the escape hatch then pays (0, 0) plus the on-chain
+    deposits. Either a non-inclusion proof (docs/protocol.md §4) against a recorded epoch, or — before any
+    checkpoint (`epoch` 0, `root` zero: the empty tree) — no siblings at all."""
+
+    trader: str
+    token: str
+    epoch: int
+    root: bytes
+    siblings: tuple[bytes, ...] = ()
+    other_key: bytes | None = None  # None: the path ends in an empty subtree
+    other_value_hash: bytes | None = None
+    kind = "balance"
+    amount = 0
+    deposited = 0
+
+    @classmethod
+    def before_any_checkpoint(cls, trader: str, token: str) -> "AbsentBalance":
+        return cls(_address(trader), _address(token), 0, ZERO)
+
+    def proof(self) -> NonInclusionProof:
+        return NonInclusionProof(items.balance_key(self.trader, self.token), tuple(self.siblings), self.other_key, self.other_value_hash)
+
+    def check(self) -> None:
+        if self.epoch == 0:
+            if self.root != ZERO or self.siblings or self.other_key is not None:
+                raise ClaimError("before any checkpoint the root is zero and an absence needs no proof")
+            return
+        if not verify_non_inclusion(self.root, self.proof()):
+            raise ClaimError(f"the non-inclusion proof of {self.trader}/{self.token}'s balance does not lead to root 0x{self.root.hex()}")
+
+    @classmethod
+    def from_engine(cls, proofs: dict, trader: str, token: str) -> "AbsentBalance":
+        """From `Engine.epoch_proofs(epoch, trader, token)` when the pair has no BALANCE leaf."""
+        proof = proofs["balance"]
+        if not isinstance(proof, NonInclusionProof):
+            raise ClaimError(f"{trader} has a balance leaf for {token} in epoch {proofs['epoch']}: use LeafProof")
+        absent = cls(_address(trader), _address(token), proofs["epoch"], proofs["root"], tuple(proof.siblings), proof.other_key, proof.other_value_hash)
+        absent.check()
+        return absent
+
+    @classmethod
+    def from_api(cls, doc: dict, trader: str, token: str) -> "AbsentBalance":
+        """The balance document for a pair without a leaf: {"included": false, "epoch", "root", "proof": {"key",
+        "siblings"[, "other_key", "other_value_hash"]}}."""
+        try:
+            trader, token = _address(trader), _address(token)
+            proof = NonInclusionProof.from_json(doc["proof"])
+            absent = cls(trader, token, _uint(doc["epoch"], "epoch"), _hex32(doc["root"]), proof.siblings, proof.other_key, proof.other_value_hash)
+        except (KeyError, TypeError) as exc:
+            raise ClaimError(f"malformed proof document: missing or wrong {exc}") from None
+        except (ProofError, ProtocolError) as exc:
+            raise ClaimError(f"malformed proof document: {exc}") from None
+        if proof.key != items.balance_key(trader, token):
+            raise ClaimError(f"the proof is for another item than the balance leaf of {trader}/{token}")
+        absent.check()
+        return absent
+
+
+def balance_from_api(doc: dict, trader: str, token: str) -> LeafProof | AbsentBalance:
+    """GET /v1/proofs/balance's document: the leaf with its inclusion proof, or its absence."""
+    if not isinstance(doc, dict):
+        raise ClaimError("proof document must be a JSON object")
+    if doc.get("included") is False:
+        return AbsentBalance.from_api(doc, trader, token)
+    return LeafProof.from_api(doc, trader, token, kind="balance")
 
 
 @dataclass(frozen=True)
@@ -160,11 +225,12 @@ def freeze_if_due(w3: Web3, exchange, sender: Sender) -> bool:
 
 
 def escape(
-    w3: Web3, exchange, token_contract, balance: LeafProof, withdrawal: LeafProof | None, sender: Sender
+    w3: Web3, exchange, token_contract, balance: LeafProof | AbsentBalance, withdrawal: LeafProof | None, sender: Sender
 ) -> Payout:
-    """Once frozen: pay the BALANCE leaf of the last checkpoint plus any unclaimed withdrawable."""
+    """Once frozen: pay the BALANCE leaf of the last checkpoint (or (0, 0) for a pair without one), the deposits made
+    on-chain beyond the leaf's `deposited`, and any unclaimed withdrawable (docs/contracts.md, "Escape hatch")."""
     if balance.kind != "balance" or (withdrawal is not None and withdrawal.kind != "withdrawal"):
-        raise ClaimError("escape takes a balance proof and, optionally, a withdrawal proof")
+        raise ClaimError("escape takes a balance proof (or its absence) and, optionally, a withdrawal proof")
     if not exchange.functions.frozen().call():
         raise ClaimError("the exchange is not frozen: escape opens after the escape delay without a checkpoint")
     latest = exchange.functions.latest_epoch().call()
@@ -174,14 +240,10 @@ def escape(
         leaf.check()
         if leaf.epoch != latest:
             raise ClaimError(f"escape proves against the last checkpoint (epoch {latest}), not epoch {leaf.epoch}")
-        _require_recorded(exchange, leaf)
-    with_deposits = _escape_takes_deposited(exchange)
-    if with_deposits != (balance.deposited is not None):
-        raise ClaimError("the balance proof and the deployed contract disagree on the BALANCE leaf's fields")
-    entitled = balance.amount
-    if with_deposits:  # deposits the engine had not credited at the checkpoint are paid back too
-        onchain = exchange.functions.deposited(balance.trader, balance.token).call()
-        entitled += max(0, onchain - balance.deposited)
+        if leaf.epoch != 0:
+            _require_recorded(exchange, leaf)
+    # deposits the engine had not credited at the checkpoint are paid back too
+    entitled = balance.amount + max(0, exchange.functions.deposited(balance.trader, balance.token).call() - balance.deposited)
     owed_balance = entitled - min(entitled, exchange.functions.escaped(balance.trader, balance.token).call())
     owed_withdrawal = 0
     if withdrawal is not None:
@@ -189,26 +251,18 @@ def escape(
     if owed_balance + owed_withdrawal == 0:
         raise ClaimError(f"nothing to escape: {balance.trader} was already paid its {balance.token} balance and withdrawable")
     before = token_contract.functions.balanceOf(balance.trader).call()
-    cumulative, siblings = (withdrawal.amount, list(withdrawal.siblings)) if withdrawal else (0, [])
-    if with_deposits:
-        call = exchange.functions.escape(
-            balance.trader, balance.token, balance.amount, balance.deposited, list(balance.siblings), cumulative, siblings,
-            ZERO, ZERO,  # inclusion proofs: no other leaf ends the path
-        )
-    else:
-        call = exchange.functions.escape(balance.trader, balance.token, balance.amount, list(balance.siblings), cumulative, siblings)
+    cumulative, withdrawal_siblings = (withdrawal.amount, list(withdrawal.siblings)) if withdrawal else (0, [])
+    other_key = other_value_hash = ZERO  # inclusion proofs, and absences whose path ends in an empty subtree
+    if isinstance(balance, AbsentBalance):
+        other_key, other_value_hash = balance.other_key or ZERO, balance.other_value_hash or ZERO
+    call = exchange.functions.escape(
+        balance.trader, balance.token, balance.amount, balance.deposited, list(balance.siblings),
+        cumulative, withdrawal_siblings, other_key, other_value_hash,
+    )
     receipt = _send(w3, call, sender)
     event = exchange.events.Escape().process_receipt(receipt, errors=DISCARD)[0]["args"]
     after = token_contract.functions.balanceOf(balance.trader).call()
     return Payout(bytes(receipt["transactionHash"]), int(event["paid"]), int(event["unpaid"]), before, after)
-
-
-def _escape_takes_deposited(exchange) -> bool:
-    """Whether the deployed exchange's `escape` takes the BALANCE leaf's `deposited` (read from its ABI)."""
-    for entry in exchange.abi:
-        if entry.get("type") == "function" and entry.get("name") == "escape":
-            return any(arg["name"] == "deposited" for arg in entry["inputs"])
-    raise ClaimError("the exchange ABI has no escape function")
 
 
 def _require_recorded(exchange, proof: LeafProof) -> None:

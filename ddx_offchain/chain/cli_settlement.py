@@ -140,10 +140,14 @@ def withdraw_request(
 # ---- withdraw status -------------------------------------------------------------------------------------------
 
 
-async def _proof_doc(session, urls: list[str], trader: str, token: str) -> dict | None:
+async def _proof_doc(session, urls: list[str], trader: str, token: str, kind: str = "withdrawal",
+                     epoch: int | None = None) -> dict | None:
+    """GET /v1/proofs/{kind}/… from the first operator that answers: against `epoch`, or by default the last epoch
+    recorded on-chain; None when there is none (404)."""
+    query = "" if epoch is None else f"?epoch={epoch}"
     for url in urls:
         try:
-            async with session.get(f"{url.rstrip('/')}/v1/proofs/withdrawal/{trader}/{token}") as resp:
+            async with session.get(f"{url.rstrip('/')}/v1/proofs/{kind}/{trader}/{token}{query}") as resp:
                 if resp.status == 200:
                     return await resp.json()
                 if resp.status == 404:
@@ -192,7 +196,7 @@ def withdraw_status(
         typer.echo(f"trader {trader}, token {token_address}")
         typer.echo(f"  executed:      cumulative withdrawable {executed} (engine state now)")
         if doc is None:
-            typer.echo("  checkpointed:  no frozen epoch yet")
+            typer.echo("  checkpointed:  no checkpoint recorded on-chain yet")
         else:
             recorded = bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:])
             typer.echo(f"  checkpointed:  {doc['cumulative']} in epoch {doc['epoch']} "
@@ -258,7 +262,7 @@ def withdraw_claim(
                 if recorded and doc.get("included", True) and int(doc["cumulative"]) > claimed:
                     return doc
                 if time.monotonic() > deadline:
-                    what = "no frozen epoch" if doc is None else f"no recorded checkpoint covers the withdrawal yet (latest proof: epoch {doc['epoch']})"
+                    what = "no recorded checkpoint yet" if doc is None else f"no recorded checkpoint covers the withdrawal yet (latest proof: epoch {doc['epoch']})"
                     raise CommandError(f"{what} after {wait:.0f} s: try again later")
                 await asyncio.sleep(1.0)
 
@@ -285,19 +289,22 @@ def withdraw_claim(
 def escape(
     rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
     manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
-    balance_proof: str = typer.Option(..., "--balance-proof", help="BALANCE leaf proof document of the last checkpoint"),
-    withdrawal_proof: str = typer.Option(None, "--withdrawal-proof", help="WITHDRAWAL leaf proof document, if any"),
+    api: list[str] = typer.Option(None, "--api", help="an operator's API URL: fetch both proofs of the last checkpoint"),
+    balance_proof: str = typer.Option(None, "--balance-proof", help="or the BALANCE proof document of the last checkpoint"),
+    withdrawal_proof: str = typer.Option(None, "--withdrawal-proof", help="and the WITHDRAWAL proof document, if any"),
     trader: str = typer.Option(None, "--trader"),
     token: str = typer.Option(None, "--token"),
     keystore: str = typer.Option(None, "--keystore", help="pays the gas"),
     ape_account: str = typer.Option(None, "--ape-account"),
 ) -> None:
     """After the escape delay with no checkpoint: freeze the exchange (if due) and withdraw the balance proven in the
-    last checkpoint plus any unclaimed withdrawable. Proof documents: {"epoch", "root", "amount"|"cumulative",
-    "proof": {key, value_hash, siblings}} (docs/protocol.md §4), saved while operators were still up."""
+    last checkpoint, the deposits it had not credited and any unclaimed withdrawable. The proofs come from an
+    operator's API (`--api`: GET /v1/proofs/balance|withdrawal/… for the contract's last epoch) or from documents
+    saved from it while operators were still up (`--balance-proof`, `--withdrawal-proof`). A pair without a BALANCE
+    leaf escapes with its non-inclusion proof; before any checkpoint no proof is needed."""
     from eth_account import Account
 
-    from .claims import ClaimError, LeafProof, Sender, escape as escape_call, freeze_if_due
+    from .claims import AbsentBalance, ClaimError, LeafProof, Sender, balance_from_api, escape as escape_call, freeze_if_due
 
     try:
         m = _manifest(manifest)
@@ -305,10 +312,23 @@ def escape(
         trader = trader or Account.from_key(key).address
         token_address = _token(m, token)
         w3, exchange, token_abi = _contracts(rpc, m)
-        balance = LeafProof.from_api(json.loads(Path(balance_proof).read_text()), trader, token_address, kind="balance")
+        latest = exchange.functions.latest_epoch().call()
+        withdrawal_doc = None
+        if latest == 0:  # nothing was ever checkpointed: every pair is absent from the empty tree
+            balance = AbsentBalance.before_any_checkpoint(trader, token_address)
+        else:
+            if api:
+                balance_doc, withdrawal_doc = _run(_escape_docs(api, trader, token_address, latest))
+            elif balance_proof:
+                balance_doc = json.loads(Path(balance_proof).read_text())
+                if withdrawal_proof:
+                    withdrawal_doc = json.loads(Path(withdrawal_proof).read_text())
+            else:
+                raise CommandError(f"give --api URL or --balance-proof FILE: the last checkpoint is epoch {latest}")
+            balance = balance_from_api(balance_doc, trader, token_address)
         withdrawal = None
-        if withdrawal_proof:
-            withdrawal = LeafProof.from_api(json.loads(Path(withdrawal_proof).read_text()), trader, token_address)
+        if withdrawal_doc is not None and withdrawal_doc.get("included", True):
+            withdrawal = LeafProof.from_api(withdrawal_doc, trader, token_address)
         sender = Sender.from_key(key)
         if not freeze_if_due(w3, exchange, sender):
             raise CommandError("the escape delay is not over: the operators checkpointed recently")
@@ -316,7 +336,18 @@ def escape(
     except (CommandError, ClaimError, OSError, ValueError) as exc:
         _fail(exc)
     typer.echo(f"escaped: paid {payout.paid} to {trader} (tx 0x{payout.tx_hash.hex()}); "
-               f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}")
+               f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}"
+               + (f"; {payout.unpaid} above the rate limit stays owed" if payout.unpaid else ""))
+
+
+async def _escape_docs(urls: list[str], trader: str, token: str, epoch: int) -> tuple[dict, dict | None]:
+    import aiohttp
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        balance = await _proof_doc(session, urls, trader, token, "balance", epoch)
+        if balance is None:
+            raise CommandError(f"the operators no longer hold epoch {epoch}: use proof documents saved earlier")
+        return balance, await _proof_doc(session, urls, trader, token, "withdrawal", epoch)
 
 
 # ---- audit -----------------------------------------------------------------------------------------------------

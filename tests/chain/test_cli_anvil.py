@@ -13,7 +13,6 @@ from eth_account import Account
 from typer.testing import CliRunner
 
 from anvil_node import Anvil
-from ddx_offchain.chain.claims import leaf_amounts
 from ddx_offchain.cli import app
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.protocol.hashing import keccak256
@@ -98,16 +97,17 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
         devnet.call(cluster.stop_operator(0))  # no new epoch can be checkpointed with 2 of 3
         time.sleep(2.5)  # a relay sent just before the stop is mined by now (a block every second)
         epoch = cluster.exchange.functions.latest_epoch().call()
-        engine = cluster.nodes[1].node.engine.engine
-        proofs = engine.epoch_proofs(epoch, bytes.fromhex(trader[2:]), bytes.fromhex(cluster.token.address[2:]))
-        for kind in ("balance", "withdrawal"):
-            amount, deposited = leaf_amounts(proofs[f"{kind}_value"])
-            doc = {"epoch": epoch, "root": "0x" + proofs["root"].hex(), "amount": str(amount), "proof": proofs[kind].to_json()}
-            if deposited is not None:
-                doc["deposited"] = str(deposited)
-            (tmp_path / f"{kind}.json").write_text(json.dumps(doc))
-        balance = int(json.loads((tmp_path / "balance.json").read_text())["amount"])
-        assert balance == 25 * DOLLAR
+        import urllib.request
+
+        for kind in ("balance", "withdrawal"):  # the documents a wallet saves from the API while operators are up
+            url = f"{cluster.api_urls[1]}/v1/proofs/{kind}/{trader}/{cluster.token.address}?epoch={epoch}"
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                (tmp_path / f"{kind}.json").write_bytes(resp.read())
+        saved = json.loads((tmp_path / "balance.json").read_text())
+        assert saved["included"] and int(saved["amount"]) == 25 * DOLLAR and saved["epoch"] == epoch
+        fetched = ["escape", "--rpc", anvil.url, "--api", cluster.api_urls[1], *common]
+        done = runner.invoke(app, fetched)  # proofs fetched from the API for the contract's last epoch
+        assert done.exit_code == 1 and "escape delay is not over" in done.output
         escape = ["escape", "--rpc", anvil.url, "--balance-proof", str(tmp_path / "balance.json"),
                   "--withdrawal-proof", str(tmp_path / "withdrawal.json"), *common]
         done = runner.invoke(app, escape)
