@@ -87,5 +87,5 @@ def __init__(
     checkpoints.__init__(escape_delay)
     governance.__init__(governance_delay)
     for entry: InitialCollateral in collateral:
-        custody._set_collateral(entry.token, True)
         custody._set_rate_limit(entry.token, entry.capacity, entry.period)
+        custody._set_collateral(entry.token, True)

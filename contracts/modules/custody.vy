@@ -306,7 +306,13 @@ def _draw(token: address, wanted: uint256) -> uint256:
 
 @internal
 def _set_collateral(token: address, allowed: bool):
+    """
+    @dev A token is allowed only once it has a rate limit: with none, claims and escapes could never pay its
+         deposits out. Limits cannot be removed, so the check holds for as long as the token stays allowed.
+    """
     assert token != empty(address), "custody: zero token"
+    if allowed:
+        assert self._limit[token] != 0, "custody: token has no rate limit"
     self.collateral_allowed[token] = allowed
     log CollateralChanged(token=token, allowed=allowed)
 

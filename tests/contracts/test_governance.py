@@ -144,17 +144,20 @@ def test_collateral_allow_list_change(dx):
     trader = boa.env.generate_address()
     token.mint(trader, 10)
     token.approve(dx.exchange.address, 10, sender=trader)
-    message = om.SetCollateral(1, 0, token.address, True)
+    limit = om.SetRateLimit(1, 0, token.address, 1_000, 3_600)  # a token needs a rate limit before it is allowed
+    message = om.SetCollateral(1, 1, token.address, True)
+    announce(dx, limit)
     announce(dx, message)
     (event,) = events(dx.exchange, "CollateralAnnounced")
     assert (event.token, event.allowed) == (token.address, True)
     with boa.reverts("custody: token not allowed"):
         dx.exchange.deposit(token.address, 10, sender=trader)
     boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    execute(dx, limit)
     execute(dx, message)
     dx.exchange.deposit(token.address, 10, sender=trader)
     # delisting stops deposits only; claims keep working
-    delist = om.SetCollateral(1, 1, dx.token.address, False)
+    delist = om.SetCollateral(1, 2, dx.token.address, False)
     announce(dx, delist)
     boa.env.time_travel(seconds=GOVERNANCE_DELAY)
     execute(dx, delist)
@@ -213,11 +216,11 @@ def test_nonce_must_be_the_next_one_and_announcements_do_not_replay(dx):
 
 
 def test_execution_must_match_the_announced_arguments(dx):
-    message = om.SetCollateral(1, 0, "0x" + "cd" * 20, True)
+    message = om.SetCollateral(1, 0, dx.token.address, True)
     announce(dx, message)
     boa.env.time_travel(seconds=GOVERNANCE_DELAY)
     with boa.reverts("governance: arguments differ from the announced change"):
-        execute(dx, om.SetCollateral(1, 0, "0x" + "cd" * 20, False))
+        execute(dx, om.SetCollateral(1, 0, dx.token.address, False))
     with boa.reverts("governance: pending change is of another kind"):
         execute(dx, om.SetThreshold(1, 0, 4))
     execute(dx, message)
