@@ -122,6 +122,10 @@ class NodeConfig:
     snapshot_interval: int = 50_000  # take a snapshot every this many applied entries (0 = never)
     snapshot_keep_entries: int = 5_000  # entries kept in memory after a snapshot for slow followers
     segment_bytes: int = 64 << 20
+    # Per peer, messages / bytes received and not yet stepped; at the bound the transport stops reading that
+    # peer's socket until the loop catches up (back-pressure, see docs/raft.md "Inbound back-pressure").
+    max_inbox_messages: int = 16384
+    max_inbox_bytes: int = 64 << 20
     # Run each log write + fsync on a disk thread, the loop stepping messages, applying and queueing the next
     # batch meanwhile. Inline (False) saves two thread hand-offs per Ready, which only pays when fsync takes a
     # small fraction of a millisecond; on a shared or cloud disk (milliseconds) the thread keeps the pipeline full.
@@ -156,6 +160,8 @@ class NodeStatus:
     learners: tuple[int, ...]
     followers: dict[int, FollowerStatus]  # on the leader only
     connected_peers: tuple[int, ...]
+    inbox_pauses: int = 0  # times a peer's socket was paused because its inbox was full (transport back-pressure)
+    inbox_overflows: int = 0  # connections closed because a paused peer kept sending
 
 
 @dataclass(slots=True)
@@ -179,7 +185,9 @@ class RaftNode:
         self._node: RawNode | None = None
         self._transport: Transport | None = None
         self._disk = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-disk-{config.node_id}")
-        self._inbox: collections.deque[Message] = collections.deque()
+        # Batches of received messages (sender, messages), one per transport hand-over; each is reported back to
+        # the transport once stepped, which is what bounds it (see NodeConfig.max_inbox_messages).
+        self._inbox: collections.deque[tuple[int, list[Message]]] = collections.deque()
         # (entry payload, waiter id) of requests not yet handed to the core.
         self._proposals: collections.deque[tuple[bytes, int]] = collections.deque()
         self._control: collections.deque[Callable[[RawNode], None]] = collections.deque()
@@ -251,6 +259,8 @@ class RaftNode:
                 peers=dict(config.peers),
                 tls=config.tls,
                 max_frame_bytes=max(16 << 20, 2 * config.max_size_per_msg),
+                max_inbox_messages=config.max_inbox_messages,
+                max_inbox_bytes=config.max_inbox_bytes,
             ),
             TransportHandler(
                 on_messages=self._on_messages,
@@ -399,6 +409,8 @@ class RaftNode:
             learners=raw.conf_state.learners,
             followers=followers,
             connected_peers=tuple(self._transport.connected_peers()) if self._transport else (),
+            inbox_pauses=self._transport.stats.inbox_pauses if self._transport else 0,
+            inbox_overflows=self._transport.stats.inbox_overflows if self._transport else 0,
         )
 
     # --- internals: inputs ----------------------------------------------------------------------------------
@@ -409,7 +421,7 @@ class RaftNode:
             raise NodeStoppedError(f"node failed: {self._fatal!r}")
 
     def _on_messages(self, peer: int, messages: list[Message]) -> None:
-        self._inbox.extend(messages)
+        self._inbox.append((peer, messages))
         self._wake.set()
 
     async def _change_membership(self, change: ConfChange, timeout: float | None) -> ConfState:
@@ -494,13 +506,17 @@ class RaftNode:
         while self._control:
             self._control.popleft()(node)
         inbox = self._inbox
+        transport = self._transport
         while inbox:
-            message = inbox.popleft()
-            try:
-                node.step(message)
-            except StepError as exc:
-                self.counters.step_errors += 1
-                log.debug("node %d: ignored %s from %d: %s", self.config.node_id, message.type.name, message.from_, exc)
+            peer, messages = inbox.popleft()
+            for message in messages:
+                try:
+                    node.step(message)
+                except StepError as exc:
+                    self.counters.step_errors += 1
+                    log.debug("node %d: ignored %s from %d: %s", self.config.node_id, message.type.name, message.from_, exc)
+            if transport is not None:
+                transport.consumed(peer)
         if self._proposals:
             self._propose_batch(node)
         while self._pending_ticks:

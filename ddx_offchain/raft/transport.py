@@ -7,6 +7,12 @@ Authentication: both sides present their operator certificate; a peer is accepte
 SHA-256 fingerprint is one of the pinned operator certificates from config, and every message it sends must
 carry its own node id. A process without a configured operator key cannot connect, let alone inject.
 
+Inbound back-pressure: each peer may have at most `max_inbox_messages` messages / `max_inbox_bytes` bytes handed
+to the runtime and not yet consumed (the runtime calls `Transport.consumed(peer)` once per `on_messages` call it
+has stepped). A frame that would exceed the bound is held in its connection and that peer's socket stops being
+read until the runtime has drained the peer's inbox below half the bound: the pressure lands on the sender's TCP
+window and send queue, never on this node's memory, and other peers (their own sockets) are not slowed at all.
+
 Robustness: a frame over `max_frame_bytes` closes the connection (the stream cannot be resynchronised past an
 unread body); a frame that does not decode, or a message that fails `check_message`, is dropped with a log line
 and the connection stays up. Nothing a peer sends can raise out of the transport.
@@ -69,6 +75,10 @@ class TransportConfig:
     # Messages buffered per peer while its connection is down; beyond that the oldest are dropped (Raft
     # retransmits) and the peer is reported unreachable.
     max_queued_messages: int = 16384
+    # Received messages from one peer not yet consumed by the runtime; beyond either bound that peer's socket
+    # is paused (see the module docstring). A single frame larger than the bound is still accepted alone.
+    max_inbox_messages: int = 16384
+    max_inbox_bytes: int = 64 << 20
     reconnect_min_seconds: float = 0.02
     reconnect_max_seconds: float = 1.0
     handshake_timeout_seconds: float = 5.0
@@ -89,6 +99,8 @@ class TransportStats:
     frames_dropped: int = 0
     connections_refused: int = 0
     messages_dropped_on_send: int = 0
+    inbox_pauses: int = 0  # times a peer's socket was paused because its inbox reached the bound
+    inbox_overflows: int = 0  # connections closed because a paused peer kept sending past the read buffer
     dropped_reasons: collections.Counter = field(default_factory=collections.Counter)
 
 
@@ -120,6 +132,10 @@ class Transport:
         self._inbound: set[asyncio.Task] = set()
         self._connections: set[_InboundConnection] = set()
         self._closed = False
+        # Per peer: (messages, bytes) of each on_messages call not yet consumed, oldest first, and the totals.
+        self._undelivered: dict[int, collections.deque[tuple[int, int]]] = {}
+        self._inbox_load: dict[int, list[int]] = {}
+        self._paused: dict[int, set[_InboundConnection]] = {}
         self.port = config.listen_port
 
     async def start(self) -> None:
@@ -185,6 +201,29 @@ class Transport:
                 continue
             link.enqueue(message)
 
+    def consumed(self, peer: int) -> None:
+        """The runtime has stepped the oldest unconsumed `on_messages` batch from `peer`: release its share of
+        the peer's inbox bound, and resume the peer's socket once the inbox is below half of it."""
+        pending = self._undelivered.get(peer)
+        if not pending:
+            return
+        count, size = pending.popleft()
+        load = self._inbox_load[peer]
+        load[0] -= count
+        load[1] -= size
+        paused = self._paused.get(peer)
+        if paused and load[0] <= self.config.max_inbox_messages // 2 and load[1] <= self.config.max_inbox_bytes // 2:
+            connections = list(paused)
+            paused.clear()
+            loop = asyncio.get_running_loop()
+            for connection in connections:
+                loop.call_soon(connection.resume)  # not re-entrant: the runtime is mid-way through its inbox
+
+    def inbox_load(self, peer: int) -> tuple[int, int]:
+        """(messages, bytes) received from `peer` and not yet consumed."""
+        load = self._inbox_load.get(peer)
+        return (load[0], load[1]) if load else (0, 0)
+
     def connected_peers(self) -> list[int]:
         return sorted(node for node, link in self._links.items() if link.connected)
 
@@ -206,18 +245,21 @@ class Transport:
         peer = self._fingerprints.get(certificate_fingerprint(der)) if der else None
         return None if peer == self.config.node_id else peer
 
-    def _deliver(self, peer: int, payload: bytes, assembler: SnapshotAssembler) -> None:
+    def _decode(self, peer: int, payload: bytes, assembler: SnapshotAssembler) -> tuple[list[Message], int]:
+        """Decode and check one frame: the messages to deliver and the bytes they hold."""
         self.stats.frames_received += 1
         try:
             frame = decode_frame_payload(payload)
             if isinstance(frame, SnapshotChunk):
                 message = assembler.add(frame)
                 candidates: tuple[Message, ...] = (message,) if message is not None else ()
+                size = len(message.snapshot.data) if message is not None and message.snapshot is not None else 0
             else:
                 candidates = frame.messages
+                size = len(payload)
         except CodecError as exc:
             self._drop(peer, "malformed", str(exc))
-            return
+            return [], 0
         me = self.config.node_id
         accepted: list[Message] = []
         for message in candidates:
@@ -227,11 +269,31 @@ class Transport:
                 self._drop(peer, "invalid", str(exc))
                 continue
             accepted.append(message)
-        if accepted:
-            try:
-                self.handler.on_messages(peer, accepted)
-            except Exception:  # the runtime's bug must not look like the peer's fault, nor kill the connection
-                log.exception("node %d: handler failed on messages from %d", me, peer)
+        return accepted, size
+
+    def _has_room(self, peer: int, count: int, size: int) -> bool:
+        load = self._inbox_load.get(peer)
+        if not load or (load[0] == 0 and load[1] == 0):
+            return True  # an empty inbox takes any one frame, so a frame bigger than the bound cannot wedge
+        return load[0] + count <= self.config.max_inbox_messages and load[1] + size <= self.config.max_inbox_bytes
+
+    def _hand_over(self, peer: int, messages: list[Message], size: int) -> None:
+        self._undelivered.setdefault(peer, collections.deque()).append((len(messages), size))
+        load = self._inbox_load.setdefault(peer, [0, 0])
+        load[0] += len(messages)
+        load[1] += size
+        try:
+            self.handler.on_messages(peer, messages)
+        except Exception:  # the runtime's bug must not look like the peer's fault, nor kill the connection
+            log.exception("node %d: handler failed on messages from %d", self.config.node_id, peer)
+
+    def _pause(self, peer: int, connection: _InboundConnection) -> None:
+        self.stats.inbox_pauses += 1
+        self._paused.setdefault(peer, set()).add(connection)
+        if self.stats.inbox_pauses & (self.stats.inbox_pauses - 1) == 0:  # 1st, 2nd, 4th, 8th...: rate-limited
+            load = self._inbox_load.get(peer, [0, 0])
+            log.warning("node %d: inbox from node %d full (%d messages, %d bytes): pausing its socket (%d pauses)",
+                        self.config.node_id, peer, load[0], load[1], self.stats.inbox_pauses)
 
     def _drop(self, peer: int, reason: str, detail: str) -> None:
         self.stats.frames_dropped += 1
@@ -257,6 +319,8 @@ class _InboundConnection(asyncio.Protocol):
         self.tls: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.assembler = SnapshotAssembler(transport.config.max_snapshot_bytes)
+        # A decoded frame waiting for room in the peer's inbox (the socket is paused meanwhile).
+        self.held: tuple[list[Message], int] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         owner = self.owner
@@ -276,7 +340,32 @@ class _InboundConnection(asyncio.Protocol):
         if self.peer is None:
             return
         self.buffer += data
+        if self.held is not None:
+            # Paused, but TLS may still hand over what it had already read; beyond one more frame the peer is
+            # ignoring TCP flow control (nothing honest can), so the connection goes: Raft retransmits.
+            if len(self.buffer) > self.owner.config.max_frame_bytes + (1 << 20) and self.tls is not None:
+                self.owner.stats.inbox_overflows += 1
+                self.owner._drop(self.peer, "overflow", "kept sending while paused; closing the connection")
+                self.buffer.clear()
+                self.tls.close()
+            return
         self._parse()
+
+    def resume(self) -> None:
+        """The peer's inbox has room again: deliver the held frame, parse what is buffered, read again."""
+        if self.peer is None or self.tls is None or self.tls.is_closing():
+            return
+        held, self.held = self.held, None
+        if held is not None:
+            owner = self.owner
+            if not owner._has_room(self.peer, len(held[0]), held[1]):
+                self.held = held
+                owner._pause(self.peer, self)
+                return
+            owner._hand_over(self.peer, *held)
+        self._parse()
+        if self.held is None:
+            self.tls.resume_reading()
 
     def _parse(self) -> None:
         buffer = self.buffer
@@ -285,7 +374,7 @@ class _InboundConnection(asyncio.Protocol):
         limit = owner.config.max_frame_bytes
         offset = 0
         size = len(buffer)
-        while size - offset >= LENGTH_PREFIX_BYTES:
+        while self.held is None and size - offset >= LENGTH_PREFIX_BYTES:
             length = int.from_bytes(buffer[offset : offset + LENGTH_PREFIX_BYTES], "big")
             if length == 0 or length > limit:
                 owner._drop(self.peer, "oversized", f"frame of {length} bytes (max {limit}); closing the connection")
@@ -295,14 +384,25 @@ class _InboundConnection(asyncio.Protocol):
             end = offset + LENGTH_PREFIX_BYTES + length
             if end > size:
                 break
-            owner._deliver(self.peer, bytes(buffer[offset + LENGTH_PREFIX_BYTES : end]), self.assembler)
+            messages, nbytes = owner._decode(self.peer, bytes(buffer[offset + LENGTH_PREFIX_BYTES : end]), self.assembler)
             offset = end
+            if not messages:
+                continue
+            if owner._has_room(self.peer, len(messages), nbytes):
+                owner._hand_over(self.peer, messages, nbytes)
+            else:
+                self.held = (messages, nbytes)
+                self.tls.pause_reading()
+                owner._pause(self.peer, self)
         if offset:
             del buffer[:offset]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.buffer.clear()
+        self.held = None
         self.owner._connections.discard(self)
+        if self.peer is not None:
+            self.owner._paused.get(self.peer, set()).discard(self)
 
     def abort(self) -> None:
         if self.tls is not None:
