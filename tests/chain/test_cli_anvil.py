@@ -128,3 +128,50 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
         if devnet is not None:
             devnet.stop()
         anvil.stop()
+
+
+def test_escape_before_any_checkpoint_needs_no_proof(tmp_path, monkeypatch):
+    """`ddx escape` when the operators never recorded a checkpoint: (0, 0, no siblings, zeros) against the empty
+    tree's root, and the on-chain deposit comes back."""
+    from web3 import Web3
+
+    from ddx_offchain.chain.artifacts import compile_contract
+    from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
+    from ddx_offchain.chain.embedded import Web3Deployer
+
+    anvil = Anvil()
+    try:
+        w3 = Web3(Web3.HTTPProvider(anvil.url))
+        manifest, written = deploy_and_record(
+            Web3Deployer(w3, network="anvil"), DeployConfig.local_default(), local=True, root=tmp_path / "deployments", log=lambda _: None
+        )
+        exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
+        token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
+        key = keccak256(b"escaping before any checkpoint")
+        trader = Account.from_key(key).address
+        funder = w3.eth.accounts[0]
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": funder, "to": trader, "value": 10**18}))
+        w3.eth.wait_for_transaction_receipt(token.functions.mint(trader, 7 * DOLLAR).transact({"from": funder}))
+        for call in (token.functions.approve(exchange.address, 7 * DOLLAR), exchange.functions.deposit(token.address, 7 * DOLLAR)):
+            tx = call.build_transaction({"from": trader, "nonce": w3.eth.get_transaction_count(trader, "pending")})
+            w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(Account.sign_transaction(tx, key).raw_transaction))
+        keystore = tmp_path / "trader.json"
+        keystore.write_text(json.dumps(Account.encrypt(key, PASSWORD, kdf="pbkdf2", iterations=2048)))
+        monkeypatch.setenv("DDX_KEYSTORE_PASSWORD", PASSWORD)
+        escape = ["escape", "--rpc", anvil.url, "--manifest", str(written.path), "--keystore", str(keystore)]
+        runner = CliRunner()
+        done = runner.invoke(app, escape)
+        assert done.exit_code == 1 and "escape delay is not over" in done.output
+        assert exchange.functions.latest_epoch().call() == 0
+        due = exchange.functions.last_checkpoint_at().call() + exchange.functions.escape_delay().call()
+        now = w3.eth.get_block("latest")["timestamp"]
+        w3.provider.make_request("evm_increaseTime", [due - now + 1])
+        w3.provider.make_request("evm_mine", [])
+        done = runner.invoke(app, escape)
+        assert done.exit_code == 0, done.output
+        assert f"escaped: paid {7 * DOLLAR}" in done.output
+        assert token.functions.balanceOf(trader).call() == 7 * DOLLAR and exchange.functions.frozen().call()
+        done = runner.invoke(app, escape)
+        assert done.exit_code == 1 and "nothing to escape" in done.output
+    finally:
+        anvil.stop()
