@@ -16,7 +16,7 @@ import aiohttp
 
 from ..protocol.eip712 import Domain, DomainCache
 from ..protocol.errors import ProtocolError
-from ..protocol.items import value_hash, withdrawal_key, withdrawal_value
+from ..protocol.items import balance_key, balance_value, value_hash, withdrawal_key, withdrawal_value
 from ..protocol.proof import InclusionProof, NonInclusionProof, verify_inclusion, verify_non_inclusion
 from ..protocol.requests import SignedReceipt, SignedRequest, verify_receipt
 
@@ -176,25 +176,35 @@ class DdxClient:
     async def status(self) -> dict:
         return await self._get("/v1/status")
 
-    async def withdrawal_proof(self, trader: bytes, token: bytes) -> dict:
+    async def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
         """The proof document, after checking that it proves this (trader, token) leaf with the stated cumulative
-        amount (or its absence) against the root it names. Compare the root with the contract's before claiming."""
-        doc = await self._get(f"/v1/proofs/withdrawal/0x{trader.hex()}/0x{token.hex()}")
-        root = bytes.fromhex(doc["root"][2:])
+        amount (or its absence) against the root it names: for `epoch`, by default the last one recorded on-chain.
+        Compare the root with the contract's before claiming."""
+        doc = await self._get(f"/v1/proofs/withdrawal/0x{trader.hex()}/0x{token.hex()}" + ("" if epoch is None else f"?epoch={epoch}"))
+        self._check_leaf(doc, withdrawal_key(trader, token), lambda: withdrawal_value(trader, token, int(doc["cumulative"])), "withdrawal")
+        return doc
+
+    async def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        """The BALANCE leaf (`amount`, `deposited`) the escape hatch pays from, or its absence, checked against the
+        root the document names, like `withdrawal_proof`."""
+        doc = await self._get(f"/v1/proofs/balance/0x{trader.hex()}/0x{token.hex()}" + ("" if epoch is None else f"?epoch={epoch}"))
+        self._check_leaf(doc, balance_key(trader, token), lambda: balance_value(trader, token, int(doc["amount"]), int(doc["deposited"])), "balance")
+        return doc
+
+    @staticmethod
+    def _check_leaf(doc: dict, key: bytes, expected_value, kind: str) -> None:
         try:
+            root = bytes.fromhex(doc["root"][2:])
             if doc["included"]:
                 proof = InclusionProof.from_json(doc["proof"])
-                expected = withdrawal_value(trader, token, int(doc["cumulative"]))
-                ok = proof.key == withdrawal_key(trader, token) and proof.value_hash == value_hash(expected)
-                ok = ok and verify_inclusion(root, proof)
+                ok = proof.key == key and proof.value_hash == value_hash(expected_value()) and verify_inclusion(root, proof)
             else:
                 proof = NonInclusionProof.from_json(doc["proof"])
-                ok = proof.key == withdrawal_key(trader, token) and verify_non_inclusion(root, proof)
-        except (ProtocolError, KeyError, ValueError) as exc:
-            raise BadReceipt(f"malformed withdrawal proof: {exc}") from None
+                ok = proof.key == key and verify_non_inclusion(root, proof)
+        except (ProtocolError, KeyError, ValueError, TypeError) as exc:
+            raise BadReceipt(f"malformed {kind} proof: {exc}") from None
         if not ok:
-            raise BadReceipt("the withdrawal proof does not fold to the root the node names")
-        return doc
+            raise BadReceipt(f"the {kind} proof does not fold to the root the node names")
 
     # ------------------------------------------------------------ streams
 

@@ -142,6 +142,8 @@ def test_sdk_fetches_and_checks_withdrawal_proofs_over_http():
 
     from ddx_offchain.api.server import build_app
     from ddx_offchain.client import DdxClient
+    from ddx_offchain.client.api import BadReceipt
+    from ddx_offchain.protocol.items import balance_key, balance_value
 
     async def scenario():
         node, seq, adapter = make()
@@ -159,6 +161,14 @@ def test_sdk_fetches_and_checks_withdrawal_proofs_over_http():
                 assert doc["included"] and doc["cumulative"] == "5000000"
                 absent = await client.withdrawal_proof(bob.address, USDC_BYTES)
                 assert absent["included"] is False and absent["root"] == doc["root"]
+                balance = await client.balance_proof(alice.address, USDC_BYTES, epoch=1)
+                assert balance["included"] and balance["deposited"] == str(10_000 * 10**6) and balance["root"] == doc["root"]
+                no_leaf = await client.balance_proof(bob.address, USDC_BYTES)
+                assert no_leaf["included"] is False and no_leaf["amount"] == "0"
+                lying = {"included": True, "root": balance["root"], "amount": "1", "deposited": balance["deposited"], "proof": balance["proof"]}
+                with pytest.raises(BadReceipt, match="does not fold"):
+                    client._check_leaf(lying, balance_key(alice.address, USDC_BYTES),
+                                       lambda: balance_value(alice.address, USDC_BYTES, 1, int(balance["deposited"])), "balance")
                 state = await client.trader_state(alice.address)
                 assert state["balances"] == [{"token": USDC, "withdrawable": "5000000"}]
         finally:
