@@ -9,6 +9,8 @@
 @dev A change waits under its nonce as the EIP-712 struct hash of its message, the set that signed it and the
      time it becomes executable. Executing re-derives the struct hash from the call's arguments. A change whose
      signing set has since been replaced (by a rotation or a threshold change) can no longer be executed.
+     Changes of one setting (a token's allow-listing, a token's rate limit) take effect in announcement order:
+     once one has executed, the older pending ones of that setting cannot.
 """
 
 from contracts.modules import eip712
@@ -87,6 +89,10 @@ governance_nonce: public(uint256)
 pending_change: public(HashMap[uint256, PendingChange])
 # Seconds between a change's announcement and its earliest execution; fixed at deployment.
 governance_delay: public(uint256)
+# action -> token -> 1 + nonce of the last executed change of that setting: an older pending change of the same
+# setting can no longer run after a newer one, so the quorum's last decision stands whatever the execution order.
+# (Rotations and threshold changes need no such record: executing one replaces the set, which voids the others.)
+_executed_after: HashMap[uint8, HashMap[address, uint256]]
 
 
 @deploy
@@ -210,6 +216,7 @@ def execute_collateral(nonce: uint256, token: address, allowed: bool):
         abi_encode(SET_COLLATERAL_TYPEHASH, ACTION_SET_COLLATERAL, change.operator_set_id, nonce, token, allowed)
     )
     assert struct_hash == change.struct_hash, "governance: arguments differ from the announced change"
+    self._advance_setting(ACTION_SET_COLLATERAL, token, nonce)
     custody._set_collateral(token, allowed)
 
 
@@ -248,6 +255,7 @@ def execute_rate_limit(nonce: uint256, token: address, capacity: uint256, period
         )
     )
     assert struct_hash == change.struct_hash, "governance: arguments differ from the announced change"
+    self._advance_setting(ACTION_SET_RATE_LIMIT, token, nonce)
     custody._set_rate_limit(token, capacity, period)
 
 
@@ -285,3 +293,12 @@ def _take(nonce: uint256, action: uint8) -> PendingChange:
     self.pending_change[nonce] = empty(PendingChange)
     log ChangeExecuted(nonce=nonce, action=action)
     return change
+
+
+@internal
+def _advance_setting(action: uint8, token: address, nonce: uint256):
+    """
+    @dev Reverts if a change of the same setting (`action` for `token`) announced after `nonce` already executed.
+    """
+    assert nonce >= self._executed_after[action][token], "governance: a newer change of this setting was executed"
+    self._executed_after[action][token] = nonce + 1

@@ -27,3 +27,35 @@ def test_a_token_cannot_be_allow_listed_before_it_has_a_rate_limit(dx):
     execute(dx, limit)
     execute(dx, allow_again)
     assert dx.exchange.collateral_allowed(token.address)
+
+
+def test_an_older_change_cannot_undo_a_newer_one_of_the_same_setting(dx):
+    """Finding: every pending change stayed executable in any order, so after the quorum announced "allow X" and
+    later "delist X" (say, X turned on a transfer fee), anyone could execute the delisting first and the stale
+    allowance after it, leaving X allowed against the quorum's last decision. The same held for rate limits."""
+    token = dx.token.address
+    delist_first = om.SetCollateral(1, 0, token, False)
+    relist = om.SetCollateral(1, 1, token, True)
+    delist_last = om.SetCollateral(1, 2, token, False)
+    for message in (delist_first, relist, delist_last):
+        announce(dx, message)
+    boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    execute(dx, delist_last)
+    for stale in (delist_first, relist):
+        with boa.reverts("governance: a newer change of this setting was executed"):
+            execute(dx, stale)
+    assert not dx.exchange.collateral_allowed(token)
+
+    lower = om.SetRateLimit(1, 3, token, 1_000, 3_600)
+    other_token = om.SetRateLimit(1, 4, "0x" + "ab" * 20, 5, 60)
+    higher = om.SetRateLimit(1, 5, token, 9_000, 3_600)
+    for message in (lower, other_token, higher):
+        announce(dx, message)
+    boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    execute(dx, higher)
+    with boa.reverts("governance: a newer change of this setting was executed"):
+        execute(dx, lower)
+    assert dx.exchange.rate_limit(token) == (9_000, 3_600)
+    # another setting's older change is independent and still executes
+    execute(dx, other_token)
+    assert dx.exchange.rate_limit("0x" + "ab" * 20) == (5, 60)
