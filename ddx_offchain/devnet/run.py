@@ -28,7 +28,7 @@ async def _run(
         echo(f"exchange {cluster.manifest.exchange} (chain {cluster.manifest.chain_id}), collateral {cluster.token.address}")
         for i, (url, running) in enumerate(zip(cluster.api_urls, cluster.nodes), start=1):
             host, port = running.settings.raft_listen
-            echo(f"operator {i}: API {url}  (status {url}/v1/status, proofs {url}/v1/proofs/withdrawal/…)  Raft/TLS {host}:{port}")
+            echo(f"operator {i}: API {url}  (status {url}/v1/status, proofs {url}/v1/proofs/withdrawal|balance/…)  Raft/TLS {host}:{port}")
         if demo:
             from .scenario import run_scenario
 
