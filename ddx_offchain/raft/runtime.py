@@ -185,6 +185,12 @@ class RaftNode:
         self._node: RawNode | None = None
         self._transport: Transport | None = None
         self._disk = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-disk-{config.node_id}")
+        # Snapshot files are written on their own thread: a large one takes seconds to write and fsync, and
+        # behind it on the log thread every log write (so every Ready, heartbeats included) would wait.
+        self._snapshot_disk = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"raft-snap-{config.node_id}"
+        )
+        self._snapshot_task: asyncio.Task | None = None
         # Batches of received messages (sender, messages), one per transport hand-over; each is reported back to
         # the transport once stepped, which is what bounds it (see NodeConfig.max_inbox_messages).
         self._inbox: collections.deque[tuple[int, list[Message]]] = collections.deque()
@@ -290,6 +296,9 @@ class RaftNode:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         while self._in_flight:
             await asyncio.sleep(0.001)
+        if self._snapshot_task is not None:
+            # Let a snapshot being written finish (and its log release run) before the log is closed.
+            await asyncio.gather(self._snapshot_task, return_exceptions=True)
         if self._transport is not None:
             await self._transport.close()
         error = NodeStoppedError("node stopped")
@@ -303,6 +312,7 @@ class RaftNode:
         if self._storage is not None:
             await self._on_disk(self._storage.close)
         self._disk.shutdown(wait=True)
+        self._snapshot_disk.shutdown(wait=True)
 
     # --- requests ------------------------------------------------------------------------------------------
     async def propose(
@@ -738,17 +748,21 @@ class RaftNode:
             return
         storage = self._storage
         assert storage is not None
+        # The image is taken here, on the loop, between two applies: it is exactly the state at `_applied`.
+        # Only the file write and fsync go to the snapshot thread.
         snapshot = storage.create_snapshot(self._applied, self._conf_state, self.state.snapshot())
         self._snapshotting = True
-        asyncio.get_running_loop().create_task(self._save_snapshot(snapshot))
+        self._snapshot_task = asyncio.get_running_loop().create_task(self._save_snapshot(snapshot))
 
     async def _save_snapshot(self, snapshot) -> None:
         storage = self._storage
         assert storage is not None
         try:
-            await self._on_disk(storage.save_snapshot, snapshot)
+            await asyncio.get_running_loop().run_in_executor(self._snapshot_disk, storage.save_snapshot, snapshot)
+            # Durable now (file and directory fsync'd, renamed into place): only now may the log shrink.
             storage.install_local_snapshot(snapshot, self.config.snapshot_keep_entries)
-            self._last_snapshot_index = snapshot.metadata.index
+            # A snapshot received from the leader meanwhile may be newer: never move the mark back.
+            self._last_snapshot_index = max(self._last_snapshot_index, snapshot.metadata.index)
             released = await self._on_disk(storage.release_log, snapshot.metadata.index)
             log.info("node %d: snapshot at %d saved; %d log segments released", self.config.node_id,
                      snapshot.metadata.index, len(released))

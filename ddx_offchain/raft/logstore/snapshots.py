@@ -9,6 +9,7 @@ File name: ``{index:016x}-{term:016x}.snap``. Older snapshots beyond ``keep`` ar
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import msgspec
@@ -36,6 +37,9 @@ class SnapshotStore:
             raise ValueError("keep at least one snapshot")
         self.directory = Path(directory)
         self.keep = keep
+        # The runtime saves its own snapshots on a snapshot thread while the log thread may save one received
+        # from the leader: one save (temporary file, rename, prune) at a time.
+        self._saving = threading.Lock()
         self.directory.mkdir(parents=True, exist_ok=True)
         for stale in self.directory.glob(f"*{SUFFIX}.tmp"):
             stale.unlink()  # a save that crashed before its rename: never part of the durable state
@@ -48,8 +52,9 @@ class SnapshotStore:
         metadata_frame = encode_frame(_metadata_encoder.encode(snapshot.metadata))
         # An empty state machine image is legal; frames are never empty, so prefix one marker byte.
         data_frame = encode_frame(b"\x00" + snapshot.data)
-        atomic_write(path, [SNAPSHOT_MAGIC, metadata_frame, data_frame])
-        self._prune()
+        with self._saving:
+            atomic_write(path, [SNAPSHOT_MAGIC, metadata_frame, data_frame])
+            self._prune()
         return path
 
     def load_latest(self) -> Snapshot | None:

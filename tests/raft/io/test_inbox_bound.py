@@ -23,7 +23,9 @@ def stale_responses(sender: int, receiver: int, first: int) -> list[Message]:
             for k in range(FRAME_MESSAGES)]
 
 
-async def dial_as(sender: int, receiver: int, port: int, operators=test_transport) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def dial_as(
+    sender: int, receiver: int, port: int, operators=test_transport
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A raw authenticated connection with `sender`'s operator certificate (from `operators`' test identities)."""
     identity, pinned = operators.CERTS[sender], operators.PINNED
     context = _pem_bundle_context(ssl.Purpose.SERVER_AUTH, TlsMaterial(identity.cert_pem, identity.key_pem, pinned),
@@ -39,7 +41,8 @@ def test_unconsumed_inbox_pauses_the_peer_and_resumes_without_loss() -> None:
         _, writer = await dial_as(1, 2, receiver.port)
         total = 40 * FRAME_MESSAGES
         for frame in range(40):
-            writer.write(frame_bytes(encode_frame_payload(MessageBatch(tuple(stale_responses(1, 2, frame * FRAME_MESSAGES))))))
+            batch = MessageBatch(tuple(stale_responses(1, 2, frame * FRAME_MESSAGES)))
+            writer.write(frame_bytes(encode_frame_payload(batch)))
         await writer.drain()
         await asyncio.sleep(0.3)
         # Nobody consumes: the inbox stops at the bound (whole frames: 2 x 50 <= 120 < 3 x 50).
@@ -105,7 +108,8 @@ def test_flooding_peer_cannot_grow_the_inbox_and_the_cluster_still_commits(tmp_p
                 sent = 0
                 while not stop.is_set():
                     for _ in range(20):
-                        writer.write(frame_bytes(encode_frame_payload(MessageBatch(tuple(stale_responses(3, 1, sent))))))
+                        batch = MessageBatch(tuple(stale_responses(3, 1, sent)))
+                        writer.write(frame_bytes(encode_frame_payload(batch)))
                         sent += FRAME_MESSAGES
                     await writer.drain()
                 writer.close()
@@ -120,6 +124,7 @@ def test_flooding_peer_cannot_grow_the_inbox_and_the_cluster_still_commits(tmp_p
             status = victim.status()
             assert status.inbox_pauses > 0, "the flood never reached the bound: the test proves nothing"
             assert peak[0] <= bound and peak[1] <= 64 << 10
+            assert status.inbox_overflows == 0, "pause_reading held: the flooder was throttled, not disconnected"
             assert status.role in ("LEADER", "FOLLOWER") and status.leader in (1, 2)
         finally:
             await cluster.close()

@@ -61,3 +61,36 @@ def test_renamed_snapshot_is_refused(tmp_path: Path) -> None:
 def test_empty_snapshot_is_not_saved(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SnapshotStore(tmp_path).save(Snapshot())
+
+
+def test_saves_from_two_threads_take_turns(tmp_path: Path, monkeypatch) -> None:
+    """The runtime's snapshot thread and the log thread (a snapshot received from the leader) may both save:
+    one temporary file, rename and prune at a time."""
+    import threading
+
+    from ddx_offchain.raft.logstore import snapshots as snapshot_files
+
+    store = SnapshotStore(tmp_path)
+    inside, release = threading.Event(), threading.Event()
+    entered: list[int] = []
+    original = snapshot_files.atomic_write
+
+    def gated_write(path: Path, chunks: list[bytes]) -> None:
+        entered.append(len(entered))
+        if len(entered) == 1:
+            inside.set()
+            release.wait(5)
+        original(path, chunks)
+
+    monkeypatch.setattr(snapshot_files, "atomic_write", gated_write)
+    first = threading.Thread(target=store.save, args=(snap(10),))
+    first.start()
+    assert inside.wait(5)
+    second = threading.Thread(target=store.save, args=(snap(10),))  # same file name: same temporary file
+    second.start()
+    second.join(0.2)
+    assert entered == [0], "the second save entered while the first was writing"
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert entered == [0, 1] and store.load_latest() == snap(10)
