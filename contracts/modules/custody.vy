@@ -8,8 +8,9 @@
         leaf of the last checkpoint, the deposits the engine had not credited by then, and the unclaimed
         withdrawable. Payouts drain a per-token rate limit.
 @dev Checks-effects-interactions everywhere, plus the contract-wide reentrancy lock. Token transfers must
-     return true or nothing. Fee-on-transfer and rebasing tokens must not be allow-listed: deposits credit the
-     amount asked for.
+     return true or nothing. A deposit must raise this contract's balance by exactly the amount credited, so
+     fee-on-transfer tokens are refused; rebasing tokens must still not be allow-listed (a negative rebase leaves
+     the contract short of what it owes).
 """
 
 from ethereum.ercs import IERC20
@@ -269,7 +270,11 @@ def _deposit(trader: address, strategy: bytes32, token: address, amount: uint256
     seq: uint256 = self.deposit_count + 1
     self.deposit_count = seq
     log Deposit(seq=seq, trader=trader, strategy=strategy, token=token, amount=amount, depositor=msg.sender)
+    # Credit only what arrives: a fee-on-transfer token (or one that switches a fee on later) is refused here
+    # instead of crediting tokens the contract never received.
+    held_before: uint256 = staticcall IERC20(token).balanceOf(self)
     assert extcall IERC20(token).transferFrom(msg.sender, self, amount, default_return_value=True), "custody: transferFrom failed"
+    assert staticcall IERC20(token).balanceOf(self) == held_before + amount, "custody: deposit arrived short"
 
 
 @internal

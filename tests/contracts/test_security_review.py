@@ -59,3 +59,23 @@ def test_an_older_change_cannot_undo_a_newer_one_of_the_same_setting(dx):
     # another setting's older change is independent and still executes
     execute(dx, other_token)
     assert dx.exchange.rate_limit("0x" + "ab" * 20) == (5, 60)
+
+
+def test_a_deposit_that_arrives_short_is_refused(dx):
+    """Finding: deposits credited the amount asked for, so a fee-on-transfer token (or one, like USDT, that can
+    switch a fee on after it was allow-listed) credited tokens the contract never received and the last claimants
+    or escapers of the token found it short. The deposit must now bring exactly `amount`."""
+    from .conftest import HARNESS, deploy_exchange, factory
+
+    token = factory(HARNESS / "FeeOnTransferToken.vy").deploy()
+    exchange = deploy_exchange(dx.keys, 3, tokens=[token])
+    trader = boa.env.generate_address()
+    token.mint(trader, 1_000)
+    token.approve(exchange.address, 1_000, sender=trader)
+    exchange.deposit(token.address, 100, sender=trader)  # no fee yet: accepted
+    token.set_fee_bps(100)  # 1%: 5 of the 500 stay with the token
+    with boa.reverts("custody: deposit arrived short"):
+        exchange.deposit(token.address, 500, sender=trader)
+    assert exchange.deposited(trader, token.address) == 100
+    assert exchange.deposit_count() == 1
+    assert token.balanceOf(exchange.address) == 100
