@@ -130,6 +130,8 @@ _KNOBS = {
     "proposal_timeout_ms": ("proposal_timeout_seconds", lambda v: v / 1000),
     "join": ("join", bool),
     "write_in_thread": ("write_in_thread", bool),
+    "max_inbox_messages": ("max_inbox_messages", int),
+    "max_inbox_bytes": ("max_inbox_bytes", int),
 }
 
 

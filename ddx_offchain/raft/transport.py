@@ -83,6 +83,10 @@ class TransportConfig:
     reconnect_max_seconds: float = 1.0
     handshake_timeout_seconds: float = 5.0
 
+    def __post_init__(self) -> None:
+        if self.max_inbox_messages < 1 or self.max_inbox_bytes < 1:
+            raise ValueError("max_inbox_messages and max_inbox_bytes must be positive")
+
 
 @dataclass(slots=True)
 class TransportHandler:

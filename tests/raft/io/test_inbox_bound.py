@@ -6,9 +6,11 @@ import asyncio
 import ssl
 from pathlib import Path
 
+import pytest
+
 from ddx_offchain.raft.codec import MessageBatch, encode_frame_payload, frame_bytes
 from ddx_offchain.raft.messages import Message, MessageType
-from ddx_offchain.raft.transport import TlsMaterial, _pem_bundle_context
+from ddx_offchain.raft.transport import TlsMaterial, _InboundConnection, _pem_bundle_context
 
 from . import test_runtime, test_transport
 from .test_runtime import Cluster
@@ -130,3 +132,30 @@ def test_flooding_peer_cannot_grow_the_inbox_and_the_cluster_still_commits(tmp_p
             await cluster.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_peer_sending_past_the_pause_is_disconnected() -> None:
+    """TLS may still hand over what it had read when the socket was paused; a peer that pushes more than a frame
+    beyond that is ignoring flow control, and its connection is closed instead of buffered."""
+    class FakeTls:
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    async def scenario() -> None:
+        receiver = transport(2, Inbox(), max_frame_bytes=1024)
+        connection = _InboundConnection(receiver, ("127.0.0.1", 1))
+        connection.peer, connection.tls = 1, FakeTls()
+        connection.held = ([], 0)  # paused, a frame waiting for room
+        connection.data_received(b"\x00" * (1 << 20))
+        assert not connection.tls.closed and receiver.stats.inbox_overflows == 0
+        connection.data_received(b"\x00" * 2048)
+        assert connection.tls.closed and receiver.stats.inbox_overflows == 1 and not connection.buffer
+
+    asyncio.run(scenario())
+
+
+def test_bounds_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        transport(2, Inbox(), max_inbox_messages=0)
