@@ -38,7 +38,7 @@ def test_slow_snapshot_write_keeps_the_leader_leading_and_committing(tmp_path: P
         while time.monotonic() - started < SLOW_WRITE_SECONDS * 0.8:
             round_started = time.monotonic()
             await asyncio.wait_for(asyncio.gather(*(leader.propose(b"b%d-%d" % (rounds, i)) for i in range(20))), 1.0)
-            assert time.monotonic() - round_started < 0.5, "log writes waited behind the snapshot write"
+            assert time.monotonic() - round_started < 0.75, "log writes waited behind the snapshot write"
             rounds += 1
             status = leader.status()
             assert status.role == "LEADER" and status.term == term, "heartbeats stalled: leadership was lost"
@@ -52,7 +52,8 @@ def test_slow_snapshot_write_keeps_the_leader_leading_and_committing(tmp_path: P
         status = leader.status()
         assert status.snapshot_index >= 100 and status.term == term
 
-    run(scenario, tmp_path, snapshot_interval=100, snapshot_keep_entries=10)
+    # Elections after 0.3-0.6 s: well under the 1.5 s write, with margin for a busy test machine.
+    run(scenario, tmp_path, snapshot_interval=100, snapshot_keep_entries=10, election_ticks=30)
 
 
 def test_crash_between_write_and_rename_leaves_the_previous_snapshot_usable(tmp_path: Path, monkeypatch) -> None:
