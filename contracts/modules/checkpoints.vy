@@ -47,6 +47,8 @@ FROZEN_BIT: constant(uint256) = 1
 TIME_SHIFT: constant(uint256) = 1
 EPOCH_SHIFT: constant(uint256) = 65
 TIME_MASK: constant(uint256) = (1 << 64) - 1
+# Longest escape delay a deployment may choose.
+MAX_ESCAPE_DELAY: constant(uint256) = 365 * 86400
 # Epoch ids stay below 2**128 so they fit the head.
 MAX_EPOCH: constant(uint256) = (1 << 128) - 1
 
@@ -56,7 +58,8 @@ def __init__(escape_delay: uint256):
     """
     @param escape_delay Seconds without a checkpoint after which anyone may freeze the exchange.
     """
-    assert escape_delay > 0, "checkpoints: escape delay is zero"
+    # Bounded so `last checkpoint + escape_delay` can never overflow and lock `freeze` (and the escape hatch) out.
+    assert escape_delay > 0 and escape_delay <= MAX_ESCAPE_DELAY, "checkpoints: escape delay out of range"
     self.escape_delay = escape_delay
     self._head = block.timestamp << TIME_SHIFT
 

@@ -77,8 +77,8 @@ class DeployConfig:
             om.check_operator_set(operators, self.threshold, self.supermajority_required)
         except ProtocolError as exc:
             raise DeployConfigError(str(exc)) from None
-        if not 0 < self.escape_delay:
-            raise DeployConfigError("escape_delay must be positive")
+        if not 0 < self.escape_delay <= 365 * DAY:
+            raise DeployConfigError("escape_delay must be between 1 second and 365 days")
         if not 0 < self.governance_delay <= 365 * DAY:
             raise DeployConfigError("governance_delay must be between 1 second and 365 days")
         if len(self.collateral) > MAX_INITIAL_TOKENS:

@@ -2,6 +2,7 @@
 Each test fails on the contracts as they were before the finding's fix."""
 
 import boa
+import pytest
 
 from ddx_offchain.protocol import operator_messages as om
 
@@ -79,3 +80,22 @@ def test_a_deposit_that_arrives_short_is_refused(dx):
     assert exchange.deposited(trader, token.address) == 100
     assert exchange.deposit_count() == 1
     assert token.balanceOf(exchange.address) == 100
+
+
+def test_an_escape_delay_that_would_disable_the_escape_hatch_is_refused_at_deployment(dx):
+    """Finding (low): the escape delay was unbounded, and `last_checkpoint_at + escape_delay` overflowing made
+    `freeze` revert forever: a deployment could ship without a working escape hatch."""
+    from .conftest import deploy_exchange
+
+    for delay in (2**256 - 1, 365 * 86400 + 1):
+        with boa.reverts("checkpoints: escape delay out of range"):
+            deploy_exchange(dx.keys, 3, tokens=[dx.token], escape_delay=delay)
+    deploy_exchange(dx.keys, 3, tokens=[dx.token], escape_delay=365 * 86400)
+    # the deploy script refuses the same configuration before sending anything
+    from ddx_offchain.chain.deploy import DeployConfig, DeployConfigError
+
+    from .conftest import addresses
+
+    config = DeployConfig(tuple(addresses(dx.keys)), 3, (), escape_delay=365 * 86400 + 1)
+    with pytest.raises(DeployConfigError, match="escape_delay"):
+        config.validated()
