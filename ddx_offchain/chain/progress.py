@@ -153,14 +153,14 @@ class CheckpointProgress:
         if cp is None:
             self._keep_early(epoch, signer, signature)
             return
-        try:
-            recovered = om.recover(cp.message, self.domain, signature)
-        except Exception as exc:  # eth-keys raises several types for malformed signatures
-            cp.rejected[signer] = f"unreadable signature: {exc}"
-            raise SignatureRejected(cp.rejected[signer]) from None
         if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
             cp.rejected[signer] = "high-s signature"
             raise SignatureRejected(cp.rejected[signer])
+        try:
+            recovered = om.recover(cp.message, self.domain, signature)
+        except Exception as exc:  # eth-keys raises several types for malformed signatures; om refuses v not 27/28
+            cp.rejected[signer] = f"unreadable signature: {exc}"
+            raise SignatureRejected(cp.rejected[signer]) from None
         if recovered != signer:
             cp.rejected[signer] = "signed another checkpoint for this epoch (different root or anchor block)"
             raise SignatureRejected(cp.rejected[signer])

@@ -23,6 +23,8 @@ DOMAIN_NAME = "DDX"
 DOMAIN_VERSION = "1"
 MAX_OPERATORS = 32  # contracts/modules/quorum.vy MAX_OPERATORS
 SIGNATURE_LENGTH = 65
+# n / 2 for the secp256k1 group order n: the contract refuses an s above it (its twin n - s also verifies).
+SECP256K1_N_DIV_2 = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
 
 
 class Action(IntEnum):
@@ -306,9 +308,15 @@ def sign(message: OperatorMessage, domain: Domain, private_key) -> bytes:
 
 
 def recover(message: OperatorMessage, domain: Domain, signature: bytes) -> str:
-    """The checksummed address that signed `message` under `domain`."""
+    """The checksummed address that signed `message` under `domain`. Refuses exactly what the contract refuses
+    (ecdsa.vy): any length but 65, v other than 27 or 28, s in the upper half of the curve order; otherwise one
+    operator could hand its peers a signature they count but the contract rejects, failing every relay."""
     if len(signature) != SIGNATURE_LENGTH:
         raise ProtocolError(f"signature must be {SIGNATURE_LENGTH} bytes, got {len(signature)}")
+    if signature[64] not in (27, 28):
+        raise ProtocolError(f"signature v must be 27 or 28, got {signature[64]}")
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_N_DIV_2:
+        raise ProtocolError("signature has a high s (EIP-2)")
     return Account.recover_message(encode_typed_data(full_message=typed_data(message, domain)), signature=signature)
 
 

@@ -99,3 +99,27 @@ def test_an_escape_delay_that_would_disable_the_escape_hatch_is_refused_at_deplo
     config = DeployConfig(tuple(addresses(dx.keys)), 3, (), escape_delay=365 * 86400 + 1)
     with pytest.raises(DeployConfigError, match="escape_delay"):
         config.validated()
+
+
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def test_python_recovery_refuses_every_signature_the_contract_refuses(dx):
+    """Finding: `operator_messages.recover` (what a node uses to vet a peer's signature before counting it)
+    accepted v = 0/1 and high-s twins that the contract refuses, so one operator could hand its peers such a
+    signature, have it counted, and make every relayed checkpoint revert: a single key stalling checkpoints until
+    the escape hatch opens."""
+    message = dx.checkpoint_message(b"\x11" * 32)
+    good = om.sign(message, dx.domain, dx.keys[0])
+    r, s, v = good[:32], int.from_bytes(good[32:64], "big"), good[64]
+    low_v = r + good[32:64] + bytes([v - 27])
+    high_s = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
+    assert om.recover(message, dx.domain, good) == dx.operator_set.members[0]
+    for bad, reason in ((low_v, "v"), (high_s, "high s")):
+        with pytest.raises(om.ProtocolError, match=reason):
+            om.recover(message, dx.domain, bad)
+        # and the contract refuses the same bytes, so a relay including them would revert
+        others = [om.sign(message, dx.domain, k) for k in dx.keys[1:3]]
+        quorum = om.QuorumSignatures(0b0111, (bad, *others))
+        with boa.reverts():
+            dx.submit(message, quorum=quorum)
