@@ -123,3 +123,20 @@ def test_python_recovery_refuses_every_signature_the_contract_refuses(dx):
         quorum = om.QuorumSignatures(0b0111, (bad, *others))
         with boa.reverts():
             dx.submit(message, quorum=quorum)
+
+
+def test_a_token_whose_transfers_return_nothing_deposits_and_pays(dx):
+    """Checked (no finding): tokens that return nothing, like USDT, work for deposits and claims."""
+    from .conftest import HARNESS, Ledger, deploy_exchange, factory
+
+    token = factory(HARNESS / "NoReturnToken.vy").deploy()
+    dx.exchange = deploy_exchange(dx.keys, 3, tokens=[token])
+    dx.refresh_set()
+    trader = boa.env.generate_address()
+    token.mint(trader, 100)
+    dx.exchange.deposit(token.address, 100, sender=trader)
+    ledger = Ledger()
+    ledger.set_withdrawable(trader, token.address, 60)
+    epoch = dx.checkpoint(ledger.root())
+    assert dx.exchange.claim(trader, token.address, 60, epoch, ledger.withdrawal_siblings(trader, token.address)) == 60
+    assert (token.balanceOf(trader), token.balanceOf(dx.exchange.address)) == (60, 40)
