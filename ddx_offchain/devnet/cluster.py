@@ -26,6 +26,7 @@ from ..chain.embedded import Web3Deployer, embedded_web3
 from ..chain.operator_chain import ChainSettings, OperatorChain, with_overrides
 from ..chain.rpc import Web3ChainRpc, embedded_async_web3, http_web3
 from ..chain.signatures import SignatureBoard
+from ..node.genesis import example_genesis
 from ..protocol import operator_messages as om
 
 Echo = Callable[[str], None]
@@ -33,20 +34,6 @@ log = logging.getLogger("ddx.devnet")
 STOP_TIMEOUT_S = 30.0
 TOKEN_DECIMALS = 6
 DOLLAR = 10**TOKEN_DECIMALS
-
-
-def devnet_genesis(token: str) -> dict:
-    """One collateral token (the mock) and one perpetual market, ETHP, priced in it."""
-    return {
-        "tokens": [token],
-        "markets": [{
-            "market": "ETHP", "token": token, "tick": 10_000, "lot": 1_000, "size_decimals": 6,
-            "initial_margin_bps": 1_000, "maintenance_margin_bps": 500, "maker_fee_bps": 2, "taker_fee_bps": 5,
-            "liquidation_fee_bps": 50, "market_order_band_bps": 500, "premium_cap_bps": 100, "funding_cap_bps": 75,
-            "funding_dampener": 8, "funding_interval_ms": 3_600_000, "max_order_notional": "10000000000000",
-            "active": True,
-        }],
-    }
 
 
 @dataclass
@@ -211,7 +198,7 @@ async def start_cluster(
 
     from ..protocol.eip712 import Domain as RequestDomain
 
-    files = write_cluster(root / "operators", operators, RequestDomain.of(manifest.chain_id, manifest.exchange), devnet_genesis(manifest.mock_token))
+    files = write_cluster(root / "operators", operators, RequestDomain.of(manifest.chain_id, manifest.exchange), example_genesis(manifest.mock_token))
     for i, key in enumerate(keys, start=1):  # the keystores hold the keys the contract knows
         write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
 

@@ -124,7 +124,7 @@ def test_the_node_builds_its_chain_side_from_its_config(anvil, tmp_path):
     from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
     from ddx_offchain.chain.embedded import Web3Deployer
     from ddx_offchain.chain.operator_chain import ChainSetupError, build_operator_chain
-    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.node.genesis import example_genesis
     from ddx_offchain.node.config import load_config
     from ddx_offchain.node.localcluster import write_cluster
     from ddx_offchain.protocol.eip712 import Domain as RequestDomain
@@ -139,7 +139,7 @@ def test_the_node_builds_its_chain_side_from_its_config(anvil, tmp_path):
     manifest, written = deploy_and_record(
         Web3Deployer(w3, network="anvil"), config, local=True, root=tmp_path / "deployments", log=lambda _: None
     )
-    files = write_cluster(tmp_path / "ops", 3, RequestDomain.of(manifest.chain_id, manifest.exchange), devnet_genesis(manifest.mock_token))
+    files = write_cluster(tmp_path / "ops", 3, RequestDomain.of(manifest.chain_id, manifest.exchange), example_genesis(manifest.mock_token))
     settings = replace(load_config(files.configs[0]), rpc=anvil.url, manifest=written.path)
 
     async def scenario():
@@ -167,7 +167,7 @@ def test_ddx_node_with_a_chain_section_runs_its_chain_side(anvil, tmp_path):
 
     from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
     from ddx_offchain.chain.embedded import Web3Deployer
-    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.node.genesis import example_genesis
     from ddx_offchain.node.config import load_config
     from ddx_offchain.node.localcluster import write_cluster
     from ddx_offchain.node.run import RunningNode
@@ -183,7 +183,7 @@ def test_ddx_node_with_a_chain_section_runs_its_chain_side(anvil, tmp_path):
     manifest, written = deploy_and_record(
         Web3Deployer(w3, network="anvil"), config, local=True, root=tmp_path / "deployments", log=lambda _: None
     )
-    files = write_cluster(tmp_path / "ops", 3, RequestDomain.of(manifest.chain_id, manifest.exchange), devnet_genesis(manifest.mock_token))
+    files = write_cluster(tmp_path / "ops", 3, RequestDomain.of(manifest.chain_id, manifest.exchange), example_genesis(manifest.mock_token))
     settings = replace(load_config(files.configs[0]), rpc=anvil.url, manifest=written.path, chain_epoch_interval_seconds=7.0)
     base = files.api_urls[0]
 
@@ -222,10 +222,10 @@ def test_ddx_node_refuses_a_chain_rpc_without_a_manifest(tmp_path):
     from ddx_offchain.node.config import load_config
     from ddx_offchain.node.localcluster import write_cluster
     from ddx_offchain.node.run import RunningNode
-    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.node.genesis import example_genesis
     from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 
-    files = write_cluster(tmp_path / "ops", 1, RequestDomain.of(1337, "0x" + "22" * 20), devnet_genesis("0x" + "33" * 20))
+    files = write_cluster(tmp_path / "ops", 1, RequestDomain.of(1337, "0x" + "22" * 20), example_genesis("0x" + "33" * 20))
     settings = replace(load_config(files.configs[0]), rpc="http://127.0.0.1:9", manifest=None)
     running = RunningNode(settings, b"\x01" * 32)
     with pytest.raises(ChainSetupError, match="chain.manifest"):

@@ -5,7 +5,6 @@ quorum → proof from the API → claim with plain web3 → tokens received; a s
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 from eth_account import Account
@@ -16,16 +15,9 @@ from ddx_offchain.client.signer import Trader
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 from ddx_offchain.protocol.hashing import keccak256
+from polling import eventually
 
 
-async def eventually(predicate, what: str, timeout_s: float = 30.0, interval_s: float = 0.1):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(interval_s)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
@@ -121,12 +113,12 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
 async def auditor_agrees_and_catches_a_forged_log(cluster) -> None:
     """`ddx audit`'s core: replay the public log, compare with the recorded roots; a forged deposit is caught."""
     from ddx_offchain.chain.audit import Replay, audit, log_from_api
-    from ddx_offchain.devnet.cluster import devnet_genesis
+    from ddx_offchain.node.genesis import example_genesis
     from ddx_offchain.engine.commands import ChainBlock, Deposit, decode_command, encode_command
     from ddx_offchain.node.genesis import parse_genesis
 
     domain = RequestDomain.of(cluster.manifest.chain_id, cluster.manifest.exchange)
-    genesis = parse_genesis(devnet_genesis(cluster.token.address))
+    genesis = parse_genesis(example_genesis(cluster.token.address))
     async with aiohttp.ClientSession() as http:
         log = [item async for item in log_from_api(http, cluster.api_urls[1])]
     honest = Replay(domain, genesis)

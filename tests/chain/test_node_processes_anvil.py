@@ -20,7 +20,8 @@ from ddx_offchain.chain.artifacts import compile_contract
 from ddx_offchain.chain.claims import LeafProof, Sender, claim
 from ddx_offchain.client.api import DdxClient
 from ddx_offchain.client.signer import Trader
-from ddx_offchain.devnet.cluster import DOLLAR, ape_deploy, devnet_genesis
+from ddx_offchain.devnet.cluster import DOLLAR, ape_deploy
+from ddx_offchain.node.genesis import example_genesis
 from ddx_offchain.node.keystore import write_keystore
 from ddx_offchain.node.localcluster import write_cluster
 from ddx_offchain.protocol.eip712 import Domain
@@ -63,7 +64,7 @@ def test_deposit_withdraw_checkpoint_claim_with_operator_processes(tmp_path):
         for member in members:  # relayers pay gas
             w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": funder, "to": member, "value": 10**20}))
 
-        files = write_cluster(tmp_path / "ops", OPERATORS, Domain.of(manifest.chain_id, manifest.exchange), devnet_genesis(manifest.mock_token))
+        files = write_cluster(tmp_path / "ops", OPERATORS, Domain.of(manifest.chain_id, manifest.exchange), example_genesis(manifest.mock_token))
         for i, (config, key) in enumerate(zip(files.configs, keys), start=1):
             write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
             text = config.read_text()
