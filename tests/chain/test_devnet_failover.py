@@ -5,7 +5,6 @@ while trading goes on with receipts."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
 from eth_account import Account
@@ -16,16 +15,9 @@ from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.engine.commands import BUY, IndexPrice, IndexPrices, encode_command, name32
 from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 from ddx_offchain.protocol.hashing import keccak256
+from polling import eventually
 
 
-async def eventually(predicate, what: str, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_leader_loss_resumes_ingestion_and_a_stalled_checkpoint_does_not_stop_trading(tmp_path):
