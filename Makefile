@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
-	$(PY) -m ddx_offchain.toolchain link-vyper
+	$(PY) -m ddx_offchain.deployment.toolchain link-vyper
 	touch $(STAMP)
 
 # ethers (an independent EIP-712 signer for the tests) and anvil (a real local node), from package-lock.json.

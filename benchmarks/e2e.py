@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import aiohttp  # noqa: E402
 
 from ddx_offchain.client import Trader  # noqa: E402
-from ddx_offchain.node.localcluster import write_cluster  # noqa: E402
-from ddx_offchain.node.genesis import example_genesis  # noqa: E402
+from ddx_offchain.daemon.cluster_files import write_cluster  # noqa: E402
+from ddx_offchain.deployment.genesis import example_genesis  # noqa: E402
 from ddx_offchain.protocol.eip712 import Domain, recover_signer  # noqa: E402
 from ddx_offchain.protocol.requests import sign_request  # noqa: E402
 

@@ -8,7 +8,7 @@ Workload: 100-byte proposals, a counting state machine on both sides. For each s
   median of the per-round ratios (the machine's load drifts; alternation exposes both to the same drift);
 - latency (ours, and PySyncObj's for reference): an open loop at half the median saturation rate; p50/p99 from
   submit to applied (for ours: committed on a quorum of fsync'd logs, then applied on the leader).
-The load runs inside the leader process for both (ours through `RaftNode.submit`, see ddx_offchain/raft/loadgen.py),
+The load runs inside the leader process for both (ours through `RaftNode.submit`, see ddx_offchain/testing/raft_cluster/loadgen.py),
 because PySyncObj has no client protocol. Ours is also measured once through its control port from this separate
 process (an extra client protocol and a fourth busy process). PySyncObj runs with its default settings (no journal
 file, hence no fsync); it is installed from constraints.txt on first use if absent (the `bench` extra), and its
@@ -39,7 +39,7 @@ PAYLOAD = b"x" * 100
 
 # --- ours ----------------------------------------------------------------------------------------------------
 async def _saturate(client, seconds: float, window: int) -> float:
-    from ddx_offchain.raft.control import RequestKind
+    from ddx_offchain.testing.raft_cluster.control import RequestKind
 
     loop = asyncio.get_running_loop()
     committed = 0
@@ -77,7 +77,7 @@ async def _saturate(client, seconds: float, window: int) -> float:
 
 
 async def _open_loop(client, rate: float, seconds: float) -> list[float]:
-    from ddx_offchain.raft.control import RequestKind
+    from ddx_offchain.testing.raft_cluster.control import RequestKind
 
     latencies: list[float] = []
     pending: list[asyncio.Future] = []
@@ -105,7 +105,7 @@ class OurCluster:
     """Our 3 server processes; load runs inside the leader process (loadgen.py), like PySyncObj's below."""
 
     def __init__(self, base: Path) -> None:
-        from ddx_offchain.raft.localcluster import LocalCluster
+        from ddx_offchain.testing.raft_cluster.localcluster import LocalCluster
 
         self.cluster = LocalCluster(base, 3, knobs={"state_machine": "counter"})
         self.cluster.start_all()
@@ -116,7 +116,7 @@ class OurCluster:
         self.client = await self.cluster.client(leader)
 
     async def load(self, **fields) -> dict:
-        from ddx_offchain.raft.control import RequestKind
+        from ddx_offchain.testing.raft_cluster.control import RequestKind
 
         budget = fields["load_milliseconds"] / 1000 + 30  # proposals time out after 10 s: never wait forever
         response = await asyncio.wait_for(self.client.call(RequestKind.LOAD, payload=PAYLOAD, **fields), budget)
@@ -138,7 +138,7 @@ class TheirCluster:
     """Three PySyncObj processes (default SyncObjConf); the harness drives the leader through its stdin."""
 
     def __init__(self) -> None:
-        from ddx_offchain.raft.localcluster import free_port
+        from ddx_offchain.testing.raft_cluster.localcluster import free_port
 
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
         self.processes = [

@@ -3,7 +3,7 @@
 Reads the operator set, threshold, collateral tokens with their rate limits and the delays from
 $DDX_DEPLOY_CONFIG (a JSON file) with environment overrides; on local networks the defaults are the devnet
 operator keys and a freshly deployed mock collateral token. The deployment steps are those of
-ddx_offchain.chain.deploy (shared with the embedded devnet); only the chain access below is ape's.
+ddx_offchain.deployment.deploy (shared with the embedded devnet); only the chain access below is ape's.
 
 Sender: the first test account on local networks, else the ape account named by $DDX_DEPLOYER_ALIAS.
 Manifests: deployments/<network>-<chain id>/ (override with $DDX_DEPLOYMENTS_DIR); an older deployment's
@@ -17,11 +17,11 @@ import sys
 
 from ape import accounts, networks, project
 
-from ddx_offchain.chain.deploy import DeployConfigError, config_from_environment, deploy_and_record
+from ddx_offchain.deployment.deploy import DeployConfigError, config_from_environment, deploy_and_record
 
 
 class ApeDeployer:
-    """ddx_offchain.chain.deploy.ChainDeployer over ape."""
+    """ddx_offchain.deployment.deploy.ChainDeployer over ape."""
 
     def __init__(self, sender):
         self.sender = sender

@@ -9,21 +9,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from importlib import resources
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any, Protocol
 
 import msgspec
 from aiohttp import WSMsgType, web
 
+from ..node.admission import AdmissionError
+from ..node.feeds import FeedHub, ResumeUnavailable
 from ..node.history import History
 from ..node.metrics import CONTENT_TYPE, NodeMetrics
 from ..node.service import OperatorService, ReceiptRecord
 from ..node.views import ExchangeView
 from ..protocol.eip712 import from_json
 from ..protocol.errors import ProtocolError
-from .admission import AdmissionError
-from .feeds import FeedHub, ResumeUnavailable
 from .ws_requests import serve_request_channel
 
 log = logging.getLogger("ddx.api")

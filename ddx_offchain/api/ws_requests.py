@@ -16,7 +16,7 @@ import logging
 import msgspec
 from aiohttp import WSMsgType, web
 
-from .admission import AdmissionError
+from ..node.admission import AdmissionError
 
 log = logging.getLogger("ddx.api")
 

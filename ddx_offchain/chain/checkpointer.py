@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from eth_account import Account
 
 from ..protocol import operator_messages as om
-from .progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission, epoch_status as _epoch_entry
-from .relay_policy import Backoff, FeePolicy, FeeTooHigh, Fees, may_relay
+from .core.progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission
+from .core.progress import epoch_status as _epoch_entry
+from .core.relay_policy import Backoff, FeePolicy, Fees, FeeTooHigh, may_relay
+from .core.verification import Verdict
 from .rpc import ChainRpc, RpcHealth
 from .signatures import SignatureExchange
-from .verification import Verdict
 from .verifier import BlockVerifier
 
 log = logging.getLogger("ddx.chain.checkpointer")

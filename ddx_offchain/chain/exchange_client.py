@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from web3 import Web3
 from web3.logs import DISCARD
 
+from ..deployment.manifest import Manifest
 from ..protocol import operator_messages as om
 from ..protocol.proof import InclusionProof, NonInclusionProof
-from .manifest import Manifest
 
 
 class ExchangeCallError(RuntimeError):

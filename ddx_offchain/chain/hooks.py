@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ..engine.commands import AdvanceEpoch, ChainBlock
 from ..engine.updates import Accepted, EpochFrozen
-from .blocks import SequencedBlock
 from .checkpointer import Checkpointer
+from .core.blocks import SequencedBlock
 from .verifier import BlockVerifier
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Gauge
 
 from .checkpointer import Checkpointer
-from .progress import Stage
+from .core.progress import Stage
 from .watcher import ChainWatcher
 
 STAGE_CODES = {stage: i for i, stage in enumerate(Stage)}  # documented in docs/checkpoints.md

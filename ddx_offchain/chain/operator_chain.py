@@ -27,9 +27,9 @@ from ..engine.reasons import Reject
 from ..protocol import operator_messages as om
 from ..protocol.hashing import keccak256
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND
-from .blocks import ConfirmedBlock, SequencedBlock
 from .checkpointer import Checkpointer, CheckpointerConfig
-from .follower import FollowerConfig
+from .core.blocks import ConfirmedBlock, SequencedBlock
+from .core.follower import FollowerConfig
 from .rpc import ChainRpc
 from .signatures import SignatureExchange
 from .verifier import BlockVerifier
@@ -294,8 +294,8 @@ async def build_operator_chain(node_settings, service, engine: Callable[[], Engi
     `chain.attach(metrics=…, history=…)`, serves `chain.status` as its checkpoint status, mounts
     `signatures.signature_routes(exchange)` in its API, and starts/stops `chain` with itself.
     """
-    from .artifacts import compile_contract
-    from .manifest import ManifestError, load_manifest
+    from ..deployment.artifacts import compile_contract
+    from ..deployment.manifest import ManifestError, load_manifest
     from .rpc import Web3ChainRpc, http_web3
     from .signatures import HttpSignatureExchange
 

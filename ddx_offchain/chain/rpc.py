@@ -17,8 +17,8 @@ from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, Web3TypeError
 
 from ..protocol import operator_messages as om
-from .blocks import BlockHeader, ChainDataError, DepositEvent
-from .relay_policy import Fees
+from .core.blocks import BlockHeader, ChainDataError, DepositEvent
+from .core.relay_policy import Fees
 
 GAS_HEADROOM_PERCENT = 25
 GAS_FLOOR = 30_000

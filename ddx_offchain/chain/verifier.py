@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 
-from .blocks import SequencedBlock
+from .core.blocks import SequencedBlock
+from .core.verification import SequencedBlocks, Verdict, Verification, verify_block
 from .rpc import ChainRpc, RpcHealth
-from .verification import SequencedBlocks, Verdict, Verification, verify_block
 
 log = logging.getLogger("ddx.chain.verifier")
 

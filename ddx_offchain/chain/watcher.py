@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from .blocks import ConfirmedBlock
-from .follower import FetchDeposits, FetchHeaders, Follower, FollowerConfig, Halted, Idle
-from .relay_policy import Backoff
+from .core.blocks import ConfirmedBlock
+from .core.follower import FetchDeposits, FetchHeaders, Follower, FollowerConfig, Halted, Idle
+from .core.relay_policy import Backoff
 from .rpc import ChainRpc, RpcHealth
 
 MAX_ACTIONS_PER_POLL = 1000

@@ -67,7 +67,7 @@ class DdxClient:
     @classmethod
     def from_manifest(cls, urls: str | Iterable[str], manifest_path: str, **options) -> "DdxClient":
         """Domain (chain id, exchange) and trusted operator set from a deployment manifest (ddx_offchain.chain)."""
-        from ..chain.manifest import load_manifest
+        from ..deployment.manifest import load_manifest
         from ..protocol.eip712 import parse_address
 
         manifest = load_manifest(manifest_path)

@@ -20,13 +20,13 @@ from typing import Callable
 from eth_account import Account
 from web3 import Web3
 
-from ..chain.artifacts import compile_contract
-from ..chain.deploy import CollateralSpec, DeployConfig, deploy_and_record
-from ..chain.embedded import Web3Deployer, embedded_web3
 from ..chain.operator_chain import ChainSettings, OperatorChain, with_overrides
 from ..chain.rpc import Web3ChainRpc, embedded_async_web3, http_web3
 from ..chain.signatures import SignatureBoard
-from ..node.genesis import example_genesis
+from ..deployment.artifacts import compile_contract
+from ..deployment.deploy import CollateralSpec, DeployConfig, deploy_and_record
+from ..deployment.embedded import Web3Deployer, embedded_web3
+from ..deployment.genesis import example_genesis
 from ..protocol import operator_messages as om
 
 Echo = Callable[[str], None]
@@ -130,8 +130,8 @@ def ape_deploy(rpc_url: str, operators: tuple[str, ...], deployments: Path, echo
     import subprocess
     import sys
 
-    from ..chain.artifacts import REPO_ROOT
-    from ..chain.manifest import load_manifest
+    from ..deployment.artifacts import REPO_ROOT
+    from ..deployment.manifest import load_manifest
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("DDX_")}
     env.update(
@@ -162,10 +162,10 @@ async def start_cluster(
     deploy_with_ape: bool = False,
     echo: Echo = print,
 ) -> DevnetCluster:
-    from ..node.config import load_config
-    from ..node.keystore import write_keystore
-    from ..node.localcluster import write_cluster
-    from ..node.run import RunningNode
+    from ..daemon.cluster_files import write_cluster
+    from ..daemon.config import load_config
+    from ..daemon.keystore import write_keystore
+    from ..daemon.run import RunningNode
 
     root.mkdir(parents=True, exist_ok=True)
     if rpc_url is None:

@@ -13,10 +13,10 @@ from typing import Callable
 
 from eth_account import Account
 
-from ..chain.deploy import DeployConfig, deploy_and_record, dev_operator_keys
-from ..chain.embedded import Web3Deployer, embedded_web3
 from ..chain.exchange_client import DepositEvent, ExchangeClient, Receipt
-from ..chain.manifest import Manifest, load_abi
+from ..deployment.deploy import DeployConfig, deploy_and_record, dev_operator_keys
+from ..deployment.embedded import Web3Deployer, embedded_web3
+from ..deployment.manifest import Manifest, load_abi
 from ..protocol import items
 from ..protocol import operator_messages as om
 from ..protocol.proof import InclusionProof

@@ -15,8 +15,8 @@ from typing import Callable
 import aiohttp
 from eth_account import Account
 
-from ..chain.claims import LeafProof, Sender, claim
 from ..client.api import DdxClient
+from ..client.claims import LeafProof, Sender, claim
 from ..client.signer import Trader
 from ..engine.commands import BUY, SELL, IndexPrice, IndexPrices, encode_command, name32
 from ..protocol.eip712 import Domain as RequestDomain

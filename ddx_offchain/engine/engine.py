@@ -11,25 +11,76 @@ from collections import deque
 
 from . import book as bk
 from . import margin as mg
+from . import risk
+from . import snapshot as snapshot_codec
+from .codec import address_word, key_of, uint_word, value_of
 from .commands import (
-    BUY, LIMIT, LIMIT_IOC, MAIN_STRATEGY, MARKET, POST_ONLY, SELL, ZERO_ADDRESS, ZERO_ID,
-    AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, CreateStrategy, FundInsurance, IndexPrices,
-    ListMarket, ListToken, ModifyOrder, PlaceOrder, UpdateMarket, WithdrawIntent,
+    BUY,
+    LIMIT,
+    LIMIT_IOC,
+    MAIN_STRATEGY,
+    MARKET,
+    POST_ONLY,
+    SELL,
+    ZERO_ADDRESS,
+    ZERO_ID,
+    AdvanceEpoch,
+    AdvanceTime,
+    CancelAll,
+    CancelOrder,
+    ChainBlock,
+    CreateStrategy,
+    FundInsurance,
+    IndexPrices,
+    ListMarket,
+    ListToken,
+    ModifyOrder,
+    PlaceOrder,
+    UpdateMarket,
+    WithdrawIntent,
 )
 from .config import MAX_QUANTITY, GenesisConfig, market_params_problem
+from .errors import UnknownEpochError
 from .reasons import CancelReason, Reject
 from .state import (
-    FUND_STRATEGY, FUND_TRADER, K_BALANCE, K_SYSTEM, K_WITHDRAWAL, SYSTEM_CURSORS, Account, EpochRecord, Market,
-    Order, PairLeaf, Position, TokenLedger, Trader,
+    FUND_STRATEGY,
+    FUND_TRADER,
+    K_BALANCE,
+    K_SYSTEM,
+    K_WITHDRAWAL,
+    SYSTEM_CURSORS,
+    Account,
+    EpochRecord,
+    Market,
+    Order,
+    PairLeaf,
+    Position,
+    TokenLedger,
+    Trader,
 )
-from .codec import address_word, key_of, uint_word, value_of
+from .tree_port import load_tree, new_tree, prove, save_tree
 from .updates import (
-    CANCELLED, FILLED, OPEN, Accepted, BlockApplied, DepositCredited, EpochFrozen, FeeUpdate, Fill,
-    InsuranceUpdate, MarketUpdate, OrderUpdate, PositionUpdate, PriceUpdate, Rejected, StrategyCreated,
-    StrategyUpdate, TimeAdvanced, TokenListed, WithdrawalUpdate,
+    CANCELLED,
+    FILLED,
+    OPEN,
+    Accepted,
+    BlockApplied,
+    DepositCredited,
+    EpochFrozen,
+    FeeUpdate,
+    Fill,
+    InsuranceUpdate,
+    MarketUpdate,
+    OrderUpdate,
+    PositionUpdate,
+    PriceUpdate,
+    Rejected,
+    StrategyCreated,
+    StrategyUpdate,
+    TimeAdvanced,
+    TokenListed,
+    WithdrawalUpdate,
 )
-from . import risk
-from .tree_port import new_tree
 
 BPS = 10_000
 _SYSTEM_KEY = key_of(K_SYSTEM, uint_word(SYSTEM_CURSORS))
@@ -739,7 +790,7 @@ class Engine:
         self.epoch = c.epoch
         self.flush()
         root = self.tree.root()
-        self.epoch_trees[c.epoch] = self.tree.to_bytes()
+        self.epoch_trees[c.epoch] = save_tree(self.tree)
         for old in [e for e in self.epoch_trees if e <= c.epoch - self.epochs_retained]:
             del self.epoch_trees[old]
             self._loaded_epoch_trees.pop(old, None)
@@ -779,8 +830,6 @@ class Engine:
                 self.dirty.add(leaf)
 
     def frozen_root(self, epoch: int) -> bytes:
-        from .errors import UnknownEpochError
-
         record = self.epochs.get(epoch)
         if record is None:
             raise UnknownEpochError(f"epoch {epoch} was never frozen")
@@ -789,9 +838,6 @@ class Engine:
     def epoch_proofs(self, epoch: int, trader: bytes, token: bytes) -> dict:
         """Proofs of the trader's WITHDRAWAL and BALANCE leaves against the frozen root of `epoch`
         (docs/engine.md, "Epochs and proofs")."""
-        from .errors import UnknownEpochError
-        from .tree_port import load_tree, prove
-
         if epoch not in self.epoch_trees:
             raise UnknownEpochError(f"epoch {epoch} is not retained (the last {self.epochs_retained} are)")
         tree = self._loaded_epoch_trees.get(epoch)
@@ -872,15 +918,11 @@ class Engine:
         return items
 
     def snapshot(self) -> bytes:
-        from .snapshot import take
-
-        return take(self)
+        return snapshot_codec.take(self)
 
     @classmethod
     def restore(cls, data: bytes) -> "Engine":
-        from .snapshot import restore
-
-        return restore(cls, data)
+        return snapshot_codec.restore(cls, data)
 
 
 _TRADER_COMMANDS = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy))

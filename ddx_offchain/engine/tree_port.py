@@ -1,6 +1,6 @@
 """The one place the engine touches the state tree package (ddx_offchain/tree)."""
 
-from ..tree import StateTree
+from ..tree import StateTree, decode_snapshot, encode_snapshot
 
 
 def new_tree() -> StateTree:
@@ -8,7 +8,11 @@ def new_tree() -> StateTree:
 
 
 def load_tree(data: bytes) -> StateTree:
-    return StateTree.from_bytes(data)
+    return decode_snapshot(data)
+
+
+def save_tree(tree: StateTree) -> bytes:
+    return encode_snapshot(tree)
 
 
 def tree_from_items(items) -> StateTree:

@@ -22,7 +22,7 @@ import aiohttp
 
 from ..protocol.eip712 import Domain
 from .history import History
-from .sequencing import AppliedEntry, ExchangeStateMachine, ExecutionEngine
+from .state_machine import AppliedEntry, ExchangeStateMachine, ExecutionEngine
 
 log = logging.getLogger("ddx.backfill")
 

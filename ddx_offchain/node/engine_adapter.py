@@ -14,7 +14,7 @@ from ..engine.reasons import CancelReason, Reject
 from ..engine.updates import Rejected, Update
 from ..protocol import requests as pr
 from ..protocol.eip712 import checksum_address
-from .sequencing import CommandRefused, ExecutionUpdate
+from .state_machine import CommandRefused, ExecutionUpdate
 
 BOOK_DEPTH = 100
 _TRADER_FIELDS = ("trader", "maker_trader", "taker_trader", "counterparty_trader")

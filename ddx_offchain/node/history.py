@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from .sequencing import DUPLICATE, AppliedEntry
+from .state_machine import DUPLICATE, AppliedEntry
 
 log = logging.getLogger("ddx.history")
 

@@ -13,15 +13,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..api.admission import Admission, AdmissionLimits
-from ..api.feeds import FeedHub
 from ..protocol.eip712 import Domain
+from .admission import Admission, AdmissionLimits
 from .backfill import HistoryBackfill, SnapshotMark
+from .feeds import FeedHub
 from .history import History
 from .metrics import NodeMetrics
 from .sequencer import Sequencer
-from .sequencing import AppliedEntry, ExchangeStateMachine, ExecutionEngine
 from .service import OperatorService, ReceiptRecord
+from .state_machine import AppliedEntry, ExchangeStateMachine, ExecutionEngine
 from .views import ExchangeView
 
 log = logging.getLogger("ddx.node")

@@ -15,11 +15,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..api.admission import Admission, AdmissionError
 from ..protocol.eip712 import Domain, DomainCache, Signer, checksum_address
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND, Receipt, SignedReceipt, SignedRequest, encode_entry
-from .sequencer import DefinitelyNotSequenced, NotLeaderError, SequencingError, Sequencer
-from .sequencing import DUPLICATE, REFUSED, SEQUENCED, AppliedEntry, ExchangeStateMachine
+from .admission import Admission, AdmissionError
+from .sequencer import DefinitelyNotSequenced, NotLeaderError, Sequencer, SequencingError
+from .state_machine import DUPLICATE, REFUSED, SEQUENCED, AppliedEntry, ExchangeStateMachine
 
 log = logging.getLogger("ddx.node")
 

@@ -1,8 +1,9 @@
-"""Authenticated state tree (compact sparse Merkle tree), its proofs and snapshots. Pure: no I/O except the
-explicit snapshot `save`/`load`.
+"""Authenticated state tree (compact sparse Merkle tree), its proofs and snapshots. Pure: no I/O (a shell writes
+snapshot bytes to disk).
 
     from ddx_offchain.tree import StateTree
-    t = StateTree(); t.put(key, value); t.root(); t.prove(key); t.prove_absent(other); t.save(path)
+    t = StateTree(); t.put(key, value); t.root(); t.prove(key); t.prove_absent(other)
+    data = encode_snapshot(t); decode_snapshot(data).root() == t.root()
 """
 
 from .errors import (
@@ -17,6 +18,7 @@ from .errors import (
     TreeError,
     ValuesNotKept,
 )
+from .snapshot import decode_snapshot, encode_snapshot
 from .state_tree import MAX_VALUE_BYTES, StateTree
 
 __all__ = [
@@ -32,4 +34,6 @@ __all__ = [
     "StateTree",
     "TreeError",
     "ValuesNotKept",
+    "decode_snapshot",
+    "encode_snapshot",
 ]

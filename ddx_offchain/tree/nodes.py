@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from bisect import bisect_left
 
-from ..protocol.hashing import EMPTY, LEAF_PREFIX, NODE_PREFIX, keccak256_bytes as keccak
+from ..protocol.hashing import EMPTY, LEAF_PREFIX, NODE_PREFIX
+from ..protocol.hashing import keccak256_bytes as keccak
 
 KEY_BITS = 256
 KEY_SPACE = 1 << KEY_BITS

@@ -13,10 +13,7 @@ file that passes its checksum but was built from different items is still refuse
 from __future__ import annotations
 
 import hashlib
-import os
 import struct
-from os import PathLike
-from typing import TYPE_CHECKING
 
 from .errors import (
     SnapshotChecksumMismatch,
@@ -25,9 +22,7 @@ from .errors import (
     SnapshotRootMismatch,
     SnapshotTruncated,
 )
-
-if TYPE_CHECKING:
-    from .state_tree import StateTree
+from .state_tree import MAX_VALUE_BYTES, StateTree
 
 MAGIC = b"DDXTREE\x00"
 VERSION = 1
@@ -41,7 +36,7 @@ HASH_RECORD_BYTES = 64
 _LENGTH = struct.Struct(">I")
 
 
-def encode_snapshot(tree: "StateTree") -> bytes:
+def encode_snapshot(tree: StateTree) -> bytes:
     root = tree.root()
     if tree.keeps_values:
         flags = FLAG_VALUES
@@ -62,8 +57,7 @@ def encode_snapshot(tree: "StateTree") -> bytes:
     return body + hashlib.sha256(body).digest()
 
 
-def decode_snapshot(data: bytes) -> "StateTree":
-    from .state_tree import MAX_VALUE_BYTES, StateTree
+def decode_snapshot(data: bytes) -> StateTree:
 
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise SnapshotFormatError(f"a snapshot is bytes, got {type(data).__name__}")
@@ -143,27 +137,3 @@ def _announced_length(data: bytes, flags: int, count: int) -> int | None:
             return None
         offset += KEY_BYTES + 4 + unpack_length(data, offset + KEY_BYTES)[0]
     return offset + CHECKSUM_BYTES
-
-
-def write_snapshot_file(path: str | PathLike, data: bytes) -> None:
-    """Write atomically: a crash leaves either the old file or the complete new one."""
-    path = os.fspath(path)
-    temporary = path + ".tmp"
-    with open(temporary, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    directory = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def read_snapshot_file(path: str | PathLike) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise SnapshotError(f"cannot read snapshot {os.fspath(path)!r}: {exc.strerror}") from exc

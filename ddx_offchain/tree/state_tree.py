@@ -10,7 +10,6 @@ items and collapsing those left with one item or none.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from os import PathLike
 
 from ..protocol.hashing import EMPTY, keccak256_bytes
 from ..protocol.proof import InclusionProof, NonInclusionProof
@@ -180,31 +179,3 @@ class StateTree:
         return NonInclusionProof(
             key=key, siblings=tuple(siblings), other_key=other, other_value_hash=self.value_hash(other)
         )
-
-    # ---------------------------------------------------------------- snapshots
-
-    def to_bytes(self) -> bytes:
-        """The snapshot of this tree (docs/protocol.md §8): values if kept, else value hashes."""
-        from .snapshot import encode_snapshot
-
-        return encode_snapshot(self)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> "StateTree":
-        """Restore a tree from a snapshot; SnapshotError (naming the problem) if it is not intact."""
-        from .snapshot import decode_snapshot
-
-        return decode_snapshot(data)
-
-    def save(self, path: str | PathLike) -> None:
-        """Write the snapshot to `path` atomically (temporary file, fsync, rename)."""
-        from .snapshot import write_snapshot_file
-
-        write_snapshot_file(path, self.to_bytes())
-
-    @classmethod
-    def load(cls, path: str | PathLike) -> "StateTree":
-        """Read and restore a snapshot file."""
-        from .snapshot import read_snapshot_file
-
-        return cls.from_bytes(read_snapshot_file(path))

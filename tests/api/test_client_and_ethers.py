@@ -9,12 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from apihelpers import DOMAIN, OPERATOR, make_node, running
 
 from ddx_offchain.client import BadReceipt, DdxClient, RequestRefused, Trader
 from ddx_offchain.node.sequencer import SequencingError
 from ddx_offchain.protocol.eip712 import address_of
 from ddx_offchain.protocol.requests import SignedReceipt, request_from_json
-from apihelpers import DOMAIN, OPERATOR, make_node, running
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = b"\x5e" * 32
@@ -130,7 +130,7 @@ def test_request_channel_over_websocket():
 
 
 def test_client_from_a_deployment_manifest(tmp_path):
-    from ddx_offchain.chain.manifest import Manifest
+    from ddx_offchain.deployment.manifest import Manifest
     from ddx_offchain.protocol.eip712 import checksum_address
 
     manifest = Manifest(

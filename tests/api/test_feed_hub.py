@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from ddx_offchain.api.feeds import FeedHub, ResumeUnavailable
-from ddx_offchain.node.sequencing import SEQUENCED, AppliedEntry, ExecutionUpdate
+from ddx_offchain.node.feeds import FeedHub, ResumeUnavailable
+from ddx_offchain.node.state_machine import SEQUENCED, AppliedEntry, ExecutionUpdate
 
 A, B, C = b"\xaa" * 20, b"\xbb" * 20, b"\xcc" * 20
 M = b"M".ljust(32, b"\x00")
@@ -45,7 +45,7 @@ def test_routing_by_trader_market_and_all():
 
 def test_slow_subscriber_is_marked_and_stops_receiving(monkeypatch):
     async def scenario():
-        monkeypatch.setattr("ddx_offchain.api.feeds.SUBSCRIBER_QUEUE", 2)
+        monkeypatch.setattr("ddx_offchain.node.feeds.SUBSCRIBER_QUEUE", 2)
         hub = FeedHub(None)
         slow, _ = hub.subscribe("all", None, None)
         hub.publish(applied(*(ExecutionUpdate(i, 1, "X", (), None, {}) for i in range(1, 6))))

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from eth_account import Account
 from web3 import Web3
 
-from ddx_offchain.chain.artifacts import compile_contract
 from ddx_offchain.chain.checkpointer import Checkpointer, CheckpointerConfig
-from ddx_offchain.chain.deploy import DeployConfig, deploy_exchange
-from ddx_offchain.chain.embedded import Web3Deployer
-from ddx_offchain.chain.follower import FollowerConfig
+from ddx_offchain.chain.core.follower import FollowerConfig
 from ddx_offchain.chain.hooks import ChainHooks
 from ddx_offchain.chain.rpc import ChainRpc, Web3ChainRpc
 from ddx_offchain.chain.signatures import SignatureBoard
 from ddx_offchain.chain.verifier import BlockVerifier
 from ddx_offchain.chain.watcher import ChainWatcher, ResumePoint
+from ddx_offchain.deployment.artifacts import compile_contract
+from ddx_offchain.deployment.deploy import DeployConfig, deploy_exchange
+from ddx_offchain.deployment.embedded import Web3Deployer
 from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine.commands import AdvanceEpoch
 from ddx_offchain.protocol import operator_messages as om
@@ -153,8 +153,8 @@ def embedded_lab(operator_count: int = 4) -> ChainLab:
     from eth_tester import EthereumTester, PyEVMBackend
     from web3 import EthereumTesterProvider
 
-    from ddx_offchain.chain.embedded import BLOCK_GAS_LIMIT
     from ddx_offchain.chain.rpc import embedded_async_web3
+    from ddx_offchain.deployment.embedded import BLOCK_GAS_LIMIT
 
     params = PyEVMBackend.generate_genesis_params(overrides={"gas_limit": BLOCK_GAS_LIMIT})
     w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_parameters=params))))

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from anvil_node import Anvil
 from chainlab import http_lab
+
 from ddx_offchain.chain.checkpointer import CheckpointerConfig
-from ddx_offchain.chain.follower import FollowerConfig
-from ddx_offchain.chain.relay_policy import GWEI, FeePolicy
+from ddx_offchain.chain.core.follower import FollowerConfig
+from ddx_offchain.chain.core.relay_policy import GWEI, FeePolicy
 
 
 async def closing(lab, scenario):
@@ -121,14 +121,15 @@ def test_the_node_builds_its_chain_side_from_its_config(anvil, tmp_path):
     """`build_operator_chain`: what `ddx node` runs when [chain] names an RPC and a manifest."""
     from dataclasses import replace
 
-    from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
-    from ddx_offchain.chain.embedded import Web3Deployer
-    from ddx_offchain.chain.operator_chain import ChainSetupError, build_operator_chain
-    from ddx_offchain.node.genesis import example_genesis
-    from ddx_offchain.node.config import load_config
-    from ddx_offchain.node.localcluster import write_cluster
-    from ddx_offchain.protocol.eip712 import Domain as RequestDomain
     from web3 import Web3
+
+    from ddx_offchain.chain.operator_chain import ChainSetupError, build_operator_chain
+    from ddx_offchain.daemon.cluster_files import write_cluster
+    from ddx_offchain.daemon.config import load_config
+    from ddx_offchain.deployment.deploy import DeployConfig, deploy_and_record
+    from ddx_offchain.deployment.embedded import Web3Deployer
+    from ddx_offchain.deployment.genesis import example_genesis
+    from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 
     lab = http_lab(anvil.url)  # deploys an exchange with the lab's operators
     w3 = Web3(Web3.HTTPProvider(anvil.url))
@@ -164,15 +165,15 @@ def test_ddx_node_with_a_chain_section_runs_its_chain_side(anvil, tmp_path):
     from dataclasses import replace
 
     import aiohttp
-
-    from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
-    from ddx_offchain.chain.embedded import Web3Deployer
-    from ddx_offchain.node.genesis import example_genesis
-    from ddx_offchain.node.config import load_config
-    from ddx_offchain.node.localcluster import write_cluster
-    from ddx_offchain.node.run import RunningNode
-    from ddx_offchain.protocol.eip712 import Domain as RequestDomain
     from web3 import Web3
+
+    from ddx_offchain.daemon.cluster_files import write_cluster
+    from ddx_offchain.daemon.config import load_config
+    from ddx_offchain.daemon.run import RunningNode
+    from ddx_offchain.deployment.deploy import DeployConfig, deploy_and_record
+    from ddx_offchain.deployment.embedded import Web3Deployer
+    from ddx_offchain.deployment.genesis import example_genesis
+    from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 
     lab = http_lab(anvil.url)
     w3 = Web3(Web3.HTTPProvider(anvil.url))
@@ -219,10 +220,10 @@ def test_ddx_node_refuses_a_chain_rpc_without_a_manifest(tmp_path):
     from dataclasses import replace
 
     from ddx_offchain.chain.operator_chain import ChainSetupError
-    from ddx_offchain.node.config import load_config
-    from ddx_offchain.node.localcluster import write_cluster
-    from ddx_offchain.node.run import RunningNode
-    from ddx_offchain.node.genesis import example_genesis
+    from ddx_offchain.daemon.cluster_files import write_cluster
+    from ddx_offchain.daemon.config import load_config
+    from ddx_offchain.daemon.run import RunningNode
+    from ddx_offchain.deployment.genesis import example_genesis
     from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 
     files = write_cluster(tmp_path / "ops", 1, RequestDomain.of(1337, "0x" + "22" * 20), example_genesis("0x" + "33" * 20))
@@ -234,8 +235,8 @@ def test_ddx_node_refuses_a_chain_rpc_without_a_manifest(tmp_path):
 
 
 def test_headers_come_in_one_batch_and_stop_at_the_head(anvil):
-    from ddx_offchain.chain.artifacts import compile_contract
     from ddx_offchain.chain.rpc import Web3ChainRpc, http_web3
+    from ddx_offchain.deployment.artifacts import compile_contract
 
     async def scenario():
         rpc = Web3ChainRpc(http_web3(anvil.url), "0x" + "11" * 20, compile_contract("Exchange").abi)

@@ -9,11 +9,11 @@ import json
 import threading
 import time
 
+from anvil_node import Anvil
+from ddx_offchain.cli import app
 from eth_account import Account
 from typer.testing import CliRunner
 
-from anvil_node import Anvil
-from ddx_offchain.cli import app
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.protocol.hashing import keccak256
 
@@ -135,9 +135,9 @@ def test_escape_before_any_checkpoint_needs_no_proof(tmp_path, monkeypatch):
     tree's root, and the on-chain deposit comes back."""
     from web3 import Web3
 
-    from ddx_offchain.chain.artifacts import compile_contract
-    from ddx_offchain.chain.deploy import DeployConfig, deploy_and_record
-    from ddx_offchain.chain.embedded import Web3Deployer
+    from ddx_offchain.deployment.artifacts import compile_contract
+    from ddx_offchain.deployment.deploy import DeployConfig, deploy_and_record
+    from ddx_offchain.deployment.embedded import Web3Deployer
 
     anvil = Anvil()
     try:

@@ -8,16 +8,14 @@ import asyncio
 
 import aiohttp
 from eth_account import Account
+from polling import eventually
 
-from ddx_offchain.chain.claims import LeafProof, Sender, claim
 from ddx_offchain.client.api import DdxClient
+from ddx_offchain.client.claims import LeafProof, Sender, claim
 from ddx_offchain.client.signer import Trader
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 from ddx_offchain.protocol.hashing import keccak256
-from polling import eventually
-
-
 
 
 def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
@@ -112,10 +110,9 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
 
 async def auditor_agrees_and_catches_a_forged_log(cluster) -> None:
     """`ddx audit`'s core: replay the public log, compare with the recorded roots; a forged deposit is caught."""
-    from ddx_offchain.chain.audit import Replay, audit, log_from_api
-    from ddx_offchain.node.genesis import example_genesis
+    from ddx_offchain.deployment.genesis import example_genesis, parse_genesis
     from ddx_offchain.engine.commands import ChainBlock, Deposit, decode_command, encode_command
-    from ddx_offchain.node.genesis import parse_genesis
+    from ddx_offchain.replica.audit import Replay, audit, log_from_api
 
     domain = RequestDomain.of(cluster.manifest.chain_id, cluster.manifest.exchange)
     genesis = parse_genesis(example_genesis(cluster.token.address))

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from ddx_offchain.chain.blocks import BlockHeader, ChainDataError, DepositEvent
-from ddx_offchain.chain.follower import (
-    AlarmKind, FetchDeposits, FetchHeaders, Follower, FollowerConfig, Halted, Idle,
+from ddx_offchain.chain.core.blocks import BlockHeader, ChainDataError, DepositEvent
+from ddx_offchain.chain.core.follower import (
+    AlarmKind,
+    FetchDeposits,
+    FetchHeaders,
+    Follower,
+    FollowerConfig,
+    Halted,
+    Idle,
 )
 from ddx_offchain.protocol.hashing import keccak256
 

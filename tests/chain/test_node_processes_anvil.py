@@ -12,18 +12,18 @@ import time
 
 import aiohttp
 import pytest
+from anvil_node import Anvil
 from eth_account import Account
 from web3 import Web3
 
-from anvil_node import Anvil
-from ddx_offchain.chain.artifacts import compile_contract
-from ddx_offchain.chain.claims import LeafProof, Sender, claim
 from ddx_offchain.client.api import DdxClient
+from ddx_offchain.client.claims import LeafProof, Sender, claim
 from ddx_offchain.client.signer import Trader
+from ddx_offchain.daemon.cluster_files import write_cluster
+from ddx_offchain.daemon.keystore import write_keystore
+from ddx_offchain.deployment.artifacts import compile_contract
+from ddx_offchain.deployment.genesis import example_genesis
 from ddx_offchain.devnet.cluster import DOLLAR, ape_deploy
-from ddx_offchain.node.genesis import example_genesis
-from ddx_offchain.node.keystore import write_keystore
-from ddx_offchain.node.localcluster import write_cluster
 from ddx_offchain.protocol.eip712 import Domain
 from ddx_offchain.protocol.hashing import keccak256
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 
-from ddx_offchain.chain.progress import CheckpointProgress, SignatureRejected, Stage, Submission
-from ddx_offchain.chain.relay_policy import GWEI, Backoff, FeePolicy, FeeTooHigh, Fees, may_relay, relay_order
+from ddx_offchain.chain.core.progress import CheckpointProgress, SignatureRejected, Stage, Submission
+from ddx_offchain.chain.core.relay_policy import GWEI, Backoff, FeePolicy, Fees, FeeTooHigh, may_relay, relay_order
 from ddx_offchain.protocol import operator_messages as om
 from ddx_offchain.protocol.errors import ProtocolError
 from ddx_offchain.protocol.hashing import keccak256

@@ -7,9 +7,9 @@ import asyncio
 
 from eth_account import Account
 
-from ddx_offchain.chain.blocks import BlockHeader
 from ddx_offchain.chain.checkpointer import Checkpointer, CheckpointerConfig
-from ddx_offchain.chain.relay_policy import GWEI, Backoff, FeePolicy
+from ddx_offchain.chain.core.blocks import BlockHeader
+from ddx_offchain.chain.core.relay_policy import GWEI, Backoff, FeePolicy
 from ddx_offchain.chain.signatures import SignatureBoard
 from ddx_offchain.chain.verifier import BlockVerifier
 from ddx_offchain.protocol import operator_messages as om

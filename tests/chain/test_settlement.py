@@ -9,11 +9,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from chainlab import embedded_lab
+
 from ddx_offchain.chain.checkpointer import CheckpointerConfig
-from ddx_offchain.chain.claims import ZERO, AbsentBalance, ClaimError, LeafProof, Sender, balance_from_api, claim, escape, freeze_if_due
-from ddx_offchain.chain.follower import FollowerConfig
+from ddx_offchain.chain.core.follower import FollowerConfig
+from ddx_offchain.client.claims import (
+    ZERO,
+    AbsentBalance,
+    ClaimError,
+    LeafProof,
+    Sender,
+    balance_from_api,
+    claim,
+    escape,
+    freeze_if_due,
+)
 from ddx_offchain.engine.commands import MAIN_STRATEGY, WithdrawIntent
 from ddx_offchain.engine.updates import Accepted
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ddx_offchain.chain.blocks import BlockHeader, DepositEvent, SequencedBlock
-from ddx_offchain.chain.verification import SequencedBlocks, Verdict, Verification, verify_block
+from ddx_offchain.chain.core.blocks import BlockHeader, DepositEvent, SequencedBlock
+from ddx_offchain.chain.core.verification import SequencedBlocks, Verdict, Verification, verify_block
 
 H5 = b"\x05" * 32
 TRADER = b"\x11" * 20

@@ -11,7 +11,7 @@ import boa
 import pytest
 from eth_account import Account
 
-from ddx_offchain.chain.artifacts import REPO_ROOT
+from ddx_offchain.deployment.artifacts import REPO_ROOT
 from ddx_offchain.protocol import operator_messages as om
 from ddx_offchain.protocol.hashing import keccak256
 

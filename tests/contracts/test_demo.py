@@ -4,8 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ddx_offchain.chain.artifacts import REPO_ROOT
-from ddx_offchain.chain.manifest import load_manifest
+from ddx_offchain.deployment.artifacts import REPO_ROOT
+from ddx_offchain.deployment.manifest import load_manifest
 from ddx_offchain.devnet.demo import run_demo
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from ddx_offchain.chain.artifacts import REPO_ROOT
-from ddx_offchain.chain.deploy import (
+from ddx_offchain.deployment.artifacts import REPO_ROOT
+from ddx_offchain.deployment.deploy import (
     CollateralSpec,
     DeployConfig,
     DeployConfigError,
@@ -20,7 +20,7 @@ from ddx_offchain.chain.deploy import (
     deploy_exchange,
     dev_operator_keys,
 )
-from ddx_offchain.chain.manifest import Manifest, ManifestError, load_abi, load_manifest, write_manifest
+from ddx_offchain.deployment.manifest import Manifest, ManifestError, load_abi, load_manifest, write_manifest
 
 APE = Path(sys.executable).parent / "ape"
 DEV_OPERATORS = tuple(Account.from_key(k).address for k in dev_operator_keys())
@@ -71,7 +71,7 @@ def test_ape_run_deploy_refuses_a_bad_config_and_writes_nothing(tmp_path):
 
 @pytest.fixture(scope="module")
 def chain():
-    from ddx_offchain.chain.embedded import Web3Deployer, embedded_web3
+    from ddx_offchain.deployment.embedded import Web3Deployer, embedded_web3
 
     return Web3Deployer(embedded_web3())
 

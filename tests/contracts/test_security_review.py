@@ -92,7 +92,7 @@ def test_an_escape_delay_that_would_disable_the_escape_hatch_is_refused_at_deplo
             deploy_exchange(dx.keys, 3, tokens=[dx.token], escape_delay=delay)
     deploy_exchange(dx.keys, 3, tokens=[dx.token], escape_delay=365 * 86400)
     # the deploy script refuses the same configuration before sending anything
-    from ddx_offchain.chain.deploy import DeployConfig, DeployConfigError
+    from ddx_offchain.deployment.deploy import DeployConfig, DeployConfigError
 
     from .conftest import addresses
 

@@ -1,6 +1,7 @@
 """Epoch boundaries (frozen roots, EPOCH items, BALANCE leaves), proofs against frozen roots, snapshots."""
 
 import pytest
+from engine_helpers import USDC, Driver, of_type, reason, trader, usd
 
 from ddx_offchain.engine import Engine, SnapshotError, UnknownEpochError
 from ddx_offchain.engine.commands import BUY, SELL, AdvanceEpoch
@@ -9,9 +10,7 @@ from ddx_offchain.engine.updates import EpochFrozen
 from ddx_offchain.protocol.hashing import keccak256
 from ddx_offchain.protocol.items import balance_value, withdrawal_value
 from ddx_offchain.protocol.proof import InclusionProof, verify_inclusion, verify_non_inclusion
-from ddx_offchain.tree import StateTree
-
-from engine_helpers import USDC, Driver, of_type, reason, trader, usd
+from ddx_offchain.tree import StateTree, decode_snapshot
 
 A, B = trader(1), trader(2)
 P = usd(2000)
@@ -136,4 +135,4 @@ def test_epoch_tree_cost_is_one_tree_snapshot_per_retained_epoch():
     d = traded()
     d.epoch()
     assert len(d.engine.epoch_trees) == 1
-    assert StateTree.from_bytes(d.engine.epoch_trees[1]).root() == d.engine.frozen_root(1)
+    assert decode_snapshot(d.engine.epoch_trees[1]).root() == d.engine.frozen_root(1)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import aiohttp
 
-from ddx_offchain.node.localcluster import LocalCluster, write_cluster
-from ddx_offchain.node.genesis import example_genesis
+from ddx_offchain.daemon.cluster_files import LocalCluster, write_cluster
+from ddx_offchain.deployment.genesis import example_genesis
 from ddx_offchain.protocol.eip712 import Domain
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"

@@ -11,7 +11,7 @@ import asyncio
 import msgspec
 
 from ddx_offchain.node.sequencer import NotLeaderError, SequencingError
-from ddx_offchain.node.sequencing import ExecutionUpdate
+from ddx_offchain.node.state_machine import ExecutionUpdate
 from ddx_offchain.protocol.hashing import keccak256
 from ddx_offchain.protocol.requests import PlaceOrder
 

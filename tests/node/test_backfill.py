@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from fakes import RecordingEngine
+from test_state_machine import DOMAIN, order
 
 from ddx_offchain.node.backfill import BackfillError, HistoryBackfill, SnapshotMark, replay_request_log
 from ddx_offchain.node.history import History
-from ddx_offchain.node.sequencing import ExchangeStateMachine, describe
+from ddx_offchain.node.state_machine import ExchangeStateMachine, describe
 from ddx_offchain.protocol.requests import ENTRY_OPERATOR_COMMAND
-from fakes import RecordingEngine
-from test_state_machine import DOMAIN, order
 
 COMMAND = bytes([ENTRY_OPERATOR_COMMAND]) + b"epoch"
 

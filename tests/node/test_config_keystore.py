@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from ddx_offchain.node.config import ConfigError, load_config, parse_config
-from ddx_offchain.node.keystore import KeystoreError, load_operator_key, write_keystore
+from ddx_offchain.daemon.config import ConfigError, load_config, parse_config
+from ddx_offchain.daemon.keystore import KeystoreError, load_operator_key, write_keystore
 
 GOOD = """
 [node]
@@ -142,8 +142,8 @@ def test_ddx_node_refuses_a_bad_config_before_starting(tmp_path):
 def test_manifest_must_match_the_domain_and_list_this_operator(folder):
     import dataclasses
 
-    from ddx_offchain.chain.manifest import Manifest
-    from ddx_offchain.node.deployment import check_deployment
+    from ddx_offchain.daemon.deployment_check import check_deployment
+    from ddx_offchain.deployment.manifest import Manifest
     from ddx_offchain.protocol.eip712 import address_of, checksum_address
 
     me = address_of(b"\x07" * 32)

@@ -6,20 +6,20 @@ import asyncio
 import json
 
 import pytest
+from fakes import InMemorySequencer
 
+from ddx_offchain.client import Trader
+from ddx_offchain.daemon.config import ConfigError
+from ddx_offchain.deployment.genesis import example_genesis, parse_genesis
 from ddx_offchain.engine import Engine
-from ddx_offchain.engine.commands import AdvanceEpoch, ChainBlock, Deposit, IndexPrice, IndexPrices, encode_command, PlaceOrder as EnginePlaceOrder
-from ddx_offchain.node.config import ConfigError
+from ddx_offchain.engine.commands import AdvanceEpoch, ChainBlock, Deposit, IndexPrice, IndexPrices, encode_command
+from ddx_offchain.engine.commands import PlaceOrder as EnginePlaceOrder
 from ddx_offchain.node.engine_adapter import EngineAdapter
-from ddx_offchain.node.genesis import parse_genesis
 from ddx_offchain.node.operator import OperatorNode
-from ddx_offchain.node.sequencing import REFUSED, SEQUENCED
+from ddx_offchain.node.state_machine import REFUSED, SEQUENCED
 from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.proof import InclusionProof, verify_inclusion
 from ddx_offchain.protocol.requests import market_id
-from ddx_offchain.client import Trader
-from ddx_offchain.node.genesis import example_genesis
-from fakes import InMemorySequencer
 
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"

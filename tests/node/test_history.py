@@ -5,12 +5,12 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
+from fakes import RecordingEngine
 
 from ddx_offchain.node.history import MIGRATIONS, History, migrate
-from ddx_offchain.node.sequencing import ExchangeStateMachine
+from ddx_offchain.node.state_machine import ExchangeStateMachine
 from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.requests import PlaceOrder, encode_entry, market_id, sign_request, strategy_id
-from fakes import RecordingEngine
 
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 KEY = b"\x11" * 32

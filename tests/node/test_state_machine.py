@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from fakes import RecordingEngine
 
-from ddx_offchain.node.sequencing import DUPLICATE, REFUSED, SEQUENCED, ExchangeStateMachine
-from ddx_offchain.protocol.eip712 import Domain
+from ddx_offchain.node.state_machine import DUPLICATE, REFUSED, SEQUENCED, ExchangeStateMachine
+from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.requests import (
     REPLAY_WINDOW_MS,
     CreateStrategy,
@@ -17,8 +18,6 @@ from ddx_offchain.protocol.requests import (
     strategy_id,
     verify_request,
 )
-from ddx_offchain.protocol.eip712 import address_of
-from fakes import RecordingEngine
 
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 KEY = b"\x11" * 32

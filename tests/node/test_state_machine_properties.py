@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import given, settings, strategies as st
+from fakes import RecordingEngine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from ddx_offchain.node.sequencing import DUPLICATE, REFUSED, SEQUENCED, ExchangeStateMachine
+from ddx_offchain.node.state_machine import DUPLICATE, REFUSED, SEQUENCED, ExchangeStateMachine
 from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.requests import REPLAY_WINDOW_MS, CancelAll, encode_entry, sign_request, strategy_id
-from fakes import RecordingEngine
 
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 KEYS = [bytes([k]) * 32 for k in (1, 2, 3)]

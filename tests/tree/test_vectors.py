@@ -8,7 +8,7 @@ import pytest
 from ddx_offchain.protocol import items
 from ddx_offchain.protocol.hashing import EMPTY, keccak256, leaf_hash
 from ddx_offchain.protocol.proof import InclusionProof, NonInclusionProof, verify_inclusion, verify_non_inclusion
-from ddx_offchain.tree import StateTree
+from ddx_offchain.tree import StateTree, encode_snapshot
 
 T, A, B = "0x" + "11" * 20, "0x" + "22" * 20, "0x" + "33" * 20
 ROOT = "1fd83e77ed5e491360acfd90f0ed6a75363b629df68e83e86c8fcc91e5f47086"
@@ -89,7 +89,7 @@ def test_non_inclusion_vector(tree):
 
 
 def test_snapshot_bytes(tree):
-    data = tree.to_bytes()
+    data = encode_snapshot(tree)
     expected = bytes.fromhex(SNAPSHOT_HEAD)
     for key, value, *_ in ITEMS:
         expected += key + len(value).to_bytes(4, "big") + value

@@ -1,4 +1,4 @@
-"""Real processes: clusters of `python -m ddx_offchain.raft.server` on loopback, a client proposing with
+"""Real processes: clusters of `python -m ddx_offchain.testing.raft_cluster.server` on loopback, a client proposing with
 sessions while nodes are SIGKILLed, SIGSTOPped/SIGCONTed and restarted. At the end, with every fault healed,
 every acknowledged proposal is in every node's committed log, applied exactly once, in one order, at the index
 the client was told.
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from ddx_offchain.raft.control import ControlClient, ControlError
 from ddx_offchain.raft.fsm import NO_CLIENT
-from ddx_offchain.raft.localcluster import LocalCluster
 from ddx_offchain.raft.logstore.segment import FRAME_HEADER
+from ddx_offchain.testing.raft_cluster.control import ControlClient, ControlError
+from ddx_offchain.testing.raft_cluster.localcluster import LocalCluster
 
 CHAOS_SECONDS = float(os.environ.get("RAFT_CLUSTER_SECONDS", "12"))
 KNOBS = {"tick_ms": 20, "election_ticks": 10, "proposal_timeout_ms": 3000, "snapshot_interval": 0}

@@ -8,17 +8,17 @@ from pathlib import Path
 import pytest
 
 from ddx_offchain.raft.certs import generate_operator_certificate
-from ddx_offchain.raft.localcluster import free_port  # below the ephemeral range: safe to restart on
 from ddx_offchain.raft.runtime import (
     NodeConfig,
-    NotLeaderError,
     NodeStoppedError,
+    NotLeaderError,
     ProposalDroppedByRaftError,
     ProposalTimeoutError,
     RaftNode,
 )
-from ddx_offchain.raft.server import DigestStateMachine
 from ddx_offchain.raft.transport import TlsMaterial
+from ddx_offchain.testing.raft_cluster.localcluster import free_port  # below the ephemeral range: safe to restart on
+from ddx_offchain.testing.raft_cluster.server import DigestStateMachine
 
 IDS = (1, 2, 3, 4)
 CERTS = {node: generate_operator_certificate(f"op{node}") for node in IDS}

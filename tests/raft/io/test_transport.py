@@ -10,10 +10,10 @@ import struct
 import pytest
 
 from ddx_offchain.raft.certs import generate_operator_certificate
-from ddx_offchain.raft.localcluster import free_port
 from ddx_offchain.raft.codec import MessageBatch, encode_frame_payload, frame_bytes
 from ddx_offchain.raft.messages import Entry, Message, MessageType, Snapshot, SnapshotMetadata
 from ddx_offchain.raft.transport import TlsMaterial, Transport, TransportConfig, TransportHandler
+from ddx_offchain.testing.raft_cluster.localcluster import free_port
 
 CERTS = {node: generate_operator_certificate(f"op{node}") for node in (1, 2, 3)}
 PINNED = {node: cert.cert_pem for node, cert in CERTS.items()}

@@ -3,7 +3,7 @@
 Default: 500 seeds x 2,000 steps (in batches, so `pytest -n 2` spreads them). More:
     DDX_SIM_SEEDS=5000 DDX_SIM_STEPS=5000 .venv/bin/python -m pytest tests/raft/sim -q
 A failure names the seed and prints the one command that replays it:
-    python -m ddx_offchain.raft.sim --seed N --steps M --trace
+    python -m ddx_offchain.testing.sim --seed N --steps M --trace
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 
 from ddx_offchain.raft.core import log as log_module
 from ddx_offchain.raft.core import raft as raft_module
-from ddx_offchain.raft.sim import Options, Simulation, SimulationFailure
+from ddx_offchain.testing.sim import Options, Simulation, SimulationFailure
 
 SEEDS = int(os.environ.get("DDX_SIM_SEEDS", "500"))
 STEPS = int(os.environ.get("DDX_SIM_STEPS", "2000"))
@@ -75,7 +75,7 @@ def test_catches_a_vote_granted_to_a_stale_log(monkeypatch):
     monkeypatch.setattr(log_module.RaftLog, "is_up_to_date", lambda self, index, term: True)
     failure = _first_failure(40)
     assert failure is not None
-    assert "replay: python -m ddx_offchain.raft.sim --seed" in failure
+    assert "replay: python -m ddx_offchain.testing.sim --seed" in failure
 
 
 def test_catches_a_vote_that_is_not_persisted(monkeypatch):
@@ -107,7 +107,7 @@ def test_catches_a_read_served_without_confirming_leadership(monkeypatch):
 
 
 def test_command_line_replays_a_seed_and_reports_a_failure(monkeypatch, capsys):
-    from ddx_offchain.raft.sim.__main__ import main
+    from ddx_offchain.testing.sim.__main__ import main
 
     assert main(["--seed", "3", "--steps", "300"]) == 0
     assert "seed 3: ok" in capsys.readouterr().out
@@ -116,4 +116,4 @@ def test_command_line_replays_a_seed_and_reports_a_failure(monkeypatch, capsys):
     seed = int(failure.split(":")[0].split()[1])
     assert main(["--seed", str(seed), "--steps", "2000"]) == 1
     err = capsys.readouterr().err
-    assert f"replay: python -m ddx_offchain.raft.sim --seed {seed} --steps 2000" in err
+    assert f"replay: python -m ddx_offchain.testing.sim --seed {seed} --steps 2000" in err

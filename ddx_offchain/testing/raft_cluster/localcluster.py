@@ -1,6 +1,6 @@
 """A cluster of Raft server processes on loopback, for tests, benchmarks and local experiments.
 
-Each node is a separate OS process (`python -m ddx_offchain.raft.server`) with its own data directory, TLS
+Each node is a separate OS process (`python -m ddx_offchain.testing.raft_cluster.server`) with its own data directory, TLS
 identity (generated here) and config file; ports are picked free on 127.0.0.1 and kept across restarts.
 The harness can SIGKILL, SIGSTOP/SIGCONT, terminate and restart nodes, and read any stopped node's durable
 log offline.
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ddx_offchain.raft.certs import generate_operator_certificate
-from ddx_offchain.raft.control import ControlClient
 from ddx_offchain.raft.fsm import Envelope, decode_envelope
 from ddx_offchain.raft.logstore import DiskStorage
 from ddx_offchain.raft.messages import EntryType
+from ddx_offchain.testing.raft_cluster.control import ControlClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -124,7 +124,7 @@ class LocalCluster:
         environment = dict(os.environ, PYTHONPATH=str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         node.process = subprocess.Popen(
             # --exit-with-parent: a killed test run or benchmark never leaves server processes behind.
-            [sys.executable, "-m", "ddx_offchain.raft.server", "--config", str(node.config_path),
+            [sys.executable, "-m", "ddx_offchain.testing.raft_cluster.server", "--config", str(node.config_path),
              "--log-level", self.log_level, "--exit-with-parent"],
             stdout=subprocess.PIPE, stderr=log_file, env=environment, cwd=REPO_ROOT,
         )

@@ -13,14 +13,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ddx_offchain.raft.messages import Entry, Message, MessageType, Snapshot, StateRole
-from ddx_offchain.raft.sim.fsm import SimulationFailure
 from ddx_offchain.raft.storage import CompactedError, UnavailableError
+from ddx_offchain.testing.sim.fsm import SimulationFailure
 
-if TYPE_CHECKING:
-    from ddx_offchain.raft.sim.simulator import SimNode, Simulation
+# Annotations name simulator.py's SimNode and Simulation as text only: the simulator imports this module, and
+# importing it back would tie the two files in a circle.
 
 MT = MessageType
 

@@ -17,10 +17,10 @@ import msgspec
 
 from ..engine.config import GenesisConfig
 from ..engine.errors import ConfigError as EngineConfigError
+from ..errors import ConfigError
 from ..protocol.eip712 import from_json
 from ..protocol.errors import ProtocolError
 from ..protocol.requests import market_id
-from .config import ConfigError
 
 MAX_GENESIS_BYTES = 1 << 20
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..protocol import operator_messages as om
+from ...protocol import operator_messages as om
 
 GWEI = 10**9
 MIN_REPLACEMENT_BUMP_PERCENT = 10

@@ -7,7 +7,7 @@ receipts with a key the contract does not know would hand out receipts nobody ca
 
 from __future__ import annotations
 
-from ..chain.manifest import Manifest, ManifestError, load_manifest
+from ..deployment.manifest import Manifest, ManifestError, load_manifest
 from ..protocol.eip712 import checksum_address, parse_address
 from .config import ConfigError, NodeSettings
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from . import __version__
+from .. import __version__
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="ddx: self-custodied derivatives settlement toolkit")
 
@@ -21,7 +21,7 @@ def version() -> None:
 @app.command()
 def node(config: str = typer.Option(..., "--config", help="the operator's TOML config (docs/operations.md)")) -> None:
     """Run one operator: Raft, engine, history and the API, until SIGTERM or Ctrl-C."""
-    from .node.run import main
+    from ..daemon.run import main
 
     raise typer.Exit(main(config))
 
@@ -42,19 +42,19 @@ def devnet(
     """Local developer network (docs/checkpoints.md): an embedded py-evm chain (or `--rpc`), the contracts, N operators
     over Raft/TLS with the API, chain watcher and checkpointer. Runs until Ctrl-C; `--demo` runs the scenario and stops."""
     if contracts_only:
-        from .devnet.demo import run_demo
+        from ..devnet.demo import run_demo
 
         run_demo(echo=typer.echo)
         return
-    from .devnet.run import run_devnet
+    from ..devnet.run import run_devnet
 
     raise typer.Exit(run_devnet(demo=demo, operators=operators, rpc_url=rpc, epoch_seconds=epoch_seconds,
                                 confirmations=confirmations, data_dir=data_dir, ape_deploy=ape_deploy, echo=typer.echo))
 
 
 def _register_settlement_commands() -> None:
-    """`ddx withdraw request|status|claim`, `ddx escape`, `ddx audit` (ddx_offchain/chain/cli_settlement.py)."""
-    from .chain import cli_settlement
+    """`ddx withdraw request|status|claim`, `ddx escape`, `ddx audit` (ddx_offchain/cli/settlement.py)."""
+    from . import settlement as cli_settlement
 
     app.add_typer(cli_settlement.withdraw_app, name="withdraw")
     app.command("escape")(cli_settlement.escape)

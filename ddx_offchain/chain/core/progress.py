@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from ..protocol import operator_messages as om
-from ..protocol.errors import ProtocolError
+from ...protocol import operator_messages as om
+from ...protocol.errors import ProtocolError
 
 MAX_EARLY_EPOCHS = 8  # signatures kept for epochs this node has not built yet (peers ahead of it)
 

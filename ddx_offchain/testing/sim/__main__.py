@@ -1,4 +1,4 @@
-"""python -m ddx_offchain.raft.sim --seed N [--steps M] [--seeds K] [--trace] [--keep-going]: run or replay."""
+"""python -m ddx_offchain.testing.sim --seed N [--steps M] [--seeds K] [--trace] [--keep-going]: run or replay."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import sys
 import time
 
-from ddx_offchain.raft.sim.simulator import Options, Simulation, SimulationFailure
+from ddx_offchain.testing.sim.simulator import Options, Simulation, SimulationFailure
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ddx_offchain.raft.sim", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ddx_offchain.testing.sim", description=__doc__)
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--seeds", type=int, default=1, help="how many consecutive seeds to run")
     parser.add_argument("--steps", type=int, default=2000, help="events per run before the convergence phase")

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
+from ..chain.core.blocks import SequencedBlock
+from ..chain.core.verification import Verdict, verify_block
 from ..engine.commands import ChainBlock, decode_command
-from ..engine.engine import Engine
 from ..engine.config import GenesisConfig
+from ..engine.engine import Engine
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND
-from .blocks import SequencedBlock
-from .verification import Verdict, verify_block
 
 MATCH, MISMATCH, NOT_REPLAYED = "match", "mismatch", "not_replayed"
 LOG_PAGE = 1000
@@ -86,7 +86,7 @@ class Replay:
 
     def __init__(self, domain, genesis: GenesisConfig) -> None:
         from ..node.engine_adapter import EngineAdapter
-        from ..node.sequencing import ExchangeStateMachine
+        from ..node.state_machine import ExchangeStateMachine
 
         self.adapter = EngineAdapter(Engine(genesis))
         self.machine = ExchangeStateMachine(domain, self.adapter)

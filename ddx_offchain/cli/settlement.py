@@ -1,6 +1,6 @@
 """The settlement commands of `ddx`: `withdraw request|status|claim`, `escape` and `audit` (registered in cli.py).
 
-Every command names the deployment by its manifest (chain id, exchange, ABIs; ddx_offchain/chain/manifest.py), the
+Every command names the deployment by its manifest (chain id, exchange, ABIs; ddx_offchain/deployment/manifest.py), the
 chain by `--rpc`, and the operators by `--api`. The trader's key comes from an eth-account keystore (`--keystore`)
 or an ape account (`--ape-account ALIAS`, i.e. ~/.ape/accounts/ALIAS.json), unlocked from $DDX_KEYSTORE_PASSWORD
 or a prompt — never from the command line.
@@ -26,7 +26,7 @@ class CommandError(Exception):
 
 
 def _manifest(path: str):
-    from .manifest import ManifestError, load_manifest
+    from ..deployment.manifest import ManifestError, load_manifest
 
     try:
         return load_manifest(path)
@@ -35,7 +35,7 @@ def _manifest(path: str):
 
 
 def _key(keystore: str | None, ape_account: str | None) -> bytes:
-    from ..node.keystore import KeystoreError, load_operator_key
+    from ..daemon.keystore import KeystoreError, load_operator_key
 
     if (keystore is None) == (ape_account is None):
         raise CommandError("give exactly one of --keystore PATH or --ape-account ALIAS")
@@ -61,7 +61,7 @@ def _token(manifest, token: str | None) -> str:
 def _contracts(rpc: str, manifest):
     from web3 import Web3
 
-    from .artifacts import compile_contract
+    from ..deployment.artifacts import compile_contract
 
     w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 15}))
     if not w3.is_connected():
@@ -230,7 +230,7 @@ def withdraw_claim(
     import aiohttp
     from eth_account import Account
 
-    from .claims import ClaimError, LeafProof, Sender, claim
+    from ..client.claims import ClaimError, LeafProof, Sender, claim
 
     try:
         m = _manifest(manifest)
@@ -304,7 +304,8 @@ def escape(
     leaf escapes with its non-inclusion proof; before any checkpoint no proof is needed."""
     from eth_account import Account
 
-    from .claims import AbsentBalance, ClaimError, LeafProof, Sender, balance_from_api, escape as escape_call, freeze_if_due
+    from ..client.claims import AbsentBalance, ClaimError, LeafProof, Sender, balance_from_api, freeze_if_due
+    from ..client.claims import escape as escape_call
 
     try:
         m = _manifest(manifest)
@@ -364,10 +365,11 @@ def audit(
     sequenced chain block against your RPC. Exit 0 when all agree, 1 otherwise."""
     import aiohttp
 
-    from ..node.config import ConfigError
-    from ..node.genesis import load_genesis
-    from .audit import Replay, audit as run_audit, log_from_api, log_from_history
-    from .rpc import Web3ChainRpc, http_web3
+    from ..chain.rpc import Web3ChainRpc, http_web3
+    from ..daemon.config import ConfigError
+    from ..deployment.genesis import load_genesis
+    from ..replica.audit import Replay, log_from_api, log_from_history
+    from ..replica.audit import audit as run_audit
 
     try:
         m = _manifest(manifest)
@@ -378,7 +380,7 @@ def audit(
         _fail(exc)
 
     async def go() -> bool:
-        from .artifacts import compile_contract
+        from ..deployment.artifacts import compile_contract
 
         if log_url is not None:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:

@@ -15,16 +15,13 @@ from pathlib import Path
 
 import msgspec
 
+from ..errors import ConfigError
 from ..protocol.eip712 import Domain, parse_address
 from ..protocol.errors import ProtocolError
 
 _HOSTPORT = re.compile(r"^(?P<host>[A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>[0-9]{1,5})$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 MAX_CONFIG_BYTES = 1 << 20
-
-
-class ConfigError(ValueError):
-    """The config file is missing, malformed or inconsistent; the message names the field."""
 
 
 class _Node(msgspec.Struct, forbid_unknown_fields=True):

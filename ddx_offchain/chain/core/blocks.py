@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.commands import ChainBlock, Deposit
-from ..protocol.hashing import keccak256
+from ...engine.commands import ChainBlock, Deposit
+from ...protocol.hashing import keccak256
 
 ZERO_HASH = b"\x00" * 32
 

@@ -17,20 +17,20 @@ import time
 
 from aiohttp import web
 
-from ..api.admission import AdmissionLimits
 from ..api.server import build_app
 from ..chain.operator_chain import ChainSetupError, OperatorChain, build_operator_chain
 from ..chain.signatures import HttpSignatureExchange, signature_routes
+from ..deployment.genesis import load_genesis
 from ..engine.engine import Engine
+from ..node.admission import AdmissionLimits
+from ..node.engine_adapter import EngineAdapter
+from ..node.operator import OperatorNode
+from ..node.raft_sequencer import EntrySinkMachine, RaftSequencer
+from ..node.state_machine import REFUSED, AppliedEntry
 from ..raft.runtime import NodeConfig, RaftNode
 from ..raft.transport import TlsMaterial
 from .config import NodeSettings
-from .engine_adapter import EngineAdapter
-from .genesis import load_genesis
 from .keystore import load_operator_key
-from .operator import OperatorNode
-from .raft_sequencer import EntrySinkMachine, RaftSequencer
-from .sequencing import REFUSED, AppliedEntry
 
 log = logging.getLogger("ddx.node")
 STATUS_LOG_SECONDS = 10.0
@@ -195,7 +195,7 @@ async def serve(settings: NodeSettings, operator_key: bytes) -> None:
 def main(config_path: str) -> int:
     from ..protocol.eip712 import address_of
     from .config import ConfigError, load_config
-    from .deployment import check_deployment
+    from .deployment_check import check_deployment
     from .keystore import KeystoreError
 
     try:

@@ -1,7 +1,7 @@
 """Compiled contracts (ABI + bytecode) straight from contracts/, with the pinned vyper==0.4.3.
 
 Used where ape is not: the embedded devnet chain and the gas benchmark. ape compiles the same sources for
-`ape run deploy`; both paths feed the same deployment logic (ddx_offchain/chain/deploy.py).
+`ape run deploy`; both paths feed the same deployment logic (ddx_offchain/deployment/deploy.py).
 """
 
 from __future__ import annotations

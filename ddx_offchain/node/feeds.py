@@ -12,8 +12,8 @@ import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..node.history import History, update_json
-from ..node.sequencing import AppliedEntry
+from .history import History, update_json
+from .state_machine import AppliedEntry
 
 RING_SIZE = 100_000
 MAX_RESUME = 50_000  # updates replayed on one resume; further back, page through GET /v1/updates first

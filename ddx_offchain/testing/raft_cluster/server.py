@@ -1,4 +1,4 @@
-"""A Raft server process: `python -m ddx_offchain.raft.server --config node.toml`.
+"""A Raft server process: `python -m ddx_offchain.testing.raft_cluster.server --config node.toml`.
 
 Runs one `RaftNode` with a small deterministic state machine (`DigestStateMachine`: counts the applied commands
 and chains their hashes, so two nodes that applied the same sequence report the same digest) and the loopback
@@ -45,7 +45,12 @@ from pathlib import Path
 import msgspec
 
 from ddx_offchain.raft.codec import LENGTH_PREFIX_BYTES
-from ddx_offchain.raft.control import (
+from ddx_offchain.raft.fsm import Command
+from ddx_offchain.raft.logstore import LogStoreError
+from ddx_offchain.raft.runtime import NodeConfig, RaftError, RaftNode
+from ddx_offchain.raft.transport import TlsMaterial
+from ddx_offchain.testing.raft_cluster import loadgen
+from ddx_offchain.testing.raft_cluster.control import (
     MAX_CONTROL_FRAME_BYTES,
     ControlRequest,
     ControlResponse,
@@ -53,11 +58,6 @@ from ddx_offchain.raft.control import (
     decode_request,
     encode_control,
 )
-from ddx_offchain.raft.fsm import Command
-from ddx_offchain.raft import loadgen
-from ddx_offchain.raft.logstore import LogStoreError
-from ddx_offchain.raft.runtime import NodeConfig, RaftError, RaftNode
-from ddx_offchain.raft.transport import TlsMaterial
 
 log = logging.getLogger("ddx.raft.server")
 

@@ -33,9 +33,9 @@ from ddx_offchain.raft.messages import (
     decode_conf_change,
 )
 from ddx_offchain.raft.rawnode import RawNode, Ready
-from ddx_offchain.raft.sim.checker import Checker
-from ddx_offchain.raft.sim.disk import SimDisk, WriteEntries, WriteHardState, WriteSnapshot
-from ddx_offchain.raft.sim.fsm import SessionFSM, SimulationFailure, encode_command
+from ddx_offchain.testing.sim.checker import Checker
+from ddx_offchain.testing.sim.disk import SimDisk, WriteEntries, WriteHardState, WriteSnapshot
+from ddx_offchain.testing.sim.fsm import SessionFSM, SimulationFailure, encode_command
 
 MT = MessageType
 
@@ -49,7 +49,7 @@ CONVERGENCE_LIMIT = 40_000  # events allowed for the final convergence phase
 
 
 def replay_command(seed: int, steps: int) -> str:
-    return f"python -m ddx_offchain.raft.sim --seed {seed} --steps {steps}"
+    return f"python -m ddx_offchain.testing.sim --seed {seed} --steps {steps}"
 
 
 @dataclass(slots=True)

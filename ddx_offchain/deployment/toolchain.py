@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     if argv[1:] == ["link-vyper"]:
         print(f"vyper {VYPER_VERSION} for ape: {link_vyper()}")
         return 0
-    print("usage: python -m ddx_offchain.toolchain link-vyper", file=sys.stderr)
+    print("usage: python -m ddx_offchain.deployment.toolchain link-vyper", file=sys.stderr)
     return 2
 
 

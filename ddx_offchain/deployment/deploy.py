@@ -2,7 +2,7 @@
 
 `ape run deploy` (scripts/deploy.py) and the embedded devnet (ddx_offchain/devnet) both call
 `deploy_exchange` with their own `ChainDeployer`, so they run exactly the same steps and write the same
-manifest (ddx_offchain/chain/manifest.py).
+manifest (ddx_offchain/deployment/manifest.py).
 
 Configuration: a JSON file named by $DDX_DEPLOY_CONFIG, with environment overrides ($DDX_OPERATORS,
 $DDX_THRESHOLD, $DDX_ESCAPE_DELAY, $DDX_GOVERNANCE_DELAY); on local networks the defaults are the devnet

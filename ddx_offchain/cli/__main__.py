@@ -1,0 +1,5 @@
+"""`python -m ddx_offchain.cli …` is `ddx …`."""
+
+from .app import app
+
+app()

@@ -1,0 +1,1 @@
+"""Anyone's independent view of the exchange: replay the public log and check every recorded checkpoint root."""
