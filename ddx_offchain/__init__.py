@@ -1,7 +1,7 @@
 """ddx: off-chain side of a self-custodied derivatives exchange.
 
-Pure cores (`protocol`, `tree`, `engine`, `raft` state machine) import no asyncio, web3, sockets or clock;
-the shells (`node`, `api`, `chain`, `client`, `cli`) wire them to the world.
+Pure cores (`protocol`, `tree`, `engine`, the `raft` state machine) import no asyncio, web3, sockets, files or
+clock; the shells above them wire them to the world. docs/development.md draws the layers.
 """
 
 __version__ = "0.1.0"

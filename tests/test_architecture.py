@@ -238,3 +238,10 @@ def test_the_purity_check_catches_files_clocks_and_shells():
     source = "import time\nfrom ..node import history\n\ndef f(p):\n    return open(p).read()\n"
     found = "\n".join(_impure(probe, source))
     assert "imports time" in found and "calls open()" in found and "imports shell ddx_offchain.node" in found
+
+
+def test_the_layer_picture_names_every_package():
+    """docs/development.md says in one sentence what each folder holds; a new folder needs its sentence."""
+    doc = (PACKAGE.parent / "docs" / "development.md").read_text()
+    rows = {line.split("`")[1].rstrip("/").removesuffix(".py") for line in doc.splitlines() if line.startswith("| `")}
+    assert set(LAYER_OF) <= rows, f"missing from docs/development.md: {sorted(set(LAYER_OF) - rows)}"
