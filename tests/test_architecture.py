@@ -27,7 +27,8 @@ LAYERS: list[set[str]] = [
     {"tree"},                        # authenticated state tree                           (core)
     {"engine", "raft"},              # the exchange; consensus core + runtime             (core; raft runtime is I/O)
     {"deployment"},                  # artifacts, deploy steps, manifest, genesis, embedded chain
-    {"node", "chain"},               # the operator's application layer; the chain side   (shells)
+    {"node"},                        # the operator's application layer                   (shell)
+    {"chain"},                       # the operator's L1 side, driving the node           (shell; chain/core pure)
     {"api", "replica"},              # HTTP/WS translation; the independent replayer and auditor
     {"client"},                      # the trader's SDK and settlement service            (edge)
     {"daemon"},                      # the `ddx node` process: assembles node + raft + chain + api
@@ -133,11 +134,11 @@ def test_imports_point_only_down(path: Path):
 
 
 def test_the_layer_check_catches_arrows_up_and_sideways():
-    probe = PACKAGE / "node" / "probe.py"  # never written
-    found = "\n".join(_upward_arrows(probe, "from ..daemon import run\nfrom ..chain import rpc\nfrom ..engine import engine\n"))
-    assert "node imports ddx_offchain.daemon.run (a layer above)" in found
-    assert "node imports ddx_offchain.chain.rpc (a sibling)" in found
-    assert "engine" not in found
+    probe = PACKAGE / "api" / "probe.py"  # never written
+    found = "\n".join(_upward_arrows(probe, "from ..daemon import run\nfrom ..replica import audit\nfrom ..node import feeds\n"))
+    assert "api imports ddx_offchain.daemon.run (a layer above)" in found
+    assert "api imports ddx_offchain.replica.audit (a sibling)" in found
+    assert "node" not in found
 
 
 def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:

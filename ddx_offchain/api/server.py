@@ -1,7 +1,9 @@
 """The HTTP + WebSocket API of one operator (aiohttp). Routes and payloads: docs/api.md, api/openapi.json.
 
-Every error is JSON `{"error": <reason>, "detail": …}` with a 4xx status for anything the client can fix; an
-unexpected exception answers 500 `{"error": "internal"}` and is logged, never leaked.
+Every error is JSON `{"error": <reason>, "detail": …}` with a 4xx status for anything the client can fix (the
+reason -> status table is api/errors.py); an unexpected exception answers 500 `{"error": "internal"}` and is
+logged, never leaked. Request bodies are bounded once, here (aiohttp's client_max_size; the WebSocket frame size),
+and decoded once; JSON is rendered by api/render.py.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from typing import Any, Protocol
 import msgspec
 from aiohttp import WSMsgType, web
 
-from ..node.admission import AdmissionError
+from ..errors import DdxError
+from ..node.admission import MAX_BODY_BYTES
 from ..node.feeds import FeedHub, ResumeUnavailable
 from ..node.history import History
 from ..node.metrics import CONTENT_TYPE, NodeMetrics
@@ -24,6 +27,8 @@ from ..node.service import OperatorService, ReceiptRecord
 from ..node.views import ExchangeView
 from ..protocol.eip712 import from_json
 from ..protocol.errors import ProtocolError
+from . import render
+from .errors import ApiError, error_body, http_status
 from .ws_requests import serve_request_channel
 
 log = logging.getLogger("ddx.api")
@@ -48,6 +53,11 @@ class NodeFacade(Protocol):
 
     def checkpoint_status(self) -> dict: ...
 
+    @property
+    def has_chain_side(self) -> bool: ...
+
+    def last_recorded_epoch(self) -> int | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class FeedChannel:
@@ -60,16 +70,16 @@ def _json_bytes(body: bytes, status: int = 200) -> web.Response:
     return web.Response(body=body, status=status, content_type="application/json")
 
 
-def _error(status: int, reason: str, detail: str, **extra) -> web.Response:
-    return web.json_response({"error": reason, "detail": detail, **extra}, status=status)
+def _error(status: int, reason: str, detail: str) -> web.Response:
+    return web.json_response({"error": reason, "detail": detail}, status=status)
 
 
 @web.middleware
 async def _json_errors(request: web.Request, handler):
     try:
         return await handler(request)
-    except AdmissionError as exc:
-        return _json_bytes(msgspec.json.encode(exc.to_json()), exc.status)
+    except DdxError as exc:
+        return _json_bytes(msgspec.json.encode(error_body(exc)), http_status(exc))
     except web.HTTPRequestEntityTooLarge:
         return _error(413, "body_too_large", "request body too large")
     except web.HTTPException as exc:
@@ -88,13 +98,13 @@ def _int_param(request: web.Request, name: str, default: int | None = None, *, l
     raw = request.query.get(name)
     if raw is None:
         if default is None:
-            raise AdmissionError(400, "bad_query", f"query parameter {name} is required")
+            raise ApiError("bad_query", f"query parameter {name} is required")
         return default
     if not _DECIMAL.match(raw):  # ASCII digits only: str.isdigit() also accepts "²", which int() refuses
-        raise AdmissionError(400, "bad_query", f"{name} must be a non-negative integer")
+        raise ApiError("bad_query", f"{name} must be a non-negative integer")
     value = int(raw)
     if value < lo:
-        raise AdmissionError(400, "bad_query", f"{name} must be at least {lo}")
+        raise ApiError("bad_query", f"{name} must be at least {lo}")
     return value
 
 
@@ -102,7 +112,7 @@ def _path_value(request: web.Request, name: str, abi_type: str):
     try:
         return from_json(abi_type, name, request.match_info[name])
     except ProtocolError as exc:
-        raise AdmissionError(400, "bad_path", str(exc)) from None
+        raise ApiError("bad_path", str(exc)) from None
 
 
 def _channel_params(request: web.Request) -> FeedChannel:
@@ -110,30 +120,30 @@ def _channel_params(request: web.Request) -> FeedChannel:
     if channel == "all":
         return FeedChannel("all", None)
     if channel not in ("trader", "market"):
-        raise AdmissionError(400, "bad_query", "channel must be all, trader or market")
+        raise ApiError("bad_query", "channel must be all, trader or market")
     abi = "address" if channel == "trader" else "bytes32"
     try:
         key = from_json(abi, "key", request.query.get("key"))
     except ProtocolError as exc:
-        raise AdmissionError(400, "bad_query", str(exc)) from None
+        raise ApiError("bad_query", str(exc)) from None
     return FeedChannel(channel, key)
 
 
 class Api:
-    def __init__(self, node: NodeFacade, max_subscribers: int = MAX_SUBSCRIBERS) -> None:
+    def __init__(self, node: NodeFacade, max_subscribers: int = MAX_SUBSCRIBERS, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.node = node
         self.max_subscribers = max_subscribers
+        self.max_body_bytes = max_body_bytes
 
     # ------------------------------------------------------------ requests and receipts
 
     async def post_request(self, request: web.Request) -> web.Response:
-        limit = self.node.service.admission.limits.max_body_bytes
-        if request.content_length is not None and request.content_length > limit:
-            raise AdmissionError(413, "body_too_large", f"request body exceeds {limit} bytes")
-        body = await request.content.read(limit + 1)
-        if len(body) > limit:
-            raise AdmissionError(413, "body_too_large", f"request body exceeds {limit} bytes")
-        record = await self.node.service.submit(body)
+        body = await request.read()  # bounded by client_max_size: 413 body_too_large beyond it
+        try:
+            doc = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise ApiError("malformed_json", f"not JSON: {exc}") from None
+        record = await self.node.service.submit(doc)
         return _json_bytes(msgspec.json.encode(self.node.service.receipt_json(record)))
 
     async def get_receipt(self, request: web.Request) -> web.Response:
@@ -143,17 +153,21 @@ class Api:
             fields = await asyncio.to_thread(self.node.history.receipt_fields, request_hash)
             record = ReceiptRecord(*fields) if fields else None
         if record is None:
-            return _error(404, "unknown_request", "no sequenced request with this hash")
+            raise ApiError("unknown_request", "no sequenced request with this hash")
         return web.json_response(self.node.service.receipt_json(record))
 
     async def get_request_log(self, request: web.Request) -> web.Response:
         first = _int_param(request, "from", lo=1)
         last = _int_param(request, "to", first + MAX_RANGE - 1, lo=first)
         last = min(last, first + MAX_RANGE - 1)
+        history = self._history()
+        entries = await asyncio.to_thread(history.requests, first, last)
+        return web.json_response({"from": first, "to": last, "entries": [render.request_doc(a) for a in entries]})
+
+    def _history(self) -> History:
         if self.node.history is None:
-            return _error(404, "history_disabled", "this node keeps no history")
-        entries = await asyncio.to_thread(self.node.history.requests, first, last)
-        return web.json_response({"from": first, "to": last, "entries": entries})
+            raise ApiError("history_disabled", "this node keeps no history")
+        return self.node.history
 
     async def get_updates(self, request: web.Request) -> web.Response:
         after = _int_param(request, "after", 0)
@@ -161,36 +175,40 @@ class Api:
         channel = _channel_params(request)
         trader = channel.key if channel.channel == "trader" else None
         market = channel.key if channel.channel == "market" else None
+        last_ordinal = self.node.feeds.last_ordinal
         items = self.node.feeds.recent(after, limit, trader, market)
         if items is None:
             if self.node.history is None:
-                return _error(410, "resume_unavailable", "those updates are no longer held by this node")
+                raise ApiError("resume_unavailable", "those updates are no longer held by this node")
             items = await asyncio.to_thread(self.node.history.updates, after, limit, trader=trader, market=market)
-        return web.json_response({"after": after, "updates": items, "lastOrdinal": self.node.feeds.last_ordinal})
+        updates = [render.update_doc(u) for u in items]
+        return web.json_response({"after": after, "updates": updates, "lastOrdinal": last_ordinal})
 
     async def get_checkpoints(self, request: web.Request) -> web.Response:
         limit = min(_int_param(request, "limit", 50, lo=1), MAX_RANGE)
-        if self.node.history is None:
-            return _error(404, "history_disabled", "this node keeps no history")
-        items = await asyncio.to_thread(self.node.history.checkpoints, limit)
+        items = await asyncio.to_thread(self._history().checkpoints, limit)
         return web.json_response({"checkpoints": items, "current": self.node.checkpoint_status()})
 
     # ------------------------------------------------------------ exchange state
 
     async def get_book(self, request: web.Request) -> web.Response:
-        market = _path_value(request, "market", "bytes32")
-        book = self.node.view.book(market)
+        book = self.node.view.book(_path_value(request, "market", "bytes32"))
         if book is None:
-            return _error(404, "unknown_market", "no such market")
-        return web.json_response(book | {"lastOrdinal": self.node.feeds.last_ordinal})
+            raise ApiError("unknown_market", "no such market")
+        return web.json_response(render.book_doc(book) | {"lastOrdinal": self.node.feeds.last_ordinal})
+
+    async def get_market(self, request: web.Request) -> web.Response:
+        market = self.node.view.market(_path_value(request, "market", "bytes32"))
+        if market is None:
+            raise ApiError("unknown_market", "no such market")
+        return web.json_response(render.market_doc(market) | {"lastOrdinal": self.node.feeds.last_ordinal})
 
     async def get_trader(self, request: web.Request) -> web.Response:
-        trader = _path_value(request, "trader", "address")
-        state = self.node.view.trader_state(trader)
+        state = render.trader_doc(self.node.view.trader(_path_value(request, "trader", "address")))
         part = request.match_info.get("part")
         if part is not None:
             if part not in state:
-                return _error(404, "not_found", f"no {part} view")
+                raise ApiError("not_found", f"no {part} view")
             state = {part: state[part]}
         return web.json_response(state | {"lastOrdinal": self.node.feeds.last_ordinal})
 
@@ -199,27 +217,20 @@ class Api:
         without a chain side (no [chain] rpc) falls back to its latest frozen epoch (None)."""
         if "epoch" in request.query:
             return _int_param(request, "epoch", lo=1)
-        checkpoint = self.node.checkpoint_status()
-        if checkpoint.get("state") == "not_configured":
+        if not self.node.has_chain_side:
             return None
-        recorded = checkpoint.get("lastRecordedEpoch")
+        recorded = self.node.last_recorded_epoch()
         if recorded is None:
-            raise AdmissionError(404, "no_recorded_epoch", "no checkpoint recorded on-chain yet: pass ?epoch= for a frozen one")
+            raise ApiError("no_recorded_epoch", "no checkpoint recorded on-chain yet: pass ?epoch= for a frozen one")
         return recorded
 
-    async def _leaf_proof(self, request: web.Request, prove) -> web.Response:
-        trader = _path_value(request, "trader", "address")
-        token = _path_value(request, "token", "address")
-        doc = prove(trader, token, self._proof_epoch(request))
-        if "error" in doc:
-            return _error(404, doc["error"], doc.get("detail", "no checkpointable epoch yet"))
-        return web.json_response(doc)
-
     async def get_withdrawal_proof(self, request: web.Request) -> web.Response:
-        return await self._leaf_proof(request, self.node.view.withdrawal_proof)
+        trader, token = _path_value(request, "trader", "address"), _path_value(request, "token", "address")
+        return web.json_response(render.proof_doc(self.node.view.withdrawal_proof(trader, token, self._proof_epoch(request))))
 
     async def get_balance_proof(self, request: web.Request) -> web.Response:
-        return await self._leaf_proof(request, self.node.view.balance_proof)
+        trader, token = _path_value(request, "trader", "address"), _path_value(request, "token", "address")
+        return web.json_response(render.proof_doc(self.node.view.balance_proof(trader, token, self._proof_epoch(request))))
 
     # ------------------------------------------------------------ operations
 
@@ -243,7 +254,7 @@ class Api:
     # ------------------------------------------------------------ WebSocket request channel
 
     async def request_channel(self, request: web.Request) -> web.StreamResponse:
-        return await serve_request_channel(request, self.node)
+        return await serve_request_channel(request, self.node.service, self.max_body_bytes)
 
     # ------------------------------------------------------------ WebSocket feed
 
@@ -251,27 +262,32 @@ class Api:
         channel = _channel_params(request)
         after = None if "from" not in request.query else _int_param(request, "from")
         if channel.channel == "market" and self.node.view.book(channel.key) is None:
-            raise AdmissionError(404, "unknown_market", "no such market")
+            raise ApiError("unknown_market", "no such market")
         if self.node.feeds.subscriber_count() >= self.max_subscribers:
-            raise AdmissionError(503, "too_many_subscribers", "this node serves its maximum of feeds: try another operator")
+            raise ApiError("too_many_subscribers", "this node serves its maximum of feeds: try another operator")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
         await ws.prepare(request)
         hub = self.node.feeds
-        try:
-            sub, backlog = hub.subscribe(channel.channel, channel.key, after)
-        except ResumeUnavailable as exc:
-            await ws.send_json({"type": "error", "error": exc.reason, "detail": str(exc)})
-            await ws.close()
-            return ws
-        if after is None:
-            snapshot = self._snapshot(channel)  # same event-loop step as subscribe: consistent with lastOrdinal
+        # Subscribe first: from this step on the queue gets every update after sub.start, and the snapshot (or the
+        # backlog, read while live updates queue up) covers what came before; `sent` drops any repeat by ordinal.
+        sub = hub.subscribe(channel.channel, channel.key)
+        snapshot = self._snapshot(channel, sub.start) if after is None else None
         self.node.metrics.ws_subscribers.inc()
         reader = asyncio.ensure_future(self._drain_client(ws))
+        sent = sub.start if after is None else after
         try:
-            if after is None:
+            if snapshot is not None:
                 await ws.send_json(snapshot)
-            for doc in backlog:
-                await ws.send_json({"type": "update", **doc})
+            else:
+                try:
+                    backlog = await hub.backlog(after, sub)
+                except ResumeUnavailable as exc:
+                    await ws.send_json({"type": "error", "error": exc.reason, "detail": str(exc)})
+                    return ws
+                for routed in backlog:
+                    if routed.ordinal > sent:
+                        await ws.send_json(render.feed_message(routed))
+                        sent = routed.ordinal
             while not ws.closed:
                 if sub.overflowed and sub.queue.empty():
                     await ws.send_json({"type": "error", "error": "slow_consumer", "detail": "resume from your last ordinal"})
@@ -281,7 +297,10 @@ class Api:
                 if getter not in done:
                     getter.cancel()
                     break
-                await ws.send_json({"type": "update", **getter.result()})
+                routed = getter.result()
+                if routed.ordinal > sent:
+                    await ws.send_json(render.feed_message(routed))
+                    sent = routed.ordinal
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -291,14 +310,16 @@ class Api:
             await ws.close()
         return ws
 
-    def _snapshot(self, channel: FeedChannel) -> dict[str, Any]:
-        ordinal = self.node.feeds.last_ordinal
+    def _snapshot(self, channel: FeedChannel, ordinal: int) -> dict[str, Any]:
+        """The channel's state at `ordinal`: taken in the same event-loop step as the subscription."""
+        view = self.node.view
         if channel.channel == "trader":
-            state = self.node.view.trader_state(channel.key)
+            state = render.trader_doc(view.trader(channel.key))
         elif channel.channel == "market":
-            state = self.node.view.book(channel.key)
+            book = view.book(channel.key)
+            state = None if book is None else render.book_doc(book)
         else:
-            state = {"stateRoot": "0x" + self.node.view.state_root().hex()}
+            state = {"stateRoot": "0x" + view.state_root().hex()}
         return {"type": "snapshot", "channel": channel.channel, "ordinal": ordinal, "state": state}
 
     async def _drain_client(self, ws: web.WebSocketResponse) -> None:
@@ -308,11 +329,13 @@ class Api:
                 break
 
 
-def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS, extra_routes=()) -> web.Application:
-    """`extra_routes`: more aiohttp routes served beside these (the chain side's checkpoint-signature route)."""
-    api = Api(node, max_subscribers)
-    limit = node.service.admission.limits.max_body_bytes
-    app = web.Application(middlewares=[_json_errors], client_max_size=limit + 1)
+def build_app(
+    node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS, max_body_bytes: int = MAX_BODY_BYTES, extra_routes=()
+) -> web.Application:
+    """`extra_routes`: more aiohttp routes served beside these (the chain side's checkpoint-signature route).
+    `max_body_bytes` bounds a request body (HTTP) and the request inside a WebSocket frame."""
+    api = Api(node, max_subscribers, max_body_bytes)
+    app = web.Application(middlewares=[_json_errors], client_max_size=max_body_bytes)
     app.add_routes(
         [
             web.post("/v1/requests", api.post_request),
@@ -321,6 +344,7 @@ def build_app(node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS, extra
             web.get("/v1/updates", api.get_updates),
             web.get("/v1/checkpoints", api.get_checkpoints),
             web.get("/v1/books/{market}", api.get_book),
+            web.get("/v1/markets/{market}", api.get_market),
             web.get("/v1/traders/{trader}", api.get_trader),
             web.get("/v1/traders/{trader}/{part}", api.get_trader),
             web.get("/v1/proofs/withdrawal/{trader}/{token}", api.get_withdrawal_proof),

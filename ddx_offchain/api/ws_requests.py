@@ -16,7 +16,9 @@ import logging
 import msgspec
 from aiohttp import WSMsgType, web
 
-from ..node.admission import AdmissionError
+from ..errors import DdxError
+from ..node.service import OperatorService
+from .errors import error_body
 
 log = logging.getLogger("ddx.api")
 
@@ -25,10 +27,10 @@ MAX_ID_CHARS = 64
 FRAME_OVERHEAD = 256  # the envelope around a request body
 
 
-async def serve_request_channel(request: web.Request, node) -> web.WebSocketResponse:
-    service = node.service
-    limit = service.admission.limits.max_body_bytes + FRAME_OVERHEAD
-    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=limit)
+async def serve_request_channel(request: web.Request, service: OperatorService, max_body_bytes: int) -> web.WebSocketResponse:
+    """A frame is bounded by its size (the request's bound plus the envelope) and decoded once; the request
+    inside goes to admission as the decoded document."""
+    ws = web.WebSocketResponse(heartbeat=20, max_msg_size=max_body_bytes + FRAME_OVERHEAD)
     await ws.prepare(request)
     in_flight: set[asyncio.Task] = set()
     send_lock = asyncio.Lock()
@@ -39,12 +41,12 @@ async def serve_request_channel(request: web.Request, node) -> web.WebSocketResp
         async with send_lock:
             await ws.send_str(msgspec.json.encode(doc).decode())
 
-    async def handle(tag: str, body: bytes) -> None:
+    async def handle(tag: str, doc: object) -> None:
         try:
-            record = await service.submit(body)
+            record = await service.submit(doc)
             await answer({"id": tag, "receipt": service.receipt_json(record)})
-        except AdmissionError as exc:
-            await answer({"id": tag, **exc.to_json()})
+        except DdxError as exc:
+            await answer({"id": tag, **error_body(exc)})
         except (ConnectionResetError, asyncio.CancelledError):
             raise
         except Exception:
@@ -71,7 +73,7 @@ async def serve_request_channel(request: web.Request, node) -> web.WebSocketResp
             if len(in_flight) >= MAX_IN_FLIGHT:
                 await answer({"id": tag, "error": "too_many_in_flight", "detail": f"at most {MAX_IN_FLIGHT} per connection"})
                 continue
-            task = asyncio.ensure_future(handle(tag, msgspec.json.encode(envelope["request"])))
+            task = asyncio.ensure_future(handle(tag, envelope["request"]))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
     finally:

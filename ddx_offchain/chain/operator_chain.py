@@ -18,12 +18,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..engine.commands import AdvanceEpoch, ChainBlock, decode_command, encode_command
 from ..engine.engine import Engine
+from ..engine.errors import CommandDecodeError
 from ..engine.reasons import Reject
+from ..engine.updates import Accepted, EpochFrozen, Rejected, Update
+from ..errors import DdxError
+from ..node.state_machine import AppliedEntry
 from ..protocol import operator_messages as om
 from ..protocol.hashing import keccak256
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND
@@ -64,6 +68,26 @@ class ChainSettings:
             epoch_interval_s=epoch_interval_s,
             epoch_max_wait_s=max(30.0, 10 * epoch_interval_s),
         )
+
+
+class ChainHooks:
+    """Where the apply loop meets the chain side, on every operator: an accepted chain block goes to the verifier's
+    ledger; a frozen epoch becomes a checkpoint to build, anchored at the last L1 block the engine sequenced."""
+
+    def __init__(self, verifier: BlockVerifier, checkpointer: Checkpointer | None) -> None:
+        self.verifier = verifier
+        self.checkpointer = checkpointer
+
+    def applied(self, command: object, updates: Sequence[Update], engine_block: tuple[int, bytes]) -> None:
+        """`command` was applied with these `updates`; `engine_block` is the engine's (number, hash) cursor after."""
+        if not updates or not isinstance(updates[0], Accepted):
+            return  # a rejected command changed nothing
+        if isinstance(command, ChainBlock):
+            self.verifier.record(SequencedBlock.from_command(command))
+        elif isinstance(command, AdvanceEpoch) and self.checkpointer is not None:
+            for update in updates:
+                if isinstance(update, EpochFrozen):
+                    self.checkpointer.epoch_frozen(update.epoch, update.root, *engine_block)
 
 
 def epoch_request_id(epoch: int) -> bytes:
@@ -107,6 +131,7 @@ class OperatorChain:
             resume=self._resume_point,
             handoff=self._handoff,
         )
+        self.hooks = ChainHooks(self.verifier, self.checkpointer)
         self._was_leader = False
         self._last_epoch_at: float | None = None
         self._tasks: list[asyncio.Task] = []
@@ -114,25 +139,17 @@ class OperatorChain:
 
     # ---- from the node's apply loop (every operator) -------------------------------------------------------
 
-    def on_applied(self, applied) -> None:
-        """`service.listeners` callback: feeds accepted chain blocks and frozen epochs to verifier/checkpointer."""
+    def on_applied(self, applied: AppliedEntry) -> None:
+        """`service.listeners` callback: hands each applied operator command to the chain hooks."""
         entry = applied.entry
         if not entry or entry[0] != ENTRY_OPERATOR_COMMAND or not applied.updates:
             return
-        if applied.updates[0].kind != "Accepted":
-            return
         try:
             command = decode_command(entry[1:])
-        except Exception:
-            return
-        if isinstance(command, ChainBlock):
-            self.verifier.record(SequencedBlock.from_command(command))
-        elif isinstance(command, AdvanceEpoch):
-            engine = self._engine()
-            for update in applied.updates:
-                if update.kind == "EpochFrozen":
-                    root = bytes.fromhex(update.data["root"][2:])
-                    self.checkpointer.epoch_frozen(int(update.data["epoch"]), root, engine.block_number, engine.block_hash)
+        except CommandDecodeError:
+            return  # the state machine refused it: nothing was applied
+        engine = self._engine()
+        self.hooks.applied(command, [u.update for u in applied.updates], (engine.block_number, engine.block_hash))
 
     # ---- leader duties -------------------------------------------------------------------------------------
 
@@ -142,12 +159,13 @@ class OperatorChain:
 
     async def _handoff(self, block: ConfirmedBlock) -> None:
         applied = await self.service.propose_operator_command(encode_command(block.command()))
-        first = applied.updates[0] if applied.updates else None
-        if first is None or first.kind == "Accepted":
+        first = applied.updates[0].update if applied.updates else None
+        if first is None or isinstance(first, Accepted):
             return
-        if first.data.get("reason") == str(int(Reject.BLOCK_NOT_NEWER)):
+        if isinstance(first, Rejected) and first.reason == Reject.BLOCK_NOT_NEWER:
             return  # already sequenced (a previous leader, or a retry): harmless
-        raise HandoffFailed(f"block {block.number} rejected by the engine: {first.data.get('detail')}")
+        detail = first.detail if isinstance(first, Rejected) else type(first).__name__
+        raise HandoffFailed(f"block {block.number} rejected by the engine: {detail}")
 
     async def _lead_once(self) -> None:
         leader = self.service.sequencer.is_leader()
@@ -232,6 +250,9 @@ class OperatorChain:
         if close is not None:
             await close()
 
+    def last_recorded_epoch(self) -> int | None:
+        return self.checkpointer.progress.last_recorded()
+
     def status(self) -> dict:
         return self.checkpointer.status() | {
             "watcher": self.watcher.status() if self._was_leader else {"state": "follower"},
@@ -242,7 +263,7 @@ class OperatorChain:
 LOCAL_CHAIN_IDS = {31337, 1337}  # anvil, hardhat, ganache: dev chains with instant blocks
 
 
-class ChainSetupError(ValueError):
+class ChainSetupError(DdxError, ValueError):
     """The node's [chain] settings do not describe a usable deployment (the message says which)."""
 
 

@@ -13,10 +13,12 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from ..errors import DdxError
+
 MAX_KEYSTORE_BYTES = 64 * 1024
 
 
-class KeystoreError(ValueError):
+class KeystoreError(DdxError, ValueError):
     """The keystore cannot be read or unlocked; the message says which and why (never the password)."""
 
 

@@ -86,7 +86,7 @@ class RunningNode:
             view=engine,
             history_path=settings.history_path,
             leader_urls=settings.api_urls,
-            admission_limits=AdmissionLimits(settings.max_body_bytes, settings.max_age_ms, settings.max_future_ms),
+            admission_limits=AdmissionLimits(settings.max_age_ms, settings.max_future_ms),
             replay_engine=lambda: EngineAdapter(Engine(genesis)),
             peer_api_urls=[url for node_id, url in sorted(settings.api_urls.items()) if node_id != settings.node_id],
         )
@@ -127,7 +127,7 @@ class RunningNode:
         self.chain = chain
         self.node.service.listeners.append(chain.on_applied)
         chain.attach(metrics=self.node.metrics, history=self.node.history)
-        self.node.set_checkpoint_status(chain.status)
+        self.node.attach_checkpoints(chain)
         if isinstance(signature_exchange, HttpSignatureExchange):
             self._signature_routes = signature_routes(signature_exchange)
 
@@ -145,7 +145,7 @@ class RunningNode:
             if built is not None:
                 self.attach_chain(*built)
         await self.raft.start()
-        self.runner = web.AppRunner(build_app(self.node, extra_routes=self._signature_routes), access_log=None)
+        self.runner = web.AppRunner(build_app(self.node, max_body_bytes=self.settings.max_body_bytes, extra_routes=self._signature_routes), access_log=None)
         await self.runner.setup()
         host, port = self.settings.api_listen
         await web.TCPSite(self.runner, host, port, reuse_address=True).start()

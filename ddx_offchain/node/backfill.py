@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ..errors import DdxError
 from ..protocol.eip712 import Domain
 from .history import History
 from .state_machine import AppliedEntry, ExchangeStateMachine, ExecutionEngine
@@ -29,7 +30,7 @@ log = logging.getLogger("ddx.backfill")
 PAGE = 1000  # the request-log endpoint's page size (api/server.py MAX_RANGE)
 
 
-class BackfillError(Exception):
+class BackfillError(DdxError):
     """The fetched log is incomplete, malformed, or does not reproduce the installed snapshot."""
 
 
@@ -43,55 +44,69 @@ class SnapshotMark:
     last_ordinal: int
 
 
-def _parse_entry(item: object, expected_index: int) -> tuple[int, bytes, dict]:
-    """(log index, entry bytes, the stated outcome) of one request-log item, or BackfillError."""
+def parse_request_log_item(item: object, expected_index: int) -> AppliedEntry:
+    """One item of a peer's request log (`GET /v1/requests`, docs/api.md) as the outcome it states, or
+    BackfillError. Nothing in it is trusted: the replay recomputes every field it keeps."""
     if not isinstance(item, dict):
         raise BackfillError(f"request {expected_index}: not an object")
     if item.get("requestIndex") != expected_index:
         raise BackfillError(f"request log not contiguous: expected {expected_index}, got {item.get('requestIndex')!r}")
-    log_index, entry = item.get("logIndex"), item.get("entry")
-    if not isinstance(log_index, int) or isinstance(log_index, bool) or log_index < 1:
-        raise BackfillError(f"request {expected_index}: bad logIndex")
-    if not isinstance(entry, str) or not entry.startswith("0x"):
-        raise BackfillError(f"request {expected_index}: bad entry")
+    log_index, epoch = item.get("logIndex"), item.get("epoch")
+    for name, value in (("logIndex", log_index), ("epoch", epoch)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise BackfillError(f"request {expected_index}: bad {name}")
+    status, reason, duplicate_of = item.get("status"), item.get("reason"), item.get("duplicateOf")
+    if not isinstance(status, str) or not (reason is None or isinstance(reason, str)):
+        raise BackfillError(f"request {expected_index}: bad status or reason")
+    if duplicate_of is not None and (not isinstance(duplicate_of, int) or isinstance(duplicate_of, bool)):
+        raise BackfillError(f"request {expected_index}: bad duplicateOf")
+    entry, request_hash = _hex_field(item, "entry", expected_index), None
+    if item.get("requestHash") is not None:
+        request_hash = _hex_field(item, "requestHash", expected_index)
+    return AppliedEntry(
+        expected_index, log_index, entry, status, epoch, request_hash=request_hash, reason=reason, duplicate_of=duplicate_of
+    )
+
+
+def _hex_field(item: dict, name: str, expected_index: int) -> bytes:
+    value = item.get(name)
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise BackfillError(f"request {expected_index}: bad {name}")
     try:
-        data = bytes.fromhex(entry[2:])
+        return bytes.fromhex(value[2:])
     except ValueError:
-        raise BackfillError(f"request {expected_index}: entry is not hex") from None
-    stated = {k: item.get(k) for k in ("status", "requestHash", "reason", "duplicateOf")}
-    return log_index, data, stated
+        raise BackfillError(f"request {expected_index}: {name} is not hex") from None
 
 
-def _outcome(applied: AppliedEntry) -> dict:
-    return {
-        "status": applied.status,
-        "requestHash": None if applied.request_hash is None else "0x" + applied.request_hash.hex(),
-        "reason": applied.reason,
-        "duplicateOf": applied.duplicate_of,
-    }
+def _outcome(applied: AppliedEntry) -> tuple:
+    """What a request-log item states about an entry's outcome (and the replay must reproduce)."""
+    return applied.status, applied.request_hash, applied.reason, applied.duplicate_of
 
 
 def replay_request_log(
-    domain: Domain, engine: ExecutionEngine, items: Iterable[object], mark: SnapshotMark, keep_from: int
+    domain: Domain, engine: ExecutionEngine, items: Iterable[AppliedEntry], mark: SnapshotMark, keep_from: int
 ) -> Iterator[AppliedEntry]:
-    """Replay request-log items 1 .. mark.next_request_index - 1 through a fresh state machine over `engine` (at
-    genesis); yield the applied entries from request `keep_from` on. Raises BackfillError (after the last yield at
+    """Replay request-log items 1 .. mark.next_request_index - 1 (as stated: this node's history rows, or a
+    peer's parsed by `parse_request_log_item`) through a fresh state machine over `engine` (at genesis); yield the
+    applied entries from request `keep_from` on. Raises BackfillError (after the last yield at
     the latest, so a caller must consume everything before trusting anything) unless the replay reproduces `mark`.
     """
     machine = ExchangeStateMachine(domain, engine)
     expected = 1
     kept: list[AppliedEntry] = []
-    for item in items:
+    for stated in items:
         if expected >= mark.next_request_index:
             break
-        log_index, data, stated = _parse_entry(item, expected)
+        if stated.request_index != expected:
+            raise BackfillError(f"request log not contiguous: expected {expected}, got {stated.request_index}")
+        log_index = stated.log_index
         if log_index <= machine.last_log_index or log_index > mark.last_log_index:
             raise BackfillError(f"request {expected}: log index {log_index} out of order or past the snapshot")
-        applied = machine.apply(log_index, data)
+        applied = machine.apply(log_index, stated.entry)
         if applied is None or applied.request_index != expected:
             raise BackfillError(f"request {expected}: entry is not a request")
-        if _outcome(applied) != stated:
-            raise BackfillError(f"request {expected}: replay gives {_outcome(applied)}, the log states {stated}")
+        if _outcome(applied) != _outcome(stated):
+            raise BackfillError(f"request {expected}: replay gives {_outcome(applied)}, the log states {_outcome(stated)}")
         if expected >= keep_from:
             kept.append(applied)
         expected += 1
@@ -102,9 +117,9 @@ def replay_request_log(
     yield from kept
 
 
-async def fetch_request_log(session: aiohttp.ClientSession, url: str, first: int, last: int) -> list[dict]:
-    """Items first..last of a peer's request log, paged; BackfillError if the peer cannot give all of them."""
-    out: list[dict] = []
+async def fetch_request_log(session: aiohttp.ClientSession, url: str, first: int, last: int) -> list[AppliedEntry]:
+    """Items first..last of a peer's request log, paged and parsed; BackfillError if the peer cannot give all."""
+    out: list[AppliedEntry] = []
     at = first
     while at <= last:
         upto = min(last, at + PAGE - 1)
@@ -118,8 +133,9 @@ async def fetch_request_log(session: aiohttp.ClientSession, url: str, first: int
         entries = page.get("entries") if isinstance(page, dict) else None
         if not isinstance(entries, list) or not entries:
             raise BackfillError(f"{url}: no entries from {at} (it lacks them too)")
-        out.extend(entries[: upto - at + 1])
-        at += len(entries[: upto - at + 1])
+        for item in entries[: upto - at + 1]:
+            out.append(parse_request_log_item(item, at))
+            at += 1
     return out
 
 
@@ -168,10 +184,10 @@ class HistoryBackfill:
         self.state = {"state": "failed", "from": first, "to": last, "errors": errors[-3:]}
         return False
 
-    def _replay_and_record(self, mark: SnapshotMark, own: int, fetched: list[dict]) -> int:
+    def _replay_and_record(self, mark: SnapshotMark, own: int, fetched: list[AppliedEntry]) -> int:
         """Worker thread: replay (own rows 1..own, the peer's after); record the peer's part, and only once the
         whole replay is verified (rows are rewritten idempotently if the live writer got some meanwhile)."""
-        def items() -> Iterator[object]:
+        def items() -> Iterator[AppliedEntry]:
             for start in range(1, own + 1, PAGE):
                 yield from self.history.requests(start, min(own, start + PAGE - 1))
             yield from fetched

@@ -4,7 +4,8 @@ The apply path only appends to a list; one writer thread takes the whole list ev
 asked) and writes it in one transaction, so the apply path never wakes a thread or waits on the GIL for it. History is a cache of
 consensus data for the API (request log, receipts by hash, update replay for feeds): losing the file loses no
 consensus state, and re-applying the Raft log after a restart rewrites what it covers (writes are idempotent).
-The schema is versioned with `PRAGMA user_version`; MIGRATIONS only ever grows.
+The schema is versioned with `PRAGMA user_version`; MIGRATIONS only ever grows. Rows are stored and read back
+as typed values (applied entries, engine updates: the engine's own msgspec encoding); the API renders JSON.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Union
 
 import msgspec
 
-from .state_machine import DUPLICATE, AppliedEntry
+from ..engine import updates as eu
+from ..errors import DdxError
+from .state_machine import DUPLICATE, AppliedEntry, ExecutionUpdate
 
 log = logging.getLogger("ddx.history")
 
-MIGRATIONS: tuple[str, ...] = (
+MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 1: requests and updates
     """
     CREATE TABLE requests (
@@ -61,16 +66,51 @@ MIGRATIONS: tuple[str, ...] = (
         detail     TEXT NOT NULL DEFAULT '{}'
     );
     """,
+    # 3: updates.data holds the engine's typed encoding of the update (msgspec JSON: its struct, tagged by `type`)
+    # instead of the API's rendering; existing rows are converted (_typed_update_rows)
+    lambda conn: _typed_update_rows(conn),
 )
 
 FLUSH_SECONDS = 0.02
-# The writer thread holds the GIL while it encodes, so its encoding is taken from the apply path's CPU: msgspec is
-# several times cheaper than json.dumps. Keys sorted, so a row is a function of the update alone.
-_data_encoder = msgspec.json.Encoder(order="sorted")
+UPDATE_TYPES: tuple[type[eu.Update], ...] = tuple(eu.Update.__subclasses__())
+# The writer thread holds the GIL while it encodes, so its encoding is taken from the apply path's CPU: msgspec
+# encodes a typed update several times faster than building and dumping a dict.
+_update_encoder = msgspec.json.Encoder()
+_update_decoder = msgspec.json.Decoder(Union[UPDATE_TYPES])  # type: ignore[valid-type]
 
 
-def _encode_data(data: dict) -> str:
-    return _data_encoder.encode(data).decode()
+def _encode_update(update: eu.Update) -> str:
+    return _update_encoder.encode(update).decode()
+
+
+def _legacy_update(ordinal: int, data: dict) -> eu.Update:
+    """An update stored by schema 2 (the API's rendering: hex bytes, decimal-string integers) as its typed value."""
+    cls = next(c for c in UPDATE_TYPES if c.__name__ == data["type"])
+    fields = {"ordinal": ordinal}
+    for field in msgspec.structs.fields(cls):
+        if field.name == "ordinal":
+            continue
+        value = data[field.name]
+        if field.type is bytes:
+            value = bytes.fromhex(value[2:])
+        elif field.type is int:
+            value = int(value)
+        fields[field.name] = value
+    return cls(**fields)
+
+
+def _typed_update_rows(conn: sqlite3.Connection) -> None:
+    rows = conn.execute("SELECT ordinal, data FROM updates").fetchall()
+    conn.executemany(
+        "UPDATE updates SET data = ? WHERE ordinal = ?",
+        [(_encode_update(_legacy_update(ordinal, json.loads(data))), ordinal) for ordinal, data in rows],
+    )
+
+
+class HistoryVersionError(DdxError, RuntimeError):
+    """The history file was written by a newer node (its schema version is beyond MIGRATIONS)."""
+
+    reason = "history_too_new"
 
 
 def connect(path: Path | str) -> sqlite3.Connection:
@@ -84,13 +124,17 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to the latest version; returns it. Refuses a file newer than this code."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
-        raise RuntimeError(f"history schema version {version} is newer than this node ({len(MIGRATIONS)})")
+        raise HistoryVersionError(f"history schema version {version} is newer than this node ({len(MIGRATIONS)})")
     for number in range(version, len(MIGRATIONS)):
+        migration: str | Callable[[sqlite3.Connection], None] = MIGRATIONS[number]
         conn.execute("BEGIN")
-        # executescript() would commit on its own; statements run one by one so a migration is all or nothing
-        for statement in MIGRATIONS[number].split(";"):
-            if statement.strip():
-                conn.execute(statement)
+        if callable(migration):
+            migration(conn)
+        else:
+            # executescript() would commit on its own; statements run one by one so a migration is all or nothing
+            for statement in migration.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number + 1}")
         conn.execute("COMMIT")
     return len(MIGRATIONS)
@@ -169,7 +213,7 @@ class History:
                 (a.request_index, a.log_index, a.request_hash, a.trader, a.nonce, a.status, a.reason, a.duplicate_of, a.epoch, a.entry)
             )
             for u in a.updates:
-                updates.append((u.ordinal, u.request_index, u.kind, b"".join(u.traders), u.market, _encode_data(u.data)))
+                updates.append((u.ordinal, u.request_index, u.kind, b"".join(u.traders), u.market, _encode_update(u.update)))
                 parties.extend((t, u.ordinal) for t in u.traders)
         conn = self._write
         conn.execute("BEGIN")
@@ -219,26 +263,19 @@ class History:
                 hi = mid - 1
         return lo
 
-    def requests(self, first: int, last: int) -> list[dict]:
+    def requests(self, first: int, last: int) -> list[AppliedEntry]:
+        """Applied entries first..last as recorded, without their updates (`updates()` has those)."""
         rows = self._reader().execute(
-            "SELECT request_index, log_index, request_hash, status, reason, duplicate_of, epoch, entry FROM requests "
-            "WHERE request_index BETWEEN ? AND ? ORDER BY request_index",
+            "SELECT request_index, log_index, entry, status, epoch, request_hash, trader, nonce, reason, duplicate_of "
+            "FROM requests WHERE request_index BETWEEN ? AND ? ORDER BY request_index",
             (first, last),
         ).fetchall()
-        out = []
-        for index, log_index, request_hash, status, reason, duplicate_of, epoch, entry in rows:
-            item = {"requestIndex": index, "logIndex": log_index, "status": status, "epoch": epoch, "entry": "0x" + entry.hex()}
-            if request_hash is not None:
-                item["requestHash"] = "0x" + request_hash.hex()
-            if reason is not None:
-                item["reason"] = reason
-            if duplicate_of is not None:
-                item["duplicateOf"] = duplicate_of
-            out.append(item)
-        return out
+        return [AppliedEntry(*row) for row in rows]
 
-    def updates(self, after: int, limit: int, *, trader: bytes | None = None, market: bytes | None = None, upto: int | None = None) -> list[dict]:
-        sql = "SELECT ordinal, request_index, kind, traders, market, data FROM updates WHERE ordinal > ?"
+    def updates(
+        self, after: int, limit: int, *, trader: bytes | None = None, market: bytes | None = None, upto: int | None = None
+    ) -> list[ExecutionUpdate]:
+        sql = "SELECT request_index, data, traders, market FROM updates WHERE ordinal > ?"
         args: list = [after]
         if trader is not None:
             sql += " AND ordinal IN (SELECT ordinal FROM update_traders WHERE trader = ? AND ordinal > ?)"
@@ -252,8 +289,8 @@ class History:
         sql += " ORDER BY ordinal LIMIT ?"
         args.append(limit)
         return [
-            update_json(ordinal, request_index, kind, _split(traders), market_, json.loads(data))
-            for ordinal, request_index, kind, traders, market_, data in self._reader().execute(sql, args).fetchall()
+            ExecutionUpdate(request_index, _update_decoder.decode(data), _split(traders), market_)
+            for request_index, data, traders, market_ in self._reader().execute(sql, args).fetchall()
         ]
 
     def checkpoints(self, limit: int = 50) -> list[dict]:
@@ -264,13 +301,3 @@ class History:
 def _split(traders: bytes) -> tuple[bytes, ...]:
     return tuple(traders[i : i + 20] for i in range(0, len(traders), 20))
 
-
-def update_json(ordinal: int, request_index: int, kind: str, traders: tuple[bytes, ...], market: bytes | None, data: dict) -> dict:
-    return {
-        "ordinal": ordinal,
-        "requestIndex": request_index,
-        "kind": kind,
-        "traders": ["0x" + t.hex() for t in traders],
-        "market": None if market is None else "0x" + market.hex(),
-        "data": data,
-    }

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from ..protocol.eip712 import Domain
 from .admission import Admission, AdmissionLimits
@@ -29,6 +30,18 @@ log = logging.getLogger("ddx.node")
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class CheckpointSource(Protocol):
+    """The chain side's checkpoint progress, as the node shows it (chain/operator_chain.py provides it)."""
+
+    def status(self) -> dict:
+        """The `checkpoint` section of /v1/status (docs/checkpoints.md, "Statuses")."""
+        ...
+
+    def last_recorded_epoch(self) -> int | None:
+        """The last epoch recorded on-chain, None before the first."""
+        ...
 
 
 class _UnattachedSequencer:
@@ -70,7 +83,6 @@ class OperatorNode:
         leader_urls: dict[int, str] | None = None,
         admission_limits: AdmissionLimits = AdmissionLimits(),
         now_ms: Callable[[], int] = wall_clock_ms,
-        checkpoint_status: Callable[[], dict] | None = None,
         replay_engine: Callable[[], ExecutionEngine] | None = None,
         peer_api_urls: list[str] | None = None,
     ) -> None:
@@ -110,7 +122,7 @@ class OperatorNode:
         self.service.observers.append(self.metrics.observe_submission)
         self.service.apply_observer = self.metrics.apply_time.observe
         self.metrics.on_refresh(self._refresh_metrics)
-        self._checkpoint_status = checkpoint_status
+        self._checkpoints: CheckpointSource | None = None
         self.started_ms = now_ms()
 
     @property
@@ -165,22 +177,29 @@ class OperatorNode:
         if raft.get("fsyncSecondsTotal") is not None:
             m.fsync_seconds.set(raft["fsyncSecondsTotal"])
         m.engine_epoch.set(self.engine.epoch())
-        checkpoint = self.checkpoint_status()
-        if checkpoint.get("lastRecordedEpoch") is not None:
-            m.checkpoint_lag.set(self.engine.epoch() - checkpoint["lastRecordedEpoch"])
+        recorded = self.last_recorded_epoch()
+        if recorded is not None:
+            m.checkpoint_lag.set(self.engine.epoch() - recorded)
         if self.history is not None:
             m.history_backlog.set(self.history.enqueued - self.history.written)
 
-    def set_checkpoint_status(self, provider: Callable[[], dict]) -> None:
-        """The checkpointer reports here (docs/checkpoints.md); /v1/status shows it beside, never inside, `raft`.
-        Keys it may set: state, lastBuiltEpoch, lastSignedEpoch, signatures, lastSubmittedEpoch, txHash,
-        lastRecordedEpoch (drives ddx_checkpoint_lag_epochs), lastFinalEpoch, error."""
-        self._checkpoint_status = provider
+    def attach_checkpoints(self, source: CheckpointSource) -> None:
+        """The chain side reports checkpoint progress here (docs/checkpoints.md); /v1/status shows it beside, never
+        inside, `raft`; its last recorded epoch drives ddx_checkpoint_lag_epochs and the default proof epoch."""
+        self._checkpoints = source
+
+    @property
+    def has_chain_side(self) -> bool:
+        return self._checkpoints is not None
 
     def checkpoint_status(self) -> dict:
-        if self._checkpoint_status is None:
+        if self._checkpoints is None:
             return {"state": "not_configured"}
-        return self._checkpoint_status()
+        return self._checkpoints.status()
+
+    def last_recorded_epoch(self) -> int | None:
+        """The last epoch recorded on-chain; None before the first, or without a chain side."""
+        return None if self._checkpoints is None else self._checkpoints.last_recorded_epoch()
 
     def status(self) -> dict:
         return {

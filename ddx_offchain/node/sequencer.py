@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from ..errors import DdxError
 
-class SequencingError(Exception):
+
+class SequencingError(DdxError):
     """The proposal's outcome is unknown (leadership lost, timeout): the client retries with the same nonce."""
+
+    reason = "outcome_unknown"
 
 
 class DefinitelyNotSequenced(SequencingError):
     """Raft refused or lost the proposal: it will never commit, so a retry cannot execute twice."""
 
+    reason = "not_sequenced"
+
 
 class NotLeaderError(SequencingError):
     """This node is not the leader; `leader_id` names the one it knows of (or None)."""
+
+    reason = "not_leader"
 
     def __init__(self, leader_id: int | None) -> None:
         super().__init__("not the leader")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from ..protocol.eip712 import Domain, DomainCache, Signer, checksum_address
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND, Receipt, SignedReceipt, SignedRequest, encode_entry
-from .admission import Admission, AdmissionError
+from .admission import Admission, AdmissionError, RefusedWhenApplied
 from .sequencer import DefinitelyNotSequenced, NotLeaderError, Sequencer, SequencingError
 from .state_machine import DUPLICATE, REFUSED, SEQUENCED, AppliedEntry, ExchangeStateMachine
 
@@ -194,11 +194,12 @@ class OperatorService:
 
     # ------------------------------------------------------------ submission
 
-    async def submit(self, body: bytes) -> ReceiptRecord:
-        """Admit, sequence and apply one request; the ReceiptRecord to sign, or AdmissionError."""
+    async def submit(self, doc: object) -> ReceiptRecord:
+        """Admit, sequence and apply one request (its decoded JSON, docs/protocol.md §7.2); the ReceiptRecord to
+        sign, or AdmissionError."""
         started = time.perf_counter()
         try:
-            record = await self._submit(body)
+            record = await self._submit(doc)
         except AdmissionError as exc:
             self._observe(exc.reason, started)
             raise
@@ -212,22 +213,22 @@ class OperatorService:
         for observer in self.observers:
             observer(outcome, elapsed)
 
-    async def _submit(self, body: bytes) -> ReceiptRecord:
-        signed = self.admission.admit(body)
+    async def _submit(self, doc: object) -> ReceiptRecord:
+        signed = self.admission.admit(doc)
         request = signed.request
         key = (request.trader, request.nonce)
         seen = self.machine.seen(*key)
         if seen is not None:
             if seen.request_hash != signed.request_hash:
-                raise AdmissionError(409, "nonce_reused", "this nonce was already used by another request", requestIndex=seen.request_index)
+                raise AdmissionError("nonce_reused", "this nonce was already used by another request", requestIndex=seen.request_index)
             return ReceiptRecord(seen.request_hash, seen.request_index, seen.epoch, request.trader, request.nonce)
         pending = self._pending.get(key)
         if pending is not None:
             if pending.request_hash != signed.request_hash:
-                raise AdmissionError(409, "nonce_reused", "this nonce is in flight for another request")
+                raise AdmissionError("nonce_reused", "this nonce is in flight for another request")
             return self._outcome(await self._wait(pending.waiter()), signed)
         if len(self._pending) >= self.max_in_flight:
-            raise AdmissionError(503, "overloaded", "too many requests in flight on this node: retry shortly")
+            raise AdmissionError("overloaded", "too many requests in flight on this node: retry shortly")
         pending = self._pending[key] = _Pending(signed.request_hash)
         try:
             try:
@@ -241,10 +242,10 @@ class OperatorService:
             except DefinitelyNotSequenced as exc:
                 if self.sequencer.leader_id() is None:  # asked only on failure: status is not free
                     raise self._not_leader(None) from None
-                raise AdmissionError(503, "not_sequenced", f"not sequenced ({exc}): safe to retry") from None
+                raise AdmissionError("not_sequenced", f"not sequenced ({exc}): safe to retry") from None
             except SequencingError as exc:
                 raise AdmissionError(
-                    503, "outcome_unknown", f"sequencing did not complete ({exc}): retry with the same nonce"
+                    "outcome_unknown", f"sequencing did not complete ({exc}): retry with the same nonce"
                 ) from None
             applied = pending.applied
             if applied is None:  # resolved before this node applied it: only a sequencer breaking its contract
@@ -263,17 +264,17 @@ class OperatorService:
         except asyncio.TimeoutError:
             applied = None
         if applied is None:
-            raise AdmissionError(503, "outcome_unknown", "not applied here in time: retry with the same nonce")
+            raise AdmissionError("outcome_unknown", "not applied here in time: retry with the same nonce")
         return applied
 
     def _outcome(self, applied: AppliedEntry, signed: SignedRequest) -> ReceiptRecord:
         request = signed.request
         if applied.status == REFUSED:
-            raise AdmissionError(409, applied.reason or "refused", "sequenced but refused by the state machine", requestIndex=applied.request_index)
+            raise RefusedWhenApplied(applied.reason or "refused", "sequenced but refused by the state machine", requestIndex=applied.request_index)
         request_index = applied.duplicate_of if applied.status == DUPLICATE else applied.request_index
         return ReceiptRecord(signed.request_hash, request_index, applied.epoch, request.trader, request.nonce)
 
     def _not_leader(self, leader_id: int | None) -> AdmissionError:
         if leader_id is None:
-            return AdmissionError(503, "no_leader", "the cluster has no leader right now: retry shortly")
-        return AdmissionError(421, "not_leader", "send the request to the leader", leader=self.leader_urls.get(leader_id), leaderId=leader_id)
+            return AdmissionError("no_leader", "the cluster has no leader right now: retry shortly")
+        return AdmissionError("not_leader", "send the request to the leader", leader=self.leader_urls.get(leader_id), leaderId=leader_id)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
 import msgspec
 
+from ..engine.updates import Update
+from ..errors import DdxError
 from ..protocol.eip712 import Domain, DomainCache
 from ..protocol.errors import ProtocolError
 from ..protocol.requests import (
@@ -33,22 +35,29 @@ REFUSED = "refused"  # never reached the engine (malformed, bad signature, expir
 
 @dataclass(frozen=True, slots=True)
 class ExecutionUpdate:
-    """One engine output with its global ordinal; `traders`/`market` route it to WebSocket feeds."""
+    """One engine update (typed, with its global ordinal) and where it goes: `traders`/`market` route it to the
+    WebSocket feeds. It stays typed through feeds and history; the API renders it as JSON (api/render.py)."""
 
-    ordinal: int
     request_index: int
-    kind: str
+    update: Update
     traders: tuple[bytes, ...]  # every trader the update concerns (a fill: maker and taker)
     market: bytes | None
-    data: dict
+
+    @property
+    def ordinal(self) -> int:
+        return self.update.ordinal
+
+    @property
+    def kind(self) -> str:
+        """The update's type name (its JSON `type` tag), e.g. "Fill"."""
+        return type(self.update).__name__
 
 
-class CommandRefused(Exception):
+class CommandRefused(DdxError):
     """An operator-command entry the engine cannot take at all (malformed, or not an operator command)."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__(reason, reason=reason)
 
 
 class ExecutionEngine(Protocol):
@@ -222,20 +231,3 @@ class ExchangeStateMachine:
         for trader, nonce, ts, request_index, request_hash, epoch in snap.seen:
             self._remember(trader, nonce, SeenRequest(ts, request_index, request_hash, epoch))
 
-
-def describe(applied: AppliedEntry) -> dict[str, Any]:
-    """JSON form of an applied entry for the request log endpoint and history."""
-    out: dict[str, Any] = {
-        "requestIndex": applied.request_index,
-        "logIndex": applied.log_index,
-        "status": applied.status,
-        "epoch": applied.epoch,
-        "entry": "0x" + applied.entry.hex(),
-    }
-    if applied.request_hash is not None:
-        out["requestHash"] = "0x" + applied.request_hash.hex()
-    if applied.reason is not None:
-        out["reason"] = applied.reason
-    if applied.duplicate_of is not None:
-        out["duplicateOf"] = applied.duplicate_of
-    return out

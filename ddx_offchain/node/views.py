@@ -1,27 +1,257 @@
-"""Read-only views the API serves from the node's live state (the engine adapter implements ExchangeView)."""
+"""Read-only views of the live engine state that the API serves, as typed values (the API renders them as JSON).
+
+One implementation of each: the order book, a trader's accounts (with the margin figures of docs/engine.md), a
+market's parameters and state, and the proofs of a trader's two leaves against a frozen epoch. Nothing here
+changes state; every lookup is by key (a trader's strategies x listed tokens), never a scan of every account.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
+
+from ..engine import margin as mg
+from ..engine.commands import BUY, SELL
+from ..engine.engine import Engine
+from ..engine.errors import UnknownEpochError
+from ..errors import DdxError
+from ..protocol.proof import InclusionProof, NonInclusionProof
+
+BOOK_DEPTH = 100
+
+
+class ProofUnavailable(DdxError):
+    """No proof to give: no epoch frozen yet (`no_frozen_epoch`) or the epoch asked for is not retained
+    (`unknown_epoch`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BookLevel:
+    price: int
+    size: int  # the sum of the level's live orders' remaining sizes
+
+
+@dataclass(frozen=True, slots=True)
+class BookView:
+    market: bytes
+    bids: list[BookLevel]  # best (highest) first
+    asks: list[BookLevel]  # best (lowest) first
+    index: int
+    mark: int
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyView:
+    """One strategy account: its cash and the margin figures the engine checks it against (docs/engine.md)."""
+
+    strategy: bytes
+    token: bytes
+    collateral: int
+    unrealized_pnl: int
+    equity: int  # collateral + unrealized PnL at the mark
+    initial_margin: int  # what open positions and orders need to open more
+    maintenance_margin: int  # below this equity the strategy is liquidated
+    free_collateral: int  # what a withdraw intent may take now: unrealized profit does not count
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    strategy: bytes
+    market: bytes
+    size: int  # signed: > 0 long
+    cost: int
+    realized_pnl: int
+    mark: int
+    unrealized_pnl: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderView:
+    order_hash: bytes
+    strategy: bytes
+    market: bytes
+    side: int
+    order_type: int
+    price: int
+    remaining: int
+    original: int
+    reduce_only: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceView:
+    token: bytes
+    withdrawable: int  # the cumulative WITHDRAWAL leaf value: claimable once an epoch holding it is recorded
+
+
+@dataclass(frozen=True, slots=True)
+class TraderView:
+    trader: bytes
+    known: bool
+    strategies: list[StrategyView]
+    positions: list[PositionView]
+    balances: list[BalanceView]
+    open_orders: list[OrderView]
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    market: bytes
+    token: bytes
+    tick: int
+    lot: int
+    size_decimals: int
+    initial_margin_bps: int
+    maintenance_margin_bps: int
+    maker_fee_bps: int
+    taker_fee_bps: int
+    liquidation_fee_bps: int
+    market_order_band_bps: int
+    premium_cap_bps: int
+    funding_cap_bps: int
+    funding_dampener: int
+    funding_interval_ms: int
+    max_order_notional: int
+    active: bool
+    index: int
+    mark: int
+    next_funding_ms: int
+    last_funding_per_unit: int
+    open_interest: int  # the sum of long sizes (= the sum of short sizes)
+
+
+@dataclass(frozen=True, slots=True)
+class LeafProof:
+    """A leaf of (trader, token) against `epoch`'s frozen root, or its non-inclusion (`included` False, zeros)."""
+
+    epoch: int
+    root: bytes
+    trader: bytes
+    token: bytes
+    included: bool
+    proof: InclusionProof | NonInclusionProof  # rendered as docs/protocol.md §4 says
+
+
+@dataclass(frozen=True, slots=True)
+class WithdrawalProof(LeafProof):
+    cumulative: int  # what the WITHDRAWAL leaf lets the trader have claimed in total
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceProof(LeafProof):
+    amount: int  # what the escape hatch pays (docs/protocol.md §2, BALANCE)
+    deposited: int
 
 
 class ExchangeView(Protocol):
-    def book(self, market: bytes) -> dict | None:
-        """{"market", "bids": [[price, size], …], "asks": …} best first, as decimal strings; None: no such market."""
+    """What the API reads from the node's live state (EngineAdapter provides it)."""
+
+    def book(self, market: bytes) -> BookView | None: ...
+
+    def trader(self, trader: bytes) -> TraderView: ...
+
+    def market(self, market: bytes) -> MarketView | None: ...
+
+    def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> WithdrawalProof:
+        """Against `epoch`'s frozen root (None: the latest frozen epoch); ProofUnavailable if there is none."""
         ...
 
-    def trader_state(self, trader: bytes) -> dict:
-        """{"strategies": […], "positions": […], "balances": […], "openOrders": […]}."""
-        ...
-
-    def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
-        """{"epoch", "root", "trader", "token", "included", "cumulative", "proof": <docs/protocol.md §4 JSON form>}
-        against `epoch`'s frozen root (None: the latest frozen epoch), or {"error", "detail"}."""
-        ...
-
-    def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
-        """{"epoch", "root", "trader", "token", "included", "amount", "deposited", "proof"}: the BALANCE leaf the
-        escape hatch pays from, or its non-inclusion proof; {"error", "detail"} as for withdrawal_proof."""
-        ...
+    def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> BalanceProof: ...
 
     def state_root(self) -> bytes: ...
+
+
+# ---------------------------------------------------------------------------------------------- builders
+
+
+def book_view(engine: Engine, market: bytes, depth: int = BOOK_DEPTH) -> BookView | None:
+    m = engine.markets.get(market)
+    if m is None:
+        return None
+
+    def levels(side: int, prices: Iterable[int]) -> list[BookLevel]:
+        out = []
+        for price in prices:
+            level = m.book.levels[side].get(price)
+            if level is None:
+                continue
+            size = sum(o.remaining for o in level[0])
+            if size:
+                out.append(BookLevel(price, size))
+            if len(out) >= depth:
+                break
+        return out
+
+    return BookView(market, levels(BUY, reversed(m.book.bid_prices)), levels(SELL, m.book.ask_prices), m.index, m.mark)
+
+
+def trader_view(engine: Engine, trader: bytes) -> TraderView:
+    t = engine.traders.get(trader)
+    tokens = sorted(engine.ledgers)
+    accounts = []
+    if t is not None:
+        for strategy in sorted(t.strategies):
+            accounts.extend(a for a in (engine.accounts.get(trader + strategy + token) for token in tokens) if a is not None)
+    strategies, positions, orders = [], [], []
+    for account in accounts:
+        equity, maintenance = mg.equity_and_mm(account)
+        initial = mg.initial_requirement(account)
+        unrealized = mg.unrealized(account)
+        strategies.append(StrategyView(
+            account.strategy, account.token, account.collateral, unrealized, equity, initial, maintenance,
+            max(0, account.collateral + min(0, unrealized) - initial),
+        ))
+        for market_id, p in sorted(account.positions.items()):
+            if p.size:
+                mark = p.market.mark
+                positions.append(PositionView(
+                    account.strategy, market_id, p.size, p.cost, p.realized, mark, p.size * mark // p.market.one - p.cost
+                ))
+        for o in sorted(account.orders.values(), key=lambda o: o.seq):
+            if o.remaining:
+                orders.append(OrderView(
+                    o.id, account.strategy, o.market.id, o.side, o.order_type, o.price, o.remaining, o.original, o.reduce_only
+                ))
+    balances = []
+    for token in tokens:
+        leaf = engine.withdrawals.get(trader + token)
+        if leaf is not None:
+            balances.append(BalanceView(token, leaf.amount))
+    return TraderView(trader, t is not None, strategies, positions, balances, orders)
+
+
+def market_view(engine: Engine, market: bytes) -> MarketView | None:
+    m = engine.markets.get(market)
+    if m is None:
+        return None
+    return MarketView(
+        m.id, m.token, m.tick, m.lot, m.size_decimals, m.imr, m.mmr, m.maker_fee, m.taker_fee, m.liq_fee, m.band,
+        m.premium_cap, m.funding_cap, m.dampener, m.funding_interval, m.max_notional, m.active, m.index, m.mark,
+        m.next_funding, m.last_funding, sum(p.size for p in m.positions.values() if p.size > 0),
+    )
+
+
+def _epoch_proofs(engine: Engine, trader: bytes, token: bytes, epoch: int | None) -> dict:
+    if not engine.epoch_trees:
+        raise ProofUnavailable("no epoch has been frozen yet", reason="no_frozen_epoch")
+    try:
+        return engine.epoch_proofs(max(engine.epoch_trees) if epoch is None else epoch, trader, token)
+    except UnknownEpochError as exc:
+        raise ProofUnavailable(str(exc), reason="unknown_epoch") from None
+
+
+def withdrawal_proof(engine: Engine, trader: bytes, token: bytes, epoch: int | None = None) -> WithdrawalProof:
+    proofs = _epoch_proofs(engine, trader, token, epoch)
+    value = proofs["withdrawal_value"]  # abi.encode(uint8 7, trader, token, cumulative)
+    cumulative = int.from_bytes(value[-32:], "big") if value is not None else 0
+    return WithdrawalProof(proofs["epoch"], proofs["root"], trader, token, value is not None, proofs["withdrawal"], cumulative)
+
+
+def balance_proof(engine: Engine, trader: bytes, token: bytes, epoch: int | None = None) -> BalanceProof:
+    """The BALANCE(trader, token) leaf the escape hatch pays from, or (0, 0) with a non-inclusion proof."""
+    proofs = _epoch_proofs(engine, trader, token, epoch)
+    value = proofs["balance_value"]  # abi.encode(uint8 8, trader, token, amount, deposited)
+    amount = int.from_bytes(value[-64:-32], "big") if value is not None else 0
+    deposited = int.from_bytes(value[-32:], "big") if value is not None else 0
+    return BalanceProof(proofs["epoch"], proofs["root"], trader, token, value is not None, proofs["balance"], amount, deposited)

@@ -19,6 +19,9 @@ from ..chain.core.verification import Verdict, verify_block
 from ..engine.commands import ChainBlock, decode_command
 from ..engine.config import GenesisConfig
 from ..engine.engine import Engine
+from ..engine.updates import Accepted
+from ..node.backfill import parse_request_log_item
+from ..node.history import History
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND
 
 MATCH, MISMATCH, NOT_REPLAYED = "match", "mismatch", "not_replayed"
@@ -102,7 +105,7 @@ class Replay:
         if engine.epoch != before:
             self.roots[engine.epoch] = engine.frozen_root(engine.epoch)
         if applied is not None and entry[:1] == bytes([ENTRY_OPERATOR_COMMAND]) and applied.updates:
-            if applied.updates[0].kind == "Accepted":
+            if isinstance(applied.updates[0].update, Accepted):
                 command = decode_command(entry[1:])
                 if isinstance(command, ChainBlock):
                     self.blocks.append(SequencedBlock.from_command(command))
@@ -118,9 +121,10 @@ async def log_from_api(session, url: str) -> AsyncIterator[tuple[int, bytes]]:
             entries = (await resp.json())["entries"]
         if not entries:
             return
-        for item in entries:
-            yield int(item["logIndex"]), bytes.fromhex(item["entry"][2:])
-        following = int(entries[-1]["requestIndex"]) + 1
+        for expected, item in enumerate(entries, first):
+            stated = parse_request_log_item(item, expected)
+            yield stated.log_index, stated.entry
+        following = first + len(entries)
         if following <= first:
             raise RuntimeError(f"{url}/v1/requests did not advance past request {first}")
         first = following
@@ -128,8 +132,6 @@ async def log_from_api(session, url: str) -> AsyncIterator[tuple[int, bytes]]:
 
 def log_from_history(path) -> Iterable[tuple[int, bytes]]:
     """(log index, entry) pairs from a node's history database (read-only use)."""
-    from ..node.history import History
-
     history = History(path)
     try:
         first = 1
@@ -137,9 +139,9 @@ def log_from_history(path) -> Iterable[tuple[int, bytes]]:
             entries = history.requests(first, first + LOG_PAGE - 1)
             if not entries:
                 return
-            for item in entries:
-                yield int(item["logIndex"]), bytes.fromhex(item["entry"][2:])
-            first = entries[-1]["requestIndex"] + 1
+            for applied in entries:
+                yield applied.log_index, applied.entry
+            first = entries[-1].request_index + 1
     finally:
         history.close()
 

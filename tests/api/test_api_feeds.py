@@ -6,8 +6,9 @@ import asyncio
 import json
 from importlib import resources
 
-from ddx_offchain.protocol.eip712 import address_of, checksum_address
 from apihelpers import make_node, running, signed_order
+
+from ddx_offchain.protocol.eip712 import address_of, checksum_address
 
 ALICE = b"\xa1" * 32
 BOB = b"\xb0" * 32
@@ -145,7 +146,14 @@ def test_health_status_and_metrics_keep_the_two_clocks_apart():
             text = await (await client.get("/metrics")).text()
             assert 'ddx_requests_total{outcome="receipt"} 1.0' in text
             assert "ddx_raft_commit_index 1.0" in text and "ddx_time_to_receipt_seconds_bucket" in text
-            node.set_checkpoint_status(lambda: {"state": "recording", "lastRecordedEpoch": 0})
+            class Recording:  # a chain side that has recorded epoch 0
+                def status(self) -> dict:
+                    return {"state": "recording", "lastRecordedEpoch": 0}
+
+                def last_recorded_epoch(self) -> int:
+                    return 0
+
+            node.attach_checkpoints(Recording())
             status = await (await client.get("/v1/status")).json()
             assert status["checkpoint"]["state"] == "recording" and "lastRecordedEpoch" not in status["raft"]
             assert "ddx_checkpoint_lag_epochs 0.0" in await (await client.get("/metrics")).text()

@@ -47,7 +47,7 @@ def test_sdk_submits_verifies_retries_and_streams():
                 assert snapshot["type"] == "snapshot" and snapshot["ordinal"] == 2
                 await client.submit(trader.cancel_all())
                 update = await asyncio.wait_for(anext(stream), 5)
-                assert update["ordinal"] == 3 and update["data"]["type"] == "CancelAll"
+                assert update["ordinal"] == 3 and update["data"]["command"] == "CancelAll"
                 await stream.aclose()
                 resumed = client.stream("all", after=1)
                 assert [(await anext(resumed))["ordinal"] for _ in range(2)] == [2, 3]

@@ -15,7 +15,7 @@ from web3 import Web3
 
 from ddx_offchain.chain.checkpointer import Checkpointer, CheckpointerConfig
 from ddx_offchain.chain.core.follower import FollowerConfig
-from ddx_offchain.chain.hooks import ChainHooks
+from ddx_offchain.chain.operator_chain import ChainHooks
 from ddx_offchain.chain.rpc import ChainRpc, Web3ChainRpc
 from ddx_offchain.chain.signatures import SignatureBoard
 from ddx_offchain.chain.verifier import BlockVerifier

@@ -10,7 +10,9 @@ import asyncio
 
 import msgspec
 
-from ddx_offchain.node.sequencer import NotLeaderError, SequencingError
+from ddx_offchain.engine.updates import Accepted
+from ddx_offchain.node import views
+from ddx_offchain.node.sequencer import NotLeaderError
 from ddx_offchain.node.state_machine import ExecutionUpdate
 from ddx_offchain.protocol.hashing import keccak256
 from ddx_offchain.protocol.requests import PlaceOrder
@@ -79,9 +81,10 @@ class RecordingEngine:
         self.orders: list[tuple[bytes, bytes, int, int, int]] = []  # (trader, market, side, price, size)
         self.executed: list[bytes] = []
 
-    def _update(self, request_index: int, kind: str, trader, market, data: dict) -> ExecutionUpdate:
+    def _accepted(self, request_index: int, request_id: bytes, command: str, trader, market) -> ExecutionUpdate:
         self.ordinal += 1
-        return ExecutionUpdate(self.ordinal, request_index, kind, () if trader is None else (trader,), market, data)
+        update = Accepted(self.ordinal, request_id, command)
+        return ExecutionUpdate(request_index, update, () if trader is None else (trader,), market)
 
     def execute_request(self, signed, request_index: int) -> list[ExecutionUpdate]:
         request = signed.request
@@ -90,21 +93,13 @@ class RecordingEngine:
         market = getattr(request, "market", None)
         if isinstance(request, PlaceOrder):
             self.orders.append((request.trader, request.market, request.side, request.price, request.size))
-        return [
-            self._update(
-                request_index,
-                "accepted",
-                request.trader,
-                market,
-                {"type": request.PRIMARY_TYPE, "requestHash": "0x" + signed.request_hash.hex()},
-            )
-        ]
+        return [self._accepted(request_index, signed.request_hash, request.PRIMARY_TYPE, request.trader, market)]
 
     def execute_operator_command(self, payload: bytes, request_index: int) -> list[ExecutionUpdate]:
         self.root = keccak256(self.root + payload)
         if payload == b"epoch":
             self.current_epoch += 1
-        return [self._update(request_index, "operator", None, None, {"payload": payload.hex()})]
+        return [self._accepted(request_index, keccak256(payload), "operator", None, None)]
 
     def epoch(self) -> int:
         return self.current_epoch
@@ -123,24 +118,23 @@ class RecordingEngine:
         self.ordinal, self.root, self.current_epoch = state.ordinal, state.root, state.epoch
         self.orders = [tuple(o) for o in state.orders]
 
-    # ExchangeView
-    def book(self, market: bytes) -> dict | None:
+    # ExchangeView (typed, as node/views.py; the API renders them)
+    def book(self, market: bytes) -> views.BookView | None:
         if market == b"\xff" * 32:
             return None
-        side = lambda s: [[str(p), str(z)] for t, m, sd, p, z in self.orders if m == market and sd == s]
-        return {"market": "0x" + market.hex(), "bids": side(0), "asks": side(1)}
+        side = lambda s: [views.BookLevel(p, z) for t, m, sd, p, z in self.orders if m == market and sd == s]
+        return views.BookView(market, side(0), side(1), 0, 0)
 
-    def trader_state(self, trader: bytes) -> dict:
+    def trader(self, trader: bytes) -> views.TraderView:
         mine = [o for o in self.orders if o[0] == trader]
-        return {
-            "strategies": [],
-            "positions": [],
-            "balances": [],
-            "openOrders": [{"market": "0x" + m.hex(), "side": s, "price": str(p), "size": str(z)} for _, m, s, p, z in mine],
-        }
+        orders = [views.OrderView(b"\x00" * 32, b"\x00" * 32, m, s, 0, p, z, z, False) for _, m, s, p, z in mine]
+        return views.TraderView(trader, bool(mine), [], [], [], orders)
 
-    def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
-        return {"root": "0x" + self.root.hex(), "epoch": self.current_epoch if epoch is None else epoch}
+    def market(self, market: bytes) -> views.MarketView | None:
+        return None
 
-    def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
-        return {"root": "0x" + self.root.hex(), "epoch": self.current_epoch if epoch is None else epoch}
+    def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> views.WithdrawalProof:
+        raise views.ProofUnavailable("the recording engine keeps no tree", reason="no_frozen_epoch")
+
+    def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> views.BalanceProof:
+        raise views.ProofUnavailable("the recording engine keeps no tree", reason="no_frozen_epoch")

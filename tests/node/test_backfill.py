@@ -9,9 +9,16 @@ import pytest
 from fakes import RecordingEngine
 from test_state_machine import DOMAIN, order
 
-from ddx_offchain.node.backfill import BackfillError, HistoryBackfill, SnapshotMark, replay_request_log
+from ddx_offchain.api.render import request_doc
+from ddx_offchain.node.backfill import (
+    BackfillError,
+    HistoryBackfill,
+    SnapshotMark,
+    parse_request_log_item,
+    replay_request_log,
+)
 from ddx_offchain.node.history import History
-from ddx_offchain.node.state_machine import ExchangeStateMachine, describe
+from ddx_offchain.node.state_machine import ExchangeStateMachine
 from ddx_offchain.protocol.requests import ENTRY_OPERATOR_COMMAND
 
 COMMAND = bytes([ENTRY_OPERATOR_COMMAND]) + b"epoch"
@@ -29,16 +36,22 @@ def sequenced_log():
     log_index = 3  # Raft's own entries (membership) come first and are not requests
     for entry in entries:
         log_index += 2
-        items.append(describe(machine.apply(log_index, entry)))
+        items.append(request_doc(machine.apply(log_index, entry)))  # the request log as a peer serves it
     engine = machine.engine
     mark = SnapshotMark(machine.next_request_index, machine.last_log_index, engine.state_root(), engine.last_ordinal())
     return items, mark
 
 
+def stated(items):
+    """The items parsed as the backfill parses a peer's pages, lazily (a bad item raises when the replay reaches it)."""
+    for expected, item in enumerate(items, 1):
+        yield parse_request_log_item(item, expected)
+
+
 def test_an_honest_log_reproduces_the_snapshot_and_regenerates_the_updates():
     items, mark = sequenced_log()
-    kept = list(replay_request_log(DOMAIN, RecordingEngine(), items, mark, keep_from=4))
-    assert [describe(a) for a in kept] == items[3:]
+    kept = list(replay_request_log(DOMAIN, RecordingEngine(), stated(items), mark, keep_from=4))
+    assert [request_doc(a) for a in kept] == items[3:]
     assert [u.ordinal for a in kept for u in a.updates] == list(range(3, mark.last_ordinal + 1))
     assert {a.status for a in kept} == {"sequenced", "refused"}
 
@@ -67,7 +80,7 @@ def _tampered(items, index, **changes):
 )
 def test_a_tampered_log_is_refused_and_nothing_is_yielded(tamper, why):
     items, mark = sequenced_log()
-    replay = replay_request_log(DOMAIN, RecordingEngine(), tamper(items), mark, keep_from=1)
+    replay = replay_request_log(DOMAIN, RecordingEngine(), stated(tamper(items)), mark, keep_from=1)
     with pytest.raises(BackfillError, match=why):
         next(replay)
 
@@ -114,8 +127,8 @@ def test_the_backfill_skips_a_lying_peer_and_fills_history_from_an_honest_one(tm
     try:
         state, good = asyncio.run(scenario())
         assert state["state"] == "done" and state["from"] == 3 and state["source"] == good
-        assert history.requests(1, 100) == items  # the same rows the peer serves
-        assert [u["ordinal"] for u in history.updates(0, 100)] == list(range(1, mark.last_ordinal + 1))
+        assert [request_doc(a) for a in history.requests(1, 100)] == items  # the same rows the peer serves
+        assert [u.ordinal for u in history.updates(0, 100)] == list(range(1, mark.last_ordinal + 1))
     finally:
         history.close()
 

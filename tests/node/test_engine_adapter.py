@@ -8,15 +8,19 @@ import json
 import pytest
 from fakes import InMemorySequencer
 
+from ddx_offchain.api import render
 from ddx_offchain.client import Trader
 from ddx_offchain.daemon.config import ConfigError
 from ddx_offchain.deployment.genesis import example_genesis, parse_genesis
 from ddx_offchain.engine import Engine
 from ddx_offchain.engine.commands import AdvanceEpoch, ChainBlock, Deposit, IndexPrice, IndexPrices, encode_command
 from ddx_offchain.engine.commands import PlaceOrder as EnginePlaceOrder
+from ddx_offchain.engine.reasons import Reject
+from ddx_offchain.engine.updates import Rejected
 from ddx_offchain.node.engine_adapter import EngineAdapter
 from ddx_offchain.node.operator import OperatorNode
 from ddx_offchain.node.state_machine import REFUSED, SEQUENCED
+from ddx_offchain.node.views import ProofUnavailable
 from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.proof import InclusionProof, verify_inclusion
 from ddx_offchain.protocol.requests import market_id
@@ -27,6 +31,18 @@ USDC_BYTES = bytes.fromhex(USDC[2:])
 T0 = 1_700_000_000_000
 ETHP = market_id("ETHP")
 GENESIS = example_genesis(USDC)
+
+
+class FakeCheckpoints:
+    """A chain side as the node sees it (node/operator.py CheckpointSource)."""
+
+    recorded: int | None = None
+
+    def status(self) -> dict:
+        return {"state": "collecting", "lastRecordedEpoch": self.recorded}
+
+    def last_recorded_epoch(self) -> int | None:
+        return self.recorded
 
 
 def operator_entry(command) -> bytes:
@@ -63,22 +79,22 @@ def test_trades_route_fills_to_both_traders_and_views_follow():
         alice, bob = Trader(b"\xa1" * 32, DOMAIN, lambda: T0), Trader(b"\xb0" * 32, DOMAIN, lambda: T0)
         fund(seq, [alice, bob])
         ask = alice.place_order("ETHP", 1, 1_000_000, 2_000 * 10**6)
-        await node.service.submit(json.dumps(ask.to_json()).encode())
-        book = adapter.book(ETHP)
+        await node.service.submit(ask.to_json())
+        book = render.book_doc(adapter.book(ETHP))
         assert book["asks"] == [[str(2_000 * 10**6), "1000000"]] and book["bids"] == []
         bid = bob.place_order("ETHP", 0, 400_000, 2_000 * 10**6, order_type=1)
-        record = await node.service.submit(json.dumps(bid.to_json()).encode())
+        record = await node.service.submit(bid.to_json())
         assert record.request_index == 4
-        kinds = [u["kind"] for u in node.feeds.recent(0, 1000, None, None)]
+        kinds = [u.kind for u in node.feeds.recent(0, 1000, None, None)]
         assert "Fill" in kinds and kinds.count("Accepted") >= 4
-        fills = [u for u in node.feeds.recent(0, 1000, None, None) if u["kind"] == "Fill"]
-        assert set(fills[0]["traders"]) == {"0x" + alice.address.hex(), "0x" + bob.address.hex()}
-        bob_view = adapter.trader_state(bob.address)
+        fills = [u for u in node.feeds.recent(0, 1000, None, None) if u.kind == "Fill"]
+        assert set(fills[0].traders) == {alice.address, bob.address}
+        bob_view = render.trader_doc(adapter.trader(bob.address))
         assert bob_view["positions"][0]["size"] == "400000"
-        alice_orders = adapter.trader_state(alice.address)["openOrders"]
+        alice_orders = render.trader_doc(adapter.trader(alice.address))["openOrders"]
         assert alice_orders[0]["orderHash"] == "0x" + ask.request_hash.hex() and alice_orders[0]["remaining"] == "600000"
-        rejected = await node.service.submit(json.dumps(alice.place_order("ETHP", 1, 1_000_000, 2_000 * 10**6 + 1).to_json()).encode())
-        last = node.feeds.recent(0, 1000, None, None)[-1]
+        rejected = await node.service.submit(alice.place_order("ETHP", 1, 1_000_000, 2_000 * 10**6 + 1).to_json())
+        last = render.update_doc(node.feeds.recent(0, 1000, None, None)[-1])
         assert last["kind"] == "Rejected" and last["data"]["reasonName"] == "bad_price"  # a receipt still: it executed as a rejection
         assert rejected.request_index == 5
 
@@ -90,10 +106,12 @@ def test_withdrawal_proof_verifies_against_the_frozen_root():
         node, seq, adapter = make()
         alice = Trader(b"\xa1" * 32, DOMAIN, lambda: T0)
         fund(seq, [alice])
-        await node.service.submit(json.dumps(alice.withdraw_intent(USDC_BYTES, 1_000 * 10**6).to_json()).encode())
-        assert adapter.withdrawal_proof(alice.address, USDC_BYTES)["error"] == "no_frozen_epoch"
+        await node.service.submit(alice.withdraw_intent(USDC_BYTES, 1_000 * 10**6).to_json())
+        with pytest.raises(ProofUnavailable) as refused:
+            adapter.withdrawal_proof(alice.address, USDC_BYTES)
+        assert refused.value.reason == "no_frozen_epoch"
         seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
-        doc = adapter.withdrawal_proof(alice.address, USDC_BYTES)
+        doc = render.proof_doc(adapter.withdrawal_proof(alice.address, USDC_BYTES))
         assert doc["epoch"] == 1 and doc["included"] and doc["cumulative"] == str(1_000 * 10**6)
         assert verify_inclusion(bytes.fromhex(doc["root"][2:]), InclusionProof.from_json(doc["proof"]))
         assert node.engine.epoch() == 1
@@ -113,7 +131,7 @@ def test_a_leader_cannot_smuggle_a_trader_command_through_the_operator_tag():
     seq.append(b"\x02\xff")
     assert outcomes == [(REFUSED, "not_an_operator_command"), (REFUSED, "malformed_command")]
     assert adapter.state_root() == before
-    assert adapter.trader_state(victim)["openOrders"] == []
+    assert adapter.trader(victim).open_orders == []
     assert node.machine.next_request_index == 5  # both entries took a request index, as refused entries do
 
 
@@ -125,7 +143,7 @@ def test_replicas_reach_the_same_root_and_a_snapshot_restores_it():
         for i in range(10):
             side = i % 2
             who = alice if side else bob
-            await a_node.service.submit(json.dumps(who.place_order("ETHP", side, 100_000, (2_000 + (i % 3)) * 10**6).to_json()).encode())
+            await a_node.service.submit(who.place_order("ETHP", side, 100_000, (2_000 + (i % 3)) * 10**6).to_json())
         b_node, b_seq, b = make()
         for index, entry in enumerate(a_seq.log, start=1):
             b_node.service.apply_committed(index, entry)
@@ -186,8 +204,9 @@ def test_operator_commands_are_sequenced_and_report_how_they_applied():
         assert applied.status == SEQUENCED and [u.kind for u in applied.updates][0] == "Accepted"
         assert any(u.kind == "DepositCredited" and u.traders == (alice.address,) for u in applied.updates)
         again = await node.service.propose_operator_command(encode_command(ChainBlock(b"\x02" * 32, 1, b"\x0b" * 32, ())))
-        assert again.updates[0].kind == "Rejected" and again.updates[0].data["reasonName"] == "block_not_newer"
-        assert adapter.trader_state(alice.address)["strategies"][0]["collateral"] == str(7 * 10**6)
+        rejected = again.updates[0].update
+        assert isinstance(rejected, Rejected) and rejected.reason == Reject.BLOCK_NOT_NEWER
+        assert adapter.trader(alice.address).strategies[0].collateral == 7 * 10**6
 
     asyncio.run(scenario())
 
@@ -199,20 +218,23 @@ def test_balance_proof_proves_the_escape_leaf_or_its_absence():
     node, seq, adapter = make()
     alice, bob = Trader(b"\xa1" * 32, DOMAIN, lambda: T0), Trader(b"\xb0" * 32, DOMAIN, lambda: T0)
     fund(seq, [alice])
-    assert adapter.balance_proof(alice.address, USDC_BYTES)["error"] == "no_frozen_epoch"
+    with pytest.raises(ProofUnavailable, match="no epoch"):
+        adapter.balance_proof(alice.address, USDC_BYTES)
     seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
-    doc = adapter.balance_proof(alice.address, USDC_BYTES)
+    doc = render.proof_doc(adapter.balance_proof(alice.address, USDC_BYTES))
     root = bytes.fromhex(doc["root"][2:])
     assert doc["epoch"] == 1 and doc["included"] and doc["deposited"] == str(10_000 * 10**6)
     proof = InclusionProof.from_json(doc["proof"])
     expected = items.balance_value(alice.address, USDC_BYTES, int(doc["amount"]), int(doc["deposited"]))
     assert proof.key == items.balance_key(alice.address, USDC_BYTES) and proof.value_hash == items.value_hash(expected)
     assert verify_inclusion(root, proof) and int(doc["amount"]) == 10_000 * 10**6  # no positions: all of it
-    absent = adapter.balance_proof(bob.address, USDC_BYTES)
+    absent = render.proof_doc(adapter.balance_proof(bob.address, USDC_BYTES))
     assert absent["included"] is False and absent["amount"] == absent["deposited"] == "0"
     missing = NonInclusionProof.from_json(absent["proof"])
     assert missing.key == items.balance_key(bob.address, USDC_BYTES) and verify_non_inclusion(root, missing)
-    assert adapter.balance_proof(alice.address, USDC_BYTES, epoch=7)["error"] == "unknown_epoch"
+    with pytest.raises(ProofUnavailable) as refused:
+        adapter.balance_proof(alice.address, USDC_BYTES, epoch=7)
+    assert refused.value.reason == "unknown_epoch"
 
 
 def test_proof_endpoints_default_to_the_last_recorded_epoch_and_take_an_epoch():
@@ -224,12 +246,11 @@ def test_proof_endpoints_default_to_the_last_recorded_epoch_and_take_an_epoch():
         node, seq, adapter = make()
         alice = Trader(b"\xa1" * 32, DOMAIN, lambda: T0)
         fund(seq, [alice])
-        await node.service.submit(json.dumps(alice.withdraw_intent(USDC_BYTES, 7 * 10**6).to_json()).encode())
+        await node.service.submit(alice.withdraw_intent(USDC_BYTES, 7 * 10**6).to_json())
         seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
-        await node.service.submit(json.dumps(alice.withdraw_intent(USDC_BYTES, 3 * 10**6).to_json()).encode())
+        await node.service.submit(alice.withdraw_intent(USDC_BYTES, 3 * 10**6).to_json())
         seq.append(operator_entry(AdvanceEpoch(b"\x04" * 32, 2)))
-        checkpoint = {"state": "not_configured"}
-        node.set_checkpoint_status(lambda: checkpoint)
+        chain = FakeCheckpoints()
         server = TestClient(TestServer(build_app(node)))
         await server.start_server()
         path = f"0x{alice.address.hex()}/{USDC}"
@@ -240,10 +261,10 @@ def test_proof_endpoints_default_to_the_last_recorded_epoch_and_take_an_epoch():
 
             for kind in ("withdrawal", "balance"):
                 assert (await get(kind))[1]["epoch"] == 2  # no chain side: the latest frozen epoch
-            checkpoint = {"state": "collecting", "lastRecordedEpoch": None}
+            node.attach_checkpoints(chain)  # a chain side that has recorded nothing yet
             status, doc = await get("withdrawal")
             assert status == 404 and doc["error"] == "no_recorded_epoch"
-            checkpoint = {"state": "collecting", "lastRecordedEpoch": 1}
+            chain.recorded = 1
             status, doc = await get("withdrawal")
             assert status == 200 and doc["epoch"] == 1 and doc["cumulative"] == str(7 * 10**6)  # recorded, not frozen
             status, doc = await get("withdrawal", "?epoch=2")

@@ -4,8 +4,10 @@ cluster tests live in tests/node/test_cluster.py). Receipts only after quorum co
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
+
+from fakes import RecordingEngine
+from test_state_machine import KEY, T0
 
 from ddx_offchain.node.operator import OperatorNode
 from ddx_offchain.node.raft_sequencer import EntrySinkMachine, RaftSequencer
@@ -21,8 +23,6 @@ from ddx_offchain.protocol.requests import (
 from ddx_offchain.raft.certs import generate_operator_certificate
 from ddx_offchain.raft.runtime import NodeConfig, RaftNode
 from ddx_offchain.raft.transport import TlsMaterial
-from fakes import RecordingEngine
-from test_state_machine import KEY, T0
 
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 
@@ -73,7 +73,7 @@ def test_receipts_after_quorum_commit_and_identical_state(tmp_path):
         nodes = await start_cluster(tmp_path)
         try:
             follower = next(n for n, _ in nodes if not n.sequencer.is_leader())
-            bodies = [json.dumps(signed_json(k)).encode() for k in range(1, 21)]
+            bodies = [signed_json(k) for k in range(1, 21)]
             follower.service.admission._now_ms = lambda: T0  # the requests carry the fixed test timestamp
             records = await asyncio.gather(*(follower.service.submit(b) for b in bodies))
             operator = address_of(bytes([follower.node_id]) * 32)
