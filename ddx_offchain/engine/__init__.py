@@ -6,15 +6,14 @@
 """
 
 from . import commands, updates
-from .commands import decode_command, encode_command
+from .commands import decode_command, encode_command, from_request
 from .config import GenesisConfig
 from .engine import Engine, mark_price
 from .errors import CommandDecodeError, ConfigError, EngineError, SnapshotError, UnknownEpochError
-from .from_requests import command_from_request
 from .reasons import CancelReason, Reject
 
 __all__ = [
     "CancelReason", "CommandDecodeError", "ConfigError", "Engine", "EngineError", "GenesisConfig", "Reject",
-    "SnapshotError", "UnknownEpochError", "command_from_request", "commands", "decode_command", "encode_command",
+    "SnapshotError", "UnknownEpochError", "from_request", "commands", "decode_command", "encode_command",
     "mark_price", "updates",
 ]

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import msgspec
 
+from ..protocol import requests as pr
 from .codec import ZERO12
 from .errors import CommandDecodeError
 
@@ -42,74 +43,36 @@ class _Command(msgspec.Struct, frozen=True, gc=False):
 
 # ----------------------------------------------------------------------------- trader commands
 
+_PYTHON_TYPE = {"address": bytes, "bytes32": bytes, "bool": bool}  # every uintN is an int
+_NOT_FOR_THE_ENGINE = ("nonce", "timestamp")  # the state machine's replay rules use them (docs/protocol.md §7.4)
 
-class PlaceOrder(_Command, frozen=True, gc=False):
-    TAG: ClassVar[int] = 1
-    SPEC: ClassVar[tuple[str, ...]] = (
-        "bytes32", "address", "bytes32", "bytes32", "uint8", "uint8", "uint256", "uint256", "bool",
+
+def trader_command(request: type, tag: int, doc: str, **defaults: object) -> type[_Command]:
+    """The engine command of a trader request type, following the request's one declaration (protocol.requests):
+    `request_id` (the request hash), then the request's fields but nonce and timestamp, in order, same ABI types."""
+    declared = [(attr, abi) for attr, _, abi in request.FIELDS if attr not in _NOT_FOR_THE_ENGINE]
+    fields: list = [("request_id", bytes)]
+    for attr, abi in declared:
+        kind = _PYTHON_TYPE.get(abi, int)
+        fields.append((attr, kind, defaults[attr]) if attr in defaults else (attr, kind))
+    namespace = {"TAG": tag, "SPEC": ("bytes32", *(abi for _, abi in declared)), "REQUEST": request, "__doc__": doc}
+    return msgspec.defstruct(
+        request.PRIMARY_TYPE, fields, bases=(_Command,), module=__name__, namespace=namespace, frozen=True, gc=False
     )
-    request_id: bytes
-    trader: bytes
-    strategy: bytes
-    market: bytes
-    side: int
-    order_type: int
-    price: int
-    size: int
-    reduce_only: bool = False
 
 
-class CancelOrder(_Command, frozen=True, gc=False):
-    TAG: ClassVar[int] = 2
-    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "bytes32", "bytes32")
-    request_id: bytes
-    trader: bytes
-    strategy: bytes
-    market: bytes
-    order_id: bytes
-
-
-class CancelAll(_Command, frozen=True, gc=False):
-    """Cancel every open order of the strategy in `market`, or in every market when `market` is zero."""
-
-    TAG: ClassVar[int] = 3
-    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "bytes32")
-    request_id: bytes
-    trader: bytes
-    strategy: bytes
-    market: bytes = ZERO_ID
-
-
-class ModifyOrder(_Command, frozen=True, gc=False):
-    """Atomic cancel-replace: same side and type, new price and size, new id (request_id), back of the queue."""
-
-    TAG: ClassVar[int] = 4
-    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "bytes32", "bytes32", "uint256", "uint256")
-    request_id: bytes
-    trader: bytes
-    strategy: bytes
-    market: bytes
-    order_id: bytes
-    price: int
-    size: int
-
-
-class WithdrawIntent(_Command, frozen=True, gc=False):
-    TAG: ClassVar[int] = 5
-    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32", "address", "uint256")
-    request_id: bytes
-    trader: bytes
-    strategy: bytes
-    token: bytes
-    amount: int
-
-
-class CreateStrategy(_Command, frozen=True, gc=False):
-    TAG: ClassVar[int] = 6
-    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "address", "bytes32")
-    request_id: bytes
-    trader: bytes
-    strategy: bytes
+PlaceOrder = trader_command(pr.PlaceOrder, 1, "A new order; its id is the request id.", reduce_only=False)
+CancelOrder = trader_command(pr.CancelOrder, 2, "Cancel the strategy's order `order_hash` (an order id).")
+CancelAll = trader_command(
+    pr.CancelAll, 3, "Cancel every open order of the strategy in `market`, or in every market when `market` is zero.",
+    market=ZERO_ID,
+)
+ModifyOrder = trader_command(
+    pr.ModifyOrder, 4,
+    "Atomic cancel-replace of `order_hash`: same side and type, new price and size, new id (request_id), back of the queue.",
+)
+WithdrawIntent = trader_command(pr.WithdrawIntent, 5, "Move `amount` of free collateral to the WITHDRAWAL leaf.")
+CreateStrategy = trader_command(pr.CreateStrategy, 6, "Open a new strategy (sub-account) for the trader.")
 
 
 # ----------------------------------------------------------------------------- operator commands
@@ -225,6 +188,15 @@ class FundInsurance(_Command, frozen=True, gc=False):
 
 
 TRADER_COMMANDS = (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy)
+COMMAND_OF_REQUEST: dict[type, type[_Command]] = {cls.REQUEST: cls for cls in TRADER_COMMANDS}
+
+
+def from_request(request: pr.TraderRequest, request_hash: bytes) -> _Command:
+    """The engine command for a verified trader request; `request_hash` becomes its request_id (and order id)."""
+    cls = COMMAND_OF_REQUEST.get(type(request))
+    if cls is None:
+        raise TypeError(f"not a trader request: {type(request).__name__}")
+    return cls(request_hash, *(getattr(request, attr) for attr in cls.__struct_fields__[1:]))
 OPERATOR_COMMANDS = (
     ChainBlock, IndexPrices, AdvanceTime, AdvanceEpoch, ListMarket, UpdateMarket, ListToken, FundInsurance,
 )

@@ -253,7 +253,7 @@ class Engine:
         self._submit(c, c.side, c.order_type, c.price, c.size, c.reduce_only, None)
 
     def _modify_order(self, c: ModifyOrder) -> None:
-        old = self.orders.get(c.order_id) if isinstance(c.order_id, bytes) else None
+        old = self.orders.get(c.order_hash) if isinstance(c.order_hash, bytes) else None
         if old is None or old.account.trader != c.trader or old.account.strategy != c.strategy \
                 or old.market.id != c.market:
             return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
@@ -579,7 +579,7 @@ class Engine:
                                     CANCELLED, int(reason)))
 
     def _cancel_order(self, c: CancelOrder) -> None:
-        order = self.orders.get(c.order_id) if type(c.order_id) is bytes else None
+        order = self.orders.get(c.order_hash) if type(c.order_hash) is bytes else None
         if order is None or order.account.trader != c.trader or order.account.strategy != c.strategy \
                 or order.market.id != c.market:
             return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")

@@ -18,24 +18,6 @@ from .state_machine import CommandRefused, ExecutionUpdate
 _TRADER_FIELDS = ("trader", "maker_trader", "taker_trader", "counterparty_trader")
 
 
-def to_engine_command(signed: pr.SignedRequest):
-    """The engine command for a verified trader request; `request_id` is its request hash (docs/protocol.md §7.1)."""
-    r, rid = signed.request, signed.request_hash
-    if isinstance(r, pr.PlaceOrder):
-        return ec.PlaceOrder(rid, r.trader, r.strategy, r.market, r.side, r.order_type, r.price, r.size, r.reduce_only)
-    if isinstance(r, pr.CancelOrder):
-        return ec.CancelOrder(rid, r.trader, r.strategy, r.market, r.order_hash)
-    if isinstance(r, pr.CancelAll):
-        return ec.CancelAll(rid, r.trader, r.strategy, r.market)
-    if isinstance(r, pr.ModifyOrder):
-        return ec.ModifyOrder(rid, r.trader, r.strategy, r.market, r.order_hash, r.price, r.size)
-    if isinstance(r, pr.WithdrawIntent):
-        return ec.WithdrawIntent(rid, r.trader, r.strategy, r.token, r.amount)
-    if isinstance(r, pr.CreateStrategy):
-        return ec.CreateStrategy(rid, r.trader, r.strategy)
-    raise TypeError(f"not a trader request: {type(r).__name__}")
-
-
 def route(update: Update, request_index: int, trader: bytes | None = None, market: bytes | None = None) -> ExecutionUpdate:
     """`update` with the traders and market it concerns. `Accepted`/`Rejected` name only the request: a trader
     request's go to its `trader` and `market`."""
@@ -56,7 +38,8 @@ class EngineAdapter:
 
     def execute_request(self, signed: pr.SignedRequest, request_index: int) -> list[ExecutionUpdate]:
         trader, market = signed.request.trader, getattr(signed.request, "market", None)
-        return [route(u, request_index, trader, market) for u in self.engine.apply(to_engine_command(signed))]
+        command = ec.from_request(signed.request, signed.request_hash)
+        return [route(u, request_index, trader, market) for u in self.engine.apply(command)]
 
     def execute_operator_command(self, payload: bytes, request_index: int) -> list[ExecutionUpdate]:
         try:

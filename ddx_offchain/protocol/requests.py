@@ -10,9 +10,10 @@ Every field is a static ABI type, so encodeData is one 32-byte word per field. P
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields as dc_fields
+from dataclasses import dataclass
+from dataclasses import fields as dc_fields
 from enum import IntEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar, get_type_hints
 
 from .eip712 import (
     Domain,
@@ -44,6 +45,23 @@ REPLAY_WINDOW_MS = 300_000
 
 ENTRY_TRADER_REQUEST = 0x01  # log entry tag: a trader-signed request (this module)
 ENTRY_OPERATOR_COMMAND = 0x02  # log entry tag: an operator command (encoded by the engine's command codec)
+
+
+# A request field's declaration is its annotation: the Python type with its ABI type beside it. The EIP-712 field
+# list (names in camelCase, types, order), the type string and typehash, and the engine command's fields all follow
+# from it (`_spec` here, `engine.commands.trader_command`).
+Address = Annotated[bytes, "address"]
+Bytes32 = Annotated[bytes, "bytes32"]
+Uint8 = Annotated[int, "uint8"]
+Uint64 = Annotated[int, "uint64"]
+Uint256 = Annotated[int, "uint256"]
+Bool = Annotated[bool, "bool"]
+
+
+def eip712_name(attr: str) -> str:
+    """order_type -> orderType: the EIP-712 name of a field."""
+    head, *rest = attr.split("_")
+    return head + "".join(part.title() for part in rest)
 
 
 class Side(IntEnum):
@@ -114,10 +132,11 @@ class _Request:
 
 
 def _spec(cls):
-    """Derive TYPE_STRING and TYPEHASH from FIELDS so the two can never disagree."""
+    """Derive FIELDS, TYPE_STRING and TYPEHASH from the annotated fields, the request type's one declaration."""
+    hints = get_type_hints(cls, include_extras=True)
+    cls.FIELDS = tuple((f.name, eip712_name(f.name), hints[f.name].__metadata__[0]) for f in dc_fields(cls))
     cls.TYPE_STRING = f"{cls.PRIMARY_TYPE}(" + ",".join(f"{abi} {name}" for _, name, abi in cls.FIELDS) + ")"
     cls.TYPEHASH = keccak256(cls.TYPE_STRING.encode())
-    assert [f.name for f in dc_fields(cls)] == [attr for attr, _, _ in cls.FIELDS], cls
     return cls
 
 
@@ -131,31 +150,19 @@ def _check_quantity(name: str, value: int, *, positive: bool) -> None:
 @_spec
 @dataclass(frozen=True, slots=True)
 class PlaceOrder(_Request):
-    trader: bytes
-    strategy: bytes
-    market: bytes
-    side: int
-    order_type: int
-    price: int
-    size: int
-    reduce_only: bool
-    nonce: int
-    timestamp: int
+    trader: Address
+    strategy: Bytes32
+    market: Bytes32
+    side: Uint8
+    order_type: Uint8
+    price: Uint256
+    size: Uint256
+    reduce_only: Bool
+    nonce: Uint64
+    timestamp: Uint64
 
     TYPE_ID: ClassVar[int] = 1
     PRIMARY_TYPE: ClassVar[str] = "PlaceOrder"
-    FIELDS: ClassVar[tuple] = (
-        ("trader", "trader", "address"),
-        ("strategy", "strategy", "bytes32"),
-        ("market", "market", "bytes32"),
-        ("side", "side", "uint8"),
-        ("order_type", "orderType", "uint8"),
-        ("price", "price", "uint256"),
-        ("size", "size", "uint256"),
-        ("reduce_only", "reduceOnly", "bool"),
-        ("nonce", "nonce", "uint64"),
-        ("timestamp", "timestamp", "uint64"),
-    )
 
     def validate(self) -> None:
         _Request.validate(self)
@@ -176,23 +183,15 @@ class PlaceOrder(_Request):
 @_spec
 @dataclass(frozen=True, slots=True)
 class CancelOrder(_Request):
-    trader: bytes
-    strategy: bytes
-    market: bytes
-    order_hash: bytes
-    nonce: int
-    timestamp: int
+    trader: Address
+    strategy: Bytes32
+    market: Bytes32
+    order_hash: Bytes32
+    nonce: Uint64
+    timestamp: Uint64
 
     TYPE_ID: ClassVar[int] = 2
     PRIMARY_TYPE: ClassVar[str] = "CancelOrder"
-    FIELDS: ClassVar[tuple] = (
-        ("trader", "trader", "address"),
-        ("strategy", "strategy", "bytes32"),
-        ("market", "market", "bytes32"),
-        ("order_hash", "orderHash", "bytes32"),
-        ("nonce", "nonce", "uint64"),
-        ("timestamp", "timestamp", "uint64"),
-    )
 
     def validate(self) -> None:
         _Request.validate(self)
@@ -203,47 +202,30 @@ class CancelOrder(_Request):
 @_spec
 @dataclass(frozen=True, slots=True)
 class CancelAll(_Request):
-    trader: bytes
-    strategy: bytes
-    market: bytes  # zero: every market of the strategy
-    nonce: int
-    timestamp: int
+    trader: Address
+    strategy: Bytes32
+    market: Bytes32  # zero: every market of the strategy
+    nonce: Uint64
+    timestamp: Uint64
 
     TYPE_ID: ClassVar[int] = 3
     PRIMARY_TYPE: ClassVar[str] = "CancelAll"
-    FIELDS: ClassVar[tuple] = (
-        ("trader", "trader", "address"),
-        ("strategy", "strategy", "bytes32"),
-        ("market", "market", "bytes32"),
-        ("nonce", "nonce", "uint64"),
-        ("timestamp", "timestamp", "uint64"),
-    )
 
 
 @_spec
 @dataclass(frozen=True, slots=True)
 class ModifyOrder(_Request):
-    trader: bytes
-    strategy: bytes
-    market: bytes
-    order_hash: bytes
-    price: int
-    size: int
-    nonce: int
-    timestamp: int
+    trader: Address
+    strategy: Bytes32
+    market: Bytes32
+    order_hash: Bytes32
+    price: Uint256
+    size: Uint256
+    nonce: Uint64
+    timestamp: Uint64
 
     TYPE_ID: ClassVar[int] = 4
     PRIMARY_TYPE: ClassVar[str] = "ModifyOrder"
-    FIELDS: ClassVar[tuple] = (
-        ("trader", "trader", "address"),
-        ("strategy", "strategy", "bytes32"),
-        ("market", "market", "bytes32"),
-        ("order_hash", "orderHash", "bytes32"),
-        ("price", "price", "uint256"),
-        ("size", "size", "uint256"),
-        ("nonce", "nonce", "uint64"),
-        ("timestamp", "timestamp", "uint64"),
-    )
 
     def validate(self) -> None:
         _Request.validate(self)
@@ -256,23 +238,15 @@ class ModifyOrder(_Request):
 @_spec
 @dataclass(frozen=True, slots=True)
 class WithdrawIntent(_Request):
-    trader: bytes
-    strategy: bytes
-    token: bytes
-    amount: int
-    nonce: int
-    timestamp: int
+    trader: Address
+    strategy: Bytes32
+    token: Address
+    amount: Uint256
+    nonce: Uint64
+    timestamp: Uint64
 
     TYPE_ID: ClassVar[int] = 5
     PRIMARY_TYPE: ClassVar[str] = "WithdrawIntent"
-    FIELDS: ClassVar[tuple] = (
-        ("trader", "trader", "address"),
-        ("strategy", "strategy", "bytes32"),
-        ("token", "token", "address"),
-        ("amount", "amount", "uint256"),
-        ("nonce", "nonce", "uint64"),
-        ("timestamp", "timestamp", "uint64"),
-    )
 
     def validate(self) -> None:
         _Request.validate(self)
@@ -284,19 +258,13 @@ class WithdrawIntent(_Request):
 @_spec
 @dataclass(frozen=True, slots=True)
 class CreateStrategy(_Request):
-    trader: bytes
-    strategy: bytes
-    nonce: int
-    timestamp: int
+    trader: Address
+    strategy: Bytes32
+    nonce: Uint64
+    timestamp: Uint64
 
     TYPE_ID: ClassVar[int] = 6
     PRIMARY_TYPE: ClassVar[str] = "CreateStrategy"
-    FIELDS: ClassVar[tuple] = (
-        ("trader", "trader", "address"),
-        ("strategy", "strategy", "bytes32"),
-        ("nonce", "nonce", "uint64"),
-        ("timestamp", "timestamp", "uint64"),
-    )
 
 
 TraderRequest = PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy
