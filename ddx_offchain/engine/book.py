@@ -7,6 +7,7 @@ from bisect import bisect_left, insort
 from collections import deque
 
 from .commands import BUY
+from .errors import EngineInvariantError
 
 COMPACT_MIN_DEAD = 32  # rebuild a level's deque once it holds this many dead entries and more dead than live
 
@@ -52,6 +53,8 @@ def apply_fill(pos, q: int, cash: int) -> int:
     credited to the account's collateral. Invariant: collateral - cost changes by exactly -cash.
 
     Reducing keeps the remaining cost floor(cost * remaining / |size|): the realized PnL is rounded down."""
+    if not q:
+        raise EngineInvariantError("a fill of zero contracts")
     s = pos.size
     k = pos.cost
     if not s or (s > 0) == (q > 0):

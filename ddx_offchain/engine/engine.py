@@ -40,7 +40,7 @@ from .commands import (
     WithdrawIntent,
 )
 from .config import MAX_QUANTITY, GenesisConfig, market_params_problem
-from .errors import UnknownEpochError
+from .errors import EngineInvariantError, UnknownEpochError
 from .reasons import CancelReason, Reject
 from .state import (
     FUND_STRATEGY,
@@ -161,7 +161,20 @@ class Engine:
             if out:
                 raise
             self._reject(command, Reject.MALFORMED, f"malformed field: {exc}")
+        if not out or type(out[0]) not in _VERDICTS:
+            raise EngineInvariantError(f"{kind.__name__} yielded {out[:1]!r} first, not Accepted or Rejected")
         return out
+
+    def ledger_imbalance(self) -> dict[bytes, int]:
+        """Per token: deposited - (sum over accounts of collateral - cost basis + fees + withdrawable). Zero
+        always: money only moves between these (docs/engine.md, "Conservation"). O(accounts): checked per epoch."""
+        held = dict.fromkeys(self.ledgers, 0)
+        for a in self.accounts.values():
+            held[a.token] += a.collateral - sum(p.cost for p in a.positions.values())
+        return {
+            token: ledger.deposited - (held[token] + ledger.fees + ledger.withdrawable)
+            for token, ledger in self.ledgers.items()
+        }
 
     def state_root(self) -> bytes:
         self.flush()
@@ -373,6 +386,8 @@ class Engine:
             else:
                 lvl[0].append(order)
                 lvl[1] += 1
+            if book.bid_prices and book.ask_prices and book.bid_prices[-1] >= book.ask_prices[0]:
+                raise EngineInvariantError(f"book of {m.id.hex()} crossed after resting {order_id.hex()}")
             self.orders[order_id] = order
             account.orders[order_id] = order
             if side == BUY:
@@ -398,7 +413,6 @@ class Engine:
         one = m.one
         mark = m.mark
         mmr = m.mmr
-        den = one * BPS
         maker_bps = m.maker_fee
         taker_bps = 0 if liquidation else m.taker_fee
         trader = taker.trader
@@ -455,8 +469,8 @@ class Engine:
                     s1 = s0 + q
                     e1 = st[0] - n
                 e1 += s1 * mark // one - s0 * mark // one - mfee
-                mm1 = st[1] + (-((-(s1 if s1 > 0 else -s1) * mark * mmr) // den)) \
-                    - (-((-(s0 if s0 > 0 else -s0) * mark * mmr) // den))
+                mm1 = st[1] + mg.requirement(s1 if s1 > 0 else -s1, mark, mmr, one) \
+                    - mg.requirement(s0 if s0 > 0 else -s0, mark, mmr, one)
                 if e1 < mm1:
                     events.append((mo, 0))
                     continue
@@ -785,6 +799,9 @@ class Engine:
     def _advance_epoch(self, c: AdvanceEpoch) -> None:
         if type(c.epoch) is not int or c.epoch != self.epoch + 1:
             return self._reject(c, Reject.EPOCH_NOT_NEXT, f"next epoch is {self.epoch + 1}")
+        imbalance = {token: v for token, v in self.ledger_imbalance().items() if v}
+        if imbalance:
+            raise EngineInvariantError(f"collateral not conserved before freezing epoch {c.epoch}: {imbalance}")
         self._accept(c)
         self._refresh_balances()
         self.epoch = c.epoch
@@ -926,6 +943,7 @@ class Engine:
 
 
 _TRADER_COMMANDS = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy))
+_VERDICTS = (Accepted, Rejected)  # what every command's first update is
 
 
 def _by_seq(order):

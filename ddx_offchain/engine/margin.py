@@ -21,6 +21,9 @@ def fee(notional: int, bps: int) -> int:
 
 
 def requirement(abs_size: int, mark: int, bps: int, one: int) -> int:
+    """THE margin requirement of |size| contracts at `mark` for a rate in bps, rounded up: every IM and MM in the
+    engine is a sum of these. `order_check` inlines it on the per-order path; tests/engine/test_margin.py proves
+    the inlined form equal to this one."""
     return -((-abs_size * mark * bps) // (one * BPS))
 
 
@@ -44,7 +47,7 @@ def equity_and_mm(account) -> tuple[int, int]:
             mark = m.mark
             one = m.one
             e += s * mark // one - pos.cost
-            mm -= (-(s if s > 0 else -s) * mark * m.mmr) // (one * BPS)
+            mm += requirement(s if s > 0 else -s, mark, m.mmr, one)
     return e, mm
 
 
@@ -59,23 +62,12 @@ def unrealized(account) -> int:
 
 
 def initial_requirement(account) -> int:
-    im = 0
-    for pos in account.positions.values():
-        s = pos.size
-        m = pos.market
-        a = s + pos.open_buy
-        b = pos.open_sell - s
-        worst = a if a > b else b
-        if worst < 0:
-            worst = -worst
-        if worst:
-            im -= (-worst * m.mark * m.imr) // (m.one * BPS)
-    return im
+    return sum(_im_part(pos.size, pos.open_buy, pos.open_sell, pos.market) for pos in account.positions.values())
 
 
 def order_check(account, market, d_size: int, d_cash: int, d_open_buy: int, d_open_sell: int) -> tuple[int, int]:
     """(equity, IM) after the account trades d_size in `market` paying d_cash (fees included) and its open order
-    totals there change by the deltas."""
+    totals there change by the deltas. The per-order path: `requirement` and `_im_part` inlined (parity tested)."""
     e = account.collateral - d_cash
     im = 0
     seen = False
@@ -134,5 +126,6 @@ def reduces_risk(account, market, d_size: int, d_open_buy: int, d_open_sell: int
 
 
 def _im_part(s: int, ob: int, os_: int, m) -> int:
+    """IM of one market: the worse of all open buys or all open sells filling (docs/engine.md, "Margin")."""
     worst = max(abs(s + ob), abs(os_ - s))
     return requirement(worst, m.mark, m.imr, m.one)

@@ -34,7 +34,7 @@ def sweep(engine, markets) -> None:
         below = []
         for a in pending:  # the common case is nobody: find the violators first, sort only them
             if not a.is_fund:
-                # mg.equity_and_mm(a) inline, collecting the held positions for _remember_safe_range on the way
+                # mg.equity_and_mm(a), collecting the held positions for _remember_safe_range on the way
                 e = a.collateral
                 mm = 0
                 held = []
@@ -45,7 +45,7 @@ def sweep(engine, markets) -> None:
                         mark = m.mark
                         one = m.one
                         e += s * mark // one - pos.cost
-                        mm -= (-(s if s > 0 else -s) * mark * m.mmr) // (one * BPS)
+                        mm += mg.requirement(s if s > 0 else -s, mark, m.mmr, one)
                         held.append(pos)
                 if e < mm:
                     below.append(a)

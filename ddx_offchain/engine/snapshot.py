@@ -12,16 +12,35 @@ from __future__ import annotations
 import msgspec
 
 from ..protocol.hashing import keccak256
+from . import book as bk
 from .codec import split_words, word_address, word_int, word_uint
 from .commands import MarketParams
 from .config import GenesisConfig
 from .errors import SnapshotError
 from .state import (
-    FUND_TRADER, K_BALANCE, K_EPOCH, K_FEE, K_FUND, K_FUNDING, K_MARKET, K_ORDER, K_POSITION, K_PRICE, K_STRATEGY,
-    K_SYSTEM, K_TRADER, K_WITHDRAWAL, SYSTEM_CURSORS, SYSTEM_TOKEN, Account, EpochRecord, Market, Order, PairLeaf,
+    FUND_TRADER,
+    K_BALANCE,
+    K_EPOCH,
+    K_FEE,
+    K_FUND,
+    K_FUNDING,
+    K_MARKET,
+    K_ORDER,
+    K_POSITION,
+    K_PRICE,
+    K_STRATEGY,
+    K_SYSTEM,
+    K_TRADER,
+    K_WITHDRAWAL,
+    SYSTEM_CURSORS,
+    SYSTEM_TOKEN,
+    Account,
+    EpochRecord,
+    Market,
+    Order,
+    PairLeaf,
     Trader,
 )
-from . import book as bk
 from .tree_port import tree_from_items
 
 MAGIC = b"DDXENGIN"
