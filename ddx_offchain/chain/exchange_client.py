@@ -12,11 +12,12 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 from ..deployment.manifest import Manifest
+from ..errors import DdxError
 from ..protocol import operator_messages as om
 from ..protocol.proof import InclusionProof, NonInclusionProof
 
 
-class ExchangeCallError(RuntimeError):
+class ExchangeCallError(DdxError, RuntimeError):
     """A transaction to the exchange reverted or was not mined."""
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ..errors import DdxError
 from .core.blocks import ConfirmedBlock
 from .core.follower import FetchDeposits, FetchHeaders, Follower, FollowerConfig, Halted, Idle
 from .core.relay_policy import Backoff
@@ -37,7 +38,7 @@ class ResumePoint:
         return cls(block_number, block_hash, deposit_seq + 1)
 
 
-class HandoffFailed(Exception):
+class HandoffFailed(DdxError):
     """The leader could not sequence a confirmed block (not leader any more, proposal timed out)."""
 
 

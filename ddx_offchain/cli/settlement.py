@@ -15,13 +15,15 @@ from pathlib import Path
 
 import typer
 
+from ..errors import DdxError
+
 withdraw_app = typer.Typer(no_args_is_help=True, help="Withdraw collateral: request, follow, claim with a proof.")
 
 PASSWORD_ENV = "DDX_KEYSTORE_PASSWORD"
 MANIFEST_HELP = "the deployment manifest (a file, or a deployments/<network>-<chain id> folder)"
 
 
-class CommandError(Exception):
+class CommandError(DdxError):
     """A problem the user can fix (bad option, unreachable node, nothing to claim): printed, exit code 1."""
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from ..errors import DdxError
 from ..protocol.eip712 import Domain, DomainCache
 from ..protocol.errors import ProtocolError
 from ..protocol.items import balance_key, balance_value, value_hash, withdrawal_key, withdrawal_value
@@ -23,7 +24,7 @@ from ..protocol.requests import SignedReceipt, SignedRequest, verify_receipt
 RETRYABLE = {"outcome_unknown", "not_sequenced", "no_leader", "overloaded"}
 
 
-class RequestRefused(Exception):
+class RequestRefused(DdxError):
     """The node refused the request (4xx/5xx with a reason) or the retries ran out."""
 
     def __init__(self, status: int, reason: str, detail: str, body: dict | None = None) -> None:
@@ -34,7 +35,7 @@ class RequestRefused(Exception):
         self.body = body or {}
 
 
-class BadReceipt(Exception):
+class BadReceipt(DdxError):
     """The node answered with a receipt that does not verify: do not trust that node."""
 
 

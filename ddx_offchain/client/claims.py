@@ -19,6 +19,7 @@ from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD  # the token's Transfer log shares the receipt
 
+from ..errors import DdxError
 from ..protocol import items
 from ..protocol.errors import ProtocolError
 from ..protocol.proof import InclusionProof, NonInclusionProof, ProofError, verify_inclusion, verify_non_inclusion
@@ -26,7 +27,7 @@ from ..protocol.proof import InclusionProof, NonInclusionProof, ProofError, veri
 ZERO = b"\x00" * 32
 
 
-class ClaimError(ValueError):
+class ClaimError(DdxError, ValueError):
     """The claim or escape cannot succeed as asked (bad proof, epoch not recorded, nothing owed): nothing was sent."""
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ..errors import DdxError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS_DIR = REPO_ROOT / "contracts"
 
@@ -21,7 +23,7 @@ SOURCES = {
 }
 
 
-class ArtifactError(RuntimeError):
+class ArtifactError(DdxError, RuntimeError):
     """A contract could not be found or compiled."""
 
 

@@ -20,6 +20,7 @@ from typing import Callable, Mapping, Protocol
 from eth_account import Account
 from eth_utils import is_address, to_checksum_address
 
+from ..errors import DdxError
 from ..protocol import operator_messages as om
 from ..protocol.errors import ProtocolError
 from ..protocol.hashing import keccak256
@@ -40,7 +41,7 @@ MOCK_CAPACITY = 1_000_000 * 10**MOCK_DECIMALS  # per period, on local networks
 MOCK_PERIOD = DAY
 
 
-class DeployConfigError(ValueError):
+class DeployConfigError(DdxError, ValueError):
     """The deployment configuration is incomplete or breaks a contract rule; nothing was deployed."""
 
 

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from eth_utils import is_address, to_checksum_address
 
+from ..errors import DdxError
+
 MANIFEST_VERSION = 1
 LATEST = "latest.json"
 MAX_MANIFEST_BYTES = 1 << 20
 
 
-class ManifestError(ValueError):
+class ManifestError(DdxError, ValueError):
     """A manifest file is missing, malformed, or would overwrite another deployment."""
 
 

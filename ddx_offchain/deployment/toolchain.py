@@ -10,10 +10,12 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import DdxError
+
 VYPER_VERSION = "0.4.3"
 
 
-class ToolchainError(RuntimeError):
+class ToolchainError(DdxError, RuntimeError):
     """The pinned Vyper compiler is not installed in this environment."""
 
 

@@ -1,7 +1,9 @@
 """Typed errors raised at the protocol boundary."""
 
+from ..errors import DdxError
 
-class ProtocolError(ValueError):
+
+class ProtocolError(DdxError, ValueError):
     """Input that does not follow docs/protocol.md."""
 
 

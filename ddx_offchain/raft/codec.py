@@ -17,6 +17,8 @@ import msgspec
 
 from ddx_offchain.raft.messages import LOCAL_MESSAGE_TYPES, Message, MessageType
 
+from ..errors import DdxError
+
 # 4-byte big-endian length prefix in front of every frame payload.
 LENGTH_PREFIX_BYTES = 4
 DEFAULT_MAX_FRAME_BYTES = 16 << 20
@@ -24,7 +26,7 @@ DEFAULT_MAX_SNAPSHOT_BYTES = 4 << 30
 _MAX_COUNTER = (1 << 63) - 1
 
 
-class CodecError(ValueError):
+class CodecError(DdxError, ValueError):
     """A frame or message that must be dropped: malformed, oversized, or not from whom it claims."""
 
 

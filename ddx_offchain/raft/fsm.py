@@ -18,6 +18,8 @@ from typing import Protocol
 
 import msgspec
 
+from ..errors import DdxError
+
 NO_CLIENT = b""  # a command without a session: applied every time it is committed
 MAX_CLIENT_ID_BYTES = 64
 
@@ -94,7 +96,7 @@ def decode_envelope(data: bytes) -> Envelope:
     return _envelope_decoder.decode(data)
 
 
-class StaleRequestError(Exception):
+class StaleRequestError(DdxError):
     """A request whose sequence number is older than the client's latest applied one: its result is gone."""
 
 

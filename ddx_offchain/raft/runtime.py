@@ -66,12 +66,14 @@ from ddx_offchain.raft.messages import (
 from ddx_offchain.raft.rawnode import ProposalDroppedError, RawNode, Ready, StepError
 from ddx_offchain.raft.transport import TlsMaterial, Transport, TransportConfig, TransportHandler
 
+from ..errors import DdxError
+
 log = logging.getLogger("ddx.raft.runtime")
 
 _BUCKET_SECONDS = 0.1
 
 
-class RaftError(Exception):
+class RaftError(DdxError):
     """Base class of the runtime's typed errors."""
 
 

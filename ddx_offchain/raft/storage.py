@@ -10,9 +10,8 @@ snapshot's term) so the leader can build the APPEND that follows a snapshot.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from collections.abc import Iterable
+from typing import Protocol
 
 from ddx_offchain.raft.messages import (
     EMPTY_HARD_STATE,
@@ -28,10 +27,12 @@ from ddx_offchain.raft.messages import (
     entry_size,
 )
 
+from ..errors import DdxError
+
 NO_LIMIT = (1 << 63) - 1
 
 
-class StorageError(Exception):
+class StorageError(DdxError):
     """Base class for the typed errors a Storage raises."""
 
 

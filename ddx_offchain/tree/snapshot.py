@@ -17,7 +17,6 @@ import struct
 
 from .errors import (
     SnapshotChecksumMismatch,
-    SnapshotError,
     SnapshotFormatError,
     SnapshotRootMismatch,
     SnapshotTruncated,

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...engine.commands import ChainBlock, Deposit
+from ...errors import DdxError
 from ...protocol.hashing import keccak256
 
 ZERO_HASH = b"\x00" * 32
 
 
-class ChainDataError(ValueError):
+class ChainDataError(DdxError, ValueError):
     """An RPC answer that is not a well-formed block header or deposit event."""
 
 

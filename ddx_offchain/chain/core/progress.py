@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from ...errors import DdxError
 from ...protocol import operator_messages as om
 from ...protocol.errors import ProtocolError
 
@@ -43,7 +44,7 @@ TERMINAL = {Stage.FINAL, Stage.SUPERSEDED, Stage.CONFLICT}
 ON_CHAIN = {Stage.RECORDED, Stage.FINAL}
 
 
-class SignatureRejected(ValueError):
+class SignatureRejected(DdxError, ValueError):
     """A peer's signature that does not count toward the quorum (and why)."""
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...errors import DdxError
 from ...protocol import operator_messages as om
 
 GWEI = 10**9
@@ -45,7 +46,7 @@ class Fees:
     max_priority_fee_per_gas: int
 
 
-class FeeTooHigh(Exception):
+class FeeTooHigh(DdxError):
     """The network's base fee is above the configured cap: the checkpoint waits instead of overpaying."""
 
     def __init__(self, base_fee: int, cap: int) -> None:

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from ddx_offchain.raft.messages import NO_NODE
 from ddx_offchain.raft.storage import NO_LIMIT
 
+from ...errors import DdxError
 
-class ConfigError(ValueError):
+
+class ConfigError(DdxError, ValueError):
     """A configuration value is out of range; nothing was constructed."""
 
 

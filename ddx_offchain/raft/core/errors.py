@@ -1,7 +1,9 @@
 """Typed errors raised by the Raft core. Raising one never leaves the state machine half-changed."""
 
+from ...errors import DdxError
 
-class RaftError(Exception):
+
+class RaftError(DdxError):
     """Base class of the core's errors."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...errors import DdxError
 
-class LogStoreError(Exception):
+
+class LogStoreError(DdxError):
     """Base class of every durable-store error."""
 
 

@@ -16,6 +16,8 @@ import msgspec
 
 from ddx_offchain.raft.codec import LENGTH_PREFIX_BYTES
 
+from ...errors import DdxError
+
 MAX_CONTROL_FRAME_BYTES = 1 << 20
 
 
@@ -67,7 +69,7 @@ def decode_request(payload: bytes) -> ControlRequest:
     return _request_decoder.decode(payload)
 
 
-class ControlError(Exception):
+class ControlError(DdxError):
     def __init__(self, response: ControlResponse) -> None:
         super().__init__(f"{response.error}: {response.detail}")
         self.response = response

@@ -59,10 +59,12 @@ from ddx_offchain.testing.raft_cluster.control import (
     encode_control,
 )
 
+from ...errors import DdxError
+
 log = logging.getLogger("ddx.raft.server")
 
 
-class ConfigFileError(ValueError):
+class ConfigFileError(DdxError, ValueError):
     """The server config is missing a field or has a bad value; the process exits without starting."""
 
 
