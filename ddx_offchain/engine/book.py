@@ -57,7 +57,14 @@ def apply_fill(pos, q: int, cash: int) -> int:
         raise EngineInvariantError("a fill of zero contracts")
     s = pos.size
     k = pos.cost
-    if not s or (s > 0) == (q > 0):
+    if not s:
+        # opening from flat: a new position, realized PnL from zero. A flat position is no tree item, so what it
+        # realized before is not state: carrying it over would make the root depend on history a snapshot lacks.
+        pos.size = q
+        pos.cost = k + cash
+        pos.realized = 0
+        return 0
+    if (s > 0) == (q > 0):
         pos.size = s + q
         pos.cost = k + cash
         return 0

@@ -58,3 +58,32 @@ def test_replay_from_genesis_and_from_a_snapshot_agree():
     assert restored.state_root() == root
     kinds = {type(u).__name__ for ups in updates for u in ups}
     assert {"Fill", "Liquidation", "FundingPaid", "EpochFrozen"} <= kinds
+
+
+def test_a_position_reopened_after_going_flat_has_the_same_root_after_a_snapshot():
+    """Found by the whole-stack simulator (seed 113): a flat position (no tree item) used to keep its realized PnL in
+    memory and carry it into the next position it opened, so a node that restored a snapshot taken while flat (and
+    so started that position's PnL at 0) reached another root than a node that had replayed the log."""
+    from engine_helpers import ETHP, Driver, trader, usd
+
+    from ddx_offchain.engine.commands import BUY, MAIN_STRATEGY, SELL
+    from ddx_offchain.engine.updates import PositionUpdate
+
+    a, b = trader(1), trader(2)
+    d = Driver()
+    for who in (a, b):
+        d.deposit(who, usd(10_000))
+    d.price(usd(2_000))
+    d.order(a, BUY, usd(2_000), 1_000_000)
+    d.order(b, SELL, usd(2_000), 1_000_000)  # a long 1 at 2000
+    d.order(a, SELL, usd(2_100), 1_000_000)
+    d.order(b, BUY, usd(2_100), 1_000_000)  # a flat, realized +100
+    d.order(a, BUY, usd(1_000), 100_000)  # an open order keeps a's flat position object alive
+    assert d.engine.accounts[a + MAIN_STRATEGY + next(iter(d.engine.ledgers))].positions[ETHP].size == 0
+    restored = Driver(Engine.restore(d.engine.snapshot()))
+    for driver in (d, restored):
+        driver.ids = iter(range(1_000, 2_000))
+        driver.order(a, BUY, usd(2_000), 500_000)
+        updates = driver.order(b, SELL, usd(2_000), 500_000)  # a opens a new long
+        assert [u.realized_pnl for u in updates if isinstance(u, PositionUpdate) and u.trader == a] == [0]
+    assert restored.engine.state_root() == d.engine.state_root()

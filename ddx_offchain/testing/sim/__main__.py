@@ -1,4 +1,5 @@
-"""python -m ddx_offchain.testing.sim --seed N [--steps M] [--seeds K] [--trace] [--keep-going]: run or replay."""
+"""python -m ddx_offchain.testing.sim [--stack] --seed N [--steps M] [--seeds K] [--trace] [--keep-going]: run or
+replay (`--stack`: each node runs the operator's state machine and engine, exchange.py)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=2000, help="events per run before the convergence phase")
     parser.add_argument("--nodes", type=int, default=None, help="founding voters (default: 3 or 5 by seed)")
     parser.add_argument("--trace", action="store_true", help="print the run's notable events")
+    parser.add_argument("--stack", action="store_true", help="the whole stack: the operator's state machine and engine")
     parser.add_argument("--keep-going", action="store_true", help="run every seed; report all failures at the end")
     args = parser.parse_args(argv)
     started = time.perf_counter()
     failed: list[int] = []
     for seed in range(args.seed, args.seed + args.seeds):
-        sim = Simulation(seed, Options(steps=args.steps, nodes=args.nodes, trace=args.trace))
+        sim = Simulation(seed, Options(steps=args.steps, nodes=args.nodes, trace=args.trace, stack=args.stack))
         try:
             sim.run()
         except SimulationFailure as exc:

@@ -248,6 +248,12 @@ class Checker:
         tracker = leader.raw.raft.tracker
         return [self.sim.nodes[i] for i in sorted(tracker.voters | tracker.learners)]
 
+    def final_members(self) -> list[SimNode]:
+        """The members of the final leader's configuration (after `converged()`)."""
+        leader = self._final_leader()
+        assert leader is not None
+        return self._members(leader)
+
     def converged(self) -> bool:
         if any(c.waiting for c in self.sim.clients):
             return False

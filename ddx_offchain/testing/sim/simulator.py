@@ -35,6 +35,7 @@ from ddx_offchain.raft.messages import (
 from ddx_offchain.raft.rawnode import RawNode, Ready
 from ddx_offchain.testing.sim.checker import Checker
 from ddx_offchain.testing.sim.disk import SimDisk, WriteEntries, WriteHardState, WriteSnapshot
+from ddx_offchain.testing.sim.exchange import ExchangeFSM, StackObserver, StackWorkload, check_acknowledged
 from ddx_offchain.testing.sim.fsm import SessionFSM, SimulationFailure, encode_command
 
 MT = MessageType
@@ -48,8 +49,8 @@ CLIENT_RETRY = 80  # time units before a client retries an unanswered request el
 CONVERGENCE_LIMIT = 40_000  # events allowed for the final convergence phase
 
 
-def replay_command(seed: int, steps: int) -> str:
-    return f"python -m ddx_offchain.testing.sim --seed {seed} --steps {steps}"
+def replay_command(seed: int, steps: int, stack: bool = False) -> str:
+    return f"python -m ddx_offchain.testing.sim {'--stack ' if stack else ''}--seed {seed} --steps {steps}"
 
 
 @dataclass(slots=True)
@@ -72,6 +73,9 @@ class Options:
     # stable stretches with heavy traffic) or storm (three times the faults, 10% drops).
     profile: str | None = None
     trace: bool = False
+    # The whole stack (exchange.py): each node runs the operator's state machine and engine instead of SessionFSM,
+    # and the clients send signed trader requests and operator commands.
+    stack: bool = False
 
     def apply_profile(self) -> None:
         if self.profile == "calm":
@@ -143,6 +147,11 @@ class Simulation:
         self.converging = False
         self._read_seq = 0
         self.trace_lines: list[str] = []
+        self.workload: StackWorkload | None = None
+        self.observer: StackObserver | None = None
+        if self.options.stack:
+            self.workload = StackWorkload(seed, self.options.client_count)
+            self.observer = StackObserver()
         for node_id in founders:
             self._create_node(node_id, founders)
         for client in self.clients:
@@ -159,7 +168,11 @@ class Simulation:
 
     # --- node lifecycle --------------------------------------------------------------------------------------
     def _create_node(self, node_id: int, founders: tuple[int, ...]) -> SimNode:
-        node = SimNode(id=node_id, disk=SimDisk(founders), fsm=SessionFSM(ConfState()))
+        if self.workload is not None:
+            fsm: SessionFSM = ExchangeFSM(node_id, self.workload, self.observer)
+        else:
+            fsm = SessionFSM(ConfState())
+        node = SimNode(id=node_id, disk=SimDisk(founders), fsm=fsm)
         self.nodes[node_id] = node
         self._start(node)
         return node
@@ -323,7 +336,9 @@ class Simulation:
         if target_id:
             node = self.nodes[target_id]
             try:
-                node.raw.propose(encode_command(client.id, client.seq))
+                payload = encode_command(client.id, client.seq) if self.workload is None else \
+                    self.workload.payload(client.id, client.seq)
+                node.raw.propose(payload)
             except ProposalDroppedError:
                 retry_after = self.rng.randint(20, 60)
             self._kick(node)
@@ -510,15 +525,20 @@ class Simulation:
             for _ in range(self.options.steps):
                 self.step()
             self._converge()
+            if self.workload is not None:
+                check_acknowledged(self)
         except (SimulationFailure, AssertionError) as exc:
             raise SimulationFailure(
-                f"seed {self.seed}: {exc}\n  replay: {replay_command(self.seed, self.options.steps)}"
+                f"seed {self.seed}: {exc}\n  replay: {self.replay()}"
             ) from exc
         except Exception as exc:  # noqa: BLE001 - any crash of the core is a finding; report it replayably
             raise SimulationFailure(
                 f"seed {self.seed}: {type(exc).__name__}: {exc}\n"
-                f"  replay: {replay_command(self.seed, self.options.steps)}"
+                f"  replay: {self.replay()}"
             ) from exc
+
+    def replay(self) -> str:
+        return replay_command(self.seed, self.options.steps, self.options.stack)
 
     def _converge(self) -> None:
         self.converging = True
