@@ -54,7 +54,7 @@ class RaftSequencer:
     def _status(self) -> rt.NodeStatus | None:
         try:
             return self.raft.status()
-        except (AssertionError, AttributeError):  # not started yet (the runtime has no RawNode before start())
+        except rt.NodeNotStartedError:
             return None
 
     def is_leader(self) -> bool:

@@ -101,6 +101,10 @@ class NodeStoppedError(RaftError):
     """The node is shutting down."""
 
 
+class NodeNotStartedError(RaftError):
+    """Asked for what only a started node has (its status)."""
+
+
 @dataclass(frozen=True, slots=True)
 class NodeConfig:
     node_id: int
@@ -400,7 +404,9 @@ class RaftNode:
         self._applied_hooks.append(hook)
 
     def status(self) -> NodeStatus:
-        assert self._node is not None and self._storage is not None
+        """NodeNotStartedError before start()."""
+        if self._node is None or self._storage is None:
+            raise NodeNotStartedError("the Raft node has not started")
         raw = self._node.status()
         followers = {
             peer: FollowerStatus(progress.match, progress.next, progress.state.name, progress.recent_active)
