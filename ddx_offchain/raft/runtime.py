@@ -40,6 +40,7 @@ from pathlib import Path
 import msgspec
 
 from ddx_offchain.raft.core.config import Config
+from ddx_offchain.raft.driver import ReadyDriver
 from ddx_offchain.raft.fsm import (
     MAX_CLIENT_ID_BYTES,
     NO_CLIENT,
@@ -182,13 +183,51 @@ class _Counters:
     fsync_seconds: float = 0.0  # time spent in log writes + fdatasync (written by the one thread that writes)
 
 
+class _DiskLog:
+    """LogStore over DiskStorage: `persist` prepares the Ready's frame; the runtime writes and fsyncs it (inline or
+    on the disk thread), makes it visible to the core's reads, then reports it durable to the driver."""
+
+    def __init__(self, storage: DiskStorage) -> None:
+        self.storage = storage
+        self._pending = None
+
+    def persist(self, ready: Ready) -> bool:
+        pending = self.storage.prepare(ready.hard_state, ready.entries, ready.snapshot)
+        if pending.batch is None:
+            self.storage.apply_to_memory(pending)
+            return True
+        self._pending = pending
+        return False
+
+    def take_pending(self):
+        pending, self._pending = self._pending, None
+        return pending
+
+
 class RaftNode:
-    def __init__(self, config: NodeConfig, state_machine: StateMachine) -> None:
+    """The asyncio shell around one RawNode. Its I/O comes through ports: the log store (`open_storage`, default
+    DiskStorage in `config.data_dir`), the peer transport (`make_transport`, default mutual-TLS TCP) and the
+    application (`state_machine`); the Ready cycle itself is raft/driver.py's ReadyDriver, the same code the
+    deterministic simulator runs, with this node as its ReadyHandler (send, on_soft_state, on_hard_state, restore,
+    apply, on_read_states, after_advance)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        state_machine: StateMachine,
+        *,
+        open_storage: Callable[[NodeConfig], DiskStorage] | None = None,
+        make_transport: Callable[[TransportConfig, TransportHandler], Transport] | None = None,
+    ) -> None:
         self.config = config
+        self._open_storage = open_storage or (lambda c: DiskStorage(c.data_dir, segment_bytes=c.segment_bytes))
+        self._make_transport = make_transport or Transport
         self.state = SessionStateMachine(state_machine)
         self.counters = _Counters()
         self._storage: DiskStorage | None = None
         self._node: RawNode | None = None
+        self._log: _DiskLog | None = None
+        self._driver: ReadyDriver | None = None
         self._transport: Transport | None = None
         self._disk = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-disk-{config.node_id}")
         # Snapshot files are written on their own thread: a large one takes seconds to write and fsync, and
@@ -239,7 +278,7 @@ class RaftNode:
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         config = self.config
-        storage = await self._on_disk(lambda: DiskStorage(config.data_dir, segment_bytes=config.segment_bytes))
+        storage = await self._on_disk(self._open_storage, config)
         if storage.is_empty() and not config.join:
             await self._on_disk(storage.bootstrap, config.voters())
         self._storage = storage
@@ -262,8 +301,10 @@ class RaftNode:
             seed=config.seed or config.node_id * 7919 + int(time.time_ns() % 1_000_003),
         )
         self._node = RawNode(raft_config, storage)
+        self._log = _DiskLog(storage)
+        self._driver = ReadyDriver(self._node, self._log, self)
         self._commit = storage.hard_state().commit
-        self._transport = Transport(
+        self._transport = self._make_transport(
             TransportConfig(
                 node_id=config.node_id,
                 listen_host=config.listen[0],
@@ -578,15 +619,17 @@ class RaftNode:
         return ProposalDroppedByRaftError(reason)
 
     def _start_ready(self, node: RawNode) -> None:
-        storage = self._storage
-        assert storage is not None
-        ready = node.ready()
-        self.counters.readies += 1
-        pending = storage.prepare(ready.hard_state, ready.entries, ready.snapshot)
-        if pending.batch is None:
-            storage.apply_to_memory(pending)
-            self._finish_ready(node, ready)
+        driver = self._driver
+        assert driver is not None and self._log is not None
+        ready = driver.next_ready()
+        if ready is None:
             return
+        self.counters.readies += 1
+        if driver.persist(ready):  # nothing to write
+            driver.durable(ready)
+            return
+        log_store = self._log
+        pending = log_store.take_pending()
         self.counters.fsyncs += 1
         self.counters.entries_persisted += len(ready.entries)
         if not self.config.write_in_thread:
@@ -594,16 +637,16 @@ class RaftNode:
             # batching is the same: whatever arrives during the fsync waits in the socket buffers and the
             # proposal queue and forms the next batch the moment it returns.
             try:
-                self._write_timed(storage, pending)
+                self._write_timed(log_store.storage, pending)
             except BaseException as exc:
                 self._stop_on_failure(exc, "log write failed")
                 return
-            storage.apply_to_memory(pending)
-            self._finish_ready(node, ready)
+            log_store.storage.apply_to_memory(pending)
+            driver.durable(ready)
             self._wake.set()
             return
         self._in_flight = True
-        future = asyncio.get_running_loop().run_in_executor(self._disk, self._write_timed, storage, pending)
+        future = asyncio.get_running_loop().run_in_executor(self._disk, self._write_timed, log_store.storage, pending)
 
         def written(done: asyncio.Future) -> None:
             self._in_flight = False
@@ -614,9 +657,9 @@ class RaftNode:
                 for task in self._tasks:
                     task.cancel()
                 return
-            storage.apply_to_memory(pending)
+            log_store.storage.apply_to_memory(pending)
             try:
-                self._finish_ready(node, ready)
+                driver.durable(ready)
             except BaseException as exc:
                 self._fatal = exc
                 log.critical("node %d: applying a Ready failed", self.config.node_id, exc_info=True)
@@ -640,28 +683,38 @@ class RaftNode:
         for task in self._tasks:
             task.cancel()
 
-    def _finish_ready(self, node: RawNode, ready: Ready) -> None:
-        if ready.messages and self._transport is not None:
-            self._transport.send(list(ready.messages))
-        if ready.soft_state is not None:
-            self._soft_role = ready.soft_state.role
-            self._leader = ready.soft_state.leader
-            self._resolve_leader_waiters()
-        if ready.hard_state is not None:
-            self._term = ready.hard_state.term
-            self._commit = ready.hard_state.commit
-        if ready.snapshot is not None and not ready.snapshot.is_empty():
-            self.state.restore(ready.snapshot.data)
-            self._applied = ready.snapshot.metadata.index
-            self._last_snapshot_index = self._applied
-            self._conf_state = ready.snapshot.metadata.conf_state
-            self._fail_waiters_through(self._applied)
-        if ready.committed_entries:
-            self._apply(node, ready.committed_entries)
-        for read_state in ready.read_states:
+    # --- ReadyHandler: what this node does with a durable Ready (driver.py fixes the order) ------------------
+    def send(self, messages) -> None:
+        if self._transport is not None:
+            self._transport.send(list(messages))
+
+    def on_soft_state(self, soft_state) -> None:
+        self._soft_role = soft_state.role
+        self._leader = soft_state.leader
+        self._resolve_leader_waiters()
+
+    def on_hard_state(self, hard_state) -> None:
+        self._term = hard_state.term
+        self._commit = hard_state.commit
+
+    def restore(self, snapshot) -> None:
+        self.state.restore(snapshot.data)
+        self._applied = snapshot.metadata.index
+        self._last_snapshot_index = self._applied
+        self._conf_state = snapshot.metadata.conf_state
+        self._fail_waiters_through(self._applied)
+
+    def apply(self, entries) -> None:
+        assert self._node is not None
+        self._apply(self._node, entries)
+
+    def on_read_states(self, read_states) -> None:
+        for read_state in read_states:
             future = self._read_waiters.get(read_state.request_ctx)
             if future is not None and not future.done():
                 self._reads_ready.append((read_state.index, future))
+
+    def after_advance(self) -> None:
         if self._reads_ready:
             still: list[tuple[int, asyncio.Future]] = []
             for index, future in self._reads_ready:
@@ -671,7 +724,6 @@ class RaftNode:
                 else:
                     still.append((index, future))
             self._reads_ready = still
-        node.advance(ready)
         self._maybe_snapshot()
 
     def _apply(self, node: RawNode, entries: tuple[Entry, ...]) -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from ddx_offchain.raft.core.config import Config
 from ddx_offchain.raft.core.errors import ProposalDroppedError, StepError
+from ddx_offchain.raft.driver import ReadyDriver
 from ddx_offchain.raft.messages import (
     ConfChange,
     ConfChangeType,
@@ -94,8 +95,8 @@ class SimNode:
     disk: SimDisk
     fsm: SessionFSM
     raw: RawNode | None = None
+    driver: ReadyDriver | None = None  # the production Ready driver (raft/driver.py) over this node's RawNode
     incarnation: int = 0
-    outstanding: Ready | None = None
     persist_scheduled: bool = False
     since_snapshot: int = 0
     removed: bool = False
@@ -115,6 +116,80 @@ class SimClient:
     sent_at: int = 0
     attempt: int = 0  # only the timer of the latest attempt is live
     acked: list[int] = field(default_factory=list)
+
+
+class _SimLog:
+    """LogStore over the simulated disk: a Ready's frame goes into the page cache, in order; the simulator's fsync
+    event makes it durable and then tells the driver."""
+
+    def __init__(self, sim: "Simulation", node: SimNode) -> None:
+        self.sim = sim
+        self.node = node
+
+    def persist(self, ready: Ready) -> bool:
+        disk = self.node.disk
+        if ready.snapshot is not None:
+            disk.write(WriteSnapshot(ready.snapshot))
+        if ready.entries:
+            disk.write(WriteEntries(ready.entries))
+            self.sim.checker.on_entries_written(self.node, ready.entries)
+        if ready.hard_state is not None:
+            disk.write(WriteHardState(ready.hard_state))
+        return not (disk.pending and ready.must_sync)
+
+
+class _SimHandler:
+    """ReadyHandler of a simulated node: the simulated network, the node's state machine, and the checker's
+    hooks at each point of the cycle."""
+
+    def __init__(self, sim: "Simulation", node: SimNode) -> None:
+        self.sim = sim
+        self.node = node
+
+    def send(self, messages) -> None:
+        for m in messages:
+            self.sim.checker.check_persisted_before_send(self.node, m)
+            self.sim._send(m)
+
+    def on_soft_state(self, soft_state) -> None:
+        pass  # the checker reads roles and terms from the core after every step
+
+    def on_hard_state(self, hard_state) -> None:
+        pass
+
+    def restore(self, snapshot) -> None:
+        self.node.fsm.restore(snapshot.data, snapshot.metadata.conf_state)
+        self.sim.checker.on_snapshot_restored(self.node, snapshot)
+        self.node.since_snapshot = 0
+
+    def apply(self, entries) -> None:
+        node, sim = self.node, self.sim
+        fsm, raw = node.fsm, node.raw
+        for entry in entries:
+            if entry.type == EntryType.CONF_CHANGE:
+                fsm.skip(entry.index)
+                cc = decode_conf_change(entry.data)
+                fsm.conf_state = raw.apply_conf_change(cc)
+                sim._trace(f"{node.id} applied {cc.type.name} {cc.node_id} -> {fsm.conf_state}")
+                if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == node.id:
+                    node.removed = True
+            else:
+                answered = fsm.apply(entry.index, entry.data)
+                if answered is not None:
+                    sim._answer(node, *answered)
+            sim.checker.on_applied(node, entry)
+        node.since_snapshot += len(entries)
+
+    def on_read_states(self, read_states) -> None:
+        for read_state in read_states:
+            self.sim.checker.on_read_confirmed(self.node, read_state)
+
+    def after_advance(self) -> None:
+        node, fsm = self.node, self.node.fsm
+        self.sim.checker.serve_reads(node)
+        if node.since_snapshot >= SNAPSHOT_EVERY and fsm.applied_index > node.disk.live.snapshot().metadata.index:
+            node.disk.save_snapshot(fsm.applied_index, fsm.conf_state, fsm.snapshot_data(), KEEP_AFTER_SNAPSHOT)
+            node.since_snapshot = 0
 
 
 class Simulation:
@@ -197,7 +272,7 @@ class Simulation:
             seed=self.rng.getrandbits(64),
         )
         node.raw = RawNode(config, disk.live)
-        node.outstanding = None
+        node.driver = ReadyDriver(node.raw, _SimLog(self, node), _SimHandler(self, node))
         node.persist_scheduled = False
         node.since_snapshot = 0
         self.checker.on_start(node)
@@ -208,13 +283,15 @@ class Simulation:
         survived = node.disk.crash(self.rng)
         self._trace(f"crash {node.id} ({survived} unsynced writes survived)")
         node.raw = None
-        node.outstanding = None
+        if node.driver is not None:
+            node.driver.abandon()
+        node.driver = None
         self.checker.on_crash(node)
         self._schedule(self.rng.randint(20, 400), ("restart", node.id))
 
     # --- the Ready loop --------------------------------------------------------------------------------------
     def _kick(self, node: SimNode) -> None:
-        if node.raw is None or node.outstanding is not None or node.persist_scheduled:
+        if node.raw is None or node.driver.in_flight is not None or node.persist_scheduled:
             return
         if node.raw.has_ready():
             node.persist_scheduled = True
@@ -222,58 +299,19 @@ class Simulation:
 
     def _persist(self, node: SimNode) -> None:
         node.persist_scheduled = False
-        rd = node.raw.ready()
-        node.outstanding = rd
-        disk = node.disk
-        if rd.snapshot is not None:
-            disk.write(WriteSnapshot(rd.snapshot))
-        if rd.entries:
-            disk.write(WriteEntries(rd.entries))
-            self.checker.on_entries_written(node, rd.entries)
-        if rd.hard_state is not None:
-            disk.write(WriteHardState(rd.hard_state))
-        delay = self.rng.randint(1, 6) if disk.pending and rd.must_sync else 0
+        rd = node.driver.next_ready()
+        node.driver.persist(rd)  # into the page cache; the fsync event makes it durable (or loses it in a crash)
+        delay = self.rng.randint(1, 6) if node.disk.pending and rd.must_sync else 0
         self._schedule(delay, ("fsync", node.id, node.incarnation))
 
     def _fsync(self, node: SimNode) -> None:
-        rd = node.outstanding
+        rd = node.driver.in_flight
         if rd.must_sync:
             node.disk.fsync()
         # else: like a runtime that trusts must_sync, leave the writes in the page cache (a later fsync flushes
         # them in order; a crash before that may lose them).
         self.checker.on_synced(node)
-        for m in rd.messages:
-            self.checker.check_persisted_before_send(node, m)
-            self._send(m)
-        raw = node.raw
-        fsm = node.fsm
-        if rd.snapshot is not None:
-            meta = rd.snapshot.metadata
-            fsm.restore(rd.snapshot.data, meta.conf_state)
-            self.checker.on_snapshot_restored(node, rd.snapshot)
-            node.since_snapshot = 0
-        for entry in rd.committed_entries:
-            if entry.type == EntryType.CONF_CHANGE:
-                fsm.skip(entry.index)
-                cc = decode_conf_change(entry.data)
-                fsm.conf_state = raw.apply_conf_change(cc)
-                self._trace(f"{node.id} applied {cc.type.name} {cc.node_id} -> {fsm.conf_state}")
-                if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id == node.id:
-                    node.removed = True
-            else:
-                answered = fsm.apply(entry.index, entry.data)
-                if answered is not None:
-                    self._answer(node, *answered)
-            self.checker.on_applied(node, entry)
-        node.since_snapshot += len(rd.committed_entries)
-        for read_state in rd.read_states:
-            self.checker.on_read_confirmed(node, read_state)
-        self.checker.serve_reads(node)
-        raw.advance(rd)
-        node.outstanding = None
-        if node.since_snapshot >= SNAPSHOT_EVERY and fsm.applied_index > node.disk.live.snapshot().metadata.index:
-            node.disk.save_snapshot(fsm.applied_index, fsm.conf_state, fsm.snapshot_data(), KEEP_AFTER_SNAPSHOT)
-            node.since_snapshot = 0
+        node.driver.durable(rd)
 
     # --- network ---------------------------------------------------------------------------------------------
     def _send(self, m: Message) -> None:
