@@ -58,7 +58,7 @@ from .state import (
     TokenLedger,
     Trader,
 )
-from .tree_port import load_tree, new_tree, prove, save_tree
+from .tree_port import new_tree, prove, tree_from_items
 from .updates import (
     CANCELLED,
     FILLED,
@@ -99,8 +99,12 @@ class Engine:
         self.withdrawals: dict[bytes, PairLeaf] = {}  # trader + token -> WITHDRAWAL leaf
         self.balances: dict[bytes, PairLeaf] = {}  # trader + token -> BALANCE leaf
         self.epochs: dict[int, EpochRecord] = {}
-        self.epoch_trees: dict[int, bytes] = {}  # frozen tree snapshots of the retained epochs
-        self._loaded_epoch_trees: dict = {}
+        # Retained epochs are kept as undo logs, not tree copies: _undo[e] maps every item key changed after the
+        # freeze of e (until the next freeze, or now for the latest) to its value at that freeze (None: absent).
+        # Freezing costs nothing beyond the changes; a retained epoch's tree is rebuilt only when proofs ask.
+        self._undo: dict[int, dict[bytes, bytes | None]] = {}
+        self._undo_open: dict[bytes, bytes | None] | None = None  # _undo of the latest retained epoch
+        self._epoch_tree_cache: dict = {}
         self.default_token = genesis.tokens[0]
         self.max_open_orders = genesis.max_open_orders
         self.max_strategies = genesis.max_strategies
@@ -805,12 +809,12 @@ class Engine:
         self._accept(c)
         self._refresh_balances()
         self.epoch = c.epoch
-        self.flush()
+        self.flush()  # what changed before the freeze goes to the previous epoch's undo log
         root = self.tree.root()
-        self.epoch_trees[c.epoch] = save_tree(self.tree)
-        for old in [e for e in self.epoch_trees if e <= c.epoch - self.epochs_retained]:
-            del self.epoch_trees[old]
-            self._loaded_epoch_trees.pop(old, None)
+        self._undo_open = self._undo[c.epoch] = {}
+        for old in [e for e in self._undo if e <= c.epoch - self.epochs_retained]:
+            del self._undo[old]
+            self._epoch_tree_cache.pop(old, None)
         record = EpochRecord(c.epoch, root, self.ordinal, self.time)
         self.epochs[c.epoch] = record
         self.dirty.add(record)
@@ -855,11 +859,7 @@ class Engine:
     def epoch_proofs(self, epoch: int, trader: bytes, token: bytes) -> dict:
         """Proofs of the trader's WITHDRAWAL and BALANCE leaves against the frozen root of `epoch`
         (docs/engine.md, "Epochs and proofs")."""
-        if epoch not in self.epoch_trees:
-            raise UnknownEpochError(f"epoch {epoch} is not retained (the last {self.epochs_retained} are)")
-        tree = self._loaded_epoch_trees.get(epoch)
-        if tree is None:
-            tree = self._loaded_epoch_trees[epoch] = load_tree(self.epoch_trees[epoch])
+        tree = self.epoch_tree(epoch)
         wkey = key_of(K_WITHDRAWAL, address_word(trader) + address_word(token))
         bkey = key_of(K_BALANCE, address_word(trader) + address_word(token))
         return {
@@ -870,6 +870,32 @@ class Engine:
             "balance": prove(tree, bkey),
             "balance_value": tree.get(bkey),
         }
+
+    @property
+    def retained_epochs(self) -> list[int]:
+        """The frozen epochs whose trees can still prove leaves (the last `epochs_retained`), oldest first."""
+        return sorted(self._undo)
+
+    def epoch_tree(self, epoch: int):
+        """The state tree as `epoch` froze it: today's items with the undo logs of `epoch` and every later epoch
+        applied, newest first; rebuilt once and cached (a frozen epoch never changes)."""
+        if epoch not in self._undo:
+            raise UnknownEpochError(f"epoch {epoch} is not retained (the last {self.epochs_retained} are)")
+        tree = self._epoch_tree_cache.get(epoch)
+        if tree is None:
+            self.flush()
+            items = dict(self.tree.items())
+            for later in sorted((e for e in self._undo if e >= epoch), reverse=True):
+                for key, value in self._undo[later].items():
+                    if value is None:
+                        items.pop(key, None)
+                    else:
+                        items[key] = value
+            tree = tree_from_items(sorted(items.items()))
+            if tree.root() != self.epochs[epoch].root:
+                raise EngineInvariantError(f"epoch {epoch} rebuilt from its undo logs does not have its frozen root")
+            self._epoch_tree_cache[epoch] = tree
+        return tree
 
     # ------------------------------------------------------------------------------------------ tree
 
@@ -885,23 +911,35 @@ class Engine:
     def flush(self) -> None:
         """Write the dirty items to the tree: deletions first, so a key reused in the same window ends present."""
         tree = self.tree
+        undo = self._undo_open
         puts = []
         for obj in self.dirty:
             if type(obj) is Order and not obj.remaining:
                 # a filled or cancelled order: delete it if a root saw it, else it never reaches the tree (no key,
                 # no encoding; about one dirty order in ten is placed and gone between two roots)
                 if obj.in_tree:
+                    if undo is not None and obj._key not in undo:
+                        undo[obj._key] = tree.get(obj._key)
                     tree.delete(obj._key)
                     obj.in_tree = False
                 continue
             key, value = obj.item()
             if value is None:
                 if obj.in_tree:
+                    if undo is not None and key not in undo:
+                        undo[key] = tree.get(key)
                     tree.delete(key)
                     obj.in_tree = False
             else:
                 puts.append((obj, key, value))
         put = tree.put
+        if undo is not None:
+            get = tree.get
+            for _, key, _ in puts:
+                if key not in undo:
+                    undo[key] = get(key)
+            if _SYSTEM_KEY not in undo:
+                undo[_SYSTEM_KEY] = get(_SYSTEM_KEY)
         for obj, key, value in puts:
             put(key, value)
             obj.in_tree = True

@@ -1,7 +1,11 @@
-"""Engine snapshots (docs/engine.md, "Snapshots"): every state item plus the retained frozen epoch trees.
+"""Engine snapshots (docs/engine.md, "Snapshots"): every state item plus the retained epochs' undo logs.
 
     snapshot = b"DDXENGIN" ‖ uint16 version ‖ uint64 payload length ‖ payload ‖ keccak256(payload)
-    payload  = msgpack [root, [[key, value], …] sorted by key, [[epoch, tree snapshot], …]]
+    payload  = msgpack [root, [[key, value], …] sorted by key, [[epoch, [[key, value or nil], …]], …]]   (version 2)
+
+An undo log holds, for every item changed after its epoch's freeze, the item's value at that freeze (nil: it did
+not exist). Version 1 carried a whole tree snapshot per retained epoch instead; it is still read (converted into
+undo logs on restore).
 
 Restoring rebuilds every Python structure from the items alone, so a restore that works is itself the proof that
 all state lives in the tree; the rebuilt tree's root must equal the recorded root. No pickle.
@@ -41,10 +45,11 @@ from .state import (
     PairLeaf,
     Trader,
 )
-from .tree_port import tree_from_items
+from .tree_port import load_tree, tree_from_items
 
 MAGIC = b"DDXENGIN"
-VERSION = 1
+VERSION = 2
+READABLE = (1, 2)
 _HEADER = len(MAGIC) + 2 + 8
 
 
@@ -52,8 +57,8 @@ def take(engine) -> bytes:
     engine.flush()
     root = engine.tree.root()
     items = [[k, v] for k, v in engine.tree.items()]
-    trees = [[e, engine.epoch_trees[e]] for e in sorted(engine.epoch_trees)]
-    payload = msgspec.msgpack.encode([root, items, trees])
+    undo = [[e, sorted(engine._undo[e].items())] for e in engine.retained_epochs]
+    payload = msgspec.msgpack.encode([root, items, undo])
     return MAGIC + VERSION.to_bytes(2, "big") + len(payload).to_bytes(8, "big") + payload + keccak256(payload)
 
 
@@ -64,8 +69,8 @@ def restore(cls, data: bytes):
     if data[:8] != MAGIC:
         raise SnapshotError("not an engine snapshot (bad magic)")
     version = int.from_bytes(data[8:10], "big")
-    if version != VERSION:
-        raise SnapshotError(f"snapshot version {version}, this engine reads {VERSION}")
+    if version not in READABLE:
+        raise SnapshotError(f"snapshot version {version}, this engine reads {READABLE}")
     length = int.from_bytes(data[10:18], "big")
     if len(data) != _HEADER + length + 32:
         raise SnapshotError("snapshot length does not match its header")
@@ -73,8 +78,16 @@ def restore(cls, data: bytes):
     if keccak256(payload) != data[_HEADER + length :]:
         raise SnapshotError("snapshot checksum mismatch")
     try:
-        root, items, trees = msgspec.msgpack.decode(payload, type=tuple[bytes, list[tuple[bytes, bytes]],
-                                                                       list[tuple[int, bytes]]])
+        if version == 1:
+            root, items, trees = msgspec.msgpack.decode(
+                payload, type=tuple[bytes, list[tuple[bytes, bytes]], list[tuple[int, bytes]]]
+            )
+            undo = _undo_from_trees(items, trees)
+        else:
+            root, items, logs = msgspec.msgpack.decode(
+                payload, type=tuple[bytes, list[tuple[bytes, bytes]], list[tuple[int, list[tuple[bytes, bytes | None]]]]]
+            )
+            undo = {e: dict(log) for e, log in logs}
         engine = _rebuild(cls, items)
     except SnapshotError:
         raise
@@ -85,10 +98,27 @@ def restore(cls, data: bytes):
         raise SnapshotError("rebuilt tree root differs from the recorded root")
     if engine.all_items() != [tuple(i) for i in items]:
         raise SnapshotError("items do not re-encode to themselves")
-    engine.epoch_trees = {e: t for e, t in trees}
+    engine._undo = undo
+    engine._undo_open = undo[max(undo)] if undo else None
+    for epoch in undo:
+        if epoch not in engine.epochs:
+            raise SnapshotError(f"an undo log for epoch {epoch}, which was never frozen")
     for obj in _all_objects(engine):
         obj.in_tree = True
     return engine
+
+
+def _undo_from_trees(items, trees) -> dict[int, dict[bytes, bytes | None]]:
+    """Version 1's retained trees as undo logs: each epoch's log turns the next state (the next retained epoch's,
+    or today's for the latest) back into its own."""
+    undo: dict[int, dict[bytes, bytes | None]] = {}
+    later = dict(items)
+    for epoch, tree_bytes in sorted(trees, reverse=True):
+        frozen = dict(load_tree(tree_bytes).items())
+        log = {key: frozen.get(key) for key in later.keys() | frozen.keys() if later.get(key) != frozen.get(key)}
+        undo[epoch] = log
+        later = frozen
+    return undo
 
 
 def _all_objects(engine):

@@ -233,10 +233,11 @@ def market_view(engine: Engine, market: bytes) -> MarketView | None:
 
 
 def _epoch_proofs(engine: Engine, trader: bytes, token: bytes, epoch: int | None) -> dict:
-    if not engine.epoch_trees:
+    retained = engine.retained_epochs
+    if not retained:
         raise ProofUnavailable("no epoch has been frozen yet", reason="no_frozen_epoch")
     try:
-        return engine.epoch_proofs(max(engine.epoch_trees) if epoch is None else epoch, trader, token)
+        return engine.epoch_proofs(retained[-1] if epoch is None else epoch, trader, token)
     except UnknownEpochError as exc:
         raise ProofUnavailable(str(exc), reason="unknown_epoch") from None
 

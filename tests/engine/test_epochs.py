@@ -10,7 +10,7 @@ from ddx_offchain.engine.updates import EpochFrozen
 from ddx_offchain.protocol.hashing import keccak256
 from ddx_offchain.protocol.items import balance_value, withdrawal_value
 from ddx_offchain.protocol.proof import InclusionProof, verify_inclusion, verify_non_inclusion
-from ddx_offchain.tree import StateTree, decode_snapshot
+from ddx_offchain.tree import StateTree
 
 A, B = trader(1), trader(2)
 P = usd(2000)
@@ -131,8 +131,44 @@ def test_a_snapshot_whose_items_lie_is_refused():
         Engine.restore(data)
 
 
-def test_epoch_tree_cost_is_one_tree_snapshot_per_retained_epoch():
+def test_retained_epochs_cost_their_changes_not_a_tree_each():
+    """Freezing records nothing but the items that change afterwards; each retained epoch's tree is rebuilt
+    from today's items and the undo logs, with its frozen root, and survives a snapshot (and a version-1 one)."""
     d = traded()
     d.epoch()
-    assert len(d.engine.epoch_trees) == 1
-    assert decode_snapshot(d.engine.epoch_trees[1]).root() == d.engine.frozen_root(1)
+    assert d.engine.retained_epochs == [1] and d.engine._undo[1] == {}  # nothing changed since the freeze
+    d.order(trader(1), SELL, usd(2_000), 100_000)
+    d.engine.flush()
+    changed = len(d.engine._undo[1])
+    assert 0 < changed < len(d.engine.tree)  # the order, its position and account, the cursors: not everything
+    d.epoch()
+    d.order(trader(2), BUY, usd(1_990), 100_000)
+    for epoch in (1, 2):
+        assert d.engine.epoch_tree(epoch).root() == d.engine.frozen_root(epoch)
+    restored = Engine.restore(d.engine.snapshot())
+    assert restored.retained_epochs == [1, 2]
+    for epoch in (1, 2):
+        assert restored.epoch_tree(epoch).root() == d.engine.frozen_root(epoch)
+        assert restored.epoch_proofs(epoch, trader(1), USDC)["root"] == d.engine.frozen_root(epoch)
+
+
+def test_a_version_1_snapshot_with_whole_epoch_trees_still_restores():
+    import msgspec
+
+    from ddx_offchain.engine.snapshot import MAGIC
+    from ddx_offchain.tree import encode_snapshot
+
+    d = traded()
+    d.epoch()
+    d.order(trader(1), SELL, usd(2_000), 100_000)
+    d.epoch()
+    d.order(trader(2), BUY, usd(1_990), 100_000)
+    d.engine.flush()
+    items = [[k, v] for k, v in d.engine.tree.items()]
+    trees = [[e, encode_snapshot(d.engine.epoch_tree(e))] for e in (1, 2)]  # what version 1 stored
+    payload = msgspec.msgpack.encode([d.engine.tree.root(), items, trees])
+    data = MAGIC + (1).to_bytes(2, "big") + len(payload).to_bytes(8, "big") + payload + keccak256(payload)
+    restored = Engine.restore(data)
+    for epoch in (1, 2):
+        assert restored.epoch_tree(epoch).root() == d.engine.frozen_root(epoch)
+    assert restored.snapshot() == d.engine.snapshot()
