@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from eth_account import Account
+from eth_tester.exceptions import TransactionFailed
 from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD  # the token's Transfer log shares the receipt
@@ -99,10 +100,12 @@ class LeafProof:
 def leaf_amounts(value: bytes) -> tuple[int, int | None]:
     """(amount, deposited or None) of a WITHDRAWAL or BALANCE value: abi.encode(uint8 kind, address trader,
     address token, uint256 amount[, uint256 deposited])."""
-    words = [value[i : i + 32] for i in range(0, len(value), 32)]
-    if len(words) not in (4, 5) or len(value) % 32:
-        raise ClaimError(f"not a WITHDRAWAL or BALANCE value ({len(value)} bytes)")
-    return int.from_bytes(words[3], "big"), (int.from_bytes(words[4], "big") if len(words) == 5 else None)
+    try:
+        if len(value) == 4 * 32:
+            return items.decode_withdrawal_value(value)[2], None
+        return tuple(items.decode_balance_value(value)[2:])
+    except ProtocolError as exc:
+        raise ClaimError(f"not a WITHDRAWAL or BALANCE value: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -285,11 +288,7 @@ def _send(w3: Web3, call, sender: Sender) -> dict:
             tx = call.build_transaction({"from": sender.address, "nonce": w3.eth.get_transaction_count(sender.address, "pending")})
             signed = Account.sign_transaction(tx, sender.private_key)
             tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    except ContractLogicError as exc:
-        raise ClaimError(f"the contract refused: {exc}") from None
-    except Exception as exc:  # eth-tester raises its own TransactionFailed for a revert
-        if type(exc).__name__ != "TransactionFailed":
-            raise
+    except (ContractLogicError, TransactionFailed) as exc:  # eth-tester (the embedded chain) raises its own
         raise ClaimError(f"the contract refused: {exc}") from None
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
     if receipt["status"] != 1:

@@ -16,6 +16,7 @@ from ..engine.commands import BUY, SELL
 from ..engine.engine import Engine
 from ..engine.errors import UnknownEpochError
 from ..errors import DdxError
+from ..protocol.items import decode_balance_value, decode_withdrawal_value
 from ..protocol.proof import InclusionProof, NonInclusionProof
 
 BOOK_DEPTH = 100
@@ -244,15 +245,14 @@ def _epoch_proofs(engine: Engine, trader: bytes, token: bytes, epoch: int | None
 
 def withdrawal_proof(engine: Engine, trader: bytes, token: bytes, epoch: int | None = None) -> WithdrawalProof:
     proofs = _epoch_proofs(engine, trader, token, epoch)
-    value = proofs["withdrawal_value"]  # abi.encode(uint8 7, trader, token, cumulative)
-    cumulative = int.from_bytes(value[-32:], "big") if value is not None else 0
+    value = proofs["withdrawal_value"]
+    cumulative = decode_withdrawal_value(value)[2] if value is not None else 0
     return WithdrawalProof(proofs["epoch"], proofs["root"], trader, token, value is not None, proofs["withdrawal"], cumulative)
 
 
 def balance_proof(engine: Engine, trader: bytes, token: bytes, epoch: int | None = None) -> BalanceProof:
     """The BALANCE(trader, token) leaf the escape hatch pays from, or (0, 0) with a non-inclusion proof."""
     proofs = _epoch_proofs(engine, trader, token, epoch)
-    value = proofs["balance_value"]  # abi.encode(uint8 8, trader, token, amount, deposited)
-    amount = int.from_bytes(value[-64:-32], "big") if value is not None else 0
-    deposited = int.from_bytes(value[-32:], "big") if value is not None else 0
+    value = proofs["balance_value"]
+    amount, deposited = decode_balance_value(value)[2:] if value is not None else (0, 0)
     return BalanceProof(proofs["epoch"], proofs["root"], trader, token, value is not None, proofs["balance"], amount, deposited)

@@ -73,3 +73,27 @@ def balance_value(trader: str, token: str, amount: int, deposited: int) -> bytes
     if amount < 0 or deposited < 0:
         raise ProtocolError("escape balance and credited deposits are never negative")
     return item_value(Kind.BALANCE, ["address", "address", "uint256", "uint256"], [trader, token, amount, deposited])
+
+
+def _leaf_words(value: bytes, kind: Kind, words: int) -> list[bytes]:
+    if not isinstance(value, (bytes, bytearray)) or len(value) != 32 * words:
+        raise ProtocolError(f"a {kind.name} value is {32 * words} bytes, got {len(value) if isinstance(value, (bytes, bytearray)) else value!r:.40}")
+    out = [bytes(value[i : i + 32]) for i in range(0, len(value), 32)]
+    if int.from_bytes(out[0], "big") != kind:
+        raise ProtocolError(f"not a {kind.name} value (kind byte {out[0][-1]})")
+    for word in out[1:3]:
+        if word[:12] != b"\x00" * 12:
+            raise ProtocolError(f"{kind.name} value: address word with non-zero padding")
+    return out
+
+
+def decode_withdrawal_value(value: bytes) -> tuple[bytes, bytes, int]:
+    """(trader, token, cumulative) of a WITHDRAWAL value: the inverse of `withdrawal_value`."""
+    w = _leaf_words(value, Kind.WITHDRAWAL, 4)
+    return w[1][12:], w[2][12:], int.from_bytes(w[3], "big")
+
+
+def decode_balance_value(value: bytes) -> tuple[bytes, bytes, int, int]:
+    """(trader, token, amount, deposited) of a BALANCE value: the inverse of `balance_value`."""
+    w = _leaf_words(value, Kind.BALANCE, 5)
+    return w[1][12:], w[2][12:], int.from_bytes(w[3], "big"), int.from_bytes(w[4], "big")
