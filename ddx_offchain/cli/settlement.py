@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import typer
@@ -60,21 +59,6 @@ def _token(manifest, token: str | None) -> str:
     return to_checksum_address(token)
 
 
-def _contracts(rpc: str, manifest):
-    from web3 import Web3
-
-    from ..deployment.artifacts import compile_contract
-
-    w3 = Web3(Web3.HTTPProvider(rpc, request_kwargs={"timeout": 15}))
-    if not w3.is_connected():
-        raise CommandError(f"cannot reach the chain at {rpc}")
-    if w3.eth.chain_id != manifest.chain_id:
-        raise CommandError(f"{rpc} is chain {w3.eth.chain_id}, the manifest is for chain {manifest.chain_id}")
-    exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
-    token_abi = compile_contract("MockERC20").abi  # only ERC-20 views and the transfer events are used
-    return w3, exchange, token_abi
-
-
 def _domains(manifest):
     from ..protocol.eip712 import Domain as RequestDomain
 
@@ -86,9 +70,12 @@ def _operators(manifest) -> list[bytes]:
 
 
 def _run(coro):
+    from ..client.claims import ClaimError
+    from ..client.settlement import SettlementError
+
     try:
         return asyncio.run(coro)
-    except CommandError as exc:
+    except (CommandError, SettlementError, ClaimError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
 
@@ -96,6 +83,19 @@ def _run(coro):
 def _fail(exc: Exception) -> None:
     typer.echo(f"error: {exc}", err=True)
     raise typer.Exit(1)
+
+
+def _settled(api: list[str] | None, rpc: str | None, manifest, go):
+    """Run `go(settlement)` with the SDK's settlement service over the operators at `api` and the chain at `rpc`."""
+    from ..client.api import DdxClient
+    from ..client.settlement import Settlement
+
+    async def main():
+        async with DdxClient(api or [], _domains(manifest), _operators(manifest)) as client:
+            settlement = Settlement.connect(client, rpc, manifest) if rpc else Settlement(client, None, None, [])
+            return await go(settlement)
+
+    return _run(main())
 
 
 # ---- withdraw request ------------------------------------------------------------------------------------------
@@ -112,7 +112,6 @@ def withdraw_request(
     ape_account: str = typer.Option(None, "--ape-account", help="ape account alias of the trader"),
 ) -> None:
     """Sign and submit a withdraw intent; prints the operator's receipt (sequenced, not yet final)."""
-    from ..client.api import DdxClient, RequestRefused
     from ..client.signer import Trader
 
     try:
@@ -124,39 +123,17 @@ def withdraw_request(
     if amount <= 0:
         _fail(CommandError("--amount must be positive"))
 
-    async def go():
-        trader = Trader(key, _domains(m))
-        async with DdxClient(api, _domains(m), _operators(m)) as client:
-            try:
-                receipt = await client.submit(trader.withdraw_intent(bytes.fromhex(token_address[2:]), amount, strategy=strategy))
-            except RequestRefused as exc:
-                raise CommandError(f"refused: {exc}") from None
+    async def go(settlement):
+        receipt = await settlement.request_withdrawal(Trader(key, _domains(m)), token_address, amount, strategy)
         r = receipt.receipt.receipt
         typer.echo(f"withdraw intent sequenced: request 0x{r.request_hash.hex()} index {r.request_index} epoch {r.epoch}, "
                    f"receipt signed by operator 0x{receipt.operator.hex()}")
         typer.echo(f"it becomes claimable once a checkpoint of an epoch after {r.epoch} is recorded: `ddx withdraw status`")
 
-    _run(go())
+    _settled(api, None, m, go)
 
 
 # ---- withdraw status -------------------------------------------------------------------------------------------
-
-
-async def _proof_doc(session, urls: list[str], trader: str, token: str, kind: str = "withdrawal",
-                     epoch: int | None = None) -> dict | None:
-    """GET /v1/proofs/{kind}/… from the first operator that answers: against `epoch`, or by default the last epoch
-    recorded on-chain; None when there is none (404)."""
-    query = "" if epoch is None else f"?epoch={epoch}"
-    for url in urls:
-        try:
-            async with session.get(f"{url.rstrip('/')}/v1/proofs/{kind}/{trader}/{token}{query}") as resp:
-                if resp.status == 200:
-                    return await resp.json()
-                if resp.status == 404:
-                    return None
-        except Exception:
-            continue
-    raise CommandError(f"no operator answered: {', '.join(urls)}")
 
 
 @withdraw_app.command("status")
@@ -171,9 +148,8 @@ def withdraw_status(
     save: str = typer.Option(None, "--save", help="write the proof document here (for a later claim or escape)"),
 ) -> None:
     """Where a trader's withdrawals stand: executed (withdrawable), checkpointed (recorded on-chain), claimed, claimable."""
-    import aiohttp
     from eth_account import Account
-    from eth_utils import is_address, to_checksum_address
+    from eth_utils import is_address
 
     try:
         m = _manifest(manifest)
@@ -182,35 +158,25 @@ def withdraw_status(
             trader = Account.from_key(_key(keystore, ape_account)).address
         if not is_address(trader):
             raise CommandError(f"--trader {trader!r} is not an address")
-        trader = to_checksum_address(trader)
-        w3, exchange, _ = _contracts(rpc, m)
     except CommandError as exc:
         _fail(exc)
 
-    async def go():
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            doc = await _proof_doc(session, api, trader, token_address)
-            async with session.get(f"{api[0].rstrip('/')}/v1/traders/{trader}") as resp:
-                state = await resp.json() if resp.status == 200 else {}
-        executed = next((b["withdrawable"] for b in state.get("balances", []) if b["token"].lower() == token_address.lower()), "0")
-        claimed = exchange.functions.claimed(trader, token_address).call()
-        latest = exchange.functions.latest_epoch().call()
-        typer.echo(f"trader {trader}, token {token_address}")
-        typer.echo(f"  executed:      cumulative withdrawable {executed} (engine state now)")
-        if doc is None:
+    async def go(settlement):
+        status = await settlement.status(trader, token_address)
+        typer.echo(f"trader {status.trader}, token {status.token}")
+        typer.echo(f"  executed:      cumulative withdrawable {status.executed} (engine state now)")
+        if status.document is None:
             typer.echo("  checkpointed:  no checkpoint recorded on-chain yet")
-        else:
-            recorded = bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:])
-            typer.echo(f"  checkpointed:  {doc['cumulative']} in epoch {doc['epoch']} "
-                       f"({'recorded on-chain' if recorded else 'not recorded yet'}; latest recorded epoch {latest})")
-            claimable = int(doc["cumulative"]) - claimed if recorded else 0
-            typer.echo(f"  claimed:       {claimed}")
-            typer.echo(f"  claimable now: {max(0, claimable)}")
-            if save:
-                Path(save).write_text(json.dumps(doc, indent=1))
-                typer.echo(f"  proof saved to {save}")
+            return
+        typer.echo(f"  checkpointed:  {status.checkpointed} in epoch {status.epoch} "
+                   f"({'recorded on-chain' if status.recorded else 'not recorded yet'}; latest recorded epoch {status.latest_recorded})")
+        typer.echo(f"  claimed:       {status.claimed}")
+        typer.echo(f"  claimable now: {status.claimable}")
+        if save:
+            Path(save).write_text(json.dumps(status.document, indent=1))
+            typer.echo(f"  proof saved to {save}")
 
-    _run(go())
+    _settled(api, rpc, m, go)
 
 
 # ---- withdraw claim --------------------------------------------------------------------------------------------
@@ -229,60 +195,37 @@ def withdraw_claim(
     wait: float = typer.Option(120.0, "--wait", help="seconds to wait for the proof's epoch to be recorded"),
 ) -> None:
     """Fetch the proof for the latest recorded checkpoint and send the claim; prints what was received."""
-    import aiohttp
     from eth_account import Account
 
-    from ..client.claims import ClaimError, LeafProof, Sender, claim
+    from ..client.claims import LeafProof, Sender
 
     try:
         m = _manifest(manifest)
         key = _key(keystore, ape_account)
         trader = trader or Account.from_key(key).address
         token_address = _token(m, token)
-        w3, exchange, token_abi = _contracts(rpc, m)
         if not api and not proof_file:
             raise CommandError("give --api URL or --proof FILE")
     except CommandError as exc:
         _fail(exc)
-    token_contract = w3.eth.contract(address=token_address, abi=token_abi)
 
-    async def recorded_doc() -> dict | None:
-        """The newest proof whose epoch is recorded and that pays something; None when nothing is owed."""
+    async def go(settlement):
         if proof_file:
-            return json.loads(Path(proof_file).read_text())
-        claimed = exchange.functions.claimed(trader, token_address).call()
-        deadline = time.monotonic() + wait
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async with session.get(f"{api[0].rstrip('/')}/v1/traders/{trader}") as resp:
-                state = await resp.json() if resp.status == 200 else {}
-            executed = max((int(b["withdrawable"]) for b in state.get("balances", []) if b["token"].lower() == token_address.lower()), default=0)
-            if executed <= claimed:
-                return None
-            while True:
-                doc = await _proof_doc(session, api, trader, token_address)
-                recorded = doc is not None and bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:])
-                if recorded and doc.get("included", True) and int(doc["cumulative"]) > claimed:
-                    return doc
-                if time.monotonic() > deadline:
-                    what = "no recorded checkpoint yet" if doc is None else f"no recorded checkpoint covers the withdrawal yet (latest proof: epoch {doc['epoch']})"
-                    raise CommandError(f"{what} after {wait:.0f} s: try again later")
-                await asyncio.sleep(1.0)
+            proof = LeafProof.from_api(json.loads(Path(proof_file).read_text()), trader, token_address)
+        else:
+            proof = await settlement.claimable_proof(trader, token_address, wait)
+        if proof is None:
+            typer.echo(f"nothing to claim: everything {trader} withdrew of {token_address} was already paid")
+            return
+        payout = settlement.claim(proof, Sender.from_key(key))
+        if payout.tx_hash is None:
+            typer.echo(f"nothing to claim: {trader} already received its cumulative {proof.amount} (epoch {proof.epoch})")
+            return
+        typer.echo(f"claimed against epoch {proof.epoch}: paid {payout.paid} to {trader} (tx 0x{payout.tx_hash.hex()}); "
+                   f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}"
+                   + (f"; {payout.unpaid} above the rate limit stays claimable" if payout.unpaid else ""))
 
-    doc = _run(recorded_doc())
-    if doc is None:
-        typer.echo(f"nothing to claim: everything {trader} withdrew of {token_address} was already paid")
-        return
-    try:
-        proof = LeafProof.from_api(doc, trader, token_address)
-        payout = claim(w3, exchange, token_contract, proof, Sender.from_key(key))
-    except ClaimError as exc:
-        _fail(exc)
-    if payout.tx_hash is None:
-        typer.echo(f"nothing to claim: {trader} already received its cumulative {proof.amount} (epoch {proof.epoch})")
-        return
-    typer.echo(f"claimed against epoch {proof.epoch}: paid {payout.paid} to {trader} (tx 0x{payout.tx_hash.hex()}); "
-               f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}"
-               + (f"; {payout.unpaid} above the rate limit stays claimable" if payout.unpaid else ""))
+    _settled(api, rpc, m, go)
 
 
 # ---- escape ----------------------------------------------------------------------------------------------------
@@ -306,51 +249,34 @@ def escape(
     leaf escapes with its non-inclusion proof; before any checkpoint no proof is needed."""
     from eth_account import Account
 
-    from ..client.claims import AbsentBalance, ClaimError, LeafProof, Sender, balance_from_api, freeze_if_due
-    from ..client.claims import escape as escape_call
+    from ..client.claims import Sender
 
     try:
         m = _manifest(manifest)
         key = _key(keystore, ape_account)
         trader = trader or Account.from_key(key).address
         token_address = _token(m, token)
-        w3, exchange, token_abi = _contracts(rpc, m)
-        latest = exchange.functions.latest_epoch().call()
-        withdrawal_doc = None
-        if latest == 0:  # nothing was ever checkpointed: every pair is absent from the empty tree
-            balance = AbsentBalance.before_any_checkpoint(trader, token_address)
-        else:
-            if api:
-                balance_doc, withdrawal_doc = _run(_escape_docs(api, trader, token_address, latest))
-            elif balance_proof:
-                balance_doc = json.loads(Path(balance_proof).read_text())
-                if withdrawal_proof:
-                    withdrawal_doc = json.loads(Path(withdrawal_proof).read_text())
-            else:
-                raise CommandError(f"give --api URL or --balance-proof FILE: the last checkpoint is epoch {latest}")
-            balance = balance_from_api(balance_doc, trader, token_address)
-        withdrawal = None
-        if withdrawal_doc is not None and withdrawal_doc.get("included", True):
-            withdrawal = LeafProof.from_api(withdrawal_doc, trader, token_address)
-        sender = Sender.from_key(key)
-        if not freeze_if_due(w3, exchange, sender):
-            raise CommandError("the escape delay is not over: the operators checkpointed recently")
-        payout = escape_call(w3, exchange, w3.eth.contract(address=token_address, abi=token_abi), balance, withdrawal, sender)
-    except (CommandError, ClaimError, OSError, ValueError) as exc:
+        documents = None
+        if not api:
+            read = lambda path: json.loads(Path(path).read_text()) if path else None  # noqa: E731
+            documents = (read(balance_proof), read(withdrawal_proof))
+    except (CommandError, OSError, ValueError) as exc:
         _fail(exc)
-    typer.echo(f"escaped: paid {payout.paid} to {trader} (tx 0x{payout.tx_hash.hex()}); "
-               f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}"
-               + (f"; {payout.unpaid} above the rate limit stays owed" if payout.unpaid else ""))
 
+    async def go(settlement):
+        if documents is None:
+            balance, withdrawal = await settlement.escape_proofs(trader, token_address)
+        else:
+            if documents[0] is None and settlement.exchange.functions.latest_epoch().call() != 0:
+                raise CommandError(f"give --api URL or --balance-proof FILE: the last checkpoint is epoch "
+                                   f"{settlement.exchange.functions.latest_epoch().call()}")
+            balance, withdrawal = settlement.proofs_from_documents(trader, token_address, *documents)
+        payout = settlement.escape(balance, withdrawal, Sender.from_key(key))
+        typer.echo(f"escaped: paid {payout.paid} to {trader} (tx 0x{payout.tx_hash.hex()}); "
+                   f"balance {payout.trader_balance_before} -> {payout.trader_balance_after}"
+                   + (f"; {payout.unpaid} above the rate limit stays owed" if payout.unpaid else ""))
 
-async def _escape_docs(urls: list[str], trader: str, token: str, epoch: int) -> tuple[dict, dict | None]:
-    import aiohttp
-
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        balance = await _proof_doc(session, urls, trader, token, "balance", epoch)
-        if balance is None:
-            raise CommandError(f"the operators no longer hold epoch {epoch}: use proof documents saved earlier")
-        return balance, await _proof_doc(session, urls, trader, token, "withdrawal", epoch)
+    _settled(api, rpc, m, go)
 
 
 # ---- audit -----------------------------------------------------------------------------------------------------

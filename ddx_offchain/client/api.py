@@ -177,18 +177,25 @@ class DdxClient:
     async def status(self) -> dict:
         return await self._get("/v1/status")
 
+    async def proof_document(self, kind: str, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
+        """GET /v1/proofs/{withdrawal|balance}/… as the node answers it, unchecked (the settlement service makes a
+        LeafProof of it, which checks it): for `epoch`, by default the last one recorded on-chain."""
+        if kind not in ("withdrawal", "balance"):
+            raise ValueError(f"no {kind} proofs: withdrawal or balance")
+        return await self._get(f"/v1/proofs/{kind}/0x{trader.hex()}/0x{token.hex()}" + ("" if epoch is None else f"?epoch={epoch}"))
+
     async def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
         """The proof document, after checking that it proves this (trader, token) leaf with the stated cumulative
         amount (or its absence) against the root it names: for `epoch`, by default the last one recorded on-chain.
         Compare the root with the contract's before claiming."""
-        doc = await self._get(f"/v1/proofs/withdrawal/0x{trader.hex()}/0x{token.hex()}" + ("" if epoch is None else f"?epoch={epoch}"))
+        doc = await self.proof_document("withdrawal", trader, token, epoch)
         self._check_leaf(doc, withdrawal_key(trader, token), lambda: withdrawal_value(trader, token, int(doc["cumulative"])), "withdrawal")
         return doc
 
     async def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> dict:
         """The BALANCE leaf (`amount`, `deposited`) the escape hatch pays from, or its absence, checked against the
         root the document names, like `withdrawal_proof`."""
-        doc = await self._get(f"/v1/proofs/balance/0x{trader.hex()}/0x{token.hex()}" + ("" if epoch is None else f"?epoch={epoch}"))
+        doc = await self.proof_document("balance", trader, token, epoch)
         self._check_leaf(doc, balance_key(trader, token), lambda: balance_value(trader, token, int(doc["amount"]), int(doc["deposited"])), "balance")
         return doc
 

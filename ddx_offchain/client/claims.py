@@ -35,7 +35,8 @@ class ClaimError(DdxError, ValueError):
 @dataclass(frozen=True)
 class LeafProof:
     """A WITHDRAWAL (cumulative) or BALANCE (escape amount, credited deposits) leaf of `trader`/`token`, proven
-    present under `root`."""
+    present under `root`. `from_api` and `from_engine` check the proof; `claim` and `escape` check a proof made any
+    other way before sending anything (the contract verifies it again)."""
 
     kind: str  # "withdrawal" or "balance"
     trader: str
@@ -55,11 +56,15 @@ class LeafProof:
         raise ClaimError(f"unknown leaf kind {self.kind!r}")
 
     def check(self) -> None:
-        """Raise ClaimError unless the proof leads from this exact leaf to `root`."""
+        """Raise ClaimError unless the proof leads from this exact leaf to `root`. Verified once per object (it is
+        immutable): `from_api` checks it, and `claim`/`escape` asking again cost nothing."""
+        if self.__dict__.get("_verified"):
+            return
         value = self.value()
         key = items.withdrawal_key(self.trader, self.token) if self.kind == "withdrawal" else items.balance_key(self.trader, self.token)
         if not verify_inclusion(self.root, InclusionProof(key, items.value_hash(value), tuple(self.siblings))):
             raise ClaimError(f"the {self.kind} proof of {self.trader}/{self.token} for {self.amount} does not lead to root 0x{self.root.hex()}")
+        object.__setattr__(self, "_verified", True)
 
     @classmethod
     def from_api(cls, doc: dict, trader: str, token: str, kind: str = "withdrawal") -> "LeafProof":
@@ -133,12 +138,15 @@ class AbsentBalance:
         return NonInclusionProof(items.balance_key(self.trader, self.token), tuple(self.siblings), self.other_key, self.other_value_hash)
 
     def check(self) -> None:
+        """Raise ClaimError unless the absence is proven under `root` (verified once per object, like LeafProof)."""
+        if self.__dict__.get("_verified"):
+            return
         if self.epoch == 0:
             if self.root != ZERO or self.siblings or self.other_key is not None:
                 raise ClaimError("before any checkpoint the root is zero and an absence needs no proof")
-            return
-        if not verify_non_inclusion(self.root, self.proof()):
+        elif not verify_non_inclusion(self.root, self.proof()):
             raise ClaimError(f"the non-inclusion proof of {self.trader}/{self.token}'s balance does not lead to root 0x{self.root.hex()}")
+        object.__setattr__(self, "_verified", True)
 
     @classmethod
     def from_engine(cls, proofs: dict, trader: str, token: str) -> "AbsentBalance":
@@ -202,7 +210,7 @@ def claim(w3: Web3, exchange, token_contract, proof: LeafProof, sender: Sender) 
     """Pay `proof.trader` its cumulative withdrawable not yet claimed. A second claim of the same amount pays 0."""
     if proof.kind != "withdrawal":
         raise ClaimError("claim takes a withdrawal proof")
-    proof.check()
+    proof.check()  # once per proof: free when from_api / from_engine made it
     _require_recorded(exchange, proof)
     before = token_contract.functions.balanceOf(proof.trader).call()
     already = exchange.functions.claimed(proof.trader, proof.token).call()
@@ -241,7 +249,7 @@ def escape(
     for leaf in (balance, withdrawal):
         if leaf is None:
             continue
-        leaf.check()
+        leaf.check()  # once per proof: free when it was made from a document
         if leaf.epoch != latest:
             raise ClaimError(f"escape proves against the last checkpoint (epoch {latest}), not epoch {leaf.epoch}")
         if leaf.epoch != 0:
