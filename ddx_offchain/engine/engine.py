@@ -975,6 +975,11 @@ class Engine:
     def snapshot(self) -> bytes:
         return snapshot_codec.take(self)
 
+    def capture(self):
+        """`snapshot()` in two steps: the state taken now (cheap: flush, copy the item dict), and a function that
+        encodes it later, on any thread (docs/engine.md, "Snapshots")."""
+        return snapshot_codec.capture(self)
+
     @classmethod
     def restore(cls, data: bytes) -> "Engine":
         return snapshot_codec.restore(cls, data)

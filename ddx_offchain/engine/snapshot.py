@@ -13,9 +13,11 @@ all state lives in the tree; the rebuilt tree's root must equal the recorded roo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
-from ..protocol.hashing import keccak256
+from ..protocol.hashing import keccak256, keccak256_chunked
 from . import book as bk
 from .codec import split_words, word_address, word_int, word_uint
 from .commands import MarketParams
@@ -53,13 +55,50 @@ READABLE = (1, 2)
 _HEADER = len(MAGIC) + 2 + 8
 
 
-def take(engine) -> bytes:
+def capture(engine) -> Callable[[], bytes]:
+    """The engine's state as of now, taken cheaply (dirty items flushed, then one copy of the item dict and of the
+    undo logs); the returned function encodes it, on any thread, into exactly what `take` returns now.
+
+    Encoding is split so that a thread running it never holds the GIL for long (the Raft runtime encodes on its
+    snapshot thread while the event loop keeps heartbeating): items are sorted in 256 buckets by first key byte
+    (the bucketing loop is Python, so it yields the GIL), each bucket is msgpack-encoded on its own and joined
+    under one array header — the same bytes as encoding the whole sorted list at once — and the checksum is
+    hashed in 1 MB pieces."""
     engine.flush()
     root = engine.tree.root()
-    items = [[k, v] for k, v in engine.tree.items()]
-    undo = [[e, sorted(engine._undo[e].items())] for e in engine.retained_epochs]
-    payload = msgspec.msgpack.encode([root, items, undo])
-    return MAGIC + VERSION.to_bytes(2, "big") + len(payload).to_bytes(8, "big") + payload + keccak256(payload)
+    items = engine.tree.copy_items()
+    undo = {e: dict(engine._undo[e]) for e in engine.retained_epochs}
+
+    def encode() -> bytes:
+        buckets: list[list[tuple[bytes, bytes]]] = [[] for _ in range(256)]
+        for pair in items.items():
+            buckets[pair[0][0]].append(pair)
+        parts = [_array_header(3), _encoder.encode(root), _array_header(len(items))]
+        for bucket in buckets:
+            if bucket:
+                bucket.sort()
+                parts.append(_encoder.encode(bucket)[len(_array_header(len(bucket))) :])
+        parts.append(_encoder.encode([[e, sorted(log.items())] for e, log in sorted(undo.items())]))
+        payload = b"".join(parts)
+        return MAGIC + VERSION.to_bytes(2, "big") + len(payload).to_bytes(8, "big") + payload + keccak256_chunked(payload)
+
+    return encode
+
+
+_encoder = msgspec.msgpack.Encoder()
+
+
+def _array_header(n: int) -> bytes:
+    """The msgpack array header msgspec writes for n elements (fixarray, array 16, array 32)."""
+    if n < 16:
+        return bytes((0x90 | n,))
+    if n < 1 << 16:
+        return b"\xdc" + n.to_bytes(2, "big")
+    return b"\xdd" + n.to_bytes(4, "big")
+
+
+def take(engine) -> bytes:
+    return capture(engine)()
 
 
 def restore(cls, data: bytes):

@@ -62,6 +62,9 @@ class EngineAdapter:
     def snapshot(self) -> bytes:
         return self.engine.snapshot()
 
+    def capture(self):
+        return self.engine.capture()
+
     def restore(self, data: bytes) -> None:
         self.engine = Engine.restore(data)
 

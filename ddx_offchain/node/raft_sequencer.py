@@ -29,6 +29,9 @@ class EntrySinkMachine:
     def snapshot(self) -> bytes:
         return self.sink.snapshot()
 
+    def capture(self):
+        return self.sink.capture()
+
     def restore(self, data: bytes) -> None:
         self.sink.restore(data)
 

@@ -6,6 +6,7 @@ entries, in log order, to the `EntrySink` it was given (the node's state machine
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from ..errors import DdxError
@@ -37,6 +38,10 @@ class EntrySink(Protocol):
     def apply_committed(self, log_index: int, data: bytes) -> None: ...
 
     def snapshot(self) -> bytes: ...
+
+    def capture(self) -> Callable[[], bytes]:
+        """snapshot() in two steps: taken now, encoded when called (on the runtime's snapshot thread)."""
+        ...
 
     def restore(self, data: bytes) -> None: ...
 

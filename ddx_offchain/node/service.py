@@ -139,6 +139,9 @@ class OperatorService:
     def snapshot(self) -> bytes:
         return self.machine.snapshot()
 
+    def capture(self) -> Callable[[], bytes]:
+        return self.machine.capture()
+
     def restore(self, data: bytes) -> None:
         self.machine.restore(data)
         for listener in self.restore_listeners:

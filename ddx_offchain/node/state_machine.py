@@ -8,6 +8,7 @@ request indexes, and hands what survives to the engine. Pure and deterministic: 
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -74,6 +75,10 @@ class ExecutionEngine(Protocol):
     def state_root(self) -> bytes: ...
 
     def snapshot(self) -> bytes: ...
+
+    def capture(self) -> Callable[[], bytes]:
+        """snapshot() in two steps: the state taken now (cheap), encoded when the result is called (any thread)."""
+        ...
 
     def restore(self, data: bytes) -> None: ...
 
@@ -208,13 +213,20 @@ class ExchangeStateMachine:
     # ------------------------------------------------------------ snapshots
 
     def snapshot(self) -> bytes:
-        seen = [
-            (trader, nonce, s.timestamp, s.request_index, s.request_hash, s.epoch)
-            for (trader, nonce), s in sorted(self._seen.items())
-        ]
-        return msgspec.msgpack.encode(
-            _Snapshot(self.next_request_index, self.last_log_index, self.high_water_ms, seen, self.engine.snapshot())
-        )
+        return self.capture()()
+
+    def capture(self) -> Callable[[], bytes]:
+        """The state as of the last applied entry, taken now (the replay window copied, the engine's own capture);
+        the returned function encodes it, on any thread: the Raft runtime encodes off the event loop."""
+        cursors = (self.next_request_index, self.last_log_index, self.high_water_ms)
+        seen = list(self._seen.items())  # SeenRequest values are immutable
+        engine = self.engine.capture()
+
+        def encode() -> bytes:
+            window = [(t, n, s.timestamp, s.request_index, s.request_hash, s.epoch) for (t, n), s in sorted(seen)]
+            return msgspec.msgpack.encode(_Snapshot(*cursors, window, engine()))
+
+        return encode
 
     def restore(self, data: bytes) -> None:
         try:

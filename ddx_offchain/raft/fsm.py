@@ -13,7 +13,7 @@ when there are too many is a function of the log alone, so every node evicts the
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -53,6 +53,10 @@ class StateMachine(Protocol):
     def snapshot(self) -> bytes:
         """The whole state as of the last applied command."""
         ...
+
+    # Optional: `capture() -> Callable[[], bytes]`, snapshot() in two steps (the state taken now, cheaply; encoded
+    # when the result is called, on any thread). The runtime then encodes snapshots off the event loop; without it
+    # snapshot() runs on the loop.
 
     def restore(self, data: bytes) -> None:
         """Replace the whole state with a snapshot's."""
@@ -171,7 +175,22 @@ class SessionStateMachine:
             self._sessions.move_to_end(command.client_id)
 
     def snapshot(self) -> bytes:
-        return _envelope_encoder.encode(_SessionSnapshot(list(self._sessions.values()), self.application.snapshot()))
+        return self.capture()()
+
+    def capture(self) -> Callable[[], bytes]:
+        """The sessions copied now (they are updated in place) and the application's capture, if it has one."""
+        sessions = [msgspec.structs.replace(session) for session in self._sessions.values()]
+        capture = getattr(self.application, "capture", None)
+        if capture is not None:
+            application = capture()
+        else:
+            data = self.application.snapshot()
+            application = lambda: data  # noqa: E731
+
+        def encode() -> bytes:
+            return _envelope_encoder.encode(_SessionSnapshot(sessions, application()))
+
+        return encode
 
     def restore(self, data: bytes) -> None:
         image = _snapshot_decoder.decode(data)

@@ -105,6 +105,13 @@ class StateTree:
         """Every key, ascending (sorts: O(n log n))."""
         return iter(sorted(self._items))
 
+    def copy_items(self) -> dict[bytes, bytes]:
+        """A copy of every (key, value), unordered: one C-level dict copy, for a snapshot captured now and encoded
+        later (elsewhere)."""
+        if not self._keep_values:
+            raise ValuesNotKept("this tree keeps value hashes only (keep_values=False)")
+        return dict(self._items)
+
     def items(self) -> Iterator[tuple[bytes, bytes]]:
         """Every (key, value), ascending by key."""
         if not self._keep_values:

@@ -87,3 +87,29 @@ def test_a_position_reopened_after_going_flat_has_the_same_root_after_a_snapshot
         updates = driver.order(b, SELL, usd(2_000), 500_000)  # a opens a new long
         assert [u.realized_pnl for u in updates if isinstance(u, PositionUpdate) and u.trader == a] == [0]
     assert restored.engine.state_root() == d.engine.state_root()
+
+
+def test_a_capture_is_the_snapshot_of_its_moment_and_encodes_like_one_msgpack_document():
+    """capture() takes the state now; encoding later (on the runtime's snapshot thread) gives exactly the bytes
+    snapshot() gave at capture time, and the bucketed encoding equals msgspec's encoding of the whole document."""
+    import msgspec
+    from engine_helpers import Driver, trader, usd
+
+    from ddx_offchain.engine.snapshot import _HEADER
+
+    d = Driver()
+    for i in range(1, 60):
+        d.deposit(trader(i), usd(10 + i))
+    d.epoch()
+    d.deposit(trader(99), usd(3))
+    now = d.engine.snapshot()
+    encode = d.engine.capture()
+    d.deposit(trader(98), usd(4))  # after the capture: not in it
+    assert encode() == now != d.engine.snapshot()
+    engine = Engine.restore(now)
+    engine.flush()
+    whole = msgspec.msgpack.encode([
+        engine.tree.root(), [[k, v] for k, v in engine.tree.items()],
+        [[e, sorted(engine._undo[e].items())] for e in engine.retained_epochs],
+    ])
+    assert now[_HEADER:-32] == whole

@@ -113,6 +113,10 @@ class RecordingEngine:
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(_State(self.ordinal, self.root, self.current_epoch, self.orders))
 
+    def capture(self):
+        data = self.snapshot()
+        return lambda: data
+
     def restore(self, data: bytes) -> None:
         state = msgspec.msgpack.decode(data, type=_State)
         self.ordinal, self.root, self.current_epoch = state.ordinal, state.root, state.epoch
