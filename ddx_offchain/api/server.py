@@ -22,7 +22,7 @@ from ..errors import DdxError
 from ..node.admission import MAX_BODY_BYTES
 from ..node.feeds import FeedHub, ResumeUnavailable
 from ..node.history import History
-from ..node.metrics import CONTENT_TYPE, NodeMetrics
+from ..node.node_metrics import CONTENT_TYPE, NodeMetrics
 from ..node.service import OperatorService, ReceiptRecord
 from ..node.views import ExchangeView
 from ..protocol.eip712 import from_json

@@ -224,7 +224,7 @@ class OperatorChain:
         """Publish into the node's Prometheus registry (`NodeMetrics`) and record each checkpoint stage change in
         its history (`History.record_checkpoint`, served by GET /v1/checkpoints)."""
         if metrics is not None:
-            from .metrics import ChainMetrics
+            from .chain_metrics import ChainMetrics
 
             chain_metrics = ChainMetrics(metrics.registry)
             metrics.on_refresh(lambda: chain_metrics.refresh(self.watcher if self._was_leader else None, self.checkpointer))

@@ -69,7 +69,7 @@ def setup_logging(node_id: int, level: str = "INFO") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
-class RunningNode:
+class OperatorProcess:
     """An operator with its Raft runtime and API started (also used in-process by tests and the devnet)."""
 
     def __init__(self, settings: NodeSettings, operator_key: bytes) -> None:
@@ -179,7 +179,7 @@ class RunningNode:
 
 
 async def serve(settings: NodeSettings, operator_key: bytes) -> None:
-    running = RunningNode(settings, operator_key)
+    running = OperatorProcess(settings, operator_key)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,5 +1,5 @@
 """The full devnet: a chain (embedded py-evm by default, or any JSON-RPC node with `rpc_url`), the exchange deployed
-through the deploy script's code path, a funded mock collateral token, and N operators — each a `RunningNode`
+through the deploy script's code path, a funded mock collateral token, and N operators — each a `OperatorProcess`
 (Raft over loopback TCP with TLS, engine, history, API) with its `OperatorChain` (watcher and epoch scheduler
 while leader, verifier and checkpointer always) — in one process.
 
@@ -46,7 +46,7 @@ class DevnetCluster:
     operator_keys: list[bytes]
     api_urls: list[str]
     root: Path
-    nodes: list = field(default_factory=list)  # RunningNode
+    nodes: list = field(default_factory=list)  # OperatorProcess
     chains: list[OperatorChain] = field(default_factory=list)
     rpcs: list[Web3ChainRpc] = field(default_factory=list)
     board: SignatureBoard = field(default_factory=SignatureBoard)
@@ -111,7 +111,7 @@ class DevnetCluster:
         if index in self.stopped:
             return
         self.stopped.add(index)
-        try:  # the node stops its chain side first (RunningNode.stop)
+        try:  # the node stops its chain side first (OperatorProcess.stop)
             await asyncio.wait_for(self.nodes[index].stop(), STOP_TIMEOUT_S)
         except asyncio.TimeoutError:
             log.warning("operator %d did not stop within %.0f s", index + 1, STOP_TIMEOUT_S)
@@ -165,7 +165,7 @@ async def start_cluster(
     from ..daemon.cluster_files import write_cluster
     from ..daemon.config import load_config
     from ..daemon.keystore import write_keystore
-    from ..daemon.run import RunningNode
+    from ..daemon.run import OperatorProcess
 
     root.mkdir(parents=True, exist_ok=True)
     if rpc_url is None:
@@ -205,7 +205,7 @@ async def start_cluster(
     cluster = DevnetCluster(w3, exchange, token, manifest, domain, keys, files.api_urls, root)
     settings = with_overrides(ChainSettings.embedded(manifest.deployment_block, epoch_interval_s), confirmations=confirmations)
     for path, key in zip(files.configs, keys):
-        running = RunningNode(load_config(path), key)
+        running = OperatorProcess(load_config(path), key)
         rpc = Web3ChainRpc(make_async(), manifest.exchange, compile_contract("Exchange").abi)
         adapter = running.node.engine
         chain = OperatorChain(

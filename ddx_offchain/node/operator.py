@@ -19,7 +19,7 @@ from .admission import Admission, AdmissionLimits
 from .backfill import HistoryBackfill, SnapshotMark
 from .feeds import FeedHub
 from .history import History
-from .metrics import NodeMetrics
+from .node_metrics import NodeMetrics
 from .sequencer import Sequencer
 from .service import OperatorService, ReceiptRecord
 from .state_machine import AppliedEntry, ExchangeStateMachine, ExecutionEngine

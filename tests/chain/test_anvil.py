@@ -160,7 +160,7 @@ def test_the_node_builds_its_chain_side_from_its_config(anvil, tmp_path):
 
 
 def test_ddx_node_with_a_chain_section_runs_its_chain_side(anvil, tmp_path):
-    """RunningNode (what `ddx node --config` runs): [chain] rpc + manifest start the watcher and checkpointer with
+    """OperatorProcess (what `ddx node --config` runs): [chain] rpc + manifest start the watcher and checkpointer with
     the node; /v1/status carries their progress, the signature route is mounted, and both stop with the node."""
     from dataclasses import replace
 
@@ -169,7 +169,7 @@ def test_ddx_node_with_a_chain_section_runs_its_chain_side(anvil, tmp_path):
 
     from ddx_offchain.daemon.cluster_files import write_cluster
     from ddx_offchain.daemon.config import load_config
-    from ddx_offchain.daemon.run import RunningNode
+    from ddx_offchain.daemon.run import OperatorProcess
     from ddx_offchain.deployment.deploy import DeployConfig, deploy_and_record
     from ddx_offchain.deployment.embedded import Web3Deployer
     from ddx_offchain.deployment.genesis import example_genesis
@@ -189,7 +189,7 @@ def test_ddx_node_with_a_chain_section_runs_its_chain_side(anvil, tmp_path):
     base = files.api_urls[0]
 
     async def scenario():
-        running = RunningNode(settings, lab.keys[0])
+        running = OperatorProcess(settings, lab.keys[0])
         assert running.chain is None and running.node.checkpoint_status() == {"state": "not_configured"}
         await running.start()
         try:
@@ -222,13 +222,13 @@ def test_ddx_node_refuses_a_chain_rpc_without_a_manifest(tmp_path):
     from ddx_offchain.chain.operator_chain import ChainSetupError
     from ddx_offchain.daemon.cluster_files import write_cluster
     from ddx_offchain.daemon.config import load_config
-    from ddx_offchain.daemon.run import RunningNode
+    from ddx_offchain.daemon.run import OperatorProcess
     from ddx_offchain.deployment.genesis import example_genesis
     from ddx_offchain.protocol.eip712 import Domain as RequestDomain
 
     files = write_cluster(tmp_path / "ops", 1, RequestDomain.of(1337, "0x" + "22" * 20), example_genesis("0x" + "33" * 20))
     settings = replace(load_config(files.configs[0]), rpc="http://127.0.0.1:9", manifest=None)
-    running = RunningNode(settings, b"\x01" * 32)
+    running = OperatorProcess(settings, b"\x01" * 32)
     with pytest.raises(ChainSetupError, match="chain.manifest"):
         asyncio.run(running.start())
     assert running.runner is None and running.chain is None

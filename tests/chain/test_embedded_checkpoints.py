@@ -13,11 +13,11 @@ import pytest
 from chainlab import embedded_lab
 from prometheus_client import CollectorRegistry
 
+from ddx_offchain.chain.chain_metrics import ChainMetrics
 from ddx_offchain.chain.checkpointer import CheckpointerConfig
 from ddx_offchain.chain.core.blocks import SequencedBlock
 from ddx_offchain.chain.core.follower import FollowerConfig
 from ddx_offchain.chain.core.relay_policy import relay_order
-from ddx_offchain.chain.metrics import ChainMetrics
 from ddx_offchain.engine.commands import ChainBlock, Deposit
 from ddx_offchain.engine.updates import Accepted
 
