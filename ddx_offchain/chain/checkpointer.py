@@ -219,13 +219,15 @@ class Checkpointer:
     async def _collect(self, cp: EpochCheckpoint, now: float) -> None:
         if cp.own_signature is not None:
             await self.exchange.publish(cp.epoch, self.me, cp.own_signature)  # idempotent; survives peer restarts
-        for signer, signature in (await self.exchange.collect(cp.epoch)).items():
-            if cp.signatures.get(signer) == signature:
+        counted = set(cp.signatures.values())
+        for answer in await self.exchange.collect(cp.epoch):
+            if answer.signature in counted:
                 continue
             try:
-                self.progress.add_signature(cp.epoch, signer, signature, now)
+                self.progress.add_answer(cp.epoch, answer.source, answer.signature, now)
             except SignatureRejected as exc:
-                log.warning("signature of %s for epoch %d not counted: %s", signer, cp.epoch, exc)
+                log.warning("answer from %s (claiming %s) for epoch %d not counted: %s", answer.source,
+                            answer.claimed_signer, cp.epoch, exc)
 
     async def _observe_chain(self, cp: EpochCheckpoint, now: float) -> None:
         root = await self.rpc.checkpoint_root(cp.epoch)

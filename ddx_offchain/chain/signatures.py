@@ -4,6 +4,10 @@ Each operator publishes its own signature for an epoch and collects the others'.
 (they go on-chain) and every one is checked on receipt against this operator's own checkpoint message
 (progress.py), so the channel needs no secrecy and no trust: a peer that lies only fails to count.
 
+`collect` returns every answer with its *source* (the peer that sent it), never a map keyed by the signer an answer
+claims: a lying peer answering "as operator X" with junk must not be able to displace X's real signature, nor get
+X blamed for it. The checkpointer recovers each answer's signer itself and keeps every valid one.
+
 - `SignatureBoard`: in-process, for operators sharing one process (tests, the in-process devnet).
 - `HttpSignatureExchange`: publishes locally and pulls from the peers' node APIs,
   `GET {peer}/v1/checkpoints/{epoch}/signature` -> {"epoch": "N", "signer": "0x…", "signature": "0x…"};
@@ -14,15 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Protocol
 
 MAX_RESPONSE_BYTES = 4096
+SELF = "self"
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureAnswer:
+    source: str  # who sent it: a peer's URL, SELF, or the publishing operator on an in-process board
+    claimed_signer: str  # what the answer says; never trusted (the signature's recovery decides)
+    signature: bytes
 
 
 class SignatureExchange(Protocol):
     async def publish(self, epoch: int, signer: str, signature: bytes) -> None: ...
 
-    async def collect(self, epoch: int) -> dict[str, bytes]: ...
+    async def collect(self, epoch: int) -> list[SignatureAnswer]: ...
 
 
 class SignatureBoard:
@@ -34,8 +47,8 @@ class SignatureBoard:
     async def publish(self, epoch: int, signer: str, signature: bytes) -> None:
         self.signatures.setdefault(epoch, {})[signer] = signature
 
-    async def collect(self, epoch: int) -> dict[str, bytes]:
-        return dict(self.signatures.get(epoch, {}))
+    async def collect(self, epoch: int) -> list[SignatureAnswer]:
+        return [SignatureAnswer(signer, signer, sig) for signer, sig in self.signatures.get(epoch, {}).items()]
 
 
 class HttpSignatureExchange:
@@ -48,19 +61,20 @@ class HttpSignatureExchange:
     async def publish(self, epoch: int, signer: str, signature: bytes) -> None:
         self.own[epoch] = (signer, signature)
 
-    async def collect(self, epoch: int) -> dict[str, bytes]:
+    async def collect(self, epoch: int) -> list[SignatureAnswer]:
+        """This operator's own signature and every peer's answer, each with the peer that sent it."""
         import aiohttp
 
-        out: dict[str, bytes] = {}
+        out: list[SignatureAnswer] = []
         if epoch in self.own:
             signer, signature = self.own[epoch]
-            out[signer] = signature
+            out.append(SignatureAnswer(SELF, signer, signature))
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             answers = await asyncio.gather(*(self._fetch(session, url, epoch) for url in self.peer_urls))
-        for answer in answers:
+        for url, answer in zip(self.peer_urls, answers):
             if answer is not None:
-                out[answer[0]] = answer[1]
+                out.append(SignatureAnswer(url, *answer))
         return out
 
     async def _fetch(self, session, url: str, epoch: int) -> tuple[str, bytes] | None:

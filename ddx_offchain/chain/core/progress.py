@@ -66,7 +66,7 @@ class EpochCheckpoint:
     stage: Stage = Stage.BUILT
     own_signature: bytes | None = None
     signatures: dict[str, bytes] = field(default_factory=dict)  # signer address -> 65-byte signature
-    rejected: dict[str, str] = field(default_factory=dict)  # peer address -> why its signature did not count
+    rejected: dict[str, str] = field(default_factory=dict)  # source (peer) -> why its answer did not count
     waiting: str | None = None  # why this operator has not signed yet
     reason: str | None = None  # why it refused, or the conflict
     quorum_at: float | None = None
@@ -106,9 +106,9 @@ class CheckpointProgress:
             return existing
         message.message()  # validates every field
         cp = self.epochs[message.epoch] = EpochCheckpoint(message.epoch, message, now)
-        for signer, signature in self._early.pop(message.epoch, {}).items():
+        for source, signature in self._early.pop(message.epoch, {}).items():
             try:
-                self.add_signature(message.epoch, signer, signature, now)
+                self.add_answer(message.epoch, source, signature, now)
             except SignatureRejected:
                 pass
         return cp
@@ -140,40 +140,49 @@ class CheckpointProgress:
         self._check_quorum(cp, now)
 
     def add_signature(self, epoch: int, signer: str, signature: bytes, now: float) -> None:
-        """A peer's signature for `epoch`: counted only if it recovers to `signer`, a member of the set, over
-        exactly this operator's checkpoint message. Raises SignatureRejected otherwise."""
+        """A signature for `epoch` that operator `signer` published: an answer whose source is `signer`."""
         try:
             signer = om.sort_operators([signer])[0]
         except ProtocolError as exc:
             raise SignatureRejected(str(exc)) from None
         if signer not in self.operator_set.members:
             raise SignatureRejected(f"{signer} is not in operator set {self.operator_set.id}")
+        self.add_answer(epoch, signer, signature, now)
+
+    def add_answer(self, epoch: int, source: str, signature: bytes, now: float) -> str | None:
+        """A signature for `epoch` sent by `source` (a peer), whatever signer it claims to be: counted, under the
+        member it recovers to over exactly this operator's checkpoint message, and never replacing a valid one
+        already counted; otherwise the refusal is recorded against `source`, the one that sent it (a lying peer
+        cannot displace an honest operator's signature or get it blamed). Returns the recovered member (None: kept
+        for an epoch not built yet). Raises SignatureRejected."""
         if not isinstance(signature, bytes) or len(signature) != om.SIGNATURE_LENGTH:
             raise SignatureRejected(f"a signature is {om.SIGNATURE_LENGTH} bytes")
         cp = self.epochs.get(epoch)
         if cp is None:
-            self._keep_early(epoch, signer, signature)
-            return
+            self._keep_early(epoch, source, signature)
+            return None
         if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_N:
-            cp.rejected[signer] = "high-s signature"
-            raise SignatureRejected(cp.rejected[signer])
+            cp.rejected[source] = "high-s signature"
+            raise SignatureRejected(cp.rejected[source])
         try:
             recovered = om.recover(cp.message, self.domain, signature)
         except Exception as exc:  # eth-keys raises several types for malformed signatures; om refuses v not 27/28
-            cp.rejected[signer] = f"unreadable signature: {exc}"
-            raise SignatureRejected(cp.rejected[signer]) from None
-        if recovered != signer:
-            cp.rejected[signer] = "signed another checkpoint for this epoch (different root or anchor block)"
-            raise SignatureRejected(cp.rejected[signer])
-        cp.rejected.pop(signer, None)
-        cp.signatures[signer] = signature
+            cp.rejected[source] = f"unreadable signature: {exc}"
+            raise SignatureRejected(cp.rejected[source]) from None
+        if recovered not in self.operator_set.members:
+            cp.rejected[source] = ("not a member's signature over this checkpoint: signed another checkpoint for "
+                                   "this epoch (different root or anchor block), or junk")
+            raise SignatureRejected(cp.rejected[source])
+        cp.rejected.pop(source, None)
+        cp.signatures.setdefault(recovered, signature)  # a valid signature is never replaced
         self._check_quorum(cp, now)
+        return recovered
 
-    def _keep_early(self, epoch: int, signer: str, signature: bytes) -> None:
+    def _keep_early(self, epoch: int, source: str, signature: bytes) -> None:
         built = max(self.epochs) if self.epochs else 0
         if epoch <= built or epoch > built + MAX_EARLY_EPOCHS:
             raise SignatureRejected(f"epoch {epoch} is not expected here (latest built {built})")
-        self._early.setdefault(epoch, {})[signer] = signature
+        self._early.setdefault(epoch, {})[source] = signature
 
     def _check_quorum(self, cp: EpochCheckpoint, now: float) -> None:
         if cp.stage is Stage.SIGNED and len(cp.signatures) >= self.operator_set.threshold:
@@ -325,7 +334,7 @@ def epoch_status(progress: CheckpointProgress, cp: EpochCheckpoint, now: float) 
         "threshold": operator_set.threshold,
         "operators": len(operator_set.members),
         "signers": sorted(cp.signatures),
-        "rejectedSigners": dict(sorted(cp.rejected.items())),
+        "rejectedAnswers": dict(sorted(cp.rejected.items())),
         "waiting": cp.waiting,
         "reason": cp.reason,
         "txHashes": ["0x" + s.tx_hash.hex() for s in cp.submissions],
