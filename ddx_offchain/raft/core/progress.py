@@ -15,6 +15,8 @@ from __future__ import annotations
 import enum
 from collections import deque
 
+from ddx_offchain.raft.core.errors import LogInvariantError
+
 
 class ProgressState(enum.IntEnum):
     PROBE = 0
@@ -119,7 +121,8 @@ class Progress:
             return True
         if self.next - 1 != rejected:
             return False  # not the probe we are waiting for
-        self.next = max(min(rejected, match_hint + 1), 1)
+        # never below match + 1: what the follower acknowledged it has (etcd's floor; a confused hint cannot undo it)
+        self.next = max(min(rejected, match_hint + 1), self.match + 1)
         self.probe_sent = False
         return True
 
@@ -132,6 +135,8 @@ class Progress:
 
     def sent_entries(self, count: int, size: int) -> None:
         """An APPEND with ``count`` entries starting at ``next`` was just sent."""
+        if self.next <= self.match:  # sending from at or below what the follower has: flow control is corrupt
+            raise LogInvariantError(f"progress next {self.next} not above match {self.match}")
         if self.state == ProgressState.REPLICATE:
             if count > 0:
                 last = self.next + count - 1

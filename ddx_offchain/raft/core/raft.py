@@ -124,6 +124,8 @@ class Raft:
 
     # --- role transitions ------------------------------------------------------------------------------------
     def _reset(self, term: int) -> None:
+        if term < self.term:  # a term only grows: going back would let this node vote twice in a term
+            raise LogInvariantError(f"term would go back from {self.term} to {term}")
         if self.term != term:
             self.term = term
             self.vote = NO_NODE
@@ -433,11 +435,17 @@ class Raft:
                 self._send(Message(type=resp_type, to=m.from_), term=m.term)
                 if t == MT.VOTE:
                     self.election_elapsed = 0
-                    self.vote = m.from_
+                    self._record_vote(m.from_)
             else:
                 self._send(Message(type=resp_type, to=m.from_, reject=True), term=self.term)
         else:
             self._step_role(m)
+
+    def _record_vote(self, candidate: int) -> None:
+        """At most one vote per term: the rule election safety rests on, checked whatever granted it."""
+        if self.vote not in (NO_NODE, candidate):
+            raise LogInvariantError(f"second vote in term {self.term}: {self.vote}, then {candidate}")
+        self.vote = candidate
 
     # --- elections -------------------------------------------------------------------------------------------
     def _has_unapplied_conf_change(self) -> bool:
