@@ -197,6 +197,12 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
     data_dir = (base_dir / doc.node.data_dir).resolve()
     history_path = None
     if doc.history.enabled:
+        # A node that catches up by snapshot fills its history from a peer's request log: without every peer's
+        # API URL it would keep silent gaps (and the chain side could not collect that peer's signatures).
+        missing = [p.id for p in doc.peers if not p.api]
+        if missing:
+            raise ConfigError(f"peers {missing}: api is required (history backfill and checkpoint signatures read "
+                              "each peer's API); or set [history] enabled = false")
         history_path = (base_dir / doc.history.path).resolve() if doc.history.path else data_dir / "history.sqlite"
     return NodeSettings(
         node_id=node_id,

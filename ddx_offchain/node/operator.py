@@ -27,6 +27,9 @@ from .views import ExchangeView
 
 log = logging.getLogger("ddx.node")
 
+BACKFILL_RETRY_FIRST_S = 1.0  # a failed history backfill is retried after this, doubling up to the max
+BACKFILL_RETRY_MAX_S = 60.0
+
 
 def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -149,13 +152,29 @@ class OperatorNode:
         self._backfill_task = loop.create_task(self._backfill(mark))
 
     async def _backfill(self, mark: SnapshotMark) -> None:
-        assert self.backfill is not None
-        try:
-            if await self.backfill.run(mark) and self.feeds.gap_below <= mark.last_ordinal:
-                self.feeds.gap_below = 0  # history now holds every update up to the snapshot
-        except Exception:
-            log.exception("history backfill failed")
-            self.backfill.state = {"state": "failed", "errors": ["internal error"]}
+        """Fill history below the snapshot, retrying with backoff until it is whole: peers that were down (all
+        nodes restarting together) come back, and a gap must never stay silently (docs/api.md, History)."""
+        backfill = self.backfill
+        if backfill is None:
+            return
+        delay = BACKFILL_RETRY_FIRST_S
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                done = await backfill.run(mark)
+            except Exception:
+                log.exception("history backfill failed")
+                backfill.state = {"state": "failed", "errors": ["internal error"]}
+                done = False
+            if done:
+                if self.feeds.gap_below <= mark.last_ordinal:
+                    self.feeds.gap_below = 0  # history now holds every update up to the snapshot
+                return
+            backfill.state = backfill.state | {"attempts": attempt, "retryInSeconds": delay}
+            log.warning("history backfill attempt %d failed; retrying in %.0f s", attempt, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKFILL_RETRY_MAX_S)
 
     def _on_applied(self, applied: AppliedEntry) -> None:
         self.metrics.observe_applied(applied.status, len(applied.updates))

@@ -148,3 +148,31 @@ def test_without_an_honest_peer_history_is_left_untouched(tmp_path):
         assert history.requests(1, 100) == []
     finally:
         history.close()
+
+
+def test_a_failed_backfill_is_retried_until_history_is_whole(monkeypatch):
+    """All nodes restarted together: the first to come up finds its peers down. The backfill must keep trying
+    (with backoff) until a peer answers, never leave the gap for good (issue: permanent history gaps)."""
+    from ddx_offchain.node import operator as operator_module
+    from ddx_offchain.node.operator import OperatorNode
+
+    monkeypatch.setattr(operator_module, "BACKFILL_RETRY_FIRST_S", 0.001)
+    outcomes = iter([False, False, True])  # peers down twice, then up
+    calls = []
+
+    class FlakyPeers:
+        state: dict = {"state": "idle"}
+
+        async def run(self, mark):
+            calls.append(mark)
+            done = next(outcomes)
+            self.state = {"state": "done" if done else "failed", "errors": [] if done else ["ConnectionRefusedError"]}
+            return done
+
+    node = OperatorNode(node_id=1, domain=DOMAIN, operator_key=b"\x0e" * 32, engine=RecordingEngine(),
+                        view=RecordingEngine(), history_path=None)
+    node.backfill = FlakyPeers()
+    node.feeds.gap_below = 7
+    mark = SnapshotMark(4, 9, b"\x00" * 32, 7)
+    asyncio.run(node._backfill(mark))
+    assert len(calls) == 3 and node.backfill.state["state"] == "done" and node.feeds.gap_below == 0

@@ -98,6 +98,8 @@ def test_chain_confirmations_and_epoch_interval_override_the_network_defaults(fo
         (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nconfirmations = \"6\""), "confirmations"),
         (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nepoch_interval_ms = 99"), "chain.epoch_interval_ms"),
         (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nepoch_interval_ms = 1.5"), "epoch_interval_ms"),
+        # a peer without its API would leave history gaps after a snapshot install, silently
+        (lambda t: t.replace('api = "http://127.0.0.1:8002"\n', ""), "peers [2]: api is required"),
     ],
 )
 def test_bad_configs_name_the_field(folder, edit, message):
@@ -168,3 +170,8 @@ def test_manifest_must_match_the_domain_and_list_this_operator(folder):
         check_deployment(settings_with(dataclasses.replace(manifest, chain_id=1)), me)
     with pytest.raises(ConfigError, match="exchange"):
         check_deployment(settings_with(dataclasses.replace(manifest, exchange=checksum_address(b"\x5b" * 20))), me)
+
+
+def test_a_peer_without_an_api_is_fine_when_the_node_keeps_no_history(folder):
+    text = GOOD.replace('api = "http://127.0.0.1:8002"\n', "") + "\n[history]\nenabled = false\n"
+    assert parse_config(text, folder).history_path is None
