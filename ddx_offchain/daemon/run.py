@@ -25,7 +25,7 @@ from ..engine.engine import Engine
 from ..node.admission import AdmissionLimits
 from ..node.engine_adapter import EngineAdapter
 from ..node.operator import OperatorNode
-from ..node.raft_sequencer import EntrySinkMachine, RaftSequencer
+from ..node.raft_sequencer import RaftSequencer
 from ..node.state_machine import REFUSED, AppliedEntry
 from ..raft.runtime import NodeConfig, RaftNode
 from ..raft.transport import TlsMaterial
@@ -107,7 +107,7 @@ class OperatorProcess:
                 write_in_thread=settings.write_in_thread,
                 proposal_timeout_seconds=settings.proposal_timeout_seconds,
             ),
-            EntrySinkMachine(self.node.service),
+            self.node.service,  # the raft.fsm.StateMachine the runtime applies to
         )
         self.node.attach(RaftSequencer(self.raft))
         self.runner: web.AppRunner | None = None

@@ -7,33 +7,9 @@ exactly-once comes from the state machine's (trader, nonce) rule, so proposals c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from ..raft import runtime as rt
-from ..raft.fsm import Command
 from ..raft.messages import NO_NODE
-from .sequencer import DefinitelyNotSequenced, EntrySink, NotLeaderError, SequencingError
-
-
-class EntrySinkMachine:
-    """fsm.StateMachine adapter: hands each committed command to the node, in log order."""
-
-    def __init__(self, sink: EntrySink) -> None:
-        self.sink = sink
-
-    def apply(self, commands: Sequence[Command]) -> list[bytes | None]:
-        for command in commands:
-            self.sink.apply_committed(command.index, command.payload)
-        return [None] * len(commands)
-
-    def snapshot(self) -> bytes:
-        return self.sink.snapshot()
-
-    def capture(self):
-        return self.sink.capture()
-
-    def restore(self, data: bytes) -> None:
-        self.sink.restore(data)
+from .sequencer import DefinitelyNotSequenced, NotLeaderError, SequencingError
 
 
 class RaftSequencer:

@@ -1,7 +1,8 @@
 """The seam between the node and Raft: what the operator service needs from a sequencer.
 
-`RaftSequencer` (node/raft_sequencer.py) implements it over the Raft runtime. The sequencer delivers committed
-entries, in log order, to the `EntrySink` it was given (the node's state machine), on the event loop thread.
+`RaftSequencer` (node/raft_sequencer.py) implements it over the Raft runtime. Committed entries reach the node's
+`OperatorService` in log order, on the event loop thread: as the Raft runtime's `raft.fsm.StateMachine` (its
+`apply`), or through `apply_committed` (the `EntrySink` an in-memory sequencer drives).
 """
 
 from __future__ import annotations

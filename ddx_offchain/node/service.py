@@ -12,11 +12,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..protocol.eip712 import Domain, DomainCache, Signer, checksum_address
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND, Receipt, SignedReceipt, SignedRequest, encode_entry
+from ..raft.fsm import Command
 from .admission import Admission, AdmissionError, RefusedWhenApplied
 from .sequencer import DefinitelyNotSequenced, NotLeaderError, Sequencer, SequencingError
 from .state_machine import DUPLICATE, REFUSED, SEQUENCED, AppliedEntry, ExchangeStateMachine
@@ -112,6 +113,13 @@ class OperatorService:
         self.restore_listeners: list[Callable[[], None]] = []  # state replaced by a snapshot (feeds restart there)
 
     # ------------------------------------------------------------ the applied stream (from the sequencer)
+
+    def apply(self, commands: Sequence[Command]) -> list[bytes | None]:
+        """raft.fsm.StateMachine: the runtime hands committed commands here directly, each applied in log order
+        (a proposal's outcome reaches its submitter through `_pending`, not through Raft's result)."""
+        for command in commands:
+            self.apply_committed(command.index, command.payload)
+        return [None] * len(commands)
 
     def apply_committed(self, log_index: int, data: bytes) -> None:
         started = time.perf_counter()

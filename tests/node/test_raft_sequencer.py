@@ -10,7 +10,7 @@ from fakes import RecordingEngine
 from test_state_machine import KEY, T0
 
 from ddx_offchain.node.operator import OperatorNode
-from ddx_offchain.node.raft_sequencer import EntrySinkMachine, RaftSequencer
+from ddx_offchain.node.raft_sequencer import RaftSequencer
 from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.requests import (
     PlaceOrder,
@@ -57,7 +57,7 @@ async def start_cluster(tmp_path, n=3):
             tls=TlsMaterial(certs[i].cert_pem, certs[i].key_pem, {j: c.cert_pem for j, c in certs.items()}),
             tick_seconds=0.02,
         )
-        raft = RaftNode(config, EntrySinkMachine(node.service))
+        raft = RaftNode(config, node.service)
         node.attach(RaftSequencer(raft))
         await raft.start()
         nodes.append((node, raft))
