@@ -64,6 +64,7 @@ from ddx_offchain.raft.messages import (
     StateRole,
     decode_conf_change,
 )
+from ddx_offchain.raft.ports import PeerTransport, TransportFactory
 from ddx_offchain.raft.rawnode import ProposalDroppedError, RawNode, Ready, StepError
 from ddx_offchain.raft.transport import TlsMaterial, Transport, TransportConfig, TransportHandler
 
@@ -218,7 +219,7 @@ class RaftNode:
         state_machine: StateMachine,
         *,
         open_storage: Callable[[NodeConfig], DiskStorage] | None = None,
-        make_transport: Callable[[TransportConfig, TransportHandler], Transport] | None = None,
+        make_transport: TransportFactory | None = None,
     ) -> None:
         self.config = config
         self._open_storage = open_storage or (lambda c: DiskStorage(c.data_dir, segment_bytes=c.segment_bytes))
@@ -229,7 +230,7 @@ class RaftNode:
         self._node: RawNode | None = None
         self._log: _DiskLog | None = None
         self._driver: ReadyDriver | None = None
-        self._transport: Transport | None = None
+        self._transport: PeerTransport | None = None
         self._disk = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"raft-disk-{config.node_id}")
         # Snapshot files are written on their own thread: a large one takes seconds to write and fsync, and
         # behind it on the log thread every log write (so every Ready, heartbeats included) would wait.
