@@ -226,11 +226,15 @@ class Api:
 
     async def get_withdrawal_proof(self, request: web.Request) -> web.Response:
         trader, token = _path_value(request, "trader", "address"), _path_value(request, "token", "address")
-        return web.json_response(render.proof_doc(self.node.view.withdrawal_proof(trader, token, self._proof_epoch(request))))
+        epoch = self._proof_epoch(request)
+        await self.node.view.prepare_proofs(epoch)  # a first proof of an epoch rebuilds its tree off the loop
+        return web.json_response(render.proof_doc(self.node.view.withdrawal_proof(trader, token, epoch)))
 
     async def get_balance_proof(self, request: web.Request) -> web.Response:
         trader, token = _path_value(request, "trader", "address"), _path_value(request, "token", "address")
-        return web.json_response(render.proof_doc(self.node.view.balance_proof(trader, token, self._proof_epoch(request))))
+        epoch = self._proof_epoch(request)
+        await self.node.view.prepare_proofs(epoch)
+        return web.json_response(render.proof_doc(self.node.view.balance_proof(trader, token, epoch)))
 
     # ------------------------------------------------------------ operations
 

@@ -879,23 +879,43 @@ class Engine:
     def epoch_tree(self, epoch: int):
         """The state tree as `epoch` froze it: today's items with the undo logs of `epoch` and every later epoch
         applied, newest first; rebuilt once and cached (a frozen epoch never changes)."""
-        if epoch not in self._undo:
-            raise UnknownEpochError(f"epoch {epoch} is not retained (the last {self.epochs_retained} are)")
         tree = self._epoch_tree_cache.get(epoch)
         if tree is None:
-            self.flush()
-            items = dict(self.tree.items())
-            for later in sorted((e for e in self._undo if e >= epoch), reverse=True):
-                for key, value in self._undo[later].items():
+            build = self.epoch_tree_builder(epoch)
+            tree = self.keep_epoch_tree(epoch, build())
+        return tree
+
+    def epoch_tree_builder(self, epoch: int):
+        """What `epoch_tree` does in two steps: the inputs taken now (one copy of today's items and of the undo logs
+        of `epoch` and later), and a function that rebuilds the tree from them, on any thread (the node builds it
+        off its event loop); `keep_epoch_tree` then caches it. UnknownEpochError if `epoch` is not retained."""
+        if epoch not in self._undo:
+            raise UnknownEpochError(f"epoch {epoch} is not retained (the last {self.epochs_retained} are)")
+        self.flush()
+        items = self.tree.copy_items()
+        logs = [dict(self._undo[e]) for e in sorted((e for e in self._undo if e >= epoch), reverse=True)]
+
+        def build():
+            for log in logs:  # newest first
+                for key, value in log.items():
                     if value is None:
                         items.pop(key, None)
                     else:
                         items[key] = value
-            tree = tree_from_items(sorted(items.items()))
-            if tree.root() != self.epochs[epoch].root:
-                raise EngineInvariantError(f"epoch {epoch} rebuilt from its undo logs does not have its frozen root")
+            return tree_from_items(items)  # the tree sorts the keys itself
+
+        return build
+
+    def keep_epoch_tree(self, epoch: int, tree):
+        """Cache a rebuilt epoch tree once it is proven to have the epoch's frozen root."""
+        if tree.root() != self.epochs[epoch].root:
+            raise EngineInvariantError(f"epoch {epoch} rebuilt from its undo logs does not have its frozen root")
+        if epoch in self._undo:
             self._epoch_tree_cache[epoch] = tree
         return tree
+
+    def has_epoch_tree(self, epoch: int) -> bool:
+        return epoch in self._epoch_tree_cache
 
     # ------------------------------------------------------------------------------------------ tree
 

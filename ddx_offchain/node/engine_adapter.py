@@ -7,6 +7,8 @@ trader signature, so it is refused before the engine sees it.
 
 from __future__ import annotations
 
+import asyncio
+
 from ..engine import commands as ec
 from ..engine.engine import Engine
 from ..engine.errors import CommandDecodeError
@@ -78,6 +80,17 @@ class EngineAdapter:
 
     def market(self, market: bytes) -> views.MarketView | None:
         return views.market_view(self.engine, market)
+
+    async def prepare_proofs(self, epoch: int | None) -> None:
+        """Rebuild `epoch`'s tree (None: the latest retained) on a worker thread if it is not cached yet, so the
+        first proof of an epoch does not hold the event loop for the rebuild (seconds on a large state)."""
+        e = self.engine
+        epoch = epoch if epoch is not None else (e.retained_epochs[-1] if e.retained_epochs else None)
+        if epoch is None or epoch not in e.retained_epochs or e.has_epoch_tree(epoch):
+            return  # nothing to prove against, or ready: the proof call says which
+        tree = await asyncio.to_thread(e.epoch_tree_builder(epoch))
+        if epoch in self.engine.retained_epochs:  # still retained (an epoch may have been frozen meanwhile)
+            self.engine.keep_epoch_tree(epoch, tree)
 
     def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> views.WithdrawalProof:
         return views.withdrawal_proof(self.engine, trader, token, epoch)

@@ -154,6 +154,10 @@ class ExchangeView(Protocol):
 
     def market(self, market: bytes) -> MarketView | None: ...
 
+    async def prepare_proofs(self, epoch: int | None) -> None:
+        """Make `epoch`'s proofs cheap (rebuild its tree off the event loop); optional before a proof call."""
+        ...
+
     def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> WithdrawalProof:
         """Against `epoch`'s frozen root (None: the latest frozen epoch); ProofUnavailable if there is none."""
         ...

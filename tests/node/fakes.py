@@ -137,6 +137,9 @@ class RecordingEngine:
     def market(self, market: bytes) -> views.MarketView | None:
         return None
 
+    async def prepare_proofs(self, epoch: int | None) -> None:
+        return None
+
     def withdrawal_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> views.WithdrawalProof:
         raise views.ProofUnavailable("the recording engine keeps no tree", reason="no_frozen_epoch")
 

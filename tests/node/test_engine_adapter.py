@@ -283,3 +283,26 @@ def test_proof_endpoints_default_to_the_last_recorded_epoch_and_take_an_epoch():
             await server.close()
 
     asyncio.run(scenario())
+
+
+def test_the_first_proof_of_an_epoch_rebuilds_its_tree_off_the_event_loop(monkeypatch):
+    """A retained epoch's tree is rebuilt on first use (seconds on a large state): the API asks the adapter to
+    prepare it on a worker thread, so the loop only takes the copy of the inputs and the cached proof walk."""
+    node, seq, adapter = make()
+    fund(seq, [Trader(b"\xa1" * 32, DOMAIN)])
+    seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
+    threads = []
+    real = asyncio.to_thread
+
+    async def recording(fn, *args):
+        threads.append(fn)
+        return await real(fn, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", recording)
+    assert not adapter.engine.has_epoch_tree(1)
+    asyncio.run(adapter.prepare_proofs(None))
+    assert len(threads) == 1 and adapter.engine.has_epoch_tree(1)
+    asyncio.run(adapter.prepare_proofs(1))  # cached: nothing more to build
+    assert len(threads) == 1
+    proof = adapter.balance_proof(address_of(b"\xa1" * 32), USDC_BYTES)
+    assert proof.epoch == 1 and proof.root == adapter.engine.frozen_root(1) and proof.included
