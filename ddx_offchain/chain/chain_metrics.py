@@ -6,7 +6,7 @@ registers `refresh` with `NodeMetrics.on_refresh`.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .checkpointer import Checkpointer
 from .core.progress import Stage
@@ -31,6 +31,12 @@ class ChainMetrics:
         self.last_recorded = Gauge("ddx_checkpoint_last_recorded_epoch", "Newest epoch recorded on-chain", registry=r)
         self.last_final = Gauge("ddx_checkpoint_last_final_epoch", "Newest epoch final on-chain", registry=r)
         self.relay_failures = Gauge("ddx_checkpoint_relay_failures", "Failed relay attempts of open checkpoints", registry=r)
+        # The gauge above drops to 0 when an epoch is superseded; this counter never does, so a relay that has
+        # never worked shows as a steadily rising rate (alert on rate(...) > 0 with no recorded epoch).
+        self.relay_failures_total = Counter(
+            "ddx_checkpoint_relay_attempts_failed", "Failed relay attempts since start (all epochs)", registry=r
+        )
+        self._relay_failures_seen = 0
         self.refusals = Gauge("ddx_checkpoint_refused_epochs", "Epochs this operator refuses to sign", registry=r)
 
     def refresh(self, watcher: ChainWatcher | None, checkpointer: Checkpointer | None) -> None:
@@ -61,4 +67,6 @@ class ChainMetrics:
             finals = [e for e, cp in progress.epochs.items() if cp.stage is Stage.FINAL]
             self.last_final.set(max(finals, default=0))
             self.relay_failures.set(sum(cp.failures for cp in progress.open_epochs()))
+            self.relay_failures_total.inc(progress.relay_failures_total - self._relay_failures_seen)
+            self._relay_failures_seen = progress.relay_failures_total
             self.refusals.set(sum(1 for cp in progress.epochs.values() if cp.stage is Stage.REFUSED))

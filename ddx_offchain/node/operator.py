@@ -196,9 +196,8 @@ class OperatorNode:
         if raft.get("fsyncSecondsTotal") is not None:
             m.fsync_seconds.set(raft["fsyncSecondsTotal"])
         m.engine_epoch.set(self.engine.epoch())
-        recorded = self.last_recorded_epoch()
-        if recorded is not None:
-            m.checkpoint_lag.set(self.engine.epoch() - recorded)
+        if self.has_chain_side:  # nothing recorded yet lags by every epoch frozen, not by none
+            m.checkpoint_lag.set(self.engine.epoch() - (self.last_recorded_epoch() or 0))
         if self.history is not None:
             m.history_backlog.set(self.history.enqueued - self.history.written)
 

@@ -53,8 +53,16 @@ class AuditReport:
     block_problems: list[str] = field(default_factory=list)
 
     @property
+    def checked(self) -> int:
+        """Recorded checkpoints actually compared with a replayed root."""
+        return sum(e.verdict in (MATCH, MISMATCH) for e in self.epochs)
+
+    @property
     def ok(self) -> bool:
-        return not self.block_problems and all(e.verdict != MISMATCH for e in self.epochs)
+        """Every recorded root matches, every chain block checks, and something was checked: an audit of a log
+        that froze epochs none of which is recorded on-chain fails (checkpoints are not being recorded)."""
+        nothing_checked = self.checked == 0 and self.last_epoch_replayed > 0
+        return not self.block_problems and not nothing_checked and all(e.verdict != MISMATCH for e in self.epochs)
 
     def lines(self) -> list[str]:
         out = [f"replayed {self.entries_replayed} log entries up to epoch {self.last_epoch_replayed}"]
@@ -64,6 +72,11 @@ class AuditReport:
         out.extend(f"chain block: {p}" for p in self.block_problems)
         matched = sum(e.verdict == MATCH for e in self.epochs)
         mismatched = sum(e.verdict == MISMATCH for e in self.epochs)
+        if self.checked == 0 and self.last_epoch_replayed > 0:
+            out.append(f"no recorded checkpoint to compare: the log froze {self.last_epoch_replayed} epoch(s), the "
+                       "contract recorded none of them (are checkpoints being relayed?)")
+        elif self.checked == 0:
+            out.append("nothing to compare yet: no epoch frozen, no checkpoint recorded")
         out.append(
             f"{'OK' if self.ok else 'FAILED'}: {matched} recorded checkpoint(s) match, {mismatched} differ, "
             f"{sum(e.verdict == NOT_REPLAYED for e in self.epochs)} beyond the log, {len(self.block_problems)} chain block problem(s)"

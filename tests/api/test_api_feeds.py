@@ -157,6 +157,14 @@ def test_health_status_and_metrics_keep_the_two_clocks_apart():
             status = await (await client.get("/v1/status")).json()
             assert status["checkpoint"]["state"] == "recording" and "lastRecordedEpoch" not in status["raft"]
             assert "ddx_checkpoint_lag_epochs 0.0" in await (await client.get("/metrics")).text()
+            node.engine.current_epoch = 3  # three epochs frozen, none recorded yet: a lag of 3, not 0
+
+            class NothingRecorded(Recording):
+                def last_recorded_epoch(self) -> None:
+                    return None
+
+            node.attach_checkpoints(NothingRecorded())
+            assert "ddx_checkpoint_lag_epochs 3.0" in await (await client.get("/metrics")).text()
             assert "ddx_apply_seconds_count 1.0" in text and 'ddx_applied_entries_total{status="sequenced"} 1.0' in text
 
     run(scenario())

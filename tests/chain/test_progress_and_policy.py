@@ -177,3 +177,32 @@ def test_fees_bump_on_each_attempt_and_respect_the_cap():
 def test_backoff_grows_and_caps():
     b = Backoff(initial=1.0, factor=2.0, maximum=10.0)
     assert [b.delay(n) for n in range(6)] == [0.0, 1.0, 2.0, 4.0, 8.0, 10.0]
+
+
+def test_relay_failures_are_counted_for_good_and_exported_as_a_counter():
+    """The per-epoch gauge drops when an epoch is superseded; the counter keeps every failure (issue 15: a relay
+    that never worked looked healthy)."""
+    from prometheus_client import CollectorRegistry
+
+    from ddx_offchain.chain.chain_metrics import ChainMetrics
+
+    p = progress()
+    for epoch in (1, 2):
+        p.built(message(epoch), 0.0)
+        p.failed(epoch, "anchored block not in the past", retry_at=1.0)
+    p.failed(2, "anchored block not in the past", retry_at=2.0)
+    assert p.relay_failures_total == 3
+    registry = CollectorRegistry()
+    metrics = ChainMetrics(registry)
+    checkpointer = type("C", (), {})()
+    checkpointer.progress = p
+    checkpointer.health = checkpointer.verifier = None
+
+    class Health:
+        total_failures = consecutive_failures = 0
+
+    checkpointer.health = Health()
+    checkpointer.verifier = type("V", (), {"health": Health(), "blocks": type("B", (), {"mismatches": lambda self: []})()})()
+    metrics.refresh(None, checkpointer)
+    metrics.refresh(None, checkpointer)  # a second scrape adds nothing new
+    assert registry.get_sample_value("ddx_checkpoint_relay_attempts_failed_total") == 3

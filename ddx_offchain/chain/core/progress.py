@@ -93,6 +93,7 @@ class CheckpointProgress:
         self.epochs: dict[int, EpochCheckpoint] = {}
         self._early: dict[int, dict[str, bytes]] = {}
         self.head: int | None = None
+        self.relay_failures_total = 0  # every failed relay attempt since start (never resets: a counter)
 
     # ---- building and signing ------------------------------------------------------------------------------
 
@@ -206,6 +207,7 @@ class CheckpointProgress:
         """A relay attempt failed (RPC down, estimate reverted, fee above cap, tx reverted): retried later."""
         cp = self.epochs[epoch]
         cp.failures += 1
+        self.relay_failures_total += 1
         cp.last_error = error
         cp.retry_at = retry_at
 
