@@ -76,6 +76,9 @@ class InclusionProof:
 
     @classmethod
     def from_json(cls, data: dict) -> "InclusionProof":
+        """Exactly {"key", "value_hash", "siblings"} (docs/protocol.md §4): any other field — a non-inclusion
+        proof's `other_key`, say — makes it another document, refused rather than ignored."""
+        _exact_fields(data, INCLUSION_FIELDS, INCLUSION_FIELDS, "inclusion")
         try:
             proof = cls(
                 key=_hex32(data["key"]),
@@ -126,6 +129,10 @@ class NonInclusionProof:
 
     @classmethod
     def from_json(cls, data: dict) -> "NonInclusionProof":
+        """{"key", "siblings"}, plus "other_key" and "other_value_hash" together or not at all; nothing else."""
+        _exact_fields(data, NON_INCLUSION_FIELDS, {"key", "siblings"}, "non-inclusion")
+        if ("other_key" in data) != ("other_value_hash" in data):
+            raise ProofError("malformed non-inclusion proof: other_key and other_value_hash go together")
         try:
             other = data.get("other_key")
             proof = cls(
@@ -138,6 +145,18 @@ class NonInclusionProof:
             raise ProofError(f"malformed non-inclusion proof: {exc}") from None
         proof.validate()
         return proof
+
+
+INCLUSION_FIELDS = frozenset({"key", "value_hash", "siblings"})
+NON_INCLUSION_FIELDS = frozenset({"key", "siblings", "other_key", "other_value_hash"})
+
+
+def _exact_fields(data: object, allowed: frozenset, required: set | frozenset, kind: str) -> None:
+    if not isinstance(data, dict):
+        raise ProofError(f"malformed {kind} proof: not a JSON object")
+    unknown, missing = set(data) - allowed, set(required) - set(data)
+    if unknown or missing:
+        raise ProofError(f"malformed {kind} proof: unknown fields {sorted(unknown)}, missing {sorted(missing)}")
 
 
 def verify_inclusion(root: bytes, proof: InclusionProof) -> bool:
