@@ -284,17 +284,36 @@ def _pay(token: address, recipient: address, amount: uint256):
 
 @internal
 @view
-def _refilled_level(token: address, limit: uint256) -> uint256:
+def _refill(token: address, limit: uint256) -> (uint256, uint256):
+    """
+    @dev The bucket's level now and the time its refill is counted up to. Whole units are credited for the time
+         elapsed; the clock advances only by the time those units took (rounded up, never past now), so the
+         fraction of a unit earned since is carried to the next refill instead of being lost at every payout
+         (frequent small claims used to lower everyone's throughput). A full bucket restarts the clock now.
+    """
     capacity: uint256 = limit >> 64
     period: uint256 = limit & WORD_64
     if period == 0:
-        return 0
+        return 0, block.timestamp
     bucket: uint256 = self._bucket[token]
     level: uint256 = bucket >> 64
-    elapsed: uint256 = block.timestamp - (bucket & WORD_64)
+    stamp: uint256 = bucket & WORD_64
+    elapsed: uint256 = block.timestamp - stamp
     if elapsed >= period:
-        return capacity
-    return min(capacity, level + capacity * elapsed // period)
+        return capacity, block.timestamp
+    gained: uint256 = capacity * elapsed // period
+    if level + gained >= capacity:
+        return capacity, block.timestamp
+    return level + gained, stamp + (gained * period + capacity - 1) // capacity
+
+
+@internal
+@view
+def _refilled_level(token: address, limit: uint256) -> uint256:
+    level: uint256 = 0
+    stamp: uint256 = 0
+    level, stamp = self._refill(token, limit)
+    return level
 
 
 @internal
@@ -302,10 +321,12 @@ def _draw(token: address, wanted: uint256) -> uint256:
     """
     @dev Takes up to `wanted` from the token's bucket and returns what was taken; reverts if the bucket is empty.
     """
-    level: uint256 = self._refilled_level(token, self._limit[token])
+    level: uint256 = 0
+    stamp: uint256 = 0
+    level, stamp = self._refill(token, self._limit[token])
     assert level > 0, "custody: rate limit exhausted"
     taken: uint256 = min(wanted, level)
-    self._bucket[token] = (level - taken) << 64 | block.timestamp
+    self._bucket[token] = (level - taken) << 64 | stamp
     return taken
 
 

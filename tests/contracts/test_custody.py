@@ -343,3 +343,24 @@ def test_internal_node_cannot_verify_as_a_leaf_in_the_vyper_verifier(dx, trader)
     left, right = (proof.siblings[-1], ours) if key_bit(proof.key, 0) else (ours, proof.siblings[-1])
     assert node_hash(left, right) == root
     assert harness.root_of_inclusion(left, right, []) != root
+
+
+def test_frequent_small_claims_lose_no_refill():
+    """Security review finding 7: the bucket's clock restarted at each payout and the refill was rounded down, so a
+    claim every 19 s against capacity 10 per 100 s paid 100 over 1,900 s instead of about 190. The fraction of a
+    unit earned is now carried to the next refill."""
+    from .conftest import make_deployment
+
+    with boa.env.anchor():
+        dx = make_deployment(capacity=10, period=100)
+        trader = boa.env.generate_address()
+        ledger, epoch = _claimable(dx, trader, 1_000)
+        siblings = ledger.withdrawal_siblings(trader, dx.token.address)
+        paid = dx.exchange.claim(trader, dx.token.address, 1_000, epoch, siblings)  # the full bucket: 10
+        for _ in range(100):
+            boa.env.time_travel(seconds=19)
+            paid += dx.exchange.claim(trader, dx.token.address, 1_000, epoch, siblings)
+        # 1,900 s at 10 per 100 s refill 190 (+10 at the start); the rounding may cost at most a unit
+        assert 199 <= paid <= 200
+        boa.env.time_travel(seconds=10_000)
+        assert dx.exchange.available_to_pay(dx.token.address) == 10  # never above the capacity
