@@ -254,9 +254,9 @@ def escape(
             raise ClaimError(f"escape proves against the last checkpoint (epoch {latest}), not epoch {leaf.epoch}")
         if leaf.epoch != 0:
             _require_recorded(exchange, leaf)
-    # deposits the engine had not credited at the checkpoint are paid back too
-    entitled = balance.amount + max(0, exchange.functions.deposited(balance.trader, balance.token).call() - balance.deposited)
-    owed_balance = entitled - min(entitled, exchange.functions.escaped(balance.trader, balance.token).call())
+    on_chain = exchange.functions.deposited(balance.trader, balance.token).call()
+    escaped = exchange.functions.escaped(balance.trader, balance.token).call()
+    owed_balance = escape_balance_owed(balance.amount, balance.deposited, on_chain, escaped)
     owed_withdrawal = 0
     if withdrawal is not None:
         owed_withdrawal = withdrawal.amount - min(withdrawal.amount, exchange.functions.claimed(balance.trader, balance.token).call())
@@ -275,6 +275,15 @@ def escape(
     event = exchange.events.Escape().process_receipt(receipt, errors=DISCARD)[0]["args"]
     after = token_contract.functions.balanceOf(balance.trader).call()
     return Payout(bytes(receipt["transactionHash"]), int(event["paid"]), int(event["unpaid"]), before, after)
+
+
+def escape_balance_owed(amount: int, leaf_deposited: int, on_chain_deposited: int, escaped: int) -> int:
+    """The balance part of an escape, as `custody.vy` computes it: the leaf's `amount`, plus the deposits made
+    on-chain that the checkpoint had not credited, minus what was escaped already — with no floor on the middle
+    term. A leaf crediting more than the chain ever received (`leaf_deposited > on_chain_deposited`) can only come
+    from a lying quorum; its phantom deposits are deducted from the payout rather than ignored, so the escape never
+    pays money that did not arrive (docs/contracts.md, "Escape hatch")."""
+    return max(0, amount + on_chain_deposited - leaf_deposited - escaped)
 
 
 def _require_recorded(exchange, proof: LeafProof) -> None:

@@ -282,3 +282,20 @@ def test_escape_is_rate_limited_and_completes_in_parts():
         assert dx.token.balanceOf(trader) == 600
         with boa.reverts("custody: nothing to escape"):
             dx.exchange.escape(*args)
+
+
+def test_a_leaf_crediting_deposits_the_chain_never_saw_is_netted_and_the_sdk_agrees(dx, trader):
+    """Security review finding 5: the contract and the SDK disagreed when a leaf's `deposited` exceeds the chain's
+    (only a lying quorum writes such a leaf). The rule is the contract's: the phantom deposits are deducted."""
+    from ddx_offchain.client.claims import escape_balance_owed
+
+    dx.deposit(trader, 300)
+    ledger = Ledger()
+    ledger.set_balance(trader, dx.token.address, 250, 400)  # claims 400 credited; the chain saw 300
+    dx.checkpoint(ledger.root())
+    dx.token.mint(dx.exchange.address, 1_000)  # the contract holds enough: only the formula limits the payout
+    _freeze(dx)
+    predicted = escape_balance_owed(250, 400, dx.exchange.deposited(trader, dx.token.address), 0)
+    assert predicted == 150
+    assert dx.exchange.escape(*_args(dx, ledger, trader, 250, 400, 0)) == predicted
+    assert escape_balance_owed(50, 400, 300, 0) == 0  # never negative
