@@ -66,6 +66,7 @@ from .updates import (
     Accepted,
     BlockApplied,
     DepositCredited,
+    DepositIgnored,
     EpochFrozen,
     FeeUpdate,
     Fill,
@@ -674,8 +675,8 @@ class Engine:
                                     f"{expected}")
             if d.seq > expected:
                 return self._reject(c, Reject.DEPOSIT_SEQUENCE_GAP, f"deposit {d.seq} skips {expected}")
-            if d.token not in self.ledgers:
-                return self._reject(c, Reject.UNKNOWN_TOKEN, f"deposit {d.seq}: token not listed")
+            if type(d.token) is not bytes or len(d.token) != 20:
+                return self._reject(c, Reject.MALFORMED, f"deposit {d.seq}: bad token")
             if type(d.amount) is not int or not 0 < d.amount <= MAX_QUANTITY:
                 return self._reject(c, Reject.BAD_AMOUNT, f"deposit {d.seq}: amount must be positive")
             if type(d.trader) is not bytes or len(d.trader) != 20 or d.trader == ZERO_ADDRESS:
@@ -686,6 +687,11 @@ class Engine:
         self._accept(c)
         for d in c.deposits:
             strategy = d.strategy if d.strategy != ZERO_ID else MAIN_STRATEGY
+            if d.token not in self.ledgers:
+                # allow-listed on-chain before the engine listed it: must not stall everyone's deposits behind it
+                self._emit(DepositIgnored, d.seq, d.trader, strategy, d.token, d.amount)
+                self.deposit_seq = d.seq
+                continue
             a = self._account_for(d.trader, strategy, d.token)
             a.collateral += d.amount
             ledger = self.ledgers[d.token]

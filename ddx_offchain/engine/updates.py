@@ -86,6 +86,18 @@ class DepositCredited(Update, frozen=True, gc=False, tag=True):
     amount: int
 
 
+class DepositIgnored(Update, frozen=True, gc=False, tag=True):
+    """A deposit of a token the engine has not listed (allow-listed on-chain first): sequenced, credited to no one;
+    the escape hatch returns it (the contract counted it, no BALANCE leaf does). Listing the token later does not
+    credit it retroactively."""
+
+    seq: int
+    trader: bytes
+    strategy: bytes
+    token: bytes
+    amount: int
+
+
 class WithdrawalUpdate(Update, frozen=True, gc=False, tag=True):
     trader: bytes
     strategy: bytes

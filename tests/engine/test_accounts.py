@@ -1,17 +1,33 @@
 """Deposits (sequenced chain blocks), strategies, withdraw intents and the realized-PnL rules."""
 
 import pytest
+from engine_helpers import (
+    ETHP,
+    USDC,
+    Driver,
+    accepted,
+    conservation,
+    items_except_cursors,
+    of_type,
+    reason,
+    trader,
+    usd,
+)
 
 from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine.commands import (
-    BUY, MAIN_STRATEGY, SELL, ChainBlock, CreateStrategy, Deposit, ListToken, WithdrawIntent, name32,
+    BUY,
+    MAIN_STRATEGY,
+    SELL,
+    ChainBlock,
+    CreateStrategy,
+    Deposit,
+    ListToken,
+    WithdrawIntent,
+    name32,
 )
 from ddx_offchain.engine.reasons import Reject
-from ddx_offchain.engine.updates import DepositCredited, StrategyCreated, WithdrawalUpdate
-
-from engine_helpers import (
-    ETHP, USDC, Driver, accepted, conservation, items_except_cursors, of_type, reason, trader, usd,
-)
+from ddx_offchain.engine.updates import DepositCredited, DepositIgnored, StrategyCreated, WithdrawalUpdate
 
 A, B = trader(1), trader(2)
 P = usd(2000)
@@ -39,7 +55,6 @@ def test_deposits_credit_in_sequence_and_default_to_main():
     ((Deposit(3, A, MAIN_STRATEGY, USDC, 1),), 6, Reject.DEPOSIT_SEQUENCE_GAP),
     ((Deposit(1, A, MAIN_STRATEGY, USDC, 1),), 6, Reject.DEPOSIT_REPEATED),
     ((Deposit(2, A, MAIN_STRATEGY, USDC, 1), Deposit(2, A, MAIN_STRATEGY, USDC, 1)), 6, Reject.DEPOSIT_REPEATED),
-    ((Deposit(2, A, MAIN_STRATEGY, OTHER, 1),), 6, Reject.UNKNOWN_TOKEN),
     ((Deposit(2, A, MAIN_STRATEGY, USDC, 0),), 6, Reject.BAD_AMOUNT),
     ((Deposit(2, b"\x00" * 20, MAIN_STRATEGY, USDC, 1),), 6, Reject.MALFORMED),
     ((), 5, Reject.BLOCK_NOT_NEWER),
@@ -53,12 +68,22 @@ def test_bad_blocks_are_refused_whole(deposits, number, why):
     assert items_except_cursors(d.engine) == before
 
 
-def test_a_listed_token_can_then_be_deposited():
+def test_a_deposit_of_an_unlisted_token_is_sequenced_uncredited_and_stalls_no_one():
+    """Security review finding 6: a token allow-listed on-chain before the engine listed it used to refuse its
+    block, and with it every later deposit, forever. Now it is skipped (credited to no one, the escape hatch returns
+    it) and the deposits around it are credited."""
     d = Driver()
-    assert reason(block(d, 1, Deposit(1, A, MAIN_STRATEGY, OTHER, 5))) == Reject.UNKNOWN_TOKEN
+    before_ledgers = set(d.engine.ledgers)
+    ups = block(d, 1, Deposit(1, A, MAIN_STRATEGY, USDC, 3), Deposit(2, A, MAIN_STRATEGY, OTHER, 5),
+                Deposit(3, A, MAIN_STRATEGY, USDC, 4))
+    assert accepted(ups) and d.engine.deposit_seq == 3
+    assert [(u.seq, u.amount) for u in of_type(ups, DepositIgnored)] == [(2, 5)]
+    assert [u.seq for u in of_type(ups, DepositCredited)] == [1, 3]
+    assert d.engine.accounts[A + MAIN_STRATEGY + USDC].collateral == 7 and set(d.engine.ledgers) == before_ledgers
+    assert A + OTHER not in d.engine.balances  # no leaf counts it: the escape hatch returns it
     assert accepted(d.apply(ListToken(d.rid(), OTHER)))
     assert reason(d.apply(ListToken(d.rid(), OTHER))) == Reject.TOKEN_EXISTS
-    assert accepted(block(d, 1, Deposit(1, A, MAIN_STRATEGY, OTHER, 5)))
+    assert accepted(block(d, 2, Deposit(4, A, MAIN_STRATEGY, OTHER, 5)))  # listed now: credited
     assert conservation(d.engine) == {USDC: 0, OTHER: 0}
 
 
