@@ -55,7 +55,7 @@ class ExchangeClient:
 
     def operator_set(self) -> om.OperatorSet:
         set_id, threshold, members = self.contract.functions.operator_set().call()
-        return om.OperatorSet(set_id, threshold, tuple(members))
+        return om.OperatorSet(set_id, threshold, tuple(members), bool(self.contract.functions.supermajority_required().call()))
 
     def latest_checkpoint(self) -> tuple[int, bytes, int]:
         epoch, root, recorded_at = self.contract.functions.latest_checkpoint().call()

@@ -148,7 +148,8 @@ class Web3ChainRpc:
 
     async def operator_set(self) -> om.OperatorSet:
         set_id, threshold, members = await self.exchange.functions.operator_set().call()
-        return om.OperatorSet(int(set_id), int(threshold), tuple(members))
+        supermajority = bool(await self.exchange.functions.supermajority_required().call())
+        return om.OperatorSet(int(set_id), int(threshold), tuple(members), supermajority)
 
     async def checkpoint_root(self, epoch: int) -> bytes:
         return bytes(await self.exchange.functions.checkpoint_root(epoch).call())

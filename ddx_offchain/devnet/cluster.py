@@ -194,7 +194,7 @@ async def start_cluster(
     exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
     token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
     domain = om.Domain(manifest.chain_id, manifest.exchange)
-    operator_set = om.OperatorSet(manifest.operator_set_id, manifest.threshold, members)
+    operator_set = om.OperatorSet(manifest.operator_set_id, manifest.threshold, members, manifest.supermajority_required)
 
     from ..protocol.eip712 import Domain as RequestDomain
 

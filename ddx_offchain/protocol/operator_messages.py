@@ -119,12 +119,15 @@ class OperatorSet:
     id: int
     threshold: int
     members: tuple[str, ...]
+    # The deployment's rule (the contract's `supermajority_required`): thresholds strictly above 2/3 unless a
+    # deployment opted out. Not part of the commitment: the contract checks it when a set is installed.
+    supermajority: bool = True
 
     def __post_init__(self) -> None:
         members = tuple(_address(m, "operator") for m in self.members)
         object.__setattr__(self, "members", members)
         _uint(self.id, "operator set id")
-        check_operator_set(members, self.threshold)
+        check_operator_set(members, self.threshold, self.supermajority)
 
     def commitment(self) -> bytes:
         """keccak256(abi.encode(id, threshold, members)): what the contract stores."""

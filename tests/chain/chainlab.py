@@ -149,7 +149,7 @@ class ChainLab:
             self.w3.provider.make_request("evm_mine", [])
 
 
-def embedded_lab(operator_count: int = 4) -> ChainLab:
+def embedded_lab(operator_count: int = 4, threshold: int | None = None, supermajority: bool = True) -> ChainLab:
     from eth_tester import EthereumTester, PyEVMBackend
     from web3 import EthereumTesterProvider
 
@@ -158,7 +158,7 @@ def embedded_lab(operator_count: int = 4) -> ChainLab:
 
     params = PyEVMBackend.generate_genesis_params(overrides={"gas_limit": BLOCK_GAS_LIMIT})
     w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_parameters=params))))
-    return _deploy(w3, lambda: embedded_async_web3(w3), operator_count)
+    return _deploy(w3, lambda: embedded_async_web3(w3), operator_count, threshold, supermajority)
 
 
 def http_lab(url: str, operator_count: int = 4) -> ChainLab:
@@ -168,16 +168,17 @@ def http_lab(url: str, operator_count: int = 4) -> ChainLab:
     return _deploy(w3, lambda: http_web3(url), operator_count)
 
 
-def _deploy(w3: Web3, aw3_factory, operator_count: int) -> ChainLab:
+def _deploy(w3: Web3, aw3_factory, operator_count: int, threshold: int | None = None, supermajority: bool = True) -> ChainLab:
     keys = operator_keys(operator_count)
     members = tuple(Account.from_key(k).address for k in keys)
     config = DeployConfig.local_default()
     config = DeployConfig(
         operators=members,
-        threshold=om.smallest_supermajority(len(members)),
+        threshold=om.smallest_supermajority(len(members)) if threshold is None else threshold,
         collateral=config.collateral,
         escape_delay=config.escape_delay,
         governance_delay=config.governance_delay,
+        supermajority_required=supermajority,
     )
     deployer = Web3Deployer(w3, network="test")
     manifest = deploy_exchange(deployer, config, local=True, log=lambda _: None)
@@ -185,7 +186,7 @@ def _deploy(w3: Web3, aw3_factory, operator_count: int) -> ChainLab:
         w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": member, "value": 10**20})
     exchange = deployer.contract("Exchange", manifest.exchange)
     token = deployer.contract("MockERC20", manifest.mock_token)
-    operator_set = om.OperatorSet(manifest.operator_set_id, manifest.threshold, members)
+    operator_set = om.OperatorSet(manifest.operator_set_id, manifest.threshold, members, manifest.supermajority_required)
     domain = om.Domain(w3.eth.chain_id, manifest.exchange)
     lab = ChainLab(w3, aw3_factory, exchange, token, manifest.deployment_block, keys, operator_set, domain)
     lab.start_engine()

@@ -257,3 +257,28 @@ def test_verifier_checks_the_blocks_each_operator_recorded(lab):
         assert SequencedBlock.from_command(lab.handed[0].command()).deposits[0][4] == 3
 
     run(scenario())
+
+
+def test_a_deployment_without_the_supermajority_rule_checkpoints():
+    """Security review finding 3: `supermajority_required = false` deployments accept a threshold at or below 2/3,
+    but the Python side always enforced the 2/3 rule, so `ddx node` refused to start. The rule is now read from
+    the contract: 2 of 4 record a checkpoint with the two others down."""
+    from ddx_offchain.protocol import operator_messages as om
+
+    lab = embedded_lab(4, threshold=2, supermajority=False)
+
+    async def scenario():
+        read = await lab.rpc().operator_set()  # what a node reads at start
+        assert read.threshold == 2 and read.supermajority is False
+        with pytest.raises(Exception, match="2/3"):
+            om.OperatorSet(read.id, 2, read.members)  # the default rule still refuses it
+        lab.add_operators(CONFIG)
+        lab.operators[2].up = lab.operators[3].up = False
+        watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+        lab.deposit(0, 5)
+        await watcher.poll_once()
+        epoch = lab.freeze_epoch()
+        await settle(lab, epoch, "recorded", ticks=30)
+        assert bytes(lab.exchange.functions.checkpoint_root(epoch).call()) == lab.engine.frozen_root(epoch)
+
+    run(scenario())
