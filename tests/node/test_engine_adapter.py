@@ -306,3 +306,21 @@ def test_the_first_proof_of_an_epoch_rebuilds_its_tree_off_the_event_loop(monkey
     assert len(threads) == 1
     proof = adapter.balance_proof(address_of(b"\xa1" * 32), USDC_BYTES)
     assert proof.epoch == 1 and proof.root == adapter.engine.frozen_root(1) and proof.included
+
+
+def test_a_receipt_of_epoch_e_is_final_with_the_checkpoint_of_epoch_e_plus_one():
+    """The receipt's `epoch` is the engine's epoch when the request applied: the last one frozen. Its effects are
+    in the root of the *next* epoch frozen (security review finding 9: the docs said "≥ epoch")."""
+    async def scenario():
+        node, seq, adapter = make()
+        alice = Trader(b"\xa1" * 32, DOMAIN, lambda: T0)
+        fund(seq, [alice])
+        seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
+        record = await node.service.submit(alice.withdraw_intent(USDC_BYTES, 7 * 10**6).to_json())
+        assert record.epoch == 1
+        assert not adapter.withdrawal_proof(alice.address, USDC_BYTES, 1).included  # not in epoch 1's root
+        seq.append(operator_entry(AdvanceEpoch(b"\x04" * 32, 2)))
+        proof = adapter.withdrawal_proof(alice.address, USDC_BYTES, 2)
+        assert proof.included and proof.cumulative == 7 * 10**6  # in epoch 2's
+
+    asyncio.run(scenario())
