@@ -196,7 +196,15 @@ class Web3ChainRpc:
         )
         # Estimating first surfaces a revert reason (stale set, epoch already recorded, wrong anchor) without
         # spending gas.
-        gas = await call.estimate_gas({"from": sender})
+        try:
+            gas = await call.estimate_gas({"from": sender})
+        except Exception as exc:
+            if "not in the past" not in str(exc):
+                raise
+            # An epoch anchored at the head (a dev chain that mines only when a transaction arrives, e.g. anvil as
+            # installed) reverts when estimated at the head, although the mined transaction, in the next block,
+            # would not: estimate against the pending block, where it will land.
+            gas = await call.estimate_gas({"from": sender}, block_identifier="pending")
         gas = max(GAS_FLOOR, gas + gas * GAS_HEADROOM_PERCENT // 100)
         tx = await call.build_transaction(
             {

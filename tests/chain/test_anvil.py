@@ -251,3 +251,27 @@ def test_headers_come_in_one_batch_and_stop_at_the_head(anvil):
             await rpc.close()
 
     asyncio.run(scenario())
+
+
+def test_anvil_mining_only_on_demand_still_records_checkpoints(anvil):
+    """Issue 15: against anvil as installed (a block only when a transaction arrives) the epoch anchors the head and
+    every relay's gas estimate, run at the head, reverted "anchored block not in the past"; mining a block only
+    moved the anchor. The relay estimates against the pending block, where the anchor is in the past."""
+    from test_embedded_checkpoints import CONFIG
+
+    lab = http_lab(anvil.url)
+
+    async def scenario():
+        lab.add_operators(CONFIG)
+        watcher = lab.watcher(lab.rpc(), FollowerConfig(confirmations=0, anchor_interval=1))
+        lab.deposit(0, 5)  # the last block anvil mines on its own accord
+        await watcher.poll_once()
+        epoch = lab.freeze_epoch()
+        assert lab.engine.block_number == lab.w3.eth.block_number  # anchored at the head: nothing mined since
+        for _ in range(20):
+            await lab.tick_all(1.0)  # no lab.mine(): only the relay's own transaction makes a block
+            if lab.exchange.functions.latest_epoch().call() == epoch:
+                break
+        assert bytes(lab.exchange.functions.checkpoint_root(epoch).call()) == lab.engine.frozen_root(epoch)
+
+    asyncio.run(closing(lab, scenario()))
