@@ -134,6 +134,10 @@ class Checkpointer:
                 cp.last_error = f"RPC unavailable: {self.health.last_error}"
             return
         self.progress.observe_head(head, now)
+        try:
+            self.progress.observe_latest(await self.rpc.latest_epoch())
+        except Exception as exc:
+            self.health.failed(exc)
         if self._set_checked_at is None or now - self._set_checked_at >= self.config.set_refresh_s:
             try:
                 await self._refresh_operator_set()

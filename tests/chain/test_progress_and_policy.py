@@ -206,3 +206,14 @@ def test_relay_failures_are_counted_for_good_and_exported_as_a_counter():
     metrics.refresh(None, checkpointer)
     metrics.refresh(None, checkpointer)  # a second scrape adds nothing new
     assert registry.get_sample_value("ddx_checkpoint_relay_attempts_failed_total") == 3
+
+
+def test_a_restarted_node_knows_the_recorded_epoch_from_the_contract():
+    """Issue 16 (left open last round): a restarted node answered `no_recorded_epoch` until its checkpointer had
+    rebuilt and observed that epoch again; the contract's latest epoch is read on every tick now."""
+    p = progress()
+    assert p.last_recorded() is None
+    p.observe_latest(5)  # recorded before the restart: this node never built it since
+    assert p.last_recorded() == 5
+    p.observe_latest(3)  # a stale read never moves it back
+    assert p.last_recorded() == 5 and p.status(0.0)["lastRecordedEpoch"] == 5

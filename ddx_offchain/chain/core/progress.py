@@ -94,6 +94,7 @@ class CheckpointProgress:
         self._early: dict[int, dict[str, bytes]] = {}
         self.head: int | None = None
         self.relay_failures_total = 0  # every failed relay attempt since start (never resets: a counter)
+        self.chain_latest_epoch = 0  # the contract's latest recorded epoch, as last read
 
     # ---- building and signing ------------------------------------------------------------------------------
 
@@ -281,8 +282,15 @@ class CheckpointProgress:
     def open_epochs(self) -> list[EpochCheckpoint]:
         return [cp for _, cp in sorted(self.epochs.items()) if cp.stage not in TERMINAL]
 
+    def observe_latest(self, latest_epoch: int) -> None:
+        """The contract's `latest_epoch()`: what is recorded, whether or not this operator built that epoch (a
+        restarted node knows it at once, instead of answering `no_recorded_epoch` until it rebuilds it)."""
+        self.chain_latest_epoch = max(self.chain_latest_epoch, latest_epoch)
+
     def last_recorded(self) -> int | None:
         recorded = [e for e, cp in self.epochs.items() if cp.stage in ON_CHAIN]
+        if self.chain_latest_epoch:
+            recorded.append(self.chain_latest_epoch)
         return max(recorded) if recorded else None
 
     def prune(self, keep: int = 16) -> None:
