@@ -3,19 +3,23 @@
 @title ddx exchange
 @notice The one deployed contract: custody of traders' collateral, checkpoints of the off-chain state signed by
         a quorum of operators, withdrawal claims proven against them, rate limits, delayed governance by quorum
-        message, and an escape hatch when operators stop. See docs/contracts.md for the interface and the
-        trust model, docs/protocol.md for every signed and proven byte.
+        message, forced requests from L1, and an escape hatch when operators stop or censor. See docs/contracts.md
+        for the interface and the trust model, docs/protocol.md for every signed and proven byte.
 @dev Composed of modules, one per concern. No owner key: every privileged change is a quorum message.
 """
 
 from contracts.modules import quorum
+from contracts.modules import inbox
 from contracts.modules import checkpoints
 from contracts.modules import custody
+from contracts.modules import forced
 from contracts.modules import governance
 
 initializes: quorum
-initializes: checkpoints[quorum := quorum]
-initializes: custody[checkpoints := checkpoints]
+initializes: inbox
+initializes: checkpoints[quorum := quorum, inbox := inbox]
+initializes: custody[checkpoints := checkpoints, inbox := inbox]
+initializes: forced[checkpoints := checkpoints, inbox := inbox]
 initializes: governance[quorum := quorum, custody := custody]
 
 exports: (
@@ -30,11 +34,16 @@ exports: (
     checkpoints.last_checkpoint_at,
     checkpoints.frozen,
     checkpoints.escape_delay,
+    checkpoints.forced_deadline,
+    checkpoints.inbox_coverage,
     checkpoints.latest_checkpoint,
     checkpoints.submit_checkpoint,
     checkpoints.freeze,
     custody.collateral_allowed,
-    custody.deposit_count,
+    inbox.inbox_head,
+    inbox.deposit_count,
+    inbox.forced_count,
+    forced.force_request,
     custody.claimed,
     custody.deposited,
     custody.escaped,
@@ -73,6 +82,7 @@ def __init__(
     supermajority_required: bool,
     collateral: DynArray[InitialCollateral, MAX_INITIAL_TOKENS],
     escape_delay: uint256,
+    forced_deadline: uint256,
     governance_delay: uint256,
 ):
     """
@@ -81,10 +91,12 @@ def __init__(
     @param supermajority_required Enforce the > 2/3 threshold rule now and at every change (the default: true).
     @param collateral The initial allow-list, each token with its rate limit (capacity per period seconds).
     @param escape_delay Seconds without a checkpoint after which anyone may freeze (default 7 days).
+    @param forced_deadline Seconds an inbox entry (deposit, forced request) may wait for a covering checkpoint
+           before anyone may freeze (default 1 day).
     @param governance_delay Seconds between a change's announcement and its execution.
     """
     quorum.__init__(operators, threshold, supermajority_required)
-    checkpoints.__init__(escape_delay)
+    checkpoints.__init__(escape_delay, forced_deadline)
     governance.__init__(governance_delay)
     for entry: InitialCollateral in collateral:
         custody._set_rate_limit(entry.token, entry.capacity, entry.period)

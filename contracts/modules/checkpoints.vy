@@ -1,22 +1,31 @@
 # pragma version ~=0.4.3
 """
 @title Checkpoint registry and escape-hatch trigger
-@notice Records the state roots that a quorum of operators signed, one per epoch, and lets anyone freeze
-        the exchange once no checkpoint has been recorded for `escape_delay` seconds. Anyone may relay a
-        checkpoint: its authority comes only from the signatures.
+@notice Records the state roots that a quorum of operators signed, one per epoch, and lets anyone freeze the
+        exchange once no checkpoint has been recorded for `escape_delay` seconds, or once an inbox entry (a
+        deposit or a forced request) has waited `forced_deadline` seconds without a recorded checkpoint covering
+        it. Anyone may relay a checkpoint: its authority comes only from the signatures.
 @dev Rules for a checkpoint (docs/contracts.md, "Checkpoints"): root is not zero; epoch strictly above the
      last one (gaps allowed); the anchored L1 block is in the past and, when it is one of the last 256 blocks,
-     its hash matches `blockhash` (a checkpoint built on another fork is refused); the exchange is not frozen.
+     its hash matches `blockhash` (a checkpoint built on another fork is refused); the inbox cursor it states is
+     on the chain's inbox and not behind the last recorded one; the exchange is not frozen.
+     The deadline is kept with one "generation" (count, since): the inbox had `count` entries at time `since`,
+     and none of them may stay uncovered past since + forced_deadline. A new generation starts when a checkpoint
+     covers the current one (it then holds every entry not yet covered) or when an entry arrives with nothing
+     pending. An entry is therefore covered, or the exchange freezable, within 2 × forced_deadline of its arrival
+     (within forced_deadline when nothing was pending before it).
 """
 
 from contracts.modules import eip712
+from contracts.modules import inbox
 from contracts.modules import quorum
 
 uses: quorum
+uses: inbox
 
 ACTION_CHECKPOINT: constant(uint8) = 1
 CHECKPOINT_TYPEHASH: constant(bytes32) = keccak256(
-    "Checkpoint(uint8 action,uint256 operatorSetId,uint256 epoch,bytes32 stateRoot,uint256 l1BlockNumber,bytes32 l1BlockHash)"
+    "Checkpoint(uint8 action,uint256 operatorSetId,uint256 epoch,bytes32 stateRoot,uint256 l1BlockNumber,bytes32 l1BlockHash,uint256 depositCount,uint256 forcedCount,bytes32 inboxAcc)"
 )
 # blockhash() only knows the most recent 256 blocks.
 BLOCKHASH_WINDOW: constant(uint256) = 256
@@ -34,34 +43,61 @@ event Frozen:
     last_epoch: uint256
     last_checkpoint_at: uint256
     caller: indexed(address)
+    # true: an inbox entry waited past the forced deadline; false: no checkpoint for the escape delay
+    inbox_overdue: bool
 
 
 # epoch -> state root; zero means "no checkpoint for this epoch".
 checkpoint_root: public(HashMap[uint256, bytes32])
 # Seconds without a checkpoint after which anyone may freeze; fixed at deployment.
 escape_delay: public(uint256)
-# What every checkpoint and deposit reads, packed in one slot (one cold read, one write per checkpoint):
-#   latest epoch << 65 | timestamp of the last checkpoint (deployment before the first) << 1 | frozen
+# Seconds an inbox entry may wait for a recorded checkpoint that covers it; fixed at deployment.
+forced_deadline: public(uint256)
+# What every checkpoint and inbox entry reads, packed in one slot (one cold read, one write per checkpoint):
+#   latest epoch << 192 | generation since << 137 | generation count << 89 | covered entries << 41
+#   | timestamp of the last checkpoint (deployment before the first) << 1 | frozen
+# covered: inbox entries (deposits + forced requests) the latest checkpoint covers. Generation: see @dev above;
+# generation count <= covered means nothing is pending.
 _head: uint256
 FROZEN_BIT: constant(uint256) = 1
 TIME_SHIFT: constant(uint256) = 1
-EPOCH_SHIFT: constant(uint256) = 65
-TIME_MASK: constant(uint256) = (1 << 64) - 1
-# Longest escape delay a deployment may choose.
+COVERED_SHIFT: constant(uint256) = 41
+GEN_COUNT_SHIFT: constant(uint256) = 89
+GEN_TIME_SHIFT: constant(uint256) = 137
+EPOCH_SHIFT: constant(uint256) = 192
+TIME_MASK: constant(uint256) = (1 << 40) - 1
+COUNT_MASK: constant(uint256) = (1 << 48) - 1
+# Longest escape delay or forced deadline a deployment may choose.
 MAX_ESCAPE_DELAY: constant(uint256) = 365 * 86400
-# Epoch ids stay below 2**128 so they fit the head.
-MAX_EPOCH: constant(uint256) = (1 << 128) - 1
+# Epoch ids stay below 2**64 so they fit the head.
+MAX_EPOCH: constant(uint256) = (1 << 64) - 1
 
 
 @deploy
-def __init__(escape_delay: uint256):
+def __init__(escape_delay: uint256, forced_deadline: uint256):
     """
     @param escape_delay Seconds without a checkpoint after which anyone may freeze the exchange.
+    @param forced_deadline Seconds an inbox entry may wait for a covering checkpoint before anyone may freeze.
     """
     # Bounded so `last checkpoint + escape_delay` can never overflow and lock `freeze` (and the escape hatch) out.
     assert escape_delay > 0 and escape_delay <= MAX_ESCAPE_DELAY, "checkpoints: escape delay out of range"
+    assert forced_deadline > 0 and forced_deadline <= MAX_ESCAPE_DELAY, "checkpoints: forced deadline out of range"
     self.escape_delay = escape_delay
+    self.forced_deadline = forced_deadline
     self._head = block.timestamp << TIME_SHIFT
+
+
+@external
+@view
+def inbox_coverage() -> (uint256, uint256, uint256):
+    """
+    @notice How far recorded checkpoints cover the inbox, and the deadline that applies to what they do not.
+    @return (entries covered by the latest checkpoint, entries of the pending generation, the time it started):
+            when the second exceeds the first, anyone may freeze at since + forced_deadline unless a checkpoint
+            covering them is recorded first.
+    """
+    head: uint256 = self._head
+    return (head >> COVERED_SHIFT) & COUNT_MASK, (head >> GEN_COUNT_SHIFT) & COUNT_MASK, (head >> GEN_TIME_SHIFT) & TIME_MASK
 
 
 @external
@@ -116,13 +152,41 @@ def latest_checkpoint() -> (uint256, bytes32, uint256):
 
 
 @internal
+def _admit_entry(entries: uint256):
+    """
+    @dev An inbox entry arrived; the inbox now holds `entries`. Refused once frozen. With nothing pending, it starts
+         the generation the deadline runs for.
+    """
+    head: uint256 = self._head
+    assert head & FROZEN_BIT == 0, "checkpoints: frozen"
+    assert entries <= COUNT_MASK, "checkpoints: inbox full"
+    if (head >> GEN_COUNT_SHIFT) & COUNT_MASK <= (head >> COVERED_SHIFT) & COUNT_MASK:
+        keep: uint256 = head & ~((COUNT_MASK << GEN_COUNT_SHIFT) | (TIME_MASK << GEN_TIME_SHIFT))
+        self._head = keep | entries << GEN_COUNT_SHIFT | block.timestamp << GEN_TIME_SHIFT
+
+
+@internal
 @view
 def _checkpoint_struct_hash(
-    operator_set_id: uint256, epoch: uint256, state_root: bytes32, l1_block_number: uint256, l1_block_hash: bytes32
+    operator_set_id: uint256,
+    epoch: uint256,
+    state_root: bytes32,
+    l1_block_number: uint256,
+    l1_block_hash: bytes32,
+    cursor: inbox.InboxCursor,
 ) -> bytes32:
     return keccak256(
         abi_encode(
-            CHECKPOINT_TYPEHASH, ACTION_CHECKPOINT, operator_set_id, epoch, state_root, l1_block_number, l1_block_hash
+            CHECKPOINT_TYPEHASH,
+            ACTION_CHECKPOINT,
+            operator_set_id,
+            epoch,
+            state_root,
+            l1_block_number,
+            l1_block_hash,
+            cursor.deposits,
+            cursor.forced,
+            cursor.acc,
         )
     )
 
@@ -133,6 +197,8 @@ def submit_checkpoint(
     state_root: bytes32,
     l1_block_number: uint256,
     l1_block_hash: bytes32,
+    cursor: inbox.InboxCursor,
+    suffix: DynArray[bytes32, inbox.MAX_SUFFIX],
     operator_set: quorum.OperatorSet,
     signer_bitmap: uint256,
     signatures: Bytes[quorum.MAX_SIGNATURE_BYTES],
@@ -143,6 +209,8 @@ def submit_checkpoint(
     @param state_root The state tree's root (not zero).
     @param l1_block_number The L1 block the operators saw when they closed the epoch; in the past.
     @param l1_block_hash Its hash; checked when the block is one of the last 256.
+    @param cursor The inbox as the state covers it: deposits and forced requests taken, and the rolling hash.
+    @param suffix The inbox leaves after the cursor, up to the head (empty when the state covers the whole inbox).
     @param operator_set The current set, as returned by `operator_set()`.
     @param signer_bitmap Bit i set: operator_set.members[i] signed.
     @param signatures The signers' 65-byte signatures, in ascending bit order.
@@ -155,12 +223,19 @@ def submit_checkpoint(
     assert l1_block_number < block.number, "checkpoints: anchored block not in the past"
     if l1_block_number + BLOCKHASH_WINDOW >= block.number:
         assert blockhash(l1_block_number) == l1_block_hash, "checkpoints: anchored block hash mismatch"
+    covered: uint256 = cursor.deposits + cursor.forced
+    assert covered >= (head >> COVERED_SHIFT) & COUNT_MASK, "checkpoints: inbox cursor goes backwards"
+    inbox._check_cursor(cursor, suffix)
     digest: bytes32 = eip712._typed_digest(
-        self._checkpoint_struct_hash(operator_set.id, epoch, state_root, l1_block_number, l1_block_hash)
+        self._checkpoint_struct_hash(operator_set.id, epoch, state_root, l1_block_number, l1_block_hash, cursor)
     )
     quorum._verify(digest, operator_set, signer_bitmap, signatures)
     self.checkpoint_root[epoch] = state_root
-    self._head = epoch << EPOCH_SHIFT | block.timestamp << TIME_SHIFT
+    generation: uint256 = head & (COUNT_MASK << GEN_COUNT_SHIFT | TIME_MASK << GEN_TIME_SHIFT)
+    if covered >= (head >> GEN_COUNT_SHIFT) & COUNT_MASK:
+        # the pending generation is covered: what is left uncovered (the suffix) starts the next one now
+        generation = (covered + len(suffix)) << GEN_COUNT_SHIFT | block.timestamp << GEN_TIME_SHIFT
+    self._head = epoch << EPOCH_SHIFT | generation | covered << COVERED_SHIFT | block.timestamp << TIME_SHIFT
     log CheckpointRecorded(
         epoch=epoch,
         state_root=state_root,
@@ -173,12 +248,19 @@ def submit_checkpoint(
 @external
 def freeze():
     """
-    @notice Freeze the exchange once no checkpoint has been recorded for `escape_delay` seconds.
-            Frozen: no checkpoints and no deposits; traders leave through `escape` (and `claim`).
+    @notice Freeze the exchange once no checkpoint has been recorded for `escape_delay` seconds, or once an inbox
+            entry (deposit or forced request) has waited past the forced deadline without a recorded checkpoint
+            covering it. Frozen: no checkpoints, deposits or forced requests; traders leave through `escape`
+            (and `claim`).
     """
     head: uint256 = self._head
     assert head & FROZEN_BIT == 0, "checkpoints: already frozen"
     last_checkpoint_at: uint256 = (head >> TIME_SHIFT) & TIME_MASK
-    assert block.timestamp >= last_checkpoint_at + self.escape_delay, "checkpoints: escape delay not over"
+    overdue: bool = (head >> GEN_COUNT_SHIFT) & COUNT_MASK > (head >> COVERED_SHIFT) & COUNT_MASK and (
+        block.timestamp >= ((head >> GEN_TIME_SHIFT) & TIME_MASK) + self.forced_deadline
+    )
+    assert overdue or block.timestamp >= last_checkpoint_at + self.escape_delay, "checkpoints: escape delay not over"
     self._head = head | FROZEN_BIT
-    log Frozen(last_epoch=head >> EPOCH_SHIFT, last_checkpoint_at=last_checkpoint_at, caller=msg.sender)
+    log Frozen(
+        last_epoch=head >> EPOCH_SHIFT, last_checkpoint_at=last_checkpoint_at, caller=msg.sender, inbox_overdue=overdue
+    )

@@ -2,7 +2,8 @@
 """
 @title Custody: deposits, withdrawal claims, rate limits and the escape hatch
 @notice Holds the collateral. Deposits of allow-listed ERC20 tokens are numbered by a contract-wide,
-        strictly increasing sequence so operators detect gaps. A claim proves the trader's WITHDRAWAL leaf
+        strictly increasing sequence so operators detect gaps, and folded into the inbox's rolling hash that
+        every checkpoint must account for (inbox.vy). A claim proves the trader's WITHDRAWAL leaf
         (cumulative withdrawable) against any recorded checkpoint root and pays what was not yet claimed, so a
         newer checkpoint supersedes an older one without nullifiers. Once frozen, `escape` pays the BALANCE
         leaf of the last checkpoint, the deposits the engine had not credited by then, and the unclaimed
@@ -16,9 +17,11 @@
 from ethereum.ercs import IERC20
 
 from contracts.modules import checkpoints
+from contracts.modules import inbox
 from contracts.modules import state_proof
 
 uses: checkpoints
+uses: inbox
 
 # "main", right-padded with zeros: the strategy `deposit` credits.
 DEFAULT_STRATEGY: constant(bytes32) = 0x6d61696e00000000000000000000000000000000000000000000000000000000
@@ -74,8 +77,6 @@ event RateLimitChanged:
 
 
 collateral_allowed: public(HashMap[address, bool])
-# Number of deposits so far; the next deposit gets seq = deposit_count + 1.
-deposit_count: public(uint256)
 # Per (trader, token), one slot: deposited on-chain so far << 128 | withdrawable already paid. Both are needed by
 # a claim or an escape of the pair, and sharing the slot makes a depositor's first claim a non-zero write.
 _account: HashMap[address, HashMap[address, uint256]]
@@ -267,8 +268,10 @@ def _deposit(trader: address, strategy: bytes32, token: address, amount: uint256
     account: uint256 = self._account[trader][token]
     assert amount <= MAX_AMOUNT - (account >> 128), "custody: deposit too large"
     self._account[trader][token] = account + (amount << 128)
-    seq: uint256 = self.deposit_count + 1
-    self.deposit_count = seq
+    seq: uint256 = 0
+    entries: uint256 = 0
+    seq, entries = inbox._append_deposit(trader, strategy, token, amount)
+    checkpoints._admit_entry(entries)
     log Deposit(seq=seq, trader=trader, strategy=strategy, token=token, amount=amount, depositor=msg.sender)
     # Credit only what arrives: a fee-on-transfer token (or one that switches a fee on later) is refused here
     # instead of crediting tokens the contract never received.

@@ -29,6 +29,8 @@ from .manifest import CollateralEntry, Manifest, WrittenManifest, network_folder
 DAY = 86400
 DEFAULT_ESCAPE_DELAY = 7 * DAY
 DEFAULT_GOVERNANCE_DELAY = 2 * DAY
+# How long a deposit or forced request may wait for a recorded checkpoint covering it before anyone may freeze.
+DEFAULT_FORCED_DEADLINE = 1 * DAY
 MAX_INITIAL_TOKENS = 16  # contracts/Exchange.vy MAX_INITIAL_TOKENS
 MAX_RATE_CAPACITY = (1 << 128) - 1  # custody.vy MAX_CAPACITY
 MAX_RATE_PERIOD = 365 * DAY  # custody.vy MAX_PERIOD
@@ -70,6 +72,7 @@ class DeployConfig:
     escape_delay: int = DEFAULT_ESCAPE_DELAY
     governance_delay: int = DEFAULT_GOVERNANCE_DELAY
     supermajority_required: bool = True
+    forced_deadline: int = DEFAULT_FORCED_DEADLINE
 
     def validated(self) -> "DeployConfig":
         """The same config with operators checksummed and sorted; raises DeployConfigError on any rule break."""
@@ -82,6 +85,8 @@ class DeployConfig:
             raise DeployConfigError("escape_delay must be between 1 second and 365 days")
         if not 0 < self.governance_delay <= 365 * DAY:
             raise DeployConfigError("governance_delay must be between 1 second and 365 days")
+        if not 0 < self.forced_deadline <= 365 * DAY:
+            raise DeployConfigError("forced_deadline must be between 1 second and 365 days")
         if len(self.collateral) > MAX_INITIAL_TOKENS:
             raise DeployConfigError(f"at most {MAX_INITIAL_TOKENS} initial collateral tokens")
         seen = set()
@@ -101,10 +106,13 @@ class DeployConfig:
     @classmethod
     def from_mapping(cls, data: Mapping) -> "DeployConfig":
         """Parse the JSON config: {"operators": [...], "threshold": N, "collateral": [{"token", "capacity",
-        "period"} | {"mock": true, "capacity", "period"}], "escape_delay", "governance_delay", "supermajority_required"}."""
+        "period"} | {"mock": true, "capacity", "period"}], "escape_delay", "governance_delay", "supermajority_required", "forced_deadline"}."""
         if not isinstance(data, Mapping):
             raise DeployConfigError("config must be a JSON object")
-        unknown = set(data) - {"operators", "threshold", "collateral", "escape_delay", "governance_delay", "supermajority_required"}
+        unknown = set(data) - {
+            "operators", "threshold", "collateral", "escape_delay", "governance_delay", "supermajority_required",
+            "forced_deadline",
+        }
         if unknown:
             raise DeployConfigError(f"unknown config keys: {sorted(unknown)}")
         operators = data.get("operators")
@@ -137,6 +145,7 @@ class DeployConfig:
             escape_delay=_int(data.get("escape_delay", DEFAULT_ESCAPE_DELAY), "escape_delay"),
             governance_delay=_int(data.get("governance_delay", DEFAULT_GOVERNANCE_DELAY), "governance_delay"),
             supermajority_required=supermajority,
+            forced_deadline=_int(data.get("forced_deadline", DEFAULT_FORCED_DEADLINE), "forced_deadline"),
         )
 
     @classmethod
@@ -172,6 +181,8 @@ def config_from_environment(env: Mapping[str, str] = os.environ, *, local: bool)
         config = replace(config, threshold=_int(env["DDX_THRESHOLD"], "DDX_THRESHOLD"))
     if env.get("DDX_ESCAPE_DELAY"):
         config = replace(config, escape_delay=_int(env["DDX_ESCAPE_DELAY"], "DDX_ESCAPE_DELAY"))
+    if env.get("DDX_FORCED_DEADLINE"):
+        config = replace(config, forced_deadline=_int(env["DDX_FORCED_DEADLINE"], "DDX_FORCED_DEADLINE"))
     if env.get("DDX_GOVERNANCE_DELAY"):
         config = replace(config, governance_delay=_int(env["DDX_GOVERNANCE_DELAY"], "DDX_GOVERNANCE_DELAY"))
     return config
@@ -217,6 +228,7 @@ def deploy_exchange(
         config.supermajority_required,
         [(c.token, c.capacity, c.period) for c in collateral],
         config.escape_delay,
+        config.forced_deadline,
         config.governance_delay,
     ]
     exchange, block = chain.deploy("Exchange", args)
@@ -235,6 +247,7 @@ def deploy_exchange(
         operator_set_id=1,
         supermajority_required=config.supermajority_required,
         escape_delay=config.escape_delay,
+        forced_deadline=config.forced_deadline,
         governance_delay=config.governance_delay,
         collateral=tuple(collateral),
     )

@@ -20,7 +20,7 @@ from eth_utils import is_address, to_checksum_address
 
 from ..errors import DdxError
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: forced_deadline (the inbox and forced requests)
 LATEST = "latest.json"
 MAX_MANIFEST_BYTES = 1 << 20
 
@@ -51,6 +51,7 @@ class Manifest:
     operator_set_id: int
     supermajority_required: bool
     escape_delay: int
+    forced_deadline: int
     governance_delay: int
     collateral: tuple[CollateralEntry, ...]
     abi_paths: dict[str, str] = field(default_factory=dict)  # contract name -> path relative to the manifest
@@ -83,6 +84,7 @@ class Manifest:
                 operator_set_id=_int(data["operator_set_id"], "operator_set_id"),
                 supermajority_required=_bool(data["supermajority_required"], "supermajority_required"),
                 escape_delay=_int(data["escape_delay"], "escape_delay"),
+                forced_deadline=_int(data["forced_deadline"], "forced_deadline"),
                 governance_delay=_int(data["governance_delay"], "governance_delay"),
                 collateral=tuple(
                     CollateralEntry(

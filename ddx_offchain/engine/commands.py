@@ -15,6 +15,7 @@ from typing import ClassVar
 import msgspec
 
 from ..protocol import requests as pr
+from ..protocol.hashing import keccak256
 from .codec import ZERO12
 from .errors import CommandDecodeError
 
@@ -87,15 +88,45 @@ class Deposit(msgspec.Struct, frozen=True, gc=False):
     amount: int
 
 
+class Word(msgspec.Struct, frozen=True, gc=False):
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32",)
+    value: bytes
+
+
+class ForcedRequest(msgspec.Struct, frozen=True, gc=False):
+    """A trader's request put in the L1 inbox (contracts/modules/forced.vy): applied after `deposits_before`
+    deposits, as the same request signed by `trader` would be (docs/protocol.md §6.5)."""
+
+    SPEC: ClassVar[tuple[str, ...]] = ("uint64", "uint64", "address", "uint8", "list:Word")
+    seq: int
+    deposits_before: int
+    trader: bytes
+    request_type: int
+    fields: tuple[Word, ...]
+
+    def field_bytes(self) -> bytes:
+        return b"".join(w.value for w in self.fields)
+
+    def request_id(self) -> bytes:
+        """Its request id (and order id): the forced seq names it, once per deployment."""
+        return forced_request_id(self.seq)
+
+
+def forced_request_id(seq: int) -> bytes:
+    return keccak256(b"ddx forced request" + seq.to_bytes(32, "big"))
+
+
 class ChainBlock(_Command, frozen=True, gc=False):
-    """A confirmed chain block: its number, hash and deposit events (seq strictly consecutive from 1)."""
+    """A confirmed chain block: its number, hash, deposit events (seq strictly consecutive from 1) and forced
+    requests (seq strictly consecutive from 1), each kind in log order."""
 
     TAG: ClassVar[int] = 16
-    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "bytes32", "list:Deposit")
+    SPEC: ClassVar[tuple[str, ...]] = ("bytes32", "uint64", "bytes32", "list:Deposit", "list:ForcedRequest")
     request_id: bytes
     block_number: int
     block_hash: bytes
     deposits: tuple[Deposit, ...] = ()
+    forced: tuple[ForcedRequest, ...] = ()
 
 
 class IndexPrice(msgspec.Struct, frozen=True, gc=False):
@@ -205,7 +236,10 @@ Command = (
     | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
 )
 _BY_TAG = {cls.TAG: cls for cls in TRADER_COMMANDS + OPERATOR_COMMANDS}
-_NESTED = {"Deposit": Deposit, "IndexPrice": IndexPrice, "MarketParams": MarketParams}
+_NESTED = {
+    "Deposit": Deposit, "IndexPrice": IndexPrice, "MarketParams": MarketParams, "ForcedRequest": ForcedRequest,
+    "Word": Word,
+}
 _UINT_BITS = {"uint8": 8, "uint16": 16, "uint64": 64, "uint256": 256}
 
 

@@ -14,6 +14,9 @@ from . import margin as mg
 from . import risk
 from . import snapshot as snapshot_codec
 from .codec import address_word, key_of, uint_word, value_of
+from ..protocol import inbox as ib
+from ..protocol import requests as pr
+from ..protocol.errors import ProtocolError
 from .commands import (
     BUY,
     LIMIT,
@@ -30,6 +33,7 @@ from .commands import (
     CancelOrder,
     ChainBlock,
     CreateStrategy,
+    ForcedRequest,
     FundInsurance,
     IndexPrices,
     ListMarket,
@@ -38,6 +42,7 @@ from .commands import (
     PlaceOrder,
     UpdateMarket,
     WithdrawIntent,
+    from_request,
 )
 from .config import MAX_QUANTITY, GenesisConfig, market_params_problem
 from .errors import EngineInvariantError, UnknownEpochError
@@ -69,6 +74,7 @@ from .updates import (
     DepositIgnored,
     EpochFrozen,
     FeeUpdate,
+    ForcedRequestApplied,
     Fill,
     InsuranceUpdate,
     MarketUpdate,
@@ -111,6 +117,8 @@ class Engine:
         self.max_strategies = genesis.max_strategies
         self.epochs_retained = genesis.epochs_retained
         self.deposit_seq = 0
+        self.forced_seq = 0  # forced requests taken from the L1 inbox
+        self.inbox_acc = ib.ZERO32  # the inbox's rolling hash over every deposit and forced request taken
         self.block_number = 0
         self.block_hash = ZERO_ID
         self.time = 0
@@ -684,31 +692,102 @@ class Engine:
             if type(d.strategy) is not bytes or len(d.strategy) != 32:
                 return self._reject(c, Reject.MALFORMED, f"deposit {d.seq}: bad strategy")
             expected += 1
+        problem = self._forced_problem(c.forced, expected - 1)
+        if problem is not None:
+            return self._reject(c, *problem)
         self._accept(c)
+        # the inbox order: each forced request after the deposits logged before it (contracts/modules/inbox.vy)
+        forced = iter(c.forced)
+        pending = next(forced, None)
         for d in c.deposits:
-            strategy = d.strategy if d.strategy != ZERO_ID else MAIN_STRATEGY
-            if d.token not in self.ledgers:
-                # allow-listed on-chain before the engine listed it: must not stall everyone's deposits behind it
-                self._emit(DepositIgnored, d.seq, d.trader, strategy, d.token, d.amount)
-                self.deposit_seq = d.seq
-                continue
-            a = self._account_for(d.trader, strategy, d.token)
-            a.collateral += d.amount
-            ledger = self.ledgers[d.token]
-            ledger.deposited += d.amount
-            # the pair's BALANCE leaf records every credited deposit, so the escape hatch can return the later ones
-            pair = d.trader + d.token
-            leaf = self.balances.get(pair)
-            if leaf is None:
-                leaf = self.balances[pair] = PairLeaf(K_BALANCE, d.trader, d.token)
-            leaf.deposited += d.amount
-            self.dirty.update((ledger, leaf))
-            self._emit(DepositCredited, d.seq, d.trader, strategy, d.token, d.amount)
-            self._account_changed(a)
-            self.deposit_seq = d.seq
+            while pending is not None and pending.deposits_before < d.seq:
+                self._take_forced(pending)
+                pending = next(forced, None)
+            self._take_deposit(d)
+        while pending is not None:
+            self._take_forced(pending)
+            pending = next(forced, None)
         self.block_number = c.block_number
         self.block_hash = c.block_hash
         self._emit(BlockApplied, c.block_number, c.block_hash, self.deposit_seq)
+
+    def _forced_problem(self, forced, last_deposit: int):
+        """Why a block's forced requests cannot be taken as listed, or None: seqs consecutive, each placed among
+        this block's deposits, well-typed. Their contents are judged when each is applied."""
+        expected = self.forced_seq + 1
+        placed = self.deposit_seq
+        for f in forced:
+            if type(f) is not ForcedRequest or type(f.seq) is not int or f.seq != expected:
+                return Reject.FORCED_SEQUENCE, f"forced request {getattr(f, 'seq', '?')} is not the next ({expected})"
+            if type(f.deposits_before) is not int or not placed <= f.deposits_before <= last_deposit:
+                return Reject.MALFORMED, f"forced request {f.seq}: placed after deposit {f.deposits_before}, " \
+                    f"outside {placed}..{last_deposit}"
+            if type(f.trader) is not bytes or len(f.trader) != 20 or f.trader == ZERO_ADDRESS:
+                return Reject.MALFORMED, f"forced request {f.seq}: bad trader"
+            if type(f.request_type) is not int or not 0 <= f.request_type < 256:
+                return Reject.MALFORMED, f"forced request {f.seq}: bad request type"
+            if not 0 < len(f.fields) <= ib.MAX_FIELDS_WORDS or any(
+                type(w.value) is not bytes or len(w.value) != 32 for w in f.fields
+            ):
+                return Reject.MALFORMED, f"forced request {f.seq}: fields are 1..{ib.MAX_FIELDS_WORDS} words"
+            placed = f.deposits_before
+            expected += 1
+        return None
+
+    def _take_deposit(self, d) -> None:
+        self.inbox_acc = ib.fold(self.inbox_acc, ib.deposit_leaf(d.seq, d.trader, d.strategy, d.token, d.amount))
+        self.deposit_seq = d.seq
+        strategy = d.strategy if d.strategy != ZERO_ID else MAIN_STRATEGY
+        if d.token not in self.ledgers:
+            # allow-listed on-chain before the engine listed it: must not stall everyone's deposits behind it
+            self._emit(DepositIgnored, d.seq, d.trader, strategy, d.token, d.amount)
+            return
+        a = self._account_for(d.trader, strategy, d.token)
+        a.collateral += d.amount
+        ledger = self.ledgers[d.token]
+        ledger.deposited += d.amount
+        # the pair's BALANCE leaf records every credited deposit, so the escape hatch can return the later ones
+        pair = d.trader + d.token
+        leaf = self.balances.get(pair)
+        if leaf is None:
+            leaf = self.balances[pair] = PairLeaf(K_BALANCE, d.trader, d.token)
+        leaf.deposited += d.amount
+        self.dirty.update((ledger, leaf))
+        self._emit(DepositCredited, d.seq, d.trader, strategy, d.token, d.amount)
+        self._account_changed(a)
+
+    def _take_forced(self, f: ForcedRequest) -> None:
+        """Apply a forced request exactly as the same request signed by its trader: its own Accepted or Rejected
+        and effects, then ForcedRequestApplied. Taken (counted, folded) whatever the outcome."""
+        fields = f.field_bytes()
+        self.inbox_acc = ib.fold(self.inbox_acc, ib.forced_leaf(f.seq, f.trader, f.request_type, fields))
+        self.forced_seq = f.seq
+        rid = f.request_id()
+        start = len(self.out)
+        try:
+            request = pr.decode_forced_fields(f.request_type, f.trader, fields)
+            request.validate()
+        except (ProtocolError, pr.RequestRejected) as exc:
+            n = self.ordinal
+            self.ordinal = n + 1
+            name = pr.REQUEST_TYPES_BY_ID[f.request_type].PRIMARY_TYPE if f.request_type in pr.REQUEST_TYPES_BY_ID \
+                else "ForcedRequest"
+            self.out.append(Rejected(n, rid, name, int(Reject.MALFORMED), f"forced request {f.seq}: {exc}"))
+        else:
+            command = from_request(request, rid)
+            try:
+                self._handlers[type(command)](command)
+            except (TypeError, AttributeError) as exc:  # as in apply(): nothing was accepted or changed yet
+                if len(self.out) > start:
+                    raise
+                self._reject(command, Reject.MALFORMED, f"malformed field: {exc}")
+        verdict = self.out[start]
+        reason, detail = (verdict.reason, verdict.detail) if type(verdict) is Rejected else (0, "")
+        self._emit(ForcedRequestApplied, f.seq, f.trader, f.request_type, rid, reason, detail)
+
+    def inbox_cursor(self) -> ib.InboxCursor:
+        """How much of the L1 inbox this state has taken (what a checkpoint of it states)."""
+        return ib.InboxCursor(self.deposit_seq, self.forced_seq, self.inbox_acc)
 
     # ------------------------------------------------------------------------------------------ prices, time
 
@@ -931,7 +1010,7 @@ class Engine:
             uint_word(SYSTEM_CURSORS) + uint_word(self.deposit_seq) + uint_word(self.block_number) + self.block_hash
             + uint_word(self.time) + uint_word(self.epoch) + uint_word(self.ordinal) + uint_word(self.order_seq)
             + address_word(self.default_token) + uint_word(self.max_open_orders) + uint_word(self.max_strategies)
-            + uint_word(self.epochs_retained),
+            + uint_word(self.epochs_retained) + uint_word(self.forced_seq) + self.inbox_acc,
         )
 
     def flush(self) -> None:

@@ -33,6 +33,7 @@ class Reject(IntEnum):
     TOKEN_EXISTS = 27
     DUPLICATE_ORDER_ID = 28
     PRICE_NOT_POSITIVE = 29
+    FORCED_SEQUENCE = 30  # a chain block's forced requests do not continue the forced seq
 
 
 class CancelReason(IntEnum):

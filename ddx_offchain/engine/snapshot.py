@@ -184,7 +184,7 @@ def _rebuild(cls, items):
     cursors = None
     ledgers = []
     for value in by_kind.get(K_SYSTEM, []):
-        w = split_words(value, K_SYSTEM, 12) if word_uint(value[32:64]) == SYSTEM_CURSORS else \
+        w = split_words(value, K_SYSTEM, 14) if word_uint(value[32:64]) == SYSTEM_CURSORS else \
             split_words(value, K_SYSTEM, 4)
         if word_uint(w[0]) == SYSTEM_CURSORS:
             cursors = w
@@ -200,6 +200,8 @@ def _rebuild(cls, items):
                             max_strategies=word_uint(cursors[10]), epochs_retained=word_uint(cursors[11]))
     engine = cls(genesis, _empty=True)
     engine.deposit_seq = word_uint(cursors[1])
+    engine.forced_seq = word_uint(cursors[12])
+    engine.inbox_acc = cursors[13]
     engine.block_number = word_uint(cursors[2])
     engine.block_hash = cursors[3]
     engine.time = word_uint(cursors[4])

@@ -182,3 +182,15 @@ class TimeAdvanced(Update, frozen=True, gc=False, tag=True):
 class EpochFrozen(Update, frozen=True, gc=False, tag=True):
     epoch: int
     root: bytes
+
+
+class ForcedRequestApplied(Update, frozen=True, gc=False, tag=True):
+    """A forced request (from the L1 inbox) was taken: after its own Accepted or Rejected and effects, this names
+    its trader and outcome (reason 0: accepted; else reasons.Reject). Taken either way: it counts as processed."""
+
+    seq: int
+    trader: bytes
+    request_type: int
+    request_id: bytes
+    reason: int
+    detail: str

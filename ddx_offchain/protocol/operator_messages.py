@@ -18,6 +18,7 @@ from eth_utils import is_address, to_checksum_address
 
 from .errors import ProtocolError
 from .hashing import keccak256
+from .inbox import EMPTY_INBOX, InboxCursor
 
 DOMAIN_NAME = "DDX"
 DOMAIN_VERSION = "1"
@@ -53,6 +54,9 @@ MESSAGE_FIELDS: dict[str, list[tuple[str, str]]] = {
         ("stateRoot", "bytes32"),
         ("l1BlockNumber", "uint256"),
         ("l1BlockHash", "bytes32"),
+        ("depositCount", "uint256"),
+        ("forcedCount", "uint256"),
+        ("inboxAcc", "bytes32"),
     ],
     "RotateOperators": [
         ("action", "uint8"),
@@ -188,6 +192,8 @@ class Checkpoint:
     state_root: bytes
     l1_block_number: int
     l1_block_hash: bytes
+    # the L1 inbox the state covers (deposits and forced requests taken, rolling hash): protocol/inbox.py
+    inbox: InboxCursor = EMPTY_INBOX
 
     primary_type = "Checkpoint"
 
@@ -201,6 +207,9 @@ class Checkpoint:
             "stateRoot": bytes(self.state_root),
             "l1BlockNumber": _uint(self.l1_block_number, "L1 block number"),
             "l1BlockHash": bytes(self.l1_block_hash),
+            "depositCount": _uint(self.inbox.deposits, "deposit count"),
+            "forcedCount": _uint(self.inbox.forced, "forced count"),
+            "inboxAcc": _bytes32_value(self.inbox.acc, "inbox acc"),
         }
 
 
@@ -380,3 +389,8 @@ def _uint(value, what: str) -> int:
 def _bytes32(value, what: str) -> None:
     if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
         raise ProtocolError(f"{what} must be 32 bytes")
+
+
+def _bytes32_value(value, what: str) -> bytes:
+    _bytes32(value, what)
+    return bytes(value)

@@ -396,6 +396,35 @@ def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
     return cls(*values), data[2 + 32 * words:]
 
 
+# ---------------------------------------------------------------- forced requests (docs/protocol.md §6.5)
+
+# A forced request is a trader request put in the L1 inbox by the trader itself (contracts/modules/forced.vy): the
+# caller is the trader, the forced seq stands in for nonce and timestamp, so its fields are the rest.
+NOT_FORCED_FIELDS = ("trader", "nonce", "timestamp")
+
+
+def forced_fields(request: TraderRequest) -> tuple[int, bytes]:
+    """(type id, fields) of `force_request` for this request: its ABI words less trader, nonce and timestamp."""
+    request.validate()
+    words = [encode_word(abi, getattr(request, attr)) for attr, _, abi in request.FIELDS if attr not in NOT_FORCED_FIELDS]
+    return request.TYPE_ID, b"".join(words)
+
+
+def decode_forced_fields(request_type: int, trader: bytes, fields: bytes) -> TraderRequest:
+    """The request a forced request stands for, with nonce and timestamp 0; raises ProtocolError when the type is
+    unknown or a word is not a canonical encoding of its field (the engine then rejects it as malformed)."""
+    cls = REQUEST_TYPES_BY_ID.get(request_type)
+    if cls is None:
+        raise ProtocolError(f"unknown request type id {request_type}")
+    declared = [(attr, name, abi) for attr, name, abi in cls.FIELDS if attr not in NOT_FORCED_FIELDS]
+    if len(fields) != 32 * len(declared):
+        raise ProtocolError(f"{cls.PRIMARY_TYPE} forced fields are {32 * len(declared)} bytes, got {len(fields)}")
+    values = {"trader": trader, "nonce": 0, "timestamp": 0}
+    for i, (attr, name, abi) in enumerate(declared):
+        values[attr] = _decode_word(abi, name, fields[32 * i : 32 * i + 32])
+    return cls(**values)
+
+
 def _decode_word(abi: str, name: str, word: bytes):
     if abi == "bytes32":
         return word

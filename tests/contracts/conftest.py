@@ -13,6 +13,7 @@ from eth_account import Account
 
 from ddx_offchain.deployment.artifacts import REPO_ROOT
 from ddx_offchain.protocol import operator_messages as om
+from ddx_offchain.protocol.inbox import InboxCursor
 from ddx_offchain.protocol.hashing import keccak256
 
 boa.interpret.set_search_paths([str(REPO_ROOT)])
@@ -24,6 +25,7 @@ HARNESS = REPO_ROOT / "tests/harness"
 DAY = 86400
 ESCAPE_DELAY = 7 * DAY
 GOVERNANCE_DELAY = 2 * DAY
+FORCED_DEADLINE = DAY
 CAPACITY = 10**30  # generous default: rate-limit tests set their own
 PERIOD = DAY
 MAIN = b"main".ljust(32, b"\0")
@@ -62,13 +64,18 @@ class Deployment:
         number = boa.env.evm.patch.block_number - 1
         return number, _blockhash(number)
 
-    def checkpoint_message(self, root: bytes, epoch: int | None = None) -> om.Checkpoint:
+    def inbox_head(self) -> InboxCursor:
+        deposits, forced, acc = self.exchange.inbox_head()
+        return InboxCursor(deposits, forced, bytes(acc))
+
+    def checkpoint_message(self, root: bytes, epoch: int | None = None, inbox: InboxCursor | None = None) -> om.Checkpoint:
+        """A checkpoint of `root`, covering `inbox` (by default the whole inbox as it stands)."""
         if epoch is None:
             epoch = self.epoch + 1
         number, block_hash = self.anchor()
-        return om.Checkpoint(self.operator_set.id, epoch, root, number, block_hash)
+        return om.Checkpoint(self.operator_set.id, epoch, root, number, block_hash, inbox or self.inbox_head())
 
-    def submit(self, message: om.Checkpoint, keys=None, quorum=None, operator_set=None, sender=None):
+    def submit(self, message: om.Checkpoint, keys=None, quorum=None, operator_set=None, sender=None, suffix=()):
         signers = self.keys[: self.operator_set.threshold] if keys is None else keys
         if quorum is None:
             quorum = om.sign_quorum(message, self.domain, self.operator_set, signers)
@@ -78,6 +85,8 @@ class Deployment:
             message.state_root,
             message.l1_block_number,
             message.l1_block_hash,
+            message.inbox.as_abi(),
+            list(suffix),
             operator_set.as_abi(),
             *quorum.as_abi(),
             sender=sender or boa.env.eoa,
@@ -134,12 +143,15 @@ def deploy_exchange(
     supermajority: bool = True,
     escape_delay: int = ESCAPE_DELAY,
     governance_delay: int = GOVERNANCE_DELAY,
+    forced_deadline: int = FORCED_DEADLINE,
 ):
     members = addresses(keys)
     if threshold is None:
         threshold = om.smallest_supermajority(len(members))
     collateral = [(t.address if hasattr(t, "address") else t, capacity, period) for t in tokens]
-    return factory(EXCHANGE).deploy(members, threshold, supermajority, collateral, escape_delay, governance_delay)
+    return factory(EXCHANGE).deploy(
+        members, threshold, supermajority, collateral, escape_delay, forced_deadline, governance_delay
+    )
 
 
 def make_deployment(count: int = 4, threshold: int | None = None, **kwargs) -> Deployment:

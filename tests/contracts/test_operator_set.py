@@ -20,6 +20,7 @@ def _deploy(members, threshold, supermajority=True):
         supermajority,
         [],
         7 * 86400,
+        86400,
         2 * 86400,
     )
 

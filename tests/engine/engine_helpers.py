@@ -6,10 +6,11 @@ import itertools
 
 from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine.commands import (
-    LIMIT, MAIN_STRATEGY, AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, Deposit,
+    LIMIT, MAIN_STRATEGY, AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, Deposit, ForcedRequest, Word,
     IndexPrice, IndexPrices, MarketParams, ModifyOrder, PlaceOrder, WithdrawIntent, name32,
 )
 from ddx_offchain.engine.updates import Accepted, Rejected
+from ddx_offchain.protocol.requests import forced_fields
 
 USDC = bytes.fromhex("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48")
 ETHP = name32("ETHP")
@@ -63,6 +64,19 @@ class Driver:
         self.block += 1
         return self.apply(ChainBlock(self.rid(), self.block, self.block.to_bytes(32, "big"),
                                      (Deposit(self.seq, who, strategy, token, amount),)))
+
+    def force(self, request, *, deposits: tuple = ()) -> list:
+        """A chain block carrying `request` (a protocol.requests request of its trader) as the next forced request,
+        after this block's `deposits` (Deposit values with the next seqs)."""
+        self.forced = getattr(self, "forced", self.engine.forced_seq) + 1
+        self.block += 1
+        request_type, fields = forced_fields(request)
+        forced = ForcedRequest(
+            self.forced, self.engine.deposit_seq + len(deposits), request.trader, request_type,
+            tuple(Word(fields[i : i + 32]) for i in range(0, len(fields), 32)),
+        )
+        self.seq += len(deposits)
+        return self.apply(ChainBlock(self.rid(), self.block, self.block.to_bytes(32, "big"), tuple(deposits), (forced,)))
 
     def price(self, price: int, market: bytes = ETHP) -> list:
         return self.apply(IndexPrices(self.rid(), (IndexPrice(market, price),)))

@@ -14,7 +14,8 @@ from pathlib import Path
 import msgspec
 
 from ddx_offchain.engine import Engine, GenesisConfig, decode_command, encode_command
-from ddx_offchain.engine.commands import BUY, LIMIT_IOC, MARKET, SELL, FundInsurance
+from ddx_offchain.engine.commands import BUY, LIMIT_IOC, MAIN_STRATEGY as MAIN, MARKET, SELL, Deposit, FundInsurance
+from ddx_offchain.protocol import requests as pr
 
 from engine_helpers import USDC, Driver, market_params, trader, usd
 
@@ -47,6 +48,8 @@ def build_scenario() -> list:
     d.price(usd(1800))  # A: equity below maintenance → sold to C's bid at 1,850, fee to the fund
     d.apply(FundInsurance(d.rid(), USDC, 1))
     d.withdraw(B, usd(1_000))
+    # C withdraws through the L1 inbox (a forced request) in a block that also carries a deposit of A's before it
+    d.force(pr.WithdrawIntent(C, MAIN, USDC, usd(500), 0, 0), deposits=(Deposit(d.seq + 1, A, MAIN, USDC, usd(10)),))
     d.epoch()
     return d.log
 

@@ -13,7 +13,7 @@ from contracts.modules import eip712
 MAX_OPERATORS: constant(uint256) = 32
 ACTION_CHECKPOINT: constant(uint8) = 1
 CHECKPOINT_TYPEHASH: constant(bytes32) = keccak256(
-    "Checkpoint(uint8 action,uint256 operatorSetId,uint256 epoch,bytes32 stateRoot,uint256 l1BlockNumber,bytes32 l1BlockHash)"
+    "Checkpoint(uint8 action,uint256 operatorSetId,uint256 epoch,bytes32 stateRoot,uint256 l1BlockNumber,bytes32 l1BlockHash,uint256 depositCount,uint256 forcedCount,bytes32 inboxAcc)"
 )
 EPOCH_SHIFT: constant(uint256) = 65
 TIME_SHIFT: constant(uint256) = 1
@@ -63,7 +63,12 @@ def submit_checkpoint(
     packed_set: uint256 = self._set
     set_id: uint256 = packed_set >> 8
     digest: bytes32 = eip712._typed_digest(
-        keccak256(abi_encode(CHECKPOINT_TYPEHASH, ACTION_CHECKPOINT, set_id, epoch, state_root, l1_block_number, l1_block_hash))
+        keccak256(
+            abi_encode(
+                CHECKPOINT_TYPEHASH, ACTION_CHECKPOINT, set_id, epoch, state_root, l1_block_number, l1_block_hash,
+                0, 0, empty(bytes32),  # the twin has no inbox: the empty cursor
+            )
+        )
     )
     count: uint256 = len(signatures) // ecdsa.SIGNATURE_LENGTH
     assert count * ecdsa.SIGNATURE_LENGTH == len(signatures), "signatures are not 65 bytes each"
