@@ -1,5 +1,8 @@
 """Gas of the ddx exchange on py-evm: whole-transaction gas from receipts (21,000 + calldata + execution).
 
+Also the inbox (issue 10): a forced request, a steady deposit (65,000 budget), a checkpoint covering the head
+against the figures before the inbox (+5,000 budget), and checkpoints 1 and 10 entries behind the head.
+
     python benchmarks/gas.py [--json] [--sizes 1000,1000000]
 
 Measures checkpoint submission with 3, 4, 7, 10 and 16 operators at the smallest threshold above 2/3 (and the
@@ -26,12 +29,20 @@ from ddx_offchain.deployment.deploy import CollateralSpec, DeployConfig, deploy_
 from ddx_offchain.deployment.embedded import Web3Deployer, embedded_web3  # noqa: E402
 from ddx_offchain.protocol import items  # noqa: E402
 from ddx_offchain.protocol import operator_messages as om  # noqa: E402
+from ddx_offchain.protocol import inbox as ib  # noqa: E402
+from ddx_offchain.protocol import requests as pr  # noqa: E402
 from ddx_offchain.protocol.hashing import keccak256  # noqa: E402
+from ddx_offchain.protocol.inbox import InboxCursor  # noqa: E402
 from ddx_offchain.tree import StateTree  # noqa: E402
 
 OPERATOR_COUNTS = (3, 4, 7, 10, 16)
 TREE_SIZES = (1_000, 1_000_000)
-TARGETS = {"checkpoint_base": 50_000, "checkpoint_per_signature": 7_000, "claim_1000000": 90_000, "deposit": 60_000}
+TARGETS = {
+    "checkpoint_base": 50_000, "checkpoint_per_signature": 7_000, "claim_1000000": 90_000, "deposit": 65_000,
+    "forced_request": 60_000,
+}
+# Before the inbox (commit 467bff1): the checkpoint's budget is these plus 5,000 (issue 10).
+CHECKPOINT_BEFORE_INBOX = {"3": 74_302, "4": 74_910, "7": 86_422, "10": 97_884, "16": 120_866}
 PEERS = {"polygon_pos_per_signature": 18_000, "blobstream_30_of_100_signers": 329_000}
 ESCAPE_DELAY = 7 * 86400
 
@@ -72,11 +83,17 @@ class Bench:
         return exchange, token, om.OperatorSet(1, config.threshold, config.operators)
 
     def checkpoint(self, exchange, operator_set, keys, epoch: int, root: bytes) -> int:
+        """A checkpoint covering the whole inbox (the steady case: the engine is caught up with L1)."""
         number, block_hash = self.anchor()
-        message = om.Checkpoint(operator_set.id, epoch, root, number, block_hash)
+        deposits, forced, acc = exchange.functions.inbox_head().call()
+        message = om.Checkpoint(operator_set.id, epoch, root, number, block_hash, InboxCursor(deposits, forced, bytes(acc)))
         domain = om.Domain(self.w3.eth.chain_id, exchange.address)
         quorum = om.sign_quorum(message, domain, operator_set, keys[: operator_set.threshold])
-        return self.gas(exchange.functions.submit_checkpoint(epoch, root, number, block_hash, operator_set.as_abi(), *quorum.as_abi()))
+        return self.gas(
+            exchange.functions.submit_checkpoint(
+                epoch, root, number, block_hash, message.inbox.as_abi(), operator_set.as_abi(), *quorum.as_abi()
+            )
+        )
 
 
 def measure_checkpoints(bench: Bench) -> tuple[dict, dict]:
@@ -128,8 +145,32 @@ def measure_custody(bench: Bench, sizes) -> dict:
     out["deposit_first_gas"] = bench.gas(exchange.functions.deposit(token.address, 10**12), depositor)
     out["deposit_gas"] = bench.gas(exchange.functions.deposit(token.address, 10**12), depositor)
     log(f"deposit: first ever {out['deposit_first_gas']}, steady {out['deposit_gas']}")
+    # a forced withdrawal (the largest common forced request after a PlaceOrder) and a forced close
+    withdraw = pr.forced_fields(pr.WithdrawIntent(b"\x01" * 20, pr.strategy_id("main"), bytes.fromhex(token.address[2:]), 10**9, 0, 0))
+    close = pr.forced_fields(pr.PlaceOrder(b"\x01" * 20, pr.strategy_id("main"), b"ETHP".ljust(32, b"\0"), 1, 3, 0, 10**6, True, 0, 0))
+    out["forced_request_gas"] = bench.gas(exchange.functions.force_request(*withdraw), depositor)
+    out["forced_close_gas"] = bench.gas(exchange.functions.force_request(*close), depositor)
+    log(f"forced request: withdraw {out['forced_request_gas']}, reduce-only close {out['forced_close_gas']}")
 
+    # a checkpoint whose state is behind the inbox head by 1 and by 10 deposits (the leaves after it in calldata)
     epoch = 0
+    for behind in (1, 10):
+        cursor = InboxCursor(*exchange.functions.inbox_head().call())
+        cursor = InboxCursor(cursor.deposits, cursor.forced, bytes(cursor.acc))
+        leaves = []
+        for _ in range(behind):
+            bench.gas(exchange.functions.deposit(token.address, 10**6), depositor)
+            seq = exchange.functions.deposit_count().call()
+            leaves.append(ib.deposit_leaf(seq, bytes.fromhex(depositor[2:]), pr.strategy_id("main"), bytes.fromhex(token.address[2:]), 10**6))
+        epoch += 1
+        number, block_hash = bench.anchor()
+        message = om.Checkpoint(operator_set.id, epoch, keccak256(b"behind"), number, block_hash, cursor)
+        quorum = om.sign_quorum(message, om.Domain(bench.w3.eth.chain_id, exchange.address), operator_set, keys[: operator_set.threshold])
+        out[f"checkpoint_{behind}_behind_gas"] = bench.gas(exchange.functions.submit_checkpoint_with_leaves(
+            epoch, message.state_root, number, block_hash, cursor.as_abi(), leaves, operator_set.as_abi(), *quorum.as_abi()
+        ))
+        log(f"checkpoint (4 operators) {behind} entries behind the head: {out[f'checkpoint_{behind}_behind_gas']}")
+
     escapee = accounts[9]
     fund(escapee, 10**6)
     bench.gas(exchange.functions.deposit(token.address, 1_000), escapee)  # credited: BALANCE (700, 1000) + 300 withdrawn
@@ -206,6 +247,10 @@ def main(argv=None) -> int:
         },
         "claim_1000000": custody["claim_gas"].get("1000000", 0) <= TARGETS["claim_1000000"] if "1000000" in custody["claim_gas"] else None,
         "deposit": custody["deposit_gas"] <= TARGETS["deposit"],
+        "forced_request": max(custody["forced_request_gas"], custody["forced_close_gas"]) <= TARGETS["forced_request"],
+        "checkpoint_vs_before_inbox": {
+            n: gas <= CHECKPOINT_BEFORE_INBOX[n] + 5_000 for n, gas in checkpoints.items() if n in CHECKPOINT_BEFORE_INBOX
+        },
     }
     summary = {
         "checkpoint_gas": checkpoints,
@@ -217,6 +262,11 @@ def main(argv=None) -> int:
         "proof_depth": custody["proof_depth"],
         "deposit_gas": custody["deposit_gas"],
         "deposit_first_gas": custody["deposit_first_gas"],
+        "forced_request_gas": custody["forced_request_gas"],
+        "forced_close_gas": custody["forced_close_gas"],
+        "checkpoint_gas_before_inbox": CHECKPOINT_BEFORE_INBOX,
+        "checkpoint_1_behind_gas": custody["checkpoint_1_behind_gas"],
+        "checkpoint_10_behind_gas": custody["checkpoint_10_behind_gas"],
         "escape_gas": custody.get("escape_gas"),
         "targets": TARGETS,
         "targets_met": targets_met,

@@ -38,6 +38,7 @@ exports: (
     checkpoints.inbox_coverage,
     checkpoints.latest_checkpoint,
     checkpoints.submit_checkpoint,
+    checkpoints.submit_checkpoint_with_leaves,
     checkpoints.freeze,
     custody.collateral_allowed,
     inbox.inbox_head,

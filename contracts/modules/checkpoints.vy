@@ -198,22 +198,69 @@ def submit_checkpoint(
     l1_block_number: uint256,
     l1_block_hash: bytes32,
     cursor: inbox.InboxCursor,
-    suffix: DynArray[bytes32, inbox.MAX_SUFFIX],
     operator_set: quorum.OperatorSet,
     signer_bitmap: uint256,
     signatures: Bytes[quorum.MAX_SIGNATURE_BYTES],
 ):
     """
-    @notice Record the state root of `epoch`, signed by a quorum of the current operator set.
+    @notice Record the state root of `epoch`, signed by a quorum of the current operator set, whose state covers
+            the whole inbox as it stands (see `submit_checkpoint_with_leaves` for a state behind it).
     @param epoch Strictly greater than the latest recorded epoch.
     @param state_root The state tree's root (not zero).
     @param l1_block_number The L1 block the operators saw when they closed the epoch; in the past.
     @param l1_block_hash Its hash; checked when the block is one of the last 256.
-    @param cursor The inbox as the state covers it: deposits and forced requests taken, and the rolling hash.
-    @param suffix The inbox leaves after the cursor, up to the head (empty when the state covers the whole inbox).
+    @param cursor The inbox as the state covers it: deposits and forced requests taken, and the rolling hash; here
+           the inbox head.
     @param operator_set The current set, as returned by `operator_set()`.
     @param signer_bitmap Bit i set: operator_set.members[i] signed.
     @param signatures The signers' 65-byte signatures, in ascending bit order.
+    """
+    inbox._check_head(cursor)
+    digest: bytes32 = self._checked_digest(epoch, state_root, l1_block_number, l1_block_hash, cursor, operator_set.id)
+    quorum._verify(digest, operator_set, signer_bitmap, signatures)
+    self._record(epoch, state_root, l1_block_number, l1_block_hash, cursor, cursor, operator_set.id)
+
+
+@external
+def submit_checkpoint_with_leaves(
+    epoch: uint256,
+    state_root: bytes32,
+    l1_block_number: uint256,
+    l1_block_hash: bytes32,
+    cursor: inbox.InboxCursor,
+    leaves: DynArray[bytes32, inbox.MAX_SUFFIX],
+    operator_set: quorum.OperatorSet,
+    signer_bitmap: uint256,
+    signatures: Bytes[quorum.MAX_SIGNATURE_BYTES],
+):
+    """
+    @notice `submit_checkpoint` for a state that covers the inbox up to `cursor`, behind its head: `leaves` are the
+            inbox leaves after the cursor, up to the head, which prove the cursor is on the chain's inbox.
+    @dev A separate entry point because a calldata array is copied to memory at its bound: the common case (the
+         state covers the head) does not pay for it.
+    """
+    reached: inbox.InboxCursor = cursor
+    for leaf: bytes32 in leaves:
+        reached = inbox._step(reached, leaf)
+    inbox._check_head(reached)
+    digest: bytes32 = self._checked_digest(epoch, state_root, l1_block_number, l1_block_hash, cursor, operator_set.id)
+    quorum._verify(digest, operator_set, signer_bitmap, signatures)
+    self._record(epoch, state_root, l1_block_number, l1_block_hash, cursor, reached, operator_set.id)
+
+
+@internal
+@view
+def _checked_digest(
+    epoch: uint256,
+    state_root: bytes32,
+    l1_block_number: uint256,
+    l1_block_hash: bytes32,
+    cursor: inbox.InboxCursor,
+    operator_set_id: uint256,
+) -> bytes32:
+    """
+    @dev The rules both entry points share (the cursor is already proven on the inbox); returns what the quorum
+         must have signed. The operator set and signatures stay with the caller: passing them here would copy them.
     """
     head: uint256 = self._head
     assert head & FROZEN_BIT == 0, "checkpoints: frozen"
@@ -223,25 +270,39 @@ def submit_checkpoint(
     assert l1_block_number < block.number, "checkpoints: anchored block not in the past"
     if l1_block_number + BLOCKHASH_WINDOW >= block.number:
         assert blockhash(l1_block_number) == l1_block_hash, "checkpoints: anchored block hash mismatch"
-    covered: uint256 = cursor.deposits + cursor.forced
-    assert covered >= (head >> COVERED_SHIFT) & COUNT_MASK, "checkpoints: inbox cursor goes backwards"
-    inbox._check_cursor(cursor, suffix)
-    digest: bytes32 = eip712._typed_digest(
-        self._checkpoint_struct_hash(operator_set.id, epoch, state_root, l1_block_number, l1_block_hash, cursor)
+    assert cursor.deposits + cursor.forced >= (head >> COVERED_SHIFT) & COUNT_MASK, "checkpoints: inbox cursor goes backwards"
+    return eip712._typed_digest(
+        self._checkpoint_struct_hash(operator_set_id, epoch, state_root, l1_block_number, l1_block_hash, cursor)
     )
-    quorum._verify(digest, operator_set, signer_bitmap, signatures)
+
+
+@internal
+def _record(
+    epoch: uint256,
+    state_root: bytes32,
+    l1_block_number: uint256,
+    l1_block_hash: bytes32,
+    cursor: inbox.InboxCursor,
+    head_now: inbox.InboxCursor,
+    operator_set_id: uint256,
+):
+    """
+    @dev The effects of an accepted checkpoint; `head_now` is the inbox head it was proven against.
+    """
+    head: uint256 = self._head
+    covered: uint256 = cursor.deposits + cursor.forced
     self.checkpoint_root[epoch] = state_root
     generation: uint256 = head & (COUNT_MASK << GEN_COUNT_SHIFT | TIME_MASK << GEN_TIME_SHIFT)
     if covered >= (head >> GEN_COUNT_SHIFT) & COUNT_MASK:
-        # the pending generation is covered: what is left uncovered (the suffix) starts the next one now
-        generation = (covered + len(suffix)) << GEN_COUNT_SHIFT | block.timestamp << GEN_TIME_SHIFT
+        # the pending generation is covered: what is left uncovered (up to the head) starts the next one now
+        generation = (head_now.deposits + head_now.forced) << GEN_COUNT_SHIFT | block.timestamp << GEN_TIME_SHIFT
     self._head = epoch << EPOCH_SHIFT | generation | covered << COVERED_SHIFT | block.timestamp << TIME_SHIFT
     log CheckpointRecorded(
         epoch=epoch,
         state_root=state_root,
         l1_block_number=l1_block_number,
         l1_block_hash=l1_block_hash,
-        operator_set_id=operator_set.id,
+        operator_set_id=operator_set_id,
     )
 
 

@@ -103,24 +103,30 @@ def _append_forced(trader: address, request_type: uint8, fields: Bytes[MAX_FIELD
 
 
 @internal
-@view
-def _check_cursor(cursor: InboxCursor, suffix: DynArray[bytes32, MAX_SUFFIX]):
+@pure
+def _step(cursor: InboxCursor, leaf: bytes32) -> InboxCursor:
     """
-    @dev Reverts unless `cursor` is the inbox as it stood after cursor.deposits deposits and cursor.forced forced
-         requests: folding `suffix` (the leaves after it, in order) onto cursor.acc must give the head, and the
-         leaves' kinds must account exactly for the difference in counts.
+    @dev The cursor moved past one more leaf: its kind byte says which count grows.
     """
-    counts: uint256 = self._counts
+    kind: uint256 = convert(leaf, uint256) >> 248
     deposits: uint256 = cursor.deposits
     forced: uint256 = cursor.forced
-    acc: bytes32 = cursor.acc
-    for leaf: bytes32 in suffix:
-        kind: uint256 = convert(leaf, uint256) >> 248
-        if kind == KIND_DEPOSIT:
-            deposits += 1
-        else:
-            assert kind == KIND_FORCED, "inbox: leaf of unknown kind"
-            forced += 1
-        acc = keccak256(concat(acc, leaf))
-    assert deposits == counts & WORD_64 and forced == counts >> 64, "inbox: cursor and leaves do not reach the head"
-    assert acc == self._acc, "inbox: cursor is not on the chain's inbox"
+    if kind == KIND_DEPOSIT:
+        deposits += 1
+    else:
+        assert kind == KIND_FORCED, "inbox: leaf of unknown kind"
+        forced += 1
+    return InboxCursor(deposits=deposits, forced=forced, acc=keccak256(concat(cursor.acc, leaf)))
+
+
+@internal
+@view
+def _check_head(reached: InboxCursor):
+    """
+    @dev Reverts unless `reached` (a stated cursor moved past the leaves given after it) is the inbox head: the
+         stated cursor is then the inbox as it stood after its counts, since the rolling hash binds every leaf and
+         its kind (a different history would need a keccak256 collision).
+    """
+    counts: uint256 = self._counts
+    assert reached.deposits == counts & WORD_64 and reached.forced == counts >> 64, "inbox: cursor and leaves do not reach the head"
+    assert reached.acc == self._acc, "inbox: cursor is not on the chain's inbox"

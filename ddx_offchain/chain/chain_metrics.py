@@ -9,6 +9,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .checkpointer import Checkpointer
+from .core.follower import AlarmKind
 from .core.progress import Stage
 from .watcher import ChainWatcher
 
@@ -19,7 +20,7 @@ class ChainMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
         self.halted = Gauge("ddx_chain_ingestion_halted", "1 if deposit ingestion stopped on an alarm", registry=r)
-        self.alarm = Gauge("ddx_chain_alarm", "Active chain alarms by kind (deposit_gap, deposit_repeated, sequenced_block_reorged)", ["kind"], registry=r)
+        self.alarm = Gauge("ddx_chain_alarm", "Active chain alarms by kind (deposit_gap, deposit_repeated, forced_gap, forced_repeated, inbox_mismatch, sequenced_block_reorged)", ["kind"], registry=r)
         self.head = Gauge("ddx_chain_head_block", "Latest block number seen by the watcher", registry=r)
         self.handed = Gauge("ddx_chain_last_handed_block", "Last confirmed block handed to the leader", registry=r)
         self.reorgs = Gauge("ddx_chain_reorgs", "Reorganisations seen by the watcher", registry=r)
@@ -38,13 +39,20 @@ class ChainMetrics:
         )
         self._relay_failures_seen = 0
         self.refusals = Gauge("ddx_checkpoint_refused_epochs", "Epochs this operator refuses to sign", registry=r)
+        self.inbox_mismatches = Counter(
+            "ddx_checkpoint_inbox_mismatches",
+            "Checkpoints refused because the state's inbox cursor differs from the contract's at the anchor block",
+            registry=r,
+        )
+        self._inbox_mismatches_seen = 0
 
     def refresh(self, watcher: ChainWatcher | None, checkpointer: Checkpointer | None) -> None:
         if watcher is not None:
             status = watcher.status()
             self.halted.set(1 if status.get("state") == "halted" else 0)
             alarm = status.get("alarm")
-            for kind in ("deposit_gap", "deposit_repeated", "sequenced_block_reorged"):
+            for kind in AlarmKind:
+                kind = kind.value
                 self.alarm.labels(kind).set(1 if alarm and alarm["kind"] == kind else 0)
             if status.get("head") is not None:
                 self.head.set(status["head"])
@@ -70,3 +78,5 @@ class ChainMetrics:
             self.relay_failures_total.inc(progress.relay_failures_total - self._relay_failures_seen)
             self._relay_failures_seen = progress.relay_failures_total
             self.refusals.set(sum(1 for cp in progress.epochs.values() if cp.stage is Stage.REFUSED))
+            self.inbox_mismatches.inc(checkpointer.inbox_mismatches - self._inbox_mismatches_seen)
+            self._inbox_mismatches_seen = checkpointer.inbox_mismatches

@@ -3,8 +3,10 @@
 Runs on every operator, apart from sequencing: the node calls `epoch_frozen()` when it applies an epoch advance
 (engine root + the last sequenced L1 block), and `run()` (an asyncio task) does the rest, each tick:
 
-1. verify the chain blocks sequenced up to the anchor against this operator's RPC (verifier.py); sign the
-   checkpoint message (protocol/operator_messages.py) only if they all match; refuse and say why otherwise;
+1. verify the chain blocks sequenced up to the anchor against this operator's RPC (verifier.py), and the state's
+   inbox cursor against the contract's own inbox head at the anchor block (a leader that sequenced a block past a
+   deposit or forced request leaves the engine behind the contract); sign the checkpoint message
+   (protocol/operator_messages.py) only if everything matches; refuse and say why otherwise;
 2. publish the signature and collect the peers' (signatures.py), each checked against this operator's message;
 3. once a quorum exists, relay `submit_checkpoint` when relay_policy says it is this operator's turn, with
    EIP-1559 fees under a cap, replacing a stuck transaction with bumped fees, backing off after failures;
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from eth_account import Account
 
 from ..protocol import operator_messages as om
+from ..protocol.inbox import InboxCursor
 from .core.progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission
 from .core.progress import epoch_status as _epoch_entry
 from .core.relay_policy import Backoff, FeePolicy, Fees, FeeTooHigh, may_relay
@@ -85,12 +88,16 @@ class Checkpointer:
         self.stage_listeners: list[Callable[[int, bytes, str, dict], None]] = []
         self._stages: dict[int, Stage] = {}
         self._set_checked_at: float | None = None
+        self.inbox_mismatches = 0  # epochs refused because their inbox cursor is not the contract's at the anchor
 
     # ---- from the node -------------------------------------------------------------------------------------
 
-    def epoch_frozen(self, epoch: int, state_root: bytes, l1_block_number: int, l1_block_hash: bytes) -> EpochCheckpoint:
-        """The engine froze `epoch` with `state_root`, having sequenced L1 up to (l1_block_number, hash)."""
-        message = om.Checkpoint(self.progress.operator_set.id, epoch, state_root, l1_block_number, l1_block_hash)
+    def epoch_frozen(
+        self, epoch: int, state_root: bytes, l1_block_number: int, l1_block_hash: bytes, inbox: InboxCursor
+    ) -> EpochCheckpoint:
+        """The engine froze `epoch` with `state_root`, having sequenced L1 up to (l1_block_number, hash) and taken
+        the inbox up to `inbox`."""
+        message = om.Checkpoint(self.progress.operator_set.id, epoch, state_root, l1_block_number, l1_block_hash, inbox)
         cp = self.progress.built(message, self.clock())
         self._report_stages()
         return cp
@@ -209,6 +216,19 @@ class Checkpointer:
             self.progress.refuse(cp.epoch, "the epoch anchors no L1 block (none sequenced yet): not checkpointable")
             return
         verdict = await self.verifier.check_through(m.l1_block_number, m.l1_block_hash)
+        if verdict is None:
+            contract = await self.rpc.inbox_head(m.l1_block_number)
+            if contract != m.inbox:
+                self.inbox_mismatches += 1
+                reason = (
+                    f"the state covers {m.inbox.deposits} deposits and {m.inbox.forced} forced requests (inbox hash "
+                    f"0x{m.inbox.acc.hex()[:16]}…), the contract had {contract.deposits} and {contract.forced} "
+                    f"(0x{contract.acc.hex()[:16]}…) at anchor block {m.l1_block_number}: an inbox entry was skipped "
+                    "or altered"
+                )
+                self.progress.refuse(cp.epoch, reason)
+                log.error("refusing to sign epoch %d: %s", cp.epoch, reason)
+                return
         if verdict is None:
             signature = om.sign(m, self.domain, self._key)
             self.progress.signed(cp.epoch, signature, now)

@@ -14,6 +14,7 @@ from web3.logs import DISCARD
 from ..deployment.manifest import Manifest
 from ..errors import DdxError
 from ..protocol import operator_messages as om
+from ..protocol.inbox import InboxCursor
 from ..protocol.proof import InclusionProof, NonInclusionProof
 
 
@@ -61,6 +62,10 @@ class ExchangeClient:
         epoch, root, recorded_at = self.contract.functions.latest_checkpoint().call()
         return epoch, bytes(root), recorded_at
 
+    def inbox_head(self) -> InboxCursor:
+        deposits, forced, acc = self.contract.functions.inbox_head().call()
+        return InboxCursor(deposits, forced, bytes(acc))
+
     def claimed(self, trader: str, token: str) -> int:
         return self.contract.functions.claimed(trader, token).call()
 
@@ -83,12 +88,16 @@ class ExchangeClient:
         return deposit, self._receipt(receipt)
 
     def submit_checkpoint(
-        self, sender: str, message: om.Checkpoint, operator_set: om.OperatorSet, quorum: om.QuorumSignatures
+        self, sender: str, message: om.Checkpoint, operator_set: om.OperatorSet, quorum: om.QuorumSignatures,
+        suffix: tuple[bytes, ...] = (),
     ) -> Receipt:
-        call = self.contract.functions.submit_checkpoint(
-            message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash,
-            operator_set.as_abi(), *quorum.as_abi(),
-        )
+        """`suffix`: the inbox leaves after the message's cursor up to the head (none when it covers the head)."""
+        head = (message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash, message.inbox.as_abi())
+        tail = (operator_set.as_abi(), *quorum.as_abi())
+        if suffix:
+            call = self.contract.functions.submit_checkpoint_with_leaves(*head, list(suffix), *tail)
+        else:
+            call = self.contract.functions.submit_checkpoint(*head, *tail)
         return self._receipt(self._send(call, sender))
 
     def claim(self, sender: str, trader: str, token: str, cumulative: int, epoch: int, proof: InclusionProof) -> Receipt:

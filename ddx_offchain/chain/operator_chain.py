@@ -26,6 +26,7 @@ from ..engine.engine import Engine
 from ..engine.errors import CommandDecodeError
 from ..engine.reasons import Reject
 from ..engine.updates import Accepted, EpochFrozen, Rejected, Update
+from ..protocol.inbox import InboxCursor
 from ..errors import DdxError
 from ..node.state_machine import AppliedEntry
 from ..protocol import operator_messages as om
@@ -78,8 +79,11 @@ class ChainHooks:
         self.verifier = verifier
         self.checkpointer = checkpointer
 
-    def applied(self, command: object, updates: Sequence[Update], engine_block: tuple[int, bytes]) -> None:
-        """`command` was applied with these `updates`; `engine_block` is the engine's (number, hash) cursor after."""
+    def applied(
+        self, command: object, updates: Sequence[Update], engine_block: tuple[int, bytes], inbox: InboxCursor
+    ) -> None:
+        """`command` was applied with these `updates`; `engine_block` is the engine's (number, hash) cursor after,
+        `inbox` its inbox cursor."""
         if not updates or not isinstance(updates[0], Accepted):
             return  # a rejected command changed nothing
         if isinstance(command, ChainBlock):
@@ -87,7 +91,7 @@ class ChainHooks:
         elif isinstance(command, AdvanceEpoch) and self.checkpointer is not None:
             for update in updates:
                 if isinstance(update, EpochFrozen):
-                    self.checkpointer.epoch_frozen(update.epoch, update.root, *engine_block)
+                    self.checkpointer.epoch_frozen(update.epoch, update.root, *engine_block, inbox)
 
 
 def epoch_request_id(epoch: int) -> bytes:
@@ -149,13 +153,15 @@ class OperatorChain:
         except CommandDecodeError:
             return  # the state machine refused it: nothing was applied
         engine = self._engine()
-        self.hooks.applied(command, [u.update for u in applied.updates], (engine.block_number, engine.block_hash))
+        self.hooks.applied(
+            command, [u.update for u in applied.updates], (engine.block_number, engine.block_hash), engine.inbox_cursor()
+        )
 
     # ---- leader duties -------------------------------------------------------------------------------------
 
     def _resume_point(self) -> ResumePoint:
         e = self._engine()
-        return ResumePoint.from_engine(e.block_number, e.block_hash, e.deposit_seq, self.settings.deployment_block)
+        return ResumePoint.from_engine(e.block_number, e.block_hash, e.inbox_cursor(), self.settings.deployment_block)
 
     async def _handoff(self, block: ConfirmedBlock) -> None:
         applied = await self.service.propose_operator_command(encode_command(block.command()))

@@ -16,8 +16,9 @@ from eth_account import Account
 from web3 import AsyncWeb3
 from web3.exceptions import BlockNotFound, Web3TypeError
 
+from ..protocol import inbox as ib
 from ..protocol import operator_messages as om
-from .core.blocks import BlockHeader, ChainDataError, DepositEvent
+from .core.blocks import BlockHeader, ChainDataError, DepositEvent, ForcedEvent, InboxEvent, inbox_order
 from .core.relay_policy import Fees
 
 GAS_HEADROOM_PERCENT = 25
@@ -29,7 +30,9 @@ class ChainRpc(Protocol):
 
     async def headers(self, first: int, last: int) -> list[BlockHeader]: ...
 
-    async def deposits(self, first: int, last: int) -> list[DepositEvent]: ...
+    async def inbox_events(self, first: int, last: int) -> list[InboxEvent]: ...
+
+    async def inbox_head(self, block_number: int | None = None) -> ib.InboxCursor: ...
 
     async def base_fee(self) -> int: ...
 
@@ -121,6 +124,61 @@ class Web3ChainRpc:
             out.append(_header(block))
         return out
 
+    async def inbox_events(self, first: int, last: int) -> list[InboxEvent]:
+        """Every Deposit and ForcedRequest log of blocks first..last, in the contract's order."""
+        return inbox_order(await self.deposits(first, last) + await self.forced_requests(first, last))
+
+    async def inbox_head(self, block_number: int | None = None) -> ib.InboxCursor:
+        """The contract's inbox head (counts and rolling hash) after block `block_number` (default: latest)."""
+        block = "latest" if block_number is None else block_number
+        deposits, forced, acc = await self.exchange.functions.inbox_head().call(block_identifier=block)
+        return ib.InboxCursor(int(deposits), int(forced), bytes(acc))
+
+    async def forced_requests(self, first: int, last: int) -> list[ForcedEvent]:
+        logs = await self.exchange.events.ForcedRequest.get_logs(from_block=first, to_block=last)
+        out = []
+        for log in logs:
+            if log["address"].lower() != self.exchange.address.lower():
+                raise ChainDataError("a ForcedRequest log from another contract")
+            args = log["args"]
+            out.append(
+                ForcedEvent(
+                    seq=int(args["seq"]),
+                    trader=bytes.fromhex(args["trader"][2:]),
+                    request_type=int(args["request_type"]),
+                    deposits_before=int(args["deposits_before"]),
+                    fields=bytes(args["fields"]),
+                    block_number=int(log["blockNumber"]),
+                    block_hash=bytes(log["blockHash"]),
+                    log_index=int(log["logIndex"]),
+                )
+            )
+        return out
+
+    async def inbox_suffix(self, cursor: ib.InboxCursor, after_block: int) -> list[bytes]:
+        """The inbox leaves after `cursor` up to the contract's head, which `submit_checkpoint` takes to prove a
+        cursor behind the head. Every entry past the cursor was logged after `after_block` (the engine takes whole
+        blocks). Raises ChainDataError when the logs do not reach the head (it moved, or the RPC lost a log)."""
+        head = await self.inbox_head()
+        if head == cursor:
+            return []
+        latest = await self.block_number()
+        events = await self.inbox_events(after_block + 1, latest)
+        leaves = [
+            e.leaf()
+            for e in events
+            if (e.seq > cursor.deposits if type(e) is DepositEvent else e.seq > cursor.forced)
+        ]
+        if len(leaves) > ib.MAX_SUFFIX:
+            raise ChainDataError(f"{len(leaves)} inbox entries after the checkpoint's cursor, at most {ib.MAX_SUFFIX}")
+        reached = cursor.after(leaves)
+        if reached != head:
+            raise ChainDataError(
+                f"inbox logs after block {after_block} take the cursor to {reached.deposits}/{reached.forced}, "
+                f"the head is {head.deposits}/{head.forced}: asking again"
+            )
+        return leaves
+
     async def deposits(self, first: int, last: int) -> list[DepositEvent]:
         logs = await self.exchange.events.Deposit.get_logs(from_block=first, to_block=last)
         out = []
@@ -186,14 +244,13 @@ class Web3ChainRpc:
         fees: Fees, nonce: int,
     ) -> bytes:
         sender = Account.from_key(key).address
-        call = self.exchange.functions.submit_checkpoint(
-            message.epoch,
-            message.state_root,
-            message.l1_block_number,
-            message.l1_block_hash,
-            operator_set.as_abi(),
-            *quorum.as_abi(),
-        )
+        leaves = await self.inbox_suffix(message.inbox, message.l1_block_number)
+        head = (message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash, message.inbox.as_abi())
+        tail = (operator_set.as_abi(), *quorum.as_abi())
+        if leaves:  # the state is behind the inbox head: prove its cursor with the leaves after it
+            call = self.exchange.functions.submit_checkpoint_with_leaves(*head, leaves, *tail)
+        else:
+            call = self.exchange.functions.submit_checkpoint(*head, *tail)
         # Estimating first surfaces a revert reason (stale set, epoch already recorded, wrong anchor) without
         # spending gas.
         try:

@@ -34,7 +34,7 @@ class BlockVerifier:
             head = await self.rpc.block_number()
             for block in self.blocks.unchecked_through(number):
                 headers = await self.rpc.headers(block.number, block.number)
-                events = await self.rpc.deposits(block.number, block.number) if head >= block.number else []
+                events = await self.rpc.inbox_events(block.number, block.number) if head >= block.number else []
                 result = verify_block(
                     block,
                     local_head=head,

@@ -4,7 +4,10 @@
 with `backoff` after RPC failures, which `health` counts.
 
 The leader's node gives it two callables: `resume()` (where sequencing stands: the engine's last sequenced block,
-its hash and the next deposit seq) and `handoff(block)` (propose the chain-block command; raises if it could not).
+its hash and its inbox cursor) and `handoff(block)` (propose the chain-block command; raises if it could not).
+Before handing a block over, the watcher checks that the logs it read add up to the contract's own inbox head at
+that block (counts and rolling hash), for every block with inbox entries and the last of each round: an RPC that
+drops a log stops ingestion with an alarm instead of letting the leader sequence past an entry.
 A failed handoff restarts the follower from `resume()`, so a block is handed over again rather than lost; the
 engine refuses a block it already has (not newer), so a repeat is harmless. RPC failures are retried with backoff
 and reported in `status()`; an alarm (deposit gap, deep reorg) stops ingestion until an operator restarts it.
@@ -16,8 +19,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..errors import DdxError
+from ..protocol.inbox import EMPTY_INBOX, InboxCursor
 from .core.blocks import ConfirmedBlock
-from .core.follower import FetchDeposits, FetchHeaders, Follower, FollowerConfig, Halted, Idle
+from .core.follower import FetchHeaders, FetchInbox, Follower, FollowerConfig, Halted, Idle
 from .core.relay_policy import Backoff
 from .rpc import ChainRpc, RpcHealth
 
@@ -28,14 +32,18 @@ MAX_ACTIONS_PER_POLL = 1000
 class ResumePoint:
     cursor_number: int
     cursor_hash: bytes | None
-    next_deposit_seq: int
+    inbox: InboxCursor = EMPTY_INBOX
+
+    @property
+    def next_deposit_seq(self) -> int:
+        return self.inbox.deposits + 1
 
     @classmethod
-    def from_engine(cls, block_number: int, block_hash: bytes, deposit_seq: int, deployment_block: int) -> "ResumePoint":
+    def from_engine(cls, block_number: int, block_hash: bytes, inbox: InboxCursor, deployment_block: int) -> "ResumePoint":
         """From the engine's cursors; before the first chain block, from the block before the deployment."""
         if block_number == 0:
-            return cls(max(0, deployment_block - 1), None, deposit_seq + 1)
-        return cls(block_number, block_hash, deposit_seq + 1)
+            return cls(max(0, deployment_block - 1), None, inbox)
+        return cls(block_number, block_hash, inbox)
 
 
 class HandoffFailed(DdxError):
@@ -59,6 +67,8 @@ class ChainWatcher:
         self.backoff = backoff
         self.health = RpcHealth()
         self.follower: Follower | None = None
+        self.inbox = EMPTY_INBOX  # the inbox cursor after the last block handed over (or the engine's)
+        self.inbox_checks = 0
         self.handed = 0
         self.handoff_failures = 0
         self.last_handoff_error: str | None = None
@@ -70,8 +80,10 @@ class ChainWatcher:
                 self.config,
                 cursor_number=point.cursor_number,
                 cursor_hash=point.cursor_hash,
-                next_deposit_seq=point.next_deposit_seq,
+                next_deposit_seq=point.inbox.deposits + 1,
+                next_forced_seq=point.inbox.forced + 1,
             )
+            self.inbox = point.inbox
         return self.follower
 
     def restart(self) -> None:
@@ -89,9 +101,12 @@ class ChainWatcher:
                 break
             if isinstance(action, FetchHeaders):
                 follower.on_headers(await self.rpc.headers(action.first, action.last))
-            elif isinstance(action, FetchDeposits):
-                events = await self.rpc.deposits(action.first, action.last)
-                for block in follower.on_deposits(action.first, action.last, events):
+            elif isinstance(action, FetchInbox):
+                events = await self.rpc.inbox_events(action.first, action.last)
+                blocks = follower.on_inbox(action.first, action.last, events)
+                for index, block in enumerate(blocks):
+                    if not await self._inbox_agrees(follower, block, last=index == len(blocks) - 1):
+                        break
                     try:
                         await self._handoff(block)
                     except Exception as exc:
@@ -101,13 +116,34 @@ class ChainWatcher:
                         raise HandoffFailed(self.last_handoff_error) from exc
                     self.handed += 1
                     handed.append(block)
+                    self.inbox = self.inbox.after(block.leaves())
         return handed
+
+    async def _inbox_agrees(self, follower: Follower, block: ConfirmedBlock, *, last: bool) -> bool:
+        """Whether the inbox after `block`, as the logs read say, is the contract's own inbox head at that block.
+        Checked where it can differ from the last check: blocks with entries, and the last block of a round."""
+        if not (block.deposits or block.forced or last):
+            return True
+        expected = self.inbox.after(block.leaves())
+        actual = await self.rpc.inbox_head(block.number)
+        self.inbox_checks += 1
+        if actual == expected:
+            return True
+        follower.inbox_mismatch(
+            block.number,
+            f"the logs read up to block {block.number} make the inbox {expected.deposits} deposits and "
+            f"{expected.forced} forced requests (hash 0x{expected.acc.hex()[:16]}…); the contract has "
+            f"{actual.deposits} and {actual.forced} (0x{actual.acc.hex()[:16]}…): an inbox log is missing",
+        )
+        return False
 
     def status(self) -> dict:
         base = self.follower.status() if self.follower is not None else {"state": "starting"}
         return base | {
             "confirmations": self.config.confirmations,
             "handedBlocks": self.handed,
+            "inbox": self.inbox.to_json(),
+            "inboxChecks": self.inbox_checks,
             "handoffFailures": self.handoff_failures,
             "lastHandoffError": self.last_handoff_error,
             "rpc": self.health.status(),

@@ -165,7 +165,7 @@ async def check_blocks(rpc, blocks: list[SequencedBlock]) -> list[str]:
     head = await rpc.block_number()
     for block in blocks:
         headers = await rpc.headers(block.number, block.number)
-        events = await rpc.deposits(block.number, block.number)
+        events = await rpc.inbox_events(block.number, block.number)
         result = verify_block(block, local_head=head, confirmations=0, canonical=headers[0] if headers else None, events=events)
         if result.verdict is not Verdict.CONFIRMED:
             problems.append(result.reason)

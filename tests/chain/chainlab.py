@@ -121,14 +121,16 @@ class ChainLab:
 
     def resume_point(self) -> ResumePoint:
         e = self.engine
-        return ResumePoint.from_engine(e.block_number, e.block_hash, e.deposit_seq, self.deployment_block)
+        return ResumePoint.from_engine(e.block_number, e.block_hash, e.inbox_cursor(), self.deployment_block)
 
     def sequence(self, command) -> list:
         """What every node does with a committed operator command: engine.apply, then the chain hooks."""
         updates = self.engine.apply(command)
         self.results.append(updates)
         for op in self.operators:
-            op.hooks.applied(command, updates, (self.engine.block_number, self.engine.block_hash))
+            op.hooks.applied(
+                command, updates, (self.engine.block_number, self.engine.block_hash), self.engine.inbox_cursor()
+            )
         return updates
 
     _ids = itertools.count(1)

@@ -7,7 +7,7 @@ import pytest
 from ddx_offchain.chain.core.blocks import BlockHeader, ChainDataError, DepositEvent
 from ddx_offchain.chain.core.follower import (
     AlarmKind,
-    FetchDeposits,
+    FetchInbox,
     FetchHeaders,
     Follower,
     FollowerConfig,
@@ -63,8 +63,8 @@ def drive(follower: Follower, chain: FakeChain, seqs: dict[int, int]) -> list:
             return handed
         if isinstance(action, FetchHeaders):
             follower.on_headers([chain.header(n) for n in range(action.first, min(action.last, chain.length) + 1)])
-        elif isinstance(action, FetchDeposits):
-            handed += follower.on_deposits(action.first, action.last, chain.events(action.first, action.last, seqs))
+        elif isinstance(action, FetchInbox):
+            handed += follower.on_inbox(action.first, action.last, chain.events(action.first, action.last, seqs))
     raise AssertionError("follower did not settle")
 
 
@@ -192,10 +192,10 @@ def test_logs_from_another_fork_are_fetched_again_not_handed():
     chain.deposits = {4: [10]}
     follower = fresh(confirmations=0)
     follower.observe_head(6)
-    while not isinstance(action := follower.next_action(), FetchDeposits):
+    while not isinstance(action := follower.next_action(), FetchInbox):
         follower.on_headers([chain.header(n) for n in range(action.first, action.last + 1)])
     stale = DepositEvent(1, TRADER, MAIN, TOKEN, 10, 4, b"\x77" * 32, 0)  # logged on a fork the headers are not on
-    assert follower.on_deposits(action.first, action.last, [stale]) == []
+    assert follower.on_inbox(action.first, action.last, [stale]) == []
     assert follower.tip == 3  # dropped from block 4 on, to be fetched again
     handed = drive(follower, chain, numbered(chain))
     assert [b.number for b in handed] == [4]

@@ -13,6 +13,7 @@ from ddx_offchain.chain.core.relay_policy import GWEI, Backoff, FeePolicy
 from ddx_offchain.chain.signatures import SignatureBoard
 from ddx_offchain.chain.verifier import BlockVerifier
 from ddx_offchain.protocol import operator_messages as om
+from ddx_offchain.protocol.inbox import EMPTY_INBOX
 from ddx_offchain.protocol.hashing import keccak256
 
 KEYS = sorted((keccak256(f"relay {i}".encode()) for i in range(3)), key=lambda k: int(Account.from_key(k).address, 16))
@@ -43,8 +44,11 @@ class MemoryChain:
     async def headers(self, first, last):
         return [BlockHeader(n, keccak256(f"block {n}".encode()), keccak256(f"block {n - 1}".encode())) for n in range(first, last + 1)]
 
-    async def deposits(self, first, last):
+    async def inbox_events(self, first, last):
         return []
+
+    async def inbox_head(self, block_number=None):
+        return EMPTY_INBOX
 
     async def base_fee(self) -> int:
         return self.base
@@ -99,7 +103,7 @@ def quorum_checkpointer(chain: MemoryChain, now: list[float]) -> Checkpointer:
         rpc=chain, domain=DOMAIN, operator_key=KEYS[0], operator_set=SET,
         verifier=BlockVerifier(chain, confirmations=0), exchange=board, config=config, clock=lambda: now[0],
     )
-    cp.epoch_frozen(3, ROOT, ANCHOR, ANCHOR_HASH)
+    cp.epoch_frozen(3, ROOT, ANCHOR, ANCHOR_HASH, EMPTY_INBOX)
     return cp
 
 
@@ -191,7 +195,7 @@ def test_an_epoch_anchoring_no_l1_block_is_refused_not_signed():
     cp = quorum_checkpointer(chain, now)
 
     async def scenario():
-        cp.epoch_frozen(4, ROOT, 0, b"\0" * 32)
+        cp.epoch_frozen(4, ROOT, 0, b"\0" * 32, EMPTY_INBOX)
         await cp.tick()
         assert cp.progress.epochs[4].stage.value == "refused" and cp.progress.epochs[4].own_signature is None
         assert "anchors no L1 block" in cp.progress.epochs[4].reason
@@ -205,7 +209,7 @@ def test_an_older_epoch_is_not_relayed_when_a_newer_one_has_its_quorum():
     newer = om.Checkpoint(1, 6, b"\x43" * 32, ANCHOR, ANCHOR_HASH)  # epoch 6: relay order starts at MEMBERS[0]
 
     async def scenario():
-        cp.epoch_frozen(6, newer.state_root, ANCHOR, ANCHOR_HASH)
+        cp.epoch_frozen(6, newer.state_root, ANCHOR, ANCHOR_HASH, EMPTY_INBOX)
         for key in KEYS[1:]:
             await cp.exchange.publish(6, Account.from_key(key).address, om.sign(newer, DOMAIN, key))
         await cp.tick()
@@ -230,7 +234,7 @@ def test_a_rotation_supersedes_open_epochs_and_the_next_is_built_for_the_new_set
         old = cp.progress.epochs[3]
         assert old.stage.value == "superseded" and "rotated out" in old.reason
         assert cp.status()["operatorSet"]["id"] == 2
-        built = cp.epoch_frozen(4, ROOT, ANCHOR, ANCHOR_HASH)
+        built = cp.epoch_frozen(4, ROOT, ANCHOR, ANCHOR_HASH, EMPTY_INBOX)
         assert built.message.operator_set_id == 2
         await cp.tick()
         assert cp.progress.epochs[4].stage.value == "signed"  # signed for set 2 (MEMBERS[0] is still a member)
@@ -238,7 +242,7 @@ def test_a_rotation_supersedes_open_epochs_and_the_next_is_built_for_the_new_set
         now[0] += 31.0
         await cp.tick()
         assert not cp.member
-        cp.epoch_frozen(5, ROOT, ANCHOR, ANCHOR_HASH)
+        cp.epoch_frozen(5, ROOT, ANCHOR, ANCHOR_HASH, EMPTY_INBOX)
         await cp.tick()
         assert cp.progress.epochs[5].stage.value == "refused" and "not in the current operator set 3" in cp.progress.epochs[5].reason
 

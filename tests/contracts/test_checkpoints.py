@@ -26,7 +26,6 @@ def _submit_raw(dx, message, bitmap, signatures: bytes, operator_set=None):
         message.l1_block_number,
         message.l1_block_hash,
         message.inbox.as_abi(),
-        [],
         operator_set.as_abi(),
         bitmap,
         signatures,
@@ -247,7 +246,7 @@ def test_second_deployment_cross_contract_replay(dx):
     with boa.reverts("quorum: signature is not from its operator"):
         twin.submit_checkpoint(
             message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash,
-            message.inbox.as_abi(), [], dx.operator_set.as_abi(), *quorum.as_abi(),
+            message.inbox.as_abi(), dx.operator_set.as_abi(), *quorum.as_abi(),
         )
 
 

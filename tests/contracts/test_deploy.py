@@ -151,7 +151,7 @@ def test_manifest_round_trip_and_malformed_files(tmp_path):
     manifest = Manifest(
         network="local", chain_id=1337, exchange="0x" + "11" * 20, deployment_block=3, deployer="0x" + "22" * 20,
         operators=DEV_OPERATORS, threshold=3, operator_set_id=1, supermajority_required=True,
-        escape_delay=1, governance_delay=1, collateral=(),
+        escape_delay=1, forced_deadline=1, governance_delay=1, collateral=(),
     )
     assert Manifest.from_json(manifest.to_json()) == Manifest.from_json(Manifest.from_json(manifest.to_json()).to_json())
     written = write_manifest(manifest, tmp_path)

@@ -246,7 +246,8 @@ def test_no_owner_key_and_no_way_to_change_the_delays(dx):
     abi = dx.exchange.abi
     mutating = sorted(f["name"] for f in abi if f.get("type") == "function" and f["stateMutability"] not in ("view", "pure"))
     assert mutating == sorted([
-        "submit_checkpoint", "freeze", "deposit", "deposit_to", "claim", "escape",
+        "submit_checkpoint", "submit_checkpoint_with_leaves", "freeze", "deposit", "deposit_to", "claim", "escape",
+        "force_request",
         "announce_rotation", "execute_rotation", "announce_threshold", "execute_threshold",
         "announce_collateral", "execute_collateral", "announce_rate_limit", "execute_rate_limit",
     ])

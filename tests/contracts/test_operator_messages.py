@@ -13,13 +13,16 @@ from ddx_offchain.protocol.hashing import keccak256
 
 from .conftest import HARNESS, addresses, factory, install_block_hashes, operator_keys
 
+from ddx_offchain.protocol.inbox import InboxCursor  # noqa: E402
+
 DOMAIN = om.Domain(1, "0x" + "11" * 20)
 KEYS = operator_keys(4)
 SET = om.OperatorSet(1, 3, tuple(addresses(KEYS)))
 
 
 def test_digest_is_eip712_of_the_documented_type_string():
-    message = om.Checkpoint(1, 7, keccak256(b"r"), 100, keccak256(b"b"))
+    cursor = InboxCursor(5, 2, keccak256(b"acc"))
+    message = om.Checkpoint(1, 7, keccak256(b"r"), 100, keccak256(b"b"), cursor)
     typed = om.typed_data(message, DOMAIN)
     assert typed["primaryType"] == "Checkpoint"
     assert om.digest(message, DOMAIN) == _hash_eip191_message(encode_typed_data(full_message=typed))
@@ -28,8 +31,8 @@ def test_digest_is_eip712_of_the_documented_type_string():
     from eth_abi import encode
 
     struct_hash = keccak256(encode(
-        ["bytes32", "uint8", "uint256", "uint256", "bytes32", "uint256", "bytes32"],
-        [type_hash, 1, 1, 7, keccak256(b"r"), 100, keccak256(b"b")],
+        ["bytes32", "uint8", "uint256", "uint256", "bytes32", "uint256", "bytes32", "uint256", "uint256", "bytes32"],
+        [type_hash, 1, 1, 7, keccak256(b"r"), 100, keccak256(b"b"), 5, 2, keccak256(b"acc")],
     ))
     from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain
 

@@ -66,7 +66,7 @@ def submit_checkpoint(
         keccak256(
             abi_encode(
                 CHECKPOINT_TYPEHASH, ACTION_CHECKPOINT, set_id, epoch, state_root, l1_block_number, l1_block_hash,
-                0, 0, empty(bytes32),  # the twin has no inbox: the empty cursor
+                empty(uint256), empty(uint256), empty(bytes32),  # the twin has no inbox: the empty cursor
             )
         )
     )

@@ -1,4 +1,5 @@
-"""What the chain side knows about L1 blocks and deposits, as plain values (pure: no web3, no I/O).
+"""What the chain side knows about L1 blocks and the inbox (deposits, forced requests), as plain values (pure: no
+web3, no I/O).
 
 The shells (rpc.py) turn RPC answers into these; the decision logic (follower.py, verification.py) and the
 engine's `ChainBlock` command are fed from them, so the same value flows from the RPC to the log unchanged.
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...engine.commands import ChainBlock, Deposit
+from ...engine.commands import ChainBlock, Deposit, ForcedRequest, Word
 from ...errors import DdxError
+from ...protocol import inbox as ib
 from ...protocol.hashing import keccak256
 
 ZERO_HASH = b"\x00" * 32
@@ -63,14 +65,68 @@ class DepositEvent:
         """What a chain-block command carries of it (and what a verifier compares)."""
         return (self.seq, self.trader, self.strategy, self.token, self.amount)
 
+    def leaf(self) -> bytes:
+        return ib.deposit_leaf(self.seq, self.trader, self.strategy, self.token, self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class ForcedEvent:
+    """One `ForcedRequest` event (contracts/modules/forced.vy), where it was logged."""
+
+    seq: int
+    trader: bytes  # 20 bytes: the caller
+    request_type: int
+    deposits_before: int
+    fields: bytes  # whole 32-byte words
+    block_number: int
+    block_hash: bytes
+    log_index: int
+
+    def __post_init__(self) -> None:
+        _uint(self.seq, "forced seq")
+        if self.seq == 0:
+            raise ChainDataError("forced seq starts at 1")
+        _b20(self.trader, "forced trader")
+        _uint(self.request_type, "forced request type")
+        _uint(self.deposits_before, "forced deposits_before")
+        if not isinstance(self.fields, bytes) or len(self.fields) % 32 or not 0 < len(self.fields) <= 32 * ib.MAX_FIELDS_WORDS:
+            raise ChainDataError("forced fields must be 1..7 whole words")
+        _uint(self.block_number, "forced block number")
+        _b32(self.block_hash, "forced block hash")
+        _uint(self.log_index, "forced log index")
+
+    def as_engine_forced(self) -> ForcedRequest:
+        words = tuple(Word(self.fields[i : i + 32]) for i in range(0, len(self.fields), 32))
+        return ForcedRequest(self.seq, self.deposits_before, self.trader, self.request_type, words)
+
+    def fields_tuple(self) -> tuple:
+        """What a chain-block command carries of it (and what a verifier compares)."""
+        return (self.seq, self.deposits_before, self.trader, self.request_type, self.fields)
+
+    def leaf(self) -> bytes:
+        return ib.forced_leaf(self.seq, self.trader, self.request_type, self.fields)
+
+
+InboxEvent = DepositEvent | ForcedEvent
+
+
+def inbox_order(events) -> list:
+    """Inbox events in the order the contract folded them: block, then log index."""
+    return sorted(events, key=lambda e: (e.block_number, e.log_index))
+
 
 @dataclass(frozen=True, slots=True)
 class ConfirmedBlock:
-    """A block past the confirmation depth, with every deposit it logged, in log order."""
+    """A block past the confirmation depth, with every deposit and forced request it logged, each in log order."""
 
     number: int
     hash: bytes
     deposits: tuple[DepositEvent, ...] = ()
+    forced: tuple[ForcedEvent, ...] = ()
+
+    def leaves(self) -> list[bytes]:
+        """Its inbox leaves in the contract's order."""
+        return [e.leaf() for e in inbox_order(self.deposits + self.forced)]
 
     def request_id(self) -> bytes:
         """A deterministic id for the chain-block command: the same block always yields the same command."""
@@ -83,6 +139,7 @@ class ConfirmedBlock:
             block_number=self.number,
             block_hash=self.hash,
             deposits=tuple(d.as_engine_deposit() for d in self.deposits),
+            forced=tuple(f.as_engine_forced() for f in self.forced),
         )
 
 
@@ -93,6 +150,7 @@ class SequencedBlock:
     number: int
     hash: bytes
     deposits: tuple[tuple, ...]  # DepositEvent.fields() tuples
+    forced: tuple[tuple, ...] = ()  # ForcedEvent.fields_tuple() tuples
 
     @classmethod
     def from_command(cls, command: ChainBlock) -> "SequencedBlock":
@@ -100,6 +158,9 @@ class SequencedBlock:
             number=command.block_number,
             hash=command.block_hash,
             deposits=tuple((d.seq, d.trader, d.strategy, d.token, d.amount) for d in command.deposits),
+            forced=tuple(
+                (f.seq, f.deposits_before, f.trader, f.request_type, f.field_bytes()) for f in command.forced
+            ),
         )
 
 

@@ -1,8 +1,9 @@
-"""The block follower: which L1 blocks are confirmed, with which deposits, and when the chain reorganised.
+"""The block follower: which L1 blocks are confirmed, with which inbox entries (deposits and forced requests), and
+when the chain reorganised.
 
 Pure (sans-IO, like the Raft core): it never calls an RPC. The shell (watcher.py) asks `next_action()`, performs
-it (fetch the head, a run of headers, the deposit logs of a confirmed range), feeds the answer back, and hands the
-`ConfirmedBlock`s returned by `on_deposits` to the leader, in order.
+it (fetch the head, a run of headers, the inbox logs of a confirmed range), feeds the answer back, and hands the
+`ConfirmedBlock`s returned by `on_inbox` to the leader, in order.
 
 Rules (docs/checkpoints.md, "Watching the chain"):
 - Headers are chained by parent hash from the last block handed over (the cursor). A header whose parent is not
@@ -13,11 +14,11 @@ Rules (docs/checkpoints.md, "Watching the chain"):
   sequenced.
 - A reorg that replaces the cursor itself (a block already handed over) is deeper than the depth: the follower
   raises an alarm and stops, since a sequenced block cannot be taken back.
-- Deposit logs must come from the tracked headers (same block hash); logs from another fork mean a reorg raced the
+- Inbox logs must come from the tracked headers (same block hash); logs from another fork mean a reorg raced the
   query, and the range is fetched again.
-- Deposit sequence numbers must continue exactly from the last one sequenced. A gap or a repeat stops ingestion
-  with an alarm; it never skips. Blocks before the offending one are still handed over.
-- Blocks with deposits are handed over; a block without deposits is handed over as an anchor when
+- Deposit and forced-request sequence numbers must each continue exactly from the last one sequenced. A gap or a
+  repeat stops ingestion with an alarm; it never skips. Blocks before the offending one are still handed over.
+- Blocks with inbox entries are handed over; a block without deposits is handed over as an anchor when
   `anchor_interval` blocks have passed since the last one handed over, so checkpoints anchor a recent block.
 """
 
@@ -26,12 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .blocks import BlockHeader, ChainDataError, ConfirmedBlock, DepositEvent
+from .blocks import BlockHeader, ChainDataError, ConfirmedBlock, DepositEvent, ForcedEvent, InboxEvent, inbox_order
 
 
 class AlarmKind(str, Enum):
     DEPOSIT_GAP = "deposit_gap"
     DEPOSIT_REPEATED = "deposit_repeated"
+    FORCED_GAP = "forced_gap"
+    FORCED_REPEATED = "forced_repeated"
+    INBOX_MISMATCH = "inbox_mismatch"  # the logs do not add up to the contract's own inbox head (a dropped log)
     SEQUENCED_BLOCK_REORGED = "sequenced_block_reorged"
 
 
@@ -67,7 +71,9 @@ class FetchHeaders:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchDeposits:
+class FetchInbox:
+    """Fetch the Deposit and ForcedRequest logs of blocks first..last."""
+
     first: int
     last: int
 
@@ -82,7 +88,7 @@ class Halted:
     alarm: Alarm
 
 
-Action = FetchHeaders | FetchDeposits | Idle | Halted
+Action = FetchHeaders | FetchInbox | Idle | Halted
 
 
 class Follower:
@@ -90,20 +96,27 @@ class Follower:
 
     `cursor_number`/`cursor_hash` is where sequencing stands: the engine's last sequenced block (its hash is
     checked against the chain before anything else happens), or `deployment_block - 1` with no hash at genesis.
-    `next_deposit_seq` is the engine's last deposit seq + 1.
+    `next_deposit_seq` and `next_forced_seq` are the engine's last seqs + 1.
     """
 
     def __init__(
-        self, config: FollowerConfig, *, cursor_number: int, cursor_hash: bytes | None, next_deposit_seq: int
+        self,
+        config: FollowerConfig,
+        *,
+        cursor_number: int,
+        cursor_hash: bytes | None,
+        next_deposit_seq: int,
+        next_forced_seq: int = 1,
     ) -> None:
-        if cursor_number < 0 or next_deposit_seq < 1:
-            raise ValueError("cursor_number >= 0 and next_deposit_seq >= 1")
+        if cursor_number < 0 or next_deposit_seq < 1 or next_forced_seq < 1:
+            raise ValueError("cursor_number >= 0, next_deposit_seq >= 1 and next_forced_seq >= 1")
         self.config = config
         self.cursor_number = cursor_number
         self.cursor_hash = cursor_hash
         self._cursor_checked = cursor_hash is None
         self.last_handed = cursor_number
         self.next_deposit_seq = next_deposit_seq
+        self.next_forced_seq = next_forced_seq
         self.chain: list[BlockHeader] = []  # contiguous headers cursor+1, cursor+2, ..., each chained to the previous
         self.head: int | None = None
         self.alarm: Alarm | None = None
@@ -136,6 +149,7 @@ class Follower:
             "cursor": self.cursor_number,
             "trackedHeaders": len(self.chain),
             "nextDepositSeq": self.next_deposit_seq,
+            "nextForcedSeq": self.next_forced_seq,
             "reorgs": self.reorgs,
             "deepestReorg": self.deepest_reorg,
             "alarm": None
@@ -155,7 +169,7 @@ class Follower:
         confirmed = self.confirmed_height()
         if self.chain and confirmed is not None and self.chain[0].number <= confirmed:
             last = min(confirmed, self.chain[-1].number)
-            return FetchDeposits(self.chain[0].number, last)
+            return FetchInbox(self.chain[0].number, last)
         if self.tip < self.head:
             first = self.tip + 1
             return FetchHeaders(first, min(self.head, first + self.config.header_batch - 1))
@@ -186,43 +200,63 @@ class Follower:
                 self._finish_reorg()
             self.chain.append(header)
 
-    def on_deposits(self, first: int, last: int, events: list[DepositEvent]) -> list[ConfirmedBlock]:
-        """The Deposit logs of blocks first..last (a FetchDeposits answer): returns the blocks to hand over,
-        in order, and moves the cursor past them."""
+    def on_inbox(self, first: int, last: int, events: list[InboxEvent]) -> list[ConfirmedBlock]:
+        """The Deposit and ForcedRequest logs of blocks first..last (a FetchInbox answer): returns the blocks to
+        hand over, in order, and moves the cursor past them."""
         by_number = {h.number: h for h in self.chain if first <= h.number <= last}
         if len(by_number) != last - first + 1:
-            raise ChainDataError(f"deposits for {first}..{last} answered, but those headers are not all tracked")
-        ordered = sorted(events, key=lambda e: (e.block_number, e.log_index))
+            raise ChainDataError(f"inbox logs for {first}..{last} answered, but those headers are not all tracked")
+        ordered = inbox_order(events)
         for event in ordered:
             header = by_number.get(event.block_number)
             if header is None:
-                raise ChainDataError(f"deposit {event.seq} logged at block {event.block_number}, outside {first}..{last}")
+                raise ChainDataError(f"{_name(event)} {event.seq} logged at block {event.block_number}, outside {first}..{last}")
             if event.block_hash != header.hash:
                 # The logs come from another fork than the headers: a reorg raced the query. Re-fetch from there.
                 self._drop_from(event.block_number)
                 self.reorgs += 1
                 return []
-        deposits: dict[int, list[DepositEvent]] = {}
+        by_block: dict[int, list[InboxEvent]] = {}
         for event in ordered:
-            deposits.setdefault(event.block_number, []).append(event)
+            by_block.setdefault(event.block_number, []).append(event)
         handed: list[ConfirmedBlock] = []
-        expected = self.next_deposit_seq
+        expected = {DepositEvent: self.next_deposit_seq, ForcedEvent: self.next_forced_seq}
         for number in range(first, last + 1):
             header = by_number[number]
-            block_deposits = deposits.get(number, [])
-            for event in block_deposits:
-                if event.seq != expected:
-                    kind = AlarmKind.DEPOSIT_GAP if event.seq > expected else AlarmKind.DEPOSIT_REPEATED
-                    self.alarm = Alarm(kind, number, f"deposit seq {event.seq} at block {number}, expected {expected}")
+            entries = by_block.get(number, [])
+            for event in entries:
+                kind = type(event)
+                if event.seq != expected[kind]:
+                    gap = event.seq > expected[kind]
+                    alarm = {
+                        (DepositEvent, True): AlarmKind.DEPOSIT_GAP, (DepositEvent, False): AlarmKind.DEPOSIT_REPEATED,
+                        (ForcedEvent, True): AlarmKind.FORCED_GAP, (ForcedEvent, False): AlarmKind.FORCED_REPEATED,
+                    }[kind, gap]
+                    self.alarm = Alarm(
+                        alarm, number, f"{_name(event)} seq {event.seq} at block {number}, expected {expected[kind]}"
+                    )
                     return handed
-                expected += 1
+                expected[kind] += 1
             due = number == last and number - self.last_handed >= self.config.anchor_interval
-            if block_deposits or due:
-                handed.append(ConfirmedBlock(number, header.hash, tuple(block_deposits)))
+            if entries or due:
+                handed.append(
+                    ConfirmedBlock(
+                        number,
+                        header.hash,
+                        tuple(e for e in entries if type(e) is DepositEvent),
+                        tuple(e for e in entries if type(e) is ForcedEvent),
+                    )
+                )
                 self.last_handed = number
-            self.next_deposit_seq = expected
+            self.next_deposit_seq = expected[DepositEvent]
+            self.next_forced_seq = expected[ForcedEvent]
             self._advance_cursor(header)
         return handed
+
+    def inbox_mismatch(self, block_number: int, detail: str) -> None:
+        """The shell found the inbox logs up to `block_number` disagree with the contract's own inbox head there:
+        stop, as for a gap (a log the RPC dropped would otherwise be skipped for good)."""
+        self.alarm = Alarm(AlarmKind.INBOX_MISMATCH, block_number, detail)
 
     # ---- internals ----------------------------------------------------------------------------------------
 
@@ -265,3 +299,7 @@ class Follower:
         self.chain.pop(0)
         self.cursor_number = header.number
         self.cursor_hash = header.hash
+
+
+def _name(event) -> str:
+    return "deposit" if type(event) is DepositEvent else "forced request"

@@ -5,8 +5,8 @@ Pure: the comparison and the per-block bookkeeping; the shell (verifier.py) fetc
 A leader could sequence a chain-block command crediting a deposit that never happened. Every operator, before it
 signs a checkpoint, checks each chain block sequenced up to the checkpoint's anchor against its own view of the
 chain: the block must be confirmed (by this operator's confirmation depth), its hash must be the canonical one,
-and the deposits the command credited must be exactly the block's Deposit events (same seq, trader, strategy,
-token, amount, same order). A mismatch is permanent (the command is in the log forever), so the operator refuses
+and the deposits and forced requests the command carried must be exactly the block's Deposit and ForcedRequest
+events (same fields, same order). A mismatch is permanent (the command is in the log forever), so the operator refuses
 to sign every checkpoint that includes it and says why.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .blocks import BlockHeader, DepositEvent, SequencedBlock
+from .blocks import BlockHeader, DepositEvent, ForcedEvent, InboxEvent, SequencedBlock
 
 
 class Verdict(str, Enum):
@@ -37,9 +37,9 @@ def verify_block(
     local_head: int | None,
     confirmations: int,
     canonical: BlockHeader | None,
-    events: list[DepositEvent],
+    events: list[InboxEvent],
 ) -> Verification:
-    """Compare one sequenced block with what this operator's RPC says (`events`: the Deposit logs of that height)."""
+    """Compare one sequenced block with what this operator's RPC says (`events`: the inbox logs of that height)."""
     n = sequenced.number
     if local_head is None or local_head < n + confirmations:
         return Verification(
@@ -53,9 +53,17 @@ def verify_block(
             n,
             f"block {n} was sequenced with hash 0x{sequenced.hash.hex()}, this operator's chain has 0x{canonical.hash.hex()}",
         )
-    on_chain = sorted((e for e in events if e.block_number == n), key=lambda e: e.log_index)
-    if any(e.block_hash != canonical.hash for e in on_chain):
-        return Verification(Verdict.PENDING, n, f"deposit logs of block {n} came from another fork: asking again")
+    in_block = sorted((e for e in events if e.block_number == n), key=lambda e: e.log_index)
+    if any(e.block_hash != canonical.hash for e in in_block):
+        return Verification(Verdict.PENDING, n, f"inbox logs of block {n} came from another fork: asking again")
+    on_chain = [e for e in in_block if type(e) is DepositEvent]
+    forced = tuple(e.fields_tuple() for e in in_block if type(e) is ForcedEvent)
+    if forced != tuple(sequenced.forced):
+        return Verification(
+            Verdict.MISMATCH, n,
+            f"block {n}: forced requests {[f[0] for f in sequenced.forced]} were sequenced, the chain has "
+            f"{[f[0] for f in forced]} (or other contents)",
+        )
     chain_fields = tuple(e.fields() for e in on_chain)
     if chain_fields != tuple(sequenced.deposits):
         sequenced_seqs = [d[0] for d in sequenced.deposits]
@@ -66,7 +74,9 @@ def verify_block(
             bad = next(s for s, c in zip(sequenced.deposits, chain_fields) if s != c)
             detail = f"deposit {bad[0]} was sequenced with other contents than the chain's event"
         return Verification(Verdict.MISMATCH, n, f"block {n}: {detail}")
-    return Verification(Verdict.CONFIRMED, n, f"block {n} and its {len(on_chain)} deposits match this operator's chain")
+    return Verification(
+        Verdict.CONFIRMED, n, f"block {n}, its {len(on_chain)} deposits and {len(forced)} forced requests match this operator's chain"
+    )
 
 
 class SequencedBlocks:
