@@ -53,10 +53,12 @@ def devnet(
 
 
 def _register_settlement_commands() -> None:
-    """`ddx withdraw request|status|claim`, `ddx escape`, `ddx audit` (ddx_offchain/cli/settlement.py)."""
+    """`ddx withdraw request|status|claim`, `ddx force withdraw|cancel-all|close|status`, `ddx escape`, `ddx audit`
+    (ddx_offchain/cli/settlement.py)."""
     from . import settlement as cli_settlement
 
     app.add_typer(cli_settlement.withdraw_app, name="withdraw")
+    app.add_typer(cli_settlement.force_app, name="force")
     app.command("escape")(cli_settlement.escape)
     app.command("audit")(cli_settlement.audit)
 

@@ -1,4 +1,5 @@
-"""The settlement commands of `ddx`: `withdraw request|status|claim`, `escape` and `audit` (registered in cli.py).
+"""The settlement commands of `ddx`: `withdraw request|status|claim`, `force withdraw|cancel-all|close|status`,
+`escape` and `audit` (registered in cli.py).
 
 Every command names the deployment by its manifest (chain id, exchange, ABIs; ddx_offchain/deployment/manifest.py), the
 chain by `--rpc`, and the operators by `--api`. The trader's key comes from an eth-account keystore (`--keystore`)
@@ -17,6 +18,11 @@ import typer
 from ..errors import DdxError
 
 withdraw_app = typer.Typer(no_args_is_help=True, help="Withdraw collateral: request, follow, claim with a proof.")
+force_app = typer.Typer(
+    no_args_is_help=True,
+    help="Send a request through L1 when the operators do not take it: they must apply it, or anyone may freeze "
+    "the exchange after the forced deadline (then `ddx escape`).",
+)
 
 PASSWORD_ENV = "DDX_KEYSTORE_PASSWORD"
 MANIFEST_HELP = "the deployment manifest (a file, or a deployments/<network>-<chain id> folder)"
@@ -226,6 +232,130 @@ def withdraw_claim(
                    + (f"; {payout.unpaid} above the rate limit stays claimable" if payout.unpaid else ""))
 
     _settled(api, rpc, m, go)
+
+
+# ---- force ------------------------------------------------------------------------------------------------------
+
+
+def _forced(rpc: str, manifest: str, keystore: str | None, ape_account: str | None, build, api: list[str] | None = None):
+    """Send the forced request `await build(settlement, trader address)` returns, signed for L1 by the trader's key."""
+    from eth_account import Account
+
+    from ..client.claims import Sender
+
+    try:
+        m = _manifest(manifest)
+        key = _key(keystore, ape_account)
+    except CommandError as exc:
+        _fail(exc)
+    trader = Account.from_key(key).address
+
+    async def go(settlement):
+        request = await build(settlement, m, trader)
+        submitted = settlement.force(request, Sender.from_key(key))
+        typer.echo(f"forced request {submitted.seq} ({type(request).__name__}) in block {submitted.block_number}, "
+                   f"tx 0x{submitted.tx_hash.hex()}")
+        typer.echo(f"the operators must take it: a checkpoint covering it is recorded by {submitted.deadline} "
+                   f"(unix time), or anyone may freeze the exchange (`ddx escape`)")
+
+    _settled(api, rpc, m, go)
+
+
+@force_app.command("withdraw")
+def force_withdraw(
+    amount: int = typer.Option(..., "--amount", help="token base units"),
+    rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    token: str = typer.Option(None, "--token", help="collateral token (default: the manifest's first)"),
+    strategy: str = typer.Option("main", "--strategy"),
+    keystore: str = typer.Option(None, "--keystore", help="the trader's key (sends the transaction)"),
+    ape_account: str = typer.Option(None, "--ape-account"),
+) -> None:
+    """A withdraw intent through L1; claim it with `ddx withdraw claim` once a checkpoint covering it is recorded."""
+    from ..protocol import requests as pr
+
+    if amount <= 0:
+        _fail(CommandError("--amount must be positive"))
+
+    async def build(settlement, m, trader):
+        return pr.WithdrawIntent(bytes.fromhex(trader[2:]), pr.strategy_id(strategy),
+                                 bytes.fromhex(_token(m, token)[2:]), amount, 0, 0)
+
+    _forced(rpc, manifest, keystore, ape_account, build)
+
+
+@force_app.command("cancel-all")
+def force_cancel_all(
+    rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    market: str = typer.Option(None, "--market", help="e.g. ETHP (default: every market)"),
+    strategy: str = typer.Option("main", "--strategy"),
+    keystore: str = typer.Option(None, "--keystore"),
+    ape_account: str = typer.Option(None, "--ape-account"),
+) -> None:
+    """Cancel every open order of the strategy (in one market, or all) through L1."""
+    from ..protocol import requests as pr
+
+    async def build(settlement, m, trader):
+        market_id = pr.market_id(market) if market else b"\0" * 32
+        return pr.CancelAll(bytes.fromhex(trader[2:]), pr.strategy_id(strategy), market_id, 0, 0)
+
+    _forced(rpc, manifest, keystore, ape_account, build)
+
+
+@force_app.command("close")
+def force_close(
+    market: str = typer.Option(..., "--market", help="e.g. ETHP"),
+    rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+    api: list[str] = typer.Option(None, "--api", help="an operator's or replica's API: read the position to close"),
+    side: str = typer.Option(None, "--side", help="buy or sell (default: against the position read from --api)"),
+    size: int = typer.Option(None, "--size", help="contracts in base units (default: the whole position)"),
+    strategy: str = typer.Option("main", "--strategy"),
+    keystore: str = typer.Option(None, "--keystore"),
+    ape_account: str = typer.Option(None, "--ape-account"),
+) -> None:
+    """A reduce-only market order through L1 that closes the position (or `--size` of it)."""
+    from ..protocol import requests as pr
+
+    if side is not None and side not in ("buy", "sell"):
+        _fail(CommandError("--side is buy or sell"))
+    if (side is None or size is None) and not api:
+        _fail(CommandError("give --api URL to read the position, or both --side and --size"))
+
+    async def build(settlement, m, trader):
+        market_id, strategy_id = pr.market_id(market), pr.strategy_id(strategy)
+        order_side, order_size = side, size
+        if order_side is None or order_size is None:
+            held = await settlement.position(trader, market_id, strategy_id)
+            if held == 0:
+                raise CommandError(f"{trader} has no {market} position in strategy {strategy!r}")
+            order_side = order_side or ("sell" if held > 0 else "buy")
+            order_size = order_size or abs(held)
+        return pr.PlaceOrder(bytes.fromhex(trader[2:]), strategy_id, market_id,
+                             pr.Side.SELL if order_side == "sell" else pr.Side.BUY, pr.OrderType.MARKET, 0, order_size,
+                             True, 0, 0)
+
+    _forced(rpc, manifest, keystore, ape_account, build, api)
+
+
+@force_app.command("status")
+def force_status(
+    rpc: str = typer.Option(..., "--rpc", help="a JSON-RPC URL of the chain"),
+    manifest: str = typer.Option(..., "--manifest", help=MANIFEST_HELP),
+) -> None:
+    """The inbox as the contract has it: entries, what recorded checkpoints cover, and when anyone may freeze."""
+    m = None
+    try:
+        m = _manifest(manifest)
+    except CommandError as exc:
+        _fail(exc)
+
+    async def go(settlement):
+        status = settlement.inbox_status()
+        typer.echo(json.dumps(status, indent=1))
+
+    _settled(None, rpc, m, go)
 
 
 # ---- escape ----------------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from web3.logs import DISCARD  # the token's Transfer log shares the receipt
 from ..errors import DdxError
 from ..protocol import items
 from ..protocol.errors import ProtocolError
+from ..protocol.requests import forced_fields
 from ..protocol.proof import InclusionProof, NonInclusionProof, ProofError, verify_inclusion, verify_non_inclusion
 
 ZERO = b"\x00" * 32
@@ -223,17 +224,51 @@ def claim(w3: Web3, exchange, token_contract, proof: LeafProof, sender: Sender) 
     return Payout(bytes(receipt["transactionHash"]), int(event["paid"]), int(event["unpaid"]), before, after)
 
 
+def freeze_due_at(exchange) -> int:
+    """When anyone may freeze the exchange (a timestamp): the escape delay after the last checkpoint, or earlier,
+    the forced deadline after the oldest inbox generation no recorded checkpoint covers (checkpoints.vy)."""
+    due = exchange.functions.last_checkpoint_at().call() + exchange.functions.escape_delay().call()
+    covered, pending, since = exchange.functions.inbox_coverage().call()
+    if pending > covered:
+        due = min(due, since + exchange.functions.forced_deadline().call())
+    return due
+
+
 def freeze_if_due(w3: Web3, exchange, sender: Sender) -> bool:
-    """Freeze the exchange if no checkpoint was recorded for the escape delay; False if not due (or frozen)."""
+    """Freeze the exchange if it is due (freeze_due_at); False if not due yet. True if frozen (now or before)."""
     if exchange.functions.frozen().call():
         return True
-    last = exchange.functions.last_checkpoint_at().call()
-    delay = exchange.functions.escape_delay().call()
-    now = w3.eth.get_block("latest")["timestamp"]
-    if now < last + delay:
+    if w3.eth.get_block("latest")["timestamp"] < freeze_due_at(exchange):
         return False
     _send(w3, exchange.functions.freeze(), sender)
     return True
+
+
+@dataclass(frozen=True)
+class ForcedSubmission:
+    """A forced request in the inbox: its seq, its transaction, and `deadline`: the time by which a recorded
+    checkpoint covers it or anyone may freeze the exchange (the forced deadline after its generation starts; one
+    generation later when it joined a running one, checkpoints.vy)."""
+
+    seq: int
+    tx_hash: bytes
+    block_number: int
+    deadline: int
+
+
+def force_request(w3: Web3, exchange, request, sender: Sender) -> ForcedSubmission:
+    """Put `request` (a protocol.requests request whose trader is the sender) in the L1 inbox."""
+    if _address(request.trader) != _address(sender.address):
+        raise ClaimError(f"a forced request is the sender's own: {sender.address} cannot force one for {_address(request.trader)}")
+    request_type, fields = forced_fields(request)
+    receipt = _send(w3, exchange.functions.force_request(request_type, fields), sender)
+    event = exchange.events.ForcedRequest().process_receipt(receipt, errors=DISCARD)[0]["args"]
+    block = int(receipt["blockNumber"])
+    covered, pending, since = exchange.functions.inbox_coverage().call(block_identifier=block)
+    deadline = exchange.functions.forced_deadline().call()
+    position = int(event["deposits_before"]) + int(event["seq"])
+    by = since + deadline if pending >= position else since + 2 * deadline
+    return ForcedSubmission(int(event["seq"]), bytes(receipt["transactionHash"]), block, by)
 
 
 def escape(

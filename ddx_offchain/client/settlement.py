@@ -24,7 +24,20 @@ from web3 import Web3
 from ..deployment.artifacts import compile_contract
 from ..errors import DdxError
 from .api import DdxClient, RequestRefused, VerifiedReceipt
-from .claims import AbsentBalance, ClaimError, LeafProof, Payout, Sender, balance_from_api, claim, escape, freeze_if_due
+from .claims import (
+    AbsentBalance,
+    ClaimError,
+    ForcedSubmission,
+    LeafProof,
+    Payout,
+    Sender,
+    balance_from_api,
+    claim,
+    escape,
+    force_request,
+    freeze_due_at,
+    freeze_if_due,
+)
 from .signer import Trader
 
 
@@ -144,6 +157,41 @@ class Settlement:
     def claim(self, proof: LeafProof, sender: Sender) -> Payout:
         return claim(self.w3, self.exchange, self.token(proof.token), proof, sender)
 
+    # ---- forced requests (through L1, when the operators do not take a request) -----------------------------
+
+    def force(self, request, sender: Sender) -> ForcedSubmission:
+        """Put `request` (the sender's own; nonce and timestamp are not used) in the L1 inbox."""
+        try:
+            return force_request(self.w3, self.exchange, request, sender)
+        except ClaimError as exc:
+            raise SettlementError(str(exc)) from None
+
+    async def position(self, trader: str, market: bytes, strategy: bytes) -> int:
+        """The trader's signed position size in `market` (strategy) as the operators' engine has it now."""
+        try:
+            state = await self.client.trader_state(bytes.fromhex(trader[2:]))
+        except RequestRefused as exc:
+            raise SettlementError(f"no operator gave the position (pass --side and --size): {exc}") from None
+        for p in state.get("positions", []):
+            if bytes.fromhex(p["market"][2:]) == market and bytes.fromhex(p["strategy"][2:]) == strategy:
+                return int(p["size"])
+        return 0
+
+    def inbox_status(self) -> dict:
+        """The inbox and its deadline as the contract has them: entries, what recorded checkpoints cover, and when
+        anyone may freeze if nothing is covered before."""
+        deposits, forced, _ = self.exchange.functions.inbox_head().call()
+        covered, pending, since = self.exchange.functions.inbox_coverage().call()
+        return {
+            "deposits": deposits,
+            "forced": forced,
+            "covered": covered,
+            "pendingSince": since if pending > covered else None,
+            "freezeDueAt": freeze_due_at(self.exchange),
+            "forcedDeadline": self.exchange.functions.forced_deadline().call(),
+            "frozen": self.exchange.functions.frozen().call(),
+        }
+
     # ---- the escape hatch ------------------------------------------------------------------------------------
 
     async def escape_proofs(self, trader: str, token: str) -> tuple[LeafProof | AbsentBalance, LeafProof | None]:
@@ -175,7 +223,10 @@ class Settlement:
     def escape(self, balance: LeafProof | AbsentBalance, withdrawal: LeafProof | None, sender: Sender) -> Payout:
         """Freeze the exchange if the escape delay is over, then withdraw what the proofs and deposits entitle."""
         if not freeze_if_due(self.w3, self.exchange, sender):
-            raise SettlementError("the escape delay is not over: the operators checkpointed recently")
+            raise SettlementError(
+                "the exchange cannot be frozen yet: the operators checkpointed recently and cover the inbox in time "
+                f"(freezable from {freeze_due_at(self.exchange)})"
+            )
         try:
             return escape(self.w3, self.exchange, self.token(balance.token), balance, withdrawal, sender)
         except ClaimError as exc:

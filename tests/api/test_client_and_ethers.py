@@ -136,7 +136,7 @@ def test_client_from_a_deployment_manifest(tmp_path):
     manifest = Manifest(
         network="local", chain_id=31337, exchange=checksum_address(DOMAIN.verifying_contract), deployment_block=1,
         deployer=checksum_address(b"\x01" * 20), operators=(checksum_address(OPERATOR),), threshold=1,
-        operator_set_id=1, supermajority_required=True, escape_delay=86400, governance_delay=86400, collateral=(),
+        operator_set_id=1, supermajority_required=True, escape_delay=86400, forced_deadline=3600, governance_delay=86400, collateral=(),
     )
     (tmp_path / "m.json").write_text(manifest.to_json())
     client = DdxClient.from_manifest("http://127.0.0.1:1", str(tmp_path / "m.json"))

@@ -107,11 +107,11 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
         assert saved["included"] and int(saved["amount"]) == 25 * DOLLAR and saved["epoch"] == epoch
         fetched = ["escape", "--rpc", anvil.url, "--api", cluster.api_urls[1], *common]
         done = runner.invoke(app, fetched)  # proofs fetched from the API for the contract's last epoch
-        assert done.exit_code == 1 and "escape delay is not over" in done.output
+        assert done.exit_code == 1 and "cannot be frozen yet" in done.output
         escape = ["escape", "--rpc", anvil.url, "--balance-proof", str(tmp_path / "balance.json"),
                   "--withdrawal-proof", str(tmp_path / "withdrawal.json"), *common]
         done = runner.invoke(app, escape)
-        assert done.exit_code == 1 and "escape delay is not over" in done.output
+        assert done.exit_code == 1 and "cannot be frozen yet" in done.output
         devnet.stop()
         devnet = None
         assert cluster.exchange.functions.latest_epoch().call() == epoch  # nothing recorded since the proofs
@@ -161,7 +161,7 @@ def test_escape_before_any_checkpoint_needs_no_proof(tmp_path, monkeypatch):
         escape = ["escape", "--rpc", anvil.url, "--manifest", str(written.path), "--keystore", str(keystore)]
         runner = CliRunner()
         done = runner.invoke(app, escape)
-        assert done.exit_code == 1 and "escape delay is not over" in done.output
+        assert done.exit_code == 1 and "cannot be frozen yet" in done.output
         assert exchange.functions.latest_epoch().call() == 0
         due = exchange.functions.last_checkpoint_at().call() + exchange.functions.escape_delay().call()
         now = w3.eth.get_block("latest")["timestamp"]

@@ -197,6 +197,7 @@ def test_relay_failures_are_counted_for_good_and_exported_as_a_counter():
     checkpointer = type("C", (), {})()
     checkpointer.progress = p
     checkpointer.health = checkpointer.verifier = None
+    checkpointer.inbox_mismatches = 2
 
     class Health:
         total_failures = consecutive_failures = 0
@@ -206,6 +207,7 @@ def test_relay_failures_are_counted_for_good_and_exported_as_a_counter():
     metrics.refresh(None, checkpointer)
     metrics.refresh(None, checkpointer)  # a second scrape adds nothing new
     assert registry.get_sample_value("ddx_checkpoint_relay_attempts_failed_total") == 3
+    assert registry.get_sample_value("ddx_checkpoint_inbox_mismatches_total") == 2
 
 
 def test_a_restarted_node_knows_the_recorded_epoch_from_the_contract():

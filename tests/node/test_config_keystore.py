@@ -152,7 +152,7 @@ def test_manifest_must_match_the_domain_and_list_this_operator(folder):
     manifest = Manifest(
         network="local", chain_id=31337, exchange=checksum_address(b"\x5a" * 20), deployment_block=1,
         deployer=checksum_address(b"\x01" * 20), operators=(checksum_address(me), checksum_address(b"\x02" * 20)),
-        threshold=2, operator_set_id=1, supermajority_required=True, escape_delay=86400, governance_delay=86400,
+        threshold=2, operator_set_id=1, supermajority_required=True, escape_delay=86400, forced_deadline=3600, governance_delay=86400,
         collateral=(),
     )
 
