@@ -284,7 +284,8 @@ class Checkpointer:
         try:
             nonce = pending.nonce if pending is not None else await self.rpc.pending_nonce(self.relayer)
             tx_hash = await self.rpc.send_checkpoint(
-                self._relayer_key, cp.message, self.progress.quorum(cp.epoch), operator_set, fees, nonce
+                self._relayer_key, cp.message, self.progress.quorum(cp.epoch), operator_set, fees, nonce,
+                search_from=self.config.search_from_block,
             )
         except Exception as exc:
             # A revert at estimation may just mean another relayer got there first: the next observation says.

@@ -48,7 +48,7 @@ class ChainRpc(Protocol):
 
     async def send_checkpoint(
         self, key: bytes, message: om.Checkpoint, quorum: om.QuorumSignatures, operator_set: om.OperatorSet,
-        fees: Fees, nonce: int,
+        fees: Fees, nonce: int, search_from: int = 0,
     ) -> bytes: ...
 
     async def receipt(self, tx_hash: bytes) -> tuple[int, int] | None: ...
@@ -155,28 +155,31 @@ class Web3ChainRpc:
             )
         return out
 
-    async def inbox_suffix(self, cursor: ib.InboxCursor, after_block: int) -> list[bytes]:
-        """The inbox leaves after `cursor` up to the contract's head, which `submit_checkpoint` takes to prove a
-        cursor behind the head. Every entry past the cursor was logged after `after_block` (the engine takes whole
-        blocks). Raises ChainDataError when the logs do not reach the head (it moved, or the RPC lost a log)."""
+    async def inbox_suffix(self, cursor: ib.InboxCursor, after_block: int, search_from: int = 0) -> list[bytes]:
+        """The inbox leaves after `cursor` up to the contract's head, which `submit_checkpoint_with_leaves` takes
+        to prove a cursor behind the head. An honest state took whole blocks, so they were logged after
+        `after_block` (its anchor); a state that skipped an entry has one before it, found by searching again from
+        `search_from` (the deployment block). Raises ChainDataError when the logs do not reach the head (it moved,
+        or the RPC lost a log)."""
         head = await self.inbox_head()
         if head == cursor:
             return []
         latest = await self.block_number()
-        events = await self.inbox_events(after_block + 1, latest)
-        leaves = [
-            e.leaf()
-            for e in events
-            if (e.seq > cursor.deposits if type(e) is DepositEvent else e.seq > cursor.forced)
-        ]
-        if len(leaves) > ib.MAX_SUFFIX:
-            raise ChainDataError(f"{len(leaves)} inbox entries after the checkpoint's cursor, at most {ib.MAX_SUFFIX}")
-        reached = cursor.after(leaves)
-        if reached != head:
+        for first in dict.fromkeys((after_block + 1, min(search_from, after_block + 1))):
+            events = await self.inbox_events(first, latest)
+            leaves = [
+                e.leaf() for e in events if e.seq > (cursor.deposits if type(e) is DepositEvent else cursor.forced)
+            ]
+            reached = cursor.after(leaves)
+            if reached == head:
+                break
+        else:
             raise ChainDataError(
-                f"inbox logs after block {after_block} take the cursor to {reached.deposits}/{reached.forced}, "
+                f"inbox logs from block {first} take the cursor to {reached.deposits}/{reached.forced}, "
                 f"the head is {head.deposits}/{head.forced}: asking again"
             )
+        if len(leaves) > ib.MAX_SUFFIX:
+            raise ChainDataError(f"{len(leaves)} inbox entries after the checkpoint's cursor, at most {ib.MAX_SUFFIX}")
         return leaves
 
     async def deposits(self, first: int, last: int) -> list[DepositEvent]:
@@ -241,10 +244,11 @@ class Web3ChainRpc:
 
     async def send_checkpoint(
         self, key: bytes, message: om.Checkpoint, quorum: om.QuorumSignatures, operator_set: om.OperatorSet,
-        fees: Fees, nonce: int,
+        fees: Fees, nonce: int, search_from: int = 0,
     ) -> bytes:
+        """Relay a checkpoint; `search_from` is where inbox logs start (the deployment block), see inbox_suffix."""
         sender = Account.from_key(key).address
-        leaves = await self.inbox_suffix(message.inbox, message.l1_block_number)
+        leaves = await self.inbox_suffix(message.inbox, message.l1_block_number, search_from)
         head = (message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash, message.inbox.as_abi())
         tail = (operator_set.as_abi(), *quorum.as_abi())
         if leaves:  # the state is behind the inbox head: prove its cursor with the leaves after it

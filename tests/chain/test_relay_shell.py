@@ -68,7 +68,7 @@ class MemoryChain:
     async def pending_nonce(self, address: str) -> int:
         return self.nonce
 
-    async def send_checkpoint(self, key, message, quorum, operator_set, fees, nonce) -> bytes:
+    async def send_checkpoint(self, key, message, quorum, operator_set, fees, nonce, search_from=0) -> bytes:
         tx = keccak256(f"{len(self.sent)}".encode())
         self.sent.append({"hash": tx, "nonce": nonce, "fees": fees, "epoch": message.epoch, "root": message.state_root})
         return tx
