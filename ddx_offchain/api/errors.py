@@ -31,6 +31,8 @@ STATUS_BY_REASON: dict[str, int] = {
     "resume_unavailable": 410,
     "body_too_large": 413,
     "not_leader": 421,
+    "read_only_replica": 421,
+    "disputed_epoch": 409,
     # retry, here or elsewhere, shortly
     "overloaded": 503,
     "not_sequenced": 503,

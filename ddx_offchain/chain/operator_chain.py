@@ -20,17 +20,18 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..engine.commands import AdvanceEpoch, ChainBlock, decode_command, encode_command
 from ..engine.engine import Engine
 from ..engine.errors import CommandDecodeError
 from ..engine.reasons import Reject
 from ..engine.updates import Accepted, EpochFrozen, Rejected, Update
-from ..protocol.inbox import InboxCursor
 from ..errors import DdxError
 from ..node.state_machine import AppliedEntry
 from ..protocol import operator_messages as om
 from ..protocol.hashing import keccak256
+from ..protocol.inbox import InboxCursor
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND
 from .checkpointer import Checkpointer, CheckpointerConfig
 from .core.blocks import ConfirmedBlock, SequencedBlock
@@ -71,13 +72,35 @@ class ChainSettings:
         )
 
 
-class ChainHooks:
-    """Where the apply loop meets the chain side, on every operator: an accepted chain block goes to the verifier's
-    ledger; a frozen epoch becomes a checkpoint to build, anchored at the last L1 block the engine sequenced."""
+class EpochSink(Protocol):
+    """What becomes of a frozen epoch: a checkpoint to build (Checkpointer) or one to audit (replica/watch.py)."""
 
-    def __init__(self, verifier: BlockVerifier, checkpointer: Checkpointer | None) -> None:
+    def epoch_frozen(
+        self, epoch: int, state_root: bytes, l1_block_number: int, l1_block_hash: bytes, inbox: InboxCursor
+    ) -> object: ...
+
+
+class ChainHooks:
+    """Where the apply loop meets the chain side, on every operator (and replica): an accepted chain block goes to
+    the verifier's ledger; a frozen epoch goes to `checkpointer` (a checkpoint to build on an operator, an epoch to
+    audit on a replica), anchored at the last L1 block the engine sequenced, with the inbox cursor it took."""
+
+    def __init__(self, verifier: BlockVerifier, checkpointer: EpochSink | None) -> None:
         self.verifier = verifier
         self.checkpointer = checkpointer
+
+    def on_applied(self, applied: AppliedEntry, engine: Engine) -> None:
+        """A `service.listeners` callback body: each applied operator command reaches `applied` below."""
+        entry = applied.entry
+        if not entry or entry[0] != ENTRY_OPERATOR_COMMAND or not applied.updates:
+            return
+        try:
+            command = decode_command(entry[1:])
+        except CommandDecodeError:
+            return  # the state machine refused it: nothing was applied
+        self.applied(
+            command, [u.update for u in applied.updates], (engine.block_number, engine.block_hash), engine.inbox_cursor()
+        )
 
     def applied(
         self, command: object, updates: Sequence[Update], engine_block: tuple[int, bytes], inbox: InboxCursor
@@ -145,17 +168,7 @@ class OperatorChain:
 
     def on_applied(self, applied: AppliedEntry) -> None:
         """`service.listeners` callback: hands each applied operator command to the chain hooks."""
-        entry = applied.entry
-        if not entry or entry[0] != ENTRY_OPERATOR_COMMAND or not applied.updates:
-            return
-        try:
-            command = decode_command(entry[1:])
-        except CommandDecodeError:
-            return  # the state machine refused it: nothing was applied
-        engine = self._engine()
-        self.hooks.applied(
-            command, [u.update for u in applied.updates], (engine.block_number, engine.block_hash), engine.inbox_cursor()
-        )
+        self.hooks.on_applied(applied, self._engine())
 
     # ---- leader duties -------------------------------------------------------------------------------------
 

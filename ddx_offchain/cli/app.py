@@ -27,6 +27,24 @@ def node(config: str = typer.Option(..., "--config", help="the operator's TOML c
 
 
 @app.command()
+def replica(
+    manifest: str = typer.Option(..., "--manifest", help="the deployment manifest (file or deployments/<network>-<id> folder)"),
+    genesis: str = typer.Option(..., "--genesis", help="the engine genesis file the operators use"),
+    source: list[str] = typer.Option(..., "--source", help="an operator's API URL to follow (repeat: fail-over order)"),
+    rpc: str = typer.Option(..., "--rpc", help="your own JSON-RPC URL of the chain (every check runs against it)"),
+    data_dir: str = typer.Option(..., "--data-dir", help="where the replica keeps its history and snapshot"),
+    listen: str = typer.Option("127.0.0.1:8600", "--listen", help="HOST:PORT of the read API"),
+    confirmations: int = typer.Option(6, "--confirmations", help="blocks before a sequenced chain block is checked"),
+) -> None:
+    """Run a public replica: follow an operator's request log, re-verify and replay it, audit every checkpoint
+    against your RPC, and serve the operators' read API (books, traders, feeds, receipts, proofs). No key needed."""
+    from ..daemon.replica import main
+
+    raise typer.Exit(main(manifest_path=manifest, genesis_path=genesis, sources=source, rpc_url=rpc, data_dir=data_dir,
+                          listen=listen, confirmations=confirmations))
+
+
+@app.command()
 def devnet(
     demo: bool = typer.Option(False, "--demo", help="run the scripted two-clock scenario on the devnet, then stop"),
     operators: int = typer.Option(3, "--operators", help="how many operators"),

@@ -51,6 +51,8 @@ class DevnetCluster:
     rpcs: list[Web3ChainRpc] = field(default_factory=list)
     board: SignatureBoard = field(default_factory=SignatureBoard)
     stopped: set[int] = field(default_factory=set)
+    make_async: object = None  # () -> AsyncWeb3 onto the devnet's chain
+    replicas: list = field(default_factory=list)  # ReplicaProcess
 
     @property
     def operator_set(self) -> om.OperatorSet:
@@ -116,9 +118,37 @@ class DevnetCluster:
         except asyncio.TimeoutError:
             log.warning("operator %d did not stop within %.0f s", index + 1, STOP_TIMEOUT_S)
 
+    async def start_replica(self, sources: list[str] | None = None, snapshot_every: int = 10_000):
+        """A public replica (`ddx replica`) following the operators' APIs, with its own RPC and read API."""
+        from ..daemon.cluster_files import free_ports
+        from ..daemon.replica import ReplicaProcess, ReplicaSettings
+        from ..deployment.genesis import parse_genesis
+        from ..protocol.eip712 import Domain as RequestDomain
+
+        index = len(self.replicas) + 1
+        settings = ReplicaSettings(
+            domain=RequestDomain.of(self.manifest.chain_id, self.manifest.exchange),
+            genesis=parse_genesis(example_genesis(self.manifest.mock_token)),
+            data_dir=self.root / f"replica{index}",
+            sources=tuple(sources or self.api_urls),
+            listen=("127.0.0.1", free_ports(1)[0]),
+            snapshot_every=snapshot_every,
+        )
+        rpc = Web3ChainRpc(self.make_async(), self.manifest.exchange, compile_contract("Exchange").abi)
+        running = ReplicaProcess(settings, rpc)
+        await running.start()
+        self.replicas.append(running)
+        return running
+
     async def stop(self) -> None:
         for i in range(len(self.nodes)):
             await self.stop_operator(i)
+        for replica in self.replicas:
+            try:
+                await asyncio.wait_for(replica.stop(), STOP_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                log.warning("a replica did not stop within %.0f s", STOP_TIMEOUT_S)
+        self.replicas = []
         for rpc in self.rpcs:
             await rpc.close()
 
@@ -202,7 +232,7 @@ async def start_cluster(
     for i, key in enumerate(keys, start=1):  # the keystores hold the keys the contract knows
         write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
 
-    cluster = DevnetCluster(w3, exchange, token, manifest, domain, keys, files.api_urls, root)
+    cluster = DevnetCluster(w3, exchange, token, manifest, domain, keys, files.api_urls, root, make_async=make_async)
     settings = with_overrides(ChainSettings.embedded(manifest.deployment_block, epoch_interval_s), confirmations=confirmations)
     for path, key in zip(files.configs, keys):
         running = OperatorProcess(load_config(path), key)

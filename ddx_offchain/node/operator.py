@@ -79,7 +79,7 @@ class OperatorNode:
         *,
         node_id: int,
         domain: Domain,
-        operator_key: bytes,
+        operator_key: bytes | None,
         engine: ExecutionEngine,
         view: ExchangeView,
         history_path: Path | str | None,
@@ -221,7 +221,10 @@ class OperatorNode:
 
     def status(self) -> dict:
         return {
-            "node": {"id": self.node_id, "operator": "0x" + self.service.operator_address.hex()},
+            "node": {
+                "id": self.node_id,
+                "operator": None if self.service.operator_address is None else "0x" + self.service.operator_address.hex(),
+            },
             "raft": self.sequencer.status() | {
                 "isLeader": self.sequencer.is_leader(),
                 "leader": self.sequencer.leader_id(),

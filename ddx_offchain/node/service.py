@@ -85,7 +85,7 @@ class OperatorService:
         self,
         *,
         domain: Domain,
-        operator_key: bytes,
+        operator_key: bytes | None,
         machine: ExchangeStateMachine,
         sequencer: Sequencer,
         admission: Admission,
@@ -95,8 +95,9 @@ class OperatorService:
     ) -> None:
         self.domain = domain
         self._domain_cache = DomainCache(domain)
-        self._signer = Signer(operator_key)
-        self.operator_address = self._signer.address
+        # None on a replica (replica/): it holds no operator key, so it serves receipts it cannot sign
+        self._signer = Signer(operator_key) if operator_key is not None else None
+        self.operator_address = self._signer.address if self._signer is not None else None
         self.machine = machine
         self.sequencer = sequencer
         self.admission = admission
@@ -163,9 +164,14 @@ class OperatorService:
     # ------------------------------------------------------------ receipts
 
     def sign_receipt(self, record: ReceiptRecord) -> SignedReceipt:
+        if self._signer is None:
+            raise RuntimeError("this node holds no operator key: it cannot sign receipts")
         return record.receipt().sign(self._domain_cache, self._signer)
 
     def receipt_json(self, record: ReceiptRecord) -> dict:
+        """The receipt, signed by this operator; unsigned (operator and signature null) on a replica."""
+        if self._signer is None:
+            return record.receipt().message_json() | {"operator": None, "signature": None}
         signed = self.sign_receipt(record)
         out = signed.receipt.message_json()
         out["operator"] = checksum_address(self.operator_address)

@@ -1,0 +1,120 @@
+"""`ddx replica`: run a public replica (replica/node.py) behind the same read API as an operator, until SIGTERM.
+
+Start order: genesis -> replica (restores its snapshot) -> API -> following and auditing. Stop: the reverse, with
+a last snapshot, so a restart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from ..api.server import build_app
+from ..chain.rpc import ChainRpc
+from ..engine.config import GenesisConfig
+from ..protocol.eip712 import Domain
+from ..replica.node import Replica, ReplicaFacade
+
+log = logging.getLogger("ddx.replica")
+
+
+@dataclass(frozen=True)
+class ReplicaSettings:
+    domain: Domain
+    genesis: GenesisConfig
+    data_dir: Path
+    sources: tuple[str, ...]  # operator API URLs, in order of preference
+    listen: tuple[str, int]
+    confirmations: int = 0
+    snapshot_every: int = 10_000
+
+
+class ReplicaProcess:
+    """A replica with its API started (also used in-process by tests and the devnet)."""
+
+    def __init__(self, settings: ReplicaSettings, rpc: ChainRpc) -> None:
+        self.settings = settings
+        self.replica = Replica(
+            domain=settings.domain,
+            genesis=settings.genesis,
+            data_dir=settings.data_dir,
+            sources=list(settings.sources),
+            rpc=rpc,
+            confirmations=settings.confirmations,
+            snapshot_every=settings.snapshot_every,
+        )
+        self.runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.settings.listen
+        return f"http://{host}:{port}"
+
+    async def start(self) -> None:
+        self.replica.restore()
+        self.runner = web.AppRunner(build_app(ReplicaFacade(self.replica)), access_log=None)
+        await self.runner.setup()
+        host, port = self.settings.listen
+        await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+        await self.replica.start_following()
+        log.info("replica serving the read API on %s:%d, following %s", host, port, ", ".join(self.settings.sources))
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await self.replica.stop()
+
+
+async def serve(settings: ReplicaSettings, rpc: ChainRpc) -> None:
+    running = ReplicaProcess(settings, rpc)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await running.start()
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await running.stop()
+
+
+def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: str, data_dir: str, listen: str,
+         confirmations: int) -> int:
+    """`ddx replica` (cli/app.py): settings from the command line; 2 on a configuration error."""
+    import sys
+
+    from ..chain.rpc import Web3ChainRpc, http_web3
+    from ..deployment.artifacts import compile_contract
+    from ..deployment.genesis import load_genesis
+    from ..deployment.manifest import ManifestError, load_manifest
+    from .run import _event_loop_runner, setup_logging
+
+    try:
+        manifest = load_manifest(manifest_path)
+        genesis = load_genesis(genesis_path)
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"--listen {listen!r} is not HOST:PORT")
+        if not sources:
+            raise ValueError("give at least one --source (an operator's API URL)")
+    except (ManifestError, ValueError, OSError) as exc:
+        print(f"ddx replica: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(0)
+    settings = ReplicaSettings(
+        domain=Domain.of(manifest.chain_id, manifest.exchange),
+        genesis=genesis,
+        data_dir=Path(data_dir),
+        sources=tuple(sources),
+        listen=(host, int(port)),
+        confirmations=confirmations,
+    )
+    rpc = Web3ChainRpc(http_web3(rpc_url), manifest.exchange, compile_contract("Exchange").abi)
+    _event_loop_runner()(serve(settings, rpc))
+    return 0
