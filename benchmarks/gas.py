@@ -27,9 +27,9 @@ from eth_account import Account  # noqa: E402
 from ddx_offchain.deployment.artifacts import compile_path  # noqa: E402
 from ddx_offchain.deployment.deploy import CollateralSpec, DeployConfig, deploy_exchange, dev_operator_keys  # noqa: E402
 from ddx_offchain.deployment.embedded import Web3Deployer, embedded_web3  # noqa: E402
+from ddx_offchain.protocol import inbox as ib  # noqa: E402
 from ddx_offchain.protocol import items  # noqa: E402
 from ddx_offchain.protocol import operator_messages as om  # noqa: E402
-from ddx_offchain.protocol import inbox as ib  # noqa: E402
 from ddx_offchain.protocol import requests as pr  # noqa: E402
 from ddx_offchain.protocol.hashing import keccak256  # noqa: E402
 from ddx_offchain.protocol.inbox import InboxCursor  # noqa: E402

@@ -23,8 +23,8 @@ from web3.logs import DISCARD  # the token's Transfer log shares the receipt
 from ..errors import DdxError
 from ..protocol import items
 from ..protocol.errors import ProtocolError
-from ..protocol.requests import forced_fields
 from ..protocol.proof import InclusionProof, NonInclusionProof, ProofError, verify_inclusion, verify_non_inclusion
+from ..protocol.requests import forced_fields
 
 ZERO = b"\x00" * 32
 

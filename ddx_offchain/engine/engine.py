@@ -9,14 +9,14 @@ from __future__ import annotations
 from bisect import insort
 from collections import deque
 
+from ..protocol import inbox as ib
+from ..protocol import requests as pr
+from ..protocol.errors import ProtocolError
 from . import book as bk
 from . import margin as mg
 from . import risk
 from . import snapshot as snapshot_codec
 from .codec import address_word, key_of, uint_word, value_of
-from ..protocol import inbox as ib
-from ..protocol import requests as pr
-from ..protocol.errors import ProtocolError
 from .commands import (
     BUY,
     LIMIT,
@@ -74,8 +74,8 @@ from .updates import (
     DepositIgnored,
     EpochFrozen,
     FeeUpdate,
-    ForcedRequestApplied,
     Fill,
+    ForcedRequestApplied,
     InsuranceUpdate,
     MarketUpdate,
     OrderUpdate,

@@ -10,10 +10,10 @@ import threading
 import time
 
 from anvil_node import Anvil
-from ddx_offchain.cli import app
 from eth_account import Account
 from typer.testing import CliRunner
 
+from ddx_offchain.cli import app
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.protocol.hashing import keccak256
 

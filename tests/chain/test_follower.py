@@ -7,8 +7,8 @@ import pytest
 from ddx_offchain.chain.core.blocks import BlockHeader, ChainDataError, DepositEvent
 from ddx_offchain.chain.core.follower import (
     AlarmKind,
-    FetchInbox,
     FetchHeaders,
+    FetchInbox,
     Follower,
     FollowerConfig,
     Halted,

@@ -13,8 +13,8 @@ from ddx_offchain.chain.core.relay_policy import GWEI, Backoff, FeePolicy
 from ddx_offchain.chain.signatures import SignatureBoard
 from ddx_offchain.chain.verifier import BlockVerifier
 from ddx_offchain.protocol import operator_messages as om
-from ddx_offchain.protocol.inbox import EMPTY_INBOX
 from ddx_offchain.protocol.hashing import keccak256
+from ddx_offchain.protocol.inbox import EMPTY_INBOX
 
 KEYS = sorted((keccak256(f"relay {i}".encode()) for i in range(3)), key=lambda k: int(Account.from_key(k).address, 16))
 MEMBERS = tuple(Account.from_key(k).address for k in KEYS)

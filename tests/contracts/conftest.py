@@ -13,8 +13,8 @@ from eth_account import Account
 
 from ddx_offchain.deployment.artifacts import REPO_ROOT
 from ddx_offchain.protocol import operator_messages as om
-from ddx_offchain.protocol.inbox import InboxCursor
 from ddx_offchain.protocol.hashing import keccak256
+from ddx_offchain.protocol.inbox import InboxCursor
 
 boa.interpret.set_search_paths([str(REPO_ROOT)])
 

@@ -4,7 +4,6 @@ import re
 
 import boa
 import pytest
-from eth_account import Account
 
 from ddx_offchain.deployment.artifacts import REPO_ROOT
 from ddx_offchain.protocol import operator_messages as om

@@ -10,10 +10,9 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from ddx_offchain.protocol import operator_messages as om
 from ddx_offchain.protocol.errors import ProtocolError
 from ddx_offchain.protocol.hashing import keccak256
+from ddx_offchain.protocol.inbox import InboxCursor  # noqa: E402
 
 from .conftest import HARNESS, addresses, factory, install_block_hashes, operator_keys
-
-from ddx_offchain.protocol.inbox import InboxCursor  # noqa: E402
 
 DOMAIN = om.Domain(1, "0x" + "11" * 20)
 KEYS = operator_keys(4)

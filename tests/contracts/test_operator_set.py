@@ -7,7 +7,7 @@ from eth_account import Account
 from ddx_offchain.protocol import operator_messages as om
 from ddx_offchain.protocol.errors import ProtocolError
 
-from .conftest import EXCHANGE, addresses, factory, deploy_exchange, deploy_token, operator_keys
+from .conftest import EXCHANGE, addresses, deploy_exchange, deploy_token, factory, operator_keys
 
 KEYS = operator_keys(4)
 MEMBERS = addresses(KEYS)

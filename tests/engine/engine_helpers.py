@@ -6,8 +6,23 @@ import itertools
 
 from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine.commands import (
-    LIMIT, MAIN_STRATEGY, AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, Deposit, ForcedRequest, Word,
-    IndexPrice, IndexPrices, MarketParams, ModifyOrder, PlaceOrder, WithdrawIntent, name32,
+    LIMIT,
+    MAIN_STRATEGY,
+    AdvanceEpoch,
+    AdvanceTime,
+    CancelAll,
+    CancelOrder,
+    ChainBlock,
+    Deposit,
+    ForcedRequest,
+    IndexPrice,
+    IndexPrices,
+    MarketParams,
+    ModifyOrder,
+    PlaceOrder,
+    WithdrawIntent,
+    Word,
+    name32,
 )
 from ddx_offchain.engine.updates import Accepted, Rejected
 from ddx_offchain.protocol.requests import forced_fields

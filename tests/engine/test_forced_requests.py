@@ -4,16 +4,26 @@ whose forced requests do not continue the forced seq is refused whole."""
 
 from __future__ import annotations
 
+from engine_helpers import ETHP, ONE, USDC, Driver, items_except_cursors, of_type, reason, trader, usd
+
 from ddx_offchain.engine import Engine
 from ddx_offchain.engine.commands import (
-    BUY, MAIN_STRATEGY as MAIN, MARKET, SELL, ChainBlock, Deposit, ForcedRequest, Word, forced_request_id,
+    BUY,
+    MARKET,
+    SELL,
+    ChainBlock,
+    Deposit,
+    ForcedRequest,
+    Word,
+    forced_request_id,
+)
+from ddx_offchain.engine.commands import (
+    MAIN_STRATEGY as MAIN,
 )
 from ddx_offchain.engine.reasons import Reject
 from ddx_offchain.engine.updates import ForcedRequestApplied, OrderUpdate, Rejected, WithdrawalUpdate
 from ddx_offchain.protocol import inbox as ib
 from ddx_offchain.protocol import requests as pr
-
-from engine_helpers import ETHP, ONE, USDC, Driver, items_except_cursors, of_type, reason, trader, usd
 
 A, B = trader(1), trader(2)
 

@@ -12,12 +12,12 @@ import os
 from pathlib import Path
 
 import msgspec
+from engine_helpers import USDC, Driver, market_params, trader, usd
 
 from ddx_offchain.engine import Engine, GenesisConfig, decode_command, encode_command
-from ddx_offchain.engine.commands import BUY, LIMIT_IOC, MAIN_STRATEGY as MAIN, MARKET, SELL, Deposit, FundInsurance
+from ddx_offchain.engine.commands import BUY, LIMIT_IOC, MARKET, SELL, Deposit, FundInsurance
+from ddx_offchain.engine.commands import MAIN_STRATEGY as MAIN
 from ddx_offchain.protocol import requests as pr
-
-from engine_helpers import USDC, Driver, market_params, trader, usd
 
 GOLDEN = Path(__file__).parent / "golden" / "scenario.json"
 A, B, C = trader(1), trader(2), trader(3)

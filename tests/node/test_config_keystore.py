@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from ddx_offchain.daemon.config import ConfigError, load_config, parse_config
