@@ -25,6 +25,7 @@ STATUS_BY_REASON: dict[str, int] = {
     "no_frozen_epoch": 404,
     "unknown_epoch": 404,
     "no_recorded_epoch": 404,
+    "no_chain_side": 404,
     "method_not_allowed": 405,
     # the nonce is taken
     "nonce_reused": 409,

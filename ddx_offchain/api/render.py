@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..chain.inbox_report import InboxReport
 from ..engine.reasons import CancelReason, Reject
 from ..engine.updates import OrderUpdate, Rejected, Update
 from ..node.state_machine import AppliedEntry, ExecutionUpdate
@@ -171,3 +172,30 @@ def proof_doc(leaf: WithdrawalProof | BalanceProof) -> dict[str, Any]:
         out["deposited"] = str(leaf.deposited)
     out["proof"] = leaf.proof.to_json()
     return out
+
+
+def inbox_doc(report: InboxReport) -> dict:
+    """GET /v1/inbox (chain/inbox_report.py InboxReport)."""
+
+    def cursor(c) -> dict:
+        return {"deposits": c.deposits, "forced": c.forced, "acc": hex0x(c.acc)}
+
+    return {
+        "contract": cursor(report.contract),
+        "engine": cursor(report.engine),
+        "covered": report.covered,
+        "pendingSince": report.pending_since,
+        "forcedDeadline": report.forced_deadline,
+        "freezeDueAt": report.freeze_due_at,
+        "frozen": report.frozen,
+        "pendingForced": [
+            {
+                "seq": f.seq,
+                "trader": checksum_address(f.trader),
+                "requestType": f.request_type,
+                "block": f.block_number,
+                "deadline": f.deadline,
+            }
+            for f in report.pending_forced
+        ],
+    }

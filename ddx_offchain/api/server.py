@@ -58,6 +58,8 @@ class NodeFacade(Protocol):
 
     def last_recorded_epoch(self) -> int | None: ...
 
+    async def inbox(self, trader: bytes | None = None): ...
+
 
 @dataclass(frozen=True, slots=True)
 class FeedChannel:
@@ -188,6 +190,15 @@ class Api:
         limit = min(_int_param(request, "limit", 50, lo=1), MAX_RANGE)
         items = await asyncio.to_thread(self._history().checkpoints, limit)
         return web.json_response({"checkpoints": items, "current": self.node.checkpoint_status()})
+
+    async def get_inbox(self, request: web.Request) -> web.Response:
+        trader = None
+        if "trader" in request.query:
+            try:
+                trader = from_json("address", "trader", request.query["trader"])
+            except ProtocolError as exc:
+                raise ApiError("bad_query", str(exc)) from None
+        return web.json_response(render.inbox_doc(await self.node.inbox(trader)))
 
     # ------------------------------------------------------------ exchange state
 
@@ -347,6 +358,7 @@ def build_app(
             web.get("/v1/requests", api.get_request_log),
             web.get("/v1/updates", api.get_updates),
             web.get("/v1/checkpoints", api.get_checkpoints),
+            web.get("/v1/inbox", api.get_inbox),
             web.get("/v1/books/{market}", api.get_book),
             web.get("/v1/markets/{market}", api.get_market),
             web.get("/v1/traders/{trader}", api.get_trader),

@@ -36,6 +36,7 @@ from ..protocol.requests import ENTRY_OPERATOR_COMMAND
 from .checkpointer import Checkpointer, CheckpointerConfig
 from .core.blocks import ConfirmedBlock, SequencedBlock
 from .core.follower import FollowerConfig
+from .inbox_report import InboxReport, inbox_report
 from .rpc import ChainRpc
 from .signatures import SignatureExchange
 from .verifier import BlockVerifier
@@ -268,6 +269,11 @@ class OperatorChain:
         close = getattr(self.rpc, "close", None)
         if close is not None:
             await close()
+
+    async def inbox(self, trader: bytes | None = None) -> InboxReport:
+        """GET /v1/inbox: the contract's inbox and deadline beside the engine's cursor, and pending forced requests."""
+        engine = self._engine()
+        return await inbox_report(self.rpc, engine.inbox_cursor(), engine.block_number, trader)
 
     def last_recorded_epoch(self) -> int | None:
         return self.checkpointer.progress.last_recorded()

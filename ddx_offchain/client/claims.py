@@ -20,6 +20,7 @@ from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD  # the token's Transfer log shares the receipt
 
+from ..chain.inbox_report import deadline_of
 from ..errors import DdxError
 from ..protocol import items
 from ..protocol.errors import ProtocolError
@@ -267,8 +268,7 @@ def force_request(w3: Web3, exchange, request, sender: Sender) -> ForcedSubmissi
     covered, pending, since = exchange.functions.inbox_coverage().call(block_identifier=block)
     deadline = exchange.functions.forced_deadline().call()
     position = int(event["deposits_before"]) + int(event["seq"])
-    by = since + deadline if pending >= position else since + 2 * deadline
-    return ForcedSubmission(int(event["seq"]), bytes(receipt["transactionHash"]), block, by)
+    return ForcedSubmission(int(event["seq"]), bytes(receipt["transactionHash"]), block, deadline_of(position, pending, since, deadline))
 
 
 def escape(

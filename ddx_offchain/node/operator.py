@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from ..errors import DdxError
 from ..protocol.eip712 import Domain
 from .admission import Admission, AdmissionLimits
 from .backfill import HistoryBackfill, SnapshotMark
@@ -35,8 +36,18 @@ def wall_clock_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class NoChainSide(DdxError):
+    """Asked for what only a node with a chain side knows (no [chain] rpc configured)."""
+
+    reason = "no_chain_side"
+
+
 class CheckpointSource(Protocol):
     """The chain side's checkpoint progress, as the node shows it (chain/operator_chain.py provides it)."""
+
+    async def inbox(self, trader: bytes | None) -> object:
+        """The L1 inbox report (chain/inbox_report.py), forced requests filtered to `trader` when given."""
+        ...
 
     def status(self) -> dict:
         """The `checkpoint` section of /v1/status (docs/checkpoints.md, "Statuses")."""
@@ -218,6 +229,11 @@ class OperatorNode:
     def last_recorded_epoch(self) -> int | None:
         """The last epoch recorded on-chain; None before the first, or without a chain side."""
         return None if self._checkpoints is None else self._checkpoints.last_recorded_epoch()
+
+    async def inbox(self, trader: bytes | None = None):
+        if self._checkpoints is None:
+            raise NoChainSide("this node has no chain side: it cannot read the inbox")
+        return await self._checkpoints.inbox(trader)
 
     def status(self) -> dict:
         return {

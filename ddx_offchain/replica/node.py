@@ -116,7 +116,7 @@ class Replica:
         self.rpc = rpc
         engine = EngineAdapter(Engine(genesis))
         self.verifier = BlockVerifier(rpc, confirmations=confirmations)
-        self.audit = ReplicaAudit(rpc, self.verifier)
+        self.audit = ReplicaAudit(rpc, self.verifier, lambda: engine.engine)
         self.node = OperatorNode(
             node_id=0,
             domain=domain,
@@ -262,3 +262,6 @@ class ReplicaFacade:
 
     def last_recorded_epoch(self) -> int | None:
         return self.replica.audit.last_recorded_epoch()
+
+    async def inbox(self, trader: bytes | None = None):
+        return await self.replica.audit.inbox(trader)

@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass
 
 from ..chain.core.verification import Verdict
+from ..chain.inbox_report import InboxReport, inbox_report
 from ..chain.rpc import ChainRpc, RpcHealth
 from ..chain.verifier import BlockVerifier
 from ..protocol.inbox import InboxCursor
@@ -56,9 +57,10 @@ class ReplicaAudit:
     """Fed by the apply loop through `ChainHooks` (it is the hooks' checkpointer stand-in: `epoch_frozen`), and
     ticked by the replica. Also the node's CheckpointSource (status, last recorded epoch)."""
 
-    def __init__(self, rpc: ChainRpc, verifier: BlockVerifier) -> None:
+    def __init__(self, rpc: ChainRpc, verifier: BlockVerifier, engine=None) -> None:
         self.rpc = rpc
         self.verifier = verifier
+        self.engine = engine  # () -> Engine, for the inbox report
         self.epochs: dict[int, FrozenEpoch] = {}
         self.health = RpcHealth()
         self.latest_recorded = 0
@@ -77,6 +79,10 @@ class ReplicaAudit:
     def is_disputed(self, epoch: int) -> bool:
         frozen = self.epochs.get(epoch)
         return frozen is not None and frozen.verdict == DISPUTED
+
+    async def inbox(self, trader: bytes | None = None) -> InboxReport:
+        engine = self.engine()
+        return await inbox_report(self.rpc, engine.inbox_cursor(), engine.block_number, trader)
 
     def last_recorded_epoch(self) -> int | None:
         agreed = [e for e, f in self.epochs.items() if f.verdict == AGREES]

@@ -16,9 +16,11 @@ import asyncio
 import pytest
 from chainlab import embedded_lab
 
+from ddx_offchain.api import render
 from ddx_offchain.chain.checkpointer import CheckpointerConfig
 from ddx_offchain.chain.core.blocks import ConfirmedBlock, ForcedEvent
 from ddx_offchain.chain.core.follower import FollowerConfig
+from ddx_offchain.chain.inbox_report import inbox_report
 from ddx_offchain.client.claims import ClaimError, LeafProof, Sender, claim, escape, force_request, freeze_if_due
 from ddx_offchain.deployment.artifacts import REPO_ROOT, compile_path
 from ddx_offchain.engine.commands import ChainBlock
@@ -105,6 +107,12 @@ def test_censored_forced_withdrawal_leads_to_a_freeze_and_the_trader_escapes():
         sent = force_request(lab.w3, lab.exchange, pr.WithdrawIntent(raw(victim), MAIN, raw(token), 3_000, 0, 0),
                              Sender(victim))
         assert sent.seq == 1 and sent.deadline == lab.w3.eth.get_block(sent.block_number)["timestamp"] + forced_deadline(lab)
+        # GET /v1/inbox shows it pending, with its deadline, beside the engine's cursor that lacks it
+        report = await inbox_report(lab.rpc(), lab.engine.inbox_cursor(), lab.engine.block_number, raw(victim))
+        doc = render.inbox_doc(report)
+        assert [(f["seq"], f["trader"], f["deadline"]) for f in doc["pendingForced"]] == [(1, victim, sent.deadline)]
+        assert (doc["contract"]["forced"], doc["engine"]["forced"], doc["freezeDueAt"]) == (1, 0, sent.deadline)
+        assert (await inbox_report(lab.rpc(), lab.engine.inbox_cursor(), lab.engine.block_number, raw(other))).pending_forced == ()
         # the quorum keeps checkpointing without it (its cursor stops before the forced request)
         for _ in range(2):
             lab.mine()

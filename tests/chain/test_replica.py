@@ -96,6 +96,11 @@ def test_replica_follows_serves_the_read_api_refuses_writes_and_audits(tmp_path)
                 await eventually(same_log, "the same request log on the replica")
                 status, unsigned = await _get(http, f"{replica.url}/v1/receipts/0x{receipt.receipt.receipt.request_hash.hex()}")
                 assert status == 200 and unsigned["requestIndex"] == str(receipt.request_index) and unsigned["signature"] is None
+                # GET /v1/inbox: the engine took the whole inbox (on the replica as on the operators)
+                for url in (replica.url, cluster.api_urls[0]):
+                    status, inbox = await _get(http, f"{url}/v1/inbox")
+                    assert status == 200 and inbox["contract"] == inbox["engine"] and inbox["pendingForced"] == []
+                    assert inbox["contract"]["deposits"] == 1 and inbox["forcedDeadline"] > 0
                 # writes are refused, naming the operators
                 signed = trader.withdraw_intent(bytes.fromhex(token[2:]), 1)
                 async with http.post(f"{replica.url}/v1/requests", json=signed.to_json()) as resp:
