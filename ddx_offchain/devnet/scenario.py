@@ -2,7 +2,9 @@
 
 Deposits on-chain → credited once confirmed; trading between three traders with receipts in milliseconds; a price
 drop that liquidates one of them; a withdrawal; the epoch's checkpoint going built → signed → submitted →
-recorded → final in seconds; a claim with the API's proof through plain web3; a second claim paying nothing.
+recorded → final in seconds; a claim with the API's proof through plain web3; a second claim paying nothing; a
+withdrawal forced through L1 (what a trader does when the operators ignore it) taken by the engine before its
+deadline; a public replica (`ddx replica`) following the operators and auditing each checkpoint.
 The devnet's index prices come from this script (through the leader, as an operator command).
 """
 
@@ -16,9 +18,10 @@ import aiohttp
 from eth_account import Account
 
 from ..client.api import DdxClient
-from ..client.claims import LeafProof, Sender, claim
+from ..client.claims import LeafProof, Sender, claim, force_request
 from ..client.signer import Trader
 from ..engine.commands import BUY, SELL, IndexPrice, IndexPrices, encode_command, name32
+from ..protocol import requests as pr
 from ..protocol.eip712 import Domain as RequestDomain
 from ..protocol.hashing import keccak256
 from .cluster import DOLLAR, DevnetCluster
@@ -56,6 +59,8 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
     traders = {name: Trader(key, domain) for name, key in keys.items()}
     address = {name: Account.from_key(key).address for name, key in keys.items()}
     summary: dict = {"receipt_ms": []}
+    replica = await cluster.start_replica()
+    t("replica", f"a public replica follows the operators' request log and serves their read API at {replica.url}")
 
     async def propose_price(price: int) -> list:
         leader = await cluster.wait_for_leader()
@@ -161,6 +166,37 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
             await _eventually(final, 30, 0.1)
         except TimeoutError:
             pass
+
+        # ---- a forced request: through L1, when the operators would not take a signed one ----------------------
+        forced_amount = 100 * DOLLAR
+        cluster.w3.eth.send_transaction({"from": cluster.w3.eth.accounts[0], "to": address["alice"], "value": 10**18})
+        forced = force_request(
+            cluster.w3, cluster.exchange,
+            pr.WithdrawIntent(bytes.fromhex(address["alice"][2:]), pr.strategy_id("main"), bytes.fromhex(token[2:]), forced_amount, 0, 0),
+            Sender.from_key(keys["alice"]),
+        )
+        left = forced.deadline - cluster.w3.eth.get_block(forced.block_number)["timestamp"]
+        t("chain", f"alice forces a withdrawal of {forced_amount // DOLLAR} USDX through L1 (forced request "
+          f"{forced.seq}, block {forced.block_number}): a checkpoint must cover it within {left / 3600:.0f} h, "
+          f"or anyone may freeze the exchange")
+
+        async def forced_taken():
+            state = await client.trader_state(bytes.fromhex(address["alice"][2:]))
+            return any(int(b["withdrawable"]) >= forced_amount for b in state.get("balances", []))
+
+        await _eventually(forced_taken, 60)
+        t("chain", "the engine took alice's forced withdrawal with its L1 block, as it would her signed request")
+
+        async def replica_audited():
+            async with http.get(f"{replica.url}/v1/status") as resp:
+                status = await resp.json()
+            recorded = status["checkpoint"]["lastRecordedEpoch"]
+            return recorded if recorded is not None and recorded >= doc["epoch"] else None
+
+        audited = await _eventually(replica_audited, 60, 0.1)
+        t("replica", f"replayed every request and agrees with the root recorded for epoch {audited}; "
+          f"proofs are served from it as from an operator")
+        summary.update(forced_seq=forced.seq, replica_audited_epoch=audited)
         summary.update(
             claimed=payout.paid,
             second_claim=again.paid,

@@ -96,6 +96,8 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
             await cluster.stop()
         text = "\n".join(lines)
         assert summary["liquidations"] == 1
+        assert summary["forced_seq"] == 1 and summary["replica_audited_epoch"] >= summary["epoch"]
+        assert "forces a withdrawal" in text and "the engine took alice's forced withdrawal" in text
         assert summary["claimed"] == 1_000 * DOLLAR and summary["second_claim"] == 0
         assert "receipt #" in text and " ms " in text  # the sequencing clock, in milliseconds
         for stage in ("built", "submitted", "recorded"):
