@@ -93,17 +93,18 @@ def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: 
     from ..deployment.artifacts import compile_contract
     from ..deployment.genesis import load_genesis
     from ..deployment.manifest import ManifestError, load_manifest
+    from .config import ConfigError
     from .run import _event_loop_runner, setup_logging
 
     try:
         manifest = load_manifest(manifest_path)
-        genesis = load_genesis(genesis_path)
+        genesis = load_genesis(Path(genesis_path))
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"--listen {listen!r} is not HOST:PORT")
         if not sources:
             raise ValueError("give at least one --source (an operator's API URL)")
-    except (ManifestError, ValueError, OSError) as exc:
+    except (ManifestError, ConfigError, ValueError, OSError) as exc:
         print(f"ddx replica: {exc}", file=sys.stderr)
         return 2
     setup_logging(0)
