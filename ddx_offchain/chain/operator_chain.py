@@ -29,6 +29,7 @@ from ..engine.reasons import Reject
 from ..engine.updates import Accepted, EpochFrozen, Rejected, Update
 from ..errors import DdxError
 from ..node.state_machine import AppliedEntry
+from ..node.tasks import cancel_and_wait
 from ..protocol import operator_messages as om
 from ..protocol.hashing import keccak256
 from ..protocol.inbox import InboxCursor
@@ -258,13 +259,7 @@ class OperatorChain:
         self._tasks = [loop.create_task(self._lead_loop()), loop.create_task(self.checkpointer.run())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         close = getattr(self.rpc, "close", None)
         if close is not None:

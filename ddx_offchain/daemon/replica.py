@@ -6,9 +6,7 @@ a last snapshot, so a restart resumes where it stopped.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,17 +69,9 @@ class ReplicaProcess:
 
 
 async def serve(settings: ReplicaSettings, rpc: ChainRpc) -> None:
-    running = ReplicaProcess(settings, rpc)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await running.start()
-    try:
-        await stop.wait()
-    finally:
-        log.info("stopping")
-        await running.stop()
+    from .run import run_until_signalled
+
+    await run_until_signalled(ReplicaProcess(settings, rpc))
 
 
 def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: str, data_dir: str, listen: str,

@@ -179,7 +179,11 @@ class OperatorProcess:
 
 
 async def serve(settings: NodeSettings, operator_key: bytes) -> None:
-    running = OperatorProcess(settings, operator_key)
+    await run_until_signalled(OperatorProcess(settings, operator_key))
+
+
+async def run_until_signalled(running) -> None:
+    """Start `running` (an operator or a replica process), serve until SIGTERM or SIGINT, then stop it."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

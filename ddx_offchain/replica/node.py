@@ -27,6 +27,7 @@ from ..engine.engine import Engine
 from ..errors import DdxError
 from ..node.engine_adapter import EngineAdapter
 from ..node.operator import OperatorNode
+from ..node.tasks import cancel_and_wait
 from ..node.views import ProofUnavailable
 from ..protocol.eip712 import Domain
 from .follower import LogFollower, ReplicaSequencer
@@ -168,13 +169,7 @@ class Replica:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await self.snapshot()
         self.node.close()

@@ -6,7 +6,6 @@ freezes after the escape delay and the trader escapes with exactly what the last
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -16,17 +15,14 @@ import aiohttp
 import pytest
 from anvil_node import Anvil
 from eth_account import Account
-from test_node_processes_anvil import eventually, send_as
-from web3 import Web3
+from test_node_processes_anvil import eventually, send_as, start_operator_processes
 
 from ddx_offchain.client.api import DdxClient
 from ddx_offchain.client.claims import LeafProof, Sender, claim
 from ddx_offchain.client.settlement import Settlement
-from ddx_offchain.daemon.cluster_files import free_ports, write_cluster
-from ddx_offchain.daemon.keystore import write_keystore
+from ddx_offchain.daemon.cluster_files import free_ports
 from ddx_offchain.deployment.artifacts import compile_contract
-from ddx_offchain.deployment.genesis import example_genesis
-from ddx_offchain.devnet.cluster import DOLLAR, ape_deploy
+from ddx_offchain.devnet.cluster import DOLLAR
 from ddx_offchain.protocol import requests as pr
 from ddx_offchain.protocol.eip712 import Domain
 from ddx_offchain.protocol.hashing import keccak256
@@ -41,27 +37,8 @@ def test_forced_withdrawal_then_every_operator_gone_and_escape_with_the_replicas
     replica_proc = None
     try:
         started = time.monotonic()
-        w3 = Web3(Web3.HTTPProvider(anvil.url))
-        keys = sorted((os.urandom(32) for _ in range(OPERATORS)), key=lambda k: int(Account.from_key(k).address, 16))
-        members = tuple(Account.from_key(k).address for k in keys)
-        manifest = ape_deploy(anvil.url, members, tmp_path / "deployments", echo=lambda _: None)
-        manifest_path = next((tmp_path / "deployments").iterdir()) / "latest.json"
+        w3, members, manifest, manifest_path, files = start_operator_processes(anvil, tmp_path, procs)
         funder = w3.eth.accounts[0]
-        for member in members:
-            w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": funder, "to": member, "value": 10**20}))
-        files = write_cluster(tmp_path / "ops", OPERATORS, Domain.of(manifest.chain_id, manifest.exchange),
-                              example_genesis(manifest.mock_token))
-        for i, (config, key) in enumerate(zip(files.configs, keys), start=1):
-            write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
-            config.write_text(config.read_text().replace(
-                "[chain]\n", f'[chain]\nrpc = "{anvil.url}"\nmanifest = "{manifest_path}"\nepoch_interval_ms = 1000\n'
-            ))
-        for i, config in enumerate(files.configs, start=1):
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(config)],
-                env=files.env(), stdout=open(files.root / f"op{i}.log", "ab"), stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            ))
         replica_url = f"http://127.0.0.1:{free_ports(1)[0]}"
         replica_proc = subprocess.Popen(
             [sys.executable, "-m", "ddx_offchain.cli", "replica", "--manifest", str(manifest_path),

@@ -50,34 +50,39 @@ def send_as(w3: Web3, key: bytes, call) -> None:
     assert receipt["status"] == 1
 
 
+def start_operator_processes(anvil: Anvil, tmp_path, procs: list[subprocess.Popen]):
+    """Deploy with `ape run deploy`, fund the operators (relayers pay gas), write their files and start OPERATORS
+    `ddx node` processes (appended to `procs`). Returns (w3, members, manifest, manifest path, cluster files)."""
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    keys = sorted((os.urandom(32) for _ in range(OPERATORS)), key=lambda k: int(Account.from_key(k).address, 16))
+    members = tuple(Account.from_key(k).address for k in keys)
+    manifest = ape_deploy(anvil.url, members, tmp_path / "deployments", echo=lambda _: None)
+    manifest_path = next((tmp_path / "deployments").iterdir()) / "latest.json"
+    for member in members:
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": member, "value": 10**20}))
+    files = write_cluster(tmp_path / "ops", OPERATORS, Domain.of(manifest.chain_id, manifest.exchange), example_genesis(manifest.mock_token))
+    for i, (config, key) in enumerate(zip(files.configs, keys), start=1):
+        write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
+        text = config.read_text()
+        assert text.count("[chain]\n") == 1
+        config.write_text(text.replace(
+            "[chain]\n", f'[chain]\nrpc = "{anvil.url}"\nmanifest = "{manifest_path}"\nepoch_interval_ms = 1000\n'
+        ))
+    for i, config in enumerate(files.configs, start=1):
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(config)],
+            env=files.env(), stdout=open(files.root / f"op{i}.log", "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        ))
+    return w3, members, manifest, manifest_path, files
+
+
 def test_deposit_withdraw_checkpoint_claim_with_operator_processes(tmp_path):
     anvil = Anvil("--block-time", "1", "--chain-id", "1337")  # ape's local network id
     procs: list[subprocess.Popen] = []
     try:
         started = time.monotonic()
-        w3 = Web3(Web3.HTTPProvider(anvil.url))
-        keys = sorted((os.urandom(32) for _ in range(OPERATORS)), key=lambda k: int(Account.from_key(k).address, 16))
-        members = tuple(Account.from_key(k).address for k in keys)
-        manifest = ape_deploy(anvil.url, members, tmp_path / "deployments", echo=lambda _: None)
-        manifest_path = next((tmp_path / "deployments").iterdir()) / "latest.json"
+        w3, members, manifest, manifest_path, files = start_operator_processes(anvil, tmp_path, procs)
         funder = w3.eth.accounts[0]
-        for member in members:  # relayers pay gas
-            w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": funder, "to": member, "value": 10**20}))
-
-        files = write_cluster(tmp_path / "ops", OPERATORS, Domain.of(manifest.chain_id, manifest.exchange), example_genesis(manifest.mock_token))
-        for i, (config, key) in enumerate(zip(files.configs, keys), start=1):
-            write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
-            text = config.read_text()
-            assert text.count("[chain]\n") == 1
-            config.write_text(text.replace(
-                "[chain]\n", f'[chain]\nrpc = "{anvil.url}"\nmanifest = "{manifest_path}"\nepoch_interval_ms = 1000\n'
-            ))
-        for i, config in enumerate(files.configs, start=1):
-            log = open(files.root / f"op{i}.log", "ab")
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(config)],
-                env=files.env(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            ))
 
         exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
         token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
