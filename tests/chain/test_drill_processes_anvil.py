@@ -27,7 +27,6 @@ from ddx_offchain.protocol import requests as pr
 from ddx_offchain.protocol.eip712 import Domain
 from ddx_offchain.protocol.hashing import keccak256
 
-OPERATORS = 3
 BUDGET_S = 120.0
 
 
