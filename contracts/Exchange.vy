@@ -20,7 +20,7 @@ initializes: inbox
 initializes: checkpoints[quorum := quorum, inbox := inbox]
 initializes: custody[checkpoints := checkpoints, inbox := inbox]
 initializes: forced[checkpoints := checkpoints, inbox := inbox]
-initializes: governance[quorum := quorum, custody := custody]
+initializes: governance[quorum := quorum, checkpoints := checkpoints, custody := custody]
 
 exports: (
     quorum.operator_set_id,
@@ -68,6 +68,10 @@ exports: (
 )
 
 MAX_INITIAL_TOKENS: constant(uint256) = 16
+# A change must wait at least this many forced deadlines: a user who sees it announced forces its exit at once,
+# which is covered (and claimable) within two deadlines or lets anyone freeze, and freezing stops every change;
+# the third deadline is the user's time to notice and act (docs/contracts.md, "Governance and exits").
+EXIT_WINDOW_DEADLINES: constant(uint256) = 3
 
 
 struct InitialCollateral:
@@ -94,11 +98,13 @@ def __init__(
     @param escape_delay Seconds without a checkpoint after which anyone may freeze (default 7 days).
     @param forced_deadline Seconds an inbox entry (deposit, forced request) may wait for a covering checkpoint
            before anyone may freeze (default 1 day).
-    @param governance_delay Seconds between a change's announcement and its execution.
+    @param governance_delay Seconds between a change's announcement and its execution; at least
+           EXIT_WINDOW_DEADLINES × forced_deadline.
     """
     quorum.__init__(operators, threshold, supermajority_required)
     checkpoints.__init__(escape_delay, forced_deadline)
     governance.__init__(governance_delay)
+    assert governance_delay >= EXIT_WINDOW_DEADLINES * forced_deadline, "exchange: governance delay shorter than the exit window"
     for entry: InitialCollateral in collateral:
         custody._set_rate_limit(entry.token, entry.capacity, entry.period)
         custody._set_collateral(entry.token, True)

@@ -10,14 +10,17 @@
      time it becomes executable. Executing re-derives the struct hash from the call's arguments. A change whose
      signing set has since been replaced (by a rotation or a threshold change) can no longer be executed.
      Changes of one setting (a token's allow-listing, a token's rate limit) take effect in announcement order:
-     once one has executed, the older pending ones of that setting cannot.
+     once one has executed, the older pending ones of that setting cannot. Nothing executes once the exchange is
+     frozen: the exits are then fixed as they were (docs/contracts.md, "Governance and exits").
 """
 
 from contracts.modules import eip712
 from contracts.modules import quorum
+from contracts.modules import checkpoints
 from contracts.modules import custody
 
 uses: quorum
+uses: checkpoints
 uses: custody
 
 ACTION_ROTATE_OPERATORS: constant(uint8) = 2
@@ -285,6 +288,7 @@ def _take(nonce: uint256, action: uint8) -> PendingChange:
     """
     @dev Removes and returns the pending change `nonce` if it is of `action`, due, and its signing set is current.
     """
+    assert not checkpoints._is_frozen(), "governance: frozen"
     change: PendingChange = self.pending_change[nonce]
     assert change.executable_at != 0, "governance: no such pending change"
     assert change.action == action, "governance: pending change is of another kind"

@@ -28,9 +28,11 @@ from .manifest import CollateralEntry, Manifest, WrittenManifest, network_folder
 
 DAY = 86400
 DEFAULT_ESCAPE_DELAY = 7 * DAY
-DEFAULT_GOVERNANCE_DELAY = 2 * DAY
+DEFAULT_GOVERNANCE_DELAY = 3 * DAY
 # How long a deposit or forced request may wait for a recorded checkpoint covering it before anyone may freeze.
 DEFAULT_FORCED_DEADLINE = 1 * DAY
+# contracts/Exchange.vy EXIT_WINDOW_DEADLINES: governance_delay >= this many forced deadlines.
+EXIT_WINDOW_DEADLINES = 3
 MAX_INITIAL_TOKENS = 16  # contracts/Exchange.vy MAX_INITIAL_TOKENS
 MAX_RATE_CAPACITY = (1 << 128) - 1  # custody.vy MAX_CAPACITY
 MAX_RATE_PERIOD = 365 * DAY  # custody.vy MAX_PERIOD
@@ -87,6 +89,11 @@ class DeployConfig:
             raise DeployConfigError("governance_delay must be between 1 second and 365 days")
         if not 0 < self.forced_deadline <= 365 * DAY:
             raise DeployConfigError("forced_deadline must be between 1 second and 365 days")
+        if self.governance_delay < EXIT_WINDOW_DEADLINES * self.forced_deadline:
+            raise DeployConfigError(
+                f"governance_delay must be at least {EXIT_WINDOW_DEADLINES} x forced_deadline "
+                f"({EXIT_WINDOW_DEADLINES * self.forced_deadline} s): users must be able to exit before a change executes"
+            )
         if len(self.collateral) > MAX_INITIAL_TOKENS:
             raise DeployConfigError(f"at most {MAX_INITIAL_TOKENS} initial collateral tokens")
         seen = set()

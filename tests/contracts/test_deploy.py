@@ -108,10 +108,11 @@ def test_environment_overrides(tmp_path):
     keys = dev_operator_keys(7)
     operators = ",".join(Account.from_key(k).address for k in keys)
     config = config_from_environment(
-        {"DDX_OPERATORS": operators, "DDX_ESCAPE_DELAY": "3600", "DDX_GOVERNANCE_DELAY": "600"}, local=True
+        {"DDX_OPERATORS": operators, "DDX_ESCAPE_DELAY": "3600", "DDX_GOVERNANCE_DELAY": "600", "DDX_FORCED_DEADLINE": "200"},
+        local=True,
     ).validated()
     assert len(config.operators) == 7 and config.threshold == 5
-    assert (config.escape_delay, config.governance_delay) == (3600, 600)
+    assert (config.escape_delay, config.governance_delay, config.forced_deadline) == (3600, 600, 200)
     config = config_from_environment({"DDX_OPERATORS": operators, "DDX_THRESHOLD": "7"}, local=True)
     assert config.validated().threshold == 7
 
@@ -121,6 +122,8 @@ BAD_CONFIGS = [
     ({"operators": list(DEV_OPERATORS), "threshold": 5}, "threshold above set size"),
     ({"operators": list(DEV_OPERATORS) + [DEV_OPERATORS[0]], "threshold": 4}, "duplicate operator"),
     ({"operators": list(DEV_OPERATORS), "escape_delay": 0}, "escape_delay"),
+    ({"operators": list(DEV_OPERATORS), "forced_deadline": 0}, "forced_deadline"),
+    ({"operators": list(DEV_OPERATORS), "forced_deadline": 3600, "governance_delay": 3 * 3600 - 1}, "at least 3 x forced_deadline"),
     ({"operators": list(DEV_OPERATORS), "collateral": [{"token": "0x12", "capacity": 1, "period": 1}]}, "not an address"),
     ({"operators": list(DEV_OPERATORS), "collateral": [{"mock": True, "capacity": 0, "period": 1}]}, "capacity"),
     ({"operators": list(DEV_OPERATORS), "collateral": [{"mock": True, "capacity": 1, "period": 10**9}]}, "period"),

@@ -9,7 +9,7 @@ from ddx_offchain.deployment.artifacts import REPO_ROOT
 from ddx_offchain.protocol import operator_messages as om
 from ddx_offchain.protocol.hashing import keccak256
 
-from .conftest import GOVERNANCE_DELAY, Ledger, addresses, announce, events, execute, operator_keys
+from .conftest import DAY, ESCAPE_DELAY, GOVERNANCE_DELAY, Ledger, addresses, announce, events, execute, operator_keys
 
 ROOT = keccak256(b"root")
 
@@ -284,3 +284,27 @@ def test_on_chain_struct_hash_equals_eth_accounts(dx, kind):
     expected = hash_struct(typed["primaryType"], typed["types"], typed["message"])
     action, struct_hash, set_id, _ = dx.exchange.pending_change(0)
     assert (action, struct_hash, set_id) == (int(message.message()["action"]), expected, 1)
+
+
+def test_a_change_must_wait_three_forced_deadlines_at_deployment():
+    """Security review finding 8: a change that restricts exits must not execute before a user who saw it announced
+    can get out. Forcing an exit takes at most two forced deadlines to be honoured or to make the exchange
+    freezable (and freezing stops every change); the third is the user's time to act."""
+    from .conftest import deploy_exchange, operator_keys
+
+    keys = operator_keys(4)
+    with boa.reverts("exchange: governance delay shorter than the exit window"):
+        deploy_exchange(keys, forced_deadline=3600, governance_delay=3 * 3600 - 1)
+    deploy_exchange(keys, forced_deadline=3600, governance_delay=3 * 3600)
+
+
+def test_no_change_executes_once_frozen(dx):
+    """Finding 8, the other half: after a freeze the exits are fixed; a lowered rate limit or a delisting announced
+    before cannot execute and throttle the escapes."""
+    message = om.SetRateLimit(dx.operator_set.id, dx.exchange.governance_nonce(), dx.token.address, 1, DAY)
+    announce(dx, message)
+    boa.env.time_travel(seconds=ESCAPE_DELAY)
+    dx.exchange.freeze()
+    with boa.reverts("governance: frozen"):
+        dx.exchange.execute_rate_limit(message.nonce, dx.token.address, 1, DAY)
+    assert dx.exchange.rate_limit(dx.token.address)[0] != 1

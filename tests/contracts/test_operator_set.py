@@ -20,7 +20,7 @@ def _deploy(members, threshold, supermajority=True):
         supermajority,
         [],
         7 * 86400,
-        86400,
+        43200,
         2 * 86400,
     )
 
