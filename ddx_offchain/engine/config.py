@@ -15,7 +15,7 @@ class GenesisConfig(msgspec.Struct, frozen=True):
     tokens: tuple[bytes, ...]  # collateral tokens (20-byte addresses); the first is the default collateral
     markets: tuple[MarketParams, ...] = ()
     max_open_orders: int = 200  # per strategy account
-    max_strategies: int = 16  # per trader, counting only explicit CreateStrategy (deposits never refuse)
+    max_strategies: int = 16  # per trader: CreateStrategy refused past it; deposits never count nor refuse
     epochs_retained: int = 4  # frozen epoch trees kept for proofs
 
     def validate(self) -> None:

@@ -641,10 +641,13 @@ class Engine:
         t = self.traders.get(c.trader)
         if t is not None and c.strategy in t.strategies:
             return self._reject(c, Reject.STRATEGY_EXISTS, "strategy exists")
-        if t is not None and len(t.strategies) >= self.max_strategies:
+        if t is not None and t.created >= self.max_strategies:
             return self._reject(c, Reject.TOO_MANY_STRATEGIES, "strategy limit reached")
         self._accept(c)
         self._account_changed(self._account_for(c.trader, c.strategy, self.default_token))
+        t = self.traders[c.trader]
+        t.created += 1
+        self.dirty.add(t)
 
     def _withdraw(self, c: WithdrawIntent) -> None:
         if type(c.amount) is not int or not 0 < c.amount <= MAX_QUANTITY:

@@ -234,9 +234,10 @@ def _rebuild(cls, items):
         m.next_funding, m.last_funding, m.cumulative_funding = word_uint(w[1]), word_int(w[2]), word_int(w[3])
     counts = {}
     for value in by_kind.get(K_TRADER, []):
-        w = split_words(value, K_TRADER, 2)
+        w = split_words(value, K_TRADER, 3)
         trader = word_address(w[0])
-        engine.traders[trader] = Trader(trader)
+        engine.traders[trader] = t = Trader(trader)
+        t.created = word_uint(w[2])
         counts[trader] = word_uint(w[1])
     for value in by_kind.get(K_STRATEGY, []):
         w = split_words(value, K_STRATEGY, 4)

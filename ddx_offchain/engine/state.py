@@ -143,18 +143,23 @@ class Account:
 
 
 class Trader:
-    __slots__ = ("address", "strategies", "in_tree", "_key")
+    __slots__ = ("address", "strategies", "created", "in_tree", "_key")
 
     def __init__(self, address):
         self.address = address
-        self.strategies = set()  # strategy ids created (explicitly or by a deposit)
+        self.strategies = set()  # strategy ids that exist (opened by CreateStrategy or by a deposit)
+        # strategies the trader opened itself (CreateStrategy): what max_strategies limits. Deposits never count, so
+        # nobody can use up another trader's limit with deposit_to (security review finding 4).
+        self.created = 0
         self.in_tree = False
         self._key = None
 
     def item(self):
         if self._key is None:
             self._key = key_of(K_TRADER, ZERO12 + self.address)
-        return self._key, value_of(K_TRADER, ZERO12 + self.address + uint_word(len(self.strategies)))
+        return self._key, value_of(
+            K_TRADER, ZERO12 + self.address + uint_word(len(self.strategies)) + uint_word(self.created)
+        )
 
 
 class Book:

@@ -209,3 +209,23 @@ def test_no_request_can_act_as_the_insurance_fund():
         == Reject.MALFORMED
     assert reason(d.apply(CreateStrategy(d.rid(), A, b"short"))) == Reject.MALFORMED
     assert fund.collateral == usd(50)
+
+
+def test_deposits_to_new_strategies_never_use_up_the_traders_own_limit():
+    """Security review finding 4: deposit_to is open to anyone; strategies it opens must not count toward the
+    trader's max_strategies, or 16 one-unit deposits would block the trader's own CreateStrategy forever."""
+    from ddx_offchain.engine import Engine
+    from ddx_offchain.engine.commands import CreateStrategy, name32
+    from ddx_offchain.engine.reasons import Reject
+
+    d = Driver(max_strategies=2)
+    victim = trader(9)
+    for i in range(5):  # a squatter's deposits into five new strategies of the victim's
+        assert accepted(d.deposit(victim, 1, strategy=name32(f"squat{i}")))
+    assert len(d.engine.traders[victim].strategies) == 5
+    for name in ("mine1", "mine2"):
+        assert accepted(d.apply(CreateStrategy(d.rid(), victim, name32(name))))
+    assert reason(d.apply(CreateStrategy(d.rid(), victim, name32("mine3")))) == Reject.TOO_MANY_STRATEGIES
+    assert reason(d.apply(CreateStrategy(d.rid(), victim, name32("squat0")))) == Reject.STRATEGY_EXISTS
+    restored = Engine.restore(d.engine.snapshot())  # the count is state: it survives a snapshot
+    assert restored.traders[victim].created == 2 and restored.state_root() == d.engine.state_root()

@@ -5,14 +5,13 @@ ENGINE_ENCODING_EXAMPLES turns up the number of hypothesis examples (default 150
 
 import os
 
+from engine_helpers import Driver, accepted, market_params, trader
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ddx_offchain.engine.commands import name32
 from ddx_offchain.engine.state import K_BALANCE, K_WITHDRAWAL, Account, Market, Order, PairLeaf, Position, Trader
 from ddx_offchain.protocol.items import Kind, item_key, item_value
-
-from engine_helpers import Driver, accepted, market_params, trader
 
 EXAMPLES = int(os.environ.get("ENGINE_ENCODING_EXAMPLES", "150"))
 addresses = st.binary(min_size=20, max_size=20)
@@ -84,8 +83,9 @@ def test_pair_leaves_and_trader_values_equal_eth_abi(trader, token, amount, depo
     assert b.item()[1] == (expected if amount or deposited else None)
     t = Trader(trader)
     t.strategies.update(i.to_bytes(32, "big") for i in range(strategies))
+    t.created = strategies // 2
     assert t.item() == (item_key(Kind.TRADER, ["address"], [trader]),
-                        item_value(Kind.TRADER, ["address", "uint256"], [trader, strategies]))
+                        item_value(Kind.TRADER, ["address", "uint256", "uint256"], [trader, strategies, strategies // 2]))
 
 
 def test_flush_skips_orders_gone_before_any_root_and_deletes_those_a_root_saw():
