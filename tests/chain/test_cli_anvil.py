@@ -95,8 +95,14 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
 
         # the escape hatch: save the last checkpoint's proofs, the operators stop, the escape delay passes
         devnet.call(cluster.stop_operator(0))  # no new epoch can be checkpointed with 2 of 3
-        time.sleep(2.5)  # a relay sent just before the stop is mined by now (a block every second)
-        epoch = cluster.exchange.functions.latest_epoch().call()
+        # An epoch whose three signatures were collected before the stop can still be relayed by the fallback
+        # relayer (after its turn's timeout): wait until the recorded epoch has been stable for longer than that.
+        epoch, stable_since = cluster.exchange.functions.latest_epoch().call(), time.monotonic()
+        while time.monotonic() - stable_since < 6.0:
+            time.sleep(0.5)
+            now_epoch = cluster.exchange.functions.latest_epoch().call()
+            if now_epoch != epoch:
+                epoch, stable_since = now_epoch, time.monotonic()
         import urllib.request
 
         for kind in ("balance", "withdrawal"):  # the documents a wallet saves from the API while operators are up
