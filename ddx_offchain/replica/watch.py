@@ -25,6 +25,7 @@ from ..protocol.inbox import InboxCursor
 log = logging.getLogger("ddx.replica")
 
 PENDING, AGREES, NOT_RECORDED, DISPUTED = "pending", "agrees", "not_recorded", "disputed"
+KEEP_JUDGED = 1000  # judged epochs remembered (disputed ones are always kept: they stay refused)
 
 
 @dataclass
@@ -110,6 +111,7 @@ class ReplicaAudit:
                 if frozen.verdict != PENDING:
                     continue
                 await self._check(frozen)
+            self._forget_old()
             self.health.succeeded()
         except Exception as exc:
             self.health.failed(exc)
@@ -139,6 +141,12 @@ class ReplicaAudit:
         elif verdict != PENDING:
             frozen.verdict, frozen.detail = verdict, detail
             self.audited += verdict == AGREES
+
+    def _forget_old(self) -> None:
+        """Keep the newest KEEP_JUDGED judged epochs (and every pending or disputed one): memory stays bounded."""
+        judged = sorted(e for e, f in self.epochs.items() if f.verdict in (AGREES, NOT_RECORDED))
+        for epoch in judged[:-KEEP_JUDGED]:
+            del self.epochs[epoch]
 
     def _dispute(self, frozen: FrozenEpoch, reason: str) -> None:
         frozen.verdict, frozen.detail = DISPUTED, reason

@@ -248,3 +248,22 @@ def test_replica_command_refuses_a_bad_listen_address(tmp_path, bad):
 
     assert main(manifest_path=str(tmp_path / "missing.json"), genesis_path="x", sources=["http://a"], rpc_url="http://b",
                 data_dir=str(tmp_path), listen=bad, confirmations=0) == 2
+
+
+def test_the_audit_forgets_old_judged_epochs_but_never_a_disputed_one():
+    from ddx_offchain.protocol.inbox import EMPTY_INBOX
+    from ddx_offchain.replica import watch
+
+    class Rpc:
+        async def latest_epoch(self):
+            return 3000
+
+        async def checkpoint_root(self, epoch):
+            return b"\x07" * 32 if epoch == 5 else bytes([1]) * 32
+
+    audit = watch.ReplicaAudit(Rpc(), verifier=None)
+    for epoch in range(1, 2501):
+        audit.epoch_frozen(epoch, bytes([1]) * 32, 0, b"\x00" * 32, EMPTY_INBOX)
+    asyncio.run(audit.tick())
+    assert audit.is_disputed(5) and 5 in audit.epochs
+    assert len(audit.epochs) == watch.KEEP_JUDGED + 1 and audit.last_recorded_epoch() == 2500
