@@ -26,6 +26,19 @@ def node(config: str = typer.Option(..., "--config", help="the operator's TOML c
     raise typer.Exit(main(config))
 
 
+operator_app = typer.Typer(no_args_is_help=True, help="Operator tooling: check a config before starting a node.")
+app.add_typer(operator_app, name="operator")
+
+
+@operator_app.command("check")
+def operator_check(config: str = typer.Option(..., "--config", help="the operator's TOML config")) -> None:
+    """Validate a config without starting: the config itself, the keystore (unlocked from its password variable),
+    the TLS identity, the deployment manifest against the key, and the genesis. Exit 0 when `ddx node` would start."""
+    from ..daemon.run import check
+
+    raise typer.Exit(check(config, echo=typer.echo))
+
+
 @app.command()
 def replica(
     manifest: str = typer.Option(..., "--manifest", help="the deployment manifest (file or deployments/<network>-<id> folder)"),

@@ -196,18 +196,72 @@ async def run_until_signalled(running) -> None:
         await running.stop()
 
 
-def main(config_path: str) -> int:
+def validate(config_path: str) -> tuple[NodeSettings, bytes]:
+    """Everything `ddx node` checks before it starts anything: the config, the keystore (unlocked), the TLS identity,
+    the deployment manifest against the key, and the genesis. Raises ConfigError or KeystoreError naming the field."""
     from ..protocol.eip712 import address_of
     from .config import ConfigError, load_config
     from .deployment_check import check_deployment
+
+    settings = load_config(config_path)
+    _check_tls(settings)
+    key = load_operator_key(settings.keystore, settings.password_env)
+    check_deployment(settings, address_of(key))
+    try:
+        load_genesis(settings.genesis)  # fail before Raft starts, with the field named
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return settings, key
+
+
+def _check_tls(settings: NodeSettings) -> None:
+    """The Raft TLS identity and every peer's pinned certificate parse (the runtime would fail later, at start)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from .config import ConfigError
+
+    pems = [("raft.cert", settings.tls_cert_pem)] + [(f"peers[{p.id}].cert", p.cert_pem) for p in settings.peers]
+    for field, pem in pems:
+        try:
+            x509.load_pem_x509_certificate(pem)
+        except ValueError as exc:
+            raise ConfigError(f"{field}: not a PEM certificate ({exc})") from None
+    try:
+        serialization.load_pem_private_key(settings.tls_key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"raft.key: not an unencrypted PEM private key ({exc})") from None
+
+
+def check(config_path: str, echo=print) -> int:
+    """`ddx operator check --config FILE`: validate without starting; 0 when the node would start, 2 otherwise."""
+    from ..protocol.eip712 import address_of, checksum_address
+    from .config import ConfigError
     from .keystore import KeystoreError
 
     try:
-        settings = load_config(config_path)
+        settings, key = validate(config_path)
+    except (ConfigError, KeystoreError) as exc:
+        echo(f"ddx operator check: {exc}")
+        return 2
+    peers = ", ".join(f"{p.id}@{p.raft[0]}:{p.raft[1]}" for p in settings.peers) or "none"
+    echo(f"config {config_path}: node {settings.node_id}, operator {checksum_address(address_of(key))}")
+    echo(f"  domain chain {settings.domain.chain_id}, exchange {checksum_address(settings.domain.verifying_contract)}")
+    echo(f"  raft {settings.raft_listen[0]}:{settings.raft_listen[1]} (TLS), peers {peers}")
+    echo(f"  api {settings.api_listen[0]}:{settings.api_listen[1]}, data {settings.data_dir}")
+    echo(f"  chain side: {'rpc ' + settings.rpc if settings.rpc else 'none (no [chain] rpc)'}"
+         + (f", manifest {settings.manifest}" if settings.manifest else ""))
+    echo("ok: the node would start with this config")
+    return 0
+
+
+def main(config_path: str) -> int:
+    from .config import ConfigError
+    from .keystore import KeystoreError
+
+    try:
+        settings, key = validate(config_path)
         setup_logging(settings.node_id)
-        key = load_operator_key(settings.keystore, settings.password_env)
-        check_deployment(settings, address_of(key))
-        load_genesis(settings.genesis)  # fail before Raft starts, with the field named
     except (ConfigError, KeystoreError) as exc:
         print(f"ddx node: {exc}", file=sys.stderr)
         return 2
