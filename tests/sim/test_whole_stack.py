@@ -36,7 +36,7 @@ def test_the_operator_state_machine_stays_deterministic_conserving_and_exactly_o
 
 def test_runs_exercise_the_exchange():
     """Guard against a stack simulation that passes because nothing happens."""
-    acknowledged = epochs = positions = duplicates = restores = 0
+    acknowledged = epochs = positions = duplicates = restores = forced = 0
     for seed in range(12):
         sim = Simulation(seed, Options(steps=STEPS, stack=True))
         sim.run()
@@ -47,7 +47,8 @@ def test_runs_exercise_the_exchange():
         positions += sum(1 for a in engine.accounts.values() for p in a.positions.values() if p.size)
         restores += sum(1 for n in sim.nodes.values() if not n.disk.durable.snapshot().is_empty())
         duplicates += sum(n.fsm.duplicates for n in sim.nodes.values())
-    assert acknowledged > 300 and epochs > 5 and positions > 20 and restores > 5
+        forced += engine.forced_seq  # forced requests from L1 taken, under the same faults
+    assert acknowledged > 300 and epochs > 5 and positions > 20 and restores > 5 and forced > 3
     assert duplicates > 0  # retried bytes committed twice, and applied as duplicates
 
 

@@ -43,6 +43,7 @@ from ...protocol.requests import (
     PlaceOrder,
     WithdrawIntent,
     encode_entry,
+    forced_fields,
     market_id,
     sign_request,
     strategy_id,
@@ -95,10 +96,31 @@ class StackWorkload:
             command = ec.AdvanceEpoch(rid, self._epochs)
         elif seq % 4 == 3:
             command = ec.AdvanceTime(rid, T0 + seq * 3_600_000)  # an hour a step: funding intervals pass
+        elif seq % 8 == 5:
+            command = self._forced_block(rid, seq)
         else:
             rng = random.Random(f"stack-price-{self.seed}-{seq}")
             command = ec.IndexPrices(rid, (ec.IndexPrice(ETHP, rng.randrange(1_700, 2_300) * DOLLAR),))
         return bytes([ENTRY_OPERATOR_COMMAND]) + ec.encode_command(command)
+
+    def _forced_block(self, rid: bytes, seq: int) -> ec.ChainBlock:
+        """A chain block carrying one forced request from L1 (withdraw, cancel-all, or a reduce-only market close),
+        forced seq k for the k-th such step; every deposit came in block 1, so it follows all of them."""
+        rng = random.Random(f"stack-forced-{self.seed}-{seq}")
+        trader = rng.choice(list(self.traders.values()))
+        choice = rng.randrange(3)
+        if choice == 0:
+            request = WithdrawIntent(trader, MAIN, TOKEN_BYTES, rng.randrange(1, 5_000) * DOLLAR, 0, 0)
+        elif choice == 1:
+            request = CancelAll(trader, MAIN, ETHP, 0, 0)
+        else:
+            request = PlaceOrder(trader, MAIN, ETHP, rng.randrange(2), 3, 0, rng.randrange(1, 40) * CONTRACT // 10, True, 0, 0)
+        request_type, fields = forced_fields(request)
+        forced = ec.ForcedRequest(
+            (seq - 5) // 8 + 1, len(self.traders), trader, request_type,
+            tuple(ec.Word(fields[i : i + 32]) for i in range(0, len(fields), 32)),
+        )
+        return ec.ChainBlock(rid, seq + 1, seq.to_bytes(32, "big"), (), (forced,))
 
     def _trader_entry(self, client: int, seq: int) -> bytes:
         rng = random.Random(f"stack-order-{self.seed}-{client}-{seq}")
