@@ -167,13 +167,7 @@ class Engine:
             if type(t) is not bytes or len(t) != 20 or t == ZERO_ADDRESS or type(s) is not bytes or len(s) != 32:
                 self._reject(command, Reject.MALFORMED, "trader must be a non-zero address, strategy a bytes32")
                 return out
-        try:
-            handler(command)
-        except (TypeError, AttributeError) as exc:
-            # a field of the wrong Python type, met while validating: nothing was accepted or changed yet
-            if out:
-                raise
-            self._reject(command, Reject.MALFORMED, f"malformed field: {exc}")
+        self._handle(handler, command)
         if not out or type(out[0]) not in _VERDICTS:
             raise EngineInvariantError(f"{kind.__name__} yielded {out[:1]!r} first, not Accepted or Rejected")
         return out
@@ -200,13 +194,25 @@ class Engine:
         self.ordinal = n + 1
         self.out.append(Accepted(n, command.request_id, type(command).__name__))
 
+    def _handle(self, handler, command) -> None:
+        """Run a command's handler; a field of the wrong Python type, met while validating (nothing was accepted or
+        changed yet), rejects the command as malformed."""
+        start = len(self.out)
+        try:
+            handler(command)
+        except (TypeError, AttributeError) as exc:
+            if len(self.out) > start:
+                raise
+            self._reject(command, Reject.MALFORMED, f"malformed field: {exc}")
+
     def _reject(self, command, reason: Reject, detail: str) -> None:
+        rid = getattr(command, "request_id", ZERO_ID)
+        self._rejected(rid if isinstance(rid, bytes) else ZERO_ID, type(command).__name__, reason, detail)
+
+    def _rejected(self, request_id: bytes, command: str, reason: Reject, detail: str) -> None:
         n = self.ordinal
         self.ordinal = n + 1
-        rid = getattr(command, "request_id", ZERO_ID)
-        if not isinstance(rid, bytes):
-            rid = ZERO_ID
-        self.out.append(Rejected(n, rid, type(command).__name__, int(reason), detail))
+        self.out.append(Rejected(n, request_id, command, int(reason), detail))
 
     def _emit(self, cls, *fields) -> None:
         n = self.ordinal
@@ -771,19 +777,12 @@ class Engine:
             request = pr.decode_forced_fields(f.request_type, f.trader, fields)
             request.validate()
         except (ProtocolError, pr.RequestRejected) as exc:
-            n = self.ordinal
-            self.ordinal = n + 1
-            name = pr.REQUEST_TYPES_BY_ID[f.request_type].PRIMARY_TYPE if f.request_type in pr.REQUEST_TYPES_BY_ID \
-                else "ForcedRequest"
-            self.out.append(Rejected(n, rid, name, int(Reject.MALFORMED), f"forced request {f.seq}: {exc}"))
+            known = pr.REQUEST_TYPES_BY_ID.get(f.request_type)
+            name = known.PRIMARY_TYPE if known is not None else "ForcedRequest"
+            self._rejected(rid, name, Reject.MALFORMED, f"forced request {f.seq}: {exc}")
         else:
             command = from_request(request, rid)
-            try:
-                self._handlers[type(command)](command)
-            except (TypeError, AttributeError) as exc:  # as in apply(): nothing was accepted or changed yet
-                if len(self.out) > start:
-                    raise
-                self._reject(command, Reject.MALFORMED, f"malformed field: {exc}")
+            self._handle(self._handlers[type(command)], command)
         verdict = self.out[start]
         reason, detail = (verdict.reason, verdict.detail) if type(verdict) is Rejected else (0, "")
         self._emit(ForcedRequestApplied, f.seq, f.trader, f.request_type, rid, reason, detail)
