@@ -34,10 +34,6 @@ class ResumePoint:
     cursor_hash: bytes | None
     inbox: InboxCursor = EMPTY_INBOX
 
-    @property
-    def next_deposit_seq(self) -> int:
-        return self.inbox.deposits + 1
-
     @classmethod
     def from_engine(cls, block_number: int, block_hash: bytes, inbox: InboxCursor, deployment_block: int) -> "ResumePoint":
         """From the engine's cursors; before the first chain block, from the block before the deployment."""

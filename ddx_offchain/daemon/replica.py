@@ -54,7 +54,7 @@ class ReplicaProcess:
         return f"http://{host}:{port}"
 
     async def start(self) -> None:
-        self.replica.restore()
+        self.replica.restore()  # before serving: no read sees the empty state
         self.runner = web.AppRunner(build_app(ReplicaFacade(self.replica)), access_log=None)
         await self.runner.setup()
         host, port = self.settings.listen

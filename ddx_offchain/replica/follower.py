@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import aiohttp
 
@@ -60,7 +59,7 @@ class ReplicaSequencer:
         return max(self.follower.source_log_index, self.applied_index())
 
     def status(self) -> dict:
-        return {"role": "replica"} | self.follower.status()
+        return {"role": "replica"}  # what it follows is the status' `replica` section (replica/node.py)
 
 
 class SourceDisagrees(DdxError):
@@ -79,12 +78,10 @@ class LogFollower:
         self.poll_s = poll_s
         self.timeout_s = timeout_s
         self.source_log_index = 0  # the newest log index a source has shown
-        self.applied_requests = 0
         self.switches = 0
         self.failures = 0
         self.last_error: str | None = None
         self.alarm: str | None = None  # set when a source's log does not replay as stated: following stops
-        self.on_caught_up: list[Callable[[], None]] = []
 
     @property
     def next_request_index(self) -> int:
@@ -117,8 +114,6 @@ class LogFollower:
                     await asyncio.sleep(self.poll_s)
                     continue
                 if not applied:
-                    for callback in self.on_caught_up:
-                        callback()
                     await asyncio.sleep(self.poll_s)
 
     def _failed(self, exc: BaseException) -> None:
@@ -150,5 +145,4 @@ class LogFollower:
                     f"replay does not sequence it there"
                 )
             applied += 1
-        self.applied_requests += applied
         return applied

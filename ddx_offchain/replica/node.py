@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 from ..chain.operator_chain import ChainHooks
@@ -24,12 +23,12 @@ from ..chain.rpc import ChainRpc
 from ..chain.verifier import BlockVerifier
 from ..engine.config import GenesisConfig
 from ..engine.engine import Engine
-from ..errors import DdxError
 from ..node.engine_adapter import EngineAdapter
 from ..node.operator import OperatorNode
 from ..node.tasks import cancel_and_wait
 from ..node.views import ProofUnavailable
 from ..protocol.eip712 import Domain
+from ..raft.logstore.fileio import atomic_write
 from .follower import LogFollower, ReplicaSequencer
 from .watch import ReplicaAudit
 
@@ -73,7 +72,7 @@ class ProofGuard:
 
 
 class SnapshotStore:
-    """One snapshot file, replaced atomically: write a temporary file, fsync it, rename, fsync the folder."""
+    """One snapshot file, replaced atomically (raft/logstore/fileio.py: temporary file, fsync, rename, fsync)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -82,21 +81,7 @@ class SnapshotStore:
         return self.path.read_bytes() if self.path.exists() else None
 
     def save(self, data: bytes) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-class ReplicaError(DdxError):
-    """The replica cannot start (bad data directory, no source)."""
+        atomic_write(self.path, [data])
 
 
 class Replica:
@@ -155,12 +140,8 @@ class Replica:
         log.info("replica resumed at request %d (epoch %d)", self._snapshot_at, engine.epoch)
         return True
 
-    async def start(self) -> None:
-        """Restore, then follow and audit."""
-        self.restore()
-        await self.start_following()
-
     async def start_following(self) -> None:
+        """Follow the source and audit (after `restore`, and once the API serves)."""
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self.follower.run()),
@@ -202,12 +183,16 @@ class Replica:
 
     # ---- what the API and operators see --------------------------------------------------------------------
 
+    def lag(self) -> int:
+        """Log entries its source has shown that this replica has not applied."""
+        return max(0, self.follower.source_log_index - self.node.machine.last_log_index)
+
     def readiness(self) -> tuple[bool, str]:
         if self.follower.alarm:
             return False, f"stopped following: {self.follower.alarm}"
         if self.audit.disputed():
             return False, "the replay disagrees with the chain (see /v1/status)"
-        lag = self.follower.source_log_index - self.node.machine.last_log_index
+        lag = self.lag()
         if lag > 0:
             return False, f"{lag} log entries behind its source"
         return True, "following its source and agreeing with the chain"
@@ -223,7 +208,7 @@ class Replica:
         switches = Gauge("ddx_replica_source_switches", "Times the replica switched to another operator", registry=r)
 
         def refresh() -> None:
-            lag.set(max(0, self.follower.source_log_index - self.node.machine.last_log_index))
+            lag.set(self.lag())
             disputed.set(len(self.audit.disputed()))
             audited.set(self.audit.audited)
             halted.set(1 if self.follower.alarm else 0)
