@@ -92,12 +92,8 @@ class ExchangeClient:
         suffix: tuple[bytes, ...] = (),
     ) -> Receipt:
         """`suffix`: the inbox leaves after the message's cursor up to the head (none when it covers the head)."""
-        head = (message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash, message.inbox.as_abi())
-        tail = (operator_set.as_abi(), *quorum.as_abi())
-        if suffix:
-            call = self.contract.functions.submit_checkpoint_with_leaves(*head, list(suffix), *tail)
-        else:
-            call = self.contract.functions.submit_checkpoint(*head, *tail)
+        name, args = om.checkpoint_call(message, operator_set, quorum, suffix)
+        call = getattr(self.contract.functions, name)(*args)
         return self._receipt(self._send(call, sender))
 
     def claim(self, sender: str, trader: str, token: str, cumulative: int, epoch: int, proof: InclusionProof) -> Receipt:

@@ -39,13 +39,28 @@ def deadline_of(position: int, generation_count: int, generation_since: int, for
     return generation_since + 2 * forced_deadline
 
 
+def freeze_due(
+    last_checkpoint_at: int, escape_delay: int, covered: int, generation_count: int, generation_since: int,
+    forced_deadline: int,
+) -> int:
+    """When anyone may freeze (checkpoints.vy `freeze`): the escape delay after the last checkpoint, or earlier, the
+    forced deadline after the pending generation's start when recorded checkpoints do not cover it."""
+    due = last_checkpoint_at + escape_delay
+    if generation_count > covered:
+        due = min(due, generation_since + forced_deadline)
+    return due
+
+
 async def inbox_report(rpc: Web3ChainRpc, engine: InboxCursor, engine_block: int, trader: bytes | None = None) -> InboxReport:
     """`engine_block`: the last L1 block the engine took (forced requests after it are pending)."""
     fns = rpc.exchange.functions
     head = await rpc.inbox_head()
     covered, generation_count, generation_since = await fns.inbox_coverage().call()
     forced_deadline = int(await fns.forced_deadline().call())
-    escape_due = int(await fns.last_checkpoint_at().call()) + int(await fns.escape_delay().call())
+    due = freeze_due(
+        int(await fns.last_checkpoint_at().call()), int(await fns.escape_delay().call()), covered, generation_count,
+        generation_since, forced_deadline,
+    )
     frozen = bool(await fns.frozen().call())
     pending = generation_count > covered
     pending_forced = []
@@ -59,7 +74,6 @@ async def inbox_report(rpc: Web3ChainRpc, engine: InboxCursor, engine_block: int
                 event.seq, event.trader, event.request_type, event.block_number,
                 deadline_of(position, generation_count, generation_since, forced_deadline) if pending else 0,
             ))
-    due = min(escape_due, generation_since + forced_deadline) if pending else escape_due
     return InboxReport(
         head, engine, int(covered), int(generation_since) if pending else None, forced_deadline, due, frozen,
         tuple(pending_forced),

@@ -249,12 +249,8 @@ class Web3ChainRpc:
         """Relay a checkpoint; `search_from` is where inbox logs start (the deployment block), see inbox_suffix."""
         sender = Account.from_key(key).address
         leaves = await self.inbox_suffix(message.inbox, message.l1_block_number, search_from)
-        head = (message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash, message.inbox.as_abi())
-        tail = (operator_set.as_abi(), *quorum.as_abi())
-        if leaves:  # the state is behind the inbox head: prove its cursor with the leaves after it
-            call = self.exchange.functions.submit_checkpoint_with_leaves(*head, leaves, *tail)
-        else:
-            call = self.exchange.functions.submit_checkpoint(*head, *tail)
+        name, args = om.checkpoint_call(message, operator_set, quorum, leaves)
+        call = getattr(self.exchange.functions, name)(*args)
         # Estimating first surfaces a revert reason (stale set, epoch already recorded, wrong anchor) without
         # spending gas.
         try:

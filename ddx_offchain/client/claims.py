@@ -20,7 +20,7 @@ from eth_utils import is_address, to_checksum_address
 from web3 import Web3
 from web3.logs import DISCARD  # the token's Transfer log shares the receipt
 
-from ..chain.inbox_report import deadline_of
+from ..chain.inbox_report import deadline_of, freeze_due
 from ..errors import DdxError
 from ..protocol import items
 from ..protocol.errors import ProtocolError
@@ -225,14 +225,14 @@ def claim(w3: Web3, exchange, token_contract, proof: LeafProof, sender: Sender) 
     return Payout(bytes(receipt["transactionHash"]), int(event["paid"]), int(event["unpaid"]), before, after)
 
 
-def freeze_due_at(exchange) -> int:
-    """When anyone may freeze the exchange (a timestamp): the escape delay after the last checkpoint, or earlier,
-    the forced deadline after the oldest inbox generation no recorded checkpoint covers (checkpoints.vy)."""
-    due = exchange.functions.last_checkpoint_at().call() + exchange.functions.escape_delay().call()
-    covered, pending, since = exchange.functions.inbox_coverage().call()
-    if pending > covered:
-        due = min(due, since + exchange.functions.forced_deadline().call())
-    return due
+def freeze_due_at(exchange, coverage: tuple[int, int, int] | None = None) -> int:
+    """When anyone may freeze the exchange (a timestamp; chain/inbox_report.py `freeze_due`). `coverage`: the
+    contract's `inbox_coverage()`, when the caller has read it already."""
+    fns = exchange.functions
+    covered, count, since = coverage if coverage is not None else fns.inbox_coverage().call()
+    return freeze_due(
+        fns.last_checkpoint_at().call(), fns.escape_delay().call(), covered, count, since, fns.forced_deadline().call()
+    )
 
 
 def freeze_if_due(w3: Web3, exchange, sender: Sender) -> bool:

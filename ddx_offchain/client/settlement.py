@@ -181,13 +181,14 @@ class Settlement:
         """The inbox and its deadline as the contract has them: entries, what recorded checkpoints cover, and when
         anyone may freeze if nothing is covered before."""
         deposits, forced, _ = self.exchange.functions.inbox_head().call()
-        covered, pending, since = self.exchange.functions.inbox_coverage().call()
+        coverage = self.exchange.functions.inbox_coverage().call()
+        covered, pending, since = coverage
         return {
             "deposits": deposits,
             "forced": forced,
             "covered": covered,
             "pendingSince": since if pending > covered else None,
-            "freezeDueAt": freeze_due_at(self.exchange),
+            "freezeDueAt": freeze_due_at(self.exchange, coverage),
             "forcedDeadline": self.exchange.functions.forced_deadline().call(),
             "frozen": self.exchange.functions.frozen().call(),
         }

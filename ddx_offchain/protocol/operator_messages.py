@@ -369,6 +369,18 @@ def sign_quorum(message: OperatorMessage, domain: Domain, operator_set: Operator
     return assemble_quorum(operator_set, signatures)
 
 
+def checkpoint_call(
+    message: Checkpoint, operator_set: OperatorSet, quorum: QuorumSignatures, leaves=()
+) -> tuple[str, tuple]:
+    """The exchange function and arguments that record `message`: `submit_checkpoint` when its state covers the
+    inbox head (no `leaves`), else `submit_checkpoint_with_leaves` with the inbox leaves after its cursor."""
+    head = (message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash, message.inbox.as_abi())
+    tail = (operator_set.as_abi(), *quorum.as_abi())
+    if leaves:
+        return "submit_checkpoint_with_leaves", (*head, list(leaves), *tail)
+    return "submit_checkpoint", (*head, *tail)
+
+
 # ---- validation helpers ------------------------------------------------------------------------------------
 
 

@@ -80,12 +80,8 @@ class Deployment:
         if quorum is None:
             quorum = om.sign_quorum(message, self.domain, self.operator_set, signers)
         operator_set = self.operator_set if operator_set is None else operator_set
-        head = (message.epoch, message.state_root, message.l1_block_number, message.l1_block_hash, message.inbox.as_abi())
-        tail = (operator_set.as_abi(), *quorum.as_abi())
-        if suffix:
-            self.exchange.submit_checkpoint_with_leaves(*head, list(suffix), *tail, sender=sender or boa.env.eoa)
-        else:
-            self.exchange.submit_checkpoint(*head, *tail, sender=sender or boa.env.eoa)
+        name, args = om.checkpoint_call(message, operator_set, quorum, suffix)  # what relayers send
+        getattr(self.exchange, name)(*args, sender=sender or boa.env.eoa)
         self.epoch = message.epoch
         self.roots[message.epoch] = message.state_root
 
