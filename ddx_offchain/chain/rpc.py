@@ -134,12 +134,17 @@ class Web3ChainRpc:
         deposits, forced, acc = await self.exchange.functions.inbox_head().call(block_identifier=block)
         return ib.InboxCursor(int(deposits), int(forced), bytes(acc))
 
-    async def forced_requests(self, first: int, last: int) -> list[ForcedEvent]:
-        logs = await self.exchange.events.ForcedRequest.get_logs(from_block=first, to_block=last)
-        out = []
+    async def _logs(self, event: str, first: int, last: int) -> list:
+        """The exchange's `event` logs of blocks first..last; a log from another contract is an RPC lie."""
+        logs = await getattr(self.exchange.events, event).get_logs(from_block=first, to_block=last)
         for log in logs:
             if log["address"].lower() != self.exchange.address.lower():
-                raise ChainDataError("a ForcedRequest log from another contract")
+                raise ChainDataError(f"a {event} log from another contract")
+        return logs
+
+    async def forced_requests(self, first: int, last: int) -> list[ForcedEvent]:
+        out = []
+        for log in await self._logs("ForcedRequest", first, last):
             args = log["args"]
             out.append(
                 ForcedEvent(
@@ -183,11 +188,8 @@ class Web3ChainRpc:
         return leaves
 
     async def deposits(self, first: int, last: int) -> list[DepositEvent]:
-        logs = await self.exchange.events.Deposit.get_logs(from_block=first, to_block=last)
         out = []
-        for log in logs:
-            if log["address"].lower() != self.exchange.address.lower():
-                raise ChainDataError("a Deposit log from another contract")
+        for log in await self._logs("Deposit", first, last):
             args = log["args"]
             out.append(
                 DepositEvent(

@@ -14,8 +14,7 @@ import time
 import aiohttp
 import pytest
 from anvil_node import Anvil
-from eth_account import Account
-from test_node_processes_anvil import eventually, send_as, start_operator_processes
+from test_node_processes_anvil import depositing_trader, eventually, send_as, start_operator_processes
 
 from ddx_offchain.client.api import DdxClient
 from ddx_offchain.client.claims import LeafProof, Sender, claim
@@ -25,7 +24,6 @@ from ddx_offchain.deployment.artifacts import compile_contract
 from ddx_offchain.devnet.cluster import DOLLAR
 from ddx_offchain.protocol import requests as pr
 from ddx_offchain.protocol.eip712 import Domain
-from ddx_offchain.protocol.hashing import keccak256
 
 BUDGET_S = 120.0
 
@@ -47,14 +45,7 @@ def test_forced_withdrawal_then_every_operator_gone_and_escape_with_the_replicas
             stdout=open(tmp_path / "replica.log", "ab"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
 
-        exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
-        token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
-        key = keccak256(b"drill processes trader")
-        address = Account.from_key(key).address
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": funder, "to": address, "value": 10**18}))
-        w3.eth.wait_for_transaction_receipt(token.functions.mint(address, 100 * DOLLAR).transact({"from": funder}))
-        send_as(w3, key, token.functions.approve(exchange.address, 100 * DOLLAR))
-        send_as(w3, key, exchange.functions.deposit(token.address, 60 * DOLLAR))
+        exchange, token, key, address = depositing_trader(w3, manifest, b"drill processes trader", approve=100 * DOLLAR)
         # the trader's withdrawal goes through L1, as it would if the operators ignored its signed request
         request_type, fields = pr.forced_fields(pr.WithdrawIntent(bytes.fromhex(address[2:]), pr.strategy_id("main"),
                                                                   bytes.fromhex(token.address[2:]), 25 * DOLLAR, 0, 0))

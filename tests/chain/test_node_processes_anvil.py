@@ -76,6 +76,21 @@ def start_operator_processes(anvil: Anvil, tmp_path, procs: list[subprocess.Pope
     return w3, members, manifest, manifest_path, files
 
 
+def depositing_trader(w3: Web3, manifest, seed: bytes, *, approve: int):
+    """A trader with gas and 100 mock dollars that approved `approve` and deposited 60: (exchange, token, key,
+    address)."""
+    funder = w3.eth.accounts[0]
+    exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
+    token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
+    key = keccak256(seed)
+    address = Account.from_key(key).address
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": funder, "to": address, "value": 10**18}))
+    w3.eth.wait_for_transaction_receipt(token.functions.mint(address, 100 * DOLLAR).transact({"from": funder}))
+    send_as(w3, key, token.functions.approve(exchange.address, approve))
+    send_as(w3, key, exchange.functions.deposit(token.address, 60 * DOLLAR))
+    return exchange, token, key, address
+
+
 def test_deposit_withdraw_checkpoint_claim_with_operator_processes(tmp_path):
     anvil = Anvil("--block-time", "1", "--chain-id", "1337")  # ape's local network id
     procs: list[subprocess.Popen] = []
@@ -84,14 +99,7 @@ def test_deposit_withdraw_checkpoint_claim_with_operator_processes(tmp_path):
         w3, members, manifest, manifest_path, files = start_operator_processes(anvil, tmp_path, procs)
         funder = w3.eth.accounts[0]
 
-        exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
-        token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
-        key = keccak256(b"operator processes trader")
-        address = Account.from_key(key).address
-        w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": funder, "to": address, "value": 10**18}))
-        w3.eth.wait_for_transaction_receipt(token.functions.mint(address, 100 * DOLLAR).transact({"from": funder}))
-        send_as(w3, key, token.functions.approve(exchange.address, 60 * DOLLAR))
-        send_as(w3, key, exchange.functions.deposit(token.address, 60 * DOLLAR))
+        exchange, token, key, address = depositing_trader(w3, manifest, b"operator processes trader", approve=60 * DOLLAR)
         request_domain = Domain.of(manifest.chain_id, manifest.exchange)
         operators = [bytes.fromhex(m[2:]) for m in members]
 
