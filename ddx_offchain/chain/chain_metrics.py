@@ -52,8 +52,7 @@ class ChainMetrics:
             self.halted.set(1 if status.get("state") == "halted" else 0)
             alarm = status.get("alarm")
             for kind in AlarmKind:
-                kind = kind.value
-                self.alarm.labels(kind).set(1 if alarm and alarm["kind"] == kind else 0)
+                self.alarm.labels(kind.value).set(1 if alarm and alarm["kind"] == kind.value else 0)
             if status.get("head") is not None:
                 self.head.set(status["head"])
             if status.get("lastHanded") is not None:

@@ -104,6 +104,12 @@ class ForcedRequest(msgspec.Struct, frozen=True, gc=False):
     request_type: int
     fields: tuple[Word, ...]
 
+    @classmethod
+    def of(cls, seq: int, deposits_before: int, trader: bytes, request_type: int, fields: bytes) -> "ForcedRequest":
+        """From the fields as the contract logs them (the words concatenated)."""
+        words = tuple(Word(fields[i : i + 32]) for i in range(0, len(fields), 32))
+        return cls(seq, deposits_before, trader, request_type, words)
+
     def field_bytes(self) -> bytes:
         return b"".join(w.value for w in self.fields)
 

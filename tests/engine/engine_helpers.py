@@ -21,7 +21,6 @@ from ddx_offchain.engine.commands import (
     ModifyOrder,
     PlaceOrder,
     WithdrawIntent,
-    Word,
     name32,
 )
 from ddx_offchain.engine.updates import Accepted, Rejected
@@ -86,10 +85,7 @@ class Driver:
         self.forced = getattr(self, "forced", self.engine.forced_seq) + 1
         self.block += 1
         request_type, fields = forced_fields(request)
-        forced = ForcedRequest(
-            self.forced, self.engine.deposit_seq + len(deposits), request.trader, request_type,
-            tuple(Word(fields[i : i + 32]) for i in range(0, len(fields), 32)),
-        )
+        forced = ForcedRequest.of(self.forced, self.engine.deposit_seq + len(deposits), request.trader, request_type, fields)
         self.seq += len(deposits)
         return self.apply(ChainBlock(self.rid(), self.block, self.block.to_bytes(32, "big"), tuple(deposits), (forced,)))
 

@@ -14,7 +14,6 @@ from ddx_offchain.engine.commands import (
     ChainBlock,
     Deposit,
     ForcedRequest,
-    Word,
     forced_request_id,
 )
 from ddx_offchain.engine.commands import (
@@ -78,10 +77,7 @@ def test_rejected_on_its_merits_still_counts_as_processed():
 
 
 def _raw_forced(d: Driver, seq: int, request_type: int, fields: bytes, deposits_before: int | None = None):
-    return ForcedRequest(
-        seq, d.engine.deposit_seq if deposits_before is None else deposits_before, A, request_type,
-        tuple(Word(fields[i : i + 32]) for i in range(0, len(fields), 32)),
-    )
+    return ForcedRequest.of(seq, d.engine.deposit_seq if deposits_before is None else deposits_before, A, request_type, fields)
 
 
 def _block(d: Driver, deposits=(), forced=()) -> list:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...engine.commands import ChainBlock, Deposit, ForcedRequest, Word
+from ...engine.commands import ChainBlock, Deposit, ForcedRequest
 from ...errors import DdxError
 from ...protocol import inbox as ib
+from ...protocol.errors import ProtocolError
 from ...protocol.hashing import keccak256
 
 ZERO_HASH = b"\x00" * 32
@@ -89,15 +90,18 @@ class ForcedEvent:
         _b20(self.trader, "forced trader")
         _uint(self.request_type, "forced request type")
         _uint(self.deposits_before, "forced deposits_before")
-        if not isinstance(self.fields, bytes) or len(self.fields) % 32 or not 0 < len(self.fields) <= 32 * ib.MAX_FIELDS_WORDS:
-            raise ChainDataError("forced fields must be 1..7 whole words")
+        if not isinstance(self.fields, bytes):
+            raise ChainDataError("forced fields must be bytes")
+        try:
+            ib.fields_words(self.fields)
+        except ProtocolError as exc:
+            raise ChainDataError(str(exc)) from None
         _uint(self.block_number, "forced block number")
         _b32(self.block_hash, "forced block hash")
         _uint(self.log_index, "forced log index")
 
     def as_engine_forced(self) -> ForcedRequest:
-        words = tuple(Word(self.fields[i : i + 32]) for i in range(0, len(self.fields), 32))
-        return ForcedRequest(self.seq, self.deposits_before, self.trader, self.request_type, words)
+        return ForcedRequest.of(self.seq, self.deposits_before, self.trader, self.request_type, self.fields)
 
     def fields_tuple(self) -> tuple:
         """What a chain-block command carries of it (and what a verifier compares)."""

@@ -116,10 +116,7 @@ class StackWorkload:
         else:
             request = PlaceOrder(trader, MAIN, ETHP, rng.randrange(2), 3, 0, rng.randrange(1, 40) * CONTRACT // 10, True, 0, 0)
         request_type, fields = forced_fields(request)
-        forced = ec.ForcedRequest(
-            (seq - 5) // 8 + 1, len(self.traders), trader, request_type,
-            tuple(ec.Word(fields[i : i + 32]) for i in range(0, len(fields), 32)),
-        )
+        forced = ec.ForcedRequest.of((seq - 5) // 8 + 1, len(self.traders), trader, request_type, fields)
         return ec.ChainBlock(rid, seq + 1, seq.to_bytes(32, "big"), (), (forced,))
 
     def _trader_entry(self, client: int, seq: int) -> bytes:
