@@ -14,7 +14,7 @@ import time
 import aiohttp
 import pytest
 from anvil_node import Anvil
-from test_node_processes_anvil import depositing_trader, eventually, send_as, start_operator_processes
+from test_node_processes_anvil import depositing_trader, eventually, send_as, start_operator_processes, wait_or_kill
 
 from ddx_offchain.client.api import DdxClient
 from ddx_offchain.client.claims import LeafProof, Sender, claim
@@ -105,15 +105,8 @@ def test_forced_withdrawal_then_every_operator_gone_and_escape_with_the_replicas
                 proc.send_signal(signal.SIGTERM)
         if replica_proc is not None:
             replica_proc.send_signal(signal.SIGTERM)
-            try:
-                replica_proc.wait(20)
-            except subprocess.TimeoutExpired:
-                replica_proc.kill()
+            wait_or_kill([replica_proc])
             if replica_proc.returncode not in (0, -signal.SIGKILL, -signal.SIGTERM):
                 pytest.fail("the replica process exited with an error:\n" + (tmp_path / "replica.log").read_text()[-3000:])
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        wait_or_kill(procs)
         anvil.stop()

@@ -76,6 +76,15 @@ def start_operator_processes(anvil: Anvil, tmp_path, procs: list[subprocess.Pope
     return w3, members, manifest, manifest_path, files
 
 
+def wait_or_kill(procs: list[subprocess.Popen], timeout_s: float = 20.0) -> None:
+    """Wait for each (already signalled) process to exit; kill one that does not in time."""
+    for proc in procs:
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def depositing_trader(w3: Web3, manifest, seed: bytes, *, approve: int):
     """A trader with gas and 100 mock dollars that approved `approve` and deposited 60: (exchange, token, key,
     address)."""
@@ -146,11 +155,7 @@ def test_deposit_withdraw_checkpoint_claim_with_operator_processes(tmp_path):
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        wait_or_kill(procs)
         anvil.stop()
         if any(proc.returncode not in (0, -signal.SIGKILL) for proc in procs):
             logs = "\n".join((files.root / f"op{i}.log").read_text()[-1500:] for i in range(1, len(procs) + 1))
