@@ -65,6 +65,7 @@ exports: (
     governance.execute_collateral,
     governance.announce_rate_limit,
     governance.execute_rate_limit,
+    governance.cancel_change,
 )
 
 MAX_INITIAL_TOKENS: constant(uint256) = 16

@@ -7,11 +7,13 @@
         `governance_delay` seconds later (fixed at deployment; no message can change it), so watchers and
         users see every change coming. There is no owner key.
 @dev A change waits under its nonce as the EIP-712 struct hash of its message, the set that signed it and the
-     time it becomes executable. Executing re-derives the struct hash from the call's arguments. A change whose
-     signing set has since been replaced (by a rotation or a threshold change) can no longer be executed.
-     Changes of one setting (a token's allow-listing, a token's rate limit) take effect in announcement order:
-     once one has executed, the older pending ones of that setting cannot. Nothing executes once the exchange is
-     frozen: the exits are then fixed as they were (docs/contracts.md, "Governance and exits").
+     time it becomes executable. Executing re-derives the struct hash from the call's arguments. Of the pending
+     changes of one setting (the operator set -- rotations and threshold changes alike --, a token's allow-listing,
+     a token's rate limit) only the newest announced can execute: announcing a change voids the older ones of its
+     setting at once, so the quorum's last word stands whatever the execution order. A quorum-signed
+     CancelChange voids a pending change (and with it, as it was the newest, its setting's older ones). Nothing
+     executes once the exchange is frozen: the exits are then fixed as they were (docs/contracts.md,
+     "Governance and exits").
 """
 
 from contracts.modules import eip712
@@ -27,6 +29,7 @@ ACTION_ROTATE_OPERATORS: constant(uint8) = 2
 ACTION_SET_THRESHOLD: constant(uint8) = 3
 ACTION_SET_COLLATERAL: constant(uint8) = 4
 ACTION_SET_RATE_LIMIT: constant(uint8) = 5
+ACTION_CANCEL_CHANGE: constant(uint8) = 6
 
 ROTATE_OPERATORS_TYPEHASH: constant(bytes32) = keccak256(
     "RotateOperators(uint8 action,uint256 operatorSetId,uint256 nonce,address[] members,uint256 threshold)"
@@ -39,6 +42,9 @@ SET_COLLATERAL_TYPEHASH: constant(bytes32) = keccak256(
 )
 SET_RATE_LIMIT_TYPEHASH: constant(bytes32) = keccak256(
     "SetRateLimit(uint8 action,uint256 operatorSetId,uint256 nonce,address token,uint256 capacity,uint256 period)"
+)
+CANCEL_CHANGE_TYPEHASH: constant(bytes32) = keccak256(
+    "CancelChange(uint8 action,uint256 operatorSetId,uint256 nonce,uint256 target)"
 )
 MAX_GOVERNANCE_DELAY: constant(uint256) = 365 * 86400
 
@@ -87,15 +93,19 @@ event ChangeExecuted:
     action: uint8
 
 
+event ChangeCancelled:
+    nonce: indexed(uint256)
+    target: indexed(uint256)
+
+
 # The nonce the next announced change must carry.
 governance_nonce: public(uint256)
 pending_change: public(HashMap[uint256, PendingChange])
 # Seconds between a change's announcement and its earliest execution; fixed at deployment.
 governance_delay: public(uint256)
-# action -> token -> 1 + nonce of the last executed change of that setting: an older pending change of the same
-# setting can no longer run after a newer one, so the quorum's last decision stands whatever the execution order.
-# (Rotations and threshold changes need no such record: executing one replaces the set, which voids the others.)
-_executed_after: HashMap[uint8, HashMap[address, uint256]]
+# setting -> token -> 1 + nonce of the newest announced change of that setting (the setting of a rotation or a
+# threshold change is ACTION_ROTATE_OPERATORS with the zero token): only that change may execute.
+_newest: HashMap[uint8, HashMap[address, uint256]]
 
 
 @deploy
@@ -122,17 +132,15 @@ def announce_rotation(
     @param operator_set The current set; a quorum of it signed the RotateOperators message.
     """
     quorum._check_set(members, threshold)
-    struct_hash: bytes32 = keccak256(
-        abi_encode(
-            ROTATE_OPERATORS_TYPEHASH,
-            ACTION_ROTATE_OPERATORS,
-            operator_set.id,
-            nonce,
-            keccak256(slice(abi_encode(members, ensure_tuple=False), 32, 32 * len(members))),
-            threshold,
-        )
+    self._announce(
+        nonce,
+        ACTION_ROTATE_OPERATORS,
+        empty(address),
+        self._rotation_hash(operator_set.id, nonce, members, threshold),
+        operator_set,
+        signer_bitmap,
+        signatures,
     )
-    self._announce(nonce, ACTION_ROTATE_OPERATORS, struct_hash, operator_set, signer_bitmap, signatures)
     log RotationAnnounced(nonce=nonce, members=members, threshold=threshold)
 
 
@@ -141,18 +149,10 @@ def execute_rotation(nonce: uint256, members: DynArray[address, quorum.MAX_OPERA
     """
     @notice Install the operator set announced under `nonce`, once its delay is over. Anyone may call.
     """
-    change: PendingChange = self._take(nonce, ACTION_ROTATE_OPERATORS)
-    struct_hash: bytes32 = keccak256(
-        abi_encode(
-            ROTATE_OPERATORS_TYPEHASH,
-            ACTION_ROTATE_OPERATORS,
-            change.operator_set_id,
-            nonce,
-            keccak256(slice(abi_encode(members, ensure_tuple=False), 32, 32 * len(members))),
-            threshold,
-        )
+    signed_by: uint256 = self.pending_change[nonce].operator_set_id
+    self._take(
+        nonce, ACTION_ROTATE_OPERATORS, empty(address), self._rotation_hash(signed_by, nonce, members, threshold)
     )
-    assert struct_hash == change.struct_hash, "governance: arguments differ from the announced change"
     quorum._install(members, threshold)
 
 
@@ -168,10 +168,15 @@ def announce_threshold(
     @notice Announce changing the current set's threshold to `threshold` (the set gets a new id when it executes).
     """
     quorum._check_set(operator_set.members, threshold)
-    struct_hash: bytes32 = keccak256(
-        abi_encode(SET_THRESHOLD_TYPEHASH, ACTION_SET_THRESHOLD, operator_set.id, nonce, threshold)
+    self._announce(
+        nonce,
+        ACTION_SET_THRESHOLD,
+        empty(address),
+        self._threshold_hash(operator_set.id, nonce, threshold),
+        operator_set,
+        signer_bitmap,
+        signatures,
     )
-    self._announce(nonce, ACTION_SET_THRESHOLD, struct_hash, operator_set, signer_bitmap, signatures)
     log ThresholdAnnounced(nonce=nonce, threshold=threshold)
 
 
@@ -180,11 +185,8 @@ def execute_threshold(nonce: uint256, threshold: uint256):
     """
     @notice Apply the threshold announced under `nonce`, once its delay is over. Anyone may call.
     """
-    change: PendingChange = self._take(nonce, ACTION_SET_THRESHOLD)
-    struct_hash: bytes32 = keccak256(
-        abi_encode(SET_THRESHOLD_TYPEHASH, ACTION_SET_THRESHOLD, change.operator_set_id, nonce, threshold)
-    )
-    assert struct_hash == change.struct_hash, "governance: arguments differ from the announced change"
+    signed_by: uint256 = self.pending_change[nonce].operator_set_id
+    self._take(nonce, ACTION_SET_THRESHOLD, empty(address), self._threshold_hash(signed_by, nonce, threshold))
     quorum._install(quorum._members, threshold)
 
 
@@ -202,10 +204,15 @@ def announce_collateral(
             Removal stops deposits only; claims and escapes of the token keep working.
     """
     assert token != empty(address), "governance: zero token"
-    struct_hash: bytes32 = keccak256(
-        abi_encode(SET_COLLATERAL_TYPEHASH, ACTION_SET_COLLATERAL, operator_set.id, nonce, token, allowed)
+    self._announce(
+        nonce,
+        ACTION_SET_COLLATERAL,
+        token,
+        self._collateral_hash(operator_set.id, nonce, token, allowed),
+        operator_set,
+        signer_bitmap,
+        signatures,
     )
-    self._announce(nonce, ACTION_SET_COLLATERAL, struct_hash, operator_set, signer_bitmap, signatures)
     log CollateralAnnounced(nonce=nonce, token=token, allowed=allowed)
 
 
@@ -214,12 +221,8 @@ def execute_collateral(nonce: uint256, token: address, allowed: bool):
     """
     @notice Apply the allow-list change announced under `nonce`, once its delay is over. Anyone may call.
     """
-    change: PendingChange = self._take(nonce, ACTION_SET_COLLATERAL)
-    struct_hash: bytes32 = keccak256(
-        abi_encode(SET_COLLATERAL_TYPEHASH, ACTION_SET_COLLATERAL, change.operator_set_id, nonce, token, allowed)
-    )
-    assert struct_hash == change.struct_hash, "governance: arguments differ from the announced change"
-    self._advance_setting(ACTION_SET_COLLATERAL, token, nonce)
+    signed_by: uint256 = self.pending_change[nonce].operator_set_id
+    self._take(nonce, ACTION_SET_COLLATERAL, token, self._collateral_hash(signed_by, nonce, token, allowed))
     custody._set_collateral(token, allowed)
 
 
@@ -239,10 +242,15 @@ def announce_rate_limit(
     assert token != empty(address), "governance: zero token"
     assert capacity > 0 and capacity <= custody.MAX_CAPACITY, "governance: rate capacity out of range"
     assert period > 0 and period <= custody.MAX_PERIOD, "governance: rate period out of range"
-    struct_hash: bytes32 = keccak256(
-        abi_encode(SET_RATE_LIMIT_TYPEHASH, ACTION_SET_RATE_LIMIT, operator_set.id, nonce, token, capacity, period)
+    self._announce(
+        nonce,
+        ACTION_SET_RATE_LIMIT,
+        token,
+        self._rate_limit_hash(operator_set.id, nonce, token, capacity, period),
+        operator_set,
+        signer_bitmap,
+        signatures,
     )
-    self._announce(nonce, ACTION_SET_RATE_LIMIT, struct_hash, operator_set, signer_bitmap, signatures)
     log RateLimitAnnounced(nonce=nonce, token=token, capacity=capacity, period=period)
 
 
@@ -251,21 +259,41 @@ def execute_rate_limit(nonce: uint256, token: address, capacity: uint256, period
     """
     @notice Apply the rate limit announced under `nonce`, once its delay is over. Anyone may call.
     """
-    change: PendingChange = self._take(nonce, ACTION_SET_RATE_LIMIT)
-    struct_hash: bytes32 = keccak256(
-        abi_encode(
-            SET_RATE_LIMIT_TYPEHASH, ACTION_SET_RATE_LIMIT, change.operator_set_id, nonce, token, capacity, period
-        )
+    signed_by: uint256 = self.pending_change[nonce].operator_set_id
+    self._take(
+        nonce, ACTION_SET_RATE_LIMIT, token, self._rate_limit_hash(signed_by, nonce, token, capacity, period)
     )
-    assert struct_hash == change.struct_hash, "governance: arguments differ from the announced change"
-    self._advance_setting(ACTION_SET_RATE_LIMIT, token, nonce)
     custody._set_rate_limit(token, capacity, period)
 
 
-@internal
-def _announce(
+@external
+def cancel_change(
     nonce: uint256,
-    action: uint8,
+    target: uint256,
+    operator_set: quorum.OperatorSet,
+    signer_bitmap: uint256,
+    signatures: Bytes[quorum.MAX_SIGNATURE_BYTES],
+):
+    """
+    @notice Void the pending change announced under `target`, at once (a quorum that learnt, say, that a key of
+            an announced set is compromised). Being the newest of its setting, it leaves that setting unchanged.
+    @param nonce Must equal `governance_nonce`: a cancel uses a governance nonce like an announcement.
+    """
+    assert self.pending_change[target].executable_at != 0, "governance: no such pending change"
+    self._authorize(
+        nonce,
+        keccak256(abi_encode(CANCEL_CHANGE_TYPEHASH, ACTION_CANCEL_CHANGE, operator_set.id, nonce, target)),
+        operator_set,
+        signer_bitmap,
+        signatures,
+    )
+    self.pending_change[target] = empty(PendingChange)
+    log ChangeCancelled(nonce=nonce, target=target)
+
+
+@internal
+def _authorize(
+    nonce: uint256,
     struct_hash: bytes32,
     operator_set: quorum.OperatorSet,
     signer_bitmap: uint256,
@@ -274,6 +302,29 @@ def _announce(
     assert nonce == self.governance_nonce, "governance: wrong nonce"
     quorum._verify(eip712._typed_digest(struct_hash), operator_set, signer_bitmap, signatures)
     self.governance_nonce = nonce + 1
+
+
+@internal
+@pure
+def _setting(action: uint8) -> uint8:
+    # A threshold change and a rotation both replace the operator set: one setting.
+    if action == ACTION_SET_THRESHOLD:
+        return ACTION_ROTATE_OPERATORS
+    return action
+
+
+@internal
+def _announce(
+    nonce: uint256,
+    action: uint8,
+    token: address,
+    struct_hash: bytes32,
+    operator_set: quorum.OperatorSet,
+    signer_bitmap: uint256,
+    signatures: Bytes[quorum.MAX_SIGNATURE_BYTES],
+):
+    self._authorize(nonce, struct_hash, operator_set, signer_bitmap, signatures)
+    self._newest[self._setting(action)][token] = nonce + 1
     executable_at: uint256 = block.timestamp + self.governance_delay
     self.pending_change[nonce] = PendingChange(
         action=action, struct_hash=struct_hash, operator_set_id=operator_set.id, executable_at=executable_at
@@ -284,25 +335,57 @@ def _announce(
 
 
 @internal
-def _take(nonce: uint256, action: uint8) -> PendingChange:
+@pure
+def _rotation_hash(
+    operator_set_id: uint256, nonce: uint256, members: DynArray[address, quorum.MAX_OPERATORS], threshold: uint256
+) -> bytes32:
+    return keccak256(
+        abi_encode(
+            ROTATE_OPERATORS_TYPEHASH,
+            ACTION_ROTATE_OPERATORS,
+            operator_set_id,
+            nonce,
+            keccak256(slice(abi_encode(members, ensure_tuple=False), 32, 32 * len(members))),
+            threshold,
+        )
+    )
+
+
+@internal
+@pure
+def _threshold_hash(operator_set_id: uint256, nonce: uint256, threshold: uint256) -> bytes32:
+    return keccak256(abi_encode(SET_THRESHOLD_TYPEHASH, ACTION_SET_THRESHOLD, operator_set_id, nonce, threshold))
+
+
+@internal
+@pure
+def _collateral_hash(operator_set_id: uint256, nonce: uint256, token: address, allowed: bool) -> bytes32:
+    return keccak256(abi_encode(SET_COLLATERAL_TYPEHASH, ACTION_SET_COLLATERAL, operator_set_id, nonce, token, allowed))
+
+
+@internal
+@pure
+def _rate_limit_hash(
+    operator_set_id: uint256, nonce: uint256, token: address, capacity: uint256, period: uint256
+) -> bytes32:
+    return keccak256(
+        abi_encode(SET_RATE_LIMIT_TYPEHASH, ACTION_SET_RATE_LIMIT, operator_set_id, nonce, token, capacity, period)
+    )
+
+
+@internal
+def _take(nonce: uint256, action: uint8, token: address, struct_hash: bytes32):
     """
-    @dev Removes and returns the pending change `nonce` if it is of `action`, due, and its signing set is current.
+    @dev Removes the pending change `nonce` if it is of `action` (for `token`), due, the newest announced change of
+         its setting, and `struct_hash` (re-derived from the execution's arguments) is the announced one.
     """
     assert not checkpoints._is_frozen(), "governance: frozen"
     change: PendingChange = self.pending_change[nonce]
     assert change.executable_at != 0, "governance: no such pending change"
     assert change.action == action, "governance: pending change is of another kind"
     assert block.timestamp >= change.executable_at, "governance: delay not over"
-    assert change.operator_set_id == quorum.operator_set_id, "governance: signed by a replaced operator set"
+    newest: uint256 = self._newest[self._setting(action)][token]
+    assert newest == nonce + 1, "governance: a newer change of this setting was announced"
+    assert struct_hash == change.struct_hash, "governance: arguments differ from the announced change"
     self.pending_change[nonce] = empty(PendingChange)
     log ChangeExecuted(nonce=nonce, action=action)
-    return change
-
-
-@internal
-def _advance_setting(action: uint8, token: address, nonce: uint256):
-    """
-    @dev Reverts if a change of the same setting (`action` for `token`) announced after `nonce` already executed.
-    """
-    assert nonce >= self._executed_after[action][token], "governance: a newer change of this setting was executed"
-    self._executed_after[action][token] = nonce + 1

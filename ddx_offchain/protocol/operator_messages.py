@@ -36,6 +36,7 @@ class Action(IntEnum):
     SET_THRESHOLD = 3
     SET_COLLATERAL = 4
     SET_RATE_LIMIT = 5
+    CANCEL_CHANGE = 6
 
 
 EIP712_DOMAIN_FIELDS = [
@@ -85,6 +86,12 @@ MESSAGE_FIELDS: dict[str, list[tuple[str, str]]] = {
         ("token", "address"),
         ("capacity", "uint256"),
         ("period", "uint256"),
+    ],
+    "CancelChange": [
+        ("action", "uint8"),
+        ("operatorSetId", "uint256"),
+        ("nonce", "uint256"),
+        ("target", "uint256"),
     ],
 }
 
@@ -291,7 +298,26 @@ class SetRateLimit:
         }
 
 
-OperatorMessage = Checkpoint | RotateOperators | SetThreshold | SetCollateral | SetRateLimit
+@dataclass(frozen=True, slots=True)
+class CancelChange:
+    """Void the pending change announced under nonce `target` (it uses governance nonce `nonce` itself)."""
+
+    operator_set_id: int
+    nonce: int
+    target: int
+
+    primary_type = "CancelChange"
+
+    def message(self) -> dict:
+        return {
+            "action": int(Action.CANCEL_CHANGE),
+            "operatorSetId": _uint(self.operator_set_id, "operator set id"),
+            "nonce": _uint(self.nonce, "nonce"),
+            "target": _uint(self.target, "target"),
+        }
+
+
+OperatorMessage = Checkpoint | RotateOperators | SetThreshold | SetCollateral | SetRateLimit | CancelChange
 
 
 def typed_data(message: OperatorMessage, domain: Domain) -> dict:

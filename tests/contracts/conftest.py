@@ -231,6 +231,8 @@ def announce(dx: Deployment, message, keys=None, operator_set=None, sender=None)
         ex.announce_rate_limit(
             message.nonce, message.token, message.capacity, message.period, operator_set.as_abi(), *quorum.as_abi(), sender=sender
         )
+    elif isinstance(message, om.CancelChange):
+        ex.cancel_change(message.nonce, message.target, operator_set.as_abi(), *quorum.as_abi(), sender=sender)
     else:  # pragma: no cover
         raise TypeError(message)
 

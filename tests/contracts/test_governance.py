@@ -81,15 +81,22 @@ def test_new_set_has_no_power_before_execution(dx):
         dx.submit(message, quorum=om.sign_quorum(message, dx.domain, pending_set, new_keys[:3]), operator_set=pending_set)
 
 
-def test_changes_signed_by_a_replaced_set_cannot_execute(dx):
-    collateral = om.SetCollateral(1, 0, "0x" + "ab" * 20, True)
-    announce(dx, collateral)
+def test_signatures_of_a_replaced_set_cannot_announce_or_cancel(dx):
+    old_set = dx.operator_set
     rotation = _rotation(dx, _new_keys())
     announce(dx, rotation)
+    pending = om.SetCollateral(1, 1, "0x" + "ab" * 20, False)
+    announce(dx, pending)
     boa.env.time_travel(seconds=GOVERNANCE_DELAY)
     execute(dx, rotation)
-    with boa.reverts("governance: signed by a replaced operator set"):
-        execute(dx, collateral)
+    with boa.reverts("quorum: not the current operator set"):
+        announce(dx, om.SetCollateral(1, 2, "0x" + "ab" * 20, True), operator_set=old_set)
+    with boa.reverts("quorum: not the current operator set"):
+        announce(dx, om.CancelChange(1, 2, 1), operator_set=old_set)
+    dx.refresh_set()
+    announce(dx, om.CancelChange(2, 2, 1), keys=_new_keys()[:3])
+    with boa.reverts("governance: no such pending change"):
+        execute(dx, pending)
 
 
 @pytest.mark.parametrize("threshold,reason", [
@@ -248,7 +255,7 @@ def test_no_owner_key_and_no_way_to_change_the_delays(dx):
         "submit_checkpoint", "submit_checkpoint_with_leaves", "freeze", "deposit", "deposit_to", "claim", "escape",
         "force_request",
         "announce_rotation", "execute_rotation", "announce_threshold", "execute_threshold",
-        "announce_collateral", "execute_collateral", "announce_rate_limit", "execute_rate_limit",
+        "announce_collateral", "execute_collateral", "announce_rate_limit", "execute_rate_limit", "cancel_change",
     ])
     # every announce_* is quorum-checked (tests above); every execute_* only applies what a quorum announced
     assert not any("owner" in f.get("name", "") for f in abi)

@@ -6,7 +6,7 @@ import pytest
 
 from ddx_offchain.protocol import operator_messages as om
 
-from .conftest import GOVERNANCE_DELAY, announce, deploy_token, execute
+from .conftest import GOVERNANCE_DELAY, addresses, announce, deploy_token, events, execute, operator_keys
 
 
 def test_a_token_cannot_be_allow_listed_before_it_has_a_rate_limit(dx):
@@ -43,7 +43,7 @@ def test_an_older_change_cannot_undo_a_newer_one_of_the_same_setting(dx):
     boa.env.time_travel(seconds=GOVERNANCE_DELAY)
     execute(dx, delist_last)
     for stale in (delist_first, relist):
-        with boa.reverts("governance: a newer change of this setting was executed"):
+        with boa.reverts("governance: a newer change of this setting was announced"):
             execute(dx, stale)
     assert not dx.exchange.collateral_allowed(token)
 
@@ -54,12 +54,96 @@ def test_an_older_change_cannot_undo_a_newer_one_of_the_same_setting(dx):
         announce(dx, message)
     boa.env.time_travel(seconds=GOVERNANCE_DELAY)
     execute(dx, higher)
-    with boa.reverts("governance: a newer change of this setting was executed"):
+    with boa.reverts("governance: a newer change of this setting was announced"):
         execute(dx, lower)
     assert dx.exchange.rate_limit(token) == (9_000, 3_600)
     # another setting's older change is independent and still executes
     execute(dx, other_token)
     assert dx.exchange.rate_limit("0x" + "ab" * 20) == (5, 60)
+
+
+def _rotation(dx, nonce, keys, threshold=3):
+    return om.RotateOperators(dx.operator_set.id, nonce, tuple(addresses(keys)), threshold)
+
+
+def test_only_the_newest_announced_change_of_the_operator_set_executes(dx):
+    """Second review, finding 1: all changes waited the same delay and anyone could execute, so the older of two
+    announced operator-set changes always ran first and the newer one then reverted as signed by a replaced set.
+    An older SetThreshold(4) beat a newer SetThreshold(3); an older rotation beat a newer threshold change.
+    Now announcing a change voids the older pending ones of its setting at once, whoever executes first."""
+    older = om.SetThreshold(1, 0, 4)
+    newer = om.SetThreshold(1, 1, 3)
+    announce(dx, older)
+    announce(dx, newer)
+    boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    with boa.reverts("governance: a newer change of this setting was announced"):
+        execute(dx, older)
+    execute(dx, newer)
+    assert dx.exchange.operator_set()[:2] == (2, 3)
+    dx.refresh_set()
+    # a rotation and a threshold change are one setting: the set
+    rotation = _rotation(dx, 2, operator_keys(4, salt="finding 1 rotation"))
+    threshold = om.SetThreshold(dx.operator_set.id, 3, 4)
+    announce(dx, rotation)
+    announce(dx, threshold)
+    boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    with boa.reverts("governance: a newer change of this setting was announced"):
+        execute(dx, rotation)
+    execute(dx, threshold)
+    assert dx.exchange.operator_set() == (3, 4, list(dx.operator_set.members))
+
+
+def test_a_pending_change_of_another_setting_survives_a_rotation(dx):
+    """Finding 1, its last part: any set change voided every pending allow-list or rate-limit change (they were
+    'signed by a replaced operator set'). Settings are now independent: a quorum's decision about a token stands
+    across a rotation (and the new quorum can cancel it if it disagrees)."""
+    limit = om.SetRateLimit(1, 0, dx.token.address, 7_000, 3_600)
+    rotation = _rotation(dx, 1, operator_keys(4, salt="finding 1 survivor"))
+    announce(dx, limit)
+    announce(dx, rotation)
+    boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    execute(dx, rotation)
+    execute(dx, limit)
+    assert dx.exchange.rate_limit(dx.token.address) == (7_000, 3_600)
+
+
+def test_a_quorum_signed_cancel_voids_a_pending_change(dx):
+    """Finding 1: a quorum that announced a rotation and then learnt one of the new keys is compromised could not
+    stop it. A CancelChange signed by a quorum of the current set voids it at once; the older changes of its
+    setting stay void (the quorum's last word was the cancelled change)."""
+    compromised = _rotation(dx, 0, operator_keys(4, salt="finding 1 compromised"))
+    announce(dx, compromised)
+    cancel = om.CancelChange(1, 1, target=0)
+    two = om.QuorumSignatures(0b0011, tuple(om.sign(cancel, dx.domain, k) for k in dx.keys[:2]))
+    with boa.reverts("quorum: too few signatures"):
+        dx.exchange.cancel_change(1, 0, dx.operator_set.as_abi(), *two.as_abi())
+    announce(dx, cancel)
+    (cancelled,) = events(dx.exchange, "ChangeCancelled")
+    assert (cancelled.nonce, cancelled.target) == (1, 0)
+    assert dx.exchange.pending_change(0) == (0, b"\0" * 32, 0, 0)
+    assert dx.exchange.governance_nonce() == 2
+    boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    with boa.reverts("governance: no such pending change"):
+        execute(dx, compromised)
+    assert dx.exchange.operator_set_id() == 1
+    # the cancel took a nonce, so its signatures cannot be replayed; and a cancel cannot target nothing
+    with boa.reverts("governance: no such pending change"):
+        announce(dx, cancel)
+    with boa.reverts("governance: no such pending change"):
+        announce(dx, om.CancelChange(1, 2, target=0))
+    announce(dx, om.SetCollateral(1, 2, dx.token.address, True))
+    with boa.reverts("governance: wrong nonce"):
+        announce(dx, om.CancelChange(1, 1, target=2))
+    # the setting's older pending change stays void after its newer one is cancelled
+    older = om.SetCollateral(1, 3, dx.token.address, False)
+    newer = om.SetCollateral(1, 4, dx.token.address, True)
+    announce(dx, older)
+    announce(dx, newer)
+    announce(dx, om.CancelChange(1, 5, target=4))
+    boa.env.time_travel(seconds=GOVERNANCE_DELAY)
+    with boa.reverts("governance: a newer change of this setting was announced"):
+        execute(dx, older)
+    assert dx.exchange.collateral_allowed(dx.token.address)
 
 
 def test_a_deposit_that_arrives_short_is_refused(dx):
