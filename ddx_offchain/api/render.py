@@ -1,8 +1,11 @@
 """The JSON the API speaks, rendered in one place from the node's typed values (docs/api.md, api/openapi.json).
 
 Everything below the API passes typed values (engine updates, applied entries, views); this module is the only
-place they become JSON documents: hex strings for bytes, decimal strings for integers that can exceed 2^53,
-checksummed addresses where docs/api.md says so, reason names beside reason codes.
+place they become JSON documents, with one form per type (docs/protocol.md §7.0): every integer a decimal string
+(JSON numbers lose precision above 2^53, and signed messages use that form too), every address EIP-55
+checksummed, every other byte string `0x` + lower-case hex, booleans as JSON booleans; reason names beside
+reason codes. Operator diagnostics (/v1/status, /v1/ready, checkpoint progress) are not exchange data and keep
+JSON numbers.
 """
 
 from __future__ import annotations
@@ -21,9 +24,14 @@ def hex0x(value: bytes) -> str:
     return "0x" + value.hex()
 
 
+def integer(value: int | None) -> str | None:
+    """An integer as the API writes it (None stays null)."""
+    return None if value is None else str(value)
+
+
 def _json_value(value: Any) -> Any:
     if isinstance(value, bytes):
-        return hex0x(value)
+        return checksum_address(value) if len(value) == 20 else hex0x(value)
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -45,10 +53,10 @@ def update_data(update: Update) -> dict[str, Any]:
 def update_doc(routed: ExecutionUpdate) -> dict[str, Any]:
     """One item of `GET /v1/updates` (and, with `"type": "update"`, one WebSocket feed message)."""
     return {
-        "ordinal": routed.ordinal,
-        "requestIndex": routed.request_index,
+        "ordinal": integer(routed.ordinal),
+        "requestIndex": integer(routed.request_index),
         "kind": routed.kind,
-        "traders": [hex0x(t) for t in routed.traders],
+        "traders": [checksum_address(t) for t in routed.traders],
         "market": None if routed.market is None else hex0x(routed.market),
         "data": update_data(routed.update),
     }
@@ -61,10 +69,10 @@ def feed_message(routed: ExecutionUpdate) -> dict[str, Any]:
 def request_doc(applied: AppliedEntry) -> dict[str, Any]:
     """One item of the request log (`GET /v1/requests`): an applied entry's outcome, without its updates."""
     out: dict[str, Any] = {
-        "requestIndex": applied.request_index,
-        "logIndex": applied.log_index,
+        "requestIndex": integer(applied.request_index),
+        "logIndex": integer(applied.log_index),
         "status": applied.status,
-        "epoch": applied.epoch,
+        "epoch": integer(applied.epoch),
         "entry": hex0x(applied.entry),
     }
     if applied.request_hash is not None:
@@ -72,7 +80,7 @@ def request_doc(applied: AppliedEntry) -> dict[str, Any]:
     if applied.reason is not None:
         out["reason"] = applied.reason
     if applied.duplicate_of is not None:
-        out["duplicateOf"] = applied.duplicate_of
+        out["duplicateOf"] = integer(applied.duplicate_of)
     return out
 
 
@@ -159,7 +167,7 @@ def _camel(name: str) -> str:
 def proof_doc(leaf: WithdrawalProof | BalanceProof) -> dict[str, Any]:
     """`GET /v1/proofs/withdrawal/...` and `/v1/proofs/balance/...`: the leaf's amounts and its proof (§4 form)."""
     out: dict[str, Any] = {
-        "epoch": leaf.epoch,
+        "epoch": integer(leaf.epoch),
         "root": hex0x(leaf.root),
         "trader": checksum_address(leaf.trader),
         "token": checksum_address(leaf.token),
@@ -174,27 +182,32 @@ def proof_doc(leaf: WithdrawalProof | BalanceProof) -> dict[str, Any]:
     return out
 
 
+def checkpoint_doc(epoch: int, root: bytes, stage: str, detail: dict) -> dict[str, Any]:
+    """One item of `GET /v1/checkpoints` (`detail`: the epoch's progress diagnostics, as /v1/status shows them)."""
+    return {"epoch": integer(epoch), "root": hex0x(root), "stage": stage, "detail": detail}
+
+
 def inbox_doc(report: InboxReport) -> dict:
     """GET /v1/inbox (chain/inbox_report.py InboxReport)."""
 
     def cursor(c) -> dict:
-        return {"deposits": c.deposits, "forced": c.forced, "acc": hex0x(c.acc)}
+        return {"deposits": integer(c.deposits), "forced": integer(c.forced), "acc": hex0x(c.acc)}
 
     return {
         "contract": cursor(report.contract),
         "engine": cursor(report.engine),
         "covered": report.covered,
-        "pendingSince": report.pending_since,
-        "forcedDeadline": report.forced_deadline,
-        "freezeDueAt": report.freeze_due_at,
+        "pendingSince": integer(report.pending_since),
+        "forcedDeadline": integer(report.forced_deadline),
+        "freezeDueAt": integer(report.freeze_due_at),
         "frozen": report.frozen,
         "pendingForced": [
             {
-                "seq": f.seq,
+                "seq": integer(f.seq),
                 "trader": checksum_address(f.trader),
-                "requestType": f.request_type,
-                "block": f.block_number,
-                "deadline": f.deadline,
+                "requestType": integer(f.request_type),
+                "block": integer(f.block_number),
+                "deadline": integer(f.deadline),
             }
             for f in report.pending_forced
         ],

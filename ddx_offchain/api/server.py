@@ -164,7 +164,9 @@ class Api:
         last = min(last, first + MAX_RANGE - 1)
         history = self._history()
         entries = await asyncio.to_thread(history.requests, first, last)
-        return web.json_response({"from": first, "to": last, "entries": [render.request_doc(a) for a in entries]})
+        return web.json_response(
+            {"from": render.integer(first), "to": render.integer(last), "entries": [render.request_doc(a) for a in entries]}
+        )
 
     def _history(self) -> History:
         if self.node.history is None:
@@ -184,12 +186,15 @@ class Api:
                 raise ApiError("resume_unavailable", "those updates are no longer held by this node")
             items = await asyncio.to_thread(self.node.history.updates, after, limit, trader=trader, market=market)
         updates = [render.update_doc(u) for u in items]
-        return web.json_response({"after": after, "updates": updates, "lastOrdinal": last_ordinal})
+        return web.json_response(
+            {"after": render.integer(after), "updates": updates, "lastOrdinal": render.integer(last_ordinal)}
+        )
 
     async def get_checkpoints(self, request: web.Request) -> web.Response:
         limit = min(_int_param(request, "limit", 50, lo=1), MAX_RANGE)
         items = await asyncio.to_thread(self._history().checkpoints, limit)
-        return web.json_response({"checkpoints": items, "current": self.node.checkpoint_status()})
+        checkpoints = [render.checkpoint_doc(*item) for item in items]
+        return web.json_response({"checkpoints": checkpoints, "current": self.node.checkpoint_status()})
 
     async def get_inbox(self, request: web.Request) -> web.Response:
         trader = None
@@ -206,13 +211,13 @@ class Api:
         book = self.node.view.book(_path_value(request, "market", "bytes32"))
         if book is None:
             raise ApiError("unknown_market", "no such market")
-        return web.json_response(render.book_doc(book) | {"lastOrdinal": self.node.feeds.last_ordinal})
+        return web.json_response(render.book_doc(book) | self._last_ordinal())
 
     async def get_market(self, request: web.Request) -> web.Response:
         market = self.node.view.market(_path_value(request, "market", "bytes32"))
         if market is None:
             raise ApiError("unknown_market", "no such market")
-        return web.json_response(render.market_doc(market) | {"lastOrdinal": self.node.feeds.last_ordinal})
+        return web.json_response(render.market_doc(market) | self._last_ordinal())
 
     async def get_trader(self, request: web.Request) -> web.Response:
         state = render.trader_doc(self.node.view.trader(_path_value(request, "trader", "address")))
@@ -221,7 +226,7 @@ class Api:
             if part not in state:
                 raise ApiError("not_found", f"no {part} view")
             state = {part: state[part]}
-        return web.json_response(state | {"lastOrdinal": self.node.feeds.last_ordinal})
+        return web.json_response(state | self._last_ordinal())
 
     def _proof_epoch(self, request: web.Request) -> int | None:
         """`?epoch=N`, else the last epoch recorded on-chain (what a claim or an escape is checked against); a node
@@ -335,7 +340,11 @@ class Api:
             state = None if book is None else render.book_doc(book)
         else:
             state = {"stateRoot": "0x" + view.state_root().hex()}
-        return {"type": "snapshot", "channel": channel.channel, "ordinal": ordinal, "state": state}
+        return {"type": "snapshot", "channel": channel.channel, "ordinal": render.integer(ordinal), "state": state}
+
+    def _last_ordinal(self) -> dict[str, str]:
+        """The feed position a view was read at (resume the feed after it)."""
+        return {"lastOrdinal": render.integer(self.node.feeds.last_ordinal)}
 
     async def _drain_client(self, ws: web.WebSocketResponse) -> None:
         """The feed is one-way; reading keeps pings answered and notices the client closing."""

@@ -231,11 +231,11 @@ class DdxClient:
                             break
                         doc = json.loads(msg.data)
                         if doc["type"] == "snapshot":
-                            after = doc["ordinal"]
+                            after = int(doc["ordinal"])
                         elif doc["type"] == "update":
-                            if after is not None and doc["ordinal"] <= after:
+                            if after is not None and int(doc["ordinal"]) <= after:
                                 continue
-                            after = doc["ordinal"]
+                            after = int(doc["ordinal"])
                         elif doc["type"] == "error" and doc["error"] != "slow_consumer":
                             raise RequestRefused(400, doc["error"], doc.get("detail", ""), doc)
                         if doc["type"] != "error":

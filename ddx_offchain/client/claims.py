@@ -23,6 +23,7 @@ from web3.logs import DISCARD  # the token's Transfer log shares the receipt
 from ..chain.inbox_report import deadline_of, freeze_due
 from ..errors import DdxError
 from ..protocol import items
+from ..protocol.eip712 import from_json
 from ..protocol.errors import ProtocolError
 from ..protocol.proof import InclusionProof, NonInclusionProof, ProofError, verify_inclusion, verify_non_inclusion
 from ..protocol.requests import forced_fields
@@ -357,11 +358,11 @@ def _address(value) -> str:
 
 
 def _uint(value, what: str) -> int:
-    if isinstance(value, str) and value.isdigit() and len(value) <= 78:
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**256:
-        raise ClaimError(f"{what} must be a non-negative integer, got {value!r:.40}")
-    return value
+    """An integer of an API document: a decimal string (docs/protocol.md §7.0)."""
+    try:
+        return from_json("uint256", what, value)
+    except ProtocolError as exc:
+        raise ClaimError(str(exc)) from None
 
 
 def _hex32(value) -> bytes:

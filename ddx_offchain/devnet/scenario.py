@@ -141,17 +141,18 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
                 if resp.status != 200:
                     return None
                 doc = await resp.json()
-            if doc["epoch"] <= receipt.epoch or not doc["included"]:
+            if int(doc["epoch"]) <= receipt.epoch or not doc["included"]:
                 return None
-            if cluster.exchange.functions.checkpoint_root(doc["epoch"]).call() != bytes.fromhex(doc["root"][2:]):
+            if cluster.exchange.functions.checkpoint_root(int(doc["epoch"])).call() != bytes.fromhex(doc["root"][2:]):
                 return None
             return doc
 
         doc = await _eventually(recorded_proof, 120, 0.1)
+        proof_epoch = int(doc["epoch"])
         await asyncio.sleep(cluster.chains[0].settings.checkpointer.tick_s * 2)  # let the checkpointers see it too
         show_progress()
         proof = LeafProof.from_api(doc, address["bob"], token)
-        t("settlement", f"proof for bob's withdrawable {int(doc['cumulative']) // DOLLAR} USDX against recorded epoch {doc['epoch']}")
+        t("settlement", f"proof for bob's withdrawable {int(doc['cumulative']) // DOLLAR} USDX against recorded epoch {proof_epoch}")
         payout = claim(cluster.w3, cluster.exchange, cluster.token, proof, Sender(cluster.w3.eth.accounts[0]))
         t("settlement", f"claim paid {payout.paid // DOLLAR} USDX to bob (tx 0x{payout.tx_hash.hex()[:12]}…): "
           f"wallet {payout.trader_balance_before // DOLLAR} → {payout.trader_balance_after // DOLLAR} USDX")
@@ -160,7 +161,7 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
 
         async def final():
             show_progress()
-            return (doc["epoch"], "final") in seen
+            return (proof_epoch, "final") in seen
 
         try:
             await _eventually(final, 30, 0.1)
@@ -191,7 +192,7 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
             async with http.get(f"{replica.url}/v1/status") as resp:
                 status = await resp.json()
             recorded = status["checkpoint"]["lastRecordedEpoch"]
-            return recorded if recorded is not None and recorded >= doc["epoch"] else None
+            return recorded if recorded is not None and recorded >= proof_epoch else None
 
         audited = await _eventually(replica_audited, 60, 0.1)
         t("replica", f"replayed every request and agrees with the root recorded for epoch {audited}; "
@@ -200,9 +201,9 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
         summary.update(
             claimed=payout.paid,
             second_claim=again.paid,
-            epoch=doc["epoch"],
+            epoch=proof_epoch,
             receipt_ms_max=max(summary["receipt_ms"]),
         )
         t("summary", f"receipts: {len(summary['receipt_ms'])}, slowest {summary['receipt_ms_max']:.1f} ms; "
-          f"checkpoint of epoch {doc['epoch']} recorded and claimed; status: {cluster.status_line()}")
+          f"checkpoint of epoch {proof_epoch} recorded and claimed; status: {cluster.status_line()}")
     return summary

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from ..errors import DdxError
-from ..protocol.eip712 import Domain
+from ..protocol.eip712 import Domain, from_json
+from ..protocol.errors import ProtocolError
 from .history import History
 from .state_machine import AppliedEntry, ExchangeStateMachine, ExecutionEngine
 
@@ -49,23 +50,27 @@ def parse_request_log_item(item: object, expected_index: int) -> AppliedEntry:
     BackfillError. Nothing in it is trusted: the replay recomputes every field it keeps."""
     if not isinstance(item, dict):
         raise BackfillError(f"request {expected_index}: not an object")
-    if item.get("requestIndex") != expected_index:
+    if item.get("requestIndex") != str(expected_index):
         raise BackfillError(f"request log not contiguous: expected {expected_index}, got {item.get('requestIndex')!r}")
-    log_index, epoch = item.get("logIndex"), item.get("epoch")
-    for name, value in (("logIndex", log_index), ("epoch", epoch)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise BackfillError(f"request {expected_index}: bad {name}")
-    status, reason, duplicate_of = item.get("status"), item.get("reason"), item.get("duplicateOf")
+    log_index, epoch = _int_field(item, "logIndex", expected_index), _int_field(item, "epoch", expected_index)
+    status, reason = item.get("status"), item.get("reason")
     if not isinstance(status, str) or not (reason is None or isinstance(reason, str)):
         raise BackfillError(f"request {expected_index}: bad status or reason")
-    if duplicate_of is not None and (not isinstance(duplicate_of, int) or isinstance(duplicate_of, bool)):
-        raise BackfillError(f"request {expected_index}: bad duplicateOf")
+    duplicate_of = None if item.get("duplicateOf") is None else _int_field(item, "duplicateOf", expected_index)
     entry, request_hash = _hex_field(item, "entry", expected_index), None
     if item.get("requestHash") is not None:
         request_hash = _hex_field(item, "requestHash", expected_index)
     return AppliedEntry(
         expected_index, log_index, entry, status, epoch, request_hash=request_hash, reason=reason, duplicate_of=duplicate_of
     )
+
+
+def _int_field(item: dict, name: str, expected_index: int) -> int:
+    """An integer of the request log: a decimal string (docs/protocol.md §7.0)."""
+    try:
+        return from_json("uint64", name, item.get(name))
+    except ProtocolError as exc:
+        raise BackfillError(f"request {expected_index}: bad {name} ({exc})") from None
 
 
 def _hex_field(item: dict, name: str, expected_index: int) -> bytes:

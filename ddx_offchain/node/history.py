@@ -293,9 +293,10 @@ class History:
             for request_index, data, traders, market_ in self._reader().execute(sql, args).fetchall()
         ]
 
-    def checkpoints(self, limit: int = 50) -> list[dict]:
+    def checkpoints(self, limit: int = 50) -> list[tuple[int, bytes, str, dict]]:
+        """The newest `limit` checkpoints, newest first: (epoch, root, stage, progress detail)."""
         rows = self._reader().execute("SELECT epoch, root, stage, detail FROM checkpoints ORDER BY epoch DESC LIMIT ?", (limit,))
-        return [{"epoch": e, "root": "0x" + r.hex(), "stage": s, "detail": json.loads(d)} for e, r, s, d in rows]
+        return [(e, bytes(r), s, json.loads(d)) for e, r, s, d in rows]
 
 
 def _split(traders: bytes) -> tuple[bytes, ...]:

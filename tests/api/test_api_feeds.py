@@ -36,14 +36,14 @@ def test_trader_feed_snapshot_then_only_that_traders_updates_in_order():
             alice = checksum_address(address_of(ALICE))
             ws = await client.ws_connect(f"/v1/ws?channel=trader&key={alice}")
             (snapshot,) = await receive(ws, 1)
-            assert snapshot["type"] == "snapshot" and snapshot["ordinal"] == 1
+            assert snapshot["type"] == "snapshot" and snapshot["ordinal"] == "1"
             assert len(snapshot["state"]["openOrders"]) == 1
             await submit(client, BOB, 1)
             await submit(client, ALICE, 2)
             await submit(client, ALICE, 3)
             updates = await receive(ws, 2)
-            assert [u["ordinal"] for u in updates] == [3, 4]
-            assert all(u["type"] == "update" and u["traders"] == ["0x" + address_of(ALICE).hex()] for u in updates)
+            assert [u["ordinal"] for u in updates] == ["3", "4"]
+            assert all(u["type"] == "update" and u["traders"] == [alice] for u in updates)  # EIP-55, as in every view
             await ws.close()
 
     run(scenario())
@@ -56,7 +56,7 @@ def test_resume_from_an_ordinal_is_gap_free_from_ring_and_from_history(tmp_path)
         async with running(node) as client:
             ws = await client.ws_connect("/v1/ws?channel=all")
             (snapshot,) = await receive(ws, 1)
-            assert snapshot["ordinal"] == 0
+            assert snapshot["ordinal"] == "0"
             await submit(client, ALICE, 1)
             (first,) = await receive(ws, 1)
             await ws.close()  # disconnect; more happens meanwhile
@@ -67,10 +67,10 @@ def test_resume_from_an_ordinal_is_gap_free_from_ring_and_from_history(tmp_path)
             assert len(node.feeds._ring) <= 4
             ws = await client.ws_connect(f"/v1/ws?channel=all&from={first['ordinal']}")
             resumed = await receive(ws, 9)
-            assert [u["ordinal"] for u in resumed] == list(range(2, 11))
+            assert [u["ordinal"] for u in resumed] == [str(n) for n in range(2, 11)]
             await ws.close()
             resp = await client.get("/v1/updates?after=4&limit=3")
-            assert [u["ordinal"] for u in (await resp.json())["updates"]] == [5, 6, 7]
+            assert [u["ordinal"] for u in (await resp.json())["updates"]] == ["5", "6", "7"]
 
     run(scenario())
 
@@ -100,7 +100,7 @@ def test_market_feed_book_and_trader_views():
             (update,) = await receive(ws, 1)
             assert update["market"] == market
             book = await (await client.get(f"/v1/books/{market}")).json()
-            assert book["bids"] == [["99", "1"]] and book["lastOrdinal"] == 1
+            assert book["bids"] == [["99", "1"]] and book["lastOrdinal"] == "1"
             alice = "0x" + address_of(ALICE).hex()
             orders = await (await client.get(f"/v1/traders/{alice}/openOrders")).json()
             assert orders["openOrders"][0]["price"] == "99"
@@ -119,7 +119,7 @@ def test_request_log_by_index_range(tmp_path):
             receipts = [await submit(client, ALICE, n) for n in range(1, 5)]
             node.history.flush()
             page = await (await client.get("/v1/requests?from=2&to=3")).json()
-            assert [e["requestIndex"] for e in page["entries"]] == [2, 3]
+            assert [e["requestIndex"] for e in page["entries"]] == ["2", "3"]
             assert page["entries"][0]["requestHash"] == receipts[1]["requestHash"]
             assert page["entries"][0]["entry"].startswith("0x01")
             bad = await client.get("/v1/requests?from=0")
@@ -196,8 +196,8 @@ def test_checkpoint_progress_is_served_from_history(tmp_path):
         node.history.flush()
         async with running(node) as client:
             doc = await (await client.get("/v1/checkpoints?limit=10")).json()
-            assert [c["epoch"] for c in doc["checkpoints"]] == [2, 1]
-            assert doc["checkpoints"][1] == {"epoch": 1, "root": "0x" + "11" * 32, "stage": "signed", "detail": {"of": 3, "signatures": 2}}
+            assert [c["epoch"] for c in doc["checkpoints"]] == ["2", "1"]
+            assert doc["checkpoints"][1] == {"epoch": "1", "root": "0x" + "11" * 32, "stage": "signed", "detail": {"of": 3, "signatures": 2}}
             assert doc["current"] == {"state": "not_configured"}
 
     run(scenario())

@@ -44,13 +44,13 @@ def test_sdk_submits_verifies_retries_and_streams():
                 assert info.value.reason == "bad_field"
                 stream = client.stream("trader", "0x" + trader.address.hex())
                 snapshot = await anext(stream)
-                assert snapshot["type"] == "snapshot" and snapshot["ordinal"] == 2
+                assert snapshot["type"] == "snapshot" and snapshot["ordinal"] == "2"
                 await client.submit(trader.cancel_all())
                 update = await asyncio.wait_for(anext(stream), 5)
-                assert update["ordinal"] == 3 and update["data"]["command"] == "CancelAll"
+                assert update["ordinal"] == "3" and update["data"]["command"] == "CancelAll"
                 await stream.aclose()
                 resumed = client.stream("all", after=1)
-                assert [(await anext(resumed))["ordinal"] for _ in range(2)] == [2, 3]
+                assert [(await anext(resumed))["ordinal"] for _ in range(2)] == ["2", "3"]
                 await resumed.aclose()
             async with DdxClient(url, DOMAIN, {address_of(b"\x01" * 32)}) as untrusting:
                 with pytest.raises(BadReceipt):

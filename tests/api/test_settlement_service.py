@@ -16,7 +16,7 @@ def proof_document(cumulative: int) -> dict:
     tree.put(items.withdrawal_key(TRADER, TOKEN), items.withdrawal_value(TRADER, TOKEN, cumulative))
     tree.put(items.balance_key(TRADER, TOKEN), items.balance_value(TRADER, TOKEN, 5, 9))
     proof = tree.prove(items.withdrawal_key(TRADER, TOKEN))
-    return {"epoch": 3, "root": "0x" + tree.root().hex(), "included": True, "cumulative": str(cumulative),
+    return {"epoch": "3", "root": "0x" + tree.root().hex(), "included": True, "cumulative": str(cumulative),
             "proof": proof.to_json()}
 
 

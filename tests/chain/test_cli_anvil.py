@@ -110,7 +110,7 @@ def test_trader_commands_against_a_devnet_on_anvil(tmp_path, monkeypatch):
             with urllib.request.urlopen(url, timeout=10) as resp:
                 (tmp_path / f"{kind}.json").write_bytes(resp.read())
         saved = json.loads((tmp_path / "balance.json").read_text())
-        assert saved["included"] and int(saved["amount"]) == 25 * DOLLAR and saved["epoch"] == epoch
+        assert saved["included"] and int(saved["amount"]) == 25 * DOLLAR and saved["epoch"] == str(epoch)
         fetched = ["escape", "--rpc", anvil.url, "--api", cluster.api_urls[1], *common]
         done = runner.invoke(app, fetched)  # proofs fetched from the API for the contract's last epoch
         assert done.exit_code == 1 and "cannot be frozen yet" in done.output

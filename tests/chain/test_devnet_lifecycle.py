@@ -46,9 +46,9 @@ def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
                         if resp.status != 200:
                             return None
                         doc = await resp.json()
-                    if doc["epoch"] <= receipt.epoch or doc["cumulative"] == "0":
+                    if int(doc["epoch"]) <= receipt.epoch or doc["cumulative"] == "0":
                         return None
-                    root = bytes(cluster.exchange.functions.checkpoint_root(doc["epoch"]).call())
+                    root = bytes(cluster.exchange.functions.checkpoint_root(int(doc["epoch"])).call())
                     return doc if root == bytes.fromhex(doc["root"][2:]) else None
 
                 doc = await eventually(recorded_proof, "a recorded checkpoint covering the withdrawal", timeout_s=60)
@@ -61,7 +61,7 @@ def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
 
                 async with http.get(f"{cluster.api_urls[2]}/v1/status") as resp:
                     status = await resp.json()
-                assert status["checkpoint"]["lastRecordedEpoch"] >= doc["epoch"]
+                assert status["checkpoint"]["lastRecordedEpoch"] >= int(doc["epoch"])
                 async with http.get(f"{cluster.api_urls[2]}/metrics") as resp:
                     metrics = await resp.text()
                 assert "ddx_checkpoint_last_recorded_epoch" in metrics and "ddx_chain_rpc_failures" in metrics
@@ -74,7 +74,7 @@ def test_deposit_trade_withdraw_checkpoint_claim_on_a_real_cluster(tmp_path):
                 await eventually(history_has_the_stages, "checkpoint progress in the node's history")
                 assert status["raft"]["leader"] is not None
                 # every operator froze the same root for that epoch
-                roots = {running.node.engine.engine.frozen_root(doc["epoch"]) for running in cluster.nodes}
+                roots = {running.node.engine.engine.frozen_root(int(doc["epoch"])) for running in cluster.nodes}
                 assert roots == {proof.root}
         finally:
             await cluster.stop()

@@ -67,7 +67,7 @@ def test_forced_withdrawal_then_every_operator_gone_and_escape_with_the_replicas
 
                 doc = await eventually(forced_taken_and_recorded, "the forced withdrawal taken, recorded, audited by the replica", deadline)
                 inbox = await get(f"{files.api_urls[2]}/v1/inbox")
-                assert inbox["engine"] == inbox["contract"] and inbox["contract"]["forced"] == 1
+                assert inbox["engine"] == inbox["contract"] and inbox["contract"]["forced"] == "1"
                 return doc
 
         doc = asyncio.run(while_operators_run())

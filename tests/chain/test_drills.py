@@ -110,8 +110,8 @@ def test_censored_forced_withdrawal_leads_to_a_freeze_and_the_trader_escapes():
         # GET /v1/inbox shows it pending, with its deadline, beside the engine's cursor that lacks it
         report = await inbox_report(lab.rpc(), lab.engine.inbox_cursor(), lab.engine.block_number, raw(victim))
         doc = render.inbox_doc(report)
-        assert [(f["seq"], f["trader"], f["deadline"]) for f in doc["pendingForced"]] == [(1, victim, sent.deadline)]
-        assert (doc["contract"]["forced"], doc["engine"]["forced"], doc["freezeDueAt"]) == (1, 0, sent.deadline)
+        assert [(f["seq"], f["trader"], f["deadline"]) for f in doc["pendingForced"]] == [("1", victim, str(sent.deadline))]
+        assert (doc["contract"]["forced"], doc["engine"]["forced"], doc["freezeDueAt"]) == ("1", "0", str(sent.deadline))
         assert (await inbox_report(lab.rpc(), lab.engine.inbox_cursor(), lab.engine.block_number, raw(other))).pending_forced == ()
         # the quorum keeps checkpointing without it (its cursor stops before the forced request)
         for _ in range(2):

@@ -140,10 +140,10 @@ def test_deposit_withdraw_checkpoint_claim_with_operator_processes(tmp_path):
                         if resp.status != 200:
                             return None
                         doc = await resp.json()  # default: the last epoch recorded on-chain
-                    return doc if doc["epoch"] > receipt.epoch and doc["cumulative"] == str(25 * DOLLAR) else None
+                    return doc if int(doc["epoch"]) > receipt.epoch and doc["cumulative"] == str(25 * DOLLAR) else None
 
                 doc = await eventually(recorded_proof, "a recorded checkpoint covering the withdrawal", deadline)
-                assert bytes(exchange.functions.checkpoint_root(doc["epoch"]).call()).hex() == doc["root"][2:]
+                assert bytes(exchange.functions.checkpoint_root(int(doc["epoch"])).call()).hex() == doc["root"][2:]
                 return doc
 
         doc = asyncio.run(scenario())

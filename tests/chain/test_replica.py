@@ -81,7 +81,7 @@ def test_replica_follows_serves_the_read_api_refuses_writes_and_audits(tmp_path)
                     return doc if status == 200 and doc["cumulative"] == str(25 * DOLLAR) else None
 
                 doc = await eventually(proof_for_the_withdrawal, "an audited proof on the replica", timeout_s=90)
-                assert bytes(cluster.exchange.functions.checkpoint_root(doc["epoch"]).call()) == bytes.fromhex(doc["root"][2:])
+                assert bytes(cluster.exchange.functions.checkpoint_root(int(doc["epoch"])).call()) == bytes.fromhex(doc["root"][2:])
                 _, from_operator = await _get(http, f"{cluster.api_urls[0]}/v1/proofs/withdrawal/{address}/{token}?epoch={doc['epoch']}")
                 assert from_operator == doc  # the same leaf, root and proof as an operator serves
                 proof = LeafProof.from_api(doc, address, token)
@@ -100,7 +100,7 @@ def test_replica_follows_serves_the_read_api_refuses_writes_and_audits(tmp_path)
                 for url in (replica.url, cluster.api_urls[0]):
                     status, inbox = await _get(http, f"{url}/v1/inbox")
                     assert status == 200 and inbox["contract"] == inbox["engine"] and inbox["pendingForced"] == []
-                    assert inbox["contract"]["deposits"] == 1 and inbox["forcedDeadline"] > 0
+                    assert inbox["contract"]["deposits"] == "1" and int(inbox["forcedDeadline"]) > 0
                 # writes are refused, naming the operators
                 signed = trader.withdraw_intent(bytes.fromhex(token[2:]), 1)
                 async with http.post(f"{replica.url}/v1/requests", json=signed.to_json()) as resp:
@@ -115,7 +115,7 @@ def test_replica_follows_serves_the_read_api_refuses_writes_and_audits(tmp_path)
 
                 # a replay that disagrees with a recorded root: alarm, no proofs for that epoch, not ready
                 audit = replica.replica.audit
-                epoch = doc["epoch"]
+                epoch = int(doc["epoch"])
                 frozen = audit.epochs[epoch]
                 audit.epochs[epoch] = FrozenEpoch(epoch, keccak256(b"another replay"), frozen.l1_block_number,
                                                   frozen.l1_block_hash, frozen.inbox, inbox_checked=True)

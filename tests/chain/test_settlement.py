@@ -64,7 +64,7 @@ def test_deposit_withdraw_checkpoint_claim_and_a_second_claim_pays_nothing():
         again = claim(lab.w3, lab.exchange, lab.token, proof, relayer)
         assert again.tx_hash is None and again.paid == 0
         # the same proof as the API serves it (docs/protocol.md §4 JSON form)
-        doc = {"epoch": epoch, "root": "0x" + proof.root.hex(), "cumulative": str(proof.amount),
+        doc = {"epoch": str(epoch), "root": "0x" + proof.root.hex(), "cumulative": str(proof.amount),
                "proof": proofs["withdrawal"].to_json()}
         assert LeafProof.from_api(doc, trader, token) == proof
         with pytest.raises(ClaimError, match="another item"):
@@ -155,7 +155,7 @@ def test_escape_of_a_pair_without_a_balance_leaf_uses_a_non_inclusion_proof():
         proofs = lab.engine.epoch_proofs(epoch, bytes.fromhex(late[2:]), bytes.fromhex(token[2:]))
         assert proofs["balance_value"] is None
         absent = AbsentBalance.from_engine(proofs, late, token)
-        doc = {"included": False, "epoch": epoch, "root": "0x" + proofs["root"].hex(), "amount": "0", "deposited": "0",
+        doc = {"included": False, "epoch": str(epoch), "root": "0x" + proofs["root"].hex(), "amount": "0", "deposited": "0",
                "proof": proofs["balance"].to_json()}
         assert balance_from_api(doc, late, token) == absent  # the API's document for the same absence
         with pytest.raises(ClaimError, match="another item"):

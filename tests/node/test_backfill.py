@@ -75,7 +75,7 @@ def _tampered(items, index, **changes):
         (lambda items: _tampered(items, 2, duplicateOf=None, status="sequenced"), "replay gives"),
         (lambda items: _tampered(items, 4, logIndex=items[3]["logIndex"]), "out of order"),
         (lambda items: _tampered(items, 1, entry="0xzz"), "not hex"),
-        (lambda items: _tampered(items, 1, requestIndex="2"), "not contiguous"),
+        (lambda items: _tampered(items, 1, requestIndex=2), "not contiguous"),  # a JSON number: integers are strings
     ],
 )
 def test_a_tampered_log_is_refused_and_nothing_is_yielded(tamper, why):
@@ -97,7 +97,7 @@ class _Peer:
 
         async def requests(request):
             first, last = int(request.query["from"]), int(request.query["to"])
-            return web.json_response({"entries": [i for i in self.items if first <= i["requestIndex"] <= last]})
+            return web.json_response({"entries": [i for i in self.items if first <= int(i["requestIndex"]) <= last]})
 
         app = web.Application()
         app.add_routes([web.get("/v1/requests", requests)])
@@ -114,7 +114,7 @@ def test_the_backfill_skips_a_lying_peer_and_fills_history_from_an_honest_one(tm
     history = History(tmp_path / "h.sqlite")
     replayer = ExchangeStateMachine(DOMAIN, RecordingEngine())
     for item in items[:2]:  # this node's own history before its gap: requests 1 and 2
-        history.record(replayer.apply(item["logIndex"], bytes.fromhex(item["entry"][2:])))
+        history.record(replayer.apply(int(item["logIndex"]), bytes.fromhex(item["entry"][2:])))
     history.flush()
     liar = _tampered(items, 6, status="refused", reason="expired")
 

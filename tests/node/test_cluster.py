@@ -11,10 +11,10 @@ import time
 
 import aiohttp
 import pytest
+from clusterhelpers import DOMAIN, ProcessCluster
 
 from ddx_offchain.client import DdxClient, RequestRefused, Trader
 from ddx_offchain.protocol.eip712 import address_of
-from clusterhelpers import DOMAIN, ProcessCluster
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_process_cluster_receipts_leader_kill_and_snapshot_catch_up(tmp_path):
 
             async def watch():
                 async for doc in watcher.stream("all"):
-                    seen_ordinals.append(doc["ordinal"])
+                    seen_ordinals.append(int(doc["ordinal"]))
 
             watch_task = asyncio.create_task(watch())
             tasks = [asyncio.create_task(trade(c, t, stop, results)) for c, t in zip(clients, traders)]
@@ -103,7 +103,7 @@ def test_process_cluster_receipts_leader_kill_and_snapshot_catch_up(tmp_path):
             assert logs[leader] == logs[new_leader]  # identical rows, snapshot-skipped part included
             for i in (1, 2, 3):
                 log = logs[i]
-                by_index = {e["requestIndex"]: e for e in log}
+                by_index = {int(e["requestIndex"]): e for e in log}
                 assert sorted(by_index) == list(range(1, last + 1))
                 sequenced = collections.Counter(e["requestHash"] for e in log if e["status"] == "sequenced")
                 for signed, receipt in results:

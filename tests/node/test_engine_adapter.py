@@ -112,7 +112,7 @@ def test_withdrawal_proof_verifies_against_the_frozen_root():
         assert refused.value.reason == "no_frozen_epoch"
         seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
         doc = render.proof_doc(adapter.withdrawal_proof(alice.address, USDC_BYTES))
-        assert doc["epoch"] == 1 and doc["included"] and doc["cumulative"] == str(1_000 * 10**6)
+        assert doc["epoch"] == "1" and doc["included"] and doc["cumulative"] == str(1_000 * 10**6)
         assert verify_inclusion(bytes.fromhex(doc["root"][2:]), InclusionProof.from_json(doc["proof"]))
         assert node.engine.epoch() == 1
 
@@ -223,7 +223,7 @@ def test_balance_proof_proves_the_escape_leaf_or_its_absence():
     seq.append(operator_entry(AdvanceEpoch(b"\x03" * 32, 1)))
     doc = render.proof_doc(adapter.balance_proof(alice.address, USDC_BYTES))
     root = bytes.fromhex(doc["root"][2:])
-    assert doc["epoch"] == 1 and doc["included"] and doc["deposited"] == str(10_000 * 10**6)
+    assert doc["epoch"] == "1" and doc["included"] and doc["deposited"] == str(10_000 * 10**6)
     proof = InclusionProof.from_json(doc["proof"])
     expected = items.balance_value(alice.address, USDC_BYTES, int(doc["amount"]), int(doc["deposited"]))
     assert proof.key == items.balance_key(alice.address, USDC_BYTES) and proof.value_hash == items.value_hash(expected)
@@ -260,18 +260,18 @@ def test_proof_endpoints_default_to_the_last_recorded_epoch_and_take_an_epoch():
                 return resp.status, await resp.json()
 
             for kind in ("withdrawal", "balance"):
-                assert (await get(kind))[1]["epoch"] == 2  # no chain side: the latest frozen epoch
+                assert (await get(kind))[1]["epoch"] == "2"  # no chain side: the latest frozen epoch
             node.attach_checkpoints(chain)  # a chain side that has recorded nothing yet
             status, doc = await get("withdrawal")
             assert status == 404 and doc["error"] == "no_recorded_epoch"
             chain.recorded = 1
             status, doc = await get("withdrawal")
-            assert status == 200 and doc["epoch"] == 1 and doc["cumulative"] == str(7 * 10**6)  # recorded, not frozen
+            assert status == 200 and doc["epoch"] == "1" and doc["cumulative"] == str(7 * 10**6)  # recorded, not frozen
             status, doc = await get("withdrawal", "?epoch=2")
-            assert status == 200 and doc["epoch"] == 2 and doc["cumulative"] == str(10 * 10**6)
+            assert status == 200 and doc["epoch"] == "2" and doc["cumulative"] == str(10 * 10**6)
             status, doc = await get("balance", "?epoch=2")
-            assert status == 200 and doc["epoch"] == 2 and doc["amount"] == str((10_000 - 10) * 10**6)
-            assert (await get("balance"))[1]["epoch"] == 1
+            assert status == 200 and doc["epoch"] == "2" and doc["amount"] == str((10_000 - 10) * 10**6)
+            assert (await get("balance"))[1]["epoch"] == "1"
             for bad in ("?epoch=0", "?epoch=-1", "?epoch=x", "?epoch=1e3"):
                 status, doc = await get("balance", bad)
                 assert status == 400 and doc["error"] == "bad_query", bad
