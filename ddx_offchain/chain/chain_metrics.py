@@ -45,6 +45,17 @@ class ChainMetrics:
             registry=r,
         )
         self._inbox_mismatches_seen = 0
+        self.price_refusals = Counter(
+            "ddx_checkpoint_price_refusals",
+            "Checkpoints refused because a sequenced index price contradicts this operator's own price sources",
+            registry=r,
+        )
+        self._price_refusals_seen = 0
+        self.prices_unverified = Gauge(
+            "ddx_index_prices_unverified",
+            "Sequenced index prices this operator could not check (its sources gave nothing at that moment)",
+            registry=r,
+        )
 
     def refresh(self, watcher: ChainWatcher | None, checkpointer: Checkpointer | None) -> None:
         if watcher is not None:
@@ -79,3 +90,7 @@ class ChainMetrics:
             self.refusals.set(sum(1 for cp in progress.epochs.values() if cp.stage is Stage.REFUSED))
             self.inbox_mismatches.inc(checkpointer.inbox_mismatches - self._inbox_mismatches_seen)
             self._inbox_mismatches_seen = checkpointer.inbox_mismatches
+            self.price_refusals.inc(checkpointer.price_refusals - self._price_refusals_seen)
+            self._price_refusals_seen = checkpointer.price_refusals
+            if checkpointer.prices is not None:
+                self.prices_unverified.set(checkpointer.prices.ledger.unverified)

@@ -28,10 +28,12 @@ from eth_account import Account
 
 from ..protocol import operator_messages as om
 from ..protocol.inbox import InboxCursor
+from .core.prices import Verdict as PriceVerdict
 from .core.progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission
 from .core.progress import epoch_status as _epoch_entry
 from .core.relay_policy import Backoff, FeePolicy, Fees, FeeTooHigh, may_relay
 from .core.verification import Verdict
+from .price_feed import PriceFeed
 from .rpc import ChainRpc, RpcHealth
 from .signatures import SignatureExchange
 from .verifier import BlockVerifier
@@ -65,6 +67,7 @@ class Checkpointer:
         config: CheckpointerConfig = CheckpointerConfig(),
         relayer_key: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
+        prices: PriceFeed | None = None,
     ) -> None:
         self.rpc = rpc
         self.domain = domain
@@ -76,6 +79,7 @@ class Checkpointer:
             raise ValueError(f"{self.me} is not in operator set {operator_set.id}")
         self.member = True  # False once a rotation left this operator out: it stops signing
         self.verifier = verifier
+        self.prices = prices
         self.exchange = exchange
         self.config = config
         self.clock = clock
@@ -89,6 +93,7 @@ class Checkpointer:
         self._stages: dict[int, Stage] = {}
         self._set_checked_at: float | None = None
         self.inbox_mismatches = 0  # epochs refused because their inbox cursor is not the contract's at the anchor
+        self.price_refusals = 0  # epochs refused because a sequenced index price contradicts this operator's sources
 
     # ---- from the node -------------------------------------------------------------------------------------
 
@@ -229,6 +234,16 @@ class Checkpointer:
                 self.progress.refuse(cp.epoch, reason)
                 log.error("refusing to sign epoch %d: %s", cp.epoch, reason)
                 return
+        if verdict is None and self.prices is not None:
+            price = self.prices.check_epoch(cp.epoch)
+            if price is not None and price.verdict is PriceVerdict.MISMATCH:
+                self.price_refusals += 1
+                self.progress.refuse(cp.epoch, price.reason)
+                log.error("refusing to sign epoch %d: %s", cp.epoch, price.reason)
+                return
+            if price is not None:
+                self.progress.wait(cp.epoch, price.reason)
+                return
         if verdict is None:
             signature = om.sign(m, self.domain, self._key)
             self.progress.signed(cp.epoch, signature, now)
@@ -329,4 +344,4 @@ class Checkpointer:
             "relayer": self.relayer,
             "rpc": self.health.status(),
             "verifier": self.verifier.status(),
-        }
+        } | ({} if self.prices is None else {"prices": self.prices.status() | {"refusals": self.price_refusals}})

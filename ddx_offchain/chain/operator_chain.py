@@ -22,7 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..engine.commands import AdvanceEpoch, ChainBlock, decode_command, encode_command
+import aiohttp
+
+from ..engine.commands import AdvanceEpoch, ChainBlock, IndexPrices, decode_command, encode_command
 from ..engine.engine import Engine
 from ..engine.errors import CommandDecodeError
 from ..engine.reasons import Reject
@@ -38,6 +40,7 @@ from .checkpointer import Checkpointer, CheckpointerConfig
 from .core.blocks import ConfirmedBlock, SequencedBlock
 from .core.follower import FollowerConfig
 from .inbox_report import InboxReport, inbox_report
+from .price_feed import PriceFeed, build_price_feed
 from .rpc import ChainRpc
 from .signatures import SignatureExchange
 from .verifier import BlockVerifier
@@ -87,9 +90,17 @@ class ChainHooks:
     the verifier's ledger; a frozen epoch goes to `checkpointer` (a checkpoint to build on an operator, an epoch to
     audit on a replica), anchored at the last L1 block the engine sequenced, with the inbox cursor it took."""
 
-    def __init__(self, verifier: BlockVerifier, checkpointer: EpochSink | None) -> None:
+    def __init__(
+        self,
+        verifier: BlockVerifier,
+        checkpointer: EpochSink | None,
+        prices: PriceFeed | None = None,
+        commit_index: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.verifier = verifier
         self.checkpointer = checkpointer
+        self.prices = prices
+        self.commit_index = commit_index
 
     def on_applied(self, applied: AppliedEntry, engine: Engine) -> None:
         """A `service.listeners` callback body: each applied operator command reaches `applied` below."""
@@ -100,9 +111,10 @@ class ChainHooks:
             command = decode_command(entry[1:])
         except CommandDecodeError:
             return  # the state machine refused it: nothing was applied
-        self.applied(
-            command, [u.update for u in applied.updates], (engine.block_number, engine.block_hash), engine.inbox_cursor()
-        )
+        updates = [u.update for u in applied.updates]
+        if isinstance(command, IndexPrices) and self.prices is not None and isinstance(updates[0], Accepted):
+            self.prices.applied(command, engine.epoch, applied.log_index, self.commit_index())
+        self.applied(command, updates, (engine.block_number, engine.block_hash), engine.inbox_cursor())
 
     def applied(
         self, command: object, updates: Sequence[Update], engine_block: tuple[int, bytes], inbox: InboxCursor
@@ -137,8 +149,10 @@ class OperatorChain:
         operator_set: om.OperatorSet,
         exchange: SignatureExchange,
         clock: Callable[[], float] = time.monotonic,
+        prices: PriceFeed | None = None,
     ) -> None:
         self.settings = settings
+        self.prices = prices
         self.rpc = rpc
         self.service = service
         self._engine = engine
@@ -153,6 +167,7 @@ class OperatorChain:
             exchange=exchange,
             config=settings.checkpointer,
             clock=clock,
+            prices=prices,
         )
         self.watcher = ChainWatcher(
             rpc,
@@ -160,7 +175,7 @@ class OperatorChain:
             resume=self._resume_point,
             handoff=self._handoff,
         )
-        self.hooks = ChainHooks(self.verifier, self.checkpointer)
+        self.hooks = ChainHooks(self.verifier, self.checkpointer, prices, service.sequencer.commit_index)
         self._was_leader = False
         self._last_epoch_at: float | None = None
         self._tasks: list[asyncio.Task] = []
@@ -241,6 +256,18 @@ class OperatorChain:
                 delay = max(delay, self.watcher.backoff.delay(self.watcher.health.consecutive_failures))
             await asyncio.sleep(delay)
 
+    async def _price_loop(self) -> None:
+        """Every operator polls its price sources (its own series is what it verifies with); the leader also
+        sequences the prices that are due."""
+        while True:
+            try:
+                await self.prices.poll_once()
+                if self.service.sequencer.is_leader():
+                    await self.prices.lead_once(self.service.propose_operator_command)
+            except Exception as exc:  # a source bug must not stop the loop; sources report their own errors
+                log.warning("index prices: %s", exc)
+            await asyncio.sleep(self.prices.poll_interval_s)
+
     def attach(self, *, metrics=None, history=None) -> None:
         """Publish into the node's Prometheus registry (`NodeMetrics`) and record each checkpoint stage change in
         its history (`History.record_checkpoint`, served by GET /v1/checkpoints)."""
@@ -257,10 +284,14 @@ class OperatorChain:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._lead_loop()), loop.create_task(self.checkpointer.run())]
+        if self.prices is not None:
+            self._tasks.append(loop.create_task(self._price_loop()))
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
         self._tasks = []
+        if self.prices is not None:
+            await self.prices.close()
         close = getattr(self.rpc, "close", None)
         if close is not None:
             await close()
@@ -361,6 +392,9 @@ async def build_operator_chain(node_settings, service, engine: Callable[[], Engi
         await rpc.close()
         raise ChainSetupError(f"chain.rpc: cannot read the operator set from {node_settings.rpc}: {exc}") from None
     exchange = HttpSignatureExchange([p.api_url for p in node_settings.peers if p.api_url])
+    prices = None
+    if node_settings.prices is not None:
+        prices = build_price_feed(node_settings.prices, w3=rpc.w3, session=aiohttp.ClientSession())
     chain = OperatorChain(
         settings or settings_for(
             manifest.chain_id, manifest.deployment_block,
@@ -373,5 +407,6 @@ async def build_operator_chain(node_settings, service, engine: Callable[[], Engi
         domain=om.Domain(manifest.chain_id, manifest.exchange),
         operator_set=operator_set,
         exchange=exchange,
+        prices=prices,
     )
     return chain, exchange

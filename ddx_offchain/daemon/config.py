@@ -15,6 +15,9 @@ from pathlib import Path
 
 import msgspec
 
+from ..chain.core.prices import PriceError, PriceRules
+from ..chain.price_feed import PriceMarketSettings, PriceSettings, PriceSourceSettings
+from ..chain.price_sources import PriceSourceError, preset_url
 from ..errors import ConfigError
 from ..protocol.eip712 import Domain, parse_address
 from ..protocol.errors import ProtocolError
@@ -81,6 +84,35 @@ class _History(msgspec.Struct, forbid_unknown_fields=True):
     path: str = ""
 
 
+class _PriceSource(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = ""
+    chainlink: str = ""  # an AggregatorV3Interface address, read through [chain] rpc
+    preset: str = ""  # a public ticker format (chain/price_sources.py PRESETS) ...
+    symbol: str = ""  # ... with the exchange's pair name
+    base_url: str = ""  # replaces the preset's scheme and host (a mirror)
+    url: str = ""  # any JSON ticker ...
+    path: str = ""  # ... and the field holding the price
+
+
+class _PriceMarket(msgspec.Struct, forbid_unknown_fields=True):
+    market: str
+    decimals: int  # of the market's price unit: the quote token's decimals (6 for a 6-decimal stablecoin)
+    sources: list[_PriceSource]
+
+
+class _Prices(msgspec.Struct, forbid_unknown_fields=True):
+    markets: list[_PriceMarket]
+    poll_interval_ms: int = 1_000
+    staleness_ms: int = 30_000
+    outlier_bps: int = 200
+    min_sources: int = 1
+    max_change_bps: int = 500
+    cadence_ms: int = 5_000
+    move_bps: int = 10
+    tolerance_bps: int = 50
+    window_ms: int = 5_000
+
+
 class _File(msgspec.Struct, forbid_unknown_fields=True):
     node: _Node
     operator: _Operator
@@ -90,6 +122,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     engine: _Engine
     peers: list[_Peer] = []
     history: _History = msgspec.field(default_factory=_History)
+    prices: _Prices | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +161,7 @@ class NodeSettings:
     history_path: Path | None
     chain_confirmations: int | None = None  # None: the network's default (6 public, 1 local dev chains)
     chain_epoch_interval_seconds: float | None = None  # None: the network's default (60 s public, 5 s local)
+    prices: PriceSettings | None = None  # None: this operator neither sequences nor checks index prices
 
     @property
     def api_urls(self) -> dict[int, str]:
@@ -234,7 +268,68 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         history_path=history_path,
         chain_confirmations=_confirmations(doc.chain.confirmations),
         chain_epoch_interval_seconds=_epoch_interval(doc.chain.epoch_interval_ms),
+        prices=None if doc.prices is None else _prices(doc.prices, doc.chain.rpc),
     )
+
+
+def _prices(doc: _Prices, rpc: str) -> PriceSettings:
+    try:
+        rules = PriceRules(
+            staleness_ms=doc.staleness_ms, outlier_bps=doc.outlier_bps, min_sources=doc.min_sources,
+            max_change_bps=doc.max_change_bps, cadence_ms=doc.cadence_ms, move_bps=doc.move_bps,
+            tolerance_bps=doc.tolerance_bps, window_ms=doc.window_ms,
+        )
+    except PriceError as exc:
+        raise ConfigError(f"prices.{exc}") from None
+    poll = _positive(doc.poll_interval_ms, "prices.poll_interval_ms", 3_600_001)
+    if not doc.markets:
+        raise ConfigError("prices.markets: list at least one market (or leave [prices] out)")
+    markets, seen = [], set()
+    for i, m in enumerate(doc.markets):
+        field = f"prices.markets[{i}]"
+        if not m.market or len(m.market.encode()) > 32:
+            raise ConfigError(f"{field}.market: a market name of 1 to 32 bytes, as in the genesis")
+        if m.market in seen:
+            raise ConfigError(f"{field}.market: {m.market} listed twice")
+        seen.add(m.market)
+        if not 0 <= m.decimals <= 36:
+            raise ConfigError(f"{field}.decimals: must be in 0..36")
+        if not m.sources:
+            raise ConfigError(f"{field}.sources: at least one source")
+        sources = tuple(_price_source(src, f"{field}.sources[{j}]", rpc) for j, src in enumerate(m.sources))
+        names = [src.name for src in sources]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{field}.sources: names must be unique (set name = ...)")
+        if len(sources) < rules.min_sources:
+            raise ConfigError(f"{field}.sources: {len(sources)} source(s), prices.min_sources is {rules.min_sources}")
+        markets.append(PriceMarketSettings(m.market.encode().ljust(32, b"\0"), m.decimals, sources))
+    return PriceSettings(rules, poll / 1000, tuple(markets))
+
+
+def _price_source(src: _PriceSource, field: str, rpc: str) -> PriceSourceSettings:
+    kinds = [k for k, v in (("chainlink", src.chainlink), ("preset", src.preset), ("url", src.url)) if v]
+    if len(kinds) != 1:
+        raise ConfigError(f"{field}: exactly one of chainlink, preset or url")
+    if src.chainlink:
+        if not rpc:
+            raise ConfigError(f"{field}: a chainlink source is read through [chain] rpc, which is not set")
+        try:
+            address = "0x" + parse_address(src.chainlink).hex()
+        except ProtocolError as exc:
+            raise ConfigError(f"{field}.chainlink: {exc}") from None
+        return PriceSourceSettings(src.name or f"chainlink:{address}", "chainlink", address=address)
+    if src.preset:
+        if not src.symbol:
+            raise ConfigError(f"{field}: a preset needs symbol (the exchange's pair name)")
+        try:
+            url, path = preset_url(src.preset, src.symbol, _url(src.base_url, f"{field}.base_url"))
+        except PriceSourceError as exc:
+            raise ConfigError(f"{field}.preset: {exc}") from None
+        return PriceSourceSettings(src.name or f"{src.preset}:{src.symbol}", "http", url=url, path=path)
+    if not src.path:
+        raise ConfigError(f"{field}: a url source needs path (the field holding the price, e.g. data.price)")
+    url = _url(src.url, f"{field}.url")
+    return PriceSourceSettings(src.name or url, "http", url=url, path=src.path)
 
 
 MAX_CONFIRMATIONS = 1000

@@ -173,3 +173,49 @@ def test_manifest_must_match_the_domain_and_list_this_operator(folder):
 def test_a_peer_without_an_api_is_fine_when_the_node_keeps_no_history(folder):
     text = GOOD.replace('api = "http://127.0.0.1:8002"\n', "") + "\n[history]\nenabled = false\n"
     assert parse_config(text, folder).history_path is None
+
+
+PRICES = """
+[prices]
+min_sources = 2
+[[prices.markets]]
+market = "ETHP"
+decimals = 6
+[[prices.markets.sources]]
+preset = "binance"
+symbol = "ETHUSDT"
+[[prices.markets.sources]]
+url = "https://example.com/eth"
+path = "data.price"
+name = "mine"
+"""
+
+
+def test_the_prices_section_parses_to_sources_and_rules(folder):
+    settings = parse_config(GOOD + PRICES, folder)
+    (market,) = settings.prices.markets
+    assert market.market == b"ETHP".ljust(32, b"\0") and market.decimals == 6
+    assert [(s.name, s.kind) for s in market.sources] == [("binance:ETHUSDT", "http"), ("mine", "http")]
+    assert market.sources[0].url == "https://api.binance.com/api/v3/ticker/price?symbol=ETHUSDT"
+    assert settings.prices.rules.min_sources == 2 and settings.prices.poll_interval_s == 1.0
+    assert parse_config(GOOD, folder).prices is None
+
+
+@pytest.mark.parametrize("change, why", [
+    (("min_sources = 2", "min_sources = 3"), "min_sources is 3"),
+    (('preset = "binance"', 'preset = "nasdaq"'), "unknown preset"),
+    (('path = "data.price"\n', ""), "needs path"),
+    (('symbol = "ETHUSDT"', 'symbol = "ETHUSDT"\nurl = "https://x.org"'), "exactly one of"),
+    (('preset = "binance"\nsymbol = "ETHUSDT"', 'chainlink = "0x5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"'), "chain\\] rpc"),
+    (("min_sources = 2", "tolerance_bps = 0"), "tolerance_bps"),
+    (('decimals = 6', 'decimals = 99'), "decimals"),
+])
+def test_bad_prices_sections_are_refused_with_the_field(folder, change, why):
+    with pytest.raises(ConfigError, match=why):
+        parse_config(GOOD + PRICES.replace(*change), folder)
+
+
+def test_a_market_listed_twice_is_refused(folder):
+    twice = PRICES + '[[prices.markets]]\nmarket = "ETHP"\ndecimals = 6\nsources = [{preset = "okx", symbol = "A"}]\n'
+    with pytest.raises(ConfigError, match="listed twice"):
+        parse_config(GOOD + twice, folder)
