@@ -20,6 +20,7 @@ CONTRACTS_DIR = REPO_ROOT / "contracts"
 SOURCES = {
     "Exchange": "contracts/Exchange.vy",
     "MockERC20": "contracts/mocks/MockERC20.vy",
+    "MockAggregator": "contracts/mocks/MockAggregator.vy",
 }
 
 

@@ -21,6 +21,7 @@ from eth_account import Account
 from web3 import Web3
 
 from ..chain.operator_chain import ChainSettings, OperatorChain, with_overrides
+from ..chain.price_feed import PriceFeed
 from ..chain.rpc import Web3ChainRpc, embedded_async_web3, http_web3
 from ..chain.signatures import SignatureBoard
 from ..deployment.artifacts import compile_contract
@@ -191,7 +192,10 @@ async def start_cluster(
     confirmations: int | None = None,
     deploy_with_ape: bool = False,
     echo: Echo = print,
+    price_feeds: Callable[[int], PriceFeed | None] | None = None,
 ) -> DevnetCluster:
+    """`price_feeds(i)`: operator i's index-price feed (its own sources: it sequences prices while it leads and
+    checks the sequenced ones before signing); None leaves prices to operator commands (the demo's script)."""
     from ..daemon.cluster_files import write_cluster
     from ..daemon.config import load_config
     from ..daemon.keystore import write_keystore
@@ -234,7 +238,7 @@ async def start_cluster(
 
     cluster = DevnetCluster(w3, exchange, token, manifest, domain, keys, files.api_urls, root, make_async=make_async)
     settings = with_overrides(ChainSettings.embedded(manifest.deployment_block, epoch_interval_s), confirmations=confirmations)
-    for path, key in zip(files.configs, keys):
+    for i, (path, key) in enumerate(zip(files.configs, keys)):
         running = OperatorProcess(load_config(path), key)
         rpc = Web3ChainRpc(make_async(), manifest.exchange, compile_contract("Exchange").abi)
         adapter = running.node.engine
@@ -247,6 +251,7 @@ async def start_cluster(
             domain=domain,
             operator_set=operator_set,
             exchange=cluster.board,
+            prices=None if price_feeds is None else price_feeds(i),
         )
         running.attach_chain(chain)  # the same wiring `ddx node` does from its [chain] settings
         cluster.nodes.append(running)
