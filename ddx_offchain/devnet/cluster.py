@@ -192,9 +192,9 @@ async def start_cluster(
     confirmations: int | None = None,
     deploy_with_ape: bool = False,
     echo: Echo = print,
-    price_feeds: Callable[[int], PriceFeed | None] | None = None,
+    price_feeds: Callable[[int, DevnetCluster], PriceFeed | None] | None = None,
 ) -> DevnetCluster:
-    """`price_feeds(i)`: operator i's index-price feed (its own sources: it sequences prices while it leads and
+    """`price_feeds(i, cluster)`: operator i's index-price feed (its own sources: it sequences prices while it leads and
     checks the sequenced ones before signing); None leaves prices to operator commands (the demo's script)."""
     from ..daemon.cluster_files import write_cluster
     from ..daemon.config import load_config
@@ -251,7 +251,7 @@ async def start_cluster(
             domain=domain,
             operator_set=operator_set,
             exchange=cluster.board,
-            prices=None if price_feeds is None else price_feeds(i),
+            prices=None if price_feeds is None else price_feeds(i, cluster),
         )
         running.attach_chain(chain)  # the same wiring `ddx node` does from its [chain] settings
         cluster.nodes.append(running)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from .cluster import start_cluster
+from .prices import OracleFeeds
 
 Echo = Callable[[str], None]
 STATUS_EVERY_S = 2.0
@@ -20,10 +21,14 @@ async def _run(
     ape_deploy: bool, echo: Echo
 ) -> int:
     echo(f"starting the devnet in {root}: {'chain at ' + rpc_url if rpc_url else 'embedded py-evm chain'}, {operators} operators")
+    # Outside the demo (which moves prices itself, to show a liquidation), prices come from a mock Chainlink
+    # aggregator on the devnet's chain, read by every operator's own feed and moved by a random walk.
+    feeds = OracleFeeds({"ETHP": 2_000})
     cluster = await start_cluster(
         root, operators=operators, rpc_url=rpc_url, epoch_interval_s=epoch_seconds, confirmations=confirmations,
-        deploy_with_ape=ape_deploy, echo=echo,
+        deploy_with_ape=ape_deploy, echo=echo, price_feeds=None if demo else feeds,
     )
+    driver = None
     try:
         echo(f"exchange {cluster.manifest.exchange} (chain {cluster.manifest.chain_id}), collateral {cluster.token.address}")
         for i, (url, running) in enumerate(zip(cluster.api_urls, cluster.nodes), start=1):
@@ -34,6 +39,10 @@ async def _run(
 
             await run_scenario(cluster, echo)
             return 0
+        for market, aggregator in feeds.oracle.aggregators.items():
+            echo(f"index price {market}: mock Chainlink aggregator {aggregator.address} (8 decimals, random walk every "
+                 f"2 s; dev-only: anyone may call set_answer), read by every operator's price feed")
+        driver = asyncio.ensure_future(feeds.oracle.drive())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -46,6 +55,8 @@ async def _run(
                 pass
         return 0
     finally:
+        if driver is not None:
+            driver.cancel()
         await cluster.stop()
 
 

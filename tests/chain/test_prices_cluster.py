@@ -31,7 +31,7 @@ class Source:
 def test_a_lying_leaders_prices_are_refused_by_the_quorum(tmp_path):
     sources = [Source(2_000 * DOLLAR) for _ in range(4)]
 
-    def feed(i: int) -> PriceFeed:
+    def feed(i: int, _cluster) -> PriceFeed:
         return PriceFeed([MarketFeed(ETHP, [sources[i]])], RULES, poll_interval_s=0.2)
 
     async def scenario():
