@@ -175,7 +175,7 @@ class OperatorChain:
             resume=self._resume_point,
             handoff=self._handoff,
         )
-        self.hooks = ChainHooks(self.verifier, self.checkpointer, prices, service.sequencer.commit_index)
+        self.hooks = ChainHooks(self.verifier, self.checkpointer, prices, lambda: self.service.sequencer.commit_index())
         self._was_leader = False
         self._last_epoch_at: float | None = None
         self._tasks: list[asyncio.Task] = []

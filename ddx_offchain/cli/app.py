@@ -5,6 +5,9 @@ Each area registers its commands here; imports stay inside the commands so `ddx 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import typer
 
 from .. import __version__
@@ -57,11 +60,24 @@ def replica(
                           listen=listen, confirmations=confirmations))
 
 
-@app.command()
+devnet_app = typer.Typer(
+    help="Local developer network: anvil (or an embedded chain), the contracts, operators over Raft/TLS with the API, "
+    "chain watcher, checkpointer and price feeds (docs/devnet.md).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(devnet_app, name="devnet")
+
+
+@devnet_app.callback()
 def devnet(
-    demo: bool = typer.Option(False, "--demo", help="run the scripted two-clock scenario on the devnet, then stop"),
-    operators: int = typer.Option(3, "--operators", help="how many operators"),
-    rpc: str = typer.Option(None, "--rpc", help="an external JSON-RPC node (anvil, …) instead of the embedded chain"),
+    ctx: typer.Context,
+    demo: bool = typer.Option(False, "--demo", help="run the scripted two-clock scenario on the embedded chain, then stop"),
+    operators: int = typer.Option(4, "--operators", help="how many operators (threshold: the smallest above 2/3)"),
+    rpc: str = typer.Option(None, "--rpc", help="an external JSON-RPC node instead of starting anvil"),
+    embedded: bool = typer.Option(False, "--embedded", help="the in-process py-evm chain (no JSON-RPC endpoint)"),
+    rpc_port: int = typer.Option(8545, "--rpc-port", help="the port of the anvil the devnet starts"),
+    fund: list[str] = typer.Option([], "--fund", help="an address to give ETH and mock collateral (repeatable)"),
     epoch_seconds: float = typer.Option(5.0, "--epoch-seconds", help="the epoch (checkpoint) interval"),
     confirmations: int = typer.Option(None, "--confirmations", help="blocks before a deposit counts (0 embedded)"),
     data_dir: str = typer.Option(None, "--data-dir", help="keep the operators' files here (default: a temp dir)"),
@@ -70,8 +86,10 @@ def devnet(
         False, "--contracts-only", help="no operators: deploy and walk deposit -> checkpoint -> claim on the embedded chain"
     ),
 ) -> None:
-    """Local developer network (docs/checkpoints.md): an embedded py-evm chain (or `--rpc`), the contracts, N operators
-    over Raft/TLS with the API, chain watcher and checkpointer. Runs until Ctrl-C; `--demo` runs the scenario and stops."""
+    """Start the devnet and run until Ctrl-C (`--demo`: run the scenario and stop). Prints the JSON-RPC URL, chain id,
+    funded dev accounts (dev-only keys), the operators' APIs, genesis and manifest paths."""
+    if ctx.invoked_subcommand is not None:
+        return
     if contracts_only:
         from ..devnet.demo import run_demo
 
@@ -79,8 +97,82 @@ def devnet(
         return
     from ..devnet.run import run_devnet
 
-    raise typer.Exit(run_devnet(demo=demo, operators=operators, rpc_url=rpc, epoch_seconds=epoch_seconds,
-                                confirmations=confirmations, data_dir=data_dir, ape_deploy=ape_deploy, echo=typer.echo))
+    raise typer.Exit(run_devnet(demo=demo, operators=operators, rpc_url=rpc, embedded=embedded, rpc_port=rpc_port,
+                                fund=fund, epoch_seconds=epoch_seconds, confirmations=confirmations, data_dir=data_dir,
+                                ape_deploy=ape_deploy, echo=typer.echo))
+
+
+def _devnet_info(info: str | None) -> dict:
+    from ..devnet.run import devnet_info_path
+
+    path = Path(info) if info else devnet_info_path()
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        typer.echo(f"no running devnet described at {path} ({exc}): start `ddx devnet` first, or pass --info", err=True)
+        raise typer.Exit(2) from None
+
+
+@devnet_app.command("price")
+def devnet_price(
+    market: str = typer.Argument(..., help="the market, e.g. ETHP"),
+    value: str = typer.Argument(..., help="the new index price in quote units, e.g. 2150.5"),
+    info: str = typer.Option(None, "--info", help="the devnet info file (default: the running devnet's)"),
+) -> None:
+    """Set a market's mock Chainlink aggregator (the operators' feeds follow, clamped per update)."""
+    from web3 import Web3
+
+    from ..chain.price_sources import PriceSourceError, decimal_units
+    from ..deployment.artifacts import compile_contract
+    from ..devnet.prices import FEED_DECIMALS
+
+    doc = _devnet_info(info)
+    if market not in doc.get("aggregators", {}) or not doc.get("rpc"):
+        typer.echo(f"this devnet has no aggregator for {market} reachable over JSON-RPC", err=True)
+        raise typer.Exit(2)
+    try:
+        answer = decimal_units(value, FEED_DECIMALS)
+    except PriceSourceError as exc:
+        typer.echo(f"VALUE: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if answer <= 0:
+        typer.echo("VALUE: must be positive", err=True)
+        raise typer.Exit(2)
+    w3 = Web3(Web3.HTTPProvider(doc["rpc"]))
+    aggregator = w3.eth.contract(address=doc["aggregators"][market], abi=compile_contract("MockAggregator").abi)
+    tx = aggregator.functions.set_answer(answer).transact({"from": w3.eth.accounts[0]})
+    w3.eth.wait_for_transaction_receipt(tx)
+    typer.echo(f"{market} aggregator set to {value} (the operators sequence it, clamped per update)")
+
+
+@devnet_app.command("fund")
+def devnet_fund(
+    address: str = typer.Argument(..., help="the address to fund"),
+    amount: str = typer.Option("1000000", "--amount", help="mock collateral, in whole units"),
+    info: str = typer.Option(None, "--info", help="the devnet info file (default: the running devnet's)"),
+) -> None:
+    """Faucet: give an address 10 ETH and mock collateral on the running devnet."""
+    from web3 import Web3
+
+    from ..chain.price_sources import PriceSourceError, decimal_units
+    from ..deployment.artifacts import compile_contract
+
+    doc = _devnet_info(info)
+    if not doc.get("rpc"):
+        typer.echo("this devnet has no JSON-RPC endpoint (it runs on the embedded chain)", err=True)
+        raise typer.Exit(2)
+    w3 = Web3(Web3.HTTPProvider(doc["rpc"]))
+    try:
+        to = Web3.to_checksum_address(address)
+        units = decimal_units(amount, doc["collateralDecimals"])
+    except (ValueError, PriceSourceError) as exc:
+        typer.echo(f"{exc}", err=True)
+        raise typer.Exit(2) from None
+    sender = w3.eth.accounts[0]
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": sender, "to": to, "value": 10 * 10**18}))
+    token = w3.eth.contract(address=doc["collateral"], abi=compile_contract("MockERC20").abi)
+    w3.eth.wait_for_transaction_receipt(token.functions.mint(to, units).transact({"from": sender}))
+    typer.echo(f"funded {to} with 10 ETH and {amount} mock collateral")
 
 
 def _register_settlement_commands() -> None:

@@ -171,6 +171,11 @@ class DdxClient:
     async def book(self, market: bytes) -> dict:
         return await self._get(f"/v1/books/0x{market.hex()}")
 
+    async def market(self, market: bytes | str) -> dict:
+        """The market's parameters and live state (index, mark, funding); `market` is its id or its name."""
+        market_id = market if isinstance(market, bytes) else market.encode().ljust(32, b"\0")
+        return await self._get(f"/v1/markets/0x{market_id.hex()}")
+
     async def trader_state(self, trader: bytes) -> dict:
         return await self._get(f"/v1/traders/0x{trader.hex()}")
 

@@ -198,6 +198,8 @@ def test_relay_failures_are_counted_for_good_and_exported_as_a_counter():
     checkpointer.progress = p
     checkpointer.health = checkpointer.verifier = None
     checkpointer.inbox_mismatches = 2
+    checkpointer.price_refusals = 1
+    checkpointer.prices = None
 
     class Health:
         total_failures = consecutive_failures = 0
@@ -208,6 +210,7 @@ def test_relay_failures_are_counted_for_good_and_exported_as_a_counter():
     metrics.refresh(None, checkpointer)  # a second scrape adds nothing new
     assert registry.get_sample_value("ddx_checkpoint_relay_attempts_failed_total") == 3
     assert registry.get_sample_value("ddx_checkpoint_inbox_mismatches_total") == 2
+    assert registry.get_sample_value("ddx_checkpoint_price_refusals_total") == 1
 
 
 def test_a_restarted_node_knows_the_recorded_epoch_from_the_contract():
