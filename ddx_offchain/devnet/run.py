@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from web3 import Web3
+
 from .anvil import DEVNET_CHAIN_ID, AnvilProcess, dev_accounts, find_anvil
 from .cluster import DOLLAR, DevnetCluster, start_cluster
 from .prices import OracleFeeds
@@ -47,6 +49,7 @@ class ChainChoice:
 def _choose_chain(*, demo: bool, rpc_url: str | None, embedded: bool, rpc_port: int, root: Path, echo: Echo) -> ChainChoice:
     if rpc_url is not None or demo or embedded:
         return ChainChoice(rpc_url, None)
+    root.mkdir(parents=True, exist_ok=True)
     if find_anvil() is None:
         echo("anvil not found (run `npm ci`, as `make install` does): using the embedded chain, which has no JSON-RPC "
              "endpoint for wallets")
@@ -170,10 +173,15 @@ def run_devnet(
     if ape_deploy and rpc_url is None:
         echo("--ape-deploy needs --rpc (ape deploys to a node)")
         return 2
+    try:
+        fund = [Web3.to_checksum_address(a) for a in fund or []]
+    except ValueError as exc:
+        echo(f"--fund: {exc}")
+        return 2
     if not demo:
         _configure_logging()
     kwargs = dict(demo=demo, operators=operators, rpc_url=rpc_url, embedded=embedded, rpc_port=rpc_port,
-                  fund=list(fund or []), epoch_seconds=epoch_seconds, confirmations=confirmations,
+                  fund=fund, epoch_seconds=epoch_seconds, confirmations=confirmations,
                   ape_deploy=ape_deploy, echo=echo)
     if data_dir is not None:
         return asyncio.run(_run(root=Path(data_dir), **kwargs))

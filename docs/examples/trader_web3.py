@@ -34,6 +34,8 @@ ERC20 = [
 EXCHANGE = [
     {"type": "function", "name": "deposit", "stateMutability": "nonpayable",
      "inputs": [{"name": "token", "type": "address"}, {"name": "amount", "type": "uint256"}], "outputs": []},
+    {"type": "function", "name": "operators", "stateMutability": "view", "inputs": [],
+     "outputs": [{"name": "", "type": "address[]"}]},
 ]
 DOLLAR = 10**6  # the mock collateral has 6 decimals
 TICK = 10_000  # ETHP's price tick in the devnet genesis (0.01)
@@ -62,7 +64,7 @@ async def main() -> None:
     info = json.loads(Path(os.environ.get("DDX_DEVNET_INFO") or Path.home() / ".ddx" / "devnet.json").read_text())
     w3 = Web3(Web3.HTTPProvider(info["rpc"]))
     manifest = load_manifest(info["manifest"])
-    domain = Domain(info["chainId"], info["exchange"])
+    domain = Domain.of(info["chainId"], info["exchange"])
     alice_key, bob_key = info["devAccounts"][0]["privateKey"], info["devAccounts"][1]["privateKey"]
     token = w3.eth.contract(address=info["collateral"], abi=ERC20)
     exchange = w3.eth.contract(address=info["exchange"], abi=EXCHANGE)
@@ -73,10 +75,10 @@ async def main() -> None:
         send(w3, exchange.functions.deposit(info["collateral"], 10_000 * DOLLAR), key)
     print("deposited 10,000 for alice and bob")
 
-    operators = set()  # receipts are checked against the operator set recorded on-chain
+    # receipts are checked against the operator set recorded on-chain, not against what an API says
+    operators = {bytes.fromhex(a[2:]) for a in exchange.functions.operators().call()}
     async with DdxClient(info["apis"], domain, operators) as client:
         settlement = Settlement.connect(client, info["rpc"], manifest)
-        operators.update(bytes.fromhex(a[2:]) for a in settlement.exchange.functions.operators().call())
         alice, bob = Trader(bytes.fromhex(alice_key[2:]), domain), Trader(bytes.fromhex(bob_key[2:]), domain)
 
         async def credited():
