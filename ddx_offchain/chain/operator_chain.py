@@ -366,7 +366,7 @@ async def build_operator_chain(node_settings, service, engine: Callable[[], Engi
     `chain.attach(metrics=…, history=…)`, serves `chain.status` as its checkpoint status, mounts
     `signatures.signature_routes(exchange)` in its API, and starts/stops `chain` with itself.
     """
-    from ..deployment.artifacts import compile_contract
+    from ..deployment.artifacts import shipped_abi
     from ..deployment.manifest import ManifestError, load_manifest
     from .rpc import Web3ChainRpc, http_web3
     from .signatures import HttpSignatureExchange
@@ -385,7 +385,7 @@ async def build_operator_chain(node_settings, service, engine: Callable[[], Engi
             f"chain.manifest is for exchange {manifest.exchange} on chain {manifest.chain_id}, the node is configured for "
             f"0x{domain.verifying_contract.hex()} on chain {domain.chain_id}"
         )
-    rpc = Web3ChainRpc(http_web3(node_settings.rpc), manifest.exchange, compile_contract("Exchange").abi)
+    rpc = Web3ChainRpc(http_web3(node_settings.rpc), manifest.exchange, shipped_abi("Exchange"))
     try:
         operator_set = await rpc.operator_set()  # the current set (a rotation after deployment is picked up)
     except Exception as exc:

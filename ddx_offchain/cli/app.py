@@ -123,7 +123,7 @@ def devnet_price(
     from web3 import Web3
 
     from ..chain.price_sources import PriceSourceError, decimal_units
-    from ..deployment.artifacts import compile_contract
+    from ..deployment.artifacts import shipped_abi
     from ..devnet.prices import FEED_DECIMALS
 
     doc = _devnet_info(info)
@@ -139,7 +139,7 @@ def devnet_price(
         typer.echo("VALUE: must be positive", err=True)
         raise typer.Exit(2)
     w3 = Web3(Web3.HTTPProvider(doc["rpc"]))
-    aggregator = w3.eth.contract(address=doc["aggregators"][market], abi=compile_contract("MockAggregator").abi)
+    aggregator = w3.eth.contract(address=doc["aggregators"][market], abi=shipped_abi("MockAggregator"))
     tx = aggregator.functions.set_answer(answer).transact({"from": w3.eth.accounts[0]})
     w3.eth.wait_for_transaction_receipt(tx)
     typer.echo(f"{market} aggregator set to {value} (the operators sequence it, clamped per update)")
@@ -155,7 +155,7 @@ def devnet_fund(
     from web3 import Web3
 
     from ..chain.price_sources import PriceSourceError, decimal_units
-    from ..deployment.artifacts import compile_contract
+    from ..deployment.artifacts import shipped_abi
 
     doc = _devnet_info(info)
     if not doc.get("rpc"):
@@ -170,7 +170,7 @@ def devnet_fund(
         raise typer.Exit(2) from None
     sender = w3.eth.accounts[0]
     w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": sender, "to": to, "value": 10 * 10**18}))
-    token = w3.eth.contract(address=doc["collateral"], abi=compile_contract("MockERC20").abi)
+    token = w3.eth.contract(address=doc["collateral"], abi=shipped_abi("MockERC20"))
     w3.eth.wait_for_transaction_receipt(token.functions.mint(to, units).transact({"from": sender}))
     typer.echo(f"funded {to} with 10 ETH and {amount} mock collateral")
 

@@ -425,6 +425,7 @@ def audit(
 
     from ..chain.rpc import Web3ChainRpc, http_web3
     from ..daemon.config import ConfigError
+    from ..deployment.artifacts import shipped_abi
     from ..deployment.genesis import load_genesis
     from ..replica.audit import Replay, log_from_api, log_from_history
     from ..replica.audit import audit as run_audit
@@ -438,8 +439,6 @@ def audit(
         _fail(exc)
 
     async def go() -> bool:
-        from ..deployment.artifacts import compile_contract
-
         if log_url is not None:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
                 async for log_index, entry in log_from_api(session, log_url):
@@ -447,7 +446,7 @@ def audit(
         else:
             for log_index, entry in log_from_history(history):
                 replay.apply(log_index, entry)
-        rpc_client = Web3ChainRpc(http_web3(rpc), m.exchange, compile_contract("Exchange").abi)
+        rpc_client = Web3ChainRpc(http_web3(rpc), m.exchange, shipped_abi("Exchange"))
         try:
             report = await run_audit(rpc_client, replay, m.deployment_block)
         finally:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from ..deployment.artifacts import compile_contract
+from ..deployment.artifacts import shipped_abi
 from ..errors import DdxError
 from .api import DdxClient, RequestRefused, VerifiedReceipt
 from .claims import (
@@ -82,8 +82,8 @@ class Settlement:
             raise SettlementError(f"cannot reach the chain at {rpc}")
         if w3.eth.chain_id != manifest.chain_id:
             raise SettlementError(f"{rpc} is chain {w3.eth.chain_id}, the manifest is for chain {manifest.chain_id}")
-        exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
-        return cls(client, w3, exchange, compile_contract("MockERC20").abi)  # ERC-20 views and Transfer events
+        exchange = w3.eth.contract(address=manifest.exchange, abi=shipped_abi("Exchange"))
+        return cls(client, w3, exchange, shipped_abi("MockERC20"))  # ERC-20 views and Transfer events
 
     def token(self, address: str):
         return self.w3.eth.contract(address=to_checksum_address(address), abi=self.token_abi)

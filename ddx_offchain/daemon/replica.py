@@ -80,7 +80,7 @@ def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: 
     import sys
 
     from ..chain.rpc import Web3ChainRpc, http_web3
-    from ..deployment.artifacts import compile_contract
+    from ..deployment.artifacts import shipped_abi
     from ..deployment.genesis import load_genesis
     from ..deployment.manifest import ManifestError, load_manifest
     from .config import ConfigError
@@ -106,6 +106,6 @@ def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: 
         listen=(host, int(port)),
         confirmations=confirmations,
     )
-    rpc = Web3ChainRpc(http_web3(rpc_url), manifest.exchange, compile_contract("Exchange").abi)
+    rpc = Web3ChainRpc(http_web3(rpc_url), manifest.exchange, shipped_abi("Exchange"))
     _event_loop_runner()(serve(settings, rpc))
     return 0

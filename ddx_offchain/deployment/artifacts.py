@@ -28,6 +28,31 @@ class ArtifactError(DdxError, RuntimeError):
     """A contract could not be found or compiled."""
 
 
+SHIPPED_ABI_DIR = Path(__file__).resolve().parent / "abi"
+
+
+@lru_cache(maxsize=None)
+def shipped_abi(name: str) -> list:
+    """The ABI of a contract as shipped in the package (deployment/abi/NAME.json): what clients and operators
+    talk to the chain with, without a compiler. tests/contracts/test_shipped_abi.py keeps it equal to the
+    compiled one (`python -m ddx_offchain.deployment.toolchain write-abi` rewrites it)."""
+    path = SHIPPED_ABI_DIR / f"{name}.json"
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise ArtifactError(f"no shipped ABI for {name!r} at {path}") from None
+
+
+def write_shipped_abis() -> list[Path]:
+    SHIPPED_ABI_DIR.mkdir(exist_ok=True)
+    out = []
+    for name in SOURCES:
+        path = SHIPPED_ABI_DIR / f"{name}.json"
+        path.write_text(json.dumps(compile_contract(name).abi, indent=1, sort_keys=True) + "\n")
+        out.append(path)
+    return out
+
+
 @dataclass(frozen=True)
 class Artifact:
     name: str

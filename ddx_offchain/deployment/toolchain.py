@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ..errors import DdxError
+from .artifacts import write_shipped_abis
 
 VYPER_VERSION = "0.4.3"
 
@@ -51,10 +52,14 @@ def link_vyper() -> Path:
 
 
 def main(argv: list[str]) -> int:
+    if argv[1:] == ["write-abi"]:
+        for path in write_shipped_abis():
+            print(path)
+        return 0
     if argv[1:] == ["link-vyper"]:
         print(f"vyper {VYPER_VERSION} for ape: {link_vyper()}")
         return 0
-    print("usage: python -m ddx_offchain.deployment.toolchain link-vyper", file=sys.stderr)
+    print("usage: python -m ddx_offchain.deployment.toolchain link-vyper | write-abi", file=sys.stderr)
     return 2
 
 

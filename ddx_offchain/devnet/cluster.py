@@ -24,7 +24,7 @@ from ..chain.operator_chain import ChainSettings, OperatorChain, with_overrides
 from ..chain.price_feed import PriceFeed
 from ..chain.rpc import Web3ChainRpc, embedded_async_web3, http_web3
 from ..chain.signatures import SignatureBoard
-from ..deployment.artifacts import compile_contract
+from ..deployment.artifacts import shipped_abi
 from ..deployment.deploy import CollateralSpec, DeployConfig, deploy_and_record
 from ..deployment.embedded import Web3Deployer, embedded_web3
 from ..deployment.genesis import example_genesis
@@ -135,7 +135,7 @@ class DevnetCluster:
             listen=("127.0.0.1", free_ports(1)[0]),
             snapshot_every=snapshot_every,
         )
-        rpc = Web3ChainRpc(self.make_async(), self.manifest.exchange, compile_contract("Exchange").abi)
+        rpc = Web3ChainRpc(self.make_async(), self.manifest.exchange, shipped_abi("Exchange"))
         running = ReplicaProcess(settings, rpc)
         await running.start()
         self.replicas.append(running)
@@ -225,8 +225,8 @@ async def start_cluster(
         manifest, _ = deploy_and_record(Web3Deployer(w3, network=network), config, local=True, root=root / "deployments", log=echo)
     for member in members:  # relayers pay gas
         w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": w3.eth.accounts[0], "to": member, "value": 10**20}))
-    exchange = w3.eth.contract(address=manifest.exchange, abi=compile_contract("Exchange").abi)
-    token = w3.eth.contract(address=manifest.mock_token, abi=compile_contract("MockERC20").abi)
+    exchange = w3.eth.contract(address=manifest.exchange, abi=shipped_abi("Exchange"))
+    token = w3.eth.contract(address=manifest.mock_token, abi=shipped_abi("MockERC20"))
     domain = om.Domain(manifest.chain_id, manifest.exchange)
     operator_set = om.OperatorSet(manifest.operator_set_id, manifest.threshold, members, manifest.supermajority_required)
 
@@ -240,7 +240,7 @@ async def start_cluster(
     settings = with_overrides(ChainSettings.embedded(manifest.deployment_block, epoch_interval_s), confirmations=confirmations)
     for i, (path, key) in enumerate(zip(files.configs, keys)):
         running = OperatorProcess(load_config(path), key)
-        rpc = Web3ChainRpc(make_async(), manifest.exchange, compile_contract("Exchange").abi)
+        rpc = Web3ChainRpc(make_async(), manifest.exchange, shipped_abi("Exchange"))
         adapter = running.node.engine
         chain = OperatorChain(
             settings,
