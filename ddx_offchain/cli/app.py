@@ -29,7 +29,9 @@ def node(config: str = typer.Option(..., "--config", help="the operator's TOML c
     raise typer.Exit(main(config))
 
 
-operator_app = typer.Typer(no_args_is_help=True, help="Operator tooling: check a config before starting a node.")
+operator_app = typer.Typer(
+    no_args_is_help=True, help="Operator tooling: write a cluster's files, point them at a deployment, check a config."
+)
 app.add_typer(operator_app, name="operator")
 
 
@@ -40,6 +42,61 @@ def operator_check(config: str = typer.Option(..., "--config", help="the operato
     from ..daemon.run import check
 
     raise typer.Exit(check(config, echo=typer.echo))
+
+
+@operator_app.command("init")
+def operator_init(
+    out: str = typer.Option(..., "--out", help="where to write one folder per operator (must be empty or absent)"),
+    hosts: str = typer.Option(..., "--hosts", help="comma-separated host of each operator, e.g. a.example.org,b.example.org,c.example.org"),
+    genesis_spec: str = typer.Option(..., "--genesis-spec", help="TOML or JSON: tokens and markets (other market fields default)"),
+    raft_port: int = typer.Option(9001, "--raft-port", help="Raft/TLS port (operators sharing a host count up from it)"),
+    api_port: int = typer.Option(8001, "--api-port", help="API port (operators sharing a host count up from it)"),
+    scheme: str = typer.Option("https", "--scheme", help="scheme of the public API URLs (http for a local test)"),
+    manifest: str = typer.Option(None, "--manifest", help="an exchange already deployed for these operators (else: set-deployment later)"),
+    rpc: str = typer.Option("", "--rpc", help="the chain RPC each node uses for its chain side"),
+    password_env: str = typer.Option("DDX_KEYSTORE_PASSWORD", "--password-env", help="variable holding the keystore password"),
+    kdf_n: int = typer.Option(65_536, "--kdf-n", help="scrypt cost of the keystores (memory 128 x n bytes)"),
+) -> None:
+    """Write every operator's folder: encrypted key, TLS identity, peers' certificates, genesis and an explained config.
+    Prints the operator addresses to deploy the exchange with. Copy folder opI to machine I."""
+    import os
+
+    from ..daemon.provision import genesis_from_spec, init_cluster, load_spec, plan_cluster
+    from ..errors import ConfigError
+
+    try:
+        plans = plan_cluster([h.strip() for h in hosts.split(",") if h.strip()], raft_port=raft_port, api_port=api_port,
+                             scheme=scheme)
+        genesis = genesis_from_spec(load_spec(Path(genesis_spec)))
+        result = init_cluster(Path(out), plans, genesis, os.environ.get(password_env, ""), rpc=rpc,
+                              manifest=Path(manifest) if manifest else None, password_env=password_env, kdf_n=kdf_n)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for plan, folder, address in zip(plans, result.folders, result.addresses):
+        typer.echo(f"operator {plan.id}: {address}  {folder}  (raft {plan.host}:{plan.raft_port}, API {plan.public_url})")
+    if manifest is None:
+        typer.echo("next: deploy the exchange with these operators, then `ddx operator set-deployment --manifest "
+                   f"<manifest> {out}`; then copy each folder to its machine and run `ddx node --config node.toml`")
+
+
+@operator_app.command("set-deployment")
+def operator_set_deployment(
+    folder: str = typer.Argument(..., help="the folder `ddx operator init` wrote"),
+    manifest: str = typer.Option(..., "--manifest", help="the deployment manifest of the exchange"),
+    rpc: str = typer.Option("", "--rpc", help="the chain RPC each node uses for its chain side"),
+) -> None:
+    """Point every operator config under FOLDER at a deployed exchange (copies the manifest in)."""
+    from ..daemon.provision import set_deployment
+    from ..deployment.manifest import ManifestError
+    from ..errors import ConfigError
+
+    try:
+        for config in set_deployment(Path(folder), Path(manifest), rpc=rpc):
+            typer.echo(f"updated {config}")
+    except (ConfigError, ManifestError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()

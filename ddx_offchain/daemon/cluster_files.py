@@ -16,6 +16,7 @@ from pathlib import Path
 from ..protocol.eip712 import Domain, address_of, checksum_address
 from ..raft.certs import generate_operator_certificate
 from .keystore import write_keystore
+from .provision import OperatorPlan, render_config
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,28 +73,19 @@ def write_cluster(
             f.write(cert.key_pem)
     keys = [os.urandom(32) for _ in ids]
     password_env = "DDX_DEVNET_PASSWORD"
+    plans = [OperatorPlan(i, "127.0.0.1", raft_ports[i - 1], api_ports[i - 1], f"http://127.0.0.1:{api_ports[i - 1]}") for i in ids]
     configs = []
-    for i, key in zip(ids, keys):
+    for me, key in zip(plans, keys):
+        i = me.id
         write_keystore(root / f"op{i}.keystore.json", key, password, iterations=kdf_iterations)
-        raft = {"listen": f"127.0.0.1:{raft_ports[i - 1]}", "cert": f"op{i}.crt", "key": f"op{i}.key", "tick_ms": 20} | (raft_overrides or {})
-        api = {"listen": f"127.0.0.1:{api_ports[i - 1]}", "public_url": f"http://127.0.0.1:{api_ports[i - 1]}"} | (api_overrides or {})
-        lines = [
-            "[node]", f"id = {i}", f'data_dir = "data{i}"', "",
-            "[operator]", f'keystore = "op{i}.keystore.json"', f'password_env = "{password_env}"', "",
-            "[api]", *_toml(api), "",
-            "[raft]", *_toml(raft), "",
-            "[chain]", f"chain_id = {domain.chain_id}", f'exchange = "{checksum_address(domain.verifying_contract)}"', "",
-            "[engine]", 'genesis = "genesis.json"', "",
-        ]
-        for j in ids:
-            if j != i:
-                lines += ["[[peers]]", f"id = {j}", f'raft = "127.0.0.1:{raft_ports[j - 1]}"', f'cert = "op{j}.crt"',
-                          f'api = "http://127.0.0.1:{api_ports[j - 1]}"', ""]
+        text = render_config(
+            me, [p for p in plans if p.id != i], chain_id=domain.chain_id,
+            exchange=checksum_address(domain.verifying_contract), password_env=password_env,
+            keystore=f"op{i}.keystore.json", cert=f"op{i}.crt", key=f"op{i}.key", peer_cert="op{id}.crt",
+            data_dir=f"data{i}", listen_host="127.0.0.1", raft={"tick_ms": 20} | (raft_overrides or {}),
+            api=api_overrides or {},
+        )
         path = root / f"op{i}.toml"
-        path.write_text("\n".join(lines))
+        path.write_text(text)
         configs.append(path)
     return LocalCluster(root, configs, [f"http://127.0.0.1:{p}" for p in api_ports], keys, password_env, password, domain)
-
-
-def _toml(values: dict) -> list[str]:
-    return [f"{k} = {json.dumps(v) if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else v}" for k, v in values.items()]

@@ -222,6 +222,9 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         raise ConfigError("peers: ids must be unique and differ from node.id")
     for i, p in enumerate(doc.peers):
         _positive(p.id, f"peers[{i}].id", 2**32)
+    if not doc.chain.exchange:
+        raise ConfigError("chain.exchange: not set yet (a new cluster: deploy the exchange with these operators, then "
+                          "`ddx operator set-deployment --manifest … FOLDER`)")
     try:
         domain = Domain(doc.chain.chain_id, parse_address(doc.chain.exchange))
     except ProtocolError as exc:

@@ -59,11 +59,14 @@ def load_operator_key(
         raise KeystoreError(f"malformed keystore {path}: {exc!r}") from None
 
 
-def write_keystore(path: Path, private_key: bytes, password: str, *, iterations: int | None = None) -> None:
-    """Encrypt `private_key` to `path` (mode 600). `iterations` lowers the KDF cost for tests and devnets only."""
+def write_keystore(
+    path: Path, private_key: bytes, password: str, *, iterations: int | None = None, kdf: str = "pbkdf2"
+) -> None:
+    """Encrypt `private_key` to `path` (mode 600). Without `iterations`, eth-account's default (scrypt n=2^18);
+    with it, `kdf` ("pbkdf2": the iteration count, for tests and devnets; "scrypt": the cost n)."""
     from eth_account import Account
 
-    kwargs = {"kdf": "pbkdf2", "iterations": iterations} if iterations else {}
+    kwargs = {"kdf": kdf, "iterations": iterations} if iterations else {}
     document = Account.encrypt(private_key, password, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

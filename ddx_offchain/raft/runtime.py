@@ -256,6 +256,8 @@ class RaftNode:
         self._read_waiters: dict[bytes, asyncio.Future] = {}
         self._reads_ready: list[tuple[int, asyncio.Future]] = []
         self._leader_waiters: list[tuple[int, asyncio.Future]] = []
+        # One future shared by everyone waiting for the next leader change, with the leader it was created under.
+        self._next_change: tuple[int, asyncio.Future] | None = None
         self._ids = itertools.count(1)
         self._node_id = config.node_id
         self._bucket_open = False
@@ -355,7 +357,8 @@ class RaftNode:
             if not future.done():
                 future.set_exception(error)
         for future in [*self._conf_waiters.values(), *self._read_waiters.values(),
-                       *(f for _, f in self._reads_ready), *(f for _, f in self._leader_waiters)]:
+                       *(f for _, f in self._reads_ready), *(f for _, f in self._leader_waiters),
+                       *([self._next_change[1]] if self._next_change else [])]:
             if not future.done():
                 future.set_exception(error)
         if self._storage is not None:
@@ -441,6 +444,19 @@ class RaftNode:
             await asyncio.wait_for(future, timeout if timeout is not None else self.config.proposal_timeout_seconds)
         except asyncio.TimeoutError:
             raise ProposalTimeoutError(f"leadership did not move to {to} in time") from None
+
+    def is_leader(self) -> bool:
+        """Whether this node leads now (no status object built: cheap enough for every proposal)."""
+        return self._soft_role == StateRole.LEADER
+
+    def leader_change(self) -> asyncio.Future:
+        """A future resolved with the new leader id (NO_NODE while there is none) the next time this node sees
+        the leader change. Shared by every caller until then (one per change, however many wait): never cancel
+        it."""
+        self._check_running()
+        if self._next_change is None:
+            self._next_change = (self._leader, self._loop.create_future())
+        return self._next_change[1]
 
     def on_applied(self, hook: Callable[[Sequence[Command], list], None]) -> None:
         """Register `hook(commands, outcomes)`, called after each run of commands is applied (in log order)."""
@@ -694,6 +710,11 @@ class RaftNode:
         self._soft_role = soft_state.role
         self._leader = soft_state.leader
         self._resolve_leader_waiters()
+        if self._next_change is not None and soft_state.leader != self._next_change[0]:
+            future = self._next_change[1]
+            self._next_change = None
+            if not future.done():
+                future.set_result(soft_state.leader)
 
     def on_hard_state(self, hard_state) -> None:
         self._term = hard_state.term
