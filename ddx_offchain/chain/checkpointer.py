@@ -107,7 +107,19 @@ class Checkpointer:
         self._report_stages()
         return cp
 
+    def _forget_final(self) -> None:
+        """Once an epoch is final on-chain, what it covers needs no more checking: the verifier's ledger drops the
+        blocks up to its anchor, the price ledger the prices before it (both would otherwise grow forever)."""
+        finals = [cp for cp in self.progress.epochs.values() if cp.stage is Stage.FINAL]
+        if not finals:
+            return
+        newest = max(finals, key=lambda cp: cp.epoch)
+        self.verifier.forget_through(newest.message.l1_block_number)
+        if self.prices is not None:
+            self.prices.ledger.forget_before(newest.epoch)
+
     def _report_stages(self) -> None:
+        self._forget_final()
         if not self.stage_listeners:
             return
         now = self.clock()

@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import aiohttp
@@ -150,14 +151,16 @@ class OperatorChain:
         exchange: SignatureExchange,
         clock: Callable[[], float] = time.monotonic,
         prices: PriceFeed | None = None,
+        ledger_path: Path | None = None,
     ) -> None:
+        """`ledger_path`: where the verifier keeps the blocks not yet under a final checkpoint across restarts."""
         self.settings = settings
         self.prices = prices
         self.rpc = rpc
         self.service = service
         self._engine = engine
         self.clock = clock
-        self.verifier = BlockVerifier(rpc, confirmations=settings.follower.confirmations)
+        self.verifier = BlockVerifier(rpc, confirmations=settings.follower.confirmations, ledger_path=ledger_path)
         self.checkpointer = Checkpointer(
             rpc=rpc,
             domain=domain,
@@ -408,5 +411,11 @@ async def build_operator_chain(node_settings, service, engine: Callable[[], Engi
         operator_set=operator_set,
         exchange=exchange,
         prices=prices,
+        ledger_path=verifier_ledger_path(node_settings.data_dir),
     )
     return chain, exchange
+
+
+def verifier_ledger_path(data_dir: Path) -> Path:
+    """Where an operator keeps its verifier ledger (beside its Raft data)."""
+    return Path(data_dir) / "chain" / "verifier-ledger.msgpack"

@@ -1,13 +1,24 @@
 """The block verifier shell: checks sequenced chain blocks against this operator's own RPC (verification.py).
 
 The node calls `record()` for every chain-block command the engine accepted, in log order; the checkpointer calls
-`check_through(anchor)` before it signs a checkpoint and signs only when it returns None (every block confirmed).
+`check_through(anchor)` before it signs a checkpoint and signs only when it returns None (every block confirmed),
+and `forget_through(anchor)` once that checkpoint is final.
+
+With a `ledger_path` the ledger of blocks not yet covered by a final checkpoint survives restarts: it is rewritten
+(atomically, fsync'd) at every change, before the Raft snapshot that covers the entry can be written, so a node
+restarted from its own snapshot still checks every block sequenced since the last final checkpoint. Entries the
+node replays after that snapshot are recognised and not recorded twice.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import msgspec
+
+from ..errors import DdxError
+from ..raft.logstore.fileio import atomic_write
 from .core.blocks import SequencedBlock
 from .core.verification import SequencedBlocks, Verdict, Verification, verify_block
 from .rpc import ChainRpc, RpcHealth
@@ -15,16 +26,36 @@ from .rpc import ChainRpc, RpcHealth
 log = logging.getLogger("ddx.chain.verifier")
 
 
+LEDGER_FORMAT = 1
+
+
 class BlockVerifier:
-    def __init__(self, rpc: ChainRpc, *, confirmations: int) -> None:
+    def __init__(self, rpc: ChainRpc, *, confirmations: int, ledger_path: Path | None = None) -> None:
         self.rpc = rpc
         self.confirmations = confirmations
-        self.blocks = SequencedBlocks()
+        self.ledger_path = ledger_path
+        if ledger_path is not None:
+            ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        self.blocks = load_ledger(ledger_path) if ledger_path is not None else SequencedBlocks()
         self.health = RpcHealth()
         self.checked = 0
 
     def record(self, block: SequencedBlock) -> None:
-        self.blocks.record(block)
+        if self.blocks.record(block):
+            self._persist()
+
+    def forget_through(self, number: int) -> None:
+        before = (len(self.blocks), self.blocks.forgotten_through)
+        self.blocks.forget_through(number)
+        if (len(self.blocks), self.blocks.forgotten_through) != before:
+            self._persist()
+
+    def _persist(self) -> None:
+        if self.ledger_path is None:
+            return
+        doc = [LEDGER_FORMAT, self.blocks.forgotten_through,
+               [[b.number, b.hash, [list(d) for d in b.deposits], [list(f) for f in b.forced]] for b in self.blocks.blocks()]]
+        atomic_write(self.ledger_path, [msgspec.msgpack.encode(doc)])
 
     async def check_through(self, number: int, anchor_hash: bytes | None = None) -> Verification | None:
         """None when every block sequenced up to `number` (and the anchor itself) matches this operator's chain;
@@ -80,3 +111,28 @@ class BlockVerifier:
             "mismatches": [{"block": m.block_number, "reason": m.reason} for m in mismatches],
             "rpc": self.health.status(),
         }
+
+
+class LedgerError(DdxError):
+    """The verifier's ledger file is unreadable: the node refuses to start rather than sign unchecked blocks."""
+
+
+def load_ledger(path: Path) -> SequencedBlocks:
+    """The persisted ledger (an empty one when the file does not exist yet)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return SequencedBlocks()
+    except OSError as exc:
+        raise LedgerError(f"cannot read the verifier ledger {path}: {exc.strerror}") from None
+    try:
+        version, forgotten, rows = msgspec.msgpack.decode(raw)
+        if version != LEDGER_FORMAT:
+            raise ValueError(f"format {version}")
+        blocks = [
+            SequencedBlock(number, bytes(h), tuple(tuple(d) for d in deposits), tuple(tuple(f) for f in forced))
+            for number, h, deposits, forced in rows
+        ]
+    except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        raise LedgerError(f"the verifier ledger {path} is corrupt ({exc}): move it away to start afresh") from None
+    return SequencedBlocks(blocks, forgotten_through=int(forgotten))

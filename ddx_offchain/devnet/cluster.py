@@ -20,7 +20,7 @@ from typing import Callable
 from eth_account import Account
 from web3 import Web3
 
-from ..chain.operator_chain import ChainSettings, OperatorChain, with_overrides
+from ..chain.operator_chain import ChainSettings, OperatorChain, verifier_ledger_path, with_overrides
 from ..chain.price_feed import PriceFeed
 from ..chain.rpc import Web3ChainRpc, embedded_async_web3, http_web3
 from ..chain.signatures import SignatureBoard
@@ -252,6 +252,7 @@ async def start_cluster(
             operator_set=operator_set,
             exchange=cluster.board,
             prices=None if price_feeds is None else price_feeds(i, cluster),
+            ledger_path=verifier_ledger_path(running.settings.data_dir),
         )
         running.attach_chain(chain)  # the same wiring `ddx node` does from its [chain] settings
         cluster.nodes.append(running)

@@ -18,6 +18,7 @@ from ddx_offchain.chain.checkpointer import CheckpointerConfig
 from ddx_offchain.chain.core.blocks import SequencedBlock
 from ddx_offchain.chain.core.follower import FollowerConfig
 from ddx_offchain.chain.core.relay_policy import relay_order
+from ddx_offchain.chain.core.verification import Verdict, Verification
 from ddx_offchain.engine.commands import ChainBlock, Deposit
 from ddx_offchain.engine.updates import Accepted
 
@@ -286,3 +287,55 @@ def test_a_deployment_without_the_supermajority_rule_checkpoints():
         assert bytes(lab.exchange.functions.checkpoint_root(epoch).call()) == lab.engine.frozen_root(epoch)
 
     run(scenario())
+
+
+def test_a_restarted_operator_still_refuses_a_fake_deposit_sequenced_before_its_restart(lab, tmp_path):
+    """Issue 16 (left open before): the verifier's ledger lived in memory, so an operator restarted from its own
+    snapshot (which skips the entries it covers) no longer knew a fake deposit had been sequenced and would sign
+    the next state containing it. The ledger now survives the restart (data_dir/chain/verifier-ledger.msgpack)."""
+    from ddx_offchain.chain.verifier import BlockVerifier, LedgerError
+
+    async def scenario():
+        path = tmp_path / "verifier-ledger.msgpack"
+        verifier = BlockVerifier(lab.rpc(), confirmations=0, ledger_path=path)
+        lab.deposit(0, 100)
+        head = lab.w3.eth.block_number
+        block = lab.w3.eth.get_block(head)
+        token = bytes.fromhex(lab.token.address[2:])
+        main = b"main".ljust(32, b"\0")
+        fake = ChainBlock(
+            b"\x02" * 32, head, bytes(block["hash"]),
+            (Deposit(1, bytes.fromhex(lab.w3.eth.accounts[1][2:]), main, token, 100),
+             Deposit(2, bytes.fromhex(lab.w3.eth.accounts[5][2:]), main, token, 10**9)),
+        )
+        verifier.record(SequencedBlock.from_command(fake))  # applied before the restart (and in the snapshot)
+        lab.mine(2)
+        # restart: a new process, a new verifier; the snapshot means the fake block is never applied again
+        restarted = BlockVerifier(lab.rpc(), confirmations=0, ledger_path=path)
+        verdict = await restarted.check_through(head)
+        assert verdict is not None and verdict.verdict.value == "mismatch" and "[1, 2]" in verdict.reason
+        # the same block replayed from the log after the restart is recognised, not recorded twice
+        restarted.record(SequencedBlock.from_command(fake))
+        assert len(restarted.blocks) == 1
+        # a ledger that cannot be read stops the start instead of signing unchecked blocks
+        path.write_bytes(b"\x93garbage")
+        with pytest.raises(LedgerError):
+            BlockVerifier(lab.rpc(), confirmations=0, ledger_path=path)
+
+    run(scenario())
+
+
+def test_the_ledger_forgets_what_a_final_checkpoint_covers_and_persists_that(lab, tmp_path):
+    from ddx_offchain.chain.verifier import BlockVerifier
+
+    path = tmp_path / "ledger"
+    verifier = BlockVerifier(lab.rpc(), confirmations=0, ledger_path=path)
+    for number in (3, 5, 8):
+        verifier.record(SequencedBlock(number, bytes([number]) * 32, ()))
+    for number in (3, 5, 8):
+        verifier.blocks.set_result(Verification(Verdict.CONFIRMED, number, "ok"))
+    verifier.forget_through(5)
+    reloaded = BlockVerifier(lab.rpc(), confirmations=0, ledger_path=path)
+    assert [b.number for b in reloaded.blocks.blocks()] == [8] and reloaded.blocks.forgotten_through == 5
+    reloaded.record(SequencedBlock(4, b"\x04" * 32, ()))  # replayed after a restart, already final: ignored
+    assert [b.number for b in reloaded.blocks.blocks()] == [8]

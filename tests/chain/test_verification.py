@@ -67,8 +67,9 @@ def test_ledger_combines_blocks_and_never_forgets_a_mismatch():
     ledger = SequencedBlocks()
     ledger.record(SequencedBlock(5, H5, ()))
     ledger.record(SequencedBlock(7, b"\x07" * 32, ()))
+    assert ledger.record(SequencedBlock(7, b"\x07" * 32, ())) is False  # a replay of the same block: ignored
     with pytest.raises(ValueError):
-        ledger.record(SequencedBlock(7, b"\x07" * 32, ()))
+        ledger.record(SequencedBlock(6, b"\x06" * 32, ()))  # another block, not after the last: a broken log
     assert ledger.verdict_through(7).verdict is Verdict.PENDING  # unchecked
     ledger.set_result(Verification(Verdict.CONFIRMED, 5, "ok"))
     assert [b.number for b in ledger.unchecked_through(7)] == [7]

@@ -82,15 +82,29 @@ def verify_block(
 class SequencedBlocks:
     """The chain blocks the log has sequenced, in order, and what this operator found when it checked them."""
 
-    def __init__(self) -> None:
-        self._blocks: list[SequencedBlock] = []
+    def __init__(self, blocks: list[SequencedBlock] | None = None, forgotten_through: int = 0) -> None:
+        self._blocks: list[SequencedBlock] = list(blocks or [])
         self._results: dict[int, Verification] = {}
+        self.forgotten_through = forgotten_through  # every block up to here was confirmed and dropped
 
-    def record(self, block: SequencedBlock) -> None:
-        """Called as the node applies an accepted chain-block command (numbers strictly increase)."""
+    def record(self, block: SequencedBlock) -> bool:
+        """Called as the node applies an accepted chain-block command (numbers strictly increase). A block already
+        in the ledger (the node replaying its log after a restart that kept the ledger) is not added twice; False
+        then."""
+        if block.number <= self.forgotten_through:
+            return False  # confirmed and final before a restart replayed it: nothing left to check
         if self._blocks and block.number <= self._blocks[-1].number:
+            if any(b == block for b in self._blocks):
+                return False
             raise ValueError(f"sequenced block {block.number} is not after {self._blocks[-1].number}")
         self._blocks.append(block)
+        return True
+
+    def last_number(self) -> int | None:
+        return self._blocks[-1].number if self._blocks else None
+
+    def blocks(self) -> list[SequencedBlock]:
+        return list(self._blocks)
 
     def unchecked_through(self, number: int) -> list[SequencedBlock]:
         """Blocks up to `number` not yet confirmed (pending or never checked); mismatches stay final."""
@@ -130,6 +144,7 @@ class SequencedBlocks:
             result = self._results.get(block.number)
             if block.number <= number and result is not None and result.verdict is Verdict.CONFIRMED:
                 del self._results[block.number]
+                self.forgotten_through = max(self.forgotten_through, block.number)
                 continue
             keep.append(block)
         self._blocks = keep
