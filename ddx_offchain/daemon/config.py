@@ -103,14 +103,15 @@ class _PriceMarket(msgspec.Struct, forbid_unknown_fields=True):
 class _Prices(msgspec.Struct, forbid_unknown_fields=True):
     markets: list[_PriceMarket]
     poll_interval_ms: int = 1_000
-    staleness_ms: int = 30_000
-    outlier_bps: int = 200
-    min_sources: int = 1
-    max_change_bps: int = 500
-    cadence_ms: int = 5_000
-    move_bps: int = 10
-    tolerance_bps: int = 50
-    window_ms: int = 5_000
+    # The rules: unset ones take PriceRules' defaults (chain/core/prices.py), the one place they are written.
+    staleness_ms: int | None = None
+    outlier_bps: int | None = None
+    min_sources: int | None = None
+    max_change_bps: int | None = None
+    cadence_ms: int | None = None
+    move_bps: int | None = None
+    tolerance_bps: int | None = None
+    window_ms: int | None = None
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
@@ -277,11 +278,8 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
 
 def _prices(doc: _Prices, rpc: str) -> PriceSettings:
     try:
-        rules = PriceRules(
-            staleness_ms=doc.staleness_ms, outlier_bps=doc.outlier_bps, min_sources=doc.min_sources,
-            max_change_bps=doc.max_change_bps, cadence_ms=doc.cadence_ms, move_bps=doc.move_bps,
-            tolerance_bps=doc.tolerance_bps, window_ms=doc.window_ms,
-        )
+        given = {name: getattr(doc, name) for name in PriceRules.__dataclass_fields__}
+        rules = PriceRules(**{name: value for name, value in given.items() if value is not None})
     except PriceError as exc:
         raise ConfigError(f"prices.{exc}") from None
     poll = _positive(doc.poll_interval_ms, "prices.poll_interval_ms", 3_600_001)

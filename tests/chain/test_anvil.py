@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from anvil_node import Anvil
 from chainlab import http_lab
 
 from ddx_offchain.chain.checkpointer import CheckpointerConfig
@@ -19,14 +18,6 @@ async def closing(lab, scenario):
     finally:
         await lab.close()
 
-
-@pytest.fixture
-def anvil():
-    node = Anvil()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def test_a_reorg_within_the_confirmation_depth_never_reaches_the_engine(anvil):

@@ -7,7 +7,6 @@ import asyncio
 import time
 
 import pytest
-from anvil_node import Anvil
 from web3 import Web3
 
 from ddx_offchain.chain.core.prices import Aggregate, PriceRules
@@ -18,14 +17,6 @@ from ddx_offchain.deployment.artifacts import compile_contract
 
 ETHP = b"ETHP".ljust(32, b"\0")
 
-
-@pytest.fixture
-def anvil():
-    node = Anvil()
-    try:
-        yield node
-    finally:
-        node.stop()
 
 
 def _deploy(w3: Web3, decimals: int, answer: int):
