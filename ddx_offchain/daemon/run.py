@@ -112,6 +112,7 @@ class OperatorProcess:
         self.node.attach(RaftSequencer(self.raft))
         self.runner: web.AppRunner | None = None
         self._status_task: asyncio.Task | None = None
+        self._history_task: asyncio.Task | None = None
         self.chain: OperatorChain | None = None
         self._signature_routes: list = []
 
@@ -150,6 +151,7 @@ class OperatorProcess:
         host, port = self.settings.api_listen
         await web.TCPSite(self.runner, host, port, reuse_address=True).start()
         self._status_task = asyncio.get_running_loop().create_task(self._status_log())
+        self._history_task = asyncio.get_running_loop().create_task(self.node.watch_history())
         if self.chain is not None:
             await self.chain.start()
         log.info("operator 0x%s serving the API on %s:%d, Raft on %s:%d", self.node.service.operator_address.hex(),
@@ -170,8 +172,9 @@ class OperatorProcess:
     async def stop(self) -> None:
         if self.chain is not None:
             await self.chain.stop()
-        if self._status_task is not None:
-            self._status_task.cancel()
+        for task in (self._status_task, self._history_task):
+            if task is not None:
+                task.cancel()
         if self.runner is not None:
             await self.runner.cleanup()
         await self.raft.shutdown()

@@ -250,6 +250,13 @@ class History:
         index, status, duplicate_of, epoch, trader, nonce = row
         return (request_hash, duplicate_of if status == DUPLICATE else index, epoch, trader, nonce)
 
+    def missing_requests(self, upto: int) -> int:
+        """How many request indexes 1..upto history lacks (0 when it is whole up to there)."""
+        if upto <= 0:
+            return 0
+        count = self._reader().execute("SELECT COUNT(*) FROM requests WHERE request_index <= ?", (upto,)).fetchone()[0]
+        return upto - count
+
     def contiguous_requests(self) -> int:
         """The largest n such that history holds every request 1..n (a binary search over counts)."""
         reader = self._reader()

@@ -38,6 +38,10 @@ class NodeMetrics:
             "ddx_checkpoint_lag_epochs", "Engine epoch minus the last checkpoint recorded on-chain", registry=r
         )
         self.history_backlog = Gauge("ddx_history_backlog_entries", "Applied entries not yet written to history", registry=r)
+        self.history_gaps = Gauge(
+            "ddx_history_missing_requests", "Request indexes below the persisted top that history lacks (being repaired)",
+            registry=r,
+        )
         self.ws_subscribers = Gauge("ddx_ws_subscribers", "Open WebSocket subscriptions", registry=r)
         self._receipts = self.requests.labels("receipt")
         self._applied_by_status: dict[str, Counter] = {}

@@ -28,6 +28,7 @@ from .views import ExchangeView
 
 log = logging.getLogger("ddx.node")
 
+HISTORY_CHECK_EVERY_S = 300.0  # how often a node re-counts its history for gaps (and once at start)
 BACKFILL_RETRY_FIRST_S = 1.0  # a failed history backfill is retried after this, doubling up to the max
 BACKFILL_RETRY_MAX_S = 60.0
 
@@ -133,6 +134,8 @@ class OperatorNode:
         if self.history is not None and replay_engine is not None and peer_api_urls:
             self.backfill = HistoryBackfill(domain=domain, history=self.history, make_engine=replay_engine, peer_urls=list(peer_api_urls))
         self._backfill_task: asyncio.Task | None = None
+        self.history_missing = 0  # request indexes history lacks below its top, at the last check
+        self.history_checked: dict | None = None
         self.service.observers.append(self.metrics.observe_submission)
         self.service.apply_observer = self.metrics.apply_time.observe
         self.metrics.on_refresh(self._refresh_metrics)
@@ -211,6 +214,7 @@ class OperatorNode:
             m.checkpoint_lag.set(self.engine.epoch() - (self.last_recorded_epoch() or 0))
         if self.history is not None:
             m.history_backlog.set(self.history.enqueued - self.history.written)
+            m.history_gaps.set(self.history_missing)
 
     def attach_checkpoints(self, source: CheckpointSource) -> None:
         """The chain side reports checkpoint progress here (docs/checkpoints.md); /v1/status shows it beside, never
@@ -261,6 +265,8 @@ class OperatorNode:
                 "persistedRequestIndex": self.history.persisted_request_index,
                 "persistedOrdinal": self.history.persisted_ordinal,
                 "failed": self.history.failed,
+                "missingRequests": self.history_missing,
+                "lastCheck": self.history_checked,
                 "backfill": None if self.backfill is None else self.backfill.state,
             },
         }
@@ -271,7 +277,40 @@ class OperatorNode:
         applied, commit = self.sequencer.applied_index(), self.sequencer.commit_index()
         if applied < commit:
             return False, f"applied {applied} of commit {commit}"
+        if self.history_missing:
+            return False, f"history lacks {self.history_missing} request(s) below what it reports: repairing from peers"
         return True, "leader known and applied up to the commit index"
+
+    async def check_history(self) -> int:
+        """Count the request indexes history lacks below its persisted top; if any, repair them from a peer's log
+        (the same verified backfill as after a snapshot, against this node's current state) unless a repair is
+        already running. Returns the count (also in status, readiness and `ddx_history_missing_requests`)."""
+        if self.history is None:
+            return 0
+        upto = self.history.persisted_request_index
+        missing = await asyncio.to_thread(self.history.missing_requests, upto)
+        self.history_missing = missing
+        self.history_checked = {"upto": upto, "missing": missing, "atMs": wall_clock_ms()}
+        if missing and self.backfill is not None and (self._backfill_task is None or self._backfill_task.done()):
+            log.warning("history lacks %d request(s) below %d: repairing from peers", missing, upto)
+            mark = SnapshotMark(self.machine.next_request_index, self.machine.last_log_index, self.engine.state_root(),
+                                self.engine.last_ordinal())
+            self._backfill_task = asyncio.get_running_loop().create_task(self._backfill(mark))
+        return missing
+
+    async def watch_history(self, every_s: float = HISTORY_CHECK_EVERY_S) -> None:
+        """At start and then periodically: history must never keep a silent gap (docs/api.md, History)."""
+        while True:
+            try:
+                missing = await self.check_history()
+                if missing and self._backfill_task is not None:
+                    await asyncio.shield(self._backfill_task)  # repaired (or cancelled by a newer snapshot)
+                    await self.check_history()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("history check failed")
+            await asyncio.sleep(every_s)
 
     def close(self) -> None:
         if self._backfill_task is not None:
