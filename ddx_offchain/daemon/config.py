@@ -57,6 +57,10 @@ class _Raft(msgspec.Struct, forbid_unknown_fields=True):
     # an fsync is in flight (inline writes only pay off when fsync takes well under a millisecond).
     write_in_thread: bool = True
     proposal_timeout_ms: int = 10_000
+    # Back-pressure bounds (docs/raft.md); unset ones keep the runtime's defaults (raft/runtime.py NodeConfig).
+    max_inbox_messages: int | None = None  # messages queued per peer before its connection stops being read
+    max_inbox_bytes: int | None = None
+    max_uncommitted_bytes: int | None = None  # the leader refuses proposals beyond this much uncommitted data
 
 
 class _Peer(msgspec.Struct, forbid_unknown_fields=True):
@@ -163,6 +167,7 @@ class NodeSettings:
     chain_confirmations: int | None = None  # None: the network's default (6 public, 1 local dev chains)
     chain_epoch_interval_seconds: float | None = None  # None: the network's default (60 s public, 5 s local)
     prices: PriceSettings | None = None  # None: this operator neither sequences nor checks index prices
+    raft_limits: tuple[tuple[str, int], ...] = ()  # the [raft] back-pressure bounds set in the config
 
     @property
     def api_urls(self) -> dict[int, str]:
@@ -273,6 +278,11 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         chain_confirmations=_confirmations(doc.chain.confirmations),
         chain_epoch_interval_seconds=_epoch_interval(doc.chain.epoch_interval_ms),
         prices=None if doc.prices is None else _prices(doc.prices, doc.chain.rpc),
+        raft_limits=tuple(
+            (name, _positive(value, f"raft.{name}", 1 << 40))
+            for name in ("max_inbox_messages", "max_inbox_bytes", "max_uncommitted_bytes")
+            if (value := getattr(doc.raft, name)) is not None
+        ),
     )
 
 

@@ -106,6 +106,7 @@ class OperatorProcess:
                 snapshot_keep_entries=settings.snapshot_keep_entries,
                 write_in_thread=settings.write_in_thread,
                 proposal_timeout_seconds=settings.proposal_timeout_seconds,
+                **dict(settings.raft_limits),
             ),
             self.node.service,  # the raft.fsm.StateMachine the runtime applies to
         )

@@ -219,3 +219,17 @@ def test_a_market_listed_twice_is_refused(folder):
     twice = PRICES + '[[prices.markets]]\nmarket = "ETHP"\ndecimals = 6\nsources = [{preset = "okx", symbol = "A"}]\n'
     with pytest.raises(ConfigError, match="listed twice"):
         parse_config(GOOD + twice, folder)
+
+
+def test_raft_back_pressure_bounds_reach_the_runtime(folder):
+    from ddx_offchain.raft.runtime import NodeConfig
+
+    text = GOOD.replace('key = "op1.key"', 'key = "op1.key"\nmax_inbox_messages = 512\nmax_uncommitted_bytes = 1048576')
+    settings = parse_config(text, folder)
+    assert dict(settings.raft_limits) == {"max_inbox_messages": 512, "max_uncommitted_bytes": 1_048_576}
+    assert parse_config(GOOD, folder).raft_limits == ()
+    config = NodeConfig(node_id=1, data_dir=folder / "raft", listen=("127.0.0.1", 9001), peers={}, tls=None,
+                        **dict(settings.raft_limits))
+    assert (config.max_inbox_messages, config.max_uncommitted_bytes) == (512, 1_048_576)
+    with pytest.raises(ConfigError, match="raft.max_inbox_bytes"):
+        parse_config(GOOD.replace('key = "op1.key"', 'key = "op1.key"\nmax_inbox_bytes = 0'), folder)
