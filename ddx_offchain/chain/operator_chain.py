@@ -132,6 +132,22 @@ class ChainHooks:
                     self.checkpointer.epoch_frozen(update.epoch, update.root, *engine_block, inbox)
 
 
+def chain_blocks_from_history(history, below: int, after: int) -> list[SequencedBlock] | None:
+    """The accepted chain blocks after L1 block `after` in the node's history (node/history.py) below request
+    index `below`; None while history lacks any of those requests (the backfill is still filling them)."""
+    if history is None or history.missing_requests(below - 1):
+        return None
+    blocks = []
+    for _, entry in history.accepted_operator_commands(below):
+        try:
+            command = decode_command(entry[1:])
+        except CommandDecodeError:
+            continue
+        if isinstance(command, ChainBlock) and command.block_number > after:
+            blocks.append(SequencedBlock.from_command(command))
+    return blocks
+
+
 def epoch_request_id(epoch: int) -> bytes:
     """The AdvanceEpoch request id: the same epoch is the same command on every leader."""
     return keccak256(b"ddx advance epoch" + epoch.to_bytes(32, "big"))
@@ -180,6 +196,7 @@ class OperatorChain:
         )
         self.hooks = ChainHooks(self.verifier, self.checkpointer, prices, lambda: self.service.sequencer.commit_index())
         self._was_leader = False
+        self.history = None  # the node's History, once attached: read back what a snapshot skipped
         self._last_epoch_at: float | None = None
         self._tasks: list[asyncio.Task] = []
         self.epochs_proposed = 0
@@ -189,6 +206,12 @@ class OperatorChain:
     def on_applied(self, applied: AppliedEntry) -> None:
         """`service.listeners` callback: hands each applied operator command to the chain hooks."""
         self.hooks.on_applied(applied, self._engine())
+
+    def on_restore(self) -> None:
+        """`service.restore_listeners` callback: the state jumped to a snapshot; blocks sequenced in entries this node
+        skipped are read back from its history before it signs (BlockVerifier.snapshot_installed)."""
+        self.verifier.snapshot_installed(self._engine().block_number, self.service.machine.next_request_index,
+                                         lambda below, after: chain_blocks_from_history(self.history, below, after))
 
     # ---- leader duties -------------------------------------------------------------------------------------
 
@@ -279,6 +302,7 @@ class OperatorChain:
 
             chain_metrics = ChainMetrics(metrics.registry)
             metrics.on_refresh(lambda: chain_metrics.refresh(self.watcher if self._was_leader else None, self.checkpointer))
+        self.history = history
         if history is not None:
             self.checkpointer.stage_listeners.append(history.record_checkpoint)
 

@@ -13,6 +13,7 @@ node replays after that snapshot are recognised and not recorded twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -39,10 +40,32 @@ class BlockVerifier:
         self.blocks = load_ledger(ledger_path) if ledger_path is not None else SequencedBlocks()
         self.health = RpcHealth()
         self.checked = 0
+        self._gap: tuple[int, int, Callable[[int, int], list[SequencedBlock] | None]] | None = None
 
     def record(self, block: SequencedBlock) -> None:
         if self.blocks.record(block):
             self._persist()
+
+    def snapshot_installed(self, engine_block: int, below_request: int,
+                           source: Callable[[int, int], list[SequencedBlock] | None]) -> None:
+        """The state jumped to a snapshot whose engine has sequenced L1 blocks up to `engine_block`. If the ledger
+        does not reach it (a snapshot installed from the leader skips entries this node never applied), the blocks
+        in between are read back with `source(below_request, after_block)` — from history, None while history is not
+        whole below the snapshot yet — before anything is signed."""
+        known = max(self.blocks.last_number() or 0, self.blocks.forgotten_through)
+        if engine_block > known:
+            self._gap = (below_request, known, source)
+
+    def _fill_gap(self) -> Verification | None:
+        below, after, source = self._gap
+        blocks = source(below, after)
+        if blocks is None:
+            return Verification(Verdict.PENDING, after, f"waiting for history below request {below} (backfill) to "
+                                "re-verify the chain blocks a snapshot skipped")
+        self.blocks.insert_earlier([b for b in blocks if b.number > after])
+        self._gap = None
+        self._persist()
+        return None
 
     def forget_through(self, number: int) -> None:
         before = (len(self.blocks), self.blocks.forgotten_through)
@@ -61,6 +84,10 @@ class BlockVerifier:
         """None when every block sequenced up to `number` (and the anchor itself) matches this operator's chain;
         else the first mismatch, or the first block it cannot confirm yet. RPC errors propagate (the caller
         retries) and are counted in `health`."""
+        if self._gap is not None:
+            waiting = self._fill_gap()
+            if waiting is not None:
+                return waiting
         try:
             head = await self.rpc.block_number()
             for block in self.blocks.unchecked_through(number):

@@ -128,6 +128,7 @@ class OperatorProcess:
             raise RuntimeError("attach the chain side before the node starts (its routes are mounted at start)")
         self.chain = chain
         self.node.service.listeners.append(chain.on_applied)
+        self.node.service.restore_listeners.append(chain.on_restore)
         chain.attach(metrics=self.node.metrics, history=self.node.history)
         self.node.attach_checkpoints(chain)
         if isinstance(signature_exchange, HttpSignatureExchange):

@@ -22,6 +22,7 @@ import msgspec
 
 from ..engine import updates as eu
 from ..errors import DdxError
+from ..protocol.requests import ENTRY_OPERATOR_COMMAND
 from .state_machine import DUPLICATE, AppliedEntry, ExecutionUpdate
 
 log = logging.getLogger("ddx.history")
@@ -249,6 +250,17 @@ class History:
             return None
         index, status, duplicate_of, epoch, trader, nonce = row
         return (request_hash, duplicate_of if status == DUPLICATE else index, epoch, trader, nonce)
+
+    def accepted_operator_commands(self, below: int) -> list[tuple[int, bytes]]:
+        """(request index, entry) of every operator command below request index `below` that the engine accepted,
+        in log order: what the chain side re-reads after a snapshot skipped those entries."""
+        rows = self._reader().execute(
+            "SELECT r.request_index, r.entry FROM requests r WHERE r.request_index < ? AND substr(r.entry, 1, 1) = ? "
+            "AND EXISTS (SELECT 1 FROM updates u WHERE u.request_index = r.request_index AND u.kind = 'Accepted') "
+            "ORDER BY r.request_index",
+            (below, bytes([ENTRY_OPERATOR_COMMAND])),
+        )
+        return [(index, bytes(entry)) for index, entry in rows]
 
     def missing_requests(self, upto: int) -> int:
         """How many request indexes 1..upto history lacks (0 when it is whole up to there)."""

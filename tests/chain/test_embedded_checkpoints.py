@@ -19,8 +19,13 @@ from ddx_offchain.chain.core.blocks import SequencedBlock
 from ddx_offchain.chain.core.follower import FollowerConfig
 from ddx_offchain.chain.core.relay_policy import relay_order
 from ddx_offchain.chain.core.verification import Verdict, Verification
-from ddx_offchain.engine.commands import ChainBlock, Deposit
-from ddx_offchain.engine.updates import Accepted
+from ddx_offchain.chain.operator_chain import chain_blocks_from_history
+from ddx_offchain.chain.verifier import BlockVerifier, LedgerError
+from ddx_offchain.engine.commands import ChainBlock, Deposit, encode_command
+from ddx_offchain.engine.updates import Accepted, Rejected
+from ddx_offchain.node.history import History
+from ddx_offchain.node.state_machine import AppliedEntry, ExecutionUpdate
+from ddx_offchain.protocol.requests import ENTRY_OPERATOR_COMMAND
 
 CONFIG = CheckpointerConfig(confirmations=2, relay_timeout_s=10.0, resubmit_after_s=30.0, stall_after_s=20.0)
 
@@ -293,7 +298,6 @@ def test_a_restarted_operator_still_refuses_a_fake_deposit_sequenced_before_its_
     """Issue 16 (left open before): the verifier's ledger lived in memory, so an operator restarted from its own
     snapshot (which skips the entries it covers) no longer knew a fake deposit had been sequenced and would sign
     the next state containing it. The ledger now survives the restart (data_dir/chain/verifier-ledger.msgpack)."""
-    from ddx_offchain.chain.verifier import BlockVerifier, LedgerError
 
     async def scenario():
         path = tmp_path / "verifier-ledger.msgpack"
@@ -326,7 +330,6 @@ def test_a_restarted_operator_still_refuses_a_fake_deposit_sequenced_before_its_
 
 
 def test_the_ledger_forgets_what_a_final_checkpoint_covers_and_persists_that(lab, tmp_path):
-    from ddx_offchain.chain.verifier import BlockVerifier
 
     path = tmp_path / "ledger"
     verifier = BlockVerifier(lab.rpc(), confirmations=0, ledger_path=path)
@@ -339,3 +342,44 @@ def test_the_ledger_forgets_what_a_final_checkpoint_covers_and_persists_that(lab
     assert [b.number for b in reloaded.blocks.blocks()] == [8] and reloaded.blocks.forgotten_through == 5
     reloaded.record(SequencedBlock(4, b"\x04" * 32, ()))  # replayed after a restart, already final: ignored
     assert [b.number for b in reloaded.blocks.blocks()] == [8]
+
+
+def test_blocks_a_snapshot_skipped_are_read_back_from_history_before_signing(lab, tmp_path):
+    """Issue 16: a node far behind installs a snapshot from the leader and never applies the entries it skips: the
+    chain blocks in them were missing from its ledger, so a fake deposit there went unchecked. Now the verifier
+    waits for history (backfilled) below the snapshot, reads those blocks back, and checks them."""
+
+    async def scenario():
+        lab.deposit(0, 100)
+        head = lab.w3.eth.block_number
+        block = lab.w3.eth.get_block(head)
+        token = bytes.fromhex(lab.token.address[2:])
+        main = b"main".ljust(32, b"\0")
+        fake = ChainBlock(
+            b"\x03" * 32, head, bytes(block["hash"]),
+            (Deposit(1, bytes.fromhex(lab.w3.eth.accounts[1][2:]), main, token, 100),
+             Deposit(2, bytes.fromhex(lab.w3.eth.accounts[5][2:]), main, token, 10**9)),
+        )
+        refused = ChainBlock(b"\x04" * 32, head - 1, b"\x01" * 32)  # the engine rejected it: not sequenced
+        history = History(tmp_path / "history.sqlite")
+
+        def source(below, after):  # what OperatorChain.on_restore hands the verifier
+            return chain_blocks_from_history(history, below, after)
+
+        verifier = BlockVerifier(lab.rpc(), confirmations=0, ledger_path=tmp_path / "ledger")
+        verifier.snapshot_installed(head, 3, source)  # the snapshot covers requests 1-2 and L1 blocks up to head
+        lab.mine(2)
+        waiting = await verifier.check_through(head)
+        assert waiting.verdict.value == "pending" and "backfill" in waiting.reason  # history lacks requests 1-2
+        entries = [(1, fake, Accepted(1, fake.request_id, "ChainBlock")),
+                   (2, refused, Rejected(2, refused.request_id, "ChainBlock", 1, "not newer"))]
+        for index, command, update in entries:
+            entry = bytes([ENTRY_OPERATOR_COMMAND]) + encode_command(command)
+            history.record(AppliedEntry(index, index, entry, "sequenced", 0, updates=[ExecutionUpdate(index, update, (), None)]))
+        history.flush()
+        verdict = await verifier.check_through(head)
+        assert verdict is not None and verdict.verdict.value == "mismatch" and "[1, 2]" in verdict.reason
+        assert [b.number for b in verifier.blocks.blocks()] == [head]  # the rejected block was not read back
+        history.close()
+
+    run(scenario())

@@ -100,6 +100,13 @@ class SequencedBlocks:
         self._blocks.append(block)
         return True
 
+    def insert_earlier(self, blocks: list[SequencedBlock]) -> None:
+        """Blocks sequenced before the ones recorded since (read back after a snapshot skipped them), in order;
+        those already present are kept once."""
+        present = {b.number for b in self._blocks}
+        merged = sorted([b for b in blocks if b.number not in present] + self._blocks, key=lambda b: b.number)
+        self._blocks = merged
+
     def last_number(self) -> int | None:
         return self._blocks[-1].number if self._blocks else None
 
