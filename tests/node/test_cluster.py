@@ -127,3 +127,60 @@ def test_process_cluster_receipts_leader_kill_and_snapshot_catch_up(tmp_path):
         asyncio.run(asyncio.wait_for(scenario(), 150))
     finally:
         cluster.stop_all()
+
+
+def test_all_killed_after_a_snapshot_then_a_staggered_restart_leaves_no_history_gap(tmp_path):
+    """Issue 16, item 1: every node SIGKILLed after snapshots landed; the first node back (its history lost) tries to
+    backfill the rows below its snapshot from peers that are still down. It must retry until they return and end
+    with a whole history, the same as theirs — not `backfill: failed` with silent gaps."""
+    cluster = ProcessCluster(tmp_path, 3, raft_overrides={"snapshot_interval": 30, "snapshot_keep_entries": 5})
+    for i in (1, 2, 3):
+        cluster.start(i)
+
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            await cluster.wait_ready(session)
+            traders = [Trader(bytes([0x30 + k]) * 32, DOMAIN) for k in range(3)]
+            async with DdxClient(cluster.urls, DOMAIN, cluster.files.operators, retries=20) as client:
+                for n in range(90):
+                    await client.submit(traders[n % 3].create_strategy(f"s{n}"))
+            statuses = await cluster.wait_converged(session)
+            assert all(s["raft"]["snapshotIndex"] > 0 for s in statuses.values())
+            last = statuses[1]["engine"]["nextRequestIndex"] - 1
+            for i in (1, 2, 3):
+                cluster.kill(i)  # all at once, no goodbye
+            for stale in cluster.files.root.glob("data1/history.sqlite*"):
+                stale.unlink()  # node 1 comes back first, without the rows its snapshot skips
+            cluster.start(1)
+
+            async def backfill_of_1():
+                status = await cluster.status(session, 1)
+                return None if status is None else status["history"]["backfill"]
+
+            deadline = time.monotonic() + 30
+            while True:  # its peers are down: the backfill fails, and is retried
+                backfill = await backfill_of_1()
+                if backfill and backfill.get("attempts", 0) >= 1:
+                    break
+                assert time.monotonic() < deadline, backfill
+                await asyncio.sleep(0.1)
+            assert backfill["state"] == "failed" and backfill["retryInSeconds"] > 0
+            cluster.start(2)
+            cluster.start(3)
+            await cluster.wait_ready(session, timeout=60)
+            deadline = time.monotonic() + 90
+            while True:
+                backfill = await backfill_of_1()
+                if backfill and backfill["state"] == "done":
+                    break
+                assert time.monotonic() < deadline, backfill
+                await asyncio.sleep(0.2)
+            statuses = await cluster.wait_converged(session, timeout=60)
+            assert statuses[1]["history"]["missingRequests"] == 0
+            logs = {i: await cluster.request_log(session, i, last) for i in (1, 2, 3)}
+            assert logs[1] == logs[2] == logs[3] and len(logs[1]) == last  # no gap, identical rows
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 200))
+    finally:
+        cluster.stop_all()

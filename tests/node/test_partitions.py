@@ -75,6 +75,7 @@ def test_partition_the_leader_away_then_heal(tmp_path, n, minority_size):
 
                 statuses = await cluster.wait_converged(session, timeout=60)
                 assert len({s["engine"]["stateRoot"] for s in statuses.values()}) == 1, statuses
+                assert all(s["history"]["missingRequests"] == 0 for s in statuses.values())  # no history gap
                 last = next(iter(statuses.values()))["engine"]["nextRequestIndex"] - 1
                 logs = {i: await cluster.request_log(session, i, last) for i in range(1, n + 1)}
                 first = logs[1]
