@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 
 from eth_account import Account
 from web3 import Web3
@@ -193,9 +193,12 @@ async def start_cluster(
     deploy_with_ape: bool = False,
     echo: Echo = print,
     price_feeds: Callable[[int, DevnetCluster], PriceFeed | None] | None = None,
+    before_start: Callable[[list[Path]], Awaitable[None]] | None = None,
 ) -> DevnetCluster:
     """`price_feeds(i, cluster)`: operator i's index-price feed (its own sources: it sequences prices while it leads and
-    checks the sequenced ones before signing); None leaves prices to operator commands (the demo's script)."""
+    checks the sequenced ones before signing); None leaves prices to operator commands (the demo's script).
+    `before_start(configs)`: runs once the operators' config files are written, before any is read (a test puts
+    proxies between the operators there)."""
     from ..daemon.cluster_files import write_cluster
     from ..daemon.config import load_config
     from ..daemon.keystore import write_keystore
@@ -237,6 +240,8 @@ async def start_cluster(
         write_keystore(files.root / f"op{i}.keystore.json", key, files.password, iterations=2048)
 
     cluster = DevnetCluster(w3, exchange, token, manifest, domain, keys, files.api_urls, root, make_async=make_async)
+    if before_start is not None:
+        await before_start(files.configs)
     settings = with_overrides(ChainSettings.embedded(manifest.deployment_block, epoch_interval_s), confirmations=confirmations)
     for i, (path, key) in enumerate(zip(files.configs, keys)):
         running = OperatorProcess(load_config(path), key)

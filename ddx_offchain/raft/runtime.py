@@ -357,10 +357,12 @@ class RaftNode:
             if not future.done():
                 future.set_exception(error)
         for future in [*self._conf_waiters.values(), *self._read_waiters.values(),
-                       *(f for _, f in self._reads_ready), *(f for _, f in self._leader_waiters),
-                       *([self._next_change[1]] if self._next_change else [])]:
+                       *(f for _, f in self._reads_ready), *(f for _, f in self._leader_waiters)]:
             if not future.done():
                 future.set_exception(error)
+        if self._next_change is not None and not self._next_change[1].done():
+            # shared by waiters that may be gone: a result, not an exception nobody would retrieve
+            self._next_change[1].set_result(NO_NODE)
         if self._storage is not None:
             await self._on_disk(self._storage.close)
         self._disk.shutdown(wait=True)

@@ -2,8 +2,10 @@ import sys
 from pathlib import Path
 
 HERE = str(Path(__file__).resolve().parent)
-if HERE not in sys.path:  # the tests import their shared helpers (chainlab) by name
-    sys.path.insert(0, HERE)
+NODE = str(Path(__file__).resolve().parent.parent / "node")  # partitions (TCP proxies between operators)
+for folder in (NODE, HERE):
+    if folder not in sys.path:  # the tests import their shared helpers (chainlab, polling, partitions) by name
+        sys.path.insert(0, folder)
 
 import pytest  # noqa: E402
 from anvil_node import Anvil  # noqa: E402  (found through the path set above)
