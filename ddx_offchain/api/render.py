@@ -4,7 +4,7 @@ Everything below the API passes typed values (engine updates, applied entries, v
 place they become JSON documents, with one form per type (docs/protocol.md §7.0): every integer a decimal string
 (JSON numbers lose precision above 2^53, and signed messages use that form too), every address EIP-55
 checksummed, every other byte string `0x` + lower-case hex, booleans as JSON booleans; reason names beside
-reason codes. Operator diagnostics (/v1/status, /v1/ready, checkpoint progress) are not exchange data and keep
+reason codes. Operator diagnostics (/v1/status, /readyz, checkpoint progress) are not exchange data and keep
 JSON numbers.
 """
 
