@@ -51,6 +51,12 @@ class ChainMetrics:
             registry=r,
         )
         self._price_refusals_seen = 0
+        self.time_refusals = Counter(
+            "ddx_checkpoint_time_refusals",
+            "Checkpoints refused because a sequenced time runs ahead of this operator's clock",
+            registry=r,
+        )
+        self._time_refusals_seen = 0
         self.prices_unverified = Gauge(
             "ddx_index_prices_unverified",
             "Sequenced index prices this operator could not check (its sources gave nothing at that moment)",
@@ -92,5 +98,7 @@ class ChainMetrics:
             self._inbox_mismatches_seen = checkpointer.inbox_mismatches
             self.price_refusals.inc(checkpointer.price_refusals - self._price_refusals_seen)
             self._price_refusals_seen = checkpointer.price_refusals
+            self.time_refusals.inc(checkpointer.time_refusals - self._time_refusals_seen)
+            self._time_refusals_seen = checkpointer.time_refusals
             if checkpointer.prices is not None:
                 self.prices_unverified.set(checkpointer.prices.ledger.unverified)

@@ -28,6 +28,7 @@ from eth_account import Account
 
 from ..protocol import operator_messages as om
 from ..protocol.inbox import InboxCursor
+from .core.clock import ClockLedger
 from .core.prices import Verdict as PriceVerdict
 from .core.progress import CheckpointProgress, EpochCheckpoint, SignatureRejected, Stage, Submission
 from .core.progress import epoch_status as _epoch_entry
@@ -68,6 +69,7 @@ class Checkpointer:
         relayer_key: bytes | None = None,
         clock: Callable[[], float] = time.monotonic,
         prices: PriceFeed | None = None,
+        sequenced_time: ClockLedger | None = None,
     ) -> None:
         self.rpc = rpc
         self.domain = domain
@@ -80,6 +82,7 @@ class Checkpointer:
         self.member = True  # False once a rotation left this operator out: it stops signing
         self.verifier = verifier
         self.prices = prices
+        self.sequenced_time = sequenced_time
         self.exchange = exchange
         self.config = config
         self.clock = clock
@@ -94,6 +97,7 @@ class Checkpointer:
         self._set_checked_at: float | None = None
         self.inbox_mismatches = 0  # epochs refused because their inbox cursor is not the contract's at the anchor
         self.price_refusals = 0  # epochs refused because a sequenced index price contradicts this operator's sources
+        self.time_refusals = 0  # epochs refused because a sequenced time runs ahead of this operator's clock
 
     # ---- from the node -------------------------------------------------------------------------------------
 
@@ -245,6 +249,13 @@ class Checkpointer:
                 )
                 self.progress.refuse(cp.epoch, reason)
                 log.error("refusing to sign epoch %d: %s", cp.epoch, reason)
+                return
+        if verdict is None and self.sequenced_time is not None:
+            ahead = self.sequenced_time.verdict_for_epoch(cp.epoch)
+            if ahead is not None:
+                self.time_refusals += 1
+                self.progress.refuse(cp.epoch, ahead.reason)
+                log.error("refusing to sign epoch %d: %s", cp.epoch, ahead.reason)
                 return
         if verdict is None and self.prices is not None:
             price = self.prices.check_epoch(cp.epoch)

@@ -25,7 +25,7 @@ from typing import Protocol
 
 import aiohttp
 
-from ..engine.commands import AdvanceEpoch, ChainBlock, IndexPrices, decode_command, encode_command
+from ..engine.commands import AdvanceEpoch, AdvanceTime, ChainBlock, IndexPrices, decode_command, encode_command
 from ..engine.engine import Engine
 from ..engine.errors import CommandDecodeError
 from ..engine.reasons import Reject
@@ -39,6 +39,7 @@ from ..protocol.inbox import InboxCursor
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND
 from .checkpointer import Checkpointer, CheckpointerConfig
 from .core.blocks import ConfirmedBlock, SequencedBlock
+from .core.clock import ClockLedger, SequencedTime
 from .core.follower import FollowerConfig
 from .inbox_report import InboxReport, inbox_report
 from .price_feed import PriceFeed, build_price_feed
@@ -61,6 +62,10 @@ class ChainSettings:
     # frozen faster than the chain records them (each would only supersede the last) and the latest frozen epoch
     # is, most of the time, a recorded one that withdrawals can be claimed against.
     epoch_max_wait_s: float = 600.0
+    # The leader sequences AdvanceTime(its clock) this often (None: never; funding and the engine's other clock
+    # rules then stand still). Operators refuse a sequenced time further ahead of their own clock than the tolerance.
+    time_interval_s: float | None = 1.0
+    time_tolerance_ms: int = 10_000
 
     @classmethod
     def embedded(cls, deployment_block: int, epoch_interval_s: float = 5.0) -> "ChainSettings":
@@ -97,11 +102,15 @@ class ChainHooks:
         checkpointer: EpochSink | None,
         prices: PriceFeed | None = None,
         commit_index: Callable[[], int] = lambda: 0,
+        clock: ClockLedger | None = None,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
         self.verifier = verifier
         self.checkpointer = checkpointer
         self.prices = prices
         self.commit_index = commit_index
+        self.clock = clock
+        self.wall_ms = wall_ms
 
     def on_applied(self, applied: AppliedEntry, engine: Engine) -> None:
         """A `service.listeners` callback body: each applied operator command reaches `applied` below."""
@@ -115,6 +124,8 @@ class ChainHooks:
         updates = [u.update for u in applied.updates]
         if isinstance(command, IndexPrices) and self.prices is not None and isinstance(updates[0], Accepted):
             self.prices.applied(command, engine.epoch, applied.log_index, self.commit_index())
+        if isinstance(command, AdvanceTime) and self.clock is not None and isinstance(updates[0], Accepted):
+            self.clock.record(SequencedTime(engine.epoch, command.time_ms, self.wall_ms()))
         self.applied(command, updates, (engine.block_number, engine.block_hash), engine.inbox_cursor())
 
     def applied(
@@ -168,9 +179,14 @@ class OperatorChain:
         clock: Callable[[], float] = time.monotonic,
         prices: PriceFeed | None = None,
         ledger_path: Path | None = None,
+        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
     ) -> None:
-        """`ledger_path`: where the verifier keeps the blocks not yet under a final checkpoint across restarts."""
+        """`ledger_path`: where the verifier keeps the blocks not yet under a final checkpoint across restarts;
+        `wall_ms`: this operator's clock (the time it sequences while it leads, and checks the sequenced time by)."""
         self.settings = settings
+        self.wall_ms = wall_ms
+        self.clock_ledger = ClockLedger(settings.time_tolerance_ms)
+        self._last_time_at: float | None = None
         self.prices = prices
         self.rpc = rpc
         self.service = service
@@ -187,6 +203,7 @@ class OperatorChain:
             config=settings.checkpointer,
             clock=clock,
             prices=prices,
+            sequenced_time=self.clock_ledger,
         )
         self.watcher = ChainWatcher(
             rpc,
@@ -194,7 +211,8 @@ class OperatorChain:
             resume=self._resume_point,
             handoff=self._handoff,
         )
-        self.hooks = ChainHooks(self.verifier, self.checkpointer, prices, lambda: self.service.sequencer.commit_index())
+        self.hooks = ChainHooks(self.verifier, self.checkpointer, prices, lambda: self.service.sequencer.commit_index(),
+                                self.clock_ledger, wall_ms)
         self._was_leader = False
         self.history = None  # the node's History, once attached: read back what a snapshot skipped
         self._last_epoch_at: float | None = None
@@ -245,7 +263,24 @@ class OperatorChain:
         except Exception as exc:
             self.watcher.health.failed(exc)
             log.warning("chain watcher: %s", exc)
+        await self._maybe_advance_time()
         await self._maybe_advance_epoch()
+
+    async def _maybe_advance_time(self) -> None:
+        interval = self.settings.time_interval_s
+        if interval is None or (self._last_time_at is not None and self.clock() - self._last_time_at < interval):
+            return
+        now = self.wall_ms()
+        if now <= self._engine().time:
+            return  # the engine is already there (another leader's clock ran ahead a little)
+        try:
+            await self.service.propose_operator_command(
+                encode_command(AdvanceTime(keccak256(b"ddx advance time" + now.to_bytes(8, "big")), now))
+            )
+        except Exception as exc:
+            log.warning("time %d not sequenced: %s", now, exc)
+            return
+        self._last_time_at = self.clock()
 
     async def _maybe_advance_epoch(self) -> None:
         interval = self.settings.epoch_interval_s
@@ -335,6 +370,7 @@ class OperatorChain:
         return self.checkpointer.status() | {
             "watcher": self.watcher.status() if self._was_leader else {"state": "follower"},
             "epochsProposed": self.epochs_proposed,
+            "time": self.clock_ledger.status(),
         }
 
 

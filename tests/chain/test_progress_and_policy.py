@@ -199,6 +199,7 @@ def test_relay_failures_are_counted_for_good_and_exported_as_a_counter():
     checkpointer.health = checkpointer.verifier = None
     checkpointer.inbox_mismatches = 2
     checkpointer.price_refusals = 1
+    checkpointer.time_refusals = 0
     checkpointer.prices = None
 
     class Health:
