@@ -16,6 +16,18 @@ from .watcher import ChainWatcher
 STAGE_CODES = {stage: i for i, stage in enumerate(Stage)}  # documented in docs/checkpoints.md
 
 
+class _CountSinceStart:
+    """A Prometheus counter mirroring a component's own running count (read at scrape time, never reset)."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.counter = Counter(name, documentation, registry=registry)
+        self.seen = 0
+
+    def follow(self, total: int) -> None:
+        self.counter.inc(total - self.seen)
+        self.seen = total
+
+
 class ChainMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         r = registry
@@ -34,29 +46,22 @@ class ChainMetrics:
         self.relay_failures = Gauge("ddx_checkpoint_relay_failures", "Failed relay attempts of open checkpoints", registry=r)
         # The gauge above drops to 0 when an epoch is superseded; this counter never does, so a relay that has
         # never worked shows as a steadily rising rate (alert on rate(...) > 0 with no recorded epoch).
-        self.relay_failures_total = Counter(
-            "ddx_checkpoint_relay_attempts_failed", "Failed relay attempts since start (all epochs)", registry=r
+        self.relay_failures_total = _CountSinceStart(
+            "ddx_checkpoint_relay_attempts_failed", "Failed relay attempts since start (all epochs)", r
         )
-        self._relay_failures_seen = 0
         self.refusals = Gauge("ddx_checkpoint_refused_epochs", "Epochs this operator refuses to sign", registry=r)
-        self.inbox_mismatches = Counter(
+        self.inbox_mismatches = _CountSinceStart(
             "ddx_checkpoint_inbox_mismatches",
-            "Checkpoints refused because the state's inbox cursor differs from the contract's at the anchor block",
-            registry=r,
+            "Checkpoints refused because the state's inbox cursor differs from the contract's at the anchor block", r,
         )
-        self._inbox_mismatches_seen = 0
-        self.price_refusals = Counter(
+        self.price_refusals = _CountSinceStart(
             "ddx_checkpoint_price_refusals",
-            "Checkpoints refused because a sequenced index price contradicts this operator's own price sources",
-            registry=r,
+            "Checkpoints refused because a sequenced index price contradicts this operator's own price sources", r,
         )
-        self._price_refusals_seen = 0
-        self.time_refusals = Counter(
+        self.time_refusals = _CountSinceStart(
             "ddx_checkpoint_time_refusals",
-            "Checkpoints refused because a sequenced time runs ahead of this operator's clock",
-            registry=r,
+            "Checkpoints refused because a sequenced time runs ahead of this operator's clock", r,
         )
-        self._time_refusals_seen = 0
         self.prices_unverified = Gauge(
             "ddx_index_prices_unverified",
             "Sequenced index prices this operator could not check (its sources gave nothing at that moment)",
@@ -91,14 +96,10 @@ class ChainMetrics:
             finals = [e for e, cp in progress.epochs.items() if cp.stage is Stage.FINAL]
             self.last_final.set(max(finals, default=0))
             self.relay_failures.set(sum(cp.failures for cp in progress.open_epochs()))
-            self.relay_failures_total.inc(progress.relay_failures_total - self._relay_failures_seen)
-            self._relay_failures_seen = progress.relay_failures_total
+            self.relay_failures_total.follow(progress.relay_failures_total)
             self.refusals.set(sum(1 for cp in progress.epochs.values() if cp.stage is Stage.REFUSED))
-            self.inbox_mismatches.inc(checkpointer.inbox_mismatches - self._inbox_mismatches_seen)
-            self._inbox_mismatches_seen = checkpointer.inbox_mismatches
-            self.price_refusals.inc(checkpointer.price_refusals - self._price_refusals_seen)
-            self._price_refusals_seen = checkpointer.price_refusals
-            self.time_refusals.inc(checkpointer.time_refusals - self._time_refusals_seen)
-            self._time_refusals_seen = checkpointer.time_refusals
+            self.inbox_mismatches.follow(checkpointer.inbox_mismatches)
+            self.price_refusals.follow(checkpointer.price_refusals)
+            self.time_refusals.follow(checkpointer.time_refusals)
             if checkpointer.prices is not None:
                 self.prices_unverified.set(checkpointer.prices.ledger.unverified)

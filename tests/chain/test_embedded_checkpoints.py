@@ -294,6 +294,20 @@ def test_a_deployment_without_the_supermajority_rule_checkpoints():
     run(scenario())
 
 
+def deposit_and_fake_block(lab, request_id: bytes) -> tuple[int, ChainBlock]:
+    """A real deposit (seq 1) on-chain, and a chain-block command that also credits one the chain never saw."""
+    lab.deposit(0, 100)
+    head = lab.w3.eth.block_number
+    block = lab.w3.eth.get_block(head)
+    token = bytes.fromhex(lab.token.address[2:])
+    main = b"main".ljust(32, b"\0")
+    return head, ChainBlock(
+        request_id, head, bytes(block["hash"]),
+        (Deposit(1, bytes.fromhex(lab.w3.eth.accounts[1][2:]), main, token, 100),
+         Deposit(2, bytes.fromhex(lab.w3.eth.accounts[5][2:]), main, token, 10**9)),
+    )
+
+
 def test_a_restarted_operator_still_refuses_a_fake_deposit_sequenced_before_its_restart(lab, tmp_path):
     """Issue 16 (left open before): the verifier's ledger lived in memory, so an operator restarted from its own
     snapshot (which skips the entries it covers) no longer knew a fake deposit had been sequenced and would sign
@@ -302,16 +316,7 @@ def test_a_restarted_operator_still_refuses_a_fake_deposit_sequenced_before_its_
     async def scenario():
         path = tmp_path / "verifier-ledger.msgpack"
         verifier = BlockVerifier(lab.rpc(), confirmations=0, ledger_path=path)
-        lab.deposit(0, 100)
-        head = lab.w3.eth.block_number
-        block = lab.w3.eth.get_block(head)
-        token = bytes.fromhex(lab.token.address[2:])
-        main = b"main".ljust(32, b"\0")
-        fake = ChainBlock(
-            b"\x02" * 32, head, bytes(block["hash"]),
-            (Deposit(1, bytes.fromhex(lab.w3.eth.accounts[1][2:]), main, token, 100),
-             Deposit(2, bytes.fromhex(lab.w3.eth.accounts[5][2:]), main, token, 10**9)),
-        )
+        head, fake = deposit_and_fake_block(lab, b"\x02" * 32)
         verifier.record(SequencedBlock.from_command(fake))  # applied before the restart (and in the snapshot)
         lab.mine(2)
         # restart: a new process, a new verifier; the snapshot means the fake block is never applied again
@@ -350,16 +355,7 @@ def test_blocks_a_snapshot_skipped_are_read_back_from_history_before_signing(lab
     waits for history (backfilled) below the snapshot, reads those blocks back, and checks them."""
 
     async def scenario():
-        lab.deposit(0, 100)
-        head = lab.w3.eth.block_number
-        block = lab.w3.eth.get_block(head)
-        token = bytes.fromhex(lab.token.address[2:])
-        main = b"main".ljust(32, b"\0")
-        fake = ChainBlock(
-            b"\x03" * 32, head, bytes(block["hash"]),
-            (Deposit(1, bytes.fromhex(lab.w3.eth.accounts[1][2:]), main, token, 100),
-             Deposit(2, bytes.fromhex(lab.w3.eth.accounts[5][2:]), main, token, 10**9)),
-        )
+        head, fake = deposit_and_fake_block(lab, b"\x03" * 32)
         refused = ChainBlock(b"\x04" * 32, head - 1, b"\x01" * 32)  # the engine rejected it: not sequenced
         history = History(tmp_path / "history.sqlite")
 
