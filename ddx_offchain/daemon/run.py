@@ -27,6 +27,7 @@ from ..node.engine_adapter import EngineAdapter
 from ..node.operator import OperatorNode
 from ..node.raft_sequencer import RaftSequencer
 from ..node.state_machine import REFUSED, AppliedEntry
+from ..node.tasks import cancel_and_wait
 from ..raft.runtime import NodeConfig, RaftNode
 from ..raft.transport import TlsMaterial
 from .config import NodeSettings
@@ -174,9 +175,8 @@ class OperatorProcess:
     async def stop(self) -> None:
         if self.chain is not None:
             await self.chain.stop()
-        for task in (self._status_task, self._history_task):
-            if task is not None:
-                task.cancel()
+        # awaited, not just cancelled: a history check still reading the database must end before history closes
+        await cancel_and_wait([t for t in (self._status_task, self._history_task) if t is not None])
         if self.runner is not None:
             await self.runner.cleanup()
         await self.raft.shutdown()

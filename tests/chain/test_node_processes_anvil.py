@@ -157,6 +157,8 @@ def test_deposit_withdraw_checkpoint_claim_with_operator_processes(tmp_path):
             proc.send_signal(signal.SIGTERM)
         wait_or_kill(procs)
         anvil.stop()
-        if any(proc.returncode not in (0, -signal.SIGKILL) for proc in procs):
-            logs = "\n".join((files.root / f"op{i}.log").read_text()[-1500:] for i in range(1, len(procs) + 1))
+        failed = [i for i, proc in enumerate(procs, start=1) if proc.returncode not in (0, -signal.SIGKILL)]
+        if failed:
+            logs = "\n".join(f"op{i} exited {procs[i - 1].returncode}:\n" + (files.root / f"op{i}.log").read_text()[-3000:]
+                             for i in failed)
             pytest.fail(f"an operator process exited with an error:\n{logs}")

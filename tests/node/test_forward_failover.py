@@ -41,8 +41,10 @@ def test_requests_forwarded_to_a_frozen_leader_are_forwarded_to_the_next_one(tmp
             for (status, doc), request in zip(answers, signed):
                 assert status == 200, doc  # a receipt, not outcome_unknown after the proposal timeout
                 assert doc["requestHash"] == "0x" + request.request_hash.hex()
-            status = await cluster.status(session, follower)
             last = int(max(int(doc["requestIndex"]) for _, doc in answers))
+            await cluster.wait(session, lambda st: st[follower]["history"]["persistedRequestIndex"] >= last,
+                               "the follower's history written")
+            status = await cluster.status(session, follower)
             log = await cluster.request_log(session, follower, last)
             sequenced = collections.Counter(e["requestHash"] for e in log if e["status"] == "sequenced")
             for (_, doc), request in zip(answers, signed):
