@@ -86,6 +86,8 @@ class _Engine(msgspec.Struct, forbid_unknown_fields=True):
 class _History(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool = True
     path: str = ""
+    # More request logs to repair history from, after the peers: replicas (`ddx replica`) serve the same API.
+    backfill_sources: list[str] = []
 
 
 class _PriceSource(msgspec.Struct, forbid_unknown_fields=True):
@@ -168,6 +170,7 @@ class NodeSettings:
     chain_epoch_interval_seconds: float | None = None  # None: the network's default (60 s public, 5 s local)
     prices: PriceSettings | None = None  # None: this operator neither sequences nor checks index prices
     raft_limits: tuple[tuple[str, int], ...] = ()  # the [raft] back-pressure bounds set in the config
+    backfill_sources: tuple[str, ...] = ()  # [history] backfill_sources: replicas to repair history from
 
     @property
     def api_urls(self) -> dict[int, str]:
@@ -278,6 +281,7 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         chain_confirmations=_confirmations(doc.chain.confirmations),
         chain_epoch_interval_seconds=_epoch_interval(doc.chain.epoch_interval_ms),
         prices=None if doc.prices is None else _prices(doc.prices, doc.chain.rpc),
+        backfill_sources=tuple(_url(u, f"history.backfill_sources[{i}]") for i, u in enumerate(doc.history.backfill_sources)),
         raft_limits=tuple(
             (name, _positive(value, f"raft.{name}", 1 << 40))
             for name in ("max_inbox_messages", "max_inbox_bytes", "max_uncommitted_bytes")

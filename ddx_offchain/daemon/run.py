@@ -89,7 +89,8 @@ class OperatorProcess:
             leader_urls=settings.api_urls,
             admission_limits=AdmissionLimits(settings.max_age_ms, settings.max_future_ms),
             replay_engine=lambda: EngineAdapter(Engine(genesis)),
-            peer_api_urls=[url for node_id, url in sorted(settings.api_urls.items()) if node_id != settings.node_id],
+            peer_api_urls=[url for node_id, url in sorted(settings.api_urls.items()) if node_id != settings.node_id]
+            + list(settings.backfill_sources),
         )
         self.node.service.propose_timeout_s = settings.proposal_timeout_seconds
         self.node.service.listeners.append(self._log_refusal)

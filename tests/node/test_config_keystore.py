@@ -233,3 +233,10 @@ def test_raft_back_pressure_bounds_reach_the_runtime(folder):
     assert (config.max_inbox_messages, config.max_uncommitted_bytes) == (512, 1_048_576)
     with pytest.raises(ConfigError, match="raft.max_inbox_bytes"):
         parse_config(GOOD.replace('key = "op1.key"', 'key = "op1.key"\nmax_inbox_bytes = 0'), folder)
+
+
+def test_replicas_can_be_named_as_history_sources(folder):
+    text = GOOD + '\n[history]\nbackfill_sources = ["https://replica.example.org"]\n'
+    assert parse_config(text, folder).backfill_sources == ("https://replica.example.org",)
+    with pytest.raises(ConfigError, match="history.backfill_sources"):
+        parse_config(GOOD + '\n[history]\nbackfill_sources = ["ftp://x"]\n', folder)
