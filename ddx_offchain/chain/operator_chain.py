@@ -33,6 +33,7 @@ from ..engine.updates import Accepted, EpochFrozen, Rejected, Update
 from ..errors import DdxError
 from ..node.state_machine import AppliedEntry
 from ..node.tasks import cancel_and_wait
+from ..node.wallclock import wall_clock_ms
 from ..protocol import operator_messages as om
 from ..protocol.hashing import keccak256
 from ..protocol.inbox import InboxCursor
@@ -103,7 +104,7 @@ class ChainHooks:
         prices: PriceFeed | None = None,
         commit_index: Callable[[], int] = lambda: 0,
         clock: ClockLedger | None = None,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        wall_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.verifier = verifier
         self.checkpointer = checkpointer
@@ -122,10 +123,11 @@ class ChainHooks:
         except CommandDecodeError:
             return  # the state machine refused it: nothing was applied
         updates = [u.update for u in applied.updates]
-        if isinstance(command, IndexPrices) and self.prices is not None and isinstance(updates[0], Accepted):
-            self.prices.applied(command, engine.epoch, applied.log_index, self.commit_index())
-        if isinstance(command, AdvanceTime) and self.clock is not None and isinstance(updates[0], Accepted):
-            self.clock.record(SequencedTime(engine.epoch, command.time_ms, self.wall_ms()))
+        if isinstance(updates[0], Accepted):
+            if isinstance(command, IndexPrices) and self.prices is not None:
+                self.prices.applied(command, engine.epoch, applied.log_index, self.commit_index())
+            elif isinstance(command, AdvanceTime) and self.clock is not None:
+                self.clock.record(SequencedTime(engine.epoch, command.time_ms, self.wall_ms()))
         self.applied(command, updates, (engine.block_number, engine.block_hash), engine.inbox_cursor())
 
     def applied(
@@ -179,7 +181,7 @@ class OperatorChain:
         clock: Callable[[], float] = time.monotonic,
         prices: PriceFeed | None = None,
         ledger_path: Path | None = None,
-        wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        wall_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         """`ledger_path`: where the verifier keeps the blocks not yet under a final checkpoint across restarts;
         `wall_ms`: this operator's clock (the time it sequences while it leads, and checks the sequenced time by)."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from ..engine.commands import IndexPrice, IndexPrices, encode_command
+from ..node.wallclock import wall_clock_ms
 from ..protocol.hashing import keccak256
 from .core.prices import (
     Aggregate,
@@ -99,14 +99,13 @@ class PriceFeed:
         rules: PriceRules,
         *,
         poll_interval_s: float = 1.0,
-        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.markets = {m.market: m for m in markets}
         self.rules = rules
         self.poll_interval_s = poll_interval_s
         self.clock_ms = clock_ms
         self.ledger = PriceLedger()
-        self._last_sequenced_at: dict[bytes, int] = {}
         self.proposed = 0
         self.polls = 0
         self.session: aiohttp.ClientSession | None = None
@@ -146,7 +145,7 @@ class PriceFeed:
                 continue
             last = self.ledger.last(market)
             candidate = clamp(feed.last_result.price, last, self.rules.max_change_bps)
-            if due(candidate, last, self._last_sequenced_at.get(market), now, self.rules):
+            if due(candidate, last, self.ledger.last_at(market), now, self.rules):
                 prices.append(IndexPrice(market, candidate))
         if not prices:
             return None
@@ -171,7 +170,6 @@ class PriceFeed:
         live = self.polls > 0 and commit_index - log_index <= LIVE_LAG_ENTRIES
         for ip in command.prices:
             self.ledger.record(epoch, ip.market, ip.price, now, live)
-            self._last_sequenced_at[ip.market] = now
 
     def check_epoch(self, epoch: int) -> PriceCheck | None:
         """None when every price in the state frozen as `epoch` is confirmed (or could not be checked here);

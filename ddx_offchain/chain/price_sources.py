@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
@@ -19,6 +18,7 @@ from typing import Protocol
 import aiohttp
 
 from ..errors import DdxError
+from ..node.wallclock import wall_clock_ms
 from .core.prices import Observation
 
 _DECIMAL = re.compile(r"^([0-9]+)(?:\.([0-9]+))?$")
@@ -102,7 +102,7 @@ class HttpJsonSource:
     """A JSON ticker over HTTP: `path` names the price field (a decimal string or a JSON number)."""
 
     def __init__(self, name: str, url: str, path: str, decimals: int, *, session: aiohttp.ClientSession,
-                 timeout_s: float = 2.0, clock_ms=lambda: time.time_ns() // 1_000_000) -> None:
+                 timeout_s: float = 2.0, clock_ms=wall_clock_ms) -> None:
         self.name, self.url, self.path, self.decimals = name, url, path, decimals
         self.session = session
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)

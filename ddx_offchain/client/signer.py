@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..node.wallclock import wall_clock_ms
 from ..protocol.eip712 import Domain, DomainCache, address_of
 from ..protocol.requests import (
     CancelAll,
@@ -39,7 +39,7 @@ class Trader:
         self.address = address_of(private_key)
         self.domain = domain
         self._domain = DomainCache(domain)
-        self._clock_ms = clock_ms or (lambda: time.time_ns() // 1_000_000)
+        self._clock_ms = clock_ms or wall_clock_ms
         self._last_nonce = 0
         self._lock = threading.Lock()
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -25,16 +24,13 @@ from .sequencer import Sequencer
 from .service import OperatorService, ReceiptRecord
 from .state_machine import AppliedEntry, ExchangeStateMachine, ExecutionEngine
 from .views import ExchangeView
+from .wallclock import wall_clock_ms
 
 log = logging.getLogger("ddx.node")
 
 HISTORY_CHECK_EVERY_S = 300.0  # how often a node re-counts its history for gaps (and once at start)
 BACKFILL_RETRY_FIRST_S = 1.0  # a failed history backfill is retried after this, doubling up to the max
 BACKFILL_RETRY_MAX_S = 60.0
-
-
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class NoChainSide(DdxError):

@@ -175,20 +175,27 @@ class PriceLedger:
     def __init__(self) -> None:
         self._prices: list[SequencedPrice] = []
         self._results: dict[int, PriceCheck] = {}
-        self._last: dict[bytes, int] = {}
+        self._last: dict[bytes, SequencedPrice] = {}  # each market's latest sequenced price
         self._seq = 0
         self.unverified = 0
         self.mismatched = 0
 
     def record(self, epoch: int, market: bytes, price: int, applied_at_ms: int, live: bool) -> SequencedPrice:
         self._seq += 1
-        p = SequencedPrice(self._seq, epoch, market, price, self._last.get(market), applied_at_ms, live)
-        self._last[market] = price
+        p = SequencedPrice(self._seq, epoch, market, price, self.last(market), applied_at_ms, live)
+        self._last[market] = p
         self._prices.append(p)
         return p
 
     def last(self, market: bytes) -> int | None:
-        return self._last.get(market)
+        """The market's latest sequenced price."""
+        latest = self._last.get(market)
+        return None if latest is None else latest.price
+
+    def last_at(self, market: bytes) -> int | None:
+        """When (this operator's clock) the market's latest price was applied."""
+        latest = self._last.get(market)
+        return None if latest is None else latest.applied_at_ms
 
     def unchecked(self) -> list[SequencedPrice]:
         return [p for p in self._prices if p.seq not in self._results or self._results[p.seq].verdict is Verdict.PENDING]
