@@ -123,7 +123,6 @@ class Checkpointer:
             self.prices.ledger.forget_before(newest.epoch)
 
     def _report_stages(self) -> None:
-        self._forget_final()
         if not self.stage_listeners:
             return
         now = self.clock()
@@ -181,6 +180,7 @@ class Checkpointer:
                 except Exception as exc:
                     self.health.failed(exc)
                     self.progress.failed(cp.epoch, f"RPC: {self.health.last_error}", now + self._delay(cp))
+        self._forget_final()  # before prune(), which may drop the final epoch from progress
         self._report_stages()
         self.progress.prune()
 
@@ -237,46 +237,45 @@ class Checkpointer:
             self.progress.refuse(cp.epoch, "the epoch anchors no L1 block (none sequenced yet): not checkpointable")
             return
         verdict = await self.verifier.check_through(m.l1_block_number, m.l1_block_hash)
-        if verdict is None:
-            contract = await self.rpc.inbox_head(m.l1_block_number)
-            if contract != m.inbox:
-                self.inbox_mismatches += 1
-                reason = (
-                    f"the state covers {m.inbox.deposits} deposits and {m.inbox.forced} forced requests (inbox hash "
-                    f"0x{m.inbox.acc.hex()[:16]}…), the contract had {contract.deposits} and {contract.forced} "
-                    f"(0x{contract.acc.hex()[:16]}…) at anchor block {m.l1_block_number}: an inbox entry was skipped "
-                    "or altered"
-                )
-                self.progress.refuse(cp.epoch, reason)
-                log.error("refusing to sign epoch %d: %s", cp.epoch, reason)
-                return
-        if verdict is None and self.sequenced_time is not None:
-            ahead = self.sequenced_time.verdict_for_epoch(cp.epoch)
-            if ahead is not None:
-                self.time_refusals += 1
-                self.progress.refuse(cp.epoch, ahead.reason)
-                log.error("refusing to sign epoch %d: %s", cp.epoch, ahead.reason)
-                return
-        if verdict is None and self.prices is not None:
-            price = self.prices.check_epoch(cp.epoch)
-            if price is not None and price.verdict is PriceVerdict.MISMATCH:
+        if verdict is not None:
+            if verdict.verdict is Verdict.MISMATCH:
+                self._refuse(cp, verdict.reason)
+            else:
+                self.progress.wait(cp.epoch, verdict.reason)
+            return
+        contract = await self.rpc.inbox_head(m.l1_block_number)
+        if contract != m.inbox:
+            self.inbox_mismatches += 1
+            self._refuse(
+                cp,
+                f"the state covers {m.inbox.deposits} deposits and {m.inbox.forced} forced requests (inbox hash "
+                f"0x{m.inbox.acc.hex()[:16]}…), the contract had {contract.deposits} and {contract.forced} "
+                f"(0x{contract.acc.hex()[:16]}…) at anchor block {m.l1_block_number}: an inbox entry was skipped "
+                "or altered",
+            )
+            return
+        ahead = None if self.sequenced_time is None else self.sequenced_time.verdict_for_epoch(cp.epoch)
+        if ahead is not None:
+            self.time_refusals += 1
+            self._refuse(cp, ahead.reason)
+            return
+        price = None if self.prices is None else self.prices.check_epoch(cp.epoch)
+        if price is not None:
+            if price.verdict is PriceVerdict.MISMATCH:
                 self.price_refusals += 1
-                self.progress.refuse(cp.epoch, price.reason)
-                log.error("refusing to sign epoch %d: %s", cp.epoch, price.reason)
-                return
-            if price is not None:
+                self._refuse(cp, price.reason)
+            else:
                 self.progress.wait(cp.epoch, price.reason)
-                return
-        if verdict is None:
-            signature = om.sign(m, self.domain, self._key)
-            self.progress.signed(cp.epoch, signature, now)
-            await self.exchange.publish(cp.epoch, self.me, signature)
-            log.info("signed checkpoint of epoch %d (root 0x%s)", cp.epoch, m.state_root.hex())
-        elif verdict.verdict is Verdict.MISMATCH:
-            self.progress.refuse(cp.epoch, verdict.reason)
-            log.error("refusing to sign epoch %d: %s", cp.epoch, verdict.reason)
-        else:
-            self.progress.wait(cp.epoch, verdict.reason)
+            return
+        signature = om.sign(m, self.domain, self._key)
+        self.progress.signed(cp.epoch, signature, now)
+        await self.exchange.publish(cp.epoch, self.me, signature)
+        log.info("signed checkpoint of epoch %d (root 0x%s)", cp.epoch, m.state_root.hex())
+
+    def _refuse(self, cp: EpochCheckpoint, reason: str) -> None:
+        """Never sign this epoch (nor, since states are cumulative, any later one built on the same entry)."""
+        self.progress.refuse(cp.epoch, reason)
+        log.error("refusing to sign epoch %d: %s", cp.epoch, reason)
 
     async def _collect(self, cp: EpochCheckpoint, now: float) -> None:
         if cp.own_signature is not None:

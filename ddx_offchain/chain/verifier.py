@@ -62,7 +62,7 @@ class BlockVerifier:
         if blocks is None:
             return Verification(Verdict.PENDING, after, f"waiting for history below request {below} (backfill) to "
                                 "re-verify the chain blocks a snapshot skipped")
-        self.blocks.insert_earlier([b for b in blocks if b.number > after])
+        self.blocks.insert_earlier(blocks)  # the source gives only blocks after `after`
         self._gap = None
         self._persist()
         return None
