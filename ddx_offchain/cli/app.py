@@ -181,24 +181,19 @@ def devnet_price(
 
     from ..chain.price_sources import PriceSourceError, decimal_units
     from ..deployment.artifacts import shipped_abi
-    from ..devnet.prices import FEED_DECIMALS
+    from ..devnet.prices import FEED_DECIMALS, set_answer
 
     doc = _devnet_info(info)
     if market not in doc.get("aggregators", {}) or not doc.get("rpc"):
         typer.echo(f"this devnet has no aggregator for {market} reachable over JSON-RPC", err=True)
         raise typer.Exit(2)
+    w3 = Web3(Web3.HTTPProvider(doc["rpc"]))
     try:
-        answer = decimal_units(value, FEED_DECIMALS)
-    except PriceSourceError as exc:
+        set_answer(w3.eth.contract(address=doc["aggregators"][market], abi=shipped_abi("MockAggregator")),
+                   decimal_units(value, FEED_DECIMALS))
+    except (PriceSourceError, ValueError) as exc:
         typer.echo(f"VALUE: {exc}", err=True)
         raise typer.Exit(2) from None
-    if answer <= 0:
-        typer.echo("VALUE: must be positive", err=True)
-        raise typer.Exit(2)
-    w3 = Web3(Web3.HTTPProvider(doc["rpc"]))
-    aggregator = w3.eth.contract(address=doc["aggregators"][market], abi=shipped_abi("MockAggregator"))
-    tx = aggregator.functions.set_answer(answer).transact({"from": w3.eth.accounts[0]})
-    w3.eth.wait_for_transaction_receipt(tx)
     typer.echo(f"{market} aggregator set to {value} (the operators sequence it, clamped per update)")
 
 
@@ -213,6 +208,7 @@ def devnet_fund(
 
     from ..chain.price_sources import PriceSourceError, decimal_units
     from ..deployment.artifacts import shipped_abi
+    from ..devnet.cluster import fund_address
 
     doc = _devnet_info(info)
     if not doc.get("rpc"):
@@ -225,10 +221,7 @@ def devnet_fund(
     except (ValueError, PriceSourceError) as exc:
         typer.echo(f"{exc}", err=True)
         raise typer.Exit(2) from None
-    sender = w3.eth.accounts[0]
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": sender, "to": to, "value": 10 * 10**18}))
-    token = w3.eth.contract(address=doc["collateral"], abi=shipped_abi("MockERC20"))
-    w3.eth.wait_for_transaction_receipt(token.functions.mint(to, units).transact({"from": sender}))
+    fund_address(w3.eth.contract(address=doc["collateral"], abi=shipped_abi("MockERC20")), to, units, 10 * 10**18)
     typer.echo(f"funded {to} with 10 ETH and {amount} mock collateral")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..protocol.eip712 import Domain, address_of, checksum_address
 from ..raft.certs import generate_operator_certificate
-from .keystore import write_keystore
+from .keystore import write_keystore, write_secret
 from .provision import OperatorPlan, render_config
 
 
@@ -67,10 +67,7 @@ def write_cluster(
     for i in ids:
         cert = generate_operator_certificate(f"ddx-operator-{i}")
         (root / f"op{i}.crt").write_bytes(cert.cert_pem)
-        key_path = root / f"op{i}.key"
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(cert.key_pem)
+        write_secret(root / f"op{i}.key", cert.key_pem)
     keys = [os.urandom(32) for _ in ids]
     password_env = "DDX_DEVNET_PASSWORD"
     plans = [OperatorPlan(i, "127.0.0.1", raft_ports[i - 1], api_ports[i - 1], f"http://127.0.0.1:{api_ports[i - 1]}") for i in ids]

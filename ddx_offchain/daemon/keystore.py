@@ -69,6 +69,11 @@ def write_keystore(
     kwargs = {"kdf": kdf, "iterations": iterations} if iterations else {}
     document = Account.encrypt(private_key, password, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
+    write_secret(path, json.dumps(document).encode())
+
+
+def write_secret(path: Path, data: bytes) -> None:
+    """Write a file only its owner can read (mode 600 from its creation: never briefly readable by others)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(document, f)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

@@ -19,10 +19,10 @@ from pathlib import Path
 from ..deployment.genesis import example_genesis, parse_genesis
 from ..deployment.manifest import load_manifest
 from ..errors import ConfigError
-from ..protocol.eip712 import address_of, checksum_address, parse_address
+from ..protocol.eip712 import address_of, checksum_address
 from ..protocol.errors import ProtocolError
 from ..raft.certs import generate_operator_certificate
-from .keystore import write_keystore
+from .keystore import write_keystore, write_secret
 
 DEFAULT_KDF_N = 65_536
 DEFAULT_PASSWORD_ENV = "DDX_KEYSTORE_PASSWORD"
@@ -173,15 +173,13 @@ def init_cluster(
     genesis: dict,
     password: str,
     *,
-    chain_id: int = 0,
-    exchange: str = "",
     rpc: str = "",
     manifest: Path | None = None,
     password_env: str = DEFAULT_PASSWORD_ENV,
     kdf_n: int = DEFAULT_KDF_N,
 ) -> InitResult:
-    """Write out/op{i}/ for every planned operator. Without `exchange` (or `manifest`) the [chain] section waits for
-    `set_deployment` (the contract needs these operators' addresses before it exists)."""
+    """Write out/op{i}/ for every planned operator. Without `manifest` the [chain] section waits for `set_deployment`
+    (the contract needs these operators' addresses before it exists)."""
     if not password:
         raise ConfigError(f"{password_env}: set it to the keystore password before running init")
     if out.exists() and any(out.iterdir()):
@@ -194,14 +192,14 @@ def init_cluster(
         key = os.urandom(32)
         write_keystore(folder / "keystore.json", key, password, kdf="scrypt", iterations=kdf_n)
         (folder / "tls.crt").write_bytes(identities[me.id].cert_pem)
-        _write_secret(folder / "tls.key", identities[me.id].key_pem)
+        write_secret(folder / "tls.key", identities[me.id].key_pem)
         for p in plans:
             if p.id != me.id:
                 (folder / "peers" / f"op{p.id}.crt").write_bytes(identities[p.id].cert_pem)
         (folder / "genesis.json").write_text(json.dumps(genesis, indent=1))
         peers = [p for p in plans if p.id != me.id]
         (folder / "node.toml").write_text(
-            render_config(me, peers, chain_id=chain_id, exchange=exchange, rpc=rpc, password_env=password_env)
+            render_config(me, peers, chain_id=0, exchange="", rpc=rpc, password_env=password_env)
         )
         folders.append(folder)
         addresses.append(checksum_address(address_of(key)))
@@ -233,15 +231,3 @@ def set_deployment(out: Path, manifest_path: Path, *, rpc: str = "") -> list[Pat
         raise ConfigError(f"no op*/node.toml under {out}")
     return written
 
-
-def parse_exchange(value: str) -> str:
-    try:
-        return checksum_address(parse_address(value))
-    except ProtocolError as exc:
-        raise ConfigError(f"--exchange: {exc}") from None
-
-
-def _write_secret(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)

@@ -87,9 +87,7 @@ class DevnetCluster:
 
     def fund(self, trader: str, amount: int, eth: int = 10**18) -> None:
         """Mint mock collateral and give gas money to `trader`."""
-        sender = self.w3.eth.accounts[0]
-        self._wait(self.w3.eth.send_transaction({"from": sender, "to": trader, "value": eth}))
-        self._wait(self.token.functions.mint(trader, amount).transact({"from": sender}))
+        fund_address(self.token, trader, amount, eth)
 
     def send_as(self, key: bytes, call) -> dict:
         """Sign and send a contract call from a trader's own key (not an account the node unlocked)."""
@@ -181,6 +179,15 @@ def ape_deploy(rpc_url: str, operators: tuple[str, ...], deployments: Path, echo
         echo(line)
     (folder,) = [p for p in deployments.iterdir() if p.is_dir()]
     return load_manifest(folder)
+
+
+def fund_address(token, address: str, amount: int, eth: int) -> None:
+    """The devnet's faucet: `eth` wei and `amount` of the mock collateral `token` (a web3 contract) to `address`,
+    paid by the chain's first unlocked account."""
+    w3 = token.w3
+    sender = w3.eth.accounts[0]
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_transaction({"from": sender, "to": address, "value": eth}))
+    w3.eth.wait_for_transaction_receipt(token.functions.mint(address, amount).transact({"from": sender}))
 
 
 async def start_cluster(

@@ -18,6 +18,15 @@ FEED_DECIMALS = 8  # as Chainlink's USD feeds
 DEVNET_RULES = PriceRules(cadence_ms=2_000, window_ms=3_000)
 
 
+def set_answer(aggregator, answer: int) -> None:
+    """A new round of a mock aggregator (a web3 contract), `answer` with FEED_DECIMALS decimals; ValueError unless
+    positive."""
+    if answer <= 0:
+        raise ValueError("a price must be positive")
+    w3 = aggregator.w3
+    w3.eth.wait_for_transaction_receipt(aggregator.functions.set_answer(answer).transact({"from": w3.eth.accounts[0]}))
+
+
 class DevnetOracle:
     def __init__(self, w3: Web3, prices: dict[str, int], *, quote_decimals: int = 6, seed: int = 7) -> None:
         """`prices`: market name -> starting price in whole quote units (e.g. {"ETHP": 2000})."""
@@ -48,10 +57,7 @@ class DevnetOracle:
 
     def set_price(self, market: str, answer: int) -> None:
         """Set `market`'s aggregator answer (FEED_DECIMALS decimals)."""
-        if answer <= 0:
-            raise ValueError("a price must be positive")
-        tx = self.aggregators[market].functions.set_answer(answer).transact({"from": self.w3.eth.accounts[0]})
-        self.w3.eth.wait_for_transaction_receipt(tx)
+        set_answer(self.aggregators[market], answer)
 
     async def drive(self, interval_s: float = 2.0, step_bps: int = 20) -> None:
         """A random walk: every `interval_s`, each market moves by up to `step_bps` either way."""
