@@ -15,7 +15,9 @@ from web3 import Web3
 
 from ddx_offchain.chain.checkpointer import Checkpointer, CheckpointerConfig
 from ddx_offchain.chain.core.follower import FollowerConfig
+from ddx_offchain.chain.core.prices import Observation
 from ddx_offchain.chain.operator_chain import ChainHooks
+from ddx_offchain.chain.price_sources import PriceSourceError
 from ddx_offchain.chain.rpc import ChainRpc, Web3ChainRpc
 from ddx_offchain.chain.signatures import SignatureBoard
 from ddx_offchain.chain.verifier import BlockVerifier
@@ -25,6 +27,7 @@ from ddx_offchain.deployment.deploy import DeployConfig, deploy_exchange
 from ddx_offchain.deployment.embedded import Web3Deployer
 from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine.commands import AdvanceEpoch
+from ddx_offchain.node.wallclock import wall_clock_ms
 from ddx_offchain.protocol import operator_messages as om
 from ddx_offchain.protocol.hashing import keccak256
 
@@ -193,3 +196,15 @@ def _deploy(w3: Web3, aw3_factory, operator_count: int, threshold: int | None = 
     lab = ChainLab(w3, aw3_factory, exchange, token, manifest.deployment_block, keys, operator_set, domain)
     lab.start_engine()
     return lab
+
+
+class FakePriceSource:
+    """A price source the test sets by hand (`price = None`: down), stamped with `clock` (default: the wall clock)."""
+
+    def __init__(self, name: str, price: int | None, clock=wall_clock_ms) -> None:
+        self.name, self.price, self.clock = name, price, clock
+
+    async def read(self) -> Observation:
+        if self.price is None:
+            raise PriceSourceError(f"{self.name}: down")
+        return Observation(self.name, self.price, self.clock())

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 
 import aiohttp
+from chainlab import FakePriceSource
 from eth_account import Account
 from partitions import Partitions
 from polling import eventually
 
-from ddx_offchain.chain.core.prices import Observation, PriceRules
+from ddx_offchain.chain.core.prices import PriceRules
 from ddx_offchain.chain.price_feed import MarketFeed, PriceFeed
 from ddx_offchain.client import DdxClient, RequestRefused, Trader
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
@@ -22,13 +22,6 @@ from ddx_offchain.protocol.eip712 import Domain
 from ddx_offchain.protocol.hashing import keccak256
 
 ETHP = b"ETHP".ljust(32, b"\0")
-
-
-class Source:
-    name = "ticker"
-
-    async def read(self) -> Observation:
-        return Observation(self.name, 2_000 * DOLLAR, time.time_ns() // 1_000_000)
 
 
 def test_isolating_the_leader_while_money_moves(tmp_path):
@@ -39,7 +32,7 @@ def test_isolating_the_leader_while_money_moves(tmp_path):
         await net[0].start()
 
     def feed(_i, _cluster) -> PriceFeed:
-        return PriceFeed([MarketFeed(ETHP, [Source()])], PriceRules(cadence_ms=1_000), poll_interval_s=0.2)
+        return PriceFeed([MarketFeed(ETHP, [FakePriceSource("ticker", 2_000 * DOLLAR)])], PriceRules(cadence_ms=1_000), poll_interval_s=0.2)
 
     async def scenario():
         cluster = await start_cluster(tmp_path, operators=3, epoch_interval_s=1.0, echo=lambda _: None,

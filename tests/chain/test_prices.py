@@ -6,6 +6,7 @@ import asyncio
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from chainlab import FakePriceSource
 
 from ddx_offchain.chain.core.prices import (
     Aggregate,
@@ -237,20 +238,10 @@ def test_http_source_failures_are_typed():
     asyncio.run(scenario())
 
 
-class FakeSource:
-    def __init__(self, name, price, clock):
-        self.name, self.price, self.clock = name, price, clock
-
-    async def read(self):
-        if self.price is None:
-            raise PriceSourceError(f"{self.name}: down")
-        return Observation(self.name, self.price, self.clock())
-
-
 def test_feed_proposes_due_prices_and_verifies_what_was_sequenced():
     now = [1_000_000]
     clock = lambda: now[0]  # noqa: E731
-    sources = [FakeSource("a", 2_000, clock), FakeSource("b", 2_010, clock), FakeSource("c", None, clock)]
+    sources = [FakePriceSource("a", 2_000, clock), FakePriceSource("b", 2_010, clock), FakePriceSource("c", None, clock)]
     feed = PriceFeed([MarketFeed(ETHP, sources)], RULES, clock_ms=clock)
     asyncio.run(feed.poll_once())
     command = feed.proposal()

@@ -5,13 +5,13 @@ state that contains the lie, says why (status, metric), and no checkpoint of it 
 from __future__ import annotations
 
 import asyncio
-import time
 
 import aiohttp
+from chainlab import FakePriceSource
 from eth_account import Account
 from polling import eventually
 
-from ddx_offchain.chain.core.prices import Observation, PriceRules
+from ddx_offchain.chain.core.prices import PriceRules
 from ddx_offchain.chain.price_feed import MarketFeed, PriceFeed
 from ddx_offchain.devnet.cluster import DOLLAR, start_cluster
 from ddx_offchain.protocol.hashing import keccak256
@@ -20,16 +20,8 @@ ETHP = b"ETHP".ljust(32, b"\0")
 RULES = PriceRules(min_sources=1, cadence_ms=500, move_bps=10, max_change_bps=500, tolerance_bps=50, window_ms=2_000)
 
 
-class Source:
-    def __init__(self, price: int) -> None:
-        self.name, self.price = "ticker", price
-
-    async def read(self) -> Observation:
-        return Observation(self.name, self.price, time.time_ns() // 1_000_000)
-
-
 def test_a_lying_leaders_prices_are_refused_by_the_quorum(tmp_path):
-    sources = [Source(2_000 * DOLLAR) for _ in range(4)]
+    sources = [FakePriceSource("ticker", 2_000 * DOLLAR) for _ in range(4)]
 
     def feed(i: int, _cluster) -> PriceFeed:
         return PriceFeed([MarketFeed(ETHP, [sources[i]])], RULES, poll_interval_s=0.2)
