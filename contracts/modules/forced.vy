@@ -47,7 +47,11 @@ def _field_words(request_type: uint8) -> uint256:
         return 3
     if request_type == 6:  # CreateStrategy: strategy
         return 1
-    return 0
+    if request_type == 8:  # ApproveAgent: strategy, agent, scope, expiry (how a contract wallet approves an agent)
+        return 4
+    if request_type == 9:  # RevokeAgent: strategy, agent
+        return 2
+    return 0  # 7 (Batch) too: its actions are dynamic; force them one by one
 
 
 @external
@@ -55,7 +59,7 @@ def force_request(request_type: uint8, fields: Bytes[inbox.MAX_FIELDS_BYTES]) ->
     """
     @notice Put a request of the caller's in the inbox, to be applied by the engine as if the caller had signed it.
     @param request_type The request type id: 1 PlaceOrder, 2 CancelOrder, 3 CancelAll, 4 ModifyOrder,
-           5 WithdrawIntent, 6 CreateStrategy.
+           5 WithdrawIntent, 6 CreateStrategy, 8 ApproveAgent, 9 RevokeAgent.
     @param fields The request's fields but trader, nonce and timestamp, as 32-byte ABI words in declaration order.
     @return The forced request's seq.
     """

@@ -17,6 +17,9 @@ STATUS_BY_REASON: dict[str, int] = {
     "bad_signature": 401,
     "malleable_signature": 401,
     "signer_mismatch": 401,
+    # signed by a key the trader has not (or no longer) approved for this
+    "agent_expired": 403,
+    "agent_request_predates_approval": 403,
     # nothing there
     "not_found": 404,
     "unknown_request": 404,

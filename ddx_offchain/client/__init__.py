@@ -2,6 +2,6 @@
 (`DdxClient`)."""
 
 from .api import BadReceipt, DdxClient, RequestRefused, VerifiedReceipt
-from .signer import Trader
+from .signer import Trader, cancel_action, modify_action, place_action
 
-__all__ = ["BadReceipt", "DdxClient", "RequestRefused", "Trader", "VerifiedReceipt"]
+__all__ = ["BadReceipt", "DdxClient", "RequestRefused", "Trader", "VerifiedReceipt", "cancel_action", "modify_action", "place_action"]

@@ -102,7 +102,7 @@ class DdxClient:
         except ProtocolError as exc:
             raise BadReceipt(str(exc)) from None
         r = receipt.receipt
-        if (r.request_hash, r.sender, r.nonce) != (signed.request_hash, signed.trader, signed.request.nonce):
+        if (r.request_hash, r.sender, r.nonce) != (signed.request_hash, signed.signer, signed.request.nonce):
             raise BadReceipt("the receipt is for another request")
         return VerifiedReceipt(receipt, operator, doc)
 

@@ -1,6 +1,7 @@
 """The trader's signing side: build requests (docs/protocol.md §7.1) with fresh nonces and timestamps, sign them.
 
-`Trader` holds a private key in memory; load it from an eth-account keystore with `Trader.from_keystore`.
+`Trader` holds a private key in memory; load it from an eth-account keystore with `Trader.from_keystore`. An agent
+key approved by a trader (`approve_agent`) signs for that trader: `Trader(agent_key, domain, trader=address)`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,18 @@ from pathlib import Path
 from ..node.wallclock import wall_clock_ms
 from ..protocol.eip712 import Domain, DomainCache, address_of
 from ..protocol.requests import (
+    Action,
+    ActionKind,
+    AgentScope,
+    ApproveAgent,
+    Batch,
     CancelAll,
     CancelOrder,
     CreateStrategy,
     ModifyOrder,
     OrderType,
     PlaceOrder,
+    RevokeAgent,
     SignedRequest,
     WithdrawIntent,
     market_id,
@@ -29,14 +36,37 @@ from ..protocol.requests import (
 MAIN = strategy_id("main")
 
 
+ZERO32 = b"\x00" * 32
+
+
 def _as_id(value: bytes | str) -> bytes:
     return value if isinstance(value, bytes) else market_id(value)
 
 
+def place_action(market: bytes | str, side: int, size: int, price: int = 0, *, order_type: int = OrderType.LIMIT,
+                 reduce_only: bool = False) -> Action:
+    """A batch's place action (the fields of a PlaceOrder)."""
+    return Action(ActionKind.PLACE, _as_id(market), side, order_type, price, size, reduce_only, ZERO32)
+
+
+def cancel_action(market: bytes | str, order_hash: bytes) -> Action:
+    return Action(ActionKind.CANCEL, _as_id(market), 0, 0, 0, 0, False, order_hash)
+
+
+def modify_action(market: bytes | str, order_hash: bytes, price: int, size: int) -> Action:
+    return Action(ActionKind.MODIFY, _as_id(market), 0, 0, price, size, False, order_hash)
+
+
 class Trader:
-    def __init__(self, private_key: bytes, domain: Domain, clock_ms: Callable[[], int] | None = None) -> None:
+    """Signs requests of `trader` (default: the key's own address). With another trader's address, the key is that
+    trader's agent: it may sign trading requests only (docs/protocol.md §7.4), with its own nonces."""
+
+    def __init__(
+        self, private_key: bytes, domain: Domain, clock_ms: Callable[[], int] | None = None, *, trader: bytes | None = None
+    ) -> None:
         self._key = private_key
-        self.address = address_of(private_key)
+        self.signer = address_of(private_key)
+        self.address = trader if trader is not None else self.signer
         self.domain = domain
         self._domain = DomainCache(domain)
         self._clock_ms = clock_ms or wall_clock_ms
@@ -97,3 +127,21 @@ class Trader:
     def create_strategy(self, strategy: bytes | str, *, nonce: int | None = None) -> SignedRequest:
         n, ts = self._common(nonce)
         return self._sign(CreateStrategy(self.address, _as_id(strategy), n, ts))
+
+    def batch(self, actions, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:
+        """Up to 50 actions (place_action, cancel_action, modify_action) under one signature; action i's order id
+        is protocol.requests.batch_action_id(request_hash, i)."""
+        n, ts = self._common(nonce)
+        return self._sign(Batch(self.address, _as_id(strategy), tuple(actions), n, ts))
+
+    def approve_agent(self, agent: bytes, expiry_ms: int, *, strategy: bytes | str | None = None,
+                      nonce: int | None = None) -> SignedRequest:
+        """Let `agent` trade for this trader until `expiry_ms` (sequenced time), for `strategy` or (None) all."""
+        n, ts = self._common(nonce)
+        scope_strategy = ZERO32 if strategy is None else _as_id(strategy)
+        return self._sign(ApproveAgent(self.address, scope_strategy, agent, AgentScope.TRADE, expiry_ms, n, ts))
+
+    def revoke_agent(self, agent: bytes, *, strategy: bytes | str | None = None, nonce: int | None = None) -> SignedRequest:
+        n, ts = self._common(nonce)
+        scope_strategy = ZERO32 if strategy is None else _as_id(strategy)
+        return self._sign(RevokeAgent(self.address, scope_strategy, agent, n, ts))

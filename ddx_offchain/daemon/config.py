@@ -40,7 +40,7 @@ class _Operator(msgspec.Struct, forbid_unknown_fields=True):
 class _Api(msgspec.Struct, forbid_unknown_fields=True):
     listen: str
     public_url: str = ""
-    max_body_bytes: int = 4096
+    max_body_bytes: int = 24_576
     max_age_ms: int = 60_000
     max_future_ms: int = 5_000
 

@@ -44,7 +44,22 @@ class _Command(msgspec.Struct, frozen=True, gc=False):
 
 # ----------------------------------------------------------------------------- trader commands
 
-_PYTHON_TYPE = {"address": bytes, "bytes32": bytes, "bool": bool}  # every uintN is an int
+_PYTHON_TYPE = {"address": bytes, "bytes32": bytes, "bool": bool, "Action[]": tuple}  # every uintN is an int
+_ENGINE_ABI = {"Action[]": "list:BatchAction"}  # a request's list of structs: the engine's struct of the same words
+
+
+class BatchAction(msgspec.Struct, frozen=True, gc=False):
+    """A Batch's action (protocol.requests.Action, same fields and words): kind 0 place, 1 cancel, 2 modify."""
+
+    SPEC: ClassVar[tuple[str, ...]] = ("uint8", "bytes32", "uint8", "uint8", "uint256", "uint256", "bool", "bytes32")
+    kind: int
+    market: bytes
+    side: int
+    order_type: int
+    price: int
+    size: int
+    reduce_only: bool
+    order_hash: bytes
 _NOT_FOR_THE_ENGINE = ("nonce", "timestamp")  # the state machine's replay rules use them (docs/protocol.md §7.4)
 
 
@@ -56,7 +71,8 @@ def trader_command(request: type, tag: int, doc: str, **defaults: object) -> typ
     for attr, abi in declared:
         kind = _PYTHON_TYPE.get(abi, int)
         fields.append((attr, kind, defaults[attr]) if attr in defaults else (attr, kind))
-    namespace = {"TAG": tag, "SPEC": ("bytes32", *(abi for _, abi in declared)), "REQUEST": request, "__doc__": doc}
+    spec = ("bytes32", *(_ENGINE_ABI.get(abi, abi) for _, abi in declared))
+    namespace = {"TAG": tag, "SPEC": spec, "REQUEST": request, "__doc__": doc}
     return msgspec.defstruct(
         request.PRIMARY_TYPE, fields, bases=(_Command,), module=__name__, namespace=namespace, frozen=True, gc=False
     )
@@ -74,6 +90,14 @@ ModifyOrder = trader_command(
 )
 WithdrawIntent = trader_command(pr.WithdrawIntent, 5, "Move `amount` of free collateral to the WITHDRAWAL leaf.")
 CreateStrategy = trader_command(pr.CreateStrategy, 6, "Open a new strategy (sub-account) for the trader.")
+Batch = trader_command(
+    pr.Batch, 7, "Place/cancel/modify actions applied in order, each accepted or rejected on its own; action i's "
+    "request id (and order id) is protocol.requests.batch_action_id(request_id, i).",
+)
+ApproveAgent = trader_command(
+    pr.ApproveAgent, 8, "Let `agent` sign the trader's trading requests for `strategy` (zero: all) until `expiry`.",
+)
+RevokeAgent = trader_command(pr.RevokeAgent, 9, "End `agent`'s approval for the trader's `strategy`.")
 
 
 # ----------------------------------------------------------------------------- operator commands
@@ -224,7 +248,9 @@ class FundInsurance(_Command, frozen=True, gc=False):
     amount: int
 
 
-TRADER_COMMANDS = (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy)
+TRADER_COMMANDS = (
+    PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
+)
 COMMAND_OF_REQUEST: dict[type, type[_Command]] = {cls.REQUEST: cls for cls in TRADER_COMMANDS}
 
 
@@ -233,18 +259,39 @@ def from_request(request: pr.TraderRequest, request_hash: bytes) -> _Command:
     cls = COMMAND_OF_REQUEST.get(type(request))
     if cls is None:
         raise TypeError(f"not a trader request: {type(request).__name__}")
-    return cls(request_hash, *(getattr(request, attr) for attr in cls.__struct_fields__[1:]))
+    values = []
+    for attr in cls.__struct_fields__[1:]:
+        value = getattr(request, attr)
+        if attr == "actions":
+            value = tuple(BatchAction(*(getattr(a, f) for f in BatchAction.__struct_fields__)) for a in value)
+        values.append(value)
+    return cls(request_hash, *values)
+
+
+def action_command(batch, index: int, action: BatchAction):
+    """The single command a batch's action stands for, under its own request id; None for an unknown kind."""
+    rid = pr.batch_action_id(batch.request_id, index)
+    kind = action.kind
+    if kind == pr.ActionKind.PLACE:
+        return PlaceOrder(rid, batch.trader, batch.strategy, action.market, action.side, action.order_type,
+                          action.price, action.size, action.reduce_only)
+    if kind == pr.ActionKind.CANCEL:
+        return CancelOrder(rid, batch.trader, batch.strategy, action.market, action.order_hash)
+    if kind == pr.ActionKind.MODIFY:
+        return ModifyOrder(rid, batch.trader, batch.strategy, action.market, action.order_hash, action.price,
+                           action.size)
+    return None
 OPERATOR_COMMANDS = (
     ChainBlock, IndexPrices, AdvanceTime, AdvanceEpoch, ListMarket, UpdateMarket, ListToken, FundInsurance,
 )
 Command = (
-    PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy
-    | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
+    PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
+    | RevokeAgent | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
 )
 _BY_TAG = {cls.TAG: cls for cls in TRADER_COMMANDS + OPERATOR_COMMANDS}
 _NESTED = {
     "Deposit": Deposit, "IndexPrice": IndexPrice, "MarketParams": MarketParams, "ForcedRequest": ForcedRequest,
-    "Word": Word,
+    "Word": Word, "BatchAction": BatchAction,
 }
 _UINT_BITS = {"uint8": 8, "uint16": 16, "uint64": 64, "uint256": 256}
 

@@ -29,6 +29,8 @@ from .commands import (
     ZERO_ID,
     AdvanceEpoch,
     AdvanceTime,
+    ApproveAgent,
+    Batch,
     CancelAll,
     CancelOrder,
     ChainBlock,
@@ -40,8 +42,10 @@ from .commands import (
     ListToken,
     ModifyOrder,
     PlaceOrder,
+    RevokeAgent,
     UpdateMarket,
     WithdrawIntent,
+    action_command,
     from_request,
 )
 from .config import MAX_QUANTITY, GenesisConfig, market_params_problem
@@ -55,6 +59,7 @@ from .state import (
     K_WITHDRAWAL,
     SYSTEM_CURSORS,
     Account,
+    Agent,
     EpochRecord,
     Market,
     Order,
@@ -69,6 +74,7 @@ from .updates import (
     FILLED,
     OPEN,
     Accepted,
+    AgentUpdate,
     BlockApplied,
     DepositCredited,
     DepositIgnored,
@@ -90,6 +96,7 @@ from .updates import (
 )
 
 BPS = 10_000
+MAX_AGENTS = 8  # agent approvals a trader may hold at once (expired ones make room when a new one is approved)
 _SYSTEM_KEY = key_of(K_SYSTEM, uint_word(SYSTEM_CURSORS))
 
 
@@ -106,6 +113,8 @@ class Engine:
         self.withdrawals: dict[bytes, PairLeaf] = {}  # trader + token -> WITHDRAWAL leaf
         self.balances: dict[bytes, PairLeaf] = {}  # trader + token -> BALANCE leaf
         self.epochs: dict[int, EpochRecord] = {}
+        self.agents: dict[bytes, Agent] = {}  # trader + agent + strategy -> approval
+        self.agents_of: dict[bytes, set[bytes]] = {}  # trader -> keys of its approvals (derived)
         # Retained epochs are kept as undo logs, not tree copies: _undo[e] maps every item key changed after the
         # freeze of e (until the next freeze, or now for the latest) to its value at that freeze (None: absent).
         # Freezing costs nothing beyond the changes; a retained epoch's tree is rebuilt only when proofs ask.
@@ -134,6 +143,9 @@ class Engine:
             ModifyOrder: self._modify_order,
             WithdrawIntent: self._withdraw,
             CreateStrategy: self._create_strategy,
+            Batch: self._batch,
+            ApproveAgent: self._approve_agent,
+            RevokeAgent: self._revoke_agent,
             ChainBlock: self._chain_block,
             IndexPrices: self._index_prices,
             AdvanceTime: self._advance_time,
@@ -637,6 +649,77 @@ class Engine:
         for order in doomed:
             self._remove_order(order, CancelReason.USER)
 
+    def _batch(self, c: Batch) -> None:
+        actions = c.actions
+        if type(actions) is not tuple or not 0 < len(actions) <= pr.MAX_BATCH_ACTIONS:
+            return self._reject(c, Reject.BAD_BATCH, f"a batch carries 1..{pr.MAX_BATCH_ACTIONS} actions")
+        self._accept(c)
+        for i, action in enumerate(actions):
+            command = action_command(c, i, action)
+            if command is None:
+                self._rejected(pr.batch_action_id(c.request_id, i), "Action", Reject.MALFORMED, "unknown action kind")
+                continue
+            self._handle(self._handlers[type(command)], command)
+
+    # ------------------------------------------------------------------------------------------ agents
+
+    def _approve_agent(self, c: ApproveAgent) -> None:
+        if type(c.agent) is not bytes or len(c.agent) != 20 or c.agent in (ZERO_ADDRESS, c.trader):
+            return self._reject(c, Reject.BAD_AGENT, "agent must be a non-zero address other than the trader")
+        if c.scope != pr.AgentScope.TRADE:
+            return self._reject(c, Reject.BAD_AGENT, "scope must be 1 (trade)")
+        if type(c.expiry) is not int or not self.time < c.expiry < 2**64:
+            return self._reject(c, Reject.BAD_AGENT, f"expiry must be after the sequenced time {self.time}")
+        key = c.trader + c.agent + c.strategy
+        held = self.agents_of.get(c.trader, set())
+        live = [k for k in held if k != key and self.agents[k].expiry > self.time]
+        if len(live) >= MAX_AGENTS:
+            return self._reject(c, Reject.TOO_MANY_AGENTS, f"at most {MAX_AGENTS} live agent approvals")
+        self._accept(c)
+        for k in sorted(held):  # expired approvals make room (sorted: the same updates on every node)
+            if k != key and self.agents[k].expiry <= self.time:
+                self._end_agent(self.agents[k])
+        agent = self.agents.get(key)
+        if agent is None:
+            agent = self.agents[key] = Agent(c.trader, c.agent, c.strategy, c.scope, self.time, c.expiry)
+            self.agents_of.setdefault(c.trader, set()).add(key)
+        else:  # approved again: a new start (signatures from before it stay dead) and the new expiry
+            agent.scope, agent.valid_from, agent.expiry = c.scope, self.time, c.expiry
+        self.dirty.add(agent)
+        self._emit(AgentUpdate, c.trader, c.agent, c.strategy, c.scope, agent.valid_from, c.expiry, True)
+
+    def _revoke_agent(self, c: RevokeAgent) -> None:
+        agent = self.agents.get(c.trader + c.agent + c.strategy) if type(c.agent) is bytes else None
+        if agent is None:
+            return self._reject(c, Reject.UNKNOWN_AGENT, "no such agent approval for this strategy")
+        self._accept(c)
+        self._end_agent(agent)
+
+    def _end_agent(self, agent: Agent) -> None:
+        agent.gone = True
+        del self.agents[agent.skey]
+        keys = self.agents_of[agent.trader]
+        keys.discard(agent.skey)
+        if not keys:
+            del self.agents_of[agent.trader]
+        self.dirty.add(agent)
+        self._emit(AgentUpdate, agent.trader, agent.agent, agent.strategy, agent.scope, agent.valid_from,
+                   agent.expiry, False)
+
+    def agent_problem(self, trader: bytes, agent: bytes, strategy: bytes, timestamp: int) -> str | None:
+        """Why `agent` may not sign a trading request of `trader`'s for `strategy` with this timestamp now, or None
+        (docs/protocol.md §7.4): an approval for the strategy or for every strategy, not expired by the sequenced
+        time, and the request signed no earlier than the approval (a signature from before a revocation and a
+        re-approval stays dead)."""
+        found = self.agents.get(trader + agent + strategy) or self.agents.get(trader + agent + ZERO_ID)
+        if found is None:  # neither the trader nor its agent: what a forged request is
+            return "signer_mismatch"
+        if found.expiry <= self.time:
+            return "agent_expired"
+        if timestamp < found.valid_from:
+            return "agent_request_predates_approval"
+        return None
+
     # ------------------------------------------------------------------------------------------ strategies, money
 
     def _create_strategy(self, c: CreateStrategy) -> None:
@@ -1071,6 +1154,7 @@ class Engine:
         objs.extend(self.withdrawals.values())
         objs.extend(self.balances.values())
         objs.extend(self.epochs.values())
+        objs.extend(self.agents.values())
         items = [self.system_item()]
         for obj in objs:
             key, value = obj.item()
@@ -1092,7 +1176,9 @@ class Engine:
         return snapshot_codec.restore(cls, data)
 
 
-_TRADER_COMMANDS = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy))
+_TRADER_COMMANDS = frozenset((
+    PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
+))
 _VERDICTS = (Accepted, Rejected)  # what every command's first update is
 
 

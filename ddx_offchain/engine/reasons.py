@@ -34,6 +34,10 @@ class Reject(IntEnum):
     DUPLICATE_ORDER_ID = 28
     PRICE_NOT_POSITIVE = 29
     FORCED_SEQUENCE = 30  # a chain block's forced requests do not continue the forced seq
+    BAD_AGENT = 31  # the agent is zero or the trader, the scope unknown, or the expiry not after the sequenced time
+    TOO_MANY_AGENTS = 32
+    UNKNOWN_AGENT = 33
+    BAD_BATCH = 34  # not 1..MAX_BATCH_ACTIONS actions
 
 
 class CancelReason(IntEnum):

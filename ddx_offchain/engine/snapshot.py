@@ -25,6 +25,7 @@ from .config import GenesisConfig
 from .errors import SnapshotError
 from .state import (
     FUND_TRADER,
+    K_AGENT,
     K_BALANCE,
     K_EPOCH,
     K_FEE,
@@ -41,6 +42,7 @@ from .state import (
     SYSTEM_CURSORS,
     SYSTEM_TOKEN,
     Account,
+    Agent,
     EpochRecord,
     Market,
     Order,
@@ -175,6 +177,7 @@ def _all_objects(engine):
     yield from engine.withdrawals.values()
     yield from engine.balances.values()
     yield from engine.epochs.values()
+    yield from engine.agents.values()
 
 
 def _rebuild(cls, items):
@@ -287,5 +290,10 @@ def _rebuild(cls, items):
         w = split_words(value, K_EPOCH, 4)
         record = EpochRecord(word_uint(w[0]), w[1], word_uint(w[2]), word_uint(w[3]))
         engine.epochs[record.epoch] = record
+    for value in by_kind.get(K_AGENT, []):
+        w = split_words(value, K_AGENT, 6)
+        agent = Agent(word_address(w[0]), word_address(w[1]), w[2], word_uint(w[3]), word_uint(w[4]), word_uint(w[5]))
+        engine.agents[agent.skey] = agent
+        engine.agents_of.setdefault(agent.trader, set()).add(agent.skey)
     engine.dirty.clear()
     return engine

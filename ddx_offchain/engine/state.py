@@ -29,6 +29,7 @@ K_MARKET = int(Kind.MARKET)
 K_FEE = int(Kind.FEE_ACCOUNT)
 K_SYSTEM = int(Kind.SYSTEM)
 K_FUNDING = int(Kind.FUNDING)
+K_AGENT = int(Kind.AGENT)
 
 # the kind words of the items written most often (the value's first word), bound once for the encoders below
 _ORDER_WORD = kind_word(K_ORDER)
@@ -159,6 +160,39 @@ class Trader:
             self._key = key_of(K_TRADER, ZERO12 + self.address)
         return self._key, value_of(
             K_TRADER, ZERO12 + self.address + uint_word(len(self.strategies)) + uint_word(self.created)
+        )
+
+
+class Agent:
+    """An approval: `agent` may sign `trader`'s trading requests for `strategy` (zero: every strategy) with
+    timestamps from `valid_from` (the sequenced time of the approval) while the sequenced time is before `expiry`."""
+
+    __slots__ = ("trader", "agent", "strategy", "scope", "valid_from", "expiry", "in_tree", "_key", "gone")
+
+    def __init__(self, trader, agent, strategy, scope, valid_from, expiry):
+        self.trader = trader
+        self.agent = agent
+        self.strategy = strategy
+        self.scope = scope
+        self.valid_from = valid_from
+        self.expiry = expiry
+        self.gone = False  # revoked or replaced: deleted from the tree at the next flush
+        self.in_tree = False
+        self._key = None
+
+    @property
+    def skey(self) -> bytes:
+        return self.trader + self.agent + self.strategy
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_AGENT, ZERO12 + self.trader + ZERO12 + self.agent + self.strategy)
+        if self.gone:
+            return self._key, None
+        return self._key, value_of(
+            K_AGENT,
+            ZERO12 + self.trader + ZERO12 + self.agent + self.strategy + uint_word(self.scope)
+            + uint_word(self.valid_from) + uint_word(self.expiry),
         )
 
 

@@ -184,6 +184,18 @@ class EpochFrozen(Update, frozen=True, gc=False, tag=True):
     root: bytes
 
 
+class AgentUpdate(Update, frozen=True, gc=False, tag=True):
+    """An agent approval written (approved: True) or ended (revoked: approved False)."""
+
+    trader: bytes
+    agent: bytes
+    strategy: bytes  # zero: every strategy of the trader
+    scope: int
+    valid_from: int  # the agent's requests must carry a timestamp at or after this (ms)
+    expiry: int
+    approved: bool
+
+
 class ForcedRequestApplied(Update, frozen=True, gc=False, tag=True):
     """A forced request (from the L1 inbox) was taken: after its own Accepted or Rejected and effects, this names
     its trader and outcome (reason 0: accepted; else reasons.Reject). Taken either way: it counts as processed."""

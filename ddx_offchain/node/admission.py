@@ -14,7 +14,7 @@ from ..errors import DdxError
 from ..protocol.eip712 import Domain, DomainCache
 from ..protocol.requests import RequestRejected, SignedRequest, request_from_json, verify_request
 
-MAX_BODY_BYTES = 4096  # the largest request (ModifyOrder) is ~900 bytes of JSON: the API's default bound
+MAX_BODY_BYTES = 24_576  # the largest request, a Batch of 50 actions, is ~19 KB of JSON: the API's default bound
 MAX_AGE_MS = 60_000  # a request older than this (by its timestamp) is refused: stale
 MAX_FUTURE_MS = 5_000  # tolerated client clock skew ahead of ours
 
@@ -71,6 +71,6 @@ class Admission:
         if request.timestamp > now + self.limits.max_future_ms:
             raise AdmissionError("future_timestamp", f"timestamp more than {self.limits.max_future_ms} ms ahead", now=str(now))
         try:
-            return verify_request(request, signature, self._domain_cache)
+            return verify_request(request, signature, self._domain_cache, agents=True)
         except RequestRejected as exc:
             raise AdmissionError(exc.reason, str(exc)) from None

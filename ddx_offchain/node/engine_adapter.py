@@ -55,6 +55,9 @@ class EngineAdapter:
     def epoch(self) -> int:
         return self.engine.epoch
 
+    def agent_problem(self, trader: bytes, agent: bytes, strategy: bytes, timestamp: int) -> str | None:
+        return self.engine.agent_problem(trader, agent, strategy, timestamp)
+
     def last_ordinal(self) -> int:
         return self.engine.ordinal - 1
 

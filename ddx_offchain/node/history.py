@@ -211,7 +211,7 @@ class History:
                 continue
             a: AppliedEntry = item
             requests.append(
-                (a.request_index, a.log_index, a.request_hash, a.trader, a.nonce, a.status, a.reason, a.duplicate_of, a.epoch, a.entry)
+                (a.request_index, a.log_index, a.request_hash, a.sender, a.nonce, a.status, a.reason, a.duplicate_of, a.epoch, a.entry)
             )
             for u in a.updates:
                 updates.append((u.ordinal, u.request_index, u.kind, b"".join(u.traders), u.market, _encode_update(u.update)))

@@ -37,11 +37,11 @@ class ReceiptRecord:
     request_hash: bytes
     request_index: int
     epoch: int
-    trader: bytes
+    sender: bytes  # the request's signer: its trader or the trader's agent
     nonce: int
 
     def receipt(self) -> Receipt:
-        return Receipt(self.request_hash, self.request_index, self.epoch, self.trader, self.nonce)
+        return Receipt(self.request_hash, self.request_index, self.epoch, self.sender, self.nonce)
 
 
 class _Pending:
@@ -130,13 +130,13 @@ class OperatorService:
         if applied is None:
             return
         if applied.request_hash is not None and applied.status == SEQUENCED:
-            self._remember(ReceiptRecord(applied.request_hash, applied.request_index, applied.epoch, applied.trader, applied.nonce))
+            self._remember(ReceiptRecord(applied.request_hash, applied.request_index, applied.epoch, applied.sender, applied.nonce))
         if data[:1] == ENTRY_OPERATOR_COMMAND_TAG:
             waiter = self._operator_waiters.pop(data, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(applied)
-        if applied.trader is not None:
-            pending = self._pending.get((applied.trader, applied.nonce))
+        if applied.sender is not None:
+            pending = self._pending.get((applied.sender, applied.nonce))
             if pending is not None and pending.request_hash == applied.request_hash and pending.applied is None:
                 pending.settle(applied)
         for listener in self.listeners:
@@ -233,12 +233,17 @@ class OperatorService:
     async def _submit(self, doc: object) -> ReceiptRecord:
         signed = self.admission.admit(doc)
         request = signed.request
-        key = (request.trader, request.nonce)
+        if signed.by_agent:  # refused early against this node's state; the state machine decides at apply
+            problem = self.machine.engine.agent_problem(request.trader, signed.signer, request.strategy, request.timestamp)
+            if problem is not None:
+                raise AdmissionError(problem, "the signer is not an approved, unexpired agent of the trader for this "
+                                     "strategy, or the request predates the approval")
+        key = (signed.signer, request.nonce)
         seen = self.machine.seen(*key)
         if seen is not None:
             if seen.request_hash != signed.request_hash:
                 raise AdmissionError("nonce_reused", "this nonce was already used by another request", requestIndex=seen.request_index)
-            return ReceiptRecord(seen.request_hash, seen.request_index, seen.epoch, request.trader, request.nonce)
+            return ReceiptRecord(seen.request_hash, seen.request_index, seen.epoch, signed.signer, request.nonce)
         pending = self._pending.get(key)
         if pending is not None:
             if pending.request_hash != signed.request_hash:
@@ -289,7 +294,7 @@ class OperatorService:
         if applied.status == REFUSED:
             raise RefusedWhenApplied(applied.reason or "refused", "sequenced but refused by the state machine", requestIndex=applied.request_index)
         request_index = applied.duplicate_of if applied.status == DUPLICATE else applied.request_index
-        return ReceiptRecord(signed.request_hash, request_index, applied.epoch, request.trader, request.nonce)
+        return ReceiptRecord(signed.request_hash, request_index, applied.epoch, signed.signer, request.nonce)
 
     def _not_leader(self, leader_id: int | None) -> AdmissionError:
         if leader_id is None:

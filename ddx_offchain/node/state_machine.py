@@ -82,6 +82,10 @@ class ExecutionEngine(Protocol):
 
     def restore(self, data: bytes) -> None: ...
 
+    def agent_problem(self, trader: bytes, agent: bytes, strategy: bytes, timestamp: int) -> str | None:
+        """Why `agent` may not sign this trading request of `trader`'s now (engine state), or None."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class AppliedEntry:
@@ -93,7 +97,7 @@ class AppliedEntry:
     status: str
     epoch: int
     request_hash: bytes | None = None
-    trader: bytes | None = None
+    sender: bytes | None = None  # who signed: the trader, or an agent of the trader's; `nonce` is in its nonce space
     nonce: int | None = None
     reason: str | None = None
     duplicate_of: int | None = None
@@ -163,24 +167,29 @@ class ExchangeStateMachine:
             signed = self._verified.pop(entry, None)
             if signed is None:
                 request, signature = decode_entry(entry)
-                signed = verify_request(request, signature, self.domain)
+                signed = verify_request(request, signature, self.domain, agents=True)
             request = signed.request
         except RequestRejected as exc:
             return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason=exc.reason)
         except ProtocolError:
             return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason="malformed_entry")
-        common = dict(request_hash=signed.request_hash, trader=request.trader, nonce=request.nonce)
+        sender = signed.signer
+        common = dict(request_hash=signed.request_hash, sender=sender, nonce=request.nonce)
+        if sender != request.trader:
+            problem = self.engine.agent_problem(request.trader, sender, request.strategy, request.timestamp)
+            if problem is not None:
+                return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason=problem, **common)
         if request.timestamp + REPLAY_WINDOW_MS < self.high_water_ms:
             return AppliedEntry(request_index, log_index, entry, REFUSED, epoch, reason="expired", **common)
         if request.timestamp > self.high_water_ms:
             self.high_water_ms = request.timestamp
             self._forget_expired()
-        seen = self._seen.get((request.trader, request.nonce))
+        seen = self._seen.get((sender, request.nonce))
         if seen is not None:
             return AppliedEntry(
                 request_index, log_index, entry, DUPLICATE, seen.epoch, duplicate_of=seen.request_index, **common
             )
-        self._remember(request.trader, request.nonce, SeenRequest(request.timestamp, request_index, signed.request_hash, epoch))
+        self._remember(sender, request.nonce, SeenRequest(request.timestamp, request_index, signed.request_hash, epoch))
         updates = self.engine.execute_request(signed, request_index)
         return AppliedEntry(request_index, log_index, entry, SEQUENCED, epoch, updates=updates, **common)
 

@@ -31,6 +31,7 @@ class Kind(IntEnum):
     FEE_ACCOUNT = 0x0B
     SYSTEM = 0x0C  # sequencing cursors (deposit sequence, last chain block, time)
     FUNDING = 0x0D
+    AGENT = 0x0E  # a trader's approval of an agent key (docs/engine.md, "Agents")
 
 
 def item_key(kind: int, id_types: list[str], id_values: list) -> bytes:

@@ -27,7 +27,6 @@ from .eip712 import (
     recover_signer,
     sign_digest,
     to_json,
-    to_typed_data_value,
 )
 from .errors import ProtocolError
 from .hashing import keccak256
@@ -56,6 +55,9 @@ Uint8 = Annotated[int, "uint8"]
 Uint64 = Annotated[int, "uint64"]
 Uint256 = Annotated[int, "uint256"]
 Bool = Annotated[bool, "bool"]
+# the one dynamic field type: Batch's list of actions (an EIP-712 array of the `Action` struct below)
+Actions = Annotated[tuple, "Action[]"]
+MAX_BATCH_ACTIONS = 50
 
 
 def eip712_name(attr: str) -> str:
@@ -95,8 +97,11 @@ class _Request:
     TYPE_STRING: ClassVar[str]
     TYPEHASH: ClassVar[bytes]
 
+    # the struct types the request's fields refer to (EIP-712 `encodeType`: appended to the type string, sorted)
+    REFERENCED: ClassVar[tuple[type, ...]] = ()
+
     def encode_data(self) -> bytes:
-        return b"".join(encode_word(abi, getattr(self, attr)) for attr, _, abi in self.FIELDS)
+        return b"".join(_encode_field(abi, getattr(self, attr)) for attr, _, abi in self.FIELDS)
 
     def struct_hash(self) -> bytes:
         return keccak256(self.TYPEHASH + self.encode_data())
@@ -106,23 +111,26 @@ class _Request:
         return domain.digest(self.struct_hash())
 
     def message_json(self) -> dict:
-        return {name: to_json(abi, getattr(self, attr)) for attr, name, abi in self.FIELDS}
+        return {name: _field_json(abi, getattr(self, attr)) for attr, name, abi in self.FIELDS}
 
     def typed_data(self, domain: Domain) -> dict:
         """The full `eth_signTypedData_v4` document a wallet signs (ethers: domain, types, message)."""
+        types = {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            self.PRIMARY_TYPE: [{"name": name, "type": abi} for _, name, abi in self.FIELDS],
+        }
+        for struct in self.REFERENCED:
+            types[struct.PRIMARY_TYPE] = [{"name": name, "type": abi} for _, name, abi in struct.FIELDS]
         return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                self.PRIMARY_TYPE: [{"name": name, "type": abi} for _, name, abi in self.FIELDS],
-            },
+            "types": types,
             "primaryType": self.PRIMARY_TYPE,
             "domain": domain.to_typed_data(),
-            "message": {name: to_typed_data_value(abi, getattr(self, attr)) for attr, name, abi in self.FIELDS},
+            "message": self.message_json(),
         }
 
     def validate(self) -> None:
@@ -135,9 +143,24 @@ def _spec(cls):
     """Derive FIELDS, TYPE_STRING and TYPEHASH from the annotated fields, the request type's one declaration."""
     hints = get_type_hints(cls, include_extras=True)
     cls.FIELDS = tuple((f.name, eip712_name(f.name), hints[f.name].__metadata__[0]) for f in dc_fields(cls))
-    cls.TYPE_STRING = f"{cls.PRIMARY_TYPE}(" + ",".join(f"{abi} {name}" for _, name, abi in cls.FIELDS) + ")"
+    own = f"{cls.PRIMARY_TYPE}(" + ",".join(f"{abi} {name}" for _, name, abi in cls.FIELDS) + ")"
+    cls.TYPE_STRING = own + "".join(s.TYPE_STRING for s in sorted(cls.REFERENCED, key=lambda s: s.PRIMARY_TYPE))
     cls.TYPEHASH = keccak256(cls.TYPE_STRING.encode())
     return cls
+
+
+def _encode_field(abi: str, value) -> bytes:
+    """A field's word in encodeData: the ABI word of a static field; for an array of structs, the hash of its
+    elements' struct hashes concatenated (EIP-712)."""
+    if abi == "Action[]":
+        return keccak256(b"".join(action.struct_hash() for action in value))
+    return encode_word(abi, value)
+
+
+def _field_json(abi: str, value):
+    if abi == "Action[]":
+        return [action.message_json() for action in value]
+    return to_json(abi, value)
 
 
 def _check_quantity(name: str, value: int, *, positive: bool) -> None:
@@ -267,11 +290,159 @@ class CreateStrategy(_Request):
     PRIMARY_TYPE: ClassVar[str] = "CreateStrategy"
 
 
-TraderRequest = PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy
+class ActionKind(IntEnum):
+    PLACE = 0
+    CANCEL = 1
+    MODIFY = 2
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One action of a Batch: a PlaceOrder, CancelOrder or ModifyOrder of the batch's trader and strategy, in one
+    struct. Fields a kind does not use must be zero (one canonical form per action)."""
+
+    kind: Uint8
+    market: Bytes32
+    side: Uint8
+    order_type: Uint8
+    price: Uint256
+    size: Uint256
+    reduce_only: Bool
+    order_hash: Bytes32
+
+    PRIMARY_TYPE: ClassVar[str] = "Action"
+    REFERENCED: ClassVar[tuple[type, ...]] = ()
+
+    def struct_hash(self) -> bytes:
+        return keccak256(self.TYPEHASH + b"".join(encode_word(abi, getattr(self, a)) for a, _, abi in self.FIELDS))
+
+    def message_json(self) -> dict:
+        return {name: to_json(abi, getattr(self, attr)) for attr, name, abi in self.FIELDS}
+
+    def words(self) -> bytes:
+        return b"".join(encode_word(abi, getattr(self, attr)) for attr, _, abi in self.FIELDS)
+
+    def single(self, trader: bytes, strategy: bytes) -> "PlaceOrder | CancelOrder | ModifyOrder":
+        """The single request this action stands for (nonce and timestamp 0: the batch carries them)."""
+        if self.kind == ActionKind.PLACE:
+            return PlaceOrder(trader, strategy, self.market, self.side, self.order_type, self.price, self.size,
+                              self.reduce_only, 0, 0)
+        if self.kind == ActionKind.CANCEL:
+            return CancelOrder(trader, strategy, self.market, self.order_hash, 0, 0)
+        return ModifyOrder(trader, strategy, self.market, self.order_hash, self.price, self.size, 0, 0)
+
+    def validate(self, trader: bytes, strategy: bytes) -> None:
+        if self.kind not in tuple(ActionKind):
+            raise RequestRejected("bad_field", "action kind must be 0 (place), 1 (cancel) or 2 (modify)")
+        unused = {
+            ActionKind.PLACE: ("order_hash",),
+            ActionKind.CANCEL: ("side", "order_type", "price", "size", "reduce_only"),
+            ActionKind.MODIFY: ("side", "order_type", "reduce_only"),
+        }[self.kind]
+        for attr in unused:
+            value = getattr(self, attr)
+            if (value != ZERO32) if isinstance(value, bytes) else value:
+                raise RequestRejected("bad_field", f"a {ActionKind(self.kind).name.lower()} action must have {attr} zero")
+        self.single(trader, strategy).validate()
+
+
+def batch_action_id(request_hash: bytes, index: int) -> bytes:
+    """The id of a batch's action `index` (0-based): its request id, and the id of the order a place or modify
+    creates. keccak256(requestHash ‖ uint256 index)."""
+    return keccak256(request_hash + index.to_bytes(32, "big"))
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class Batch(_Request):
+    """Up to MAX_BATCH_ACTIONS place/cancel/modify actions of one strategy under one signature, applied in order,
+    each accepted or rejected on its own (docs/engine.md, "Batches")."""
+
+    trader: Address
+    strategy: Bytes32
+    actions: Actions
+    nonce: Uint64
+    timestamp: Uint64
+
+    TYPE_ID: ClassVar[int] = 7
+    PRIMARY_TYPE: ClassVar[str] = "Batch"
+    REFERENCED: ClassVar[tuple[type, ...]] = (Action,)
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if not isinstance(self.actions, tuple) or not 0 < len(self.actions) <= MAX_BATCH_ACTIONS:
+            raise RequestRejected("bad_field", f"a batch carries 1..{MAX_BATCH_ACTIONS} actions")
+        for i, action in enumerate(self.actions):
+            try:
+                action.validate(self.trader, self.strategy)
+            except RequestRejected as exc:
+                raise RequestRejected(exc.reason, f"action {i}: {exc}") from None
+
+
+class AgentScope(IntEnum):
+    TRADE = 1  # place, cancel, modify and batch: never withdraw, transfer, create strategies or approve agents
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class ApproveAgent(_Request):
+    """Let `agent` sign the trader's trading requests for `strategy` (zero: every strategy) until `expiry` (ms,
+    sequenced time). Approving an agent again replaces the approval (new expiry, new start)."""
+
+    trader: Address
+    strategy: Bytes32
+    agent: Address
+    scope: Uint8
+    expiry: Uint64
+    nonce: Uint64
+    timestamp: Uint64
+
+    TYPE_ID: ClassVar[int] = 8
+    PRIMARY_TYPE: ClassVar[str] = "ApproveAgent"
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.agent == ZERO_ADDRESS or self.agent == self.trader:
+            raise RequestRejected("bad_field", "agent must be a non-zero address other than the trader")
+        if self.scope != AgentScope.TRADE:
+            raise RequestRejected("bad_field", "scope must be 1 (trade)")
+        if self.expiry == 0:
+            raise RequestRejected("bad_field", "expiry must be a time (ms)")
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class RevokeAgent(_Request):
+    trader: Address
+    strategy: Bytes32
+    agent: Address
+    nonce: Uint64
+    timestamp: Uint64
+
+    TYPE_ID: ClassVar[int] = 9
+    PRIMARY_TYPE: ClassVar[str] = "RevokeAgent"
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.agent == ZERO_ADDRESS:
+            raise RequestRejected("bad_field", "agent is the zero address")
+
+
+TraderRequest = (
+    PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
+    | RevokeAgent
+)
 REQUEST_TYPES: dict[str, type] = {
-    cls.PRIMARY_TYPE: cls for cls in (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy)
+    cls.PRIMARY_TYPE: cls
+    for cls in (
+        PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent,
+        RevokeAgent,
+    )
 }
 REQUEST_TYPES_BY_ID: dict[int, type] = {cls.TYPE_ID: cls for cls in REQUEST_TYPES.values()}
+# what an approved agent may sign for its trader (AgentScope.TRADE); everything else only the trader's own key
+AGENT_SIGNABLE: frozenset[type] = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, Batch))
 
 
 def strategy_id(name: str) -> bytes:
@@ -292,10 +463,19 @@ class SignedRequest:
     request: TraderRequest
     signature: bytes  # r ‖ s ‖ v
     request_hash: bytes  # the EIP-712 digest under the node's domain
+    signer: bytes = b""  # who signed: the trader, or an agent of the trader's (empty: the trader)
+
+    def __post_init__(self) -> None:
+        if not self.signer:
+            object.__setattr__(self, "signer", self.request.trader)
 
     @property
     def trader(self) -> bytes:
         return self.request.trader
+
+    @property
+    def by_agent(self) -> bool:
+        return self.signer != self.request.trader
 
     def to_json(self) -> dict:
         return {
@@ -310,8 +490,12 @@ def sign_request(request: TraderRequest, domain: Domain | DomainCache, private_k
     return SignedRequest(request, sign_digest(digest, private_key), digest)
 
 
-def verify_request(request: TraderRequest, signature: bytes, domain: Domain | DomainCache) -> SignedRequest:
-    """Check the stateless rules and that `trader` signed the request under `domain`.
+def verify_request(
+    request: TraderRequest, signature: bytes, domain: Domain | DomainCache, *, agents: bool = False
+) -> SignedRequest:
+    """Check the stateless rules and that `trader` signed the request under `domain` — or, with `agents`, that
+    somebody signed a type an agent may sign (AGENT_SIGNABLE): the result's `signer` then names the agent, whose
+    approval the caller must check against the state (docs/protocol.md §7.4).
 
     Raises RequestRejected (reason: bad_field, signer_mismatch, bad_signature, bad_signature_format,
     malleable_signature).
@@ -322,12 +506,12 @@ def verify_request(request: TraderRequest, signature: bytes, domain: Domain | Do
         signer = recover_signer(digest, signature)
     except SignatureError as exc:
         raise RequestRejected(exc.reason, str(exc)) from None
-    if signer != request.trader:
+    if signer != request.trader and not (agents and type(request) in AGENT_SIGNABLE):
         raise RequestRejected(
             "signer_mismatch",
             "the signature does not recover to the trader under this exchange's domain (wrong key, chain or contract)",
         )
-    return SignedRequest(request, signature, digest)
+    return SignedRequest(request, signature, digest, signer)
 
 
 def request_from_json(doc) -> tuple[TraderRequest, bytes, dict | None]:
@@ -352,7 +536,7 @@ def request_from_json(doc) -> tuple[TraderRequest, bytes, dict | None]:
         missing, unknown = names - set(message), set(message) - names
         raise RequestRejected("bad_schema", f"{cls.PRIMARY_TYPE} fields: missing {sorted(missing)}, unknown {sorted(unknown)[:5]}")
     try:
-        values = [from_json(abi, name, message[name]) for _, name, abi in cls.FIELDS]
+        values = [_field_from_json(abi, name, message[name]) for _, name, abi in cls.FIELDS]
         signature = parse_signature(doc.get("signature"))
     except SignatureError as exc:
         raise RequestRejected(exc.reason, str(exc)) from None
@@ -372,11 +556,36 @@ def request_from_json(doc) -> tuple[TraderRequest, bytes, dict | None]:
     return cls(*values), signature, domain
 
 
+def _field_from_json(abi: str, name: str, value):
+    if abi != "Action[]":
+        return from_json(abi, name, value)
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_BATCH_ACTIONS:
+        raise ProtocolError(f"{name}: a list of 1..{MAX_BATCH_ACTIONS} actions")
+    names = [field for _, field, _ in Action.FIELDS]
+    actions = []
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) != set(names):
+            raise ProtocolError(f"{name}[{i}]: an object with exactly {names}")
+        actions.append(Action(*(from_json(a, f"{name}[{i}].{f}", item[f]) for _, f, a in Action.FIELDS)))
+    return tuple(actions)
+
+
 # ---------------------------------------------------------------- log entries
 
 def encode_entry(signed: SignedRequest) -> bytes:
-    """0x01 ‖ type id ‖ encodeData(request) ‖ r ‖ s ‖ v — the exact signed content, re-verifiable by any follower."""
-    return bytes([ENTRY_TRADER_REQUEST, signed.request.TYPE_ID]) + signed.request.encode_data() + signed.signature
+    """0x01 ‖ type id ‖ fields ‖ r ‖ s ‖ v — the exact signed content, re-verifiable by any follower. Each static
+    field is its ABI word; a list of actions is uint256 count ‖ each action's words (§7.3)."""
+    request = signed.request
+    parts = [bytes([ENTRY_TRADER_REQUEST, request.TYPE_ID])]
+    for attr, _, abi in request.FIELDS:
+        value = getattr(request, attr)
+        if abi == "Action[]":
+            parts.append(len(value).to_bytes(32, "big"))
+            parts.extend(action.words() for action in value)
+        else:
+            parts.append(encode_word(abi, value))
+    parts.append(signed.signature)
+    return b"".join(parts)
 
 
 def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
@@ -386,14 +595,30 @@ def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
     cls = REQUEST_TYPES_BY_ID.get(data[1])
     if cls is None:
         raise ProtocolError(f"unknown request type id {data[1]}")
-    words = len(cls.FIELDS)
-    if len(data) != 2 + 32 * words + 65:
-        raise ProtocolError(f"{cls.PRIMARY_TYPE} entry must be {2 + 32 * words + 65} bytes, got {len(data)}")
+    pos = 2
+    end = len(data) - 65
+
+    def word(name: str) -> bytes:
+        nonlocal pos
+        if pos + 32 > end:
+            raise ProtocolError(f"{cls.PRIMARY_TYPE} entry too short at {name}")
+        pos += 32
+        return data[pos - 32 : pos]
+
     values = []
-    for i, (_, name, abi) in enumerate(cls.FIELDS):
-        word = data[2 + 32 * i: 34 + 32 * i]
-        values.append(_decode_word(abi, name, word))
-    return cls(*values), data[2 + 32 * words:]
+    for _, name, abi in cls.FIELDS:
+        if abi == "Action[]":
+            count = int.from_bytes(word(name), "big")
+            if not 0 < count <= MAX_BATCH_ACTIONS:
+                raise ProtocolError(f"{name}: {count} actions, 1..{MAX_BATCH_ACTIONS} allowed")
+            values.append(tuple(
+                Action(*(_decode_word(a, f"{name}.{f}", word(name)) for _, f, a in Action.FIELDS)) for _ in range(count)
+            ))
+        else:
+            values.append(_decode_word(abi, name, word(name)))
+    if pos != end:
+        raise ProtocolError(f"{cls.PRIMARY_TYPE} entry must be {pos + 65} bytes, got {len(data)}")
+    return cls(*values), data[end:]
 
 
 # ---------------------------------------------------------------- forced requests (docs/protocol.md §6.5)
@@ -401,10 +626,17 @@ def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
 # A forced request is a trader request put in the L1 inbox by the trader itself (contracts/modules/forced.vy): the
 # caller is the trader, the forced seq stands in for nonce and timestamp, so its fields are the rest.
 NOT_FORCED_FIELDS = ("trader", "nonce", "timestamp")
+# the request types the contract takes (contracts/modules/forced.vy): every one with static fields only; a batch is
+# as many single forced requests
+FORCEABLE: frozenset[type] = frozenset(
+    cls for cls in REQUEST_TYPES.values() if all(abi != "Action[]" for _, _, abi in cls.FIELDS)
+)
 
 
 def forced_fields(request: TraderRequest) -> tuple[int, bytes]:
     """(type id, fields) of `force_request` for this request: its ABI words less trader, nonce and timestamp."""
+    if type(request) not in FORCEABLE:
+        raise ProtocolError(f"a {request.PRIMARY_TYPE} cannot be forced")
     request.validate()
     words = [encode_word(abi, getattr(request, attr)) for attr, _, abi in request.FIELDS if attr not in NOT_FORCED_FIELDS]
     return request.TYPE_ID, b"".join(words)
@@ -414,8 +646,8 @@ def decode_forced_fields(request_type: int, trader: bytes, fields: bytes) -> Tra
     """The request a forced request stands for, with nonce and timestamp 0; raises ProtocolError when the type is
     unknown or a word is not a canonical encoding of its field (the engine then rejects it as malformed)."""
     cls = REQUEST_TYPES_BY_ID.get(request_type)
-    if cls is None:
-        raise ProtocolError(f"unknown request type id {request_type}")
+    if cls is None or cls not in FORCEABLE:
+        raise ProtocolError(f"request type id {request_type} cannot be forced")
     declared = [(attr, name, abi) for attr, name, abi in cls.FIELDS if attr not in NOT_FORCED_FIELDS]
     if len(fields) != 32 * len(declared):
         raise ProtocolError(f"{cls.PRIMARY_TYPE} forced fields are {32 * len(declared)} bytes, got {len(fields)}")

@@ -40,7 +40,7 @@ def test_deposits_and_forced_requests_fold_into_the_protocol_hash(dx):
     assert (dx.exchange.deposit_count(), dx.exchange.forced_count()) == (2, 1)
 
 
-@pytest.mark.parametrize("request_type", [0, 7, 255])
+@pytest.mark.parametrize("request_type", [0, 7, 10, 255])
 def test_an_unknown_request_type_is_refused(dx, request_type):
     with boa.reverts("forced: unknown request type"):
         dx.exchange.force_request(request_type, MAIN)
@@ -61,12 +61,14 @@ def test_oversized_fields_do_not_even_decode(dx):
 
 def test_every_request_type_can_be_forced_by_any_address_in_its_own_name(dx):
     someone = boa.env.generate_address()
-    for cls in pr.REQUEST_TYPES_BY_ID.values():
+    for cls in pr.FORCEABLE:
         words = len(cls.FIELDS) - 3
         dx.exchange.force_request(cls.TYPE_ID, MAIN * words, sender=someone)
         (event,) = events(dx.exchange, "ForcedRequest")
         assert event.trader == someone  # the caller: nobody can force a request in another trader's name
-    assert dx.exchange.forced_count() == len(pr.REQUEST_TYPES_BY_ID)
+    assert dx.exchange.forced_count() == len(pr.FORCEABLE)
+    with pytest.raises(Exception):  # a Batch's actions are dynamic: never forced
+        dx.exchange.force_request(pr.Batch.TYPE_ID, MAIN * 2, sender=someone)
 
 
 def test_no_forced_request_once_frozen(dx):

@@ -38,7 +38,7 @@ def test_each_request_type_is_declared_once_and_the_rest_follows(request_type):
     """The annotated dataclass is the declaration: the EIP-712 fields and the engine command derive from it."""
     from dataclasses import fields
 
-    from ddx_offchain.engine.commands import COMMAND_OF_REQUEST
+    from ddx_offchain.engine.commands import _ENGINE_ABI, COMMAND_OF_REQUEST
 
     attrs = [f.name for f in fields(request_type)]
     assert [attr for attr, _, _ in request_type.FIELDS] == attrs
@@ -47,4 +47,4 @@ def test_each_request_type_is_declared_once_and_the_rest_follows(request_type):
     command = COMMAND_OF_REQUEST[request_type]
     kept = [(attr, abi) for attr, _, abi in request_type.FIELDS if attr not in ("nonce", "timestamp")]
     assert command.__struct_fields__ == ("request_id", *(attr for attr, _ in kept))
-    assert command.SPEC == ("bytes32", *(abi for _, abi in kept)) and command.__name__ == request_type.PRIMARY_TYPE
+    assert command.SPEC == ("bytes32", *(_ENGINE_ABI.get(abi, abi) for _, abi in kept)) and command.__name__ == request_type.PRIMARY_TYPE

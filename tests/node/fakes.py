@@ -95,6 +95,9 @@ class RecordingEngine:
             self.orders.append((request.trader, request.market, request.side, request.price, request.size))
         return [self._accepted(request_index, signed.request_hash, request.PRIMARY_TYPE, request.trader, market)]
 
+    def agent_problem(self, trader: bytes, agent: bytes, strategy: bytes, timestamp: int) -> str | None:
+        return "signer_mismatch"  # no approvals: a request signed by anyone but its trader is refused
+
     def execute_operator_command(self, payload: bytes, request_index: int) -> list[ExecutionUpdate]:
         self.root = keccak256(self.root + payload)
         if payload == b"epoch":

@@ -11,6 +11,10 @@ from ddx_offchain.protocol.eip712 import SECP256K1_N, Domain, checksum_address
 from ddx_offchain.protocol.errors import ProtocolError
 from ddx_offchain.protocol.requests import (
     REQUEST_TYPES,
+    Action,
+    ApproveAgent,
+    Batch,
+    RevokeAgent,
     CancelAll,
     CancelOrder,
     CreateStrategy,
@@ -47,6 +51,13 @@ def samples():
         ModifyOrder(TRADER, s, m, h, 1_999_000_000, 7, 5, TS),
         WithdrawIntent(TRADER, s, b"\x33" * 20, 1_000_000, 6, TS),
         CreateStrategy(TRADER, strategy_id("hedge"), 7, TS),
+        Batch(TRADER, s, (
+            Action(0, m, 0, OrderType.LIMIT, 2_000_000_000, 10, False, b"\x00" * 32),
+            Action(1, m, 0, 0, 0, 0, False, h),
+            Action(2, m, 0, 0, 1_999_000_000, 7, False, h),
+        ), 8, TS),
+        ApproveAgent(TRADER, s, b"\x44" * 20, 1, TS + 86_400_000, 9, TS),
+        RevokeAgent(TRADER, b"\x00" * 32, b"\x44" * 20, 10, TS),
     ]
 
 
@@ -71,7 +82,8 @@ def test_type_strings_are_the_documented_ones():
 def test_entry_and_json_round_trip(request_):
     signed = sign_request(request_, DOMAIN, KEY)
     entry = encode_entry(signed)
-    assert len(entry) == 2 + 32 * len(request_.FIELDS) + 65
+    actions = len(getattr(request_, "actions", ()))
+    assert len(entry) == 2 + 32 * len(request_.FIELDS) + 32 * len(Action.FIELDS) * actions + 65
     assert decode_entry(entry) == (request_, signed.signature)
     parsed, signature, domain = request_from_json(signed.to_json())
     assert (parsed, signature, domain) == (request_, signed.signature, None)
@@ -196,3 +208,46 @@ def test_the_worked_example_in_the_spec():
     ):
         assert f"`0x{value.hex()}`" in doc
     assert checksum_address(TRADER) in doc and len(encode_entry(signed)) == 387
+
+
+def test_batch_actions_have_one_canonical_form_and_a_bounded_count():
+    s, m, h = strategy_id("main"), market_id("ETHP"), b"\x42" * 32
+    bad = [
+        Action(0, m, 0, 0, 5, 1, False, h),  # a place names no order
+        Action(1, m, 1, 0, 0, 0, False, h),  # a cancel carries no side
+        Action(2, m, 0, 0, 5, 1, True, h),  # a modify keeps the order's flags
+        Action(3, m, 0, 0, 5, 1, False, h),  # no such kind
+        Action(0, m, 0, OrderType.LIMIT, 0, 1, False, b"\x00" * 32),  # the PlaceOrder rules apply: price
+    ]
+    for action in bad:
+        with pytest.raises(RequestRejected):
+            Batch(TRADER, s, (action,), 1, TS).validate()
+    ok = Action(1, m, 0, 0, 0, 0, False, h)
+    Batch(TRADER, s, (ok,) * 50, 1, TS).validate()
+    for count in (0, 51):
+        with pytest.raises(RequestRejected):
+            Batch(TRADER, s, (ok,) * count, 1, TS).validate()
+    signed = sign_request(Batch(TRADER, s, (ok,) * 2, 1, TS), DOMAIN, KEY)
+    entry = encode_entry(signed)
+    too_many = entry[:2 + 64] + (51).to_bytes(32, "big") + entry[2 + 96:]
+    for broken in (entry[:-33], entry[:2 + 64] + (3).to_bytes(32, "big") + entry[2 + 96:], too_many):
+        with pytest.raises(ProtocolError):
+            decode_entry(broken)
+    doc = signed.to_json()
+    doc["message"]["actions"][0]["extra"] = "1"
+    with pytest.raises(RequestRejected):
+        request_from_json(doc)
+
+
+def test_only_the_trader_signs_what_an_agent_may_not_and_agents_need_the_flag():
+    other = bytes.fromhex("22" * 32)
+    s, m = strategy_id("main"), market_id("ETHP")
+    order = PlaceOrder(TRADER, s, m, 0, OrderType.LIMIT, 5, 1, False, 1, TS)
+    by_agent = sign_request(order, DOMAIN, other)
+    with pytest.raises(RequestRejected):
+        verify_request(order, by_agent.signature, DOMAIN)  # by default the trader's own key only
+    verified = verify_request(order, by_agent.signature, DOMAIN, agents=True)
+    assert verified.by_agent and verified.signer == bytes.fromhex(Account.from_key(other).address[2:])
+    withdraw = WithdrawIntent(TRADER, s, b"\x33" * 20, 1, 2, TS)
+    with pytest.raises(RequestRejected):
+        verify_request(withdraw, sign_request(withdraw, DOMAIN, other).signature, DOMAIN, agents=True)

@@ -85,5 +85,5 @@ def test_random_logs(log, cut):
         else:
             assert r.status == DUPLICATE
             original = by_index[r.duplicate_of]
-            assert original.status == SEQUENCED and (original.trader, original.nonce) == (r.trader, r.nonce)
+            assert original.status == SEQUENCED and (original.sender, original.nonce) == (r.sender, r.nonce)
     assert len(a.engine.executed) == sum(len(v) for v in executed.values())

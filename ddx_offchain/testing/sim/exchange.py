@@ -193,8 +193,8 @@ class ExchangeFSM(SessionFSM):
         applied = self.machine.apply(index, entry)
         if applied is None:
             raise SimulationFailure(f"node {self.node_id}: entry {index} was not applied as a request")
-        if applied.trader is not None:
-            key = (applied.trader, applied.nonce)
+        if applied.sender is not None:
+            key = (applied.sender, applied.nonce)
             if applied.status == SEQUENCED:
                 if key in self.sequenced:
                     raise SimulationFailure(f"node {self.node_id}: request {key[1]} of 0x{key[0].hex()} sequenced twice")

@@ -1,0 +1,186 @@
+"""Batches (one signed request, many actions, each with its own verdict) and agent approvals in the engine."""
+
+from engine_helpers import ETHP, Driver, accepted, items_except_cursors, of_type, reason, trader, usd
+
+from ddx_offchain.engine.commands import (
+    BUY,
+    LIMIT,
+    MAIN_STRATEGY,
+    SELL,
+    ZERO_ID,
+    ApproveAgent,
+    Batch,
+    BatchAction,
+    RevokeAgent,
+    from_request,
+)
+from ddx_offchain.engine.engine import MAX_AGENTS, Engine
+from ddx_offchain.engine.reasons import CancelReason, Reject
+from ddx_offchain.engine.updates import Accepted, AgentUpdate, Fill, OrderUpdate, Rejected
+from ddx_offchain.protocol import requests as rq
+
+A, B, AGENT = trader(1), trader(2), trader(9)
+
+
+def place(price, size, side=SELL, order_type=LIMIT, market=ETHP, reduce_only=False):
+    return BatchAction(0, market, side, order_type, price, size, reduce_only, ZERO_ID)
+
+
+def cancel(order_id, market=ETHP):
+    return BatchAction(1, market, 0, 0, 0, 0, False, order_id)
+
+
+def modify(order_id, price, size, market=ETHP):
+    return BatchAction(2, market, 0, 0, price, size, False, order_id)
+
+
+def funded() -> Driver:
+    d = Driver()
+    d.deposit(A, usd(100_000))
+    d.deposit(B, usd(100_000))
+    d.price(usd(2000))
+    return d
+
+
+def test_each_action_gets_its_own_verdict_and_id_and_later_actions_see_earlier_ones():
+    d = funded()
+    rid = d.rid()
+    first, second = rq.batch_action_id(rid, 0), rq.batch_action_id(rid, 1)
+    ups = d.apply(Batch(rid, A, MAIN_STRATEGY, (
+        place(usd(2010), 1_000_000),
+        place(usd(2011), 7),  # not a multiple of the lot: rejected alone
+        modify(first, usd(2012), 2_000_000),  # modifies the order the first action placed
+        cancel(b"\x77" * 32),  # no such order
+        place(usd(2013), 1_000_000),
+    )))
+    verdicts = [u for u in ups if isinstance(u, (Accepted, Rejected))]
+    assert [type(v).__name__ for v in verdicts] == ["Accepted", "Accepted", "Rejected", "Accepted", "Rejected", "Accepted"]
+    assert verdicts[0].request_id == rid and verdicts[0].command == "Batch"
+    assert [v.request_id for v in verdicts[1:]] == [rq.batch_action_id(rid, i) for i in range(5)]
+    assert verdicts[2].reason == Reject.BAD_SIZE and verdicts[4].reason == Reject.UNKNOWN_ORDER
+    assert second not in d.engine.orders
+    modified = d.engine.orders[rq.batch_action_id(rid, 2)]
+    assert (modified.price, modified.remaining) == (usd(2012), 2_000_000)
+    assert first not in d.engine.orders and rq.batch_action_id(rid, 4) in d.engine.orders
+    assert of_type(ups, OrderUpdate)[1].reason == CancelReason.MODIFIED
+
+
+def test_a_batch_applies_exactly_as_its_actions_would_one_by_one():
+    """Same state and the same effects (less the batch's own Accepted) as the single commands under the action ids."""
+    batched, single = funded(), funded()
+    actions = (place(usd(2001), 1_000_000), place(usd(1990), 2_000_000, side=BUY), place(usd(1999), 500_000, side=BUY))
+    rid = b"\xbb" * 32
+    taker = (BatchAction(0, ETHP, BUY, 1, usd(2001), 1_000_000, False, ZERO_ID),)
+    batched.apply(Batch(rid, A, MAIN_STRATEGY, actions))
+    batched_fill = batched.apply(Batch(b"\xcc" * 32, B, MAIN_STRATEGY, taker))
+    from ddx_offchain.engine.commands import action_command
+
+    c = Batch(rid, A, MAIN_STRATEGY, actions)
+    for i, action in enumerate(actions):
+        single.apply(action_command(c, i, action))
+    single_fill = single.apply(action_command(Batch(b"\xcc" * 32, B, MAIN_STRATEGY, taker), 0, taker[0]))
+    assert items_except_cursors(batched.engine) == items_except_cursors(single.engine)
+    assert [type(u) for u in batched_fill[1:]] == [type(u) for u in single_fill]
+    assert of_type(batched_fill, Fill)[0].taker_order == rq.batch_action_id(b"\xcc" * 32, 0)
+
+
+def test_a_batch_without_actions_or_with_too_many_is_rejected_and_changes_nothing():
+    d = funded()
+    before = items_except_cursors(d.engine)
+    assert reason(d.apply(Batch(d.rid(), A, MAIN_STRATEGY, ()))) == Reject.BAD_BATCH
+    too_many = tuple(place(usd(2100 + i), 1_000_000) for i in range(rq.MAX_BATCH_ACTIONS + 1))
+    assert reason(d.apply(Batch(d.rid(), A, MAIN_STRATEGY, too_many))) == Reject.BAD_BATCH
+    assert items_except_cursors(d.engine) == before
+
+
+def test_an_unknown_action_kind_is_rejected_alone():
+    d = funded()
+    rid = d.rid()
+    ups = d.apply(Batch(rid, A, MAIN_STRATEGY, (BatchAction(7, ETHP, 0, 0, 0, 0, False, ZERO_ID), place(usd(2050), 1_000_000))))
+    assert accepted(ups)
+    assert ups[1].reason == Reject.MALFORMED and ups[1].request_id == rq.batch_action_id(rid, 0)
+    assert rq.batch_action_id(rid, 1) in d.engine.orders
+
+
+def test_the_batch_request_maps_onto_the_batch_command():
+    request = rq.Batch(A, MAIN_STRATEGY, (rq.Action(1, ETHP, 0, 0, 0, 0, False, b"\x01" * 32),), 5, 6)
+    command = from_request(request, b"\x02" * 32)
+    assert command == Batch(b"\x02" * 32, A, MAIN_STRATEGY, (cancel(b"\x01" * 32),))
+
+
+# ---------------------------------------------------------------------------------------------------- agents
+
+
+def approve(d, agent=AGENT, expiry=10_000, strategy=MAIN_STRATEGY, who=A, scope=1):
+    return d.apply(ApproveAgent(d.rid(), who, strategy, agent, scope, expiry))
+
+
+def test_an_approval_is_state_with_its_start_and_expiry_and_a_revocation_removes_it():
+    d = funded()
+    d.advance(1_000)
+    root_before = d.engine.state_root()
+    ups = approve(d, expiry=5_000)
+    assert accepted(ups)
+    (update,) = of_type(ups, AgentUpdate)
+    assert (update.valid_from, update.expiry, update.approved) == (1_000, 5_000, True)
+    assert d.engine.state_root() != root_before
+    assert d.engine.agent_problem(A, AGENT, MAIN_STRATEGY, 1_000) is None
+    assert d.engine.agent_problem(A, AGENT, MAIN_STRATEGY, 999) == "agent_request_predates_approval"
+    assert d.engine.agent_problem(A, AGENT, b"other".ljust(32, b"\x00"), 2_000) == "signer_mismatch"
+    assert d.engine.agent_problem(B, AGENT, MAIN_STRATEGY, 2_000) == "signer_mismatch"
+    assert Engine.restore(d.engine.snapshot()).agent_problem(A, AGENT, MAIN_STRATEGY, 1_000) is None
+    d.advance(4_000)  # time 5_000: expired
+    assert d.engine.agent_problem(A, AGENT, MAIN_STRATEGY, 5_000) == "agent_expired"
+    revoked = d.apply(RevokeAgent(d.rid(), A, MAIN_STRATEGY, AGENT))
+    assert accepted(revoked) and of_type(revoked, AgentUpdate)[0].approved is False
+    assert d.engine.agent_problem(A, AGENT, MAIN_STRATEGY, 5_000) == "signer_mismatch"
+    assert reason(d.apply(RevokeAgent(d.rid(), A, MAIN_STRATEGY, AGENT))) == Reject.UNKNOWN_AGENT
+    assert not [k for k, _ in d.engine.all_items() if k[0] == 0x0E]  # no AGENT item left in the tree
+
+
+def test_an_approval_for_every_strategy_covers_each_and_a_re_approval_restarts_it():
+    d = funded()
+    d.advance(1_000)
+    approve(d, strategy=ZERO_ID)
+    assert d.engine.agent_problem(A, AGENT, b"any".ljust(32, b"\x00"), 1_000) is None
+    d.advance(2_000)
+    approve(d, strategy=ZERO_ID, expiry=20_000)  # re-approved at 3_000
+    assert d.engine.agent_problem(A, AGENT, MAIN_STRATEGY, 2_500) == "agent_request_predates_approval"
+    assert d.engine.agent_problem(A, AGENT, MAIN_STRATEGY, 3_000) is None
+
+
+def test_approval_rules_each_reject_and_change_nothing():
+    d = funded()
+    d.advance(1_000)
+    before = items_except_cursors(d.engine)
+    assert reason(approve(d, agent=A)) == Reject.BAD_AGENT  # the trader itself
+    assert reason(approve(d, agent=b"\x00" * 20)) == Reject.BAD_AGENT
+    assert reason(approve(d, scope=2)) == Reject.BAD_AGENT
+    assert reason(approve(d, expiry=1_000)) == Reject.BAD_AGENT  # not after the sequenced time
+    assert items_except_cursors(d.engine) == before
+
+
+def test_at_most_max_agents_live_approvals_and_expired_ones_make_room():
+    d = funded()
+    d.advance(1_000)
+    for i in range(MAX_AGENTS):
+        assert accepted(approve(d, agent=trader(100 + i), expiry=2_000 if i == 0 else 50_000))
+    assert reason(approve(d, agent=trader(200))) == Reject.TOO_MANY_AGENTS
+    assert accepted(approve(d, agent=trader(101), expiry=60_000))  # re-approving a held one is always possible
+    d.advance(1_000)  # the first approval expires at 2_000
+    ups = approve(d, agent=trader(200), expiry=60_000)
+    assert accepted(ups)
+    ended = [u for u in of_type(ups, AgentUpdate) if not u.approved]
+    assert [u.agent for u in ended] == [trader(100)]
+    assert len(d.engine.agents_of[A]) == MAX_AGENTS
+
+
+def test_a_contract_wallet_approves_its_agent_from_l1_as_a_forced_request():
+    d = funded()
+    d.advance(1_000)
+    wallet = trader(50)
+    ups = d.force(rq.ApproveAgent(wallet, MAIN_STRATEGY, AGENT, 1, 9_000, 0, 0))
+    assert accepted(ups) and of_type(ups, AgentUpdate)[0].trader == wallet
+    assert d.engine.agent_problem(wallet, AGENT, MAIN_STRATEGY, 1_000) is None
+    d.force(rq.RevokeAgent(wallet, MAIN_STRATEGY, AGENT, 0, 0))
+    assert d.engine.agent_problem(wallet, AGENT, MAIN_STRATEGY, 1_000) == "signer_mismatch"
