@@ -106,6 +106,44 @@ class EngineMachine(RuleBasedStateMachine):
         a = order.account
         self.d.apply(CancelOrder(self.d.rid(), a.trader, a.strategy, order.market.id, order.id))
 
+    @rule(who=st.sampled_from(TRADERS), actions=st.lists(st.tuples(
+        st.sampled_from((0, 0, 1, 2, 5)), st.sampled_from(sorted(MARKETS)), st.sampled_from((BUY, SELL)),
+        st.sampled_from((LIMIT, LIMIT_IOC, POST_ONLY, MARKET)), st.integers(-40, 40), st.integers(1, 3_000),
+        st.booleans(), st.integers(0, 10**6)), min_size=1, max_size=6))
+    def batch(self, who, actions):
+        """Batches of places, cancels and modifies (of existing orders or of the batch's own earlier places) and
+        the odd unknown kind: the invariants hold after each, whatever each action's verdict."""
+        from ddx_offchain.engine.commands import Batch, BatchAction
+        from ddx_offchain.protocol.requests import batch_action_id
+
+        rid = self.d.rid()
+        built = []
+        for i, (kind, market, side, order_type, offset, lots, reduce_only, pick) in enumerate(actions):
+            tick = MARKETS[market]
+            price = max(tick, self.e.markets[market].index // tick * tick + offset * tick)
+            mine = sorted((o for o in self.e.orders.values() if o.account.trader == who), key=lambda o: o.seq)
+            target = mine[pick % len(mine)].id if mine and pick % 2 else (
+                batch_action_id(rid, pick % i) if i else b"\x01" * 32)
+            if kind == 0:
+                built.append(BatchAction(0, market, side, order_type, 0 if order_type == MARKET else price,
+                                         lots * 1_000, reduce_only, b"\x00" * 32))
+            elif kind == 1:
+                built.append(BatchAction(1, market, 0, 0, 0, 0, False, target))
+            else:
+                built.append(BatchAction(kind, market, 0, 0, price, lots * 1_000, False, target))
+        self.d.apply(Batch(rid, who, MAIN_STRATEGY, tuple(built)))
+
+    @rule(who=st.sampled_from(TRADERS), agent=st.integers(1, 3), ttl=st.integers(1, 4 * 3_600_000),
+          revoke=st.booleans())
+    def agents(self, who, agent, ttl, revoke):
+        from ddx_offchain.engine.commands import ApproveAgent, RevokeAgent
+
+        agent_address = bytes([0xA0 + agent]) * 20
+        if revoke:
+            self.d.apply(RevokeAgent(self.d.rid(), who, MAIN_STRATEGY, agent_address))
+        else:
+            self.d.apply(ApproveAgent(self.d.rid(), who, MAIN_STRATEGY, agent_address, 1, self.e.time + ttl))
+
     @rule(who=st.sampled_from(TRADERS), market=st.sampled_from([b"\x00" * 32, ETHP]))
     def cancel_all(self, who, market):
         self.d.apply(CancelAll(self.d.rid(), who, MAIN_STRATEGY, market))
