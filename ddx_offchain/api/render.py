@@ -143,6 +143,17 @@ def trader_doc(view: TraderView) -> dict[str, Any]:
             }
             for o in view.open_orders
         ],
+        "agents": [
+            {
+                "agent": checksum_address(a.agent),
+                "strategy": hex0x(a.strategy),
+                "scope": str(a.scope),
+                "validFrom": str(a.valid_from_ms),
+                "expiry": str(a.expiry_ms),
+                "expired": a.expired,
+            }
+            for a in view.agents
+        ],
     }
 
 

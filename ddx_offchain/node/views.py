@@ -87,6 +87,18 @@ class BalanceView:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentView:
+    """A key the trader approved to trade for it (docs/engine.md §3.2)."""
+
+    agent: bytes
+    strategy: bytes  # zero: every strategy
+    scope: int
+    valid_from_ms: int
+    expiry_ms: int
+    expired: bool  # by the sequenced time
+
+
+@dataclass(frozen=True, slots=True)
 class TraderView:
     trader: bytes
     known: bool
@@ -94,6 +106,7 @@ class TraderView:
     positions: list[PositionView]
     balances: list[BalanceView]
     open_orders: list[OrderView]
+    agents: list[AgentView]
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +236,11 @@ def trader_view(engine: Engine, trader: bytes) -> TraderView:
         leaf = engine.withdrawals.get(trader + token)
         if leaf is not None:
             balances.append(BalanceView(token, leaf.amount))
-    return TraderView(trader, t is not None, strategies, positions, balances, orders)
+    agents = [
+        AgentView(a.agent, a.strategy, a.scope, a.valid_from, a.expiry, a.expiry <= engine.time)
+        for a in sorted((engine.agents[k] for k in engine.agents_of.get(trader, ())), key=lambda a: (a.agent, a.strategy))
+    ]
+    return TraderView(trader, t is not None, strategies, positions, balances, orders, agents)
 
 
 def market_view(engine: Engine, market: bytes) -> MarketView | None:

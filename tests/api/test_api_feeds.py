@@ -204,7 +204,7 @@ def test_checkpoint_progress_is_served_from_history(tmp_path):
 
 
 def test_openapi_request_schemas_match_the_protocol_types():
-    from ddx_offchain.protocol.requests import REQUEST_TYPES
+    from ddx_offchain.protocol.requests import REQUEST_TYPES, Action
 
     doc = json.loads(resources.files("ddx_offchain.api").joinpath("openapi.json").read_text())
     schemas = doc["components"]["schemas"]
@@ -213,5 +213,7 @@ def test_openapi_request_schemas_match_the_protocol_types():
         assert message["required"] == [field for _, field, _ in cls.FIELDS]
         assert schemas[name]["description"] == cls.TYPE_STRING
         for _, field, abi in cls.FIELDS:
-            expected = {"address": "string", "bytes32": "string", "bool": "boolean"}.get(abi, "string")
+            expected = {"address": "string", "bytes32": "string", "bool": "boolean", "Action[]": "array"}.get(abi, "string")
             assert message["properties"][field]["type"] == expected
+    action = schemas["Action"]
+    assert action["required"] == [field for _, field, _ in Action.FIELDS]

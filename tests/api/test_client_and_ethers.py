@@ -102,6 +102,35 @@ def test_request_signed_by_ethers_is_accepted():
     assert signature == ours.signature  # RFC 6979 on both sides: byte-identical
 
 
+@pytest.mark.parametrize("kind", ["Batch", "ApproveAgent", "RevokeAgent"])
+def test_the_new_request_types_signed_by_ethers_are_accepted(kind):
+    """ethers signs the typed data (Batch: an array of Action structs) byte-identically and the node accepts it."""
+    from ddx_offchain.client import cancel_action, modify_action, place_action
+
+    trader = Trader(KEY, DOMAIN)
+    agent = address_of(b"\x61" * 32)
+    ours = {
+        "Batch": lambda: trader.batch([
+            place_action("ETHP", 0, 7, 123), cancel_action("ETHP", b"\x42" * 32), modify_action("ETHP", b"\x43" * 32, 124, 8),
+        ]),
+        "ApproveAgent": lambda: trader.approve_agent(agent, 1_900_000_000_000, strategy="main"),
+        "RevokeAgent": lambda: trader.revoke_agent(agent),
+    }[kind]()
+    signed_by_ethers = ethers({"privateKey": "0x" + KEY.hex(), "typedData": ours.request.typed_data(DOMAIN)})
+    assert signed_by_ethers["signature"] == "0x" + ours.signature.hex()
+    doc = ours.to_json() | {"signature": signed_by_ethers["signature"]}
+
+    async def scenario():
+        node, seq = make_node()
+        async with running(node) as server:
+            resp = await server.post("/v1/requests", json=doc)
+            assert resp.status == 200, await resp.text()
+            assert (await resp.json())["requestHash"] == "0x" + ours.request_hash.hex()
+            assert node.engine.executed == [ours.request_hash]
+
+    run(scenario())
+
+
 def test_request_channel_over_websocket():
     async def scenario():
         node, seq = make_node()

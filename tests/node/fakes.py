@@ -135,7 +135,7 @@ class RecordingEngine:
     def trader(self, trader: bytes) -> views.TraderView:
         mine = [o for o in self.orders if o[0] == trader]
         orders = [views.OrderView(b"\x00" * 32, b"\x00" * 32, m, s, 0, p, z, z, False) for _, m, s, p, z in mine]
-        return views.TraderView(trader, bool(mine), [], [], [], orders)
+        return views.TraderView(trader, bool(mine), [], [], [], orders, [])
 
     def market(self, market: bytes) -> views.MarketView | None:
         return None

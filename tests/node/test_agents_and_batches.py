@@ -123,3 +123,19 @@ def test_a_batch_is_one_entry_one_receipt_and_each_action_has_its_verdict_in_the
         assert all(bob.address in u.traders for u in applied.updates if u.kind in ("Accepted", "Rejected"))
 
     asyncio.run(scenario())
+
+
+def test_the_trader_view_lists_its_agents():
+    async def scenario():
+        node, seq, adapter, alice, _, agent, outcomes = setup()
+        advance(seq, T0 - 1_000)
+        await node.service.submit(alice.approve_agent(AGENT, T0 + 60_000).to_json())
+        from ddx_offchain.api import render
+
+        (doc,) = render.trader_doc(adapter.trader(alice.address))["agents"]
+        assert doc == {"agent": render.checksum_address(AGENT), "strategy": "0x" + "00" * 32, "scope": "1",
+                       "validFrom": str(T0 - 1_000), "expiry": str(T0 + 60_000), "expired": False}
+        advance(seq, T0 + 60_000)
+        assert render.trader_doc(adapter.trader(alice.address))["agents"][0]["expired"] is True
+
+    asyncio.run(scenario())
