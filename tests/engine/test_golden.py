@@ -15,7 +15,20 @@ import msgspec
 from engine_helpers import USDC, Driver, market_params, trader, usd
 
 from ddx_offchain.engine import Engine, GenesisConfig, decode_command, encode_command
-from ddx_offchain.engine.commands import BUY, LIMIT_IOC, MARKET, SELL, Deposit, FundInsurance
+from ddx_offchain.engine.commands import (
+    BUY,
+    LIMIT,
+    LIMIT_IOC,
+    MARKET,
+    SELL,
+    ZERO_ID,
+    ApproveAgent,
+    Batch,
+    BatchAction,
+    Deposit,
+    FundInsurance,
+    RevokeAgent,
+)
 from ddx_offchain.engine.commands import MAIN_STRATEGY as MAIN
 from ddx_offchain.protocol import requests as pr
 
@@ -50,6 +63,16 @@ def build_scenario() -> list:
     d.withdraw(B, usd(1_000))
     # C withdraws through the L1 inbox (a forced request) in a block that also carries a deposit of A's before it
     d.force(pr.WithdrawIntent(C, MAIN, USDC, usd(500), 0, 0), deposits=(Deposit(d.seq + 1, A, MAIN, USDC, usd(10)),))
+    # a batch: rest a bid, modify it within the batch, take the resting ask, and a cancel of nothing (rejected alone)
+    batch_id = d.rid()
+    d.apply(Batch(batch_id, B, MAIN, (
+        BatchAction(0, market_params().market, BUY, LIMIT, usd(1700), ONE, False, ZERO_ID),
+        BatchAction(2, market_params().market, 0, 0, usd(1710), ONE, False, pr.batch_action_id(batch_id, 0)),
+        BatchAction(1, market_params().market, 0, 0, 0, 0, False, b"\x99" * 32),
+    )))
+    d.apply(ApproveAgent(d.rid(), C, MAIN, trader(7), 1, d.time + 86_400_000))  # an agent for C, in the state
+    d.apply(ApproveAgent(d.rid(), C, ZERO_ID, trader(8), 1, d.time + 60_000))
+    d.apply(RevokeAgent(d.rid(), C, ZERO_ID, trader(8)))
     d.epoch()
     return d.log
 
