@@ -21,7 +21,7 @@ from .errors import CommandDecodeError
 
 MAX_LIST = 4096  # deposits per block, prices per update
 BUY, SELL = 0, 1
-LIMIT, LIMIT_IOC, POST_ONLY, MARKET = 0, 1, 2, 3  # docs/protocol.md §7.1 orderType
+LIMIT, LIMIT_IOC, POST_ONLY, MARKET, FILL_OR_KILL = 0, 1, 2, 3, 4  # docs/protocol.md §7.1 orderType
 ZERO_ID = b"\x00" * 32
 ZERO_ADDRESS = b"\x00" * 20
 

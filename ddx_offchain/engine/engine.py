@@ -19,6 +19,7 @@ from . import snapshot as snapshot_codec
 from .codec import address_word, key_of, uint_word, value_of
 from .commands import (
     BUY,
+    FILL_OR_KILL,
     LIMIT,
     LIMIT_IOC,
     MAIN_STRATEGY,
@@ -328,7 +329,7 @@ class Engine:
                 limit = -((-(mark - mark * m.band // BPS)) // m.tick) * m.tick
                 if limit < m.tick:
                     limit = m.tick
-        elif order_type in (LIMIT, LIMIT_IOC, POST_ONLY):
+        elif order_type in (LIMIT, LIMIT_IOC, POST_ONLY, FILL_OR_KILL):
             if price <= 0 or price > MAX_QUANTITY or price % m.tick:
                 return self._reject(c, Reject.BAD_PRICE, "price must be a positive multiple of the tick")
             limit = price
@@ -372,6 +373,8 @@ class Engine:
             events = ()
             filled = notional = taker_fees = 0
             stp = False
+        if order_type == FILL_OR_KILL and filled < size:
+            return self._reject(c, Reject.FILL_OR_KILL_NOT_FILLED, f"only {filled} of {size} can fill now")
         resting = size - filled if may_rest and not stp else 0
 
         # margin on the state after the order would execute

@@ -38,6 +38,7 @@ class Reject(IntEnum):
     TOO_MANY_AGENTS = 32
     UNKNOWN_AGENT = 33
     BAD_BATCH = 34  # not 1..MAX_BATCH_ACTIONS actions
+    FILL_OR_KILL_NOT_FILLED = 35  # the book (at the limit, after self-trade prevention) cannot fill it in full
 
 
 class CancelReason(IntEnum):

@@ -76,6 +76,7 @@ class OrderType(IntEnum):
     LIMIT_IOC = 1  # immediate or cancel: the unfilled rest is cancelled
     POST_ONLY = 2  # refused if it would take liquidity
     MARKET = 3  # price must be 0: takes until filled or the book is empty
+    FILL_OR_KILL = 4  # limit price; filled in full at once or rejected, changing nothing
 
 
 class RequestRejected(ProtocolError):
@@ -194,7 +195,7 @@ class PlaceOrder(_Request):
         if self.side not in (Side.BUY, Side.SELL):
             raise RequestRejected("bad_field", "side must be 0 (buy) or 1 (sell)")
         if self.order_type not in tuple(OrderType):
-            raise RequestRejected("bad_field", "orderType must be 0..3")
+            raise RequestRejected("bad_field", "orderType must be 0..4")
         if self.order_type == OrderType.MARKET:
             if self.price != 0:
                 raise RequestRejected("bad_field", "a market order carries price 0")

@@ -184,3 +184,23 @@ def test_a_contract_wallet_approves_its_agent_from_l1_as_a_forced_request():
     assert d.engine.agent_problem(wallet, AGENT, MAIN_STRATEGY, 1_000) is None
     d.force(rq.RevokeAgent(wallet, MAIN_STRATEGY, AGENT, 0, 0))
     assert d.engine.agent_problem(wallet, AGENT, MAIN_STRATEGY, 1_000) == "signer_mismatch"
+
+
+# ---------------------------------------------------------------------------------------------------- fill-or-kill
+
+
+def test_fill_or_kill_fills_exactly_the_available_size_and_otherwise_changes_nothing():
+    from ddx_offchain.engine.commands import FILL_OR_KILL
+
+    d = funded()
+    d.order(A, SELL, usd(2000), 600_000)
+    d.order(A, SELL, usd(2001), 400_000)
+    before = items_except_cursors(d.engine)
+    assert reason(d.order(B, BUY, usd(2001), 1_001_000, FILL_OR_KILL)) == Reject.FILL_OR_KILL_NOT_FILLED
+    assert reason(d.order(B, BUY, usd(2000), 700_000, FILL_OR_KILL)) == Reject.FILL_OR_KILL_NOT_FILLED  # limit
+    assert reason(d.order(A, BUY, usd(2001), 100_000, FILL_OR_KILL)) == Reject.FILL_OR_KILL_NOT_FILLED  # own orders
+    assert items_except_cursors(d.engine) == before
+    ups = d.order(B, BUY, usd(2001), 1_000_000, FILL_OR_KILL)  # exactly what rests at or under the limit
+    assert accepted(ups) and sum(f.size for f in of_type(ups, Fill)) == 1_000_000
+    assert of_type(ups, OrderUpdate)[-1].status == 1  # FILLED
+    assert not d.engine.markets[ETHP].book.ask_prices

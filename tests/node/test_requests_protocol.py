@@ -128,7 +128,7 @@ def test_other_domain_or_other_signer_is_refused():
     "mutate, reason",
     [
         (lambda m: m.update(side="2"), "bad_field"),
-        (lambda m: m.update(orderType="4"), "bad_field"),
+        (lambda m: m.update(orderType="5"), "bad_field"),
         (lambda m: m.update(size="0"), "bad_field"),
         (lambda m: m.update(price="0"), "bad_field"),
         (lambda m: m.update(price=str(2**128)), "bad_field"),
