@@ -23,18 +23,20 @@ from ..node.admission import MAX_BODY_BYTES
 from ..node.feeds import FeedHub, ResumeUnavailable
 from ..node.history import History
 from ..node.node_metrics import CONTENT_TYPE, NodeMetrics
+from ..node.rate_limits import RateLimiter
 from ..node.service import OperatorService, ReceiptRecord
 from ..node.views import ExchangeView
 from ..protocol.eip712 import from_json
 from ..protocol.errors import ProtocolError
 from . import render
-from .errors import ApiError, error_body, http_status
+from .errors import ApiError, error_body, error_headers, http_status
 from .ws_requests import serve_request_channel
 
 log = logging.getLogger("ddx.api")
 
 MAX_RANGE = 1000  # request-log entries or updates per page
 MAX_SUBSCRIBERS = 10_000  # open WebSocket feeds per node
+UNLIMITED_READS = frozenset({"/livez", "/readyz", "/metrics"})  # probes and scrapes: no read rate limit
 _DECIMAL = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -46,6 +48,7 @@ class NodeFacade(Protocol):
     history: History | None
     feeds: FeedHub
     metrics: NodeMetrics
+    rate_limiter: RateLimiter | None  # None: no rate limits
 
     def status(self) -> dict: ...
 
@@ -67,9 +70,9 @@ class FeedChannel:
     key: bytes | None
 
 
-def _json_bytes(body: bytes, status: int = 200) -> web.Response:
+def _json_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON answer already encoded (msgspec: several times cheaper than web.json_response's json.dumps)."""
-    return web.Response(body=body, status=status, content_type="application/json")
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
 def _error(status: int, reason: str, detail: str) -> web.Response:
@@ -81,7 +84,7 @@ async def _json_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except DdxError as exc:
-        return _json_bytes(msgspec.json.encode(error_body(exc)), http_status(exc))
+        return _json_bytes(msgspec.json.encode(error_body(exc)), http_status(exc), error_headers(exc))
     except web.HTTPRequestEntityTooLarge:
         return _error(413, "body_too_large", "request body too large")
     except web.HTTPException as exc:
@@ -136,16 +139,30 @@ class Api:
         self.node = node
         self.max_subscribers = max_subscribers
         self.max_body_bytes = max_body_bytes
+        self.limiter = node.rate_limiter
+
+    @web.middleware
+    async def limit_reads(self, request: web.Request, handler):
+        """Every GET but the probes and the scrape takes a token from the client IP's read bucket."""
+        if self.limiter is not None and request.method == "GET" and request.path not in UNLIMITED_READS:
+            self.limiter.charge_read(request.remote)
+        return await handler(request)
 
     # ------------------------------------------------------------ requests and receipts
 
     async def post_request(self, request: web.Request) -> web.Response:
+        origin = None
+        if self.limiter is not None:
+            origin = self.limiter.origin(request.remote)
+            self.limiter.precheck(origin)  # an empty IP bucket refuses before the body is read
         body = await request.read()  # bounded by client_max_size: 413 body_too_large beyond it
         try:
             doc = msgspec.json.decode(body)
         except msgspec.DecodeError as exc:
+            if origin is not None:
+                self.limiter.charge_origin(origin, 1)
             raise ApiError("malformed_json", f"not JSON: {exc}") from None
-        record = await self.node.service.submit(doc)
+        record = await self.node.service.submit(doc, origin)
         return _json_bytes(msgspec.json.encode(self.node.service.receipt_json(record)))
 
     async def get_receipt(self, request: web.Request) -> web.Response:
@@ -274,7 +291,7 @@ class Api:
     # ------------------------------------------------------------ WebSocket request channel
 
     async def request_channel(self, request: web.Request) -> web.StreamResponse:
-        return await serve_request_channel(request, self.node.service, self.max_body_bytes)
+        return await serve_request_channel(request, self.node.service, self.max_body_bytes, self.limiter)
 
     # ------------------------------------------------------------ WebSocket feed
 
@@ -359,7 +376,7 @@ def build_app(
     """`extra_routes`: more aiohttp routes served beside these (the chain side's checkpoint-signature route).
     `max_body_bytes` bounds a request body (HTTP) and the request inside a WebSocket frame."""
     api = Api(node, max_subscribers, max_body_bytes)
-    app = web.Application(middlewares=[_json_errors], client_max_size=max_body_bytes)
+    app = web.Application(middlewares=[_json_errors, api.limit_reads], client_max_size=max_body_bytes)
     app.add_routes(
         [
             web.post("/v1/requests", api.post_request),
