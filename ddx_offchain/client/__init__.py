@@ -3,5 +3,6 @@
 
 from .api import BadReceipt, DdxClient, RequestRefused, VerifiedReceipt
 from .signer import Trader
+from .units import MarketSpec, UnitError
 
-__all__ = ["BadReceipt", "DdxClient", "RequestRefused", "Trader", "VerifiedReceipt"]
+__all__ = ["BadReceipt", "DdxClient", "MarketSpec", "RequestRefused", "Trader", "UnitError", "VerifiedReceipt"]

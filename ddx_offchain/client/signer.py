@@ -12,6 +12,7 @@ from pathlib import Path
 
 from ..node.wallclock import wall_clock_ms
 from ..protocol.eip712 import Domain, DomainCache, address_of
+from ..protocol.names import id32_of
 from ..protocol.requests import (
     CancelAll,
     CancelOrder,
@@ -21,7 +22,6 @@ from ..protocol.requests import (
     PlaceOrder,
     SignedRequest,
     WithdrawIntent,
-    market_id,
     sign_request,
     strategy_id,
 )
@@ -30,7 +30,8 @@ MAIN = strategy_id("main")
 
 
 def _as_id(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else market_id(value)
+    """A market or strategy: its bytes32 id (bytes or 0x-hex) or its readable name ("ETHP", "main")."""
+    return id32_of(value)
 
 
 class Trader:
