@@ -88,12 +88,6 @@ async def serve_request_channel(
             if len(in_flight) >= MAX_IN_FLIGHT:
                 await answer({"id": tag, "error": "too_many_in_flight", "detail": f"at most {MAX_IN_FLIGHT} per connection"})
                 continue
-            if origin is not None:
-                try:
-                    limiter.precheck(origin)  # refused here, the request is not even parsed
-                except DdxError as exc:
-                    await answer({"id": tag, **error_body(exc)})
-                    continue
             task = asyncio.ensure_future(handle(tag, envelope["request"]))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)

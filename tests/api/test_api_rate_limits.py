@@ -102,6 +102,8 @@ def test_the_ip_bucket_refuses_before_the_body_is_read_and_covers_every_trader()
             assert status == 429 and body["bucket"] == "ip" and body["retryAfterMs"] == "1000"
             resp = await client.post("/v1/requests", data=b"{not json")  # refused as over the limit, unparsed
             assert resp.status == 429 and (await resp.json())["bucket"] == "ip"
+            resp = await client.post("/v1/requests", data=b"x" * 5000)  # unread: not even found too large
+            assert resp.status == 429 and (await resp.json())["bucket"] == "ip"
             clock.now += 1000
             assert (await post(client, signed_order(CAROL, 1)))[0] == 200
             assert seq.proposed == 2
