@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import DdxError
 from ..node.admission import AdmissionError, RefusedWhenApplied
+from ..node.rate_limits import RateLimited
 
 # Reasons a client can fix or retry, by the status that says how. Any other reason of a DdxError is a 400.
 STATUS_BY_REASON: dict[str, int] = {
@@ -30,6 +31,8 @@ STATUS_BY_REASON: dict[str, int] = {
     "no_recorded_epoch": 404,
     "no_chain_side": 404,
     "method_not_allowed": 405,
+    # a rate limit (docs/api.md, "Rate limits"): retry after Retry-After / retryAfterMs
+    "rate_limited": 429,
     # the nonce is taken
     "nonce_reused": 409,
     "resume_unavailable": 410,
@@ -67,3 +70,10 @@ def http_status(error: DdxError) -> int:
 def error_body(error: DdxError) -> dict[str, Any]:
     extra = error.extra if isinstance(error, (AdmissionError, ApiError)) else {}
     return {"error": error.reason, "detail": str(error), **extra}
+
+
+def error_headers(error: DdxError) -> dict[str, str]:
+    """HTTP headers of an error answer: `Retry-After` (whole seconds, rounded up) on a rate-limit refusal."""
+    if isinstance(error, RateLimited):
+        return {"Retry-After": str(error.retry_after_s)}
+    return {}

@@ -18,10 +18,16 @@ from ..engine.updates import OrderUpdate, Rejected, Update
 from ..node.state_machine import AppliedEntry, ExecutionUpdate
 from ..node.views import BalanceProof, BookView, MarketView, TraderView, WithdrawalProof
 from ..protocol.eip712 import checksum_address
+from ..protocol.names import readable_name
 
 
 def hex0x(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+def symbol(id32: bytes) -> str | None:
+    """A market's (or strategy's) readable name beside its hex id; null when the id is not a readable name."""
+    return readable_name(id32)
 
 
 def integer(value: int | None) -> str | None:
@@ -91,6 +97,7 @@ def book_doc(book: BookView) -> dict[str, Any]:
     """`GET /v1/books/{market}`: levels as [price, size] decimal strings, best first."""
     return {
         "market": hex0x(book.market),
+        "symbol": symbol(book.market),
         "bids": [[str(level.price), str(level.size)] for level in book.bids],
         "asks": [[str(level.price), str(level.size)] for level in book.asks],
         "index": str(book.index),
@@ -120,6 +127,7 @@ def trader_doc(view: TraderView) -> dict[str, Any]:
             {
                 "strategy": hex0x(p.strategy),
                 "market": hex0x(p.market),
+                "symbol": symbol(p.market),
                 "size": str(p.size),
                 "cost": str(p.cost),
                 "realizedPnl": str(p.realized_pnl),
@@ -134,6 +142,7 @@ def trader_doc(view: TraderView) -> dict[str, Any]:
                 "orderHash": hex0x(o.order_hash),
                 "strategy": hex0x(o.strategy),
                 "market": hex0x(o.market),
+                "symbol": symbol(o.market),
                 "side": o.side,
                 "orderType": o.order_type,
                 "price": str(o.price),
@@ -157,16 +166,21 @@ def trader_doc(view: TraderView) -> dict[str, Any]:
     }
 
 
-def market_doc(view: MarketView) -> dict[str, Any]:
-    """`GET /v1/markets/{market}`: parameters (integers, bps) and live state; big numbers as decimal strings."""
+def market_doc(view: MarketView, token_decimals: int | None = None) -> dict[str, Any]:
+    """`GET /v1/markets/{market}`: parameters (integers, bps) and live state; big numbers as decimal strings.
+    `symbol` beside the id; `tokenDecimals` (the collateral's decimals: a price is in its base units per whole
+    contract) when the node knows them, else null."""
     out: dict[str, Any] = {}
     for name in MarketView.__dataclass_fields__:
         value = getattr(view, name)
         key = _camel(name)
         if name == "token":
             out[key] = checksum_address(value)
+            out["tokenDecimals"] = integer(token_decimals)
         else:
             out[key] = _json_value(value)
+        if name == "market":
+            out["symbol"] = symbol(value)
     return out
 
 

@@ -23,18 +23,21 @@ from ..node.admission import MAX_BODY_BYTES
 from ..node.feeds import FeedHub, ResumeUnavailable
 from ..node.history import History
 from ..node.node_metrics import CONTENT_TYPE, NodeMetrics
+from ..node.rate_limits import RateLimiter
 from ..node.service import OperatorService, ReceiptRecord
 from ..node.views import ExchangeView
 from ..protocol.eip712 import from_json
 from ..protocol.errors import ProtocolError
+from ..protocol.names import id32_of
 from . import render
-from .errors import ApiError, error_body, http_status
+from .errors import ApiError, error_body, error_headers, http_status
 from .ws_requests import serve_request_channel
 
 log = logging.getLogger("ddx.api")
 
 MAX_RANGE = 1000  # request-log entries or updates per page
 MAX_SUBSCRIBERS = 10_000  # open WebSocket feeds per node
+UNLIMITED_READS = frozenset({"/livez", "/readyz", "/metrics"})  # probes and scrapes: no read rate limit
 _DECIMAL = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -46,6 +49,7 @@ class NodeFacade(Protocol):
     history: History | None
     feeds: FeedHub
     metrics: NodeMetrics
+    rate_limiter: RateLimiter | None  # None: no rate limits
 
     def status(self) -> dict: ...
 
@@ -67,9 +71,9 @@ class FeedChannel:
     key: bytes | None
 
 
-def _json_bytes(body: bytes, status: int = 200) -> web.Response:
+def _json_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     """A JSON answer already encoded (msgspec: several times cheaper than web.json_response's json.dumps)."""
-    return web.Response(body=body, status=status, content_type="application/json")
+    return web.Response(body=body, status=status, content_type="application/json", headers=headers)
 
 
 def _error(status: int, reason: str, detail: str) -> web.Response:
@@ -81,7 +85,7 @@ async def _json_errors(request: web.Request, handler):
     try:
         return await handler(request)
     except DdxError as exc:
-        return _json_bytes(msgspec.json.encode(error_body(exc)), http_status(exc))
+        return _json_bytes(msgspec.json.encode(error_body(exc)), http_status(exc), error_headers(exc))
     except web.HTTPRequestEntityTooLarge:
         return _error(413, "body_too_large", "request body too large")
     except web.HTTPException as exc:
@@ -117,35 +121,68 @@ def _path_value(request: web.Request, name: str, abi_type: str):
         raise ApiError("bad_path", str(exc)) from None
 
 
+def _market_path(request: web.Request) -> bytes:
+    """`{market}`: the 0x-hex bytes32 id or the market's symbol (its readable name, e.g. ETHP)."""
+    try:
+        return id32_of(request.match_info["market"])
+    except ProtocolError as exc:
+        raise ApiError("bad_path", str(exc)) from None
+
+
+def _unknown_market(market: bytes) -> ApiError:
+    return ApiError("unknown_market", f"no market {render.symbol(market) or render.hex0x(market)}")
+
+
 def _channel_params(request: web.Request) -> FeedChannel:
     channel = request.query.get("channel", "all")
     if channel == "all":
         return FeedChannel("all", None)
     if channel not in ("trader", "market"):
         raise ApiError("bad_query", "channel must be all, trader or market")
-    abi = "address" if channel == "trader" else "bytes32"
+    raw = request.query.get("key")
     try:
-        key = from_json(abi, "key", request.query.get("key"))
+        key = from_json("address", "key", raw) if channel == "trader" else id32_of(raw if raw is not None else b"")
     except ProtocolError as exc:
         raise ApiError("bad_query", str(exc)) from None
     return FeedChannel(channel, key)
 
 
 class Api:
-    def __init__(self, node: NodeFacade, max_subscribers: int = MAX_SUBSCRIBERS, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        node: NodeFacade,
+        max_subscribers: int = MAX_SUBSCRIBERS,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        token_decimals: dict[bytes, int] | None = None,
+    ) -> None:
         self.node = node
+        self.token_decimals = token_decimals or {}
         self.max_subscribers = max_subscribers
         self.max_body_bytes = max_body_bytes
+        self.limiter = node.rate_limiter
+
+    @web.middleware
+    async def limit_reads(self, request: web.Request, handler):
+        """Every GET but the probes and the scrape takes a token from the client IP's read bucket."""
+        if self.limiter is not None and request.method == "GET" and request.path not in UNLIMITED_READS:
+            self.limiter.charge_read(request.remote)
+        return await handler(request)
 
     # ------------------------------------------------------------ requests and receipts
 
     async def post_request(self, request: web.Request) -> web.Response:
+        origin = None
+        if self.limiter is not None:
+            origin = self.limiter.origin(request.remote)
+            self.limiter.precheck(origin)  # an empty IP bucket refuses before the body is read
         body = await request.read()  # bounded by client_max_size: 413 body_too_large beyond it
         try:
             doc = msgspec.json.decode(body)
         except msgspec.DecodeError as exc:
+            if origin is not None:
+                self.limiter.charge_origin(origin, 1)
             raise ApiError("malformed_json", f"not JSON: {exc}") from None
-        record = await self.node.service.submit(doc)
+        record = await self.node.service.submit(doc, origin)
         return _json_bytes(msgspec.json.encode(self.node.service.receipt_json(record)))
 
     async def get_receipt(self, request: web.Request) -> web.Response:
@@ -208,16 +245,19 @@ class Api:
     # ------------------------------------------------------------ exchange state
 
     async def get_book(self, request: web.Request) -> web.Response:
-        book = self.node.view.book(_path_value(request, "market", "bytes32"))
+        market = _market_path(request)
+        book = self.node.view.book(market)
         if book is None:
-            raise ApiError("unknown_market", "no such market")
+            raise _unknown_market(market)
         return web.json_response(render.book_doc(book) | self._last_ordinal())
 
     async def get_market(self, request: web.Request) -> web.Response:
-        market = self.node.view.market(_path_value(request, "market", "bytes32"))
+        market_id = _market_path(request)
+        market = self.node.view.market(market_id)
         if market is None:
-            raise ApiError("unknown_market", "no such market")
-        return web.json_response(render.market_doc(market) | self._last_ordinal())
+            raise _unknown_market(market_id)
+        doc = render.market_doc(market, self.token_decimals.get(market.token))
+        return web.json_response(doc | self._last_ordinal())
 
     async def get_trader(self, request: web.Request) -> web.Response:
         state = render.trader_doc(self.node.view.trader(_path_value(request, "trader", "address")))
@@ -274,7 +314,7 @@ class Api:
     # ------------------------------------------------------------ WebSocket request channel
 
     async def request_channel(self, request: web.Request) -> web.StreamResponse:
-        return await serve_request_channel(request, self.node.service, self.max_body_bytes)
+        return await serve_request_channel(request, self.node.service, self.max_body_bytes, self.limiter)
 
     # ------------------------------------------------------------ WebSocket feed
 
@@ -282,7 +322,7 @@ class Api:
         channel = _channel_params(request)
         after = None if "from" not in request.query else _int_param(request, "from")
         if channel.channel == "market" and self.node.view.book(channel.key) is None:
-            raise ApiError("unknown_market", "no such market")
+            raise _unknown_market(channel.key)
         if self.node.feeds.subscriber_count() >= self.max_subscribers:
             raise ApiError("too_many_subscribers", "this node serves its maximum of feeds: try another operator")
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
@@ -354,12 +394,18 @@ class Api:
 
 
 def build_app(
-    node: NodeFacade, *, max_subscribers: int = MAX_SUBSCRIBERS, max_body_bytes: int = MAX_BODY_BYTES, extra_routes=()
+    node: NodeFacade,
+    *,
+    max_subscribers: int = MAX_SUBSCRIBERS,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    extra_routes=(),
+    token_decimals: dict[bytes, int] | None = None,
 ) -> web.Application:
     """`extra_routes`: more aiohttp routes served beside these (the chain side's checkpoint-signature route).
-    `max_body_bytes` bounds a request body (HTTP) and the request inside a WebSocket frame."""
-    api = Api(node, max_subscribers, max_body_bytes)
-    app = web.Application(middlewares=[_json_errors], client_max_size=max_body_bytes)
+    `max_body_bytes` bounds a request body (HTTP) and the request inside a WebSocket frame. `token_decimals`: the
+    collateral tokens' decimals (from the deployment manifest), rendered with each market as `tokenDecimals`."""
+    api = Api(node, max_subscribers, max_body_bytes, token_decimals)
+    app = web.Application(middlewares=[_json_errors, api.limit_reads], client_max_size=max_body_bytes)
     app.add_routes(
         [
             web.post("/v1/requests", api.post_request),

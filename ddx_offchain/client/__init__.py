@@ -3,5 +3,9 @@
 
 from .api import BadReceipt, DdxClient, RequestRefused, VerifiedReceipt
 from .signer import Trader, cancel_action, modify_action, place_action
+from .units import MarketSpec, UnitError
 
-__all__ = ["BadReceipt", "DdxClient", "RequestRefused", "Trader", "VerifiedReceipt", "cancel_action", "modify_action", "place_action"]
+__all__ = [
+    "BadReceipt", "DdxClient", "MarketSpec", "RequestRefused", "Trader", "UnitError", "VerifiedReceipt", "cancel_action",
+    "modify_action", "place_action",
+]

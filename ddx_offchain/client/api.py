@@ -11,15 +11,19 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import aiohttp
 
 from ..errors import DdxError
-from ..protocol.eip712 import Domain, DomainCache
+from ..protocol.eip712 import Domain, DomainCache, parse_address
 from ..protocol.errors import ProtocolError
 from ..protocol.items import balance_key, balance_value, value_hash, withdrawal_key, withdrawal_value
+from ..protocol.names import id32_of
 from ..protocol.proof import InclusionProof, NonInclusionProof, verify_inclusion, verify_non_inclusion
-from ..protocol.requests import SignedReceipt, SignedRequest, verify_receipt
+from ..protocol.requests import OrderType, SignedReceipt, SignedRequest, verify_receipt
+from .signer import MAIN, Trader
+from .units import MarketSpec
 
 RETRYABLE = {"outcome_unknown", "not_sequenced", "no_leader", "overloaded"}
 
@@ -57,8 +61,19 @@ class VerifiedReceipt:
 class DdxClient:
     """Talks to one or more operators' APIs (`urls`); requests fail over between them."""
 
-    def __init__(self, urls: str | Iterable[str], domain: Domain, operators: Iterable[bytes], *, retries: int = 10) -> None:
+    def __init__(
+        self,
+        urls: str | Iterable[str],
+        domain: Domain,
+        operators: Iterable[bytes],
+        *,
+        retries: int = 10,
+        token_decimals: dict[bytes, int] | None = None,
+    ) -> None:
+        """`token_decimals`: the collateral tokens' decimals, for human units when a node does not serve them."""
         self.urls = [urls] if isinstance(urls, str) else list(urls)
+        self.token_decimals = dict(token_decimals or {})
+        self._specs: dict[bytes, MarketSpec] = {}
         self.domain = domain
         self._domain = DomainCache(domain)
         self.operators = frozenset(operators)
@@ -73,6 +88,8 @@ class DdxClient:
 
         manifest = load_manifest(manifest_path)
         operators = {parse_address(a.lower()) for a in manifest.operators}
+        decimals = {parse_address(c.token.lower()): c.decimals for c in manifest.collateral}
+        options.setdefault("token_decimals", decimals)
         return cls(urls, Domain.of(manifest.chain_id, manifest.exchange.lower()), operators, **options)
 
     async def __aenter__(self) -> "DdxClient":
@@ -165,16 +182,70 @@ class DdxClient:
         return (await self._get("/v1/requests", {"from": first, "to": last}))["entries"]
 
     async def updates(self, after: int = 0, limit: int = 100, *, channel: str = "all", key: str | None = None) -> list[dict]:
+        """`key`: the trader's address, or the market's id or symbol."""
         params = {"after": after, "limit": limit, "channel": channel} | ({"key": key} if key else {})
         return (await self._get("/v1/updates", params))["updates"]
 
-    async def book(self, market: bytes) -> dict:
-        return await self._get(f"/v1/books/0x{market.hex()}")
+    async def book(self, market: bytes | str) -> dict:
+        """The aggregated book; `market` is its bytes32 id (bytes or 0x-hex) or its symbol ("ETHP")."""
+        return await self._get(f"/v1/books/0x{id32_of(market).hex()}")
 
     async def market(self, market: bytes | str) -> dict:
-        """The market's parameters and live state (index, mark, funding); `market` is its id or its name."""
-        market_id = market if isinstance(market, bytes) else market.encode().ljust(32, b"\0")
-        return await self._get(f"/v1/markets/0x{market_id.hex()}")
+        """The market's parameters and live state (index, mark, funding); `market` is its id or its symbol."""
+        return await self._get(f"/v1/markets/0x{id32_of(market).hex()}")
+
+    # ------------------------------------------------------------ human units (client/units.py)
+
+    async def market_spec(self, market: bytes | str) -> MarketSpec:
+        """What converting decimal prices and sizes needs (tick, lot, decimals): fetched once per market (a
+        market's token, tick, lot and size decimals never change)."""
+        market_id = id32_of(market)
+        spec = self._specs.get(market_id)
+        if spec is None:
+            doc = await self.market(market_id)
+            token = parse_address_or_none(doc.get("token"))
+            spec = self._specs[market_id] = MarketSpec.from_doc(doc, self.token_decimals.get(token))
+        return spec
+
+    async def place_order(
+        self,
+        trader: Trader,
+        market: bytes | str,
+        side: int,
+        size: Decimal | str,
+        price: Decimal | str | None = None,
+        *,
+        order_type: int = OrderType.LIMIT,
+        round: bool = False,
+        reduce_only: bool = False,
+        strategy: bytes | str = MAIN,
+    ) -> VerifiedReceipt:
+        """Sign and submit an order given in human units (`price` None for a market order); UnitError, before
+        anything is signed, for a float, a value off the tick or lot grid (unless `round`), or a non-positive one."""
+        spec = await self.market_spec(market)
+        units = spec.size_units(size, round=round)
+        price_units = 0 if price is None else spec.price_units(price, side=side, round=round)
+        signed = trader.place_order(spec.market, side, units, price_units, order_type=order_type,
+                                    reduce_only=reduce_only, strategy=strategy)
+        return await self.submit(signed)
+
+    async def modify_order(
+        self,
+        trader: Trader,
+        market: bytes | str,
+        order_hash: bytes,
+        price: Decimal | str,
+        size: Decimal | str,
+        *,
+        side: int | None = None,
+        round: bool = False,
+        strategy: bytes | str = MAIN,
+    ) -> VerifiedReceipt:
+        """Modify an order in human units; rounding the price needs the order's `side`."""
+        spec = await self.market_spec(market)
+        signed = trader.modify(spec.market, order_hash, spec.price_units(price, side=side, round=round),
+                               spec.size_units(size, round=round), strategy=strategy)
+        return await self.submit(signed)
 
     async def trader_state(self, trader: bytes) -> dict:
         return await self._get(f"/v1/traders/0x{trader.hex()}")
@@ -249,6 +320,13 @@ class DdxClient:
                 pass
             attempt += 1
             await asyncio.sleep(min(0.05 * 2**min(attempt, 5), 1.0))
+
+
+def parse_address_or_none(value: object) -> bytes | None:
+    try:
+        return parse_address(value) if isinstance(value, str) else None
+    except ProtocolError:
+        return None
 
 
 class RequestChannel:

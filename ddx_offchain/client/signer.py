@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..node.wallclock import wall_clock_ms
 from ..protocol.eip712 import Domain, DomainCache, address_of
+from ..protocol.names import id32_of
 from ..protocol.requests import (
     Action,
     ActionKind,
@@ -28,7 +29,6 @@ from ..protocol.requests import (
     RevokeAgent,
     SignedRequest,
     WithdrawIntent,
-    market_id,
     sign_request,
     strategy_id,
 )
@@ -40,7 +40,8 @@ ZERO32 = b"\x00" * 32
 
 
 def _as_id(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else market_id(value)
+    """A market or strategy: its bytes32 id (bytes or 0x-hex) or its readable name ("ETHP", "main")."""
+    return id32_of(value)
 
 
 def place_action(market: bytes | str, side: int, size: int, price: int = 0, *, order_type: int = OrderType.LIMIT,

@@ -1,6 +1,7 @@
 """Write the files of an N-operator cluster on one machine: per operator a TLS identity, an encrypted keystore
 and a config; one shared genesis. Used by the devnet, the cluster tests and benchmarks/e2e.py.
 
+Rate limits are off unless `rate_limits` says otherwise: all the load of a local cluster comes from one address.
 The keystores use a cheap KDF (`kdf_iterations`) because these clusters are throwaway; a real operator creates
 its keystore with eth-account's defaults.
 """
@@ -56,6 +57,7 @@ def write_cluster(
     *,
     raft_overrides: dict | None = None,
     api_overrides: dict | None = None,
+    rate_limits: dict | None = None,
     kdf_iterations: int = 2048,
     password: str = "devnet-password",
 ) -> LocalCluster:
@@ -81,6 +83,8 @@ def write_cluster(
             keystore=f"op{i}.keystore.json", cert=f"op{i}.crt", key=f"op{i}.key", peer_cert="op{id}.crt",
             data_dir=f"data{i}", listen_host="127.0.0.1", raft={"tick_ms": 20} | (raft_overrides or {}),
             api=api_overrides or {},
+            # every client of a local cluster is 127.0.0.1 (tests, benchmarks, the devnet): no limits unless asked
+            rate_limits={"enabled": False} if rate_limits is None else rate_limits,
         )
         path = root / f"op{i}.toml"
         path.write_text(text)

@@ -19,6 +19,7 @@ from ..chain.core.prices import PriceError, PriceRules
 from ..chain.price_feed import PriceMarketSettings, PriceSettings, PriceSourceSettings
 from ..chain.price_sources import PriceSourceError, preset_url
 from ..errors import ConfigError
+from ..node.rate_limits import MAX_BUCKETS, BucketSpec, RateLimitSettings
 from ..protocol.eip712 import Domain, parse_address
 from ..protocol.errors import ProtocolError
 
@@ -120,6 +121,21 @@ class _Prices(msgspec.Struct, forbid_unknown_fields=True):
     window_ms: int | None = None
 
 
+class _Bucket(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    capacity: int | None = None  # None: RateLimitSettings' default for this bucket
+    refill_per_s: int | None = None
+
+
+class _RateLimits(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    max_buckets: int = MAX_BUCKETS
+    trader: _Bucket = msgspec.field(default_factory=_Bucket)
+    ip: _Bucket = msgspec.field(default_factory=_Bucket)
+    connection: _Bucket = msgspec.field(default_factory=_Bucket)
+    read: _Bucket = msgspec.field(default_factory=_Bucket)
+
+
 class _File(msgspec.Struct, forbid_unknown_fields=True):
     node: _Node
     operator: _Operator
@@ -130,6 +146,7 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     peers: list[_Peer] = []
     history: _History = msgspec.field(default_factory=_History)
     prices: _Prices | None = None
+    rate_limits: _RateLimits = msgspec.field(default_factory=_RateLimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +188,7 @@ class NodeSettings:
     prices: PriceSettings | None = None  # None: this operator neither sequences nor checks index prices
     raft_limits: tuple[tuple[str, int], ...] = ()  # the [raft] back-pressure bounds set in the config
     backfill_sources: tuple[str, ...] = ()  # [history] backfill_sources: replicas to repair history from
+    rate_limits: RateLimitSettings | None = None  # [rate_limits]; None: no rate limits
 
     @property
     def api_urls(self) -> dict[int, str]:
@@ -282,12 +300,36 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         chain_epoch_interval_seconds=_epoch_interval(doc.chain.epoch_interval_ms),
         prices=None if doc.prices is None else _prices(doc.prices, doc.chain.rpc),
         backfill_sources=tuple(_url(u, f"history.backfill_sources[{i}]") for i, u in enumerate(doc.history.backfill_sources)),
+        rate_limits=_rate_limits(doc.rate_limits),
         raft_limits=tuple(
             (name, _positive(value, f"raft.{name}", 1 << 40))
             for name in ("max_inbox_messages", "max_inbox_bytes", "max_uncommitted_bytes")
             if (value := getattr(doc.raft, name)) is not None
         ),
     )
+
+
+MAX_BUCKET_SIZE = 10**9
+
+
+def _rate_limits(doc: _RateLimits) -> RateLimitSettings | None:
+    if not doc.enabled:
+        return None
+    defaults = RateLimitSettings()
+    buckets = {}
+    for name in ("trader", "ip", "connection", "read"):
+        given: _Bucket = getattr(doc, name)
+        if not given.enabled:
+            buckets[name] = None
+            continue
+        default: BucketSpec = getattr(defaults, name)
+        capacity = default.capacity if given.capacity is None else given.capacity
+        refill = default.refill_per_s if given.refill_per_s is None else given.refill_per_s
+        buckets[name] = BucketSpec(
+            _positive(capacity, f"rate_limits.{name}.capacity", MAX_BUCKET_SIZE + 1),
+            _positive(refill, f"rate_limits.{name}.refill_per_s", MAX_BUCKET_SIZE + 1),
+        )
+    return RateLimitSettings(**buckets, max_buckets=_positive(doc.max_buckets, "rate_limits.max_buckets", 10**8 + 1))
 
 
 def _prices(doc: _Prices, rpc: str) -> PriceSettings:

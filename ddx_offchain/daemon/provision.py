@@ -108,6 +108,7 @@ def render_config(
     listen_host: str = "0.0.0.0",
     raft: dict | None = None,
     api: dict | None = None,
+    rate_limits: dict | None = None,
 ) -> str:
     """The operator's config (docs/operations.md, "Config reference"), every field explained."""
     q = json.dumps
@@ -154,6 +155,8 @@ def render_config(
     if manifest:
         lines.append(f"manifest = {q(manifest)}   # deployment block and operator set, checked at start")
     lines += ["", "[engine]", f"genesis = {q(genesis)}", ""]
+    if rate_limits is not None:  # unset: [rate_limits]' defaults (docs/operations.md)
+        lines += ["[rate_limits]", *(f"{k} = {_value(v)}" for k, v in rate_limits.items()), ""]
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from ..api.server import build_app
 from ..chain.operator_chain import ChainSetupError, OperatorChain, build_operator_chain
 from ..chain.signatures import HttpSignatureExchange, signature_routes
 from ..deployment.genesis import load_genesis
+from ..deployment.manifest import load_manifest
 from ..engine.engine import Engine
 from ..node.admission import AdmissionLimits
 from ..node.engine_adapter import EngineAdapter
@@ -28,6 +29,7 @@ from ..node.operator import OperatorNode
 from ..node.raft_sequencer import RaftSequencer
 from ..node.state_machine import REFUSED, AppliedEntry
 from ..node.tasks import cancel_and_wait
+from ..protocol.eip712 import parse_address
 from ..raft.runtime import NodeConfig, RaftNode
 from ..raft.transport import TlsMaterial
 from .config import NodeSettings
@@ -91,6 +93,7 @@ class OperatorProcess:
             replay_engine=lambda: EngineAdapter(Engine(genesis)),
             peer_api_urls=[url for node_id, url in sorted(settings.api_urls.items()) if node_id != settings.node_id]
             + list(settings.backfill_sources),
+            rate_limits=settings.rate_limits,
         )
         self.node.service.propose_timeout_s = settings.proposal_timeout_seconds
         self.node.service.listeners.append(self._log_refusal)
@@ -150,7 +153,9 @@ class OperatorProcess:
             if built is not None:
                 self.attach_chain(*built)
         await self.raft.start()
-        self.runner = web.AppRunner(build_app(self.node, max_body_bytes=self.settings.max_body_bytes, extra_routes=self._signature_routes), access_log=None)
+        app = build_app(self.node, max_body_bytes=self.settings.max_body_bytes, extra_routes=self._signature_routes,
+                        token_decimals=_token_decimals(self.settings))
+        self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         host, port = self.settings.api_listen
         await web.TCPSite(self.runner, host, port, reuse_address=True).start()
@@ -200,6 +205,13 @@ async def run_until_signalled(running) -> None:
     finally:
         log.info("stopping")
         await running.stop()
+
+
+def _token_decimals(settings: NodeSettings) -> dict[bytes, int]:
+    """The collateral tokens' decimals, from the deployment manifest (checked at start) when [chain] names one."""
+    if settings.manifest is None:
+        return {}
+    return {parse_address(c.token): c.decimals for c in load_manifest(settings.manifest).collateral}
 
 
 def validate(config_path: str) -> tuple[NodeSettings, bytes]:

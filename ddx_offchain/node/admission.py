@@ -1,7 +1,8 @@
 """Admission: the cheap, stateless checks a request passes before it may be proposed to Raft (docs/api.md).
 
-Order: schema and field rules, domain, client-timestamp window, then signature recovery (the only expensive step,
-last). The request arrives decoded: the API bounded its size and parsed its JSON once, at the edge. Every failure is an AdmissionError with a machine-readable reason (the API maps
+Order: schema and field rules, the rate limits of the request's origin (IP, connection) and of its trader (checked,
+not charged), domain, client-timestamp window, then signature recovery (the only expensive step, last), and only
+then the trader's bucket is charged (node/rate_limits.py). The request arrives decoded: the API bounded its size and parsed its JSON once, at the edge. Every failure is an AdmissionError with a machine-readable reason (the API maps
 reasons to HTTP statuses); nothing that fails here is ever proposed. The clock is injected, so this module reads no time itself.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import DdxError
 from ..protocol.eip712 import Domain, DomainCache
@@ -42,20 +44,55 @@ class AdmissionLimits:
     max_future_ms: int = MAX_FUTURE_MS
 
 
+def request_cost(request: object) -> int:
+    """What a request takes from each rate-limit bucket: its number of actions (a batch), else 1."""
+    return len(getattr(request, "actions", ())) or 1
+
+
+class RequestLimiter(Protocol):
+    """The rate limits admission applies (node/rate_limits.py RateLimiter); each raises an AdmissionError."""
+
+    def charge_origin(self, origin: object, cost: int) -> None: ...
+
+    def check_trader(self, trader: bytes, cost: int) -> None: ...
+
+    def charge_trader(self, trader: bytes, cost: int) -> None: ...
+
+
 class Admission:
-    def __init__(self, domain: Domain, now_ms: Callable[[], int], limits: AdmissionLimits = AdmissionLimits()) -> None:
+    def __init__(
+        self,
+        domain: Domain,
+        now_ms: Callable[[], int],
+        limits: AdmissionLimits = AdmissionLimits(),
+        rate_limiter: RequestLimiter | None = None,
+        agent_problem: Callable[[bytes, bytes, bytes, int], str | None] | None = None,
+    ) -> None:
+        """`agent_problem(trader, signer, strategy, timestamp)`: why `signer` may not sign this trading request of
+        `trader`'s (the node's current state, Engine.agent_problem), or None; without it only traders sign."""
         self.domain = domain
+        self._agent_problem = agent_problem
         self._domain_cache = DomainCache(domain)
         self._now_ms = now_ms
         self.limits = limits
+        self.rate_limiter = rate_limiter
 
-    def admit(self, doc: object) -> SignedRequest:
-        """The verified request of a decoded JSON document (docs/protocol.md §7.2), or AdmissionError. Stateless:
-        nonce uniqueness is the node's (it needs state)."""
+    def admit(self, doc: object, origin: object | None = None) -> SignedRequest:
+        """The verified request of a decoded JSON document (docs/protocol.md §7.2), or AdmissionError. Stateless
+        but for the rate limits: nonce uniqueness is the node's (it needs state). `origin`: where it came from
+        (the API's rate-limit origin; None: no IP or connection limit)."""
+        limiter = self.rate_limiter
         try:
             request, signature, domain = request_from_json(doc)
         except RequestRejected as exc:
+            if limiter is not None and origin is not None:
+                limiter.charge_origin(origin, 1)  # a malformed request costs its sender too
             raise AdmissionError(exc.reason, str(exc)) from None
+        if limiter is not None:
+            cost = request_cost(request)
+            if origin is not None:
+                limiter.charge_origin(origin, cost)
+            limiter.check_trader(request.trader, cost)
         if domain is not None and (
             domain["chainId"] != self.domain.chain_id or domain["verifyingContract"] != self.domain.verifying_contract
         ):
@@ -71,6 +108,14 @@ class Admission:
         if request.timestamp > now + self.limits.max_future_ms:
             raise AdmissionError("future_timestamp", f"timestamp more than {self.limits.max_future_ms} ms ahead", now=str(now))
         try:
-            return verify_request(request, signature, self._domain_cache, agents=True)
+            signed = verify_request(request, signature, self._domain_cache, agents=self._agent_problem is not None)
         except RequestRejected as exc:
             raise AdmissionError(exc.reason, str(exc)) from None
+        if signed.by_agent:  # refused early against this node's state; the state machine decides at apply
+            problem = self._agent_problem(request.trader, signed.signer, request.strategy, request.timestamp)
+            if problem is not None:
+                raise AdmissionError(problem, "the signer is not an approved, unexpired agent of the trader for this "
+                                     "strategy, or the request predates the approval")
+        if limiter is not None:
+            limiter.charge_trader(request.trader, cost)
+        return signed

@@ -42,6 +42,10 @@ class NodeMetrics:
             "ddx_history_missing_requests", "Request indexes below the persisted top that history lacks (being repaired)",
             registry=r,
         )
+        self.rate_limited = Counter(
+            "ddx_rate_limited_total", "Requests refused by a rate limit, by bucket (trader, ip, connection, read)", ["bucket"],
+            registry=r,
+        )
         self.ws_subscribers = Gauge("ddx_ws_subscribers", "Open WebSocket subscriptions", registry=r)
         self._receipts = self.requests.labels("receipt")
         self._applied_by_status: dict[str, Counter] = {}

@@ -20,11 +20,12 @@ from .backfill import HistoryBackfill, SnapshotMark
 from .feeds import FeedHub
 from .history import History
 from .node_metrics import NodeMetrics
+from .rate_limits import RateLimiter, RateLimitSettings
 from .sequencer import Sequencer
 from .service import OperatorService, ReceiptRecord
 from .state_machine import AppliedEntry, ExchangeStateMachine, ExecutionEngine
 from .views import ExchangeView
-from .wallclock import wall_clock_ms
+from .wallclock import monotonic_ms, wall_clock_ms
 
 log = logging.getLogger("ddx.node")
 
@@ -96,9 +97,12 @@ class OperatorNode:
         now_ms: Callable[[], int] = wall_clock_ms,
         replay_engine: Callable[[], ExecutionEngine] | None = None,
         peer_api_urls: list[str] | None = None,
+        rate_limits: RateLimitSettings | None = None,
+        rate_clock_ms: Callable[[], int] = monotonic_ms,
     ) -> None:
         """`replay_engine` (a fresh engine at genesis) and `peer_api_urls` enable the history backfill after a
-        snapshot install (node/backfill.py)."""
+        snapshot install (node/backfill.py). `rate_limits`: the admission rate limits (None: none), timed by
+        `rate_clock_ms`."""
         self.node_id = node_id
         self.domain = domain
         self.engine = engine
@@ -107,6 +111,10 @@ class OperatorNode:
         self.history = History(history_path) if history_path is not None else None
         self.feeds = FeedHub(self.history)
         self.machine = ExchangeStateMachine(domain, engine)
+        self.rate_limiter = (
+            None if rate_limits is None
+            else RateLimiter(rate_limits, rate_clock_ms, lambda bucket: self.metrics.rate_limited.labels(bucket).inc())
+        )
         lookup = None
         if self.history is not None:
             history = self.history
@@ -120,7 +128,7 @@ class OperatorNode:
             operator_key=operator_key,
             machine=self.machine,
             sequencer=_UnattachedSequencer(),
-            admission=Admission(domain, now_ms, admission_limits),
+            admission=Admission(domain, now_ms, admission_limits, self.rate_limiter, agent_problem=engine.agent_problem),
             leader_urls=leader_urls,
             lookup_receipt=lookup,
         )

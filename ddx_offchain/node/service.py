@@ -211,12 +211,12 @@ class OperatorService:
 
     # ------------------------------------------------------------ submission
 
-    async def submit(self, doc: object) -> ReceiptRecord:
+    async def submit(self, doc: object, origin: object | None = None) -> ReceiptRecord:
         """Admit, sequence and apply one request (its decoded JSON, docs/protocol.md §7.2); the ReceiptRecord to
-        sign, or AdmissionError."""
+        sign, or AdmissionError. `origin`: where it came from, for the rate limits (node/rate_limits.py Origin)."""
         started = time.perf_counter()
         try:
-            record = await self._submit(doc)
+            record = await self._submit(doc, origin)
         except AdmissionError as exc:
             self._observe(exc.reason, started)
             raise
@@ -230,14 +230,9 @@ class OperatorService:
         for observer in self.observers:
             observer(outcome, elapsed)
 
-    async def _submit(self, doc: object) -> ReceiptRecord:
-        signed = self.admission.admit(doc)
+    async def _submit(self, doc: object, origin: object | None) -> ReceiptRecord:
+        signed = self.admission.admit(doc, origin)
         request = signed.request
-        if signed.by_agent:  # refused early against this node's state; the state machine decides at apply
-            problem = self.machine.engine.agent_problem(request.trader, signed.signer, request.strategy, request.timestamp)
-            if problem is not None:
-                raise AdmissionError(problem, "the signer is not an approved, unexpired agent of the trader for this "
-                                     "strategy, or the request predates the approval")
         key = (signed.signer, request.nonce)
         seen = self.machine.seen(*key)
         if seen is not None:

@@ -226,6 +226,7 @@ class ReplicaFacade:
         self.service, self.view, self.history, self.feeds, self.metrics = (
             node.service, node.view, node.history, node.feeds, node.metrics,
         )
+        self.rate_limiter = node.rate_limiter  # a replica sets none today
 
     def status(self) -> dict:
         return self.replica.node.status() | {"replica": self.replica.follower.status()}

@@ -6,12 +6,12 @@ import contextlib
 import time
 
 from aiohttp.test_utils import TestClient, TestServer
+from fakes import InMemorySequencer, RecordingEngine
 
 from ddx_offchain.api.server import build_app
 from ddx_offchain.node.operator import OperatorNode
 from ddx_offchain.protocol.eip712 import Domain, address_of
 from ddx_offchain.protocol.requests import PlaceOrder, market_id, sign_request, strategy_id
-from fakes import InMemorySequencer, RecordingEngine
 
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 OPERATOR_KEY = b"\x0e" * 32
@@ -22,7 +22,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def make_node(history_path=None, clock=now_ms) -> tuple[OperatorNode, InMemorySequencer]:
+def make_node(history_path=None, clock=now_ms, **node_options) -> tuple[OperatorNode, InMemorySequencer]:
     engine = RecordingEngine()
     node = OperatorNode(
         node_id=1,
@@ -33,6 +33,7 @@ def make_node(history_path=None, clock=now_ms) -> tuple[OperatorNode, InMemorySe
         history_path=history_path,
         leader_urls={2: "http://127.0.0.1:9/"},
         now_ms=clock,
+        **node_options,
     )
     sequencer = InMemorySequencer(node.service)
     node.attach(sequencer)

@@ -12,11 +12,13 @@ import urllib.parse
 
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from apihelpers import make_node, now_ms, signed_order
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from ddx_offchain.api.server import build_app
+from ddx_offchain.node.admission import MAX_BODY_BYTES
 from ddx_offchain.protocol.eip712 import SECP256K1_N
-from apihelpers import make_node, now_ms, signed_order
 
 EXAMPLES = int(os.environ.get("DDX_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -104,7 +106,7 @@ mutations = st.one_of(
     st.tuples(st.just("domain"), st.none(), st.fixed_dictionaries({"chainId": st.integers(1, 10**6).map(str), "verifyingContract": st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex())})),
     st.tuples(st.just("timestamp_off"), st.none(), st.sampled_from([-10**7, -61_000, 6_000, 10**9])),
     st.tuples(st.just("type"), st.none(), json_values),
-    st.tuples(st.just("oversize"), st.none(), st.integers(4097, 20_000)),
+    st.tuples(st.just("oversize"), st.none(), st.integers(MAX_BODY_BYTES + 1, 4 * MAX_BODY_BYTES)),
 )
 
 

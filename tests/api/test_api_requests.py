@@ -6,10 +6,11 @@ import asyncio
 import json
 
 import pytest
+from apihelpers import DOMAIN, OPERATOR, make_node, now_ms, running, signed_order
 
+from ddx_offchain.node.admission import MAX_BODY_BYTES
 from ddx_offchain.protocol.eip712 import SECP256K1_N, Domain
 from ddx_offchain.protocol.requests import SignedReceipt, verify_receipt
-from apihelpers import DOMAIN, OPERATOR, make_node, now_ms, running, signed_order
 
 ALICE = b"\xa1" * 32
 BOB = b"\xb0" * 32
@@ -135,11 +136,11 @@ def test_oversized_body_is_refused_before_parsing():
     async def scenario():
         node, seq = make_node()
         async with running(node) as client:
-            resp = await client.post("/v1/requests", data=b"{" + b" " * 10_000 + b"}")
+            resp = await client.post("/v1/requests", data=b"{" + b" " * MAX_BODY_BYTES + b"}")
             assert resp.status == 413 and (await resp.json())["error"] == "body_too_large"
 
             async def chunks():
-                for _ in range(10):
+                for _ in range(MAX_BODY_BYTES // 1000 + 1):
                     yield b" " * 1000
 
             resp = await client.post("/v1/requests", data=chunks())  # no Content-Length: streamed

@@ -240,3 +240,35 @@ def test_replicas_can_be_named_as_history_sources(folder):
     assert parse_config(text, folder).backfill_sources == ("https://replica.example.org",)
     with pytest.raises(ConfigError, match="history.backfill_sources"):
         parse_config(GOOD + '\n[history]\nbackfill_sources = ["ftp://x"]\n', folder)
+
+
+def test_rate_limits_are_on_by_default_and_each_bucket_can_be_sized_or_switched_off(folder):
+    from ddx_offchain.node.rate_limits import BucketSpec, RateLimitSettings
+
+    assert parse_config(GOOD, folder).rate_limits == RateLimitSettings()
+    text = GOOD + "\n[rate_limits]\nmax_buckets = 500\n[rate_limits.trader]\ncapacity = 60\n[rate_limits.read]\nenabled = false\n"
+    limits = parse_config(text, folder).rate_limits
+    assert limits.trader == BucketSpec(60, RateLimitSettings().trader.refill_per_s)  # the unset refill keeps its default
+    assert limits.read is None and limits.ip == RateLimitSettings().ip and limits.max_buckets == 500
+    assert parse_config(GOOD + "\n[rate_limits]\nenabled = false\n", folder).rate_limits is None
+
+
+def test_bad_rate_limit_sizes_are_refused_naming_the_key(folder):
+    for section, key in (("trader", "capacity = 0"), ("ip", "refill_per_s = -1"), ("connection", "capacity = 10000000000")):
+        with pytest.raises(ConfigError, match=f"rate_limits.{section}"):
+            parse_config(GOOD + f"\n[rate_limits.{section}]\n{key}\n", folder)
+    with pytest.raises(ConfigError, match="rate_limits.max_buckets"):
+        parse_config(GOOD + "\n[rate_limits]\nmax_buckets = 0\n", folder)
+    with pytest.raises(ConfigError):
+        parse_config(GOOD + "\n[rate_limits.trader]\nburst = 5\n", folder)  # unknown key
+
+
+def test_local_cluster_configs_switch_rate_limits_off_unless_asked(tmp_path):
+    from ddx_offchain.daemon.cluster_files import write_cluster
+    from ddx_offchain.protocol.eip712 import Domain
+
+    domain = Domain.of(1337, "0x" + "11" * 20)
+    off = write_cluster(tmp_path / "a", 1, domain, {})
+    assert load_config(off.configs[0]).rate_limits is None
+    on = write_cluster(tmp_path / "b", 1, domain, {}, rate_limits={"max_buckets": 7})
+    assert load_config(on.configs[0]).rate_limits.max_buckets == 7
