@@ -19,7 +19,6 @@ names the sequence number it applies on (`prev_seq`) and the one it produces (`s
 
 from __future__ import annotations
 
-import zlib
 from bisect import bisect_left, insort
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 from ..engine.commands import BUY
 from ..engine.risk import funding_transfer
 from ..engine.updates import OPEN, Fill, FundingPaid, OrderUpdate, PositionUpdate, TimeAdvanced, Update
+from ..protocol.book_checksum import CHECKSUM_DEPTH, book_checksum
 
 INTERVALS: dict[str, int] = {
     "1m": 60_000,
@@ -42,7 +42,6 @@ MAX_TRADES = 1_000  # recent trades kept per market
 MAX_CANDLES = 2_000  # candles kept per market and interval (1440 one-minute candles make the 24 h window)
 MAX_FUNDING = 10_000  # funding records kept per market
 MAX_DELTAS = 10_000  # book deltas kept per market, for resuming the book feed
-CHECKSUM_DEPTH = 25  # levels per side in the book checksum
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -159,22 +158,6 @@ class HeldPosition:
 class EntryOutcome:
     deltas: list[BookDelta]
     payments: list[FundingPayment]
-
-
-# ---------------------------------------------------------------------------------------------- checksum
-
-
-def checksum_string(bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], depth: int = CHECKSUM_DEPTH) -> str:
-    """The canonical text of a book's top levels: up to `depth` bids best first, `|`, up to `depth` asks best
-    first; each level `price:size` in decimal, levels joined by `,` (an empty book is `|`)."""
-    b = ",".join(f"{p}:{s}" for p, s in list(bids)[:depth])
-    a = ",".join(f"{p}:{s}" for p, s in list(asks)[:depth])
-    return f"{b}|{a}"
-
-
-def book_checksum(bids: Iterable[tuple[int, int]], asks: Iterable[tuple[int, int]], depth: int = CHECKSUM_DEPTH) -> int:
-    """CRC-32 (IEEE 802.3, as zlib.crc32) of the ASCII `checksum_string`, an unsigned 32-bit integer."""
-    return zlib.crc32(checksum_string(bids, asks, depth).encode("ascii"))
 
 
 # ---------------------------------------------------------------------------------------------- state

@@ -226,6 +226,7 @@ class ReplicaFacade:
         self.service, self.view, self.history, self.feeds, self.metrics = (
             node.service, node.view, node.history, node.feeds, node.metrics,
         )
+        self.market_data, self.book_feed = node.market_data, node.book_feed
 
     def status(self) -> dict:
         return self.replica.node.status() | {"replica": self.replica.follower.status()}
