@@ -58,7 +58,7 @@ class Ticker(_Doc):
     low24h: int | None
     change24h: int | None
     volume24h: int
-    quote_volume24h: int
+    quote_volume24h: int = msgspec.field(name="quoteVolume24h")
     trades24h: int
     open_interest: int
     funding_per_unit: int
