@@ -13,8 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..chain.inbox_report import InboxReport
+from ..engine.commands import BUY
 from ..engine.reasons import CancelReason, Reject
-from ..engine.updates import OrderUpdate, Rejected, Update
+from ..engine.updates import CANCELLED, FILLED, OPEN, Fill, OrderUpdate, Rejected, Update
+from ..node.account import AccountView
+from ..node.market_data import BookDelta, Candle, DayStats, FundingPayment, FundingRecord, L2Book, Trade
 from ..node.state_machine import AppliedEntry, ExecutionUpdate
 from ..node.views import BalanceProof, BookView, MarketView, TraderView, WithdrawalProof
 from ..protocol.eip712 import checksum_address
@@ -136,7 +139,9 @@ def trader_doc(view: TraderView) -> dict[str, Any]:
             }
             for p in view.positions
         ],
+        # `balances` is the historical name of `withdrawable` (kept for old clients): claimable, not collateral
         "balances": [{"token": checksum_address(b.token), "withdrawable": str(b.withdrawable)} for b in view.balances],
+        "withdrawable": [{"token": checksum_address(b.token), "withdrawable": str(b.withdrawable)} for b in view.balances],
         "openOrders": [
             {
                 "orderHash": hex0x(o.order_hash),
@@ -235,5 +240,195 @@ def inbox_doc(report: InboxReport) -> dict:
                 "deadline": integer(f.deadline),
             }
             for f in report.pending_forced
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------- market data
+
+STATUS_NAMES = {OPEN: "open", FILLED: "filled", CANCELLED: "cancelled"}
+
+
+def symbol(market: bytes) -> str | None:
+    """A readable market id (`name32`: ASCII right-padded with zeros) as text, else None."""
+    raw = market.rstrip(b"\x00")
+    if raw and all(0x21 <= c < 0x7F for c in raw) and b"\x00" not in raw:
+        return raw.decode("ascii")
+    return None
+
+
+def markets_doc(views: list[MarketView]) -> dict[str, Any]:
+    """`GET /v1/markets`: every market's specs and live state, as `GET /v1/markets/{market}`, plus its symbol."""
+    return {"markets": [{"symbol": symbol(v.market)} | market_doc(v) for v in views]}
+
+
+def ticker_doc(view: MarketView, stats: DayStats, best: tuple[int | None, int | None]) -> dict[str, Any]:
+    """One ticker: prices, the 24 h window of sequenced time, open interest and funding."""
+    change = None if stats.open is None or stats.last is None else stats.last - stats.open
+    return {
+        "market": hex0x(view.market),
+        "symbol": symbol(view.market),
+        "time": integer(stats.time),
+        "index": str(view.index),
+        "mark": str(view.mark),
+        "last": integer(stats.last),
+        "bestBid": integer(best[0]),
+        "bestAsk": integer(best[1]),
+        "open24h": integer(stats.open),
+        "high24h": integer(stats.high),
+        "low24h": integer(stats.low),
+        "change24h": integer(change),
+        "volume24h": str(stats.volume),
+        "quoteVolume24h": str(stats.quote_volume),
+        "trades24h": str(stats.trades),
+        "openInterest": str(view.open_interest),
+        "fundingPerUnit": str(view.last_funding_per_unit),
+        "predictedFundingPerUnit": str(view.predicted_funding_per_unit),
+        "nextFundingTime": str(view.next_funding_ms),
+        "fundingIntervalMs": str(view.funding_interval_ms),
+    }
+
+
+def trade_doc(t: Trade) -> dict[str, Any]:
+    return {
+        "id": str(t.ordinal),
+        "time": str(t.time),
+        "price": str(t.price),
+        "size": str(t.size),
+        "notional": str(t.notional),
+        "takerSide": "buy" if t.taker_side == BUY else "sell",
+        "liquidation": t.liquidation,
+    }
+
+
+def candle_doc(c: Candle) -> list[str]:
+    """[start, open, high, low, close, volume, quoteVolume, trades], decimal strings (ccxt's OHLCV order first)."""
+    return [str(v) for v in (c.start, c.open, c.high, c.low, c.close, c.volume, c.quote_volume, c.trades)]
+
+
+def funding_record_doc(f: FundingRecord) -> dict[str, Any]:
+    return {
+        "ordinal": str(f.ordinal),
+        "time": str(f.time),
+        "perUnit": str(f.per_unit),
+        "intervals": str(f.intervals),
+        "paid": str(f.paid),
+        "received": str(f.received),
+    }
+
+
+def l2_doc(book: L2Book) -> dict[str, Any]:
+    """An L2 snapshot: levels [price, size] best first, its sequence number and the checksum of its top levels."""
+    return {
+        "market": hex0x(book.market),
+        "seq": str(book.seq),
+        "bids": [[str(p), str(z)] for p, z in book.bids],
+        "asks": [[str(p), str(z)] for p, z in book.asks],
+        "checksum": str(book.checksum),
+    }
+
+
+def book_delta_doc(delta: BookDelta) -> dict[str, Any]:
+    """One WebSocket book delta: the changed levels with their new size ("0": gone), applied on `prevSeq`."""
+    return {
+        "type": "bookDelta",
+        "market": hex0x(delta.market),
+        "prevSeq": str(delta.prev_seq),
+        "seq": str(delta.seq),
+        "bids": [[str(p), str(z)] for p, z in delta.bids],
+        "asks": [[str(p), str(z)] for p, z in delta.asks],
+        "checksum": str(delta.checksum),
+    }
+
+
+def own_fill_doc(trader: bytes, routed: ExecutionUpdate) -> dict[str, Any]:
+    """A Fill as one of its two sides sees it (a trader is never both: self-trades are prevented)."""
+    f: Fill = routed.update  # type: ignore[assignment]
+    maker = f.maker_trader == trader
+    side = (1 - f.taker_side) if maker else f.taker_side
+    return {
+        "ordinal": str(f.ordinal),
+        "market": hex0x(f.market),
+        "strategy": hex0x(f.maker_strategy if maker else f.taker_strategy),
+        "orderId": hex0x(f.maker_order if maker else f.taker_order),
+        "role": "maker" if maker else "taker",
+        "side": "buy" if side == BUY else "sell",
+        "price": str(f.price),
+        "size": str(f.size),
+        "fee": str(f.maker_fee if maker else f.taker_fee),
+        "liquidation": f.liquidation,
+    }
+
+
+def order_event_doc(routed: ExecutionUpdate) -> dict[str, Any]:
+    """An order's state at one ordinal: open (resting, with what remains), filled or cancelled (with reason)."""
+    o: OrderUpdate = routed.update  # type: ignore[assignment]
+    return {
+        "ordinal": str(o.ordinal),
+        "orderId": hex0x(o.order_id),
+        "strategy": hex0x(o.strategy),
+        "market": hex0x(o.market),
+        "side": "buy" if o.side == BUY else "sell",
+        "price": str(o.price),
+        "remaining": str(o.remaining),
+        "status": STATUS_NAMES.get(o.status, str(o.status)),
+        "reason": str(o.reason),
+        "reasonName": CancelReason(o.reason).name.lower() if o.status == CANCELLED else None,
+    }
+
+
+def funding_payment_doc(p: FundingPayment) -> dict[str, Any]:
+    return {
+        "ordinal": str(p.ordinal),
+        "time": str(p.time),
+        "strategy": hex0x(p.strategy),
+        "market": hex0x(p.market),
+        "size": str(p.size),
+        "perUnit": str(p.per_unit),
+        "intervals": str(p.intervals),
+        "amount": str(p.amount),
+    }
+
+
+def page_doc(items: list, next_cursor: int | None) -> dict[str, Any]:
+    """A page of a trader's history, newest first: pass `next` as `before` for the following page (null: done)."""
+    return {"items": items, "next": integer(next_cursor)}
+
+
+def account_doc(view: AccountView) -> dict[str, Any]:
+    """`GET /v1/traders/{trader}/account`: per strategy account its margin figures and positions."""
+    return {
+        "trader": checksum_address(view.trader),
+        "known": view.known,
+        "accounts": [
+            {
+                "strategy": hex0x(a.strategy),
+                "token": checksum_address(a.token),
+                "collateral": str(a.collateral),
+                "unrealizedPnl": str(a.unrealized_pnl),
+                "equity": str(a.equity),
+                "initialMargin": str(a.initial_margin),
+                "maintenanceMargin": str(a.maintenance_margin),
+                "availableMargin": str(a.available_margin),
+                "freeCollateral": str(a.free_collateral),
+                "positions": [
+                    {
+                        "market": hex0x(p.market),
+                        "side": "long" if p.size > 0 else "short",
+                        "size": str(p.size),
+                        "cost": str(p.cost),
+                        "entryPrice": str(p.entry_price),
+                        "mark": str(p.mark),
+                        "notional": str(p.notional),
+                        "unrealizedPnl": str(p.unrealized_pnl),
+                        "realizedPnl": str(p.realized_pnl),
+                        "initialMargin": str(p.initial_margin),
+                        "maintenanceMargin": str(p.maintenance_margin),
+                        "liquidationPrice": integer(p.liquidation_price),
+                    }
+                    for p in a.positions
+                ],
+            }
+            for a in view.accounts
         ],
     }

@@ -20,8 +20,10 @@ from aiohttp import WSMsgType, web
 
 from ..errors import DdxError
 from ..node.admission import MAX_BODY_BYTES
+from ..node.book_feed import BookHub
 from ..node.feeds import FeedHub, ResumeUnavailable
 from ..node.history import History
+from ..node.market_data import INTERVALS, MarketData
 from ..node.node_metrics import CONTENT_TYPE, NodeMetrics
 from ..node.rate_limits import RateLimiter
 from ..node.service import OperatorService, ReceiptRecord
@@ -38,6 +40,13 @@ log = logging.getLogger("ddx.api")
 MAX_RANGE = 1000  # request-log entries or updates per page
 MAX_SUBSCRIBERS = 10_000  # open WebSocket feeds per node
 UNLIMITED_READS = frozenset({"/livez", "/readyz", "/metrics"})  # probes and scrapes: no read rate limit
+MAX_BOOK_DEPTH = 1000  # levels per side in an L2 snapshot
+TRADER_HISTORY_KINDS = {
+    "fills": ("Fill",),
+    "orders": ("OrderUpdate",),
+    "liquidations": ("Liquidation", "Takeover", "Deleverage"),
+}
+ORDER_STATUSES = ("open", "filled", "cancelled")
 _DECIMAL = re.compile(r"^[0-9]{1,18}$")
 
 
@@ -50,6 +59,8 @@ class NodeFacade(Protocol):
     feeds: FeedHub
     metrics: NodeMetrics
     rate_limiter: RateLimiter | None  # None: no rate limits
+    market_data: MarketData
+    book_feed: BookHub
 
     def status(self) -> dict: ...
 
@@ -292,6 +303,154 @@ class Api:
         await self.node.view.prepare_proofs(epoch)
         return web.json_response(render.proof_doc(self.node.view.balance_proof(trader, token, epoch)))
 
+    # ------------------------------------------------------------ market data (node/market_data.py)
+
+    def _known_market(self, request: web.Request):
+        market = _market_path(request)
+        view = self.node.view.market(market)
+        if view is None:
+            raise _unknown_market(market)
+        return market, view
+
+    async def get_markets(self, request: web.Request) -> web.Response:
+        return web.json_response(render.markets_doc(self.node.view.markets()) | self._last_ordinal())
+
+    def _ticker(self, view) -> dict[str, Any]:
+        md = self.node.market_data
+        return render.ticker_doc(view, md.day_stats(view.market), md.best(view.market))
+
+    async def get_tickers(self, request: web.Request) -> web.Response:
+        return web.json_response({"tickers": [self._ticker(v) for v in self.node.view.markets()]} | self._last_ordinal())
+
+    async def get_ticker(self, request: web.Request) -> web.Response:
+        _, view = self._known_market(request)
+        return web.json_response(self._ticker(view) | self._last_ordinal())
+
+    async def get_trades(self, request: web.Request) -> web.Response:
+        market, _ = self._known_market(request)
+        limit = min(_int_param(request, "limit", 100, lo=1), MAX_RANGE)
+        trades = self.node.market_data.trades(market, limit)
+        return web.json_response({"market": render.hex0x(market), "trades": [render.trade_doc(t) for t in trades]} | self._last_ordinal())
+
+    async def get_candles(self, request: web.Request) -> web.Response:
+        market, _ = self._known_market(request)
+        interval = request.query.get("interval", "1m")
+        if interval not in INTERVALS:
+            raise ApiError("bad_query", f"interval must be one of {', '.join(INTERVALS)}")
+        start = _int_param(request, "start") if "start" in request.query else None
+        end = _int_param(request, "end") if "end" in request.query else None
+        limit = min(_int_param(request, "limit", 500, lo=1), MAX_RANGE)
+        candles = self.node.market_data.candles(market, interval, start, end, limit)
+        return web.json_response(
+            {"market": render.hex0x(market), "interval": interval, "candles": [render.candle_doc(c) for c in candles]}
+            | self._last_ordinal()
+        )
+
+    async def get_funding_history(self, request: web.Request) -> web.Response:
+        market, _ = self._known_market(request)
+        start = _int_param(request, "start") if "start" in request.query else None
+        end = _int_param(request, "end") if "end" in request.query else None
+        limit = min(_int_param(request, "limit", 100, lo=1), MAX_RANGE)
+        records = self.node.market_data.funding_history(market, start, end, limit)
+        return web.json_response(
+            {"market": render.hex0x(market), "funding": [render.funding_record_doc(f) for f in records]} | self._last_ordinal()
+        )
+
+    async def get_l2_book(self, request: web.Request) -> web.Response:
+        market, _ = self._known_market(request)
+        depth = min(_int_param(request, "depth", 100, lo=1), MAX_BOOK_DEPTH)
+        return web.json_response(render.l2_doc(self.node.market_data.book(market, depth)) | self._last_ordinal())
+
+    async def get_account(self, request: web.Request) -> web.Response:
+        trader = _path_value(request, "trader", "address")
+        return web.json_response(render.account_doc(self.node.view.account(trader)) | self._last_ordinal())
+
+    def _page(self, request: web.Request) -> tuple[int | None, int]:
+        before = _int_param(request, "before", lo=1) if "before" in request.query else None
+        return before, min(_int_param(request, "limit", 100, lo=1), MAX_RANGE)
+
+    async def get_trader_history(self, request: web.Request) -> web.Response:
+        """A trader's fills, order events or liquidations from history, newest first, paged by ordinal."""
+        trader = _path_value(request, "trader", "address")
+        what = request.match_info.route.resource.canonical.rsplit("/", 1)[1]
+        before, limit = self._page(request)
+        status = request.query.get("status")
+        if status is not None and (what != "orders" or status not in ORDER_STATUSES):
+            raise ApiError("bad_query", f"status filters orders: one of {', '.join(ORDER_STATUSES)}")
+        history = self._history()
+        rows = await asyncio.to_thread(history.trader_updates, trader, TRADER_HISTORY_KINDS[what], before, limit)
+        next_cursor = rows[-1].ordinal if len(rows) == limit else None
+        if what == "fills":
+            items = [render.own_fill_doc(trader, r) for r in rows]
+        elif what == "orders":
+            items = [d for d in (render.order_event_doc(r) for r in rows) if status is None or d["status"] == status]
+        else:
+            items = [render.update_doc(r) for r in rows]
+        return web.json_response(render.page_doc(items, next_cursor) | self._last_ordinal())
+
+    async def get_funding_payments(self, request: web.Request) -> web.Response:
+        trader = _path_value(request, "trader", "address")
+        before, limit = self._page(request)
+        rows = await asyncio.to_thread(self._history().funding_payments, trader, before, limit)
+        next_cursor = rows[-1].ordinal if len(rows) >= limit else None
+        return web.json_response(render.page_doc([render.funding_payment_doc(p) for p in rows], next_cursor) | self._last_ordinal())
+
+    async def book_websocket(self, request: web.Request) -> web.StreamResponse:
+        """`/v1/ws?channel=book&key=<market>[&from=<seq>]`: an L2 snapshot (or, resuming, the deltas after `from`),
+        then one delta per entry that changed the book (docs/api.md, "L2 book")."""
+        try:
+            market = from_json("bytes32", "key", request.query.get("key"))
+        except ProtocolError as exc:
+            raise ApiError("bad_query", str(exc)) from None
+        if self.node.view.market(market) is None:
+            raise ApiError("unknown_market", "no such market")
+        after = None if "from" not in request.query else _int_param(request, "from")
+        depth = min(_int_param(request, "depth", 100, lo=1), MAX_BOOK_DEPTH)
+        if self.node.book_feed.subscriber_count() >= self.max_subscribers:
+            raise ApiError("too_many_subscribers", "this node serves its maximum of feeds: try another operator")
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+        await ws.prepare(request)
+        md = self.node.market_data
+        # one synchronous step: the queue gets every delta after the snapshot (or the backlog) taken here
+        sub = self.node.book_feed.subscribe(market)
+        first: list[dict[str, Any]]
+        if after is None:
+            book = md.book(market, depth)
+            first = [{"type": "book"} | render.l2_doc(book)]
+            sent = book.seq
+        else:
+            backlog = md.deltas_after(market, after)
+            if backlog is None:
+                first = [{"type": "error", "error": "resume_unavailable", "detail": "take a snapshot: connect without from"}]
+                sent = -1
+            else:
+                first = [render.book_delta_doc(d) for d in backlog]
+                sent = backlog[-1].seq if backlog else after
+        reader = asyncio.ensure_future(self._drain_client(ws))
+        try:
+            for doc in first:
+                await ws.send_json(doc)
+            while sent >= 0 and not ws.closed:
+                if sub.overflowed and sub.queue.empty():
+                    await ws.send_json({"type": "error", "error": "slow_consumer", "detail": "resume from your last seq"})
+                    break
+                getter = asyncio.ensure_future(sub.queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                    break
+                delta = getter.result()
+                if delta.seq > sent:
+                    await ws.send_json(render.book_delta_doc(delta))
+                    sent = delta.seq
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.node.book_feed.unsubscribe(sub)
+            reader.cancel()
+            await ws.close()
+        return ws
+
     # ------------------------------------------------------------ operations
 
     async def livez(self, request: web.Request) -> web.Response:
@@ -319,6 +478,8 @@ class Api:
     # ------------------------------------------------------------ WebSocket feed
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("channel") == "book":
+            return await self.book_websocket(request)
         channel = _channel_params(request)
         after = None if "from" not in request.query else _int_param(request, "from")
         if channel.channel == "market" and self.node.view.book(channel.key) is None:
@@ -416,6 +577,18 @@ def build_app(
             web.get("/v1/inbox", api.get_inbox),
             web.get("/v1/books/{market}", api.get_book),
             web.get("/v1/markets/{market}", api.get_market),
+            web.get("/v1/markets", api.get_markets),
+            web.get("/v1/markets/{market}/trades", api.get_trades),
+            web.get("/v1/markets/{market}/candles", api.get_candles),
+            web.get("/v1/markets/{market}/funding", api.get_funding_history),
+            web.get("/v1/markets/{market}/book", api.get_l2_book),
+            web.get("/v1/tickers", api.get_tickers),
+            web.get("/v1/tickers/{market}", api.get_ticker),
+            web.get("/v1/traders/{trader}/account", api.get_account),
+            web.get("/v1/traders/{trader}/funding", api.get_funding_payments),
+            web.get("/v1/traders/{trader}/fills", api.get_trader_history),
+            web.get("/v1/traders/{trader}/orders", api.get_trader_history),
+            web.get("/v1/traders/{trader}/liquidations", api.get_trader_history),
             web.get("/v1/traders/{trader}", api.get_trader),
             web.get("/v1/traders/{trader}/{part}", api.get_trader),
             web.get("/v1/proofs/withdrawal/{trader}/{token}", api.get_withdrawal_proof),

@@ -22,6 +22,23 @@ from ..protocol.items import balance_key, balance_value, value_hash, withdrawal_
 from ..protocol.names import id32_of
 from ..protocol.proof import InclusionProof, NonInclusionProof, verify_inclusion, verify_non_inclusion
 from ..protocol.requests import OrderType, SignedReceipt, SignedRequest, verify_receipt
+from .market import (
+    Account,
+    BookOutOfSync,
+    Candle,
+    FundingPayment,
+    FundingRate,
+    L2Book,
+    LocalBook,
+    MarketSummary,
+    OrderEvent,
+    OwnFill,
+    Page,
+    PublicTrade,
+    Ticker,
+    Withdrawable,
+    convert,
+)
 from .signer import MAIN, Trader
 from .units import MarketSpec
 
@@ -289,6 +306,119 @@ class DdxClient:
             raise BadReceipt(f"malformed {kind} proof: {exc}") from None
         if not ok:
             raise BadReceipt(f"the {kind} proof does not fold to the root the node names")
+
+    # ------------------------------------------------------------ market data and account history (docs/api.md)
+
+    @staticmethod
+    def _market_path(market: bytes | str) -> str:
+        """A market by id (bytes32) or readable name ("ETHP"), as the API's path segment."""
+        market_id = market if isinstance(market, bytes) else market.encode().ljust(32, b"\0")
+        return "0x" + market_id.hex()
+
+    @staticmethod
+    def _query(**params: object) -> dict:
+        return {k: str(v) for k, v in params.items() if v is not None}
+
+    async def markets(self) -> list[MarketSummary]:
+        """Every listed market's specs and live state (ccxt fetchMarkets)."""
+        return [convert(m, MarketSummary) for m in (await self._get("/v1/markets"))["markets"]]
+
+    async def tickers(self) -> list[Ticker]:
+        return [convert(t, Ticker) for t in (await self._get("/v1/tickers"))["tickers"]]
+
+    async def ticker(self, market: bytes | str) -> Ticker:
+        return convert(await self._get(f"/v1/tickers/{self._market_path(market)}"), Ticker)
+
+    async def trades(self, market: bytes | str, limit: int = 100) -> list[PublicTrade]:
+        """Recent trades, newest first."""
+        doc = await self._get(f"/v1/markets/{self._market_path(market)}/trades", self._query(limit=limit))
+        return [convert(t, PublicTrade) for t in doc["trades"]]
+
+    async def candles(self, market: bytes | str, interval: str = "1m", *, start: int | None = None, end: int | None = None,
+                      limit: int = 500) -> list[Candle]:
+        """OHLCV candles, oldest first: from `start` (sequenced ms), else the latest `limit`."""
+        params = self._query(interval=interval, start=start, end=end, limit=limit)
+        doc = await self._get(f"/v1/markets/{self._market_path(market)}/candles", params)
+        return [convert(c, Candle) for c in doc["candles"]]
+
+    async def funding_history(self, market: bytes | str, *, start: int | None = None, end: int | None = None,
+                              limit: int = 100) -> list[FundingRate]:
+        doc = await self._get(f"/v1/markets/{self._market_path(market)}/funding", self._query(start=start, end=end, limit=limit))
+        return [convert(f, FundingRate) for f in doc["funding"]]
+
+    async def order_book(self, market: bytes | str, depth: int = 100) -> L2Book:
+        """The L2 snapshot with its sequence number and checksum (verified here)."""
+        doc = await self._get(f"/v1/markets/{self._market_path(market)}/book", self._query(depth=depth))
+        LocalBook(doc)  # raises BookOutOfSync if the levels do not match the checksum
+        return convert(doc, L2Book)
+
+    async def account(self, trader: bytes) -> Account:
+        """Per strategy account: equity, unrealized PnL, margins, available margin, free collateral, positions with
+        liquidation prices (ccxt fetchBalance, fetchPositions)."""
+        return convert(await self._get(f"/v1/traders/0x{trader.hex()}/account"), Account)
+
+    async def withdrawable(self, trader: bytes) -> list[Withdrawable]:
+        """What the trader can claim on-chain per token (cumulative WITHDRAWAL leaves; formerly `balances`)."""
+        doc = await self._get(f"/v1/traders/0x{trader.hex()}/withdrawable")
+        return [convert(w, Withdrawable) for w in doc["withdrawable"]]
+
+    async def _page(self, trader: bytes, what: str, cls: type, before: int | None, limit: int, **extra) -> Page:
+        doc = await self._get(f"/v1/traders/0x{trader.hex()}/{what}", self._query(before=before, limit=limit, **extra))
+        return Page([convert(i, cls) for i in doc["items"]], None if doc["next"] is None else int(doc["next"]))
+
+    async def fills(self, trader: bytes, *, before: int | None = None, limit: int = 100) -> Page[OwnFill]:
+        """The trader's fills, newest first (ccxt fetchMyTrades); page on with `before=page.next`."""
+        return await self._page(trader, "fills", OwnFill, before, limit)
+
+    async def order_history(self, trader: bytes, *, before: int | None = None, limit: int = 100,
+                            status: str | None = None) -> Page[OrderEvent]:
+        """The trader's order events (open, filled, cancelled with reason), newest first."""
+        return await self._page(trader, "orders", OrderEvent, before, limit, status=status)
+
+    async def funding_payments(self, trader: bytes, *, before: int | None = None, limit: int = 100) -> Page[FundingPayment]:
+        return await self._page(trader, "funding", FundingPayment, before, limit)
+
+    async def liquidations(self, trader: bytes, *, before: int | None = None, limit: int = 100) -> Page[dict]:
+        """Liquidation, Takeover and Deleverage updates concerning the trader, as execution updates."""
+        return await self._page(trader, "liquidations", dict, before, limit)
+
+    async def book_stream(self, market: bytes | str, depth: int = 1000) -> AsyncIterator[L2Book]:
+        """The L2 book of `market`, kept from the book feed: yields it after the snapshot and after every delta.
+        A delta that does not chain on (gap) or a checksum mismatch re-syncs from a fresh snapshot; a dropped
+        connection resumes from the last sequence number (on any node), or re-syncs if that is no longer held."""
+        key = self._market_path(market)
+        book: LocalBook | None = None
+        attempt = 0
+        while True:
+            url = self.urls[attempt % len(self.urls)]
+            params = {"channel": "book", "key": key, "depth": str(depth)} | ({} if book is None else {"from": str(book.seq)})
+            try:
+                async with self.session.ws_connect(f"{url.rstrip('/')}/v1/ws", params=params, heartbeat=20) as ws:
+                    attempt = 0
+                    async for msg in ws:
+                        if msg.type != aiohttp.WSMsgType.TEXT:
+                            break
+                        doc = json.loads(msg.data)
+                        if doc["type"] == "book":
+                            book = LocalBook(doc)
+                        elif doc["type"] == "bookDelta" and book is not None:
+                            if int(doc["seq"]) <= book.seq:
+                                continue
+                            book.apply(doc)
+                        elif doc["type"] == "error":
+                            if doc["error"] == "resume_unavailable":
+                                book = None
+                            break
+                        else:
+                            continue
+                        yield book.snapshot()
+            except BookOutOfSync:
+                book = None  # re-sync from a snapshot
+                continue
+            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+                pass
+            attempt += 1
+            await asyncio.sleep(min(0.05 * 2**min(attempt, 5), 1.0))
 
     # ------------------------------------------------------------ streams
 

@@ -255,18 +255,31 @@ def _pro_rata(amount: int, weights: dict) -> dict:
     return shares
 
 
-def pay_funding(engine, m) -> None:
-    """Funding for every interval boundary passed: per whole contract per interval
-    f = clamp(trunc((mark - index) / dampener), ±index * funding_cap); longs pay f * size when f > 0.
-    Payers pay ceil, receivers receive floor; the remainder goes to the insurance fund."""
-    intervals = (engine.time - m.next_funding) // m.funding_interval + 1
+def funding_per_unit(m) -> int:
+    """The funding of one whole contract for one interval at the market's current mark and index:
+    f = clamp(trunc((mark - index) / dampener), ±index * funding_cap); > 0: longs pay shorts. Pure: what
+    `pay_funding` pays and what market data shows as the predicted next funding."""
     premium = m.mark - m.index
     per = premium // m.dampener if premium >= 0 else -((-premium) // m.dampener)
     cap = m.index * m.funding_cap // BPS
     if per > cap:
-        per = cap
-    elif per < -cap:
-        per = -cap
+        return cap
+    if per < -cap:
+        return -cap
+    return per
+
+
+def funding_transfer(size: int, per: int, intervals: int, one: int) -> int:
+    """The collateral change of a position of `size` (signed) for funding `per` over `intervals`: payers pay
+    ceil, receivers receive floor (the remainder goes to the insurance fund)."""
+    return (-size * per * intervals) // one  # -ceil(owed / one) when owing, floor(-owed / one) when owed
+
+
+def pay_funding(engine, m) -> None:
+    """Funding for every interval boundary passed: per whole contract per interval `funding_per_unit(m)`; longs
+    pay f * size when f > 0. Payers pay ceil, receivers receive floor; the remainder goes to the insurance fund."""
+    intervals = (engine.time - m.next_funding) // m.funding_interval + 1
+    per = funding_per_unit(m)
     m.next_funding += intervals * m.funding_interval
     m.last_funding = per
     m.cumulative_funding += per * intervals
@@ -277,14 +290,11 @@ def pay_funding(engine, m) -> None:
         for skey in sorted(m.positions):
             pos = m.positions[skey]
             a = pos.account
-            owed = pos.size * per * intervals
-            if owed > 0:
-                amount = -((-owed) // one)
-                a.collateral -= amount
-                paid += amount
+            amount = funding_transfer(pos.size, per, intervals, one)
+            a.collateral += amount
+            if amount < 0:
+                paid -= amount
             else:
-                amount = (-owed) // one
-                a.collateral += amount
                 received += amount
             engine._account_changed(a)
         fund = engine.ledgers[m.token].fund

@@ -15,6 +15,7 @@ from ..engine.errors import CommandDecodeError
 from ..engine.updates import Update
 from ..protocol import requests as pr
 from . import views
+from .account import AccountView, account_view
 from .state_machine import CommandRefused, ExecutionUpdate
 
 _TRADER_FIELDS = ("trader", "maker_trader", "taker_trader", "counterparty_trader")
@@ -83,6 +84,15 @@ class EngineAdapter:
 
     def market(self, market: bytes) -> views.MarketView | None:
         return views.market_view(self.engine, market)
+
+    def markets(self) -> list[views.MarketView]:
+        return views.markets_view(self.engine)
+
+    def account(self, trader: bytes) -> AccountView:
+        return account_view(self.engine, trader)
+
+    def market_data_seed(self) -> views.MarketDataSeed:
+        return views.market_data_seed(self.engine)
 
     async def prepare_proofs(self, epoch: int | None) -> None:
         """Rebuild `epoch`'s tree (None: the latest retained) on a worker thread if it is not cached yet, so the

@@ -23,6 +23,7 @@ import msgspec
 from ..engine import updates as eu
 from ..errors import DdxError
 from ..protocol.requests import ENTRY_OPERATOR_COMMAND
+from .market_data import FundingPayment
 from .state_machine import DUPLICATE, AppliedEntry, ExecutionUpdate
 
 log = logging.getLogger("ddx.history")
@@ -70,6 +71,21 @@ MIGRATIONS: tuple[str | Callable[[sqlite3.Connection], None], ...] = (
     # 3: updates.data holds the engine's typed encoding of the update (msgspec JSON: its struct, tagged by `type`)
     # instead of the API's rendering; existing rows are converted (_typed_update_rows)
     lambda conn: _typed_update_rows(conn),
+    # 4: each position's share of a FundingPaid (node/market_data.py derives them from the update stream)
+    """
+    CREATE TABLE funding_payments (
+        trader    BLOB NOT NULL,
+        ordinal   INTEGER NOT NULL,
+        strategy  BLOB NOT NULL,
+        market    BLOB NOT NULL,
+        time      INTEGER NOT NULL,
+        size      TEXT NOT NULL,
+        per_unit  TEXT NOT NULL,
+        intervals INTEGER NOT NULL,
+        amount    TEXT NOT NULL,
+        PRIMARY KEY (trader, ordinal, strategy)
+    ) WITHOUT ROWID;
+    """,
 )
 
 FLUSH_SECONDS = 0.02
@@ -171,6 +187,11 @@ class History:
     def record_checkpoint(self, epoch: int, root: bytes, stage: str, detail: dict) -> None:
         self._pending.append(("checkpoint", epoch, root, stage, json.dumps(detail, sort_keys=True)))
 
+    def record_funding(self, payments: list[FundingPayment]) -> None:
+        """Funding payments derived from an applied entry (node/market_data.py): written with the entries."""
+        if payments:
+            self._pending.append(("funding", payments))
+
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything recorded so far is written (tests, shutdown)."""
         done = threading.Event()
@@ -204,10 +225,16 @@ class History:
     def _write_batch(self, batch: list) -> None:
         if not batch:
             return
-        requests, updates, parties, checkpoints = [], [], [], []
+        requests, updates, parties, checkpoints, funding = [], [], [], [], []
         for item in batch:
             if isinstance(item, tuple):
-                checkpoints.append(item[1:])
+                if item[0] == "funding":
+                    funding.extend(
+                        (f.trader, f.ordinal, f.strategy, f.market, f.time, str(f.size), str(f.per_unit), f.intervals, str(f.amount))
+                        for f in item[1]
+                    )
+                else:
+                    checkpoints.append(item[1:])
                 continue
             a: AppliedEntry = item
             requests.append(
@@ -222,6 +249,7 @@ class History:
         conn.executemany("INSERT OR REPLACE INTO updates VALUES (?,?,?,?,?,?)", updates)
         conn.executemany("INSERT OR REPLACE INTO update_traders VALUES (?,?)", parties)
         conn.executemany("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)", checkpoints)
+        conn.executemany("INSERT OR REPLACE INTO funding_payments VALUES (?,?,?,?,?,?,?,?,?)", funding)
         conn.execute("COMMIT")
         with self._lock:
             if updates:
@@ -292,10 +320,14 @@ class History:
         return [AppliedEntry(*row) for row in rows]
 
     def updates(
-        self, after: int, limit: int, *, trader: bytes | None = None, market: bytes | None = None, upto: int | None = None
+        self, after: int, limit: int, *, trader: bytes | None = None, market: bytes | None = None, upto: int | None = None,
+        kinds: tuple[str, ...] | None = None,
     ) -> list[ExecutionUpdate]:
         sql = "SELECT request_index, data, traders, market FROM updates WHERE ordinal > ?"
         args: list = [after]
+        if kinds is not None:
+            sql += f" AND kind IN ({','.join('?' * len(kinds))})"
+            args.extend(kinds)
         if trader is not None:
             sql += " AND ordinal IN (SELECT ordinal FROM update_traders WHERE trader = ? AND ordinal > ?)"
             args.extend((trader, after))
@@ -310,6 +342,49 @@ class History:
         return [
             ExecutionUpdate(request_index, _update_decoder.decode(data), _split(traders), market_)
             for request_index, data, traders, market_ in self._reader().execute(sql, args).fetchall()
+        ]
+
+    def latest_updates(self, kinds: tuple[str, ...], upto: int, limit: int) -> list[ExecutionUpdate]:
+        """The newest `limit` updates of these kinds with ordinal <= `upto`, in ordinal order."""
+        rows = self._reader().execute(
+            f"SELECT request_index, data, traders, market FROM updates WHERE ordinal <= ? AND kind IN ({','.join('?' * len(kinds))}) "
+            "ORDER BY ordinal DESC LIMIT ?",
+            (upto, *kinds, limit),
+        ).fetchall()
+        return [
+            ExecutionUpdate(request_index, _update_decoder.decode(data), _split(traders), market_)
+            for request_index, data, traders, market_ in reversed(rows)
+        ]
+
+    def trader_updates(self, trader: bytes, kinds: tuple[str, ...], before: int | None, limit: int) -> list[ExecutionUpdate]:
+        """The trader's updates of these kinds with ordinal < `before` (None: all), newest first."""
+        sql = (
+            "SELECT u.request_index, u.data, u.traders, u.market FROM update_traders t JOIN updates u ON u.ordinal = t.ordinal "
+            f"WHERE t.trader = ? AND t.ordinal < ? AND u.kind IN ({','.join('?' * len(kinds))}) ORDER BY t.ordinal DESC LIMIT ?"
+        )
+        args = [trader, 2**63 - 1 if before is None else before, *kinds, limit]
+        return [
+            ExecutionUpdate(request_index, _update_decoder.decode(data), _split(traders), market_)
+            for request_index, data, traders, market_ in self._reader().execute(sql, args).fetchall()
+        ]
+
+    def funding_payments(self, trader: bytes, before: int | None, limit: int) -> list[FundingPayment]:
+        """The trader's funding payments with ordinal < `before` (None: all), newest first."""
+        rows = self._reader().execute(
+            "SELECT ordinal, time, trader, strategy, market, size, per_unit, intervals, amount FROM funding_payments "
+            "WHERE trader = ? AND ordinal < ? ORDER BY ordinal DESC, strategy LIMIT ?",
+            (trader, 2**63 - 1 if before is None else before, limit),
+        ).fetchall()
+        if rows and len(rows) == limit:  # a page ends on a whole funding event (one row per strategy holding)
+            last = rows[-1]
+            rows += self._reader().execute(
+                "SELECT ordinal, time, trader, strategy, market, size, per_unit, intervals, amount FROM funding_payments "
+                "WHERE trader = ? AND ordinal = ? AND strategy > ? ORDER BY strategy",
+                (trader, last[0], last[3]),
+            ).fetchall()
+        return [
+            FundingPayment(o, t, bytes(tr), bytes(st), bytes(m), int(z), int(p), i, int(a))
+            for o, t, tr, st, m, z, p, i, a in rows
         ]
 
     def checkpoints(self, limit: int = 50) -> list[tuple[int, bytes, str, dict]]:

@@ -17,8 +17,10 @@ from ..errors import DdxError
 from ..protocol.eip712 import Domain
 from .admission import Admission, AdmissionLimits
 from .backfill import HistoryBackfill, SnapshotMark
+from .book_feed import BookHub
 from .feeds import FeedHub
 from .history import History
+from .market_data import MarketData
 from .node_metrics import NodeMetrics
 from .rate_limits import RateLimiter, RateLimitSettings
 from .sequencer import Sequencer
@@ -32,6 +34,7 @@ log = logging.getLogger("ddx.node")
 HISTORY_CHECK_EVERY_S = 300.0  # how often a node re-counts its history for gaps (and once at start)
 BACKFILL_RETRY_FIRST_S = 1.0  # a failed history backfill is retried after this, doubling up to the max
 BACKFILL_RETRY_MAX_S = 60.0
+MARKET_DATA_PRIME = 200_000  # fills, funding and time updates read back from history after a snapshot install
 
 
 class NoChainSide(DdxError):
@@ -132,8 +135,12 @@ class OperatorNode:
             leader_urls=leader_urls,
             lookup_receipt=lookup,
         )
+        self.market_data = MarketData(self._unit_of)
+        self.book_feed = BookHub()
         self.service.listeners.append(self._on_applied)
+        self.service.listeners.append(self._on_applied_market_data)
         self.service.restore_listeners.append(self._on_restore)
+        self.service.restore_listeners.append(self._restart_market_data)
         self.backfill: HistoryBackfill | None = None
         if self.history is not None and replay_engine is not None and peer_api_urls:
             self.backfill = HistoryBackfill(domain=domain, history=self.history, make_engine=replay_engine, peer_urls=list(peer_api_urls))
@@ -199,6 +206,29 @@ class OperatorNode:
         if self.history is not None:
             self.history.record(applied)
         self.feeds.publish(applied)
+
+    def _unit_of(self, market: bytes) -> int | None:
+        view = self.view.market(market)
+        return None if view is None else 10**view.size_decimals
+
+    def _on_applied_market_data(self, applied: AppliedEntry) -> None:
+        """Market data follows the applied stream (a listener of its own: a failure there never stops the feeds)."""
+        if not applied.updates:
+            return
+        outcome = self.market_data.apply([u.update for u in applied.updates])
+        if outcome.payments and self.history is not None:
+            self.history.record_funding(outcome.payments)
+        if outcome.deltas:
+            self.book_feed.publish(outcome.deltas)
+
+    def _restart_market_data(self) -> None:
+        """A snapshot replaced the state: books and positions from it, trades, candles and funding records from
+        the newest history at or below it (node/market_data.py)."""
+        seed = self.view.market_data_seed()
+        self.market_data.restart(seed.ordinal, seed.time, seed.orders, seed.positions)
+        if self.history is not None and seed.ordinal:
+            older = self.history.latest_updates(("Fill", "FundingPaid", "TimeAdvanced"), seed.ordinal, MARKET_DATA_PRIME)
+            self.market_data.replay_series(u.update for u in older)
 
     def _refresh_metrics(self) -> None:
         raft = self.sequencer.status()

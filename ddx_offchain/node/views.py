@@ -15,9 +15,12 @@ from ..engine import margin as mg
 from ..engine.commands import BUY, SELL
 from ..engine.engine import Engine
 from ..engine.errors import UnknownEpochError
+from ..engine.risk import funding_per_unit
 from ..errors import DdxError
 from ..protocol.items import decode_balance_value, decode_withdrawal_value
 from ..protocol.proof import InclusionProof, NonInclusionProof
+from .account import AccountView
+from .market_data import HeldPosition, RestingOrder
 
 BOOK_DEPTH = 100
 
@@ -133,6 +136,7 @@ class MarketView:
     next_funding_ms: int
     last_funding_per_unit: int
     open_interest: int  # the sum of long sizes (= the sum of short sizes)
+    predicted_funding_per_unit: int = 0  # what the next funding would pay per contract at the current mark and index
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +182,26 @@ class ExchangeView(Protocol):
     def balance_proof(self, trader: bytes, token: bytes, epoch: int | None = None) -> BalanceProof: ...
 
     def state_root(self) -> bytes: ...
+
+    def markets(self) -> list[MarketView]:
+        """Every listed market, by id."""
+        ...
+
+    def account(self, trader: bytes) -> AccountView:
+        """The trader's strategy accounts with their margin figures and liquidation prices (node/account.py)."""
+        ...
+
+    def market_data_seed(self) -> MarketDataSeed:
+        """What node/market_data.py restarts from after a snapshot: the books and positions now."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MarketDataSeed:
+    ordinal: int  # the last update the state includes
+    time: int  # the engine's sequenced time
+    orders: list[RestingOrder]
+    positions: list[HeldPosition]
 
 
 # ---------------------------------------------------------------------------------------------- builders
@@ -250,8 +274,20 @@ def market_view(engine: Engine, market: bytes) -> MarketView | None:
     return MarketView(
         m.id, m.token, m.tick, m.lot, m.size_decimals, m.imr, m.mmr, m.maker_fee, m.taker_fee, m.liq_fee, m.band,
         m.premium_cap, m.funding_cap, m.dampener, m.funding_interval, m.max_notional, m.active, m.index, m.mark,
-        m.next_funding, m.last_funding, sum(p.size for p in m.positions.values() if p.size > 0),
+        m.next_funding, m.last_funding, sum(p.size for p in m.positions.values() if p.size > 0), funding_per_unit(m),
     )
+
+
+def markets_view(engine: Engine) -> list[MarketView]:
+    return [market_view(engine, market) for market in sorted(engine.markets)]
+
+
+def market_data_seed(engine: Engine) -> MarketDataSeed:
+    orders = [RestingOrder(o.id, o.market.id, o.side, o.price, o.remaining)
+              for o in sorted(engine.orders.values(), key=lambda o: o.seq) if o.remaining]
+    positions = [HeldPosition(p.account.trader, p.account.strategy, m.id, p.size)
+                 for m in engine.markets.values() for _, p in sorted(m.positions.items()) if p.size]
+    return MarketDataSeed(engine.ordinal - 1, engine.time, orders, positions)
 
 
 def _epoch_proofs(engine: Engine, trader: bytes, token: bytes, epoch: int | None) -> dict:

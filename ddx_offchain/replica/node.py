@@ -227,6 +227,7 @@ class ReplicaFacade:
             node.service, node.view, node.history, node.feeds, node.metrics,
         )
         self.rate_limiter = node.rate_limiter  # a replica sets none today
+        self.market_data, self.book_feed = node.market_data, node.book_feed
 
     def status(self) -> dict:
         return self.replica.node.status() | {"replica": self.replica.follower.status()}

@@ -55,3 +55,67 @@ def signed_order(key: bytes, nonce: int, *, ts: int | None = None, domain: Domai
         address_of(key), strategy_id("main"), market_id("ETHP"), side, 0, price, 1, False, nonce, ts or now_ms()
     )
     return sign_request(request, domain, key)
+
+
+# ---------------------------------------------------------------------------------------------- a real engine
+
+
+class EngineOperator:
+    """A node whose engine is the real one (one market, ETHP in USDC), fed operator commands as the chain side and
+    the clock would sequence them, and trader requests as committed entries."""
+
+    USDC = bytes.fromhex("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48")
+
+    def __init__(self, history_path=None) -> None:
+        import itertools
+
+        from ddx_offchain.engine import Engine, GenesisConfig
+        from ddx_offchain.engine import commands as ec
+        from ddx_offchain.node.engine_adapter import EngineAdapter
+
+        self.ec = ec
+        params = ec.MarketParams(
+            market=market_id("ETHP"), token=self.USDC, tick=10_000, lot=1_000, size_decimals=6, initial_margin_bps=1_000,
+            maintenance_margin_bps=500, maker_fee_bps=2, taker_fee_bps=5, liquidation_fee_bps=50,
+            market_order_band_bps=500, premium_cap_bps=100, funding_cap_bps=75, funding_dampener=8,
+            funding_interval_ms=3_600_000, max_order_notional=10**13, active=True,
+        )
+        adapter = EngineAdapter(Engine(GenesisConfig(tokens=(self.USDC,), markets=(params,))))
+        self.node = OperatorNode(node_id=1, domain=DOMAIN, operator_key=OPERATOR_KEY, engine=adapter, view=adapter,
+                                 history_path=history_path, now_ms=now_ms)
+        self.sequencer = InMemorySequencer(self.node.service)
+        self.node.attach(self.sequencer)
+        self.ids = itertools.count(1)
+        self.block = 0
+        self.deposits = 0
+        self.time = 0
+
+    @property
+    def engine(self):
+        return self.node.engine.engine
+
+    def command(self, command) -> None:
+        from ddx_offchain.protocol.requests import ENTRY_OPERATOR_COMMAND
+
+        self.sequencer.append(bytes([ENTRY_OPERATOR_COMMAND]) + self.ec.encode_command(command))
+
+    def rid(self) -> bytes:
+        return next(self.ids).to_bytes(32, "big")
+
+    def deposit(self, trader: bytes, amount: int) -> None:
+        self.block += 1
+        self.deposits += 1
+        deposit = self.ec.Deposit(self.deposits, trader, strategy_id("main"), self.USDC, amount)
+        self.command(self.ec.ChainBlock(self.rid(), self.block, self.block.to_bytes(32, "big"), (deposit,)))
+
+    def price(self, price: int) -> None:
+        self.command(self.ec.IndexPrices(self.rid(), (self.ec.IndexPrice(market_id("ETHP"), price),)))
+
+    def advance(self, ms: int) -> None:
+        self.time += ms
+        self.command(self.ec.AdvanceTime(self.rid(), self.time))
+
+    def request(self, signed) -> None:
+        from ddx_offchain.protocol.requests import encode_entry
+
+        self.sequencer.append(encode_entry(signed))

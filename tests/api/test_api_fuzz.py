@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 from aiohttp import web
-from apihelpers import make_node, now_ms, signed_order
+from apihelpers import EngineOperator, make_node, now_ms, signed_order
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -28,8 +28,8 @@ KEY = b"\xf1" * 32
 class LiveNode:
     """The API on a real socket, its event loop in a thread, so hypothesis can drive it synchronously."""
 
-    def __init__(self) -> None:
-        self.node, self.sequencer = make_node()
+    def __init__(self, node=None) -> None:
+        self.node, self.sequencer = make_node() if node is None else node
         self.loop = asyncio.new_event_loop()
         self.ready = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -200,3 +200,62 @@ def test_request_channel_answers_every_bad_frame_with_a_reason(frames):
             assert seq.log == []
 
     asyncio.run(scenario())
+
+
+@pytest.fixture(scope="module")
+def live_engine(tmp_path_factory):
+    """A node with the real engine, a listed market, a book, trades and funding: the market-data routes have data."""
+    from apihelpers import DOMAIN
+
+    from ddx_offchain.client import Trader
+
+    op = EngineOperator(tmp_path_factory.mktemp("fuzz") / "history.sqlite")
+    maker, taker = Trader(b"\x61" * 32, DOMAIN), Trader(b"\x62" * 32, DOMAIN)
+    op.price(2_000_000_000)
+    op.advance(1_000)
+    for t in (maker, taker):
+        op.deposit(t.address, 10**12)
+    for k in range(3):
+        op.request(maker.place_order("ETHP", 1, 100_000, 2_001_000_000 + k * 10_000))
+        op.request(maker.place_order("ETHP", 0, 100_000, 1_999_000_000 - k * 10_000))
+        op.request(taker.place_order("ETHP", 0, 50_000, 2_001_000_000, order_type=1))
+        op.advance(3_600_000)
+    node = LiveNode((op.node, op.sequencer))
+    node.trader = "0x" + taker.address.hex()
+    yield node
+    node.stop()
+
+
+MARKET = "0x" + b"ETHP".ljust(32, b"\0").hex()
+market_paths = st.sampled_from(
+    ["/v1/markets/{}", "/v1/markets/{}/trades", "/v1/markets/{}/candles", "/v1/markets/{}/funding", "/v1/markets/{}/book",
+     "/v1/tickers/{}", "/v1/markets/" + MARKET + "/trades?limit={}", "/v1/markets/" + MARKET + "/candles?interval={}",
+     "/v1/markets/" + MARKET + "/candles?interval=1h&start={}", "/v1/markets/" + MARKET + "/candles?end={}&limit=3",
+     "/v1/markets/" + MARKET + "/funding?start={}", "/v1/markets/" + MARKET + "/book?depth={}",
+     "/v1/traders/{}/account", "/v1/traders/{}/fills", "/v1/traders/TRADER/fills?before={}",
+     "/v1/traders/TRADER/orders?status={}", "/v1/traders/TRADER/orders?limit={}", "/v1/traders/TRADER/funding?before={}",
+     "/v1/traders/TRADER/liquidations?limit={}", "/v1/traders/TRADER/{}", "/v1/ws?channel=book&key={}",
+     "/v1/ws?channel=book&key=" + MARKET + "&from={}", "/v1/ws?channel=book&key=" + MARKET + "&depth={}"]
+)
+numbers = st.one_of(st.text(max_size=40), st.integers(-10, 10**30).map(str), st.sampled_from(["1m", "1d", "open", "0", ""]))
+
+
+@FUZZ
+@given(template=market_paths, value=numbers)
+def test_market_data_reads_never_fail_on_the_server(live_engine, template, value):
+    path = template.replace("TRADER", live_engine.trader).format(urllib.parse.quote(value, safe=""))
+    status, out = live_engine.request("GET", path)
+    assert status < 500, (path, status, out[:200])
+    if status >= 400:
+        doc = json.loads(out)
+        assert isinstance(doc["error"], str) and isinstance(doc["detail"], str)
+
+
+def test_market_data_routes_answer_with_data_on_the_fuzzed_node(live_engine):
+    """The fuzzed node really has market data (so the fuzz reaches past the not-found answers)."""
+    for path in ("/v1/markets/" + MARKET + "/trades", "/v1/markets/" + MARKET + "/candles?interval=1h",
+                 "/v1/markets/" + MARKET + "/funding", f"/v1/traders/{live_engine.trader}/fills"):
+        status, out = live_engine.request("GET", path)
+        assert status == 200, (path, out[:200])
+        doc = json.loads(out)
+        assert any(isinstance(v, list) and v for v in doc.values()), (path, doc)

@@ -12,6 +12,7 @@ import msgspec
 
 from ddx_offchain.engine.updates import Accepted
 from ddx_offchain.node import views
+from ddx_offchain.node.account import AccountView
 from ddx_offchain.node.sequencer import NotLeaderError
 from ddx_offchain.node.state_machine import ExecutionUpdate
 from ddx_offchain.protocol.hashing import keccak256
@@ -139,6 +140,15 @@ class RecordingEngine:
 
     def market(self, market: bytes) -> views.MarketView | None:
         return None
+
+    def markets(self) -> list[views.MarketView]:
+        return []
+
+    def account(self, trader: bytes) -> AccountView:
+        return AccountView(trader, False, [])
+
+    def market_data_seed(self) -> views.MarketDataSeed:
+        return views.MarketDataSeed(self.ordinal, 0, [], [])
 
     async def prepare_proofs(self, epoch: int | None) -> None:
         return None

@@ -98,7 +98,7 @@ def test_schema_2_rows_are_converted_to_typed_updates(tmp_path):
     conn.close()
     history = History(path)
     try:
-        assert history.schema_version == len(MIGRATIONS) == 3
+        assert history.schema_version == len(MIGRATIONS) == 4
         assert [u.update for u in history.updates(0, 10)] == old
     finally:
         history.close()
