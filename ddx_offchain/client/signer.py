@@ -27,6 +27,7 @@ from ..protocol.requests import (
     OrderType,
     PlaceOrder,
     RevokeAgent,
+    ScheduleCancel,
     SignedRequest,
     WithdrawIntent,
     sign_request,
@@ -141,6 +142,15 @@ class Trader:
         n, ts = self._common(nonce)
         scope_strategy = ZERO32 if strategy is None else _as_id(strategy)
         return self._sign(ApproveAgent(self.address, scope_strategy, agent, AgentScope.TRADE, expiry_ms, n, ts))
+
+    def schedule_cancel(self, time_ms: int, *, market: bytes | str | None = None, strategy: bytes | str | None = MAIN,
+                        nonce: int | None = None) -> SignedRequest:
+        """The dead man's switch: at sequenced `time_ms` cancel the open orders of `strategy` (None: all) in `market`
+        (None: all) unless renewed (sent again with a later time) or cleared (`time_ms` 0)."""
+        n, ts = self._common(nonce)
+        scope_strategy = ZERO32 if strategy is None else _as_id(strategy)
+        scope_market = ZERO32 if market is None else _as_id(market)
+        return self._sign(ScheduleCancel(self.address, scope_strategy, scope_market, time_ms, n, ts))
 
     def revoke_agent(self, agent: bytes, *, strategy: bytes | str | None = None, nonce: int | None = None) -> SignedRequest:
         n, ts = self._common(nonce)

@@ -6,6 +6,7 @@ cannot fail. That is what makes "no request is ever half-applied" true by constr
 
 from __future__ import annotations
 
+import heapq
 from bisect import insort
 from collections import deque
 
@@ -44,6 +45,7 @@ from .commands import (
     ModifyOrder,
     PlaceOrder,
     RevokeAgent,
+    ScheduleCancel,
     UpdateMarket,
     WithdrawIntent,
     action_command,
@@ -66,6 +68,7 @@ from .state import (
     Order,
     PairLeaf,
     Position,
+    Schedule,
     TokenLedger,
     Trader,
 )
@@ -74,9 +77,13 @@ from .updates import (
     CANCELLED,
     FILLED,
     OPEN,
+    SCHEDULE_CLEARED,
+    SCHEDULE_FIRED,
+    SCHEDULE_SET,
     Accepted,
     AgentUpdate,
     BlockApplied,
+    CancelScheduled,
     DepositCredited,
     DepositIgnored,
     EpochFrozen,
@@ -98,6 +105,7 @@ from .updates import (
 
 BPS = 10_000
 MAX_AGENTS = 8  # agent approvals a trader may hold at once (expired ones make room when a new one is approved)
+MAX_SCHEDULES = 8  # scheduled cancels a trader may hold at once
 _SYSTEM_KEY = key_of(K_SYSTEM, uint_word(SYSTEM_CURSORS))
 
 
@@ -116,6 +124,9 @@ class Engine:
         self.epochs: dict[int, EpochRecord] = {}
         self.agents: dict[bytes, Agent] = {}  # trader + agent + strategy -> approval
         self.agents_of: dict[bytes, set[bytes]] = {}  # trader -> keys of its approvals (derived)
+        self.schedules: dict[bytes, Schedule] = {}  # trader + strategy + market -> scheduled cancel
+        self.schedules_of: dict[bytes, int] = {}  # trader -> how many it holds (derived)
+        self._due: list[tuple[int, bytes]] = []  # min-heap of (time, key); stale entries skipped (derived)
         # Retained epochs are kept as undo logs, not tree copies: _undo[e] maps every item key changed after the
         # freeze of e (until the next freeze, or now for the latest) to its value at that freeze (None: absent).
         # Freezing costs nothing beyond the changes; a retained epoch's tree is rebuilt only when proofs ask.
@@ -147,6 +158,7 @@ class Engine:
             Batch: self._batch,
             ApproveAgent: self._approve_agent,
             RevokeAgent: self._revoke_agent,
+            ScheduleCancel: self._schedule_cancel,
             ChainBlock: self._chain_block,
             IndexPrices: self._index_prices,
             AdvanceTime: self._advance_time,
@@ -709,6 +721,67 @@ class Engine:
         self._emit(AgentUpdate, agent.trader, agent.agent, agent.strategy, agent.scope, agent.valid_from,
                    agent.expiry, False)
 
+    # ------------------------------------------------------------------------------------------ scheduled cancels
+
+    def _schedule_cancel(self, c: ScheduleCancel) -> None:
+        if type(c.market) is not bytes or len(c.market) != 32 or type(c.time) is not int or not 0 <= c.time < 2**64:
+            return self._reject(c, Reject.MALFORMED, "market is a bytes32, time a uint64")
+        key = c.trader + c.strategy + c.market
+        held = self.schedules.get(key)
+        if c.time:
+            if c.time <= self.time:
+                return self._reject(c, Reject.BAD_SCHEDULE, f"time must be after the sequenced time {self.time}")
+            if held is None and self.schedules_of.get(c.trader, 0) >= MAX_SCHEDULES:
+                return self._reject(c, Reject.TOO_MANY_SCHEDULES, f"at most {MAX_SCHEDULES} scheduled cancels")
+        self._accept(c)
+        if not c.time:
+            if held is not None:
+                self._end_schedule(held, SCHEDULE_CLEARED)
+            return
+        if held is None:
+            held = self.schedules[key] = Schedule(c.trader, c.strategy, c.market, c.time)
+            self.schedules_of[c.trader] = self.schedules_of.get(c.trader, 0) + 1
+        held.time = c.time
+        heapq.heappush(self._due, (c.time, key))
+        if len(self._due) > 4 * len(self.schedules) + 1024:  # moved schedules leave stale entries: drop them
+            self._due = [(x.time, k) for k, x in self.schedules.items()]
+            heapq.heapify(self._due)
+        self.dirty.add(held)
+        self._emit(CancelScheduled, c.trader, c.strategy, c.market, c.time, SCHEDULE_SET)
+
+    def _end_schedule(self, s: Schedule, status: int) -> None:
+        s.gone = True
+        del self.schedules[s.skey]
+        left = self.schedules_of[s.trader] - 1
+        if left:
+            self.schedules_of[s.trader] = left
+        else:
+            del self.schedules_of[s.trader]
+        self.dirty.add(s)
+        self._emit(CancelScheduled, s.trader, s.strategy, s.market, s.time, status)
+
+    def _fire_schedules(self) -> None:
+        """Every scheduled cancel due at the new time fires, by (time, key): its matching open orders are cancelled
+        oldest first (reason SCHEDULED)."""
+        due = self._due
+        while due and due[0][0] <= self.time:
+            when, key = heapq.heappop(due)
+            s = self.schedules.get(key)
+            if s is None or s.time != when:
+                continue  # cleared or moved since it was pushed
+            self._end_schedule(s, SCHEDULE_FIRED)
+            t = self.traders.get(s.trader)
+            strategies = sorted(t.strategies) if t is not None and s.strategy == ZERO_ID else [s.strategy]
+            doomed = []
+            for strategy in strategies:
+                for token in sorted(self.ledgers):
+                    a = self.accounts.get(s.trader + strategy + token)
+                    if a is not None:
+                        doomed.extend(o for o in a.orders.values() if s.market == ZERO_ID or o.market.id == s.market)
+            doomed.sort(key=_by_seq)
+            for order in doomed:
+                self._remove_order(order, CancelReason.SCHEDULED)
+
     def agent_problem(self, trader: bytes, agent: bytes, strategy: bytes, timestamp: int) -> str | None:
         """Why `agent` may not sign a trading request of `trader`'s for `strategy` with this timestamp now, or None
         (docs/protocol.md §7.4): an approval for the strategy or for every strategy, not expired by the sequenced
@@ -909,6 +982,8 @@ class Engine:
         self._accept(c)
         self.time = c.time_ms
         self._emit(TimeAdvanced, c.time_ms)
+        if self._due:
+            self._fire_schedules()
         paid = [m for mid, m in sorted(self.markets.items()) if m.next_funding <= c.time_ms]
         for m in paid:
             risk.pay_funding(self, m)
@@ -1158,6 +1233,7 @@ class Engine:
         objs.extend(self.balances.values())
         objs.extend(self.epochs.values())
         objs.extend(self.agents.values())
+        objs.extend(self.schedules.values())
         items = [self.system_item()]
         for obj in objs:
             key, value = obj.item()
@@ -1181,6 +1257,7 @@ class Engine:
 
 _TRADER_COMMANDS = frozenset((
     PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
+    ScheduleCancel,
 ))
 _VERDICTS = (Accepted, Rejected)  # what every command's first update is
 

@@ -39,6 +39,8 @@ class Reject(IntEnum):
     UNKNOWN_AGENT = 33
     BAD_BATCH = 34  # not 1..MAX_BATCH_ACTIONS actions
     FILL_OR_KILL_NOT_FILLED = 35  # the book (at the limit, after self-trade prevention) cannot fill it in full
+    BAD_SCHEDULE = 36  # a cancel time not after the sequenced time
+    TOO_MANY_SCHEDULES = 37
 
 
 class CancelReason(IntEnum):
@@ -50,3 +52,4 @@ class CancelReason(IntEnum):
     MAKER_MARGIN = 5  # filling this resting order would put its owner below maintenance margin
     LIQUIDATION = 6  # the owner is being liquidated
     REDUCE_ONLY = 7  # a resting reduce-only order with no position left to reduce
+    SCHEDULED = 8  # the trader's scheduled cancel (dead man's switch) fired

@@ -13,6 +13,7 @@ all state lives in the tree; the rebuilt tree's root must equal the recorded roo
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 import msgspec
@@ -35,6 +36,7 @@ from .state import (
     K_ORDER,
     K_POSITION,
     K_PRICE,
+    K_SCHEDULE,
     K_STRATEGY,
     K_SYSTEM,
     K_TRADER,
@@ -47,6 +49,7 @@ from .state import (
     Market,
     Order,
     PairLeaf,
+    Schedule,
     Trader,
 )
 from .tree_port import load_tree, tree_from_items
@@ -178,6 +181,7 @@ def _all_objects(engine):
     yield from engine.balances.values()
     yield from engine.epochs.values()
     yield from engine.agents.values()
+    yield from engine.schedules.values()
 
 
 def _rebuild(cls, items):
@@ -295,5 +299,12 @@ def _rebuild(cls, items):
         agent = Agent(word_address(w[0]), word_address(w[1]), w[2], word_uint(w[3]), word_uint(w[4]), word_uint(w[5]))
         engine.agents[agent.skey] = agent
         engine.agents_of.setdefault(agent.trader, set()).add(agent.skey)
+    for value in by_kind.get(K_SCHEDULE, []):
+        w = split_words(value, K_SCHEDULE, 4)
+        s = Schedule(word_address(w[0]), w[1], w[2], word_uint(w[3]))
+        engine.schedules[s.skey] = s
+        engine.schedules_of[s.trader] = engine.schedules_of.get(s.trader, 0) + 1
+        engine._due.append((s.time, s.skey))
+    heapq.heapify(engine._due)
     engine.dirty.clear()
     return engine

@@ -30,6 +30,7 @@ K_FEE = int(Kind.FEE_ACCOUNT)
 K_SYSTEM = int(Kind.SYSTEM)
 K_FUNDING = int(Kind.FUNDING)
 K_AGENT = int(Kind.AGENT)
+K_SCHEDULE = int(Kind.SCHEDULE)
 
 # the kind words of the items written most often (the value's first word), bound once for the encoders below
 _ORDER_WORD = kind_word(K_ORDER)
@@ -194,6 +195,32 @@ class Agent:
             ZERO12 + self.trader + ZERO12 + self.agent + self.strategy + uint_word(self.scope)
             + uint_word(self.valid_from) + uint_word(self.expiry),
         )
+
+
+class Schedule:
+    """A dead man's switch: at `time` (sequenced), cancel the trader's orders of `strategy` in `market` (zero: all)."""
+
+    __slots__ = ("trader", "strategy", "market", "time", "gone", "in_tree", "_key")
+
+    def __init__(self, trader, strategy, market, time):
+        self.trader = trader
+        self.strategy = strategy
+        self.market = market
+        self.time = time
+        self.gone = False
+        self.in_tree = False
+        self._key = None
+
+    @property
+    def skey(self) -> bytes:
+        return self.trader + self.strategy + self.market
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_SCHEDULE, ZERO12 + self.trader + self.strategy + self.market)
+        if self.gone:
+            return self._key, None
+        return self._key, value_of(K_SCHEDULE, ZERO12 + self.trader + self.strategy + self.market + uint_word(self.time))
 
 
 class Book:

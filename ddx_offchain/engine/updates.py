@@ -196,6 +196,19 @@ class AgentUpdate(Update, frozen=True, gc=False, tag=True):
     approved: bool
 
 
+class CancelScheduled(Update, frozen=True, gc=False, tag=True):
+    """A scheduled cancel set (status 0), cleared (1) or fired (2: its OrderUpdates, reason SCHEDULED, follow)."""
+
+    trader: bytes
+    strategy: bytes  # zero: every strategy
+    market: bytes  # zero: every market
+    time: int
+    status: int
+
+
+SCHEDULE_SET, SCHEDULE_CLEARED, SCHEDULE_FIRED = 0, 1, 2
+
+
 class ForcedRequestApplied(Update, frozen=True, gc=False, tag=True):
     """A forced request (from the L1 inbox) was taken: after its own Accepted or Rejected and effects, this names
     its trader and outcome (reason 0: accepted; else reasons.Reject). Taken either way: it counts as processed."""

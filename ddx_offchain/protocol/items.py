@@ -32,6 +32,7 @@ class Kind(IntEnum):
     SYSTEM = 0x0C  # sequencing cursors (deposit sequence, last chain block, time)
     FUNDING = 0x0D
     AGENT = 0x0E  # a trader's approval of an agent key (docs/engine.md, "Agents")
+    SCHEDULE = 0x0F  # a scheduled cancel, the dead man's switch (docs/engine.md, "Scheduled cancels")
 
 
 def item_key(kind: int, id_types: list[str], id_values: list) -> bytes:

@@ -430,20 +430,38 @@ class RevokeAgent(_Request):
             raise RequestRejected("bad_field", "agent is the zero address")
 
 
+@_spec
+@dataclass(frozen=True, slots=True)
+class ScheduleCancel(_Request):
+    """A dead man's switch: when the sequenced time reaches `time`, every open order of the trader's `strategy`
+    (zero: every strategy) in `market` (zero: every market) is cancelled, unless a later ScheduleCancel for the same
+    (strategy, market) moved it; `time` 0 clears it."""
+
+    trader: Address
+    strategy: Bytes32
+    market: Bytes32
+    time: Uint64
+    nonce: Uint64
+    timestamp: Uint64
+
+    TYPE_ID: ClassVar[int] = 10
+    PRIMARY_TYPE: ClassVar[str] = "ScheduleCancel"
+
+
 TraderRequest = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
-    | RevokeAgent
+    | RevokeAgent | ScheduleCancel
 )
 REQUEST_TYPES: dict[str, type] = {
     cls.PRIMARY_TYPE: cls
     for cls in (
         PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent,
-        RevokeAgent,
+        RevokeAgent, ScheduleCancel,
     )
 }
 REQUEST_TYPES_BY_ID: dict[int, type] = {cls.TYPE_ID: cls for cls in REQUEST_TYPES.values()}
 # what an approved agent may sign for its trader (AgentScope.TRADE); everything else only the trader's own key
-AGENT_SIGNABLE: frozenset[type] = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, Batch))
+AGENT_SIGNABLE: frozenset[type] = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, Batch, ScheduleCancel))
 
 
 def strategy_id(name: str) -> bytes:
@@ -627,10 +645,11 @@ def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
 # A forced request is a trader request put in the L1 inbox by the trader itself (contracts/modules/forced.vy): the
 # caller is the trader, the forced seq stands in for nonce and timestamp, so its fields are the rest.
 NOT_FORCED_FIELDS = ("trader", "nonce", "timestamp")
-# the request types the contract takes (contracts/modules/forced.vy): every one with static fields only; a batch is
-# as many single forced requests
+# the request types the contract takes (contracts/modules/forced.vy): every one with static fields only (a batch is
+# as many single forced requests) but the dead man's switch, which guards live sessions, not L1 exits
 FORCEABLE: frozenset[type] = frozenset(
-    cls for cls in REQUEST_TYPES.values() if all(abi != "Action[]" for _, _, abi in cls.FIELDS)
+    cls for cls in REQUEST_TYPES.values()
+    if all(abi != "Action[]" for _, _, abi in cls.FIELDS) and cls is not ScheduleCancel
 )
 
 

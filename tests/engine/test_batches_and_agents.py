@@ -204,3 +204,70 @@ def test_fill_or_kill_fills_exactly_the_available_size_and_otherwise_changes_not
     assert accepted(ups) and sum(f.size for f in of_type(ups, Fill)) == 1_000_000
     assert of_type(ups, OrderUpdate)[-1].status == 1  # FILLED
     assert not d.engine.markets[ETHP].book.ask_prices
+
+
+# ---------------------------------------------------------------------------------------------------- scheduled cancels
+
+
+def schedule(d, when, who=A, strategy=MAIN_STRATEGY, market=ZERO_ID):
+    from ddx_offchain.engine.commands import ScheduleCancel
+
+    return d.apply(ScheduleCancel(d.rid(), who, strategy, market, when))
+
+
+def test_a_scheduled_cancel_fires_at_its_time_exactly_and_only_on_what_it_names():
+    from ddx_offchain.engine.updates import CancelScheduled
+
+    d = funded()
+    d.advance(1_000)
+    d.order(A, SELL, usd(2100), 1_000_000)
+    d.order(A, BUY, usd(1900), 1_000_000)
+    d.order(B, SELL, usd(2200), 1_000_000)
+    assert accepted(schedule(d, 5_000))
+    d.advance(3_999)  # time 4_999: not yet
+    assert len([o for o in d.engine.orders.values() if o.account.trader == A]) == 2
+    ups = d.advance(1)  # time 5_000: fires
+    fired = of_type(ups, CancelScheduled)
+    assert [(u.status, u.time) for u in fired] == [(2, 5_000)]
+    cancelled = [u for u in of_type(ups, OrderUpdate) if u.reason == CancelReason.SCHEDULED]
+    assert len(cancelled) == 2 and all(u.trader == A for u in cancelled)
+    assert [o.account.trader for o in d.engine.orders.values()] == [B]
+    assert not d.engine.schedules and not [k for k, _ in d.engine.all_items() if k[0] == 0x0F]
+
+
+def test_renewing_moves_the_switch_clearing_removes_it_and_a_market_scope_spares_the_rest():
+    d = funded()
+    d.advance(1_000)
+    d.order(A, SELL, usd(2100), 1_000_000)
+    schedule(d, 3_000)
+    schedule(d, 6_000)  # renewed before it fired
+    d.advance(3_000)  # 4_000: the old time has passed, the switch has not fired
+    assert len(d.engine.orders) == 1
+    schedule(d, 0)  # cleared
+    d.advance(10_000)
+    assert len(d.engine.orders) == 1
+    schedule(d, 20_000, market=b"BTCP".ljust(32, b"\x00"))  # another market: this order survives it
+    d.advance(10_000)
+    assert len(d.engine.orders) == 1
+    assert Engine.restore(d.engine.snapshot()).state_root() == d.engine.state_root()
+
+
+def test_schedule_rules_reject_and_change_nothing_and_a_snapshot_keeps_the_switch():
+    d = funded()
+    d.advance(1_000)
+    d.order(A, SELL, usd(2100), 1_000_000)
+    before = items_except_cursors(d.engine)
+    assert reason(schedule(d, 1_000)) == Reject.BAD_SCHEDULE  # not after the sequenced time
+    assert items_except_cursors(d.engine) == before
+    from ddx_offchain.engine.engine import MAX_SCHEDULES
+
+    for i in range(MAX_SCHEDULES):
+        assert accepted(schedule(d, 9_000, strategy=bytes([i + 1]) * 32))
+    assert reason(schedule(d, 9_000)) == Reject.TOO_MANY_SCHEDULES
+    assert accepted(schedule(d, 9_500, strategy=bytes([1]) * 32))  # moving a held one is always possible
+    restored = Driver(Engine.restore(d.engine.snapshot()))
+    restored.time = d.time
+    assert accepted(schedule(restored, 0, strategy=bytes([1]) * 32))  # cleared: room for one more
+    assert accepted(schedule(restored, 9_000))  # main strategy, every market
+    restored.advance(8_000)  # time 9_000: the restored engine fires the switches it holds
+    assert not [o for o in restored.engine.orders.values() if o.account.trader == A]

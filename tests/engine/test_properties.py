@@ -133,6 +133,16 @@ class EngineMachine(RuleBasedStateMachine):
                 built.append(BatchAction(kind, market, 0, 0, price, lots * 1_000, False, target))
         self.d.apply(Batch(rid, who, MAIN_STRATEGY, tuple(built)))
 
+    @rule(who=st.sampled_from(TRADERS), delay=st.integers(0, 2 * 3_600_000), whole=st.booleans(),
+          market=st.sampled_from([b"\x00" * 32, ETHP]))
+    def schedule_cancel(self, who, delay, whole, market):
+        """Dead man's switches set, moved and cleared (delay 0), firing on later time advances."""
+        from ddx_offchain.engine.commands import ScheduleCancel
+
+        when = self.e.time + delay if delay else 0
+        strategy = b"\x00" * 32 if whole else MAIN_STRATEGY
+        self.d.apply(ScheduleCancel(self.d.rid(), who, strategy, market, when))
+
     @rule(who=st.sampled_from(TRADERS), agent=st.integers(1, 3), ttl=st.integers(1, 4 * 3_600_000),
           revoke=st.booleans())
     def agents(self, who, agent, ttl, revoke):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ddx_offchain.protocol.eip712 import SECP256K1_N, Domain, checksum_address
 from ddx_offchain.protocol.errors import ProtocolError
@@ -14,7 +15,6 @@ from ddx_offchain.protocol.requests import (
     Action,
     ApproveAgent,
     Batch,
-    RevokeAgent,
     CancelAll,
     CancelOrder,
     CreateStrategy,
@@ -23,6 +23,8 @@ from ddx_offchain.protocol.requests import (
     PlaceOrder,
     Receipt,
     RequestRejected,
+    RevokeAgent,
+    ScheduleCancel,
     SignedReceipt,
     WithdrawIntent,
     decode_entry,
@@ -58,6 +60,7 @@ def samples():
         ), 8, TS),
         ApproveAgent(TRADER, s, b"\x44" * 20, 1, TS + 86_400_000, 9, TS),
         RevokeAgent(TRADER, b"\x00" * 32, b"\x44" * 20, 10, TS),
+        ScheduleCancel(TRADER, s, b"\x00" * 32, TS + 60_000, 11, TS),
     ]
 
 

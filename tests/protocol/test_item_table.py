@@ -9,7 +9,7 @@ from pathlib import Path
 from eth_abi import decode, encode
 
 from ddx_offchain.deployment.artifacts import REPO_ROOT
-from ddx_offchain.engine.commands import BUY, SELL, ApproveAgent, CreateStrategy, name32
+from ddx_offchain.engine.commands import BUY, SELL, ApproveAgent, CreateStrategy, ScheduleCancel, name32
 from ddx_offchain.protocol.items import Kind
 
 SPEC = Path(REPO_ROOT / "docs/protocol.md").read_text()
@@ -41,6 +41,7 @@ def test_every_item_the_engine_writes_decodes_with_the_spec_types():
     d.order(b, BUY, usd(2000), ONE)  # a position each, and a resting order
     d.withdraw(b, usd(100))
     d.apply(ApproveAgent(d.rid(), a, name32("main"), trader(9), 1, 10_000))
+    d.apply(ScheduleCancel(d.rid(), a, name32("main"), b"\x00" * 32, 10_000))
     d.epoch()
     spec = _spec_types()
     engine = d.engine
@@ -65,4 +66,4 @@ def test_every_item_the_engine_writes_decodes_with_the_spec_types():
         assert matched, f"kind {Kind(kind).name}: {len(value) // 32 - 1} field words, no §2 row decodes them"
         seen.add(kind)
     assert {Kind.TRADER, Kind.STRATEGY, Kind.POSITION, Kind.ORDER, Kind.PRICE, Kind.MARKET, Kind.SYSTEM,
-            Kind.WITHDRAWAL, Kind.BALANCE, Kind.EPOCH, Kind.AGENT} <= seen
+            Kind.WITHDRAWAL, Kind.BALANCE, Kind.EPOCH, Kind.AGENT, Kind.SCHEDULE} <= seen
