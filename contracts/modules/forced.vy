@@ -35,8 +35,8 @@ def _field_words(request_type: uint8) -> uint256:
     @dev How many field words each request type carries (docs/protocol.md §7.1, less trader, nonce, timestamp);
          0: not a request type.
     """
-    if request_type == 1:  # PlaceOrder: strategy, market, side, orderType, price, size, reduceOnly
-        return 7
+    if request_type == 1:  # PlaceOrder: strategy, market, side, orderType, price, size, reduceOnly, clientOrderId, expiry
+        return 9
     if request_type == 2:  # CancelOrder: strategy, market, orderHash
         return 3
     if request_type == 3:  # CancelAll: strategy, market

@@ -23,7 +23,7 @@ LOW_248: constant(uint256) = (1 << 248) - 1
 # Most leaves a checkpoint may give to prove a cursor behind the head: ~32 bytes of calldata and two hashes each.
 MAX_SUFFIX: constant(uint256) = 1024
 # Longest forced-request fields: a PlaceOrder's seven words (docs/protocol.md §6.5).
-MAX_FIELDS_BYTES: constant(uint256) = 7 * 32
+MAX_FIELDS_BYTES: constant(uint256) = 9 * 32
 
 
 struct InboxCursor:

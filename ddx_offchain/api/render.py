@@ -19,7 +19,7 @@ from ..engine.updates import CANCELLED, FILLED, OPEN, Fill, OrderUpdate, Rejecte
 from ..node.account import AccountView
 from ..node.market_data import BookDelta, Candle, DayStats, FundingPayment, FundingRecord, L2Book, Trade
 from ..node.state_machine import AppliedEntry, ExecutionUpdate
-from ..node.views import BalanceProof, BookView, MarketView, TraderView, WithdrawalProof
+from ..node.views import BalanceProof, BookView, MarketView, OrderView, TraderView, WithdrawalProof
 from ..protocol.eip712 import checksum_address
 from ..protocol.names import readable_name
 
@@ -108,6 +108,24 @@ def book_doc(book: BookView) -> dict[str, Any]:
     }
 
 
+def order_doc(o: OrderView) -> dict[str, Any]:
+    """An open order, in `GET /v1/traders/{trader}` (`openOrders`) and `GET /v1/orders/…`."""
+    return {
+        "orderHash": hex0x(o.order_hash),
+        "strategy": hex0x(o.strategy),
+        "market": hex0x(o.market),
+        "symbol": symbol(o.market),
+        "side": o.side,
+        "orderType": o.order_type,
+        "price": str(o.price),
+        "remaining": str(o.remaining),
+        "original": str(o.original),
+        "reduceOnly": o.reduce_only,
+        "clientOrderId": hex0x(o.client_order_id),
+        "expiry": str(o.expiry_ms),
+    }
+
+
 def trader_doc(view: TraderView) -> dict[str, Any]:
     """`GET /v1/traders/{trader}`."""
     return {
@@ -142,21 +160,7 @@ def trader_doc(view: TraderView) -> dict[str, Any]:
         # `balances` is the historical name of `withdrawable` (kept for old clients): claimable, not collateral
         "balances": [{"token": checksum_address(b.token), "withdrawable": str(b.withdrawable)} for b in view.balances],
         "withdrawable": [{"token": checksum_address(b.token), "withdrawable": str(b.withdrawable)} for b in view.balances],
-        "openOrders": [
-            {
-                "orderHash": hex0x(o.order_hash),
-                "strategy": hex0x(o.strategy),
-                "market": hex0x(o.market),
-                "symbol": symbol(o.market),
-                "side": o.side,
-                "orderType": o.order_type,
-                "price": str(o.price),
-                "remaining": str(o.remaining),
-                "original": str(o.original),
-                "reduceOnly": o.reduce_only,
-            }
-            for o in view.open_orders
-        ],
+        "openOrders": [order_doc(o) for o in view.open_orders],
         "agents": [
             {
                 "agent": checksum_address(a.agent),
@@ -247,14 +251,6 @@ def inbox_doc(report: InboxReport) -> dict:
 # ---------------------------------------------------------------------------------------------- market data
 
 STATUS_NAMES = {OPEN: "open", FILLED: "filled", CANCELLED: "cancelled"}
-
-
-def symbol(market: bytes) -> str | None:
-    """A readable market id (`name32`: ASCII right-padded with zeros) as text, else None."""
-    raw = market.rstrip(b"\x00")
-    if raw and all(0x21 <= c < 0x7F for c in raw) and b"\x00" not in raw:
-        return raw.decode("ascii")
-    return None
 
 
 def markets_doc(views: list[MarketView]) -> dict[str, Any]:

@@ -312,6 +312,28 @@ class Api:
             raise _unknown_market(market)
         return market, view
 
+    async def get_order(self, request: web.Request) -> web.Response:
+        """`GET /v1/orders/{order_hash}`: an open order by its id (closed ones: the trader's order history)."""
+        view = self.node.view.open_order(_path_value(request, "order_hash", "bytes32"))
+        if view is None:
+            raise ApiError("not_found", "no open order with this id (see /v1/traders/{trader}/orders for closed ones)")
+        return web.json_response(render.order_doc(view) | {"trader": render.checksum_address(view.trader)}
+                                 | self._last_ordinal())
+
+    async def find_order(self, request: web.Request) -> web.Response:
+        """`GET /v1/orders?trader=&strategy=&clientOrderId=`: a strategy's open order by its client order id."""
+        try:
+            trader = from_json("address", "trader", request.query.get("trader"))
+            strategy = id32_of(request.query.get("strategy", "main"))
+            client_order_id = from_json("bytes32", "clientOrderId", request.query.get("clientOrderId"))
+        except ProtocolError as exc:
+            raise ApiError("bad_query", str(exc)) from None
+        view = self.node.view.open_order(trader=trader, strategy=strategy, client_order_id=client_order_id)
+        if view is None:
+            raise ApiError("not_found", "no open order of this strategy has this client order id")
+        return web.json_response(render.order_doc(view) | {"trader": render.checksum_address(view.trader)}
+                                 | self._last_ordinal())
+
     async def get_markets(self, request: web.Request) -> web.Response:
         return web.json_response(render.markets_doc(self.node.view.markets()) | self._last_ordinal())
 
@@ -578,6 +600,8 @@ def build_app(
             web.get("/v1/books/{market}", api.get_book),
             web.get("/v1/markets/{market}", api.get_market),
             web.get("/v1/markets", api.get_markets),
+            web.get("/v1/orders/{order_hash}", api.get_order),
+            web.get("/v1/orders", api.find_order),
             web.get("/v1/markets/{market}/trades", api.get_trades),
             web.get("/v1/markets/{market}/candles", api.get_candles),
             web.get("/v1/markets/{market}/funding", api.get_funding_history),

@@ -211,6 +211,19 @@ class DdxClient:
         """The market's parameters and live state (index, mark, funding); `market` is its id or its symbol."""
         return await self._get(f"/v1/markets/0x{id32_of(market).hex()}")
 
+    async def open_order(self, order_hash: bytes | None = None, *, trader: bytes | None = None,
+                         strategy: bytes | str = MAIN, client_order_id: bytes | str | None = None) -> dict:
+        """An open order by its id, or by the trader's client order id (bytes32, or a name up to 32 bytes) in a
+        strategy; raises RequestRefused (404 not_found) when none is open."""
+        if order_hash is not None:
+            return await self._get(f"/v1/orders/0x{order_hash.hex()}")
+        if trader is None or client_order_id is None:
+            raise ValueError("give an order hash, or a trader and a client order id")
+        return await self._get("/v1/orders", {
+            "trader": "0x" + trader.hex(), "strategy": "0x" + id32_of(strategy).hex(),
+            "clientOrderId": "0x" + id32_of(client_order_id).hex(),
+        })
+
     # ------------------------------------------------------------ human units (client/units.py)
 
     async def market_spec(self, market: bytes | str) -> MarketSpec:

@@ -46,9 +46,10 @@ def _as_id(value: bytes | str) -> bytes:
 
 
 def place_action(market: bytes | str, side: int, size: int, price: int = 0, *, order_type: int = OrderType.LIMIT,
-                 reduce_only: bool = False) -> Action:
+                 reduce_only: bool = False, client_order_id: bytes | str | None = None, expiry_ms: int = 0) -> Action:
     """A batch's place action (the fields of a PlaceOrder)."""
-    return Action(ActionKind.PLACE, _as_id(market), side, order_type, price, size, reduce_only, ZERO32)
+    cid = ZERO32 if client_order_id is None else _as_id(client_order_id)
+    return Action(ActionKind.PLACE, _as_id(market), side, order_type, price, size, reduce_only, ZERO32, cid, expiry_ms)
 
 
 def cancel_action(market: bytes | str, order_hash: bytes) -> Action:
@@ -103,10 +104,16 @@ class Trader:
         order_type: int = OrderType.LIMIT,
         reduce_only: bool = False,
         strategy: bytes | str = MAIN,
+        client_order_id: bytes | str | None = None,
+        expiry_ms: int = 0,
         nonce: int | None = None,
     ) -> SignedRequest:
+        """`client_order_id`: your own id for the order (bytes32 or a name up to 32 bytes), unique among the
+        strategy's open orders; `expiry_ms`: good till that sequenced time (limit and post-only orders)."""
         n, ts = self._common(nonce)
-        request = PlaceOrder(self.address, _as_id(strategy), _as_id(market), side, order_type, price, size, reduce_only, n, ts)
+        cid = ZERO32 if client_order_id is None else _as_id(client_order_id)
+        request = PlaceOrder(self.address, _as_id(strategy), _as_id(market), side, order_type, price, size, reduce_only,
+                             n, ts, cid, expiry_ms)
         return self._sign(request)
 
     def cancel(self, market: bytes | str, order_hash: bytes, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:

@@ -51,7 +51,9 @@ _ENGINE_ABI = {"Action[]": "list:BatchAction"}  # a request's list of structs: t
 class BatchAction(msgspec.Struct, frozen=True, gc=False):
     """A Batch's action (protocol.requests.Action, same fields and words): kind 0 place, 1 cancel, 2 modify."""
 
-    SPEC: ClassVar[tuple[str, ...]] = ("uint8", "bytes32", "uint8", "uint8", "uint256", "uint256", "bool", "bytes32")
+    SPEC: ClassVar[tuple[str, ...]] = (
+        "uint8", "bytes32", "uint8", "uint8", "uint256", "uint256", "bool", "bytes32", "bytes32", "uint64",
+    )
     kind: int
     market: bytes
     side: int
@@ -60,6 +62,8 @@ class BatchAction(msgspec.Struct, frozen=True, gc=False):
     size: int
     reduce_only: bool
     order_hash: bytes
+    client_order_id: bytes = b"\x00" * 32
+    expiry: int = 0
 _NOT_FOR_THE_ENGINE = ("nonce", "timestamp")  # the state machine's replay rules use them (docs/protocol.md §7.4)
 
 
@@ -78,7 +82,9 @@ def trader_command(request: type, tag: int, doc: str, **defaults: object) -> typ
     )
 
 
-PlaceOrder = trader_command(pr.PlaceOrder, 1, "A new order; its id is the request id.", reduce_only=False)
+PlaceOrder = trader_command(
+    pr.PlaceOrder, 1, "A new order; its id is the request id.", reduce_only=False, client_order_id=ZERO_ID, expiry=0,
+)
 CancelOrder = trader_command(pr.CancelOrder, 2, "Cancel the strategy's order `order_hash` (an order id).")
 CancelAll = trader_command(
     pr.CancelAll, 3, "Cancel every open order of the strategy in `market`, or in every market when `market` is zero.",
@@ -279,7 +285,7 @@ def action_command(batch, index: int, action: BatchAction):
     kind = action.kind
     if kind == pr.ActionKind.PLACE:
         return PlaceOrder(rid, batch.trader, batch.strategy, action.market, action.side, action.order_type,
-                          action.price, action.size, action.reduce_only)
+                          action.price, action.size, action.reduce_only, action.client_order_id, action.expiry)
     if kind == pr.ActionKind.CANCEL:
         return CancelOrder(rid, batch.trader, batch.strategy, action.market, action.order_hash)
     if kind == pr.ActionKind.MODIFY:

@@ -127,6 +127,8 @@ class Engine:
         self.schedules: dict[bytes, Schedule] = {}  # trader + strategy + market -> scheduled cancel
         self.schedules_of: dict[bytes, int] = {}  # trader -> how many it holds (derived)
         self._due: list[tuple[int, bytes]] = []  # min-heap of (time, key); stale entries skipped (derived)
+        self.client_ids: dict[bytes, bytes] = {}  # trader + strategy + client order id -> open order id (derived)
+        self._expiring: list[tuple[int, int, bytes]] = []  # min-heap of (expiry, seq, order id) (derived)
         # Retained epochs are kept as undo logs, not tree copies: _undo[e] maps every item key changed after the
         # freeze of e (until the next freeze, or now for the latest) to its value at that freeze (None: absent).
         # Freezing costs nothing beyond the changes; a retained epoch's tree is rebuilt only when proofs ask.
@@ -307,16 +309,43 @@ class Engine:
     # ------------------------------------------------------------------------------------------ orders
 
     def _place_order(self, c: PlaceOrder) -> None:
-        self._submit(c, c.side, c.order_type, c.price, c.size, c.reduce_only, None)
+        self._submit(c, c.side, c.order_type, c.price, c.size, c.reduce_only, None, c.client_order_id, c.expiry)
 
     def _modify_order(self, c: ModifyOrder) -> None:
         old = self.orders.get(c.order_hash) if isinstance(c.order_hash, bytes) else None
         if old is None or old.account.trader != c.trader or old.account.strategy != c.strategy \
                 or old.market.id != c.market:
             return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
-        self._submit(c, old.side, old.order_type, c.price, c.size, old.reduce_only, old)
+        self._submit(c, old.side, old.order_type, c.price, c.size, old.reduce_only, old, old.client_order_id,
+                     old.expiry)
 
-    def _submit(self, c, side, order_type, price, size, reduce_only, replacing) -> None:
+    def _index_order(self, order) -> None:
+        """A resting order's client id and expiry, in the derived indexes (rebuilt from the ORDER items)."""
+        cid = order.client_order_id
+        if cid != ZERO_ID:
+            a = order.account
+            self.client_ids[a.trader + a.strategy + cid] = order.id
+        if order.expiry:
+            heapq.heappush(self._expiring, (order.expiry, order.seq, order.id))
+            if len(self._expiring) > 4 * len(self.orders) + 1024:  # cancelled orders leave stale entries
+                self._expiring = [(o.expiry, o.seq, o.id) for o in self.orders.values() if o.expiry]
+                heapq.heapify(self._expiring)
+
+    def order_by_client_id(self, trader: bytes, strategy: bytes, client_order_id: bytes):
+        """The strategy's open order with this client order id, or None."""
+        order_id = self.client_ids.get(trader + strategy + client_order_id)
+        return self.orders.get(order_id) if order_id is not None else None
+
+    def _expire_orders(self) -> None:
+        """Good-till-time orders whose expiry the sequenced time reached are cancelled, by (expiry, seq)."""
+        heap = self._expiring
+        while heap and heap[0][0] <= self.time:
+            expiry, _, order_id = heapq.heappop(heap)
+            order = self.orders.get(order_id)
+            if order is not None and order.expiry == expiry:
+                self._remove_order(order, CancelReason.EXPIRED)
+
+    def _submit(self, c, side, order_type, price, size, reduce_only, replacing, client_order_id, expiry) -> None:
         """Validate, plan the matching, check margin on the post-trade state, then (only then) execute."""
         m = self.markets.get(c.market)
         if m is None:
@@ -360,6 +389,15 @@ class Engine:
             return self._reject(c, Reject.MALFORMED, "request_id must be 32 bytes")
         if order_id in self.orders:
             return self._reject(c, Reject.DUPLICATE_ORDER_ID, "an open order already has this id")
+        if type(client_order_id) is not bytes or len(client_order_id) != 32 or type(expiry) is not int:
+            return self._reject(c, Reject.MALFORMED, "client_order_id is a bytes32, expiry a uint64")
+        if client_order_id != ZERO_ID:
+            holder = self.client_ids.get(c.trader + c.strategy + client_order_id)
+            if holder is not None and (replacing is None or holder != replacing.id):
+                return self._reject(c, Reject.DUPLICATE_CLIENT_ORDER_ID, "an open order has this client order id")
+        if expiry and (order_type not in (LIMIT, POST_ONLY) or not self.time < expiry < 2**64):
+            return self._reject(c, Reject.BAD_EXPIRY, f"an expiry is after the sequenced time {self.time}, on an "
+                                "order that rests")
         pos = account.positions.get(m.id)
         if reduce_only:
             held = pos.size if pos is not None else 0
@@ -422,7 +460,8 @@ class Engine:
         if resting:
             seq = self.order_seq
             self.order_seq = seq + 1
-            order = Order(order_id, account, m, side, order_type, limit, resting, size, seq, bool(reduce_only))
+            order = Order(order_id, account, m, side, order_type, limit, resting, size, seq, bool(reduce_only),
+                          client_order_id, expiry)
             # bk.rest(order), inline: the back of its price level
             levels = book.levels[side]
             lvl = levels.get(limit)
@@ -436,6 +475,8 @@ class Engine:
                 raise EngineInvariantError(f"book of {m.id.hex()} crossed after resting {order_id.hex()}")
             self.orders[order_id] = order
             account.orders[order_id] = order
+            if client_order_id != ZERO_ID or expiry:
+                self._index_order(order)
             if side == BUY:
                 pos.open_buy += resting
             else:
@@ -443,13 +484,15 @@ class Engine:
             self.dirty.add(order)
             n = self.ordinal
             self.ordinal = n + 1
-            out.append(OrderUpdate(n, order_id, account.trader, account.strategy, m.id, side, limit, resting, OPEN, 0))
+            out.append(OrderUpdate(n, order_id, account.trader, account.strategy, m.id, side, limit, resting, OPEN, 0,
+                                   client_order_id))
         elif filled == size:
-            self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, FILLED, 0)
+            self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, FILLED, 0,
+                       client_order_id)
         else:
             reason = CancelReason.SELF_TRADE if stp else CancelReason.IOC_REMAINDER
             self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, CANCELLED,
-                       int(reason))
+                       int(reason), client_order_id)
 
     def _plan(self, m, taker, side, limit, size, liquidation):
         """Walk the opposite side without changing state: [(maker order, size)] (size 0: the maker would fall
@@ -590,13 +633,16 @@ class Engine:
             oid = mo.id
             append(Fill(n, mid, oid, taker_order_id, m_trader, m_strategy, t_trader, t_strategy, side, p, q, mfee,
                         tfee, liquidation))
+            cid = mo.client_order_id
             if not r:
                 del orders[oid]
                 del ma.orders[oid]
                 unlink(mo)
-                append(OrderUpdate(n + 1, oid, m_trader, m_strategy, mid, mo.side, p, 0, FILLED, 0))
+                if cid != ZERO_ID:
+                    del self.client_ids[m_trader + m_strategy + cid]
+                append(OrderUpdate(n + 1, oid, m_trader, m_strategy, mid, mo.side, p, 0, FILLED, 0, cid))
             else:
-                append(OrderUpdate(n + 1, oid, m_trader, m_strategy, mid, mo.side, p, r, OPEN, 0))
+                append(OrderUpdate(n + 1, oid, m_trader, m_strategy, mid, mo.side, p, r, OPEN, 0, cid))
             # _position_changed(mpos), then _account_changed(ma): both bump the account's version
             ma.version += 2
             dirty_add(mpos)
@@ -631,12 +677,15 @@ class Engine:
         order.remaining = 0
         del self.orders[order.id]
         del a.orders[order.id]
+        cid = order.client_order_id
+        if cid != ZERO_ID:
+            del self.client_ids[a.trader + a.strategy + cid]
         bk.unlink(order)
         self.dirty.add(order)
         n = self.ordinal
         self.ordinal = n + 1
         self.out.append(OrderUpdate(n, order.id, a.trader, a.strategy, order.market.id, order.side, order.price, 0,
-                                    CANCELLED, int(reason)))
+                                    CANCELLED, int(reason), cid))
 
     def _cancel_order(self, c: CancelOrder) -> None:
         order = self.orders.get(c.order_hash) if type(c.order_hash) is bytes else None
@@ -984,6 +1033,8 @@ class Engine:
         self._emit(TimeAdvanced, c.time_ms)
         if self._due:
             self._fire_schedules()
+        if self._expiring:
+            self._expire_orders()
         paid = [m for mid, m in sorted(self.markets.items()) if m.next_funding <= c.time_ms]
         for m in paid:
             risk.pay_funding(self, m)

@@ -41,6 +41,8 @@ class Reject(IntEnum):
     FILL_OR_KILL_NOT_FILLED = 35  # the book (at the limit, after self-trade prevention) cannot fill it in full
     BAD_SCHEDULE = 36  # a cancel time not after the sequenced time
     TOO_MANY_SCHEDULES = 37
+    DUPLICATE_CLIENT_ORDER_ID = 38  # an open order of the strategy already has this client order id
+    BAD_EXPIRY = 39  # an expiry not after the sequenced time, or on an order that does not rest
 
 
 class CancelReason(IntEnum):
@@ -53,3 +55,4 @@ class CancelReason(IntEnum):
     LIQUIDATION = 6  # the owner is being liquidated
     REDUCE_ONLY = 7  # a resting reduce-only order with no position left to reduce
     SCHEDULED = 8  # the trader's scheduled cancel (dead man's switch) fired
+    EXPIRED = 9  # a good-till-time order reached its expiry

@@ -267,16 +267,17 @@ def _rebuild(cls, items):
         bk.track(pos)
     orders = []
     for value in by_kind.get(K_ORDER, []):
-        w = split_words(value, K_ORDER, 11)
+        w = split_words(value, K_ORDER, 13)
         m = engine.markets[w[3]]
         a = engine.accounts[word_address(w[1]) + w[2] + m.token]
-        u = [word_uint(x) for x in w[4:]]
-        orders.append(Order(w[0], a, m, u[0], u[1], u[2], u[3], u[4], u[5], bool(u[6])))
+        u = [word_uint(x) for x in w[4:11]]
+        orders.append(Order(w[0], a, m, u[0], u[1], u[2], u[3], u[4], u[5], bool(u[6]), w[11], word_uint(w[12])))
     orders.sort(key=lambda o: o.seq)
     for order in orders:
         bk.rest(order)
         engine.orders[order.id] = order
         order.account.orders[order.id] = order
+        engine._index_order(order)
         pos = engine._position(order.account, order.market)
         if order.side == 0:
             pos.open_buy += order.remaining

@@ -11,7 +11,9 @@ from collections import deque
 
 from ..protocol.items import Kind
 from .codec import SMALL_WORD, ZERO12, address_word, int_word, key_of, kind_word, uint_word, value_of
-from .commands import ZERO_ADDRESS, name32
+from .commands import ZERO_ADDRESS, ZERO_ID, name32
+
+ZERO32 = ZERO_ID
 
 FUND_TRADER = ZERO_ADDRESS  # the insurance fund's account: no request can name the zero address
 FUND_STRATEGY = name32("insurance")
@@ -43,9 +45,10 @@ SYSTEM_TOKEN = 1
 
 class Order:
     __slots__ = ("id", "account", "market", "side", "order_type", "price", "remaining", "original", "seq",
-                 "reduce_only", "in_tree", "_key")
+                 "reduce_only", "client_order_id", "expiry", "in_tree", "_key")
 
-    def __init__(self, id, account, market, side, order_type, price, remaining, original, seq, reduce_only=False):
+    def __init__(self, id, account, market, side, order_type, price, remaining, original, seq, reduce_only=False,
+                 client_order_id=ZERO32, expiry=0):
         self.id = id
         self.account = account
         self.market = market
@@ -56,6 +59,8 @@ class Order:
         self.original = original
         self.seq = seq  # arrival order: time priority within a price level
         self.reduce_only = reduce_only  # fills are capped at the position; cancelled once there is none to reduce
+        self.client_order_id = client_order_id  # the trader's own id, unique among the strategy's open orders
+        self.expiry = expiry  # cancelled (EXPIRED) when the sequenced time reaches it; 0: good till cancelled
         self.in_tree = False
         self._key = None
 
@@ -71,6 +76,7 @@ class Order:
             _ORDER_WORD, self.id, ZERO12, a.trader, a.strategy, self.market.id, SMALL_WORD[self.side],
             SMALL_WORD[self.order_type], self.price.to_bytes(32, "big"), self.remaining.to_bytes(32, "big"),
             self.original.to_bytes(32, "big"), self.seq.to_bytes(32, "big"), SMALL_WORD[1 if self.reduce_only else 0],
+            self.client_order_id, self.expiry.to_bytes(32, "big"),
         ))
 
 

@@ -36,6 +36,7 @@ class OrderUpdate(Update, frozen=True, gc=False, tag=True):
     remaining: int
     status: int  # OPEN, FILLED or CANCELLED below
     reason: int  # reasons.CancelReason when CANCELLED
+    client_order_id: bytes = b"\x00" * 32  # the trader's own id for the order (zero: none)
 
 
 OPEN, FILLED, CANCELLED = 0, 1, 2

@@ -88,6 +88,9 @@ class EngineAdapter:
     def markets(self) -> list[views.MarketView]:
         return views.markets_view(self.engine)
 
+    def open_order(self, order_hash=None, *, trader=None, strategy=None, client_order_id=None):
+        return views.open_order_view(self.engine, order_hash, trader, strategy, client_order_id)
+
     def account(self, trader: bytes) -> AccountView:
         return account_view(self.engine, trader)
 

@@ -81,6 +81,9 @@ class OrderView:
     remaining: int
     original: int
     reduce_only: bool
+    client_order_id: bytes = b"\x00" * 32  # zero: none
+    expiry_ms: int = 0  # zero: good till cancelled
+    trader: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +190,11 @@ class ExchangeView(Protocol):
         """Every listed market, by id."""
         ...
 
+    def open_order(self, order_hash: bytes | None = None, *, trader: bytes | None = None, strategy: bytes | None = None,
+                   client_order_id: bytes | None = None) -> OrderView | None:
+        """An open order by its id, or by (trader, strategy, client order id); None if there is none open."""
+        ...
+
     def account(self, trader: bytes) -> AccountView:
         """The trader's strategy accounts with their margin figures and liquidation prices (node/account.py)."""
         ...
@@ -252,9 +260,7 @@ def trader_view(engine: Engine, trader: bytes) -> TraderView:
                 ))
         for o in sorted(account.orders.values(), key=lambda o: o.seq):
             if o.remaining:
-                orders.append(OrderView(
-                    o.id, account.strategy, o.market.id, o.side, o.order_type, o.price, o.remaining, o.original, o.reduce_only
-                ))
+                orders.append(order_view(o))
     balances = []
     for token in tokens:
         leaf = engine.withdrawals.get(trader + token)
@@ -276,6 +282,21 @@ def market_view(engine: Engine, market: bytes) -> MarketView | None:
         m.premium_cap, m.funding_cap, m.dampener, m.funding_interval, m.max_notional, m.active, m.index, m.mark,
         m.next_funding, m.last_funding, sum(p.size for p in m.positions.values() if p.size > 0), funding_per_unit(m),
     )
+
+
+def order_view(o) -> OrderView:
+    a = o.account
+    return OrderView(o.id, a.strategy, o.market.id, o.side, o.order_type, o.price, o.remaining, o.original,
+                     o.reduce_only, o.client_order_id, o.expiry, a.trader)
+
+
+def open_order_view(engine: Engine, order_hash: bytes | None, trader: bytes | None, strategy: bytes | None,
+                    client_order_id: bytes | None) -> OrderView | None:
+    if order_hash is not None:
+        order = engine.orders.get(order_hash)
+    else:
+        order = engine.order_by_client_id(trader, strategy, client_order_id)
+    return order_view(order) if order is not None and order.remaining else None
 
 
 def markets_view(engine: Engine) -> list[MarketView]:

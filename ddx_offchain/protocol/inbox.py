@@ -24,7 +24,7 @@ KIND_FORCED = 0x02
 ZERO32 = b"\x00" * 32
 WORD = 32
 MAX_SUFFIX = 1024  # contracts/modules/inbox.vy MAX_SUFFIX
-MAX_FIELDS_WORDS = 7  # contracts/modules/inbox.vy MAX_FIELDS_BYTES / 32
+MAX_FIELDS_WORDS = 9  # contracts/modules/inbox.vy MAX_FIELDS_BYTES / 32
 
 
 def _word(value: int) -> bytes:

@@ -184,6 +184,8 @@ class PlaceOrder(_Request):
     reduce_only: Bool
     nonce: Uint64
     timestamp: Uint64
+    client_order_id: Bytes32 = ZERO32  # chosen by the trader, unique among the strategy's open orders; zero: none
+    expiry: Uint64 = 0  # good till this sequenced time (ms) for an order that rests; zero: good till cancelled
 
     TYPE_ID: ClassVar[int] = 1
     PRIMARY_TYPE: ClassVar[str] = "PlaceOrder"
@@ -202,6 +204,8 @@ class PlaceOrder(_Request):
         else:
             _check_quantity("price", self.price, positive=True)
         _check_quantity("size", self.size, positive=True)
+        if self.expiry and self.order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
+            raise RequestRejected("bad_field", "only an order that rests (limit, post-only) carries an expiry")
 
 
 @_spec
@@ -311,6 +315,8 @@ class Action:
     size: Uint256
     reduce_only: Bool
     order_hash: Bytes32
+    client_order_id: Bytes32 = ZERO32
+    expiry: Uint64 = 0
 
     PRIMARY_TYPE: ClassVar[str] = "Action"
     REFERENCED: ClassVar[tuple[type, ...]] = ()
@@ -328,7 +334,7 @@ class Action:
         """The single request this action stands for (nonce and timestamp 0: the batch carries them)."""
         if self.kind == ActionKind.PLACE:
             return PlaceOrder(trader, strategy, self.market, self.side, self.order_type, self.price, self.size,
-                              self.reduce_only, 0, 0)
+                              self.reduce_only, 0, 0, self.client_order_id, self.expiry)
         if self.kind == ActionKind.CANCEL:
             return CancelOrder(trader, strategy, self.market, self.order_hash, 0, 0)
         return ModifyOrder(trader, strategy, self.market, self.order_hash, self.price, self.size, 0, 0)
@@ -338,8 +344,8 @@ class Action:
             raise RequestRejected("bad_field", "action kind must be 0 (place), 1 (cancel) or 2 (modify)")
         unused = {
             ActionKind.PLACE: ("order_hash",),
-            ActionKind.CANCEL: ("side", "order_type", "price", "size", "reduce_only"),
-            ActionKind.MODIFY: ("side", "order_type", "reduce_only"),
+            ActionKind.CANCEL: ("side", "order_type", "price", "size", "reduce_only", "client_order_id", "expiry"),
+            ActionKind.MODIFY: ("side", "order_type", "reduce_only", "client_order_id", "expiry"),
         }[self.kind]
         for attr in unused:
             value = getattr(self, attr)

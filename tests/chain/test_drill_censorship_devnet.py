@@ -43,8 +43,8 @@ def censor(cluster, trader: bytes) -> None:
         admission = running.node.service.admission
         admit = admission.admit
 
-        def refuse_the_victim(doc, admit=admit):
-            signed = admit(doc)
+        def refuse_the_victim(doc, origin=None, admit=admit):
+            signed = admit(doc, origin)
             if signed.request.trader == trader:
                 raise AdmissionError("overloaded", "try again later")  # what a censor would say
             return signed

@@ -46,7 +46,7 @@ def test_an_unknown_request_type_is_refused(dx, request_type):
         dx.exchange.force_request(request_type, MAIN)
 
 
-@pytest.mark.parametrize("request_type,words", [(5, 2), (5, 4), (6, 0), (1, 6), (3, 3)])
+@pytest.mark.parametrize("request_type,words", [(5, 2), (5, 4), (6, 0), (1, 8), (1, 7), (3, 3)])
 def test_fields_of_the_wrong_length_are_refused(dx, request_type, words):
     with boa.reverts("forced: fields do not match the request type"):
         dx.exchange.force_request(request_type, MAIN * words)
@@ -55,7 +55,7 @@ def test_fields_of_the_wrong_length_are_refused(dx, request_type, words):
 
 def test_oversized_fields_do_not_even_decode(dx):
     with pytest.raises(Exception):
-        dx.exchange.force_request(1, MAIN * 8)
+        dx.exchange.force_request(1, MAIN * 10)
     assert dx.exchange.forced_count() == 0
 
 

@@ -271,3 +271,62 @@ def test_schedule_rules_reject_and_change_nothing_and_a_snapshot_keeps_the_switc
     assert accepted(schedule(restored, 9_000))  # main strategy, every market
     restored.advance(8_000)  # time 9_000: the restored engine fires the switches it holds
     assert not [o for o in restored.engine.orders.values() if o.account.trader == A]
+
+
+# ---------------------------------------------------------------------------------------------------- client ids, expiry
+
+
+def test_client_order_ids_are_unique_among_a_strategys_open_orders_and_follow_a_modify():
+    from ddx_offchain.engine.commands import PlaceOrder
+
+    d = funded()
+    cid = b"my-order-1".ljust(32, b"\x00")
+    first = d.apply(PlaceOrder(d.rid(), A, MAIN_STRATEGY, ETHP, SELL, LIMIT, usd(2100), 1_000_000, False, cid))
+    (opened,) = of_type(first, OrderUpdate)
+    assert opened.client_order_id == cid
+    order = d.engine.order_by_client_id(A, MAIN_STRATEGY, cid)
+    assert order.id == opened.order_id
+    again = d.apply(PlaceOrder(d.rid(), A, MAIN_STRATEGY, ETHP, SELL, LIMIT, usd(2101), 1_000_000, False, cid))
+    assert reason(again) == Reject.DUPLICATE_CLIENT_ORDER_ID
+    # another trader, or another strategy of the same trader, may use the same id
+    assert accepted(d.apply(PlaceOrder(d.rid(), B, MAIN_STRATEGY, ETHP, BUY, LIMIT, usd(1800), 1_000_000, False, cid)))
+    modified = d.modify(A, order.id, usd(2105), 2_000_000)
+    assert accepted(modified)
+    new = d.engine.order_by_client_id(A, MAIN_STRATEGY, cid)
+    assert new.id != order.id and new.price == usd(2105)
+    assert all(u.client_order_id == cid for u in of_type(modified, OrderUpdate))  # the cancelled old one too
+    taker = d.order(B, BUY, usd(2105), 2_000_000, 1)  # fills it: the id is free again
+    maker_update = of_type(taker, OrderUpdate)[0]
+    assert (maker_update.trader, maker_update.status, maker_update.client_order_id) == (A, 1, cid)
+    assert d.engine.order_by_client_id(A, MAIN_STRATEGY, cid) is None
+    assert accepted(d.apply(PlaceOrder(d.rid(), A, MAIN_STRATEGY, ETHP, SELL, LIMIT, usd(2110), 1_000_000, False, cid)))
+    restored = Engine.restore(d.engine.snapshot())
+    assert restored.order_by_client_id(A, MAIN_STRATEGY, cid).price == usd(2110)
+
+
+def test_good_till_time_orders_expire_exactly_at_their_time_and_bad_expiries_change_nothing():
+    from ddx_offchain.engine.commands import LIMIT_IOC as IOC
+    from ddx_offchain.engine.commands import PlaceOrder
+
+    d = funded()
+    d.advance(1_000)
+    before = items_except_cursors(d.engine)
+    bad = [
+        PlaceOrder(d.rid(), A, MAIN_STRATEGY, ETHP, SELL, LIMIT, usd(2100), 1_000_000, False, ZERO_ID, 1_000),
+        PlaceOrder(d.rid(), A, MAIN_STRATEGY, ETHP, SELL, IOC, usd(2100), 1_000_000, False, ZERO_ID, 9_000),
+    ]
+    for command in bad:
+        assert reason(d.apply(command)) == Reject.BAD_EXPIRY
+    assert items_except_cursors(d.engine) == before
+    gtt = d.apply(PlaceOrder(d.rid(), A, MAIN_STRATEGY, ETHP, SELL, LIMIT, usd(2100), 1_000_000, False, ZERO_ID, 5_000))
+    order_id = of_type(gtt, OrderUpdate)[0].order_id
+    snapshot = d.engine.snapshot()
+    d.advance(3_999)
+    assert order_id in d.engine.orders
+    ups = d.advance(1)  # 5_000
+    (gone,) = of_type(ups, OrderUpdate)
+    assert (gone.order_id, gone.reason) == (order_id, CancelReason.EXPIRED)
+    restored = Driver(Engine.restore(snapshot))
+    restored.time = 1_000
+    restored.advance(4_000)
+    assert order_id not in restored.engine.orders  # the expiry survives a snapshot

@@ -76,7 +76,7 @@ def test_engine_objects_encode_like_eth_abi():
     a.collateral = -77
     pos = Position(a, m)
     pos.size, pos.cost, pos.realized = -3_000, -6_000_000, 11
-    order = Order(OID, a, m, 1, 2, 2_000_000_000, 4_000, 9_000, 5, True)
+    order = Order(OID, a, m, 1, 2, 2_000_000_000, 4_000, 9_000, 5, True, b"\x0c" * 32, 1_700_000_000_000)
     assert a.item() == (item_key(Kind.STRATEGY, ["address", "bytes32", "address"], [T, S, USDC]),
                         item_value(Kind.STRATEGY, ["address", "bytes32", "address", "int256"], [T, S, USDC, -77]))
     assert pos.item()[1] == item_value(Kind.POSITION, ["address", "bytes32", "bytes32", "int256", "int256", "int256"],
@@ -84,8 +84,8 @@ def test_engine_objects_encode_like_eth_abi():
     assert order.item()[1] == item_value(
         Kind.ORDER,
         ["bytes32", "address", "bytes32", "bytes32", "uint8", "uint8", "uint256", "uint256", "uint256", "uint64",
-         "bool"],
-        [OID, T, S, m.id, 1, 2, 2_000_000_000, 4_000, 9_000, 5, True])
+         "bool", "bytes32", "uint64"],
+        [OID, T, S, m.id, 1, 2, 2_000_000_000, 4_000, 9_000, 5, True, b"\x0c" * 32, 1_700_000_000_000])
     assert m.item()[0] == item_key(Kind.MARKET, ["bytes32"], [m.id])
     assert ZERO12 + T == address_word(T)
 
@@ -121,7 +121,8 @@ def test_placeorder_bytes_are_tag_then_words():
     data = encode_command(COMMANDS[0])
     assert data[:33] == b"\x01" + OID
     assert data[33:65] == ZERO12 + T
-    assert data[-32:] == (1).to_bytes(32, "big")  # reduce_only
+    assert data[-96:-64] == (1).to_bytes(32, "big")  # reduce_only
+    assert data[-64:] == bytes(64)  # no client order id, no expiry
 
 
 @pytest.mark.parametrize("mutate,message", [
@@ -130,8 +131,8 @@ def test_placeorder_bytes_are_tag_then_words():
     (lambda d: d[:-1], "truncated"),
     (lambda d: d + b"\x00" * 32, "trailing"),
     (lambda d: d[:33] + b"\x01" + d[34:], "non-zero padding"),  # trader address word
-    (lambda d: d[:-32] + (2).to_bytes(32, "big"), "bool"),
-    (lambda d: d[:-32 * 5] + (256).to_bytes(32, "big") + d[-32 * 4:], "does not fit uint8"),  # side
+    (lambda d: d[:-32 * 3] + (2).to_bytes(32, "big") + d[-32 * 2:], "bool"),  # reduce_only
+    (lambda d: d[:-32 * 7] + (256).to_bytes(32, "big") + d[-32 * 6:], "does not fit uint8"),  # side
 ])
 def test_malformed_command_bytes_are_refused(mutate, message):
     with pytest.raises(CommandDecodeError, match=message):

@@ -88,7 +88,7 @@ def _block(d: Driver, deposits=(), forced=()) -> list:
 def test_malformed_fields_are_rejected_but_taken():
     d = _funded()
     # a PlaceOrder whose reduceOnly word is 2: not a bool
-    fields = MAIN + ETHP + (0).to_bytes(32, "big") * 4 + (2).to_bytes(32, "big")
+    fields = MAIN + ETHP + (0).to_bytes(32, "big") * 4 + (2).to_bytes(32, "big") + bytes(32) * 2
     updates = _block(d, forced=[_raw_forced(d, 1, pr.PlaceOrder.TYPE_ID, fields)])
     applied = _outcome(updates)
     assert applied.reason == Reject.MALFORMED and "reduceOnly" in applied.detail

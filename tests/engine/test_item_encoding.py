@@ -24,18 +24,19 @@ MARKET = Market(market_params())
 @settings(max_examples=EXAMPLES, deadline=None)
 @given(order_id=words, trader=addresses, strategy=words, side=st.integers(0, 1), order_type=st.integers(0, 255),
        price=uint256, remaining=st.integers(1, 2**256 - 1), original=uint256, seq=st.integers(0, 2**64 - 1),
-       reduce_only=st.booleans())
+       reduce_only=st.booleans(), client_order_id=words, expiry=st.integers(0, 2**64 - 1))
 def test_order_value_equals_eth_abi(order_id, trader, strategy, side, order_type, price, remaining, original, seq,
-                                    reduce_only):
+                                    reduce_only, client_order_id, expiry):
     order = Order(order_id, Account(trader, strategy, trader), MARKET, side, order_type, price, remaining, original,
-                  seq, reduce_only)
+                  seq, reduce_only, client_order_id, expiry)
     key, value = order.item()
     assert key == item_key(Kind.ORDER, ["bytes32"], [order_id])
     assert value == item_value(
         Kind.ORDER,
         ["bytes32", "address", "bytes32", "bytes32", "uint8", "uint8", "uint256", "uint256", "uint256", "uint64",
-         "bool"],
-        [order_id, trader, strategy, MARKET.id, side, order_type, price, remaining, original, seq, reduce_only])
+         "bool", "bytes32", "uint64"],
+        [order_id, trader, strategy, MARKET.id, side, order_type, price, remaining, original, seq, reduce_only,
+         client_order_id, expiry])
 
 
 def test_a_filled_or_cancelled_order_has_no_value():

@@ -144,6 +144,9 @@ class RecordingEngine:
     def markets(self) -> list[views.MarketView]:
         return []
 
+    def open_order(self, order_hash=None, *, trader=None, strategy=None, client_order_id=None):
+        return None
+
     def account(self, trader: bytes) -> AccountView:
         return AccountView(trader, False, [])
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from test_engine_adapter import DOMAIN, ETHP, T0, USDC_BYTES, fund, make, operator_entry
+from test_engine_adapter import DOMAIN, T0, USDC_BYTES, fund, make, operator_entry
 
 from ddx_offchain.client import Trader, cancel_action, place_action
 from ddx_offchain.engine.commands import AdvanceTime
@@ -139,3 +139,4 @@ def test_the_trader_view_lists_its_agents():
         assert render.trader_doc(adapter.trader(alice.address))["agents"][0]["expired"] is True
 
     asyncio.run(scenario())
+

@@ -210,7 +210,7 @@ def test_the_worked_example_in_the_spec():
         Receipt(signed.request_hash, 1, 0, TRADER, 1).digest(DOMAIN),
     ):
         assert f"`0x{value.hex()}`" in doc
-    assert checksum_address(TRADER) in doc and len(encode_entry(signed)) == 387
+    assert checksum_address(TRADER) in doc and len(encode_entry(signed)) == 451
 
 
 def test_batch_actions_have_one_canonical_form_and_a_bounded_count():
