@@ -29,6 +29,7 @@ from ..protocol.requests import (
     RevokeAgent,
     ScheduleCancel,
     SignedRequest,
+    Transfer,
     WithdrawIntent,
     sign_request,
     strategy_id,
@@ -136,6 +137,12 @@ class Trader:
     def create_strategy(self, strategy: bytes | str, *, nonce: int | None = None) -> SignedRequest:
         n, ts = self._common(nonce)
         return self._sign(CreateStrategy(self.address, _as_id(strategy), n, ts))
+
+    def transfer(self, to_strategy: bytes | str, token: bytes, amount: int, *, strategy: bytes | str = MAIN,
+                 nonce: int | None = None) -> SignedRequest:
+        """Move free collateral between two of this trader's strategies."""
+        n, ts = self._common(nonce)
+        return self._sign(Transfer(self.address, _as_id(strategy), _as_id(to_strategy), token, amount, n, ts))
 
     def batch(self, actions, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:
         """Up to 50 actions (place_action, cancel_action, modify_action) under one signature; action i's order id

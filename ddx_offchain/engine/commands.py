@@ -104,6 +104,9 @@ ApproveAgent = trader_command(
     pr.ApproveAgent, 8, "Let `agent` sign the trader's trading requests for `strategy` (zero: all) until `expiry`.",
 )
 RevokeAgent = trader_command(pr.RevokeAgent, 9, "End `agent`'s approval for the trader's `strategy`.")
+Transfer = trader_command(
+    pr.Transfer, 11, "Move `amount` of `token` from `strategy` to the trader's existing `to_strategy` (free collateral).",
+)
 ScheduleCancel = trader_command(
     pr.ScheduleCancel, 10, "At sequenced `time`, cancel the trader's open orders of `strategy` in `market` (zeros: "
     "all); `time` 0 clears the schedule.",
@@ -260,7 +263,7 @@ class FundInsurance(_Command, frozen=True, gc=False):
 
 TRADER_COMMANDS = (
     PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
-    ScheduleCancel,
+    ScheduleCancel, Transfer,
 )
 COMMAND_OF_REQUEST: dict[type, type[_Command]] = {cls.REQUEST: cls for cls in TRADER_COMMANDS}
 
@@ -297,7 +300,7 @@ OPERATOR_COMMANDS = (
 )
 Command = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
-    | RevokeAgent | ScheduleCancel | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
+    | RevokeAgent | ScheduleCancel | Transfer | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
 )
 _BY_TAG = {cls.TAG: cls for cls in TRADER_COMMANDS + OPERATOR_COMMANDS}
 _NESTED = {

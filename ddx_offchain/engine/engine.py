@@ -46,6 +46,7 @@ from .commands import (
     PlaceOrder,
     RevokeAgent,
     ScheduleCancel,
+    Transfer,
     UpdateMarket,
     WithdrawIntent,
     action_command,
@@ -100,6 +101,7 @@ from .updates import (
     StrategyUpdate,
     TimeAdvanced,
     TokenListed,
+    Transferred,
     WithdrawalUpdate,
 )
 
@@ -161,6 +163,7 @@ class Engine:
             ApproveAgent: self._approve_agent,
             RevokeAgent: self._revoke_agent,
             ScheduleCancel: self._schedule_cancel,
+            Transfer: self._transfer,
             ChainBlock: self._chain_block,
             IndexPrices: self._index_prices,
             AdvanceTime: self._advance_time,
@@ -863,6 +866,34 @@ class Engine:
         t.created += 1
         self.dirty.add(t)
 
+    def _free_collateral(self, a) -> int:
+        """What may leave a strategy account now: its cash with unrealized losses (not profits) counted, less the
+        initial margin of its positions and open orders (docs/engine.md §7)."""
+        return a.collateral + min(0, mg.unrealized(a)) - mg.initial_requirement(a)
+
+    def _transfer(self, c: Transfer) -> None:
+        if type(c.amount) is not int or not 0 < c.amount <= MAX_QUANTITY:
+            return self._reject(c, Reject.BAD_AMOUNT, "amount must be positive")
+        if c.token not in self.ledgers:
+            return self._reject(c, Reject.UNKNOWN_TOKEN, "token not listed")
+        if type(c.to_strategy) is not bytes or len(c.to_strategy) != 32 or c.to_strategy == c.strategy:
+            return self._reject(c, Reject.MALFORMED, "to_strategy is another bytes32 strategy")
+        source = self.accounts.get(c.trader + c.strategy + c.token)
+        if source is None:
+            return self._reject(c, Reject.UNKNOWN_STRATEGY, "strategy has no account in this token")
+        if c.to_strategy not in self.traders[c.trader].strategies:
+            return self._reject(c, Reject.UNKNOWN_STRATEGY, "no such target strategy (create it first)")
+        free = self._free_collateral(source)
+        if c.amount > free:
+            return self._reject(c, Reject.INSUFFICIENT_FREE_COLLATERAL, f"at most {max(free, 0)} is free")
+        self._accept(c)
+        target = self._account_for(c.trader, c.to_strategy, c.token)
+        source.collateral -= c.amount
+        target.collateral += c.amount
+        self._emit(Transferred, c.trader, c.strategy, c.to_strategy, c.token, c.amount)
+        self._account_changed(source)
+        self._account_changed(target)
+
     def _withdraw(self, c: WithdrawIntent) -> None:
         if type(c.amount) is not int or not 0 < c.amount <= MAX_QUANTITY:
             return self._reject(c, Reject.BAD_AMOUNT, "amount must be positive")
@@ -872,7 +903,7 @@ class Engine:
             and type(c.strategy) is bytes else None
         if a is None:
             return self._reject(c, Reject.UNKNOWN_STRATEGY, "strategy has no account in this token")
-        free = a.collateral + min(0, mg.unrealized(a)) - mg.initial_requirement(a)
+        free = self._free_collateral(a)
         if c.amount > free:
             return self._reject(c, Reject.INSUFFICIENT_FREE_COLLATERAL, f"at most {max(free, 0)} is free")
         self._accept(c)
@@ -1308,7 +1339,7 @@ class Engine:
 
 _TRADER_COMMANDS = frozenset((
     PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
-    ScheduleCancel,
+    ScheduleCancel, Transfer,
 ))
 _VERDICTS = (Accepted, Rejected)  # what every command's first update is
 

@@ -197,6 +197,16 @@ class AgentUpdate(Update, frozen=True, gc=False, tag=True):
     approved: bool
 
 
+class Transferred(Update, frozen=True, gc=False, tag=True):
+    """Collateral moved between two strategies of a trader (their StrategyUpdates follow)."""
+
+    trader: bytes
+    from_strategy: bytes
+    to_strategy: bytes
+    token: bytes
+    amount: int
+
+
 class CancelScheduled(Update, frozen=True, gc=False, tag=True):
     """A scheduled cancel set (status 0), cleared (1) or fired (2: its OrderUpdates, reason SCHEDULED, follow)."""
 

@@ -454,15 +454,41 @@ class ScheduleCancel(_Request):
     PRIMARY_TYPE: ClassVar[str] = "ScheduleCancel"
 
 
+@_spec
+@dataclass(frozen=True, slots=True)
+class Transfer(_Request):
+    """Move `amount` of `token` from the trader's `strategy` to its `to_strategy` (an existing one): as much as a
+    withdraw intent could take from it now."""
+
+    trader: Address
+    strategy: Bytes32
+    to_strategy: Bytes32
+    token: Address
+    amount: Uint256
+    nonce: Uint64
+    timestamp: Uint64
+
+    TYPE_ID: ClassVar[int] = 11
+    PRIMARY_TYPE: ClassVar[str] = "Transfer"
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.to_strategy == self.strategy:
+            raise RequestRejected("bad_field", "toStrategy must differ from strategy")
+        if self.token == ZERO_ADDRESS:
+            raise RequestRejected("bad_field", "token is the zero address")
+        _check_quantity("amount", self.amount, positive=True)
+
+
 TraderRequest = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
-    | RevokeAgent | ScheduleCancel
+    | RevokeAgent | ScheduleCancel | Transfer
 )
 REQUEST_TYPES: dict[str, type] = {
     cls.PRIMARY_TYPE: cls
     for cls in (
         PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent,
-        RevokeAgent, ScheduleCancel,
+        RevokeAgent, ScheduleCancel, Transfer,
     )
 }
 REQUEST_TYPES_BY_ID: dict[int, type] = {cls.TYPE_ID: cls for cls in REQUEST_TYPES.values()}
@@ -652,10 +678,11 @@ def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
 # caller is the trader, the forced seq stands in for nonce and timestamp, so its fields are the rest.
 NOT_FORCED_FIELDS = ("trader", "nonce", "timestamp")
 # the request types the contract takes (contracts/modules/forced.vy): every one with static fields only (a batch is
-# as many single forced requests) but the dead man's switch, which guards live sessions, not L1 exits
+# as many single forced requests) but the dead man's switch, which guards live sessions, not L1 exits, and transfers
+# (a forced WithdrawIntent from each strategy reaches the same money)
 FORCEABLE: frozenset[type] = frozenset(
     cls for cls in REQUEST_TYPES.values()
-    if all(abi != "Action[]" for _, _, abi in cls.FIELDS) and cls is not ScheduleCancel
+    if all(abi != "Action[]" for _, _, abi in cls.FIELDS) and cls not in (ScheduleCancel, Transfer)
 )
 
 

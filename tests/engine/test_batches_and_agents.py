@@ -1,6 +1,6 @@
 """Batches (one signed request, many actions, each with its own verdict) and agent approvals in the engine."""
 
-from engine_helpers import ETHP, Driver, accepted, items_except_cursors, of_type, reason, trader, usd
+from engine_helpers import ETHP, USDC, Driver, accepted, items_except_cursors, of_type, reason, trader, usd
 
 from ddx_offchain.engine.commands import (
     BUY,
@@ -330,3 +330,31 @@ def test_good_till_time_orders_expire_exactly_at_their_time_and_bad_expiries_cha
     restored.time = 1_000
     restored.advance(4_000)
     assert order_id not in restored.engine.orders  # the expiry survives a snapshot
+
+
+# ---------------------------------------------------------------------------------------------------- transfers
+
+
+def test_a_transfer_moves_exactly_the_free_collateral_between_existing_strategies():
+    from ddx_offchain.engine.commands import CreateStrategy, Transfer
+    from ddx_offchain.engine.updates import StrategyUpdate, Transferred
+
+    d = funded()
+    hedge = b"hedge".ljust(32, b"\x00")
+    assert reason(d.apply(Transfer(d.rid(), A, MAIN_STRATEGY, hedge, USDC, usd(1)))) == Reject.UNKNOWN_STRATEGY
+    d.apply(CreateStrategy(d.rid(), A, hedge))
+    d.order(A, BUY, usd(1990), 10_000_000)  # margin held by an open order
+    a = d.engine.accounts[A + MAIN_STRATEGY + USDC]
+    free = d.engine._free_collateral(a)
+    assert 0 < free < a.collateral
+    before = items_except_cursors(d.engine)
+    assert reason(d.apply(Transfer(d.rid(), A, MAIN_STRATEGY, hedge, USDC, free + 1))) == \
+        Reject.INSUFFICIENT_FREE_COLLATERAL
+    assert items_except_cursors(d.engine) == before
+    ups = d.apply(Transfer(d.rid(), A, MAIN_STRATEGY, hedge, USDC, free))
+    assert accepted(ups)
+    (moved,) = of_type(ups, Transferred)
+    assert (moved.from_strategy, moved.to_strategy, moved.amount) == (MAIN_STRATEGY, hedge, free)
+    assert [u.collateral for u in of_type(ups, StrategyUpdate)] == [a.collateral, free]
+    assert d.engine.ledger_imbalance() == {USDC: 0}
+    assert reason(d.apply(Transfer(d.rid(), A, MAIN_STRATEGY, hedge, b"\x01" * 20, 1))) == Reject.UNKNOWN_TOKEN

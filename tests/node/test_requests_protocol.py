@@ -26,6 +26,7 @@ from ddx_offchain.protocol.requests import (
     RevokeAgent,
     ScheduleCancel,
     SignedReceipt,
+    Transfer,
     WithdrawIntent,
     decode_entry,
     encode_entry,
@@ -61,6 +62,7 @@ def samples():
         ApproveAgent(TRADER, s, b"\x44" * 20, 1, TS + 86_400_000, 9, TS),
         RevokeAgent(TRADER, b"\x00" * 32, b"\x44" * 20, 10, TS),
         ScheduleCancel(TRADER, s, b"\x00" * 32, TS + 60_000, 11, TS),
+        Transfer(TRADER, s, strategy_id("hedge"), b"\x33" * 20, 5_000_000, 12, TS),
     ]
 
 
