@@ -26,6 +26,7 @@ from ..protocol.requests import (
     ModifyOrder,
     OrderType,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
     ScheduleCancel,
     SignedRequest,
@@ -137,6 +138,34 @@ class Trader:
     def create_strategy(self, strategy: bytes | str, *, nonce: int | None = None) -> SignedRequest:
         n, ts = self._common(nonce)
         return self._sign(CreateStrategy(self.address, _as_id(strategy), n, ts))
+
+    def place_trigger(
+        self,
+        market: bytes | str,
+        side: int,
+        direction: int,
+        trigger_price: int,
+        size: int,
+        *,
+        order_type: int = OrderType.MARKET,
+        price: int = 0,
+        reduce_only: bool = False,
+        attached: bool = False,
+        group: bytes | str | None = None,
+        client_order_id: bytes | str | None = None,
+        strategy: bytes | str = MAIN,
+        nonce: int | None = None,
+    ) -> SignedRequest:
+        """A stop or take-profit (docs/engine.md §4.8): `direction` 0 fires when the mark rises to `trigger_price`, 1
+        when it falls to it; `attached` makes it a stop-loss/take-profit of the position (reduce-only; `size` 0: all
+        of it); triggers sharing a `group` cancel each other when one fires."""
+        n, ts = self._common(nonce)
+        request = PlaceTrigger(
+            self.address, _as_id(strategy), _as_id(market), side, direction, trigger_price, order_type, price, size,
+            reduce_only or attached, attached, ZERO32 if group is None else _as_id(group),
+            ZERO32 if client_order_id is None else _as_id(client_order_id), n, ts,
+        )
+        return self._sign(request)
 
     def transfer(self, to_strategy: bytes | str, token: bytes, amount: int, *, strategy: bytes | str = MAIN,
                  nonce: int | None = None) -> SignedRequest:

@@ -107,6 +107,9 @@ RevokeAgent = trader_command(pr.RevokeAgent, 9, "End `agent`'s approval for the 
 Transfer = trader_command(
     pr.Transfer, 11, "Move `amount` of `token` from `strategy` to the trader's existing `to_strategy` (free collateral).",
 )
+PlaceTrigger = trader_command(
+    pr.PlaceTrigger, 12, "A conditional order, placed (id: request_id) when the mark reaches trigger_price.",
+)
 ScheduleCancel = trader_command(
     pr.ScheduleCancel, 10, "At sequenced `time`, cancel the trader's open orders of `strategy` in `market` (zeros: "
     "all); `time` 0 clears the schedule.",
@@ -263,7 +266,7 @@ class FundInsurance(_Command, frozen=True, gc=False):
 
 TRADER_COMMANDS = (
     PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
-    ScheduleCancel, Transfer,
+    ScheduleCancel, Transfer, PlaceTrigger,
 )
 COMMAND_OF_REQUEST: dict[type, type[_Command]] = {cls.REQUEST: cls for cls in TRADER_COMMANDS}
 
@@ -300,7 +303,7 @@ OPERATOR_COMMANDS = (
 )
 Command = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
-    | RevokeAgent | ScheduleCancel | Transfer | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
+    | RevokeAgent | ScheduleCancel | Transfer | PlaceTrigger | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
 )
 _BY_TAG = {cls.TAG: cls for cls in TRADER_COMMANDS + OPERATOR_COMMANDS}
 _NESTED = {

@@ -17,6 +17,7 @@ from . import book as bk
 from . import margin as mg
 from . import risk
 from . import snapshot as snapshot_codec
+from . import triggers as tg
 from .codec import address_word, key_of, uint_word, value_of
 from .commands import (
     BUY,
@@ -44,6 +45,7 @@ from .commands import (
     ListToken,
     ModifyOrder,
     PlaceOrder,
+    PlaceTrigger,
     RevokeAgent,
     ScheduleCancel,
     Transfer,
@@ -131,6 +133,11 @@ class Engine:
         self._due: list[tuple[int, bytes]] = []  # min-heap of (time, key); stale entries skipped (derived)
         self.client_ids: dict[bytes, bytes] = {}  # trader + strategy + client order id -> open order id (derived)
         self._expiring: list[tuple[int, int, bytes]] = []  # min-heap of (expiry, seq, order id) (derived)
+        self.triggers: dict = {}  # trigger id -> Trigger (engine/triggers.py)
+        self.triggers_of: dict[bytes, set[bytes]] = {}  # account skey -> its trigger ids (derived)
+        self.trigger_heaps: dict[bytes, tuple[list, list]] = {}  # market -> (rises-to, falls-to) heaps (derived)
+        self.trigger_groups: dict[bytes, set[bytes]] = {}  # trader + strategy + group -> trigger ids (derived)
+        self.attached: dict[bytes, set[bytes]] = {}  # account skey + market -> attached trigger ids (derived)
         # Retained epochs are kept as undo logs, not tree copies: _undo[e] maps every item key changed after the
         # freeze of e (until the next freeze, or now for the latest) to its value at that freeze (None: absent).
         # Freezing costs nothing beyond the changes; a retained epoch's tree is rebuilt only when proofs ask.
@@ -164,6 +171,7 @@ class Engine:
             RevokeAgent: self._revoke_agent,
             ScheduleCancel: self._schedule_cancel,
             Transfer: self._transfer,
+            PlaceTrigger: self._place_trigger,
             ChainBlock: self._chain_block,
             IndexPrices: self._index_prices,
             AdvanceTime: self._advance_time,
@@ -257,6 +265,8 @@ class Engine:
         n = self.ordinal
         self.ordinal = n + 1
         self.out.append(PositionUpdate(n, a.trader, a.strategy, pos.market.id, pos.size, pos.cost, pos.realized))
+        if self.attached:
+            tg.position_changed(self, pos)
 
     def _account_changed(self, a) -> None:
         a.version += 1
@@ -335,9 +345,11 @@ class Engine:
                 heapq.heapify(self._expiring)
 
     def order_by_client_id(self, trader: bytes, strategy: bytes, client_order_id: bytes):
-        """The strategy's open order with this client order id, or None."""
+        """The strategy's open order (or waiting trigger) with this client order id, or None."""
         order_id = self.client_ids.get(trader + strategy + client_order_id)
-        return self.orders.get(order_id) if order_id is not None else None
+        if order_id is None:
+            return None
+        return self.orders.get(order_id) or self.triggers.get(order_id)
 
     def _expire_orders(self) -> None:
         """Good-till-time orders whose expiry the sequenced time reached are cancelled, by (expiry, seq)."""
@@ -662,6 +674,10 @@ class Engine:
                 append(StrategyUpdate(n + 3, m_trader, m_strategy, ma.token, ma.collateral))
             n += 4
         self.ordinal = n
+        if self.attached:  # a maker's position closed or flipped: its attached triggers go
+            for mo, q in events:
+                if q > 0:
+                    tg.position_changed(self, mo.account.positions[mid])
         if total_notional:
             ledger.fees += total_fees
             self._position_changed(tpos)
@@ -690,8 +706,17 @@ class Engine:
         self.out.append(OrderUpdate(n, order.id, a.trader, a.strategy, order.market.id, order.side, order.price, 0,
                                     CANCELLED, int(reason), cid))
 
+    def _place_trigger(self, c: PlaceTrigger) -> None:
+        tg.place(self, c)
+
     def _cancel_order(self, c: CancelOrder) -> None:
         order = self.orders.get(c.order_hash) if type(c.order_hash) is bytes else None
+        if order is None:  # a trigger is cancelled by its id too
+            t = self.triggers.get(c.order_hash) if type(c.order_hash) is bytes else None
+            if t is not None and t.account.trader == c.trader and t.account.strategy == c.strategy \
+                    and t.market.id == c.market:
+                self._accept(c)
+                return tg.cancel(self, t, CancelReason.USER)
         if order is None or order.account.trader != c.trader or order.account.strategy != c.strategy \
                 or order.market.id != c.market:
             return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
@@ -707,14 +732,27 @@ class Engine:
         if c.market != ZERO_ID and c.market not in self.markets:
             return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
         self._accept(c)
+        self._cancel_scope(c.trader, [c.strategy], c.market, CancelReason.USER)
+
+    def _cancel_scope(self, trader: bytes, strategies, market: bytes, reason: CancelReason) -> None:
+        """Every open order, then every trigger, of the trader's `strategies` in `market` (zero: all), oldest first:
+        what CancelAll and a scheduled cancel remove."""
         doomed = []
-        for token in sorted(self.ledgers):
-            a = self.accounts.get(c.trader + c.strategy + token)
-            if a is not None:
-                doomed.extend(o for o in a.orders.values() if c.market == ZERO_ID or o.market.id == c.market)
+        pending = []
+        for strategy in strategies:
+            for token in sorted(self.ledgers):
+                a = self.accounts.get(trader + strategy + token)
+                if a is not None:
+                    doomed.extend(o for o in a.orders.values() if market == ZERO_ID or o.market.id == market)
+                    if self.triggers:
+                        pending.extend(tg.of_account(self, a, market))
         doomed.sort(key=_by_seq)
         for order in doomed:
-            self._remove_order(order, CancelReason.USER)
+            self._remove_order(order, reason)
+        pending.sort(key=_by_seq)
+        for t in pending:
+            if t.id in self.triggers:  # not cancelled meanwhile (an attached one whose position closed)
+                tg.cancel(self, t, reason)
 
     def _batch(self, c: Batch) -> None:
         actions = c.actions
@@ -824,15 +862,7 @@ class Engine:
             self._end_schedule(s, SCHEDULE_FIRED)
             t = self.traders.get(s.trader)
             strategies = sorted(t.strategies) if t is not None and s.strategy == ZERO_ID else [s.strategy]
-            doomed = []
-            for strategy in strategies:
-                for token in sorted(self.ledgers):
-                    a = self.accounts.get(s.trader + strategy + token)
-                    if a is not None:
-                        doomed.extend(o for o in a.orders.values() if s.market == ZERO_ID or o.market.id == s.market)
-            doomed.sort(key=_by_seq)
-            for order in doomed:
-                self._remove_order(order, CancelReason.SCHEDULED)
+            self._cancel_scope(s.trader, strategies, s.market, CancelReason.SCHEDULED)
 
     def agent_problem(self, trader: bytes, agent: bytes, strategy: bytes, timestamp: int) -> str | None:
         """Why `agent` may not sign a trading request of `trader`'s for `strategy` with this timestamp now, or None
@@ -1054,6 +1084,8 @@ class Engine:
             self.dirty.add(m.price_view)
             self._emit(PriceUpdate, m.id, m.index, m.mark)
             touched.append(m)
+        if self.trigger_heaps:
+            tg.fire_due(self, touched)
         risk.sweep(self, touched)
 
     def _advance_time(self, c: AdvanceTime) -> None:
@@ -1316,6 +1348,7 @@ class Engine:
         objs.extend(self.epochs.values())
         objs.extend(self.agents.values())
         objs.extend(self.schedules.values())
+        objs.extend(self.triggers.values())
         items = [self.system_item()]
         for obj in objs:
             key, value = obj.item()
@@ -1339,7 +1372,7 @@ class Engine:
 
 _TRADER_COMMANDS = frozenset((
     PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
-    ScheduleCancel, Transfer,
+    ScheduleCancel, Transfer, PlaceTrigger,
 ))
 _VERDICTS = (Accepted, Rejected)  # what every command's first update is
 

@@ -43,6 +43,9 @@ class Reject(IntEnum):
     TOO_MANY_SCHEDULES = 37
     DUPLICATE_CLIENT_ORDER_ID = 38  # an open order of the strategy already has this client order id
     BAD_EXPIRY = 39  # an expiry not after the sequenced time, or on an order that does not rest
+    TRIGGER_ALREADY_REACHED = 40  # the mark is already at or past the trigger price in its direction
+    TOO_MANY_TRIGGERS = 41
+    NO_POSITION_TO_ATTACH = 42  # an attached trigger needs a position its side reduces
 
 
 class CancelReason(IntEnum):
@@ -56,3 +59,5 @@ class CancelReason(IntEnum):
     REDUCE_ONLY = 7  # a resting reduce-only order with no position left to reduce
     SCHEDULED = 8  # the trader's scheduled cancel (dead man's switch) fired
     EXPIRED = 9  # a good-till-time order reached its expiry
+    POSITION_CLOSED = 10  # a trigger attached to a position that closed (or flipped)
+    GROUP_FIRED = 11  # another trigger of its one-cancels-other group fired

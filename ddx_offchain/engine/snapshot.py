@@ -20,6 +20,7 @@ import msgspec
 
 from ..protocol.hashing import keccak256, keccak256_chunked
 from . import book as bk
+from . import triggers
 from .codec import split_words, word_address, word_int, word_uint
 from .commands import MarketParams
 from .config import GenesisConfig
@@ -40,6 +41,7 @@ from .state import (
     K_STRATEGY,
     K_SYSTEM,
     K_TRADER,
+    K_TRIGGER,
     K_WITHDRAWAL,
     SYSTEM_CURSORS,
     SYSTEM_TOKEN,
@@ -51,6 +53,7 @@ from .state import (
     PairLeaf,
     Schedule,
     Trader,
+    Trigger,
 )
 from .tree_port import load_tree, tree_from_items
 
@@ -182,6 +185,7 @@ def _all_objects(engine):
     yield from engine.epochs.values()
     yield from engine.agents.values()
     yield from engine.schedules.values()
+    yield from engine.triggers.values()
 
 
 def _rebuild(cls, items):
@@ -307,5 +311,13 @@ def _rebuild(cls, items):
         engine.schedules_of[s.trader] = engine.schedules_of.get(s.trader, 0) + 1
         engine._due.append((s.time, s.skey))
     heapq.heapify(engine._due)
+    for value in by_kind.get(K_TRIGGER, []):
+        w = split_words(value, K_TRIGGER, 15)
+        m = engine.markets[w[3]]
+        a = engine.accounts[word_address(w[1]) + w[2] + m.token]
+        u = [word_uint(x) for x in w[4:11]]
+        t = Trigger(w[0], a, m, u[0], u[1], u[2], u[3], u[4], u[5], bool(u[6]), bool(word_uint(w[11])), w[12], w[13],
+                    word_uint(w[14]))
+        triggers.index(engine, t)
     engine.dirty.clear()
     return engine

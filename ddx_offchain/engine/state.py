@@ -33,6 +33,7 @@ K_SYSTEM = int(Kind.SYSTEM)
 K_FUNDING = int(Kind.FUNDING)
 K_AGENT = int(Kind.AGENT)
 K_SCHEDULE = int(Kind.SCHEDULE)
+K_TRIGGER = int(Kind.TRIGGER)
 
 # the kind words of the items written most often (the value's first word), bound once for the encoders below
 _ORDER_WORD = kind_word(K_ORDER)
@@ -201,6 +202,46 @@ class Agent:
             ZERO12 + self.trader + ZERO12 + self.agent + self.strategy + uint_word(self.scope)
             + uint_word(self.valid_from) + uint_word(self.expiry),
         )
+
+
+class Trigger:
+    """A conditional order waiting for the mark (docs/engine.md §4.8); becomes the order `id` when it fires."""
+
+    __slots__ = ("id", "account", "market", "side", "direction", "trigger_price", "order_type", "price", "size",
+                 "reduce_only", "attached", "group", "client_order_id", "seq", "gone", "in_tree", "_key")
+
+    def __init__(self, id, account, market, side, direction, trigger_price, order_type, price, size, reduce_only,
+                 attached, group, client_order_id, seq):
+        self.id = id
+        self.account = account
+        self.market = market
+        self.side = side
+        self.direction = direction
+        self.trigger_price = trigger_price
+        self.order_type = order_type
+        self.price = price
+        self.size = size
+        self.reduce_only = reduce_only
+        self.attached = attached
+        self.group = group
+        self.client_order_id = client_order_id
+        self.seq = seq  # arrival order (shared with orders): firing order among triggers due together
+        self.gone = False
+        self.in_tree = False
+        self._key = None
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_TRIGGER, self.id)
+        if self.gone:
+            return self._key, None
+        a = self.account
+        return self._key, value_of(K_TRIGGER, b"".join((
+            self.id, ZERO12, a.trader, a.strategy, self.market.id, uint_word(self.side), uint_word(self.direction),
+            uint_word(self.trigger_price), uint_word(self.order_type), uint_word(self.price), uint_word(self.size),
+            uint_word(1 if self.reduce_only else 0), uint_word(1 if self.attached else 0), self.group,
+            self.client_order_id, uint_word(self.seq),
+        )))
 
 
 class Schedule:

@@ -197,6 +197,26 @@ class AgentUpdate(Update, frozen=True, gc=False, tag=True):
     approved: bool
 
 
+class TriggerUpdate(Update, frozen=True, gc=False, tag=True):
+    """A trigger placed (status 0), fired (1: its order's Accepted or Rejected and effects follow, under the same id)
+    or cancelled (2, reason a CancelReason)."""
+
+    trigger_id: bytes
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    side: int
+    direction: int
+    trigger_price: int
+    size: int  # 0 on an attached trigger: the whole position
+    status: int
+    reason: int
+    client_order_id: bytes
+
+
+TRIGGER_PLACED, TRIGGER_FIRED, TRIGGER_CANCELLED = 0, 1, 2
+
+
 class Transferred(Update, frozen=True, gc=False, tag=True):
     """Collateral moved between two strategies of a trader (their StrategyUpdates follow)."""
 

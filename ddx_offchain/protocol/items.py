@@ -32,6 +32,7 @@ class Kind(IntEnum):
     SYSTEM = 0x0C  # sequencing cursors (deposit sequence, last chain block, time)
     FUNDING = 0x0D
     AGENT = 0x0E  # a trader's approval of an agent key (docs/engine.md, "Agents")
+    TRIGGER = 0x10  # a conditional (stop, take-profit) order waiting for its mark price (docs/engine.md §4.8)
     SCHEDULE = 0x0F  # a scheduled cancel, the dead man's switch (docs/engine.md, "Scheduled cancels")
 
 

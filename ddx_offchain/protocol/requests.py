@@ -480,20 +480,77 @@ class Transfer(_Request):
         _check_quantity("amount", self.amount, positive=True)
 
 
+class Direction(IntEnum):
+    RISES_TO = 0  # fires when the mark price is at or above triggerPrice
+    FALLS_TO = 1  # fires when the mark price is at or below triggerPrice
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class PlaceTrigger(_Request):
+    """A conditional order (docs/engine.md §4.8): when a sequenced price update moves the mark to `trigger_price`
+    in `direction`, the order (`order_type` market, limit or IOC, `price`, `size`) is placed as a PlaceOrder whose
+    id is this request's hash. Stop-loss / take-profit of a position: `attached` (reduce-only; `size` 0: the whole
+    position when it fires; cancelled when the position closes). Triggers sharing a non-zero `group` cancel each other
+    when one fires (one-cancels-other)."""
+
+    trader: Address
+    strategy: Bytes32
+    market: Bytes32
+    side: Uint8
+    direction: Uint8
+    trigger_price: Uint256
+    order_type: Uint8
+    price: Uint256
+    size: Uint256
+    reduce_only: Bool
+    attached: Bool
+    group: Bytes32
+    client_order_id: Bytes32
+    nonce: Uint64
+    timestamp: Uint64
+
+    TYPE_ID: ClassVar[int] = 12
+    PRIMARY_TYPE: ClassVar[str] = "PlaceTrigger"
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.market == ZERO32:
+            raise RequestRejected("bad_field", "market is zero")
+        if self.side not in (Side.BUY, Side.SELL) or self.direction not in tuple(Direction):
+            raise RequestRejected("bad_field", "side and direction are 0 or 1")
+        if self.order_type not in (OrderType.LIMIT, OrderType.LIMIT_IOC, OrderType.MARKET):
+            raise RequestRejected("bad_field", "a trigger places a limit (0), IOC (1) or market (3) order")
+        if self.order_type == OrderType.MARKET:
+            if self.price != 0:
+                raise RequestRejected("bad_field", "a market order carries price 0")
+        else:
+            _check_quantity("price", self.price, positive=True)
+        _check_quantity("triggerPrice", self.trigger_price, positive=True)
+        if self.attached:
+            if not self.reduce_only:
+                raise RequestRejected("bad_field", "a trigger attached to a position is reduce-only")
+            _check_quantity("size", self.size, positive=False)
+        else:
+            _check_quantity("size", self.size, positive=True)
+
+
 TraderRequest = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
-    | RevokeAgent | ScheduleCancel | Transfer
+    | RevokeAgent | ScheduleCancel | Transfer | PlaceTrigger
 )
 REQUEST_TYPES: dict[str, type] = {
     cls.PRIMARY_TYPE: cls
     for cls in (
         PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent,
-        RevokeAgent, ScheduleCancel, Transfer,
+        RevokeAgent, ScheduleCancel, Transfer, PlaceTrigger,
     )
 }
 REQUEST_TYPES_BY_ID: dict[int, type] = {cls.TYPE_ID: cls for cls in REQUEST_TYPES.values()}
 # what an approved agent may sign for its trader (AgentScope.TRADE); everything else only the trader's own key
-AGENT_SIGNABLE: frozenset[type] = frozenset((PlaceOrder, CancelOrder, CancelAll, ModifyOrder, Batch, ScheduleCancel))
+AGENT_SIGNABLE: frozenset[type] = frozenset(
+    (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, Batch, ScheduleCancel, PlaceTrigger)
+)
 
 
 def strategy_id(name: str) -> bytes:
@@ -679,10 +736,10 @@ def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
 NOT_FORCED_FIELDS = ("trader", "nonce", "timestamp")
 # the request types the contract takes (contracts/modules/forced.vy): every one with static fields only (a batch is
 # as many single forced requests) but the dead man's switch, which guards live sessions, not L1 exits, and transfers
-# (a forced WithdrawIntent from each strategy reaches the same money)
+# (a forced WithdrawIntent from each strategy reaches the same money) and triggers (an exit from L1 needs no stop)
 FORCEABLE: frozenset[type] = frozenset(
     cls for cls in REQUEST_TYPES.values()
-    if all(abi != "Action[]" for _, _, abi in cls.FIELDS) and cls not in (ScheduleCancel, Transfer)
+    if all(abi != "Action[]" for _, _, abi in cls.FIELDS) and cls not in (ScheduleCancel, Transfer, PlaceTrigger)
 )
 
 

@@ -358,3 +358,105 @@ def test_a_transfer_moves_exactly_the_free_collateral_between_existing_strategie
     assert [u.collateral for u in of_type(ups, StrategyUpdate)] == [a.collateral, free]
     assert d.engine.ledger_imbalance() == {USDC: 0}
     assert reason(d.apply(Transfer(d.rid(), A, MAIN_STRATEGY, hedge, b"\x01" * 20, 1))) == Reject.UNKNOWN_TOKEN
+
+
+# ---------------------------------------------------------------------------------------------------- triggers
+
+
+def trigger(d, who, side, direction, trigger_price, size, order_type=3, price=0, attached=False, group=ZERO_ID,
+            reduce_only=None, cid=ZERO_ID):
+    from ddx_offchain.engine.commands import PlaceTrigger
+
+    rid = d.rid()
+    ups = d.apply(PlaceTrigger(rid, who, MAIN_STRATEGY, ETHP, side, direction, trigger_price, order_type, price, size,
+                               attached if reduce_only is None else reduce_only, attached, group, cid))
+    return rid, ups
+
+
+def test_a_stop_fires_exactly_when_the_mark_reaches_its_price_and_becomes_its_order():
+    from ddx_offchain.engine.updates import TriggerUpdate
+
+    d = funded()
+    d.order(B, BUY, usd(1900), 5_000_000)  # the bid a stop-market sell will hit (the mark stays the index)
+    tid, ups = trigger(d, A, SELL, 1, usd(1950), 1_000_000)  # falls to 1,950: sell at market
+    assert accepted(ups) and of_type(ups, TriggerUpdate)[0].status == 0
+    assert not of_type(d.price(usd(1951)), TriggerUpdate)  # one tick above: nothing
+    fired = d.price(usd(1950))
+    statuses = [u.status for u in of_type(fired, TriggerUpdate)]
+    assert statuses == [1]
+    verdicts = [u for u in fired if isinstance(u, (Accepted, Rejected))]
+    assert [(type(v).__name__, v.request_id) for v in verdicts] == [("Accepted", fired[0].request_id),
+                                                                    ("Accepted", tid)]
+    fill = of_type(fired, Fill)[0]
+    assert (fill.taker_order, fill.size, fill.price) == (tid, 1_000_000, usd(1900))
+    assert tid not in d.engine.triggers and d.engine.state_root()
+
+
+def test_trigger_rules_reject_and_change_nothing():
+    d = funded()
+    before = items_except_cursors(d.engine)
+    assert reason(trigger(d, A, SELL, 1, usd(2000), 1_000_000)[1]) == Reject.TRIGGER_ALREADY_REACHED  # mark is 2,000
+    assert reason(trigger(d, A, BUY, 0, usd(1999), 1_000_000)[1]) == Reject.TRIGGER_ALREADY_REACHED
+    assert reason(trigger(d, A, SELL, 1, usd(1950) + 1, 1_000_000)[1]) == Reject.BAD_PRICE  # off the tick
+    assert reason(trigger(d, A, SELL, 1, usd(1950), 0, attached=True)[1]) == Reject.NO_POSITION_TO_ATTACH
+    assert reason(trigger(d, A, SELL, 1, usd(1950), 0)[1]) == Reject.BAD_SIZE
+    assert items_except_cursors(d.engine) == before
+
+
+def test_take_profit_and_stop_loss_on_a_position_cancel_each_other_and_go_when_the_position_closes():
+    from ddx_offchain.engine.updates import TriggerUpdate
+
+    d = funded()
+    d.order(B, SELL, usd(2000), 2_000_000)
+    d.order(A, BUY, usd(2000), 2_000_000, 1)  # A long 2
+    group = b"tpsl".ljust(32, b"\x00")
+    tp, _ = trigger(d, A, SELL, 0, usd(2100), 0, order_type=1, price=usd(2090), attached=True, group=group)
+    sl, _ = trigger(d, A, SELL, 1, usd(1900), 0, attached=True, group=group)
+    assert {tp, sl} <= set(d.engine.triggers)
+    d.order(B, BUY, usd(2090), 3_000_000)  # a bid the take-profit can sell into (mark: mid capped, stays near index)
+    ups = d.price(usd(2100))
+    updates = [(u.trigger_id, u.status, u.reason) for u in of_type(ups, TriggerUpdate)]
+    assert updates == [(tp, 1, 0), (sl, 2, CancelReason.GROUP_FIRED)]
+    assert sum(f.size for f in of_type(ups, Fill)) == 2_000_000  # the whole position, at fire time
+    assert not d.engine.accounts[A + MAIN_STRATEGY + USDC].positions[ETHP].size
+    # a new position with an attached stop, closed by a plain order: the stop goes with it
+    d.order(B, SELL, usd(2100), 1_000_000)
+    d.order(A, BUY, usd(2100), 1_000_000, 1)
+    stop, _ = trigger(d, A, SELL, 1, usd(1800), 0, attached=True)
+    d.order(B, BUY, usd(2099), 1_000_000)
+    closing = d.order(A, SELL, usd(2099), 1_000_000, 1)
+    assert [(u.trigger_id, u.status, u.reason) for u in of_type(closing, TriggerUpdate)] == \
+        [(stop, 2, CancelReason.POSITION_CLOSED)]
+
+
+def test_triggers_are_cancelled_by_id_and_by_cancel_all_survive_snapshots_and_fail_margin_at_fire_time():
+    from ddx_offchain.engine.commands import CancelOrder
+    from ddx_offchain.engine.updates import TriggerUpdate
+
+    d = funded()
+    tid, _ = trigger(d, A, BUY, 0, usd(2050), 1_000_000)
+    assert accepted(d.apply(CancelOrder(d.rid(), A, MAIN_STRATEGY, ETHP, tid)))
+    assert tid not in d.engine.triggers
+    t2, _ = trigger(d, A, BUY, 0, usd(2050), 1_000_000)
+    cancelled = d.cancel_all(A)
+    assert [(u.trigger_id, u.status, u.reason) for u in of_type(cancelled, TriggerUpdate)] == [(t2, 2, CancelReason.USER)]
+    huge, _ = trigger(d, A, BUY, 0, usd(2050), 900_000_000, order_type=0, price=usd(2050))  # far beyond A's margin
+    kept, _ = trigger(d, A, BUY, 0, usd(2060), 1_000_000, order_type=0, price=usd(2060))
+    restored = Driver(Engine.restore(d.engine.snapshot()))
+    assert restored.engine.state_root() == d.engine.state_root()
+    ups = restored.price(usd(2050))
+    fired = of_type(ups, TriggerUpdate)
+    assert [(u.trigger_id, u.status) for u in fired] == [(huge, 1)]
+    rejected = [u for u in ups if isinstance(u, Rejected)]
+    assert [(r.request_id, r.reason) for r in rejected] == [(huge, Reject.INSUFFICIENT_MARGIN)]
+    assert kept in restored.engine.triggers
+    ups = restored.price(usd(2060))
+    assert kept in restored.engine.orders  # fired: a resting limit bid under its trigger's id
+
+
+def test_a_strategy_holds_at_most_max_open_orders_triggers():
+    d = funded()
+    limit = d.engine.max_open_orders
+    for i in range(limit):
+        assert accepted(trigger(d, A, BUY, 0, usd(2100) + i * 10_000, 1_000)[1])
+    assert reason(trigger(d, A, BUY, 0, usd(2500), 1_000)[1]) == Reject.TOO_MANY_TRIGGERS

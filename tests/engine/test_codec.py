@@ -2,17 +2,37 @@
 malformed command bytes are refused with a typed error."""
 
 import pytest
+from engine_helpers import USDC, market_params, trader
 
 from ddx_offchain.engine import CommandDecodeError, decode_command, encode_command
 from ddx_offchain.engine.codec import ZERO12, address_word, int_word, key_of, uint_word, value_of
 from ddx_offchain.engine.commands import (
-    AdvanceEpoch, AdvanceTime, CancelAll, CancelOrder, ChainBlock, CreateStrategy, Deposit, IndexPrice, IndexPrices,
-    ListMarket, ListToken, ModifyOrder, PlaceOrder, UpdateMarket, WithdrawIntent, name32,
+    AdvanceEpoch,
+    AdvanceTime,
+    CancelAll,
+    CancelOrder,
+    ChainBlock,
+    CreateStrategy,
+    Deposit,
+    IndexPrice,
+    IndexPrices,
+    ListMarket,
+    ListToken,
+    ModifyOrder,
+    PlaceOrder,
+    UpdateMarket,
+    WithdrawIntent,
+    name32,
 )
-from ddx_offchain.protocol.items import Kind, balance_key, balance_value, item_key, item_value, withdrawal_key, \
-    withdrawal_value
-
-from engine_helpers import USDC, market_params, trader
+from ddx_offchain.protocol.items import (
+    Kind,
+    balance_key,
+    balance_value,
+    item_key,
+    item_value,
+    withdrawal_key,
+    withdrawal_value,
+)
 
 T = trader(7)
 S = name32("main")

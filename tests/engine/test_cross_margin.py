@@ -1,11 +1,10 @@
 """Cross margin inside a strategy account, separation between tokens, and liquidation of several positions."""
 
+from engine_helpers import BTCP, ETHP, USDC, Driver, accepted, conservation, market_params, of_type, reason, trader, usd
+
 from ddx_offchain.engine.commands import BUY, MAIN_STRATEGY, MARKET, SELL, IndexPrice, IndexPrices, ListToken
 from ddx_offchain.engine.reasons import CancelReason, Reject
 from ddx_offchain.engine.updates import Fill, Liquidation, OrderUpdate
-
-from engine_helpers import BTCP, ETHP, USDC, Driver, accepted, conservation, market_params, of_type, reason, \
-    trader, usd
 
 A, B, C = trader(1), trader(2), trader(3)
 DAI = bytes.fromhex("6b175474e89094c44da98b954eedeac495271d0f")

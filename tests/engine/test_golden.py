@@ -27,6 +27,7 @@ from ddx_offchain.engine.commands import (
     BatchAction,
     Deposit,
     FundInsurance,
+    PlaceTrigger,
     RevokeAgent,
 )
 from ddx_offchain.engine.commands import MAIN_STRATEGY as MAIN
@@ -73,6 +74,13 @@ def build_scenario() -> list:
     d.apply(ApproveAgent(d.rid(), C, MAIN, trader(7), 1, d.time + 86_400_000))  # an agent for C, in the state
     d.apply(ApproveAgent(d.rid(), C, ZERO_ID, trader(8), 1, d.time + 60_000))
     d.apply(RevokeAgent(d.rid(), C, ZERO_ID, trader(8)))
+    # triggers: C's stop-market buy fires on the next price update and takes B's offer; B's waits
+    d.order(B, SELL, usd(1860), ONE // 2)
+    d.apply(PlaceTrigger(d.rid(), C, MAIN, market_params().market, BUY, 0, usd(1850), MARKET, 0, ONE // 2, False, False,
+                         ZERO_ID, ZERO_ID))
+    d.apply(PlaceTrigger(d.rid(), B, MAIN, market_params().market, SELL, 1, usd(1500), LIMIT, usd(1490), ONE, False,
+                         False, ZERO_ID, b"stop-b".ljust(32, b"\x00")))
+    d.price(usd(1900))  # mark 1,881 (the premium capped at 1 %): C's stop fires
     d.epoch()
     return d.log
 
@@ -119,5 +127,8 @@ def test_golden_scenario():
 def test_golden_scenario_covers_what_it_claims():
     doc = json.loads(GOLDEN.read_text())
     kinds = {u["type"] for per_command in doc["updates"] for u in per_command}
-    assert {"DepositCredited", "Fill", "Liquidation", "FundingPaid", "WithdrawalUpdate", "EpochFrozen"} <= kinds
+    assert {"DepositCredited", "Fill", "Liquidation", "FundingPaid", "WithdrawalUpdate", "EpochFrozen", "AgentUpdate",
+            "TriggerUpdate"} <= kinds
+    fired = [u for per_command in doc["updates"] for u in per_command if u["type"] == "TriggerUpdate" and u["status"] == 1]
+    assert fired, "a trigger fires in the scenario"
     assert all(per_command[0]["type"] == "Accepted" for per_command in doc["updates"])

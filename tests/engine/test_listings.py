@@ -4,12 +4,11 @@ import pathlib
 import re
 
 import pytest
+from engine_helpers import BTCP, ETHP, Driver, accepted, items_except_cursors, market_params, of_type, reason, usd
 
 from ddx_offchain.engine.commands import IndexPrice, IndexPrices, ListMarket, UpdateMarket
 from ddx_offchain.engine.reasons import Reject
 from ddx_offchain.engine.updates import MarketUpdate
-
-from engine_helpers import BTCP, ETHP, Driver, accepted, items_except_cursors, market_params, of_type, reason, usd
 
 
 def test_list_a_market_and_trade_it():

@@ -2,14 +2,22 @@
 cancel-all and modify. Rejections change nothing (the state root is unchanged)."""
 
 import pytest
+from engine_helpers import (
+    ETHP,
+    Driver,
+    accepted,
+    conservation,
+    items_except_cursors,
+    market_params,
+    of_type,
+    reason,
+    trader,
+    usd,
+)
 
 from ddx_offchain.engine.commands import BUY, LIMIT, LIMIT_IOC, MARKET, POST_ONLY, SELL, name32
 from ddx_offchain.engine.reasons import CancelReason, Reject
 from ddx_offchain.engine.updates import CANCELLED, FILLED, OPEN, Fill, OrderUpdate, PositionUpdate
-
-from engine_helpers import (
-    ETHP, Driver, accepted, conservation, items_except_cursors, market_params, of_type, reason, trader, usd,
-)
 
 A, B, C = trader(1), trader(2), trader(3)
 P = usd(2000)

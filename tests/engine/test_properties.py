@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 
+from engine_helpers import BTCP, ETHP, USDC, Driver, conservation, market_params, trader, usd
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -20,11 +21,20 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine import margin as mg
 from ddx_offchain.engine.commands import (
-    BUY, LIMIT, LIMIT_IOC, MAIN_STRATEGY, MARKET, POST_ONLY, SELL, CancelAll, CancelOrder, FundInsurance,
-    ModifyOrder, PlaceOrder, name32,
+    BUY,
+    LIMIT,
+    LIMIT_IOC,
+    MAIN_STRATEGY,
+    MARKET,
+    POST_ONLY,
+    SELL,
+    CancelAll,
+    CancelOrder,
+    FundInsurance,
+    ModifyOrder,
+    PlaceOrder,
+    name32,
 )
-
-from engine_helpers import BTCP, ETHP, USDC, Driver, conservation, market_params, trader, usd
 
 EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "150"))
 STEPS = int(os.environ.get("DDX_ENGINE_STEPS", "50"))
@@ -142,6 +152,21 @@ class EngineMachine(RuleBasedStateMachine):
         when = self.e.time + delay if delay else 0
         strategy = b"\x00" * 32 if whole else MAIN_STRATEGY
         self.d.apply(ScheduleCancel(self.d.rid(), who, strategy, market, when))
+
+    @rule(who=st.sampled_from(TRADERS), market=st.sampled_from(sorted(MARKETS)), side=st.sampled_from((BUY, SELL)),
+          direction=st.integers(0, 1), offset=st.integers(1, 60), order_type=st.sampled_from((LIMIT, LIMIT_IOC, MARKET)),
+          lots=st.integers(0, 3_000), attached=st.booleans(), group=st.integers(0, 2))
+    def place_trigger(self, who, market, side, direction, offset, order_type, lots, attached, group):
+        """Stops, take-profits and attached TP/SL in groups; they fire on later price moves (the price rule)."""
+        from ddx_offchain.engine.commands import PlaceTrigger
+
+        tick = MARKETS[market]
+        mark = self.e.markets[market].mark
+        trigger_price = max(tick, mark // tick * tick + (offset if direction == 0 else -offset) * tick)
+        limit = 0 if order_type == MARKET else trigger_price
+        group_id = bytes([group]) * 32 if group else b"\x00" * 32
+        self.d.apply(PlaceTrigger(self.d.rid(), who, MAIN_STRATEGY, market, side, direction, trigger_price, order_type,
+                                  limit, lots * 1_000, attached, attached, group_id, b"\x00" * 32))
 
     @rule(who=st.sampled_from(TRADERS), agent=st.integers(1, 3), ttl=st.integers(1, 4 * 3_600_000),
           revoke=st.booleans())

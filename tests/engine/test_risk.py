@@ -1,15 +1,31 @@
 """Liquidation (book, insurance takeover, ADL), the insurance fund's own deleveraging, maker margin protection
 and funding."""
 
+from engine_helpers import (
+    ETHP,
+    USDC,
+    Driver,
+    accepted,
+    conservation,
+    market_params,
+    of_type,
+    reason,
+    trader,
+    usd,
+)
+
 from ddx_offchain.engine import margin as mg
 from ddx_offchain.engine.commands import BUY, MAIN_STRATEGY, SELL, FundInsurance, UpdateMarket
 from ddx_offchain.engine.reasons import CancelReason, Reject
 from ddx_offchain.engine.updates import (
-    CANCELLED, Deleverage, Fill, FundingPaid, Liquidation, OrderUpdate, PriceUpdate, Takeover,
-)
-
-from engine_helpers import (
-    ETHP, USDC, Driver, accepted, conservation, market_params, of_type, reason, trader, usd,
+    CANCELLED,
+    Deleverage,
+    Fill,
+    FundingPaid,
+    Liquidation,
+    OrderUpdate,
+    PriceUpdate,
+    Takeover,
 )
 
 A, B, C, F = trader(1), trader(2), trader(3), trader(4)

@@ -21,6 +21,7 @@ from ddx_offchain.protocol.requests import (
     ModifyOrder,
     OrderType,
     PlaceOrder,
+    PlaceTrigger,
     Receipt,
     RequestRejected,
     RevokeAgent,
@@ -63,6 +64,8 @@ def samples():
         RevokeAgent(TRADER, b"\x00" * 32, b"\x44" * 20, 10, TS),
         ScheduleCancel(TRADER, s, b"\x00" * 32, TS + 60_000, 11, TS),
         Transfer(TRADER, s, strategy_id("hedge"), b"\x33" * 20, 5_000_000, 12, TS),
+        PlaceTrigger(TRADER, s, m, 1, 1, 1_900_000_000, OrderType.MARKET, 0, 0, True, True, b"\x07" * 32, b"\x08" * 32,
+                     13, TS),
     ]
 
 

@@ -9,7 +9,16 @@ from pathlib import Path
 from eth_abi import decode, encode
 
 from ddx_offchain.deployment.artifacts import REPO_ROOT
-from ddx_offchain.engine.commands import BUY, SELL, ApproveAgent, CreateStrategy, ScheduleCancel, name32
+from ddx_offchain.engine.commands import (
+    BUY,
+    MARKET,
+    SELL,
+    ApproveAgent,
+    CreateStrategy,
+    PlaceTrigger,
+    ScheduleCancel,
+    name32,
+)
 from ddx_offchain.protocol.items import Kind
 
 SPEC = Path(REPO_ROOT / "docs/protocol.md").read_text()
@@ -42,6 +51,8 @@ def test_every_item_the_engine_writes_decodes_with_the_spec_types():
     d.withdraw(b, usd(100))
     d.apply(ApproveAgent(d.rid(), a, name32("main"), trader(9), 1, 10_000))
     d.apply(ScheduleCancel(d.rid(), a, name32("main"), b"\x00" * 32, 10_000))
+    d.apply(PlaceTrigger(d.rid(), b, name32("main"), name32("ETHP"), SELL, 1, usd(1500), MARKET, 0, 0, True, True,
+                         b"\x07" * 32, b"\x08" * 32))
     d.epoch()
     spec = _spec_types()
     engine = d.engine
@@ -66,4 +77,4 @@ def test_every_item_the_engine_writes_decodes_with_the_spec_types():
         assert matched, f"kind {Kind(kind).name}: {len(value) // 32 - 1} field words, no §2 row decodes them"
         seen.add(kind)
     assert {Kind.TRADER, Kind.STRATEGY, Kind.POSITION, Kind.ORDER, Kind.PRICE, Kind.MARKET, Kind.SYSTEM,
-            Kind.WITHDRAWAL, Kind.BALANCE, Kind.EPOCH, Kind.AGENT, Kind.SCHEDULE} <= seen
+            Kind.WITHDRAWAL, Kind.BALANCE, Kind.EPOCH, Kind.AGENT, Kind.SCHEDULE, Kind.TRIGGER} <= seen
