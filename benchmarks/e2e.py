@@ -1,10 +1,14 @@
 """End-to-end benchmark (issue 6): 3 operators as processes on this machine, many concurrent traders sending
 signed orders over HTTP; receipts per second at saturation, p50/p99 time-to-receipt at half that load, and the
 signature-verification bound measured in the same run; then the same saturation over WebSocket request channels
-(`ws_receipts_per_s`).
+(`ws_receipts_per_s`); then the batched run: the same traders and load generator, each request a Batch of
+`--batch-size` place actions (one signature, one Raft entry, one receipt for the lot; docs/engine.md §3.1), at
+saturation (`batched_receipts_per_s`, `batched_actions_per_s`, and their ratio to the single requests' receipts/s of
+the same run) and at half that load (`batched_p50_ms`, `batched_p99_ms`), with CPU per action.
 
     python benchmarks/e2e.py --json                # the last line is one JSON object
-    python benchmarks/e2e.py --seconds 3 --traders 64
+    python benchmarks/e2e.py --seconds 3 --traders 64 --batch-size 50
+    python benchmarks/e2e.py --profile-leader /tmp/leader.txt --profile-gil   # py-spy during the batched saturation
 
 The bound: every operator recovers the signer of every request once (the leader at admission, every node when it
 applies the entry; the leader skips its second recovery of bytes it admitted itself), so with `cores` cores shared
@@ -21,7 +25,6 @@ import asyncio
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,11 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aiohttp  # noqa: E402
 
-from ddx_offchain.client import Trader  # noqa: E402
+from ddx_offchain.client import Trader, place_action  # noqa: E402
 from ddx_offchain.daemon.cluster_files import write_cluster  # noqa: E402
 from ddx_offchain.deployment.genesis import example_genesis  # noqa: E402
 from ddx_offchain.protocol.eip712 import Domain, recover_signer  # noqa: E402
-from ddx_offchain.protocol.requests import sign_request  # noqa: E402
 
 USDC = "0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"
 GENESIS = example_genesis(USDC)
@@ -66,6 +68,23 @@ def presign(traders: int, per_trader: int) -> list[list[bytes]]:
         for _ in range(per_trader):
             s = t.place_order("ETHP", rng.randrange(2), 1_000 * rng.randrange(1, 50), 10_000 * rng.randrange(1_900, 2_100))
             bodies.append(json.dumps(s.to_json()).encode())
+        out.append(bodies)
+    return out
+
+
+def presign_batches(traders: int, per_trader: int, size: int) -> list[list[bytes]]:
+    """Like presign, but each request a Batch of `size` place actions drawn the same way."""
+    rng = random.Random(11)
+    out = []
+    for _ in range(traders):
+        t = Trader(os.urandom(32), DOMAIN)
+        bodies = []
+        for _ in range(per_trader):
+            actions = [
+                place_action("ETHP", rng.randrange(2), 1_000 * rng.randrange(1, 50), 10_000 * rng.randrange(1_900, 2_100))
+                for _ in range(size)
+            ]
+            bodies.append(json.dumps(t.batch(actions).to_json()).encode())
         out.append(bodies)
     return out
 
@@ -143,10 +162,12 @@ class Connection:
 RETRIES = [0]
 
 
-async def saturate(url, streams: list[list[bytes]], seconds: float) -> tuple[int, float]:
-    """Closed loop: each trader sends its next request when the previous receipt arrives."""
+async def saturate(url, streams: list[list[bytes]], seconds: float, latencies: list | None = None) -> tuple[int, float]:
+    """Closed loop: each trader sends its next request when the previous receipt arrives (each receipt's latency
+    appended to `latencies` when given)."""
     done = 0
     stop_at = time.perf_counter() + seconds
+    keep = latencies.append if latencies is not None else None
 
     async def trader(bodies):
         nonlocal done
@@ -155,7 +176,9 @@ async def saturate(url, streams: list[list[bytes]], seconds: float) -> tuple[int
             for body in bodies:
                 if time.perf_counter() >= stop_at:
                     return
-                await connection.post(body)
+                latency = await connection.post(body)
+                if keep is not None:
+                    keep(latency)
                 done += 1
         finally:
             RETRIES[0] += connection.retries
@@ -269,10 +292,16 @@ class CpuMeter:
         times = os.times()
         return [process_cpu_seconds(p.pid) for p in self.procs] + [(times.user, times.system)]
 
+    def stop(self) -> "CpuMeter":
+        """End the phase now (per_receipt_us then divides this phase's CPU, however often it is called)."""
+        self.end = self._sample()
+        return self
+
     def per_receipt_us(self, receipts: int) -> dict:
-        """CPU microseconds per receipt: leader, each follower, the load generator, and the operators' total; and
-        the kernel's part (system time: sockets, fsync) of each operator's figure."""
-        end = self._sample()
+        """CPU microseconds per receipt (or per any unit counted in `receipts`, such as a batch's actions): leader,
+        each follower, the load generator, and the operators' total; and the kernel's part (system time: sockets,
+        fsync) of each operator's figure."""
+        end = getattr(self, "end", None) or self._sample()
         per = lambda seconds: round(seconds * 1e6 / max(1, receipts), 1)  # noqa: E731
         total = [per(eu + es - su - ss) for (su, ss), (eu, es) in zip(self.start, end)]
         system = [per(es - ss) for (_, ss), (_, es) in zip(self.start, end)]
@@ -330,6 +359,7 @@ async def run(args) -> dict:
                 ws_done, ws_elapsed = await saturate_ws(session, leader, ws_streams, args.seconds)
                 cpu_ws = meter.per_receipt_us(ws_done)
                 contention = machine_contention()
+                batched = await batched_run(session, leader, procs, leader_index, args)
         finally:
             for p in procs:
                 p.terminate()
@@ -360,6 +390,59 @@ async def run(args) -> dict:
         "entries_per_fsync_half_load": round(len(latencies) / max(1, paced_fsyncs), 1),
         "targets": {"ratio": 0.5, "p99_ms": 50.0},
         "machine": contention,
+        **batched,
+        "batched_ratio_to_single": round(batched["batched_actions_per_s"] / receipts_per_s, 2),
+        "batched_receipts_ratio_to_single": round(batched["batched_receipts_per_s"] / receipts_per_s, 3),
+    }
+
+
+async def batched_run(session, leader: str, procs: list, leader_index: int, args) -> dict:
+    """The batched phases: saturation (closed loop, the same traders), then an open loop at half that rate."""
+    size = args.batch_size
+    streams = presign_batches(args.traders, args.batch_per_trader, size)
+    follower_index = next(k for k in range(len(procs)) if k != leader_index)
+    profilers = [
+        subprocess.Popen(
+            ["py-spy", "record", "--pid", str(procs[k].pid), "--duration", str(max(1, int(args.seconds))),
+             "--rate", "250", "--nonblocking", "--threads", "--format", "raw", "--output", path,
+             *(["--gil"] if args.profile_gil else [])],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for k, path in ((leader_index, args.profile_leader), (follower_index, args.profile_follower)) if path
+    ]
+    fsyncs_before = await leader_fsyncs(session, leader)
+    meter = CpuMeter(procs, leader_index)
+    saturation_latencies: list[float] = []
+    done, elapsed = await saturate(leader, streams, args.seconds, saturation_latencies)
+    meter.stop()
+    fsyncs = await leader_fsyncs(session, leader) - fsyncs_before
+    for profiler in profilers:
+        profiler.wait(30)
+    receipts_per_s = done / elapsed
+    half = receipts_per_s / 2
+    count = int(half * args.seconds)
+    per_trader = max(1, count // args.traders + 1)
+    paced_bodies = [b for stream in presign_batches(args.traders, per_trader, size) for b in stream][:count]
+    paced_meter = CpuMeter(procs, leader_index)
+    latencies = await paced(leader, paced_bodies, half)
+    paced_meter.stop()
+    return {
+        "batch_size": size,
+        "batched_receipts_per_s": round(receipts_per_s, 1),
+        "batched_actions_per_s": round(receipts_per_s * size, 1),
+        "batched_p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
+        "batched_p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
+        "batched_half_load_per_s": round(half, 1),
+        "batched_p50_ms_saturation": round(percentile(saturation_latencies, 0.50) * 1000, 2),
+        "batched_p99_ms_saturation": round(percentile(saturation_latencies, 0.99) * 1000, 2),
+        "cpu_us_per_action_batched": meter.per_receipt_us(done * size),
+        "cpu_us_per_batched_receipt": meter.per_receipt_us(done),
+        "cpu_us_per_action_batched_half_load": paced_meter.per_receipt_us(len(latencies) * size),
+        "batched_saturation_requests": done,
+        "batched_streams_exhausted": done >= args.traders * args.batch_per_trader,
+        "batched_paced_requests": len(latencies),
+        "batched_entries_per_fsync": round(done / max(1, fsyncs), 1),
+        "machine_batched": machine_contention(),
     }
 
 
@@ -379,11 +462,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--traders", type=int, default=256)
     parser.add_argument("--per-trader", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=20, help="actions per Batch request in the batched run")
+    parser.add_argument("--batch-per-trader", type=int, default=40, help="pre-signed batches per trader")
+    parser.add_argument("--profile-leader", metavar="PATH",
+                        help="run py-spy (on PATH) on the leader during the batched saturation; collapsed stacks to PATH")
+    parser.add_argument("--profile-follower", metavar="PATH", help="the same for one follower")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="sample only the thread holding the GIL (the Python CPU; not C code that releases it)")
     args = parser.parse_args()
     result = event_loop_runner()(run(args))
     if not args.json:
         for key, value in result.items():
-            print(f"{key:>22}: {value}")
+            print(f"{key:>36}: {value}")
     print(json.dumps(result))
 
 

@@ -113,3 +113,20 @@ def test_a_capture_is_the_snapshot_of_its_moment_and_encodes_like_one_msgpack_do
         [[e, sorted(engine._undo[e].items())] for e in engine.retained_epochs],
     ])
     assert now[_HEADER:-32] == whole
+
+
+def test_the_benchmark_batch_mix_does_the_same_work_as_its_actions_one_by_one():
+    """benchmarks/engine.py's batch mixes (smoke size): run_batch_mix raises unless the batched engine's updates,
+    less each Batch's own Accepted, equal the one-by-one engine's (ordinals aside) and their states end equal (but
+    for the items holding the ordinal); the figures it reports are there and positive, never checked for speed."""
+    b = _bench()
+    for size in (10, 50):
+        mix = b.run_batch_mix(units=4_000, size=size, seed=3)
+        assert mix["actions_per_batch"] == size
+        assert mix["batches"] * size == mix["actions"] <= mix["units"]
+        for key in ("requests_per_s", "actions_per_s", "cpu_us_per_action", "apply_us_per_action",
+                    "tree_us_per_action", "singles_requests_per_s", "singles_cpu_us_per_request", "ratio_to_singles",
+                    "actions_accepted", "actions_rejected", "fills", "roots"):
+            assert mix[key] > 0, key
+        assert mix["roots"] == mix["units"] // b.ROOT_EVERY
+    assert b.trigger_mix(1_000, 3) is None  # no trigger orders yet: no figures rather than made-up ones
