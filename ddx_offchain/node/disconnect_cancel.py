@@ -97,7 +97,8 @@ def _rejection(applied: AppliedEntry | None) -> tuple[str, str] | None:
     """(reason, detail) when the engine rejected the sequenced ScheduleCancel, else None."""
     if applied is None:
         return None
-    for update in applied.updates:
+    for routed in applied.updates:
+        update = routed.update
         if isinstance(update, Rejected):
             try:
                 name = Reject(update.reason).name.lower()
@@ -234,8 +235,7 @@ class DisconnectCancels:
         """The server is stopping: held requests are dropped, submissions under way get `shutdown_wait_s`."""
         self.closing = True
         for switch in list(self._armed):
-            switch.held = None
-            self._released(switch, "dropped")
+            switch._fire(CLOSED)  # dropped: nothing is submitted once closing
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
