@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 from ..engine.reasons import Reject
 from ..engine.updates import Rejected
+from ..errors import DdxError
 from ..protocol.requests import ScheduleCancel, SignedRequest
 from .admission import AdmissionError
 from .node_metrics import NodeMetrics
@@ -120,7 +121,15 @@ class DisconnectSwitch:
         self.ended = False
 
     def arm(self, doc: object, origin: object | None = None) -> Held:
-        """Hold (or refresh with) the ScheduleCancel `doc` (its decoded wire form); the Held, or AdmissionError."""
+        """Hold (or refresh with) the ScheduleCancel `doc` (its decoded wire form); the Held, or a DdxError (an
+        AdmissionError or RateLimited) with the held request unchanged."""
+        try:
+            return self._arm(doc, origin)
+        except DdxError:
+            self._registry._count("refused")
+            raise
+
+    def _arm(self, doc: object, origin: object | None) -> Held:
         reg = self._registry
         service = reg.service
         if self.ended or reg.closing:

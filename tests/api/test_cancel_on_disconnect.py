@@ -157,6 +157,7 @@ def test_refused_refreshes_leave_the_held_request_and_a_later_one_replaces_it():
             assert schedule_entries(op) == 1 and [s.time for s in op.engine.schedules.values()] == [T0 + 12_000]
             metrics = (await (await server.get("/metrics")).read()).decode()
             assert 'ddx_cancel_on_disconnect_total{event="refreshed"} 1.0' in metrics
+            assert 'ddx_cancel_on_disconnect_total{event="refused"} 7.0' in metrics
 
     run(scenario())
 
@@ -396,5 +397,32 @@ def test_a_dropped_proposal_is_retried_with_the_same_bytes():
             assert outcome.fired and op.sequencer.proposed == proposed + 1 and schedule_entries(op) == 1
             metrics = op.node.metrics.render().decode()
             assert 'ddx_requests_total{outcome="not_sequenced"} 1.0' in metrics
+
+    run(scenario())
+
+
+def test_arming_is_rate_limited_like_any_request_and_a_limited_refresh_keeps_the_held_one():
+    async def scenario():
+        from apihelpers import make_node
+
+        from ddx_offchain.node.rate_limits import BucketSpec, RateLimitSettings
+
+        rate_clock = Clock(5_000_000)
+        settings = RateLimitSettings(trader=None, ip=None, connection=BucketSpec(2, 1), read=None)
+        node, seq = make_node(rate_limits=settings, rate_clock_ms=rate_clock)
+        alice = Trader(ALICE_KEY, DOMAIN)
+        cancels = DisconnectCancels(node.service, node.metrics)
+        async with running(node, cancels=cancels) as server:
+            ws = await server.ws_connect("/v1/ws/requests")
+            start = now_ms()
+            kept = alice.schedule_cancel(start + 20_000)
+            for tag, signed in (("1", alice.schedule_cancel(start + 10_000)), ("2", kept)):
+                assert (await exchange(ws, arm_frame(tag, signed)))["cancelOnDisconnect"]["status"] == "armed"
+            answer = await exchange(ws, arm_frame("3", alice.schedule_cancel(start + 30_000)))
+            assert (answer["error"], answer["bucket"]) == ("rate_limited", "connection")
+            await ws.close()
+            await cancels.settle()
+            (outcome,) = cancels.outcomes
+            assert outcome.fired and outcome.held.signed.request_hash == kept.request_hash and len(seq.log) == 1
 
     run(scenario())
