@@ -17,7 +17,7 @@ from ddx_offchain.engine.reasons import CancelReason
 from ddx_offchain.node.admission import AdmissionError
 from ddx_offchain.node.disconnect_cancel import DisconnectCancels
 from ddx_offchain.protocol.eip712 import address_of
-from ddx_offchain.protocol.requests import ScheduleCancel, market_id, sign_request, strategy_id
+from ddx_offchain.protocol.requests import ScheduleCancel, encode_entry, market_id, sign_request, strategy_id
 
 DOLLAR = 1_000_000
 T0 = 1_700_000_000_000
@@ -58,6 +58,17 @@ async def exchange(ws, frame: str) -> dict:
     return json.loads((await ws.receive(timeout=5)).data)
 
 
+async def outcomes(cancels: DisconnectCancels, n: int) -> None:
+    """Wait until `n` held requests were submitted and settled (the server ends a channel after the client's close
+    returns)."""
+    for _ in range(250):
+        if len(cancels.outcomes) >= n:
+            break
+        await asyncio.sleep(0.02)
+    await cancels.settle()
+    assert len(cancels.outcomes) == n
+
+
 def schedule_entries(op) -> int:
     return sum(1 for e in op.sequencer.log if e[:2] == bytes([1, ScheduleCancel.TYPE_ID]))
 
@@ -81,10 +92,10 @@ def test_armed_then_closed_the_held_request_is_sequenced_and_cancels_the_orders_
             assert "receipt" in await exchange(ws, json.dumps({"id": "o", "request": order.to_json()}))
             assert schedule_entries(op) == 0 and op.engine.schedules == {} and cancels.held_count() == 1
             await ws.close()
-            await cancels.settle()
+            await outcomes(cancels, 1)
             (outcome,) = cancels.outcomes
             assert outcome.fired and outcome.cause == "closed" and outcome.record.request_hash == signed.request_hash
-            assert op.sequencer.log[outcome.record.request_index - 1] == op.sequencer.log[-1]  # exactly the client's bytes
+            assert op.sequencer.log[-1] == encode_entry(signed)  # exactly the client's signed bytes
             assert schedule_entries(op) == 1 and cancels.held_count() == 0
             (schedule,) = op.engine.schedules.values()
             assert (schedule.trader, schedule.strategy, schedule.market, schedule.time) == (alice.address, MAIN, ETHP, T0 + 10_000)
@@ -151,7 +162,7 @@ def test_refused_refreshes_leave_the_held_request_and_a_later_one_replaces_it():
             assert (await exchange(ws, arm_frame("3", alice.schedule_cancel(T0 + 11_000))))["error"] == "cod_not_later"
             assert schedule_entries(op) == 0
             await ws.close()
-            await cancels.settle()
+            await outcomes(cancels, 1)
             (outcome,) = cancels.outcomes
             assert outcome.fired and outcome.held.signed.request_hash == refreshed.request_hash
             assert schedule_entries(op) == 1 and [s.time for s in op.engine.schedules.values()] == [T0 + 12_000]
@@ -178,6 +189,7 @@ def test_a_request_too_close_to_its_time_or_too_old_to_outlive_the_margin_is_ref
             for frame in ('{"id": "p", "op": "other", "request": null}', '{"id": "q", "op": "cancelOnDisconnect"}'):
                 assert (await exchange(ws, frame))["error"] == "bad_schema"
             await ws.close()
+            await asyncio.sleep(0.05)  # the server saw the close
             await cancels.settle()
             assert cancels.outcomes == [] and schedule_entries(op) == 0
 
@@ -196,7 +208,7 @@ def test_an_agent_signed_schedule_cancel_is_held_and_fired_for_its_trader():
             signed = agent.schedule_cancel(T0 + 10_000)
             assert (await exchange(ws, arm_frame("y", signed)))["cancelOnDisconnect"]["status"] == "armed"
             await ws.close()
-            await cancels.settle()
+            await outcomes(cancels, 1)
             (outcome,) = cancels.outcomes
             assert outcome.fired and outcome.record.sender == address_of(AGENT_KEY)
             (schedule,) = op.engine.schedules.values()
@@ -227,6 +239,7 @@ def test_a_silent_open_connection_lapses_at_the_deadline_and_is_told():
             assert schedule_entries(op) == 1 and cancels.held_count() == 0
             # the switch is disarmed by the lapse: closing now sequences nothing more
             await ws.close()
+            await asyncio.sleep(0.05)  # the server saw the close
             await cancels.settle()
             assert schedule_entries(op) == 1 and len(cancels.outcomes) == 1
 
@@ -257,14 +270,14 @@ def test_a_held_request_refused_at_submit_is_logged_and_counted_as_failed(caplog
             await exchange(ws, arm_frame("a", alice.schedule_cancel(T0 + 10_000)))
             op.advance(20_000)
             await ws.close()
-            await cancels.settle()
+            await outcomes(cancels, 1)
             # its nonce was taken by another request meanwhile
             ws = await server.ws_connect("/v1/ws/requests")
             held = alice.schedule_cancel(T0 + 15_000)
             await exchange(ws, arm_frame("b", held))
             op.request(alice.place_order("ETHP", 0, 1_000, 1_000 * DOLLAR, nonce=held.request.nonce))
             await ws.close()
-            await cancels.settle()
+            await outcomes(cancels, 2)
             # the operator stalled past the admission window of its timestamp: never proposed, however it ends
             ws = await server.ws_connect("/v1/ws/requests")
             await exchange(ws, arm_frame("c", alice.schedule_cancel(T0 + 600_000)))
@@ -272,7 +285,7 @@ def test_a_held_request_refused_at_submit_is_logged_and_counted_as_failed(caplog
             clock.now = T0 + 60_001
             await ws.close()
             await asyncio.sleep(0.05)
-            await cancels.settle()
+            await outcomes(cancels, 3)
             assert len(op.sequencer.log) == logged
             assert [(o.fired, o.reason) for o in cancels.outcomes] == [
                 (False, "bad_schedule"), (False, "nonce_reused"), (False, "stale_timestamp")
@@ -297,6 +310,7 @@ def test_a_stopping_server_drops_held_requests_and_does_not_wait_for_its_channel
             assert time.monotonic() - started < 3
             closing = await ws.receive(timeout=5)
             assert closing.data == 1001  # going away
+            await asyncio.sleep(0.05)  # the server saw the close
             await cancels.settle()
             assert len(op.sequencer.log) == logged and cancels.outcomes == []
             assert 'ddx_cancel_on_disconnect_total{event="dropped"} 1.0' in op.node.metrics.render().decode()
@@ -320,7 +334,7 @@ def test_sdk_keeps_refreshing_and_closing_the_channel_fires_the_latest_one():
                     with pytest.raises(RequestRefused) as refused:
                         await channel.cancel_on_disconnect(alice.schedule_cancel(armed.time - 1))
                     assert refused.value.reason == "cod_not_later"
-                await cancels.settle()
+                await outcomes(cancels, 1)
                 (outcome,) = cancels.outcomes
                 assert outcome.fired and outcome.held.request.time >= latest
                 (schedule,) = op.engine.schedules.values()
@@ -392,7 +406,7 @@ def test_a_dropped_proposal_is_retried_with_the_same_bytes():
             proposed = op.sequencer.proposed
             await ws.close()
             await asyncio.sleep(0.05)
-            await cancels.settle()
+            await outcomes(cancels, 1)
             (outcome,) = cancels.outcomes
             assert outcome.fired and op.sequencer.proposed == proposed + 1 and schedule_entries(op) == 1
             metrics = op.node.metrics.render().decode()
@@ -421,8 +435,20 @@ def test_arming_is_rate_limited_like_any_request_and_a_limited_refresh_keeps_the
             answer = await exchange(ws, arm_frame("3", alice.schedule_cancel(start + 30_000)))
             assert (answer["error"], answer["bucket"]) == ("rate_limited", "connection")
             await ws.close()
-            await cancels.settle()
+            await outcomes(cancels, 1)
             (outcome,) = cancels.outcomes
             assert outcome.fired and outcome.held.signed.request_hash == kept.request_hash and len(seq.log) == 1
+
+    run(scenario())
+
+
+def test_a_replica_holds_nothing():
+    async def scenario():
+        op, clock, alice, _, cancels = setup()
+        op.node.service.operator_address = None  # what a replica's service is: no operator key, nothing to sequence
+        switch = cancels.open()
+        with pytest.raises(AdmissionError) as refused:
+            switch.arm(alice.schedule_cancel(T0 + 10_000).to_json())
+        assert refused.value.reason == "read_only_replica" and switch.held is None
 
     run(scenario())
