@@ -21,6 +21,7 @@ from aiohttp import WSMsgType, web
 from ..errors import DdxError
 from ..node.admission import MAX_BODY_BYTES
 from ..node.book_feed import BookHub
+from ..node.disconnect_cancel import MARGIN_MS, DisconnectCancels
 from ..node.feeds import FeedHub, ResumeUnavailable
 from ..node.history import History
 from ..node.market_data import INTERVALS, MarketData
@@ -33,7 +34,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.names import id32_of
 from . import render
 from .errors import ApiError, error_body, error_headers, http_status
-from .ws_requests import serve_request_channel
+from .ws_requests import RequestChannels
 
 log = logging.getLogger("ddx.api")
 
@@ -165,12 +166,14 @@ class Api:
         max_subscribers: int = MAX_SUBSCRIBERS,
         max_body_bytes: int = MAX_BODY_BYTES,
         token_decimals: dict[bytes, int] | None = None,
+        cancels: DisconnectCancels | None = None,
     ) -> None:
         self.node = node
         self.token_decimals = token_decimals or {}
         self.max_subscribers = max_subscribers
         self.max_body_bytes = max_body_bytes
         self.limiter = node.rate_limiter
+        self.channels = RequestChannels(node.service, max_body_bytes, self.limiter, cancels)
 
     @web.middleware
     async def limit_reads(self, request: web.Request, handler):
@@ -495,7 +498,10 @@ class Api:
     # ------------------------------------------------------------ WebSocket request channel
 
     async def request_channel(self, request: web.Request) -> web.StreamResponse:
-        return await serve_request_channel(request, self.node.service, self.max_body_bytes, self.limiter)
+        return await self.channels.serve(request)
+
+    async def on_shutdown(self, app: web.Application) -> None:
+        await self.channels.shutdown()
 
     # ------------------------------------------------------------ WebSocket feed
 
@@ -583,12 +589,18 @@ def build_app(
     max_body_bytes: int = MAX_BODY_BYTES,
     extra_routes=(),
     token_decimals: dict[bytes, int] | None = None,
+    cancel_margin_ms: int = MARGIN_MS,
+    cancels: DisconnectCancels | None = None,
 ) -> web.Application:
     """`extra_routes`: more aiohttp routes served beside these (the chain side's checkpoint-signature route).
     `max_body_bytes` bounds a request body (HTTP) and the request inside a WebSocket frame. `token_decimals`: the
-    collateral tokens' decimals (from the deployment manifest), rendered with each market as `tokenDecimals`."""
-    api = Api(node, max_subscribers, max_body_bytes, token_decimals)
+    collateral tokens' decimals (from the deployment manifest), rendered with each market as `tokenDecimals`.
+    `cancels`: the request channel's cancel-on-disconnect switches (default: made here with `cancel_margin_ms`)."""
+    if cancels is None:
+        cancels = DisconnectCancels(node.service, node.metrics, margin_ms=cancel_margin_ms)
+    api = Api(node, max_subscribers, max_body_bytes, token_decimals, cancels)
     app = web.Application(middlewares=[_json_errors, api.limit_reads], client_max_size=max_body_bytes)
+    app.on_shutdown.append(api.on_shutdown)
     app.add_routes(
         [
             web.post("/v1/requests", api.post_request),

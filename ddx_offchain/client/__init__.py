@@ -1,11 +1,11 @@
 """The trader's SDK: sign requests (`Trader`), submit them and verify receipts, read state, stream updates
 (`DdxClient`)."""
 
-from .api import BadReceipt, DdxClient, RequestRefused, VerifiedReceipt
+from .api import BadReceipt, CancelOnDisconnect, DdxClient, RequestChannel, RequestRefused, VerifiedReceipt
 from .signer import Trader, cancel_action, modify_action, place_action
 from .units import MarketSpec, UnitError
 
 __all__ = [
-    "BadReceipt", "DdxClient", "MarketSpec", "RequestRefused", "Trader", "UnitError", "VerifiedReceipt", "cancel_action",
+    "BadReceipt", "CancelOnDisconnect", "DdxClient", "RequestChannel", "MarketSpec", "RequestRefused", "Trader", "UnitError", "VerifiedReceipt", "cancel_action",
     "modify_action", "place_action",
 ]

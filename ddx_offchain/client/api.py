@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -472,10 +473,38 @@ def parse_address_or_none(value: object) -> bytes | None:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class CancelOnDisconnect:
+    """The operator's answer to arming (`status` "armed": the held request's hash and `time`, the `deadline` at
+    which the operator submits it if no refresh came, its `margin_ms`) or disarming (`status` "disarmed")."""
+
+    status: str
+    request_hash: str | None = None
+    time: int | None = None
+    deadline: int | None = None
+    margin_ms: int | None = None
+
+    @classmethod
+    def of(cls, doc: dict) -> "CancelOnDisconnect":
+        def num(key: str) -> int | None:
+            return int(doc[key]) if doc.get(key) is not None else None
+
+        return cls(doc["status"], doc.get("requestHash"), num("time"), num("deadline"), num("marginMs"))
+
+
+COD_OP = "cancelOnDisconnect"
+
+
 class RequestChannel:
     """Submit over `/v1/ws/requests`; answers are paired with requests by id, so many can be in flight at once.
     Receipts are verified exactly as `DdxClient.submit` verifies them. No automatic retry: on `RequestRefused`
-    with a retryable reason, submit the same signed request again (here or through `DdxClient.submit`)."""
+    with a retryable reason, submit the same signed request again (here or through `DdxClient.submit`).
+
+    Cancel on disconnect (docs/api.md): `cancel_on_disconnect(signed ScheduleCancel | None)` arms, refreshes or
+    disarms the operator's held request; `keep_cancel_on_disconnect(trader, grace_ms)` arms and refreshes it in the
+    background. Leaving the channel (`async with` exit) closes it: an armed switch then fires, by design; call
+    `stop_cancel_on_disconnect()` first to leave without cancelling. Lapses the operator reports (it submitted the
+    held request because no refresh came in time) are kept in `lapses` (newest last)."""
 
     def __init__(self, client: DdxClient, url: str) -> None:
         self.client = client
@@ -484,6 +513,9 @@ class RequestChannel:
         self._reader: asyncio.Task | None = None
         self._waiters: dict[str, asyncio.Future] = {}
         self._ids = 0
+        self._refresher: asyncio.Task | None = None
+        self.lapses: deque[dict] = deque(maxlen=100)
+        self.refresh_error: RequestRefused | None = None  # the last refresh the operator refused (the refresher goes on)
 
     async def __aenter__(self) -> "RequestChannel":
         self._ws = await self.client.session.ws_connect(self.url, heartbeat=20)
@@ -491,6 +523,7 @@ class RequestChannel:
         return self
 
     async def __aexit__(self, *exc) -> None:
+        await self._stop_refresher()
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
@@ -503,7 +536,11 @@ class RequestChannel:
                 if msg.type != aiohttp.WSMsgType.TEXT:
                     break
                 doc = json.loads(msg.data)
-                waiter = self._waiters.pop(doc.get("id"), None)
+                tag = doc.get("id")
+                if tag is None and COD_OP in doc:
+                    self.lapses.append(doc[COD_OP])
+                    continue
+                waiter = self._waiters.pop(tag, None)
                 if waiter is not None and not waiter.done():
                     waiter.set_result(doc)
         finally:
@@ -512,14 +549,76 @@ class RequestChannel:
                     waiter.set_exception(RequestRefused(0, "unreachable", "the request channel closed"))
             self._waiters.clear()
 
-    async def submit(self, signed: SignedRequest) -> VerifiedReceipt:
+    async def _exchange(self, frame: dict) -> dict:
         assert self._ws is not None, "use `async with client.request_channel() as channel`"
         self._ids += 1
         tag = str(self._ids)
         waiter = asyncio.get_running_loop().create_future()
         self._waiters[tag] = waiter
-        await self._ws.send_str(json.dumps({"id": tag, "request": signed.to_json()}))
-        doc = await waiter
+        try:
+            await self._ws.send_str(json.dumps({"id": tag, **frame}))
+        except (ConnectionError, RuntimeError) as exc:
+            self._waiters.pop(tag, None)
+            raise RequestRefused(0, "unreachable", f"the request channel closed: {exc}") from None
+        return await waiter
+
+    async def submit(self, signed: SignedRequest) -> VerifiedReceipt:
+        doc = await self._exchange({"request": signed.to_json()})
         if "receipt" in doc:
             return self.client.verify(signed, doc["receipt"])
         raise RequestRefused(0, doc.get("error", "unknown"), doc.get("detail", ""), doc)
+
+    async def cancel_on_disconnect(self, signed: SignedRequest | None) -> CancelOnDisconnect:
+        """Hand the operator a signed ScheduleCancel (`Trader.schedule_cancel`) to hold and submit when this channel
+        ends (refresh: the same trader, strategy and market with a later time), or None to drop the held one.
+        Raises RequestRefused (the reason: `cod_not_later`, `cod_too_soon`, `cod_other_scope`, an admission reason);
+        a refused refresh leaves the previous one held."""
+        doc = await self._exchange({"op": COD_OP, "request": None if signed is None else signed.to_json()})
+        if COD_OP in doc:
+            return CancelOnDisconnect.of(doc[COD_OP])
+        raise RequestRefused(0, doc.get("error", "unknown"), doc.get("detail", ""), doc)
+
+    async def keep_cancel_on_disconnect(
+        self,
+        trader: Trader,
+        grace_ms: int = 15_000,
+        *,
+        market: bytes | str | None = None,
+        strategy: bytes | str | None = MAIN,
+        every_s: float = 1.0,
+    ) -> CancelOnDisconnect:
+        """Arm with `time = now + grace_ms` (the trader's clock), then refresh every `every_s` in the background
+        until `stop_cancel_on_disconnect` or the channel closes. If this process dies or the connection drops,
+        the operator submits the last one: the orders of `strategy` in `market` (None: all) are cancelled at most
+        about `grace_ms` later. `grace_ms` must exceed the operator's margin (5 s by default) plus `every_s`.
+        The first arm's refusal raises; a later refused refresh is kept in `refresh_error` and the refresher goes
+        on (the held request stays; if refreshes keep failing it lapses, which cancels: the safe side)."""
+        await self._stop_refresher()
+
+        def sign() -> SignedRequest:
+            return trader.schedule_cancel(trader.now_ms() + grace_ms, market=market, strategy=strategy)
+
+        armed = await self.cancel_on_disconnect(sign())
+        self._refresher = asyncio.ensure_future(self._refresh(sign, every_s))
+        return armed
+
+    async def stop_cancel_on_disconnect(self, *, disarm: bool = True) -> CancelOnDisconnect | None:
+        """Stop refreshing and (by default) drop the held request, so that closing the channel cancels nothing."""
+        await self._stop_refresher()
+        return await self.cancel_on_disconnect(None) if disarm else None
+
+    async def _refresh(self, sign, every_s: float) -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.cancel_on_disconnect(sign())
+            except RequestRefused as exc:
+                if exc.reason == "unreachable":
+                    return
+                self.refresh_error = exc
+
+    async def _stop_refresher(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+            self._refresher = None

@@ -90,6 +90,10 @@ class Trader:
             self._last_nonce = max(self._last_nonce + 1, self._clock_ms() * 1000)
             return self._last_nonce
 
+    def now_ms(self) -> int:
+        """The clock this signer stamps its requests with (ms since the Unix epoch)."""
+        return self._clock_ms()
+
     def _sign(self, request) -> SignedRequest:
         return sign_request(request, self._domain, self._key)
 

@@ -77,6 +77,18 @@ class Admission:
         self.limits = limits
         self.rate_limiter = rate_limiter
 
+    def now_ms(self) -> int:
+        """This node's clock (the injected one), which the timestamp window is measured on."""
+        return self._now_ms()
+
+    def check_timestamp(self, request: object) -> None:
+        """The client-timestamp window: `now - max_age_ms <= timestamp <= now + max_future_ms`, else AdmissionError."""
+        now = self._now_ms()
+        if request.timestamp < now - self.limits.max_age_ms:
+            raise AdmissionError("stale_timestamp", f"timestamp older than {self.limits.max_age_ms} ms", now=str(now))
+        if request.timestamp > now + self.limits.max_future_ms:
+            raise AdmissionError("future_timestamp", f"timestamp more than {self.limits.max_future_ms} ms ahead", now=str(now))
+
     def admit(self, doc: object, origin: object | None = None) -> SignedRequest:
         """The verified request of a decoded JSON document (docs/protocol.md §7.2), or AdmissionError. Stateless
         but for the rate limits: nonce uniqueness is the node's (it needs state). `origin`: where it came from
@@ -102,11 +114,7 @@ class Admission:
                 chainId=str(self.domain.chain_id),
                 verifyingContract="0x" + self.domain.verifying_contract.hex(),
             )
-        now = self._now_ms()
-        if request.timestamp < now - self.limits.max_age_ms:
-            raise AdmissionError("stale_timestamp", f"timestamp older than {self.limits.max_age_ms} ms", now=str(now))
-        if request.timestamp > now + self.limits.max_future_ms:
-            raise AdmissionError("future_timestamp", f"timestamp more than {self.limits.max_future_ms} ms ahead", now=str(now))
+        self.check_timestamp(request)
         try:
             signed = verify_request(request, signature, self._domain_cache, agents=self._agent_problem is not None)
         except RequestRejected as exc:

@@ -47,6 +47,15 @@ class NodeMetrics:
             registry=r,
         )
         self.ws_subscribers = Gauge("ddx_ws_subscribers", "Open WebSocket subscriptions", registry=r)
+        self.cancel_on_disconnect = Counter(
+            "ddx_cancel_on_disconnect_total",
+            "Request-channel cancel-on-disconnect events (armed, refreshed, refused, disarmed, fired, failed, dropped)",
+            ["event"], registry=r,
+        )
+        self.cancel_on_disconnect_held = Gauge(
+            "ddx_cancel_on_disconnect_held", "Request-channel connections holding a ScheduleCancel to submit when they end",
+            registry=r,
+        )
         self._receipts = self.requests.labels("receipt")
         self._applied_by_status: dict[str, Counter] = {}
         self._refreshers: list[Callable[[], None]] = []

@@ -225,25 +225,49 @@ class OperatorService:
             log.debug("receipt for 0x%s", record.request_hash.hex(), extra={"request_index": record.request_index})
         return record
 
+    def admit(self, doc: object, origin: object | None = None) -> SignedRequest:
+        """Admission alone (docs/api.md, step 1), charging the origin's and the trader's rate limits; nothing is
+        proposed. For a request this node holds to sequence later (`submit_admitted`): the request channel's
+        cancel-on-disconnect."""
+        return self.admission.admit(doc, origin)
+
+    async def submit_admitted(self, signed: SignedRequest) -> tuple[ReceiptRecord, AppliedEntry | None]:
+        """Sequence a request `admit` passed earlier: its timestamp is checked against the admission window again
+        (nothing older than it is proposed by this node), the rate limits are not charged twice, the signature is
+        not recovered twice; then the nonce rules, proposal and apply exactly as `submit`. Returns the record and
+        how this node applied it (None when it was sequenced before: a duplicate answers the original's record)."""
+        started = time.perf_counter()
+        try:
+            self.admission.check_timestamp(signed.request)
+            outcome = await self._sequence(signed)
+        except AdmissionError as exc:
+            self._observe(exc.reason, started)
+            raise
+        self._observe("receipt", started)
+        return outcome
+
     def _observe(self, outcome: str, started: float) -> None:
         elapsed = time.perf_counter() - started
         for observer in self.observers:
             observer(outcome, elapsed)
 
     async def _submit(self, doc: object, origin: object | None) -> ReceiptRecord:
-        signed = self.admission.admit(doc, origin)
+        return (await self._sequence(self.admission.admit(doc, origin)))[0]
+
+    async def _sequence(self, signed: SignedRequest) -> tuple[ReceiptRecord, AppliedEntry | None]:
         request = signed.request
         key = (signed.signer, request.nonce)
         seen = self.machine.seen(*key)
         if seen is not None:
             if seen.request_hash != signed.request_hash:
                 raise AdmissionError("nonce_reused", "this nonce was already used by another request", requestIndex=seen.request_index)
-            return ReceiptRecord(seen.request_hash, seen.request_index, seen.epoch, signed.signer, request.nonce)
+            return ReceiptRecord(seen.request_hash, seen.request_index, seen.epoch, signed.signer, request.nonce), None
         pending = self._pending.get(key)
         if pending is not None:
             if pending.request_hash != signed.request_hash:
                 raise AdmissionError("nonce_reused", "this nonce is in flight for another request")
-            return self._outcome(await self._wait(pending.waiter()), signed)
+            applied = await self._wait(pending.waiter())
+            return self._outcome(applied, signed), applied
         if len(self._pending) >= self.max_in_flight:
             raise AdmissionError("overloaded", "too many requests in flight on this node: retry shortly")
         pending = self._pending[key] = _Pending(signed.request_hash)
@@ -267,7 +291,7 @@ class OperatorService:
             applied = pending.applied
             if applied is None:  # resolved before this node applied it: only a sequencer breaking its contract
                 applied = await self._wait(pending.waiter())
-            return self._outcome(applied, signed)
+            return self._outcome(applied, signed), applied
         finally:
             if self._pending.get(key) is pending:
                 del self._pending[key]

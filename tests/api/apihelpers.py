@@ -66,7 +66,7 @@ class EngineOperator:
 
     USDC = bytes.fromhex("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48")
 
-    def __init__(self, history_path=None) -> None:
+    def __init__(self, history_path=None, clock=now_ms) -> None:
         import itertools
 
         from ddx_offchain.engine import Engine, GenesisConfig
@@ -82,7 +82,7 @@ class EngineOperator:
         )
         adapter = EngineAdapter(Engine(GenesisConfig(tokens=(self.USDC,), markets=(params,))))
         self.node = OperatorNode(node_id=1, domain=DOMAIN, operator_key=OPERATOR_KEY, engine=adapter, view=adapter,
-                                 history_path=history_path, now_ms=now_ms)
+                                 history_path=history_path, now_ms=clock)
         self.sequencer = InMemorySequencer(self.node.service)
         self.node.attach(self.sequencer)
         self.ids = itertools.count(1)
