@@ -27,6 +27,7 @@ from ..protocol.requests import (
     OrderType,
     PlaceOrder,
     PlaceTrigger,
+    PlaceTwap,
     RevokeAgent,
     ScheduleCancel,
     SignedRequest,
@@ -170,6 +171,15 @@ class Trader:
             ZERO32 if client_order_id is None else _as_id(client_order_id), n, ts,
         )
         return self._sign(request)
+
+    def place_twap(self, market: bytes | str, side: int, size: int, duration_ms: int, interval_ms: int, *,
+                   limit_price: int = 0, reduce_only: bool = False, strategy: bytes | str = MAIN,
+                   nonce: int | None = None) -> SignedRequest:
+        """A TWAP (docs/engine.md §4.9): `size` in IOC slices every `interval_ms` over `duration_ms` of sequenced
+        time, each at `limit_price` (0: market)."""
+        n, ts = self._common(nonce)
+        return self._sign(PlaceTwap(self.address, _as_id(strategy), _as_id(market), side, size, duration_ms,
+                                    interval_ms, limit_price, reduce_only, n, ts))
 
     def transfer(self, to_strategy: bytes | str, token: bytes, amount: int, *, strategy: bytes | str = MAIN,
                  nonce: int | None = None) -> SignedRequest:

@@ -110,6 +110,9 @@ Transfer = trader_command(
 PlaceTrigger = trader_command(
     pr.PlaceTrigger, 12, "A conditional order, placed (id: request_id) when the mark reaches trigger_price.",
 )
+PlaceTwap = trader_command(
+    pr.PlaceTwap, 13, "A TWAP order: `size` in IOC slices every `interval` ms over `duration` ms of sequenced time.",
+)
 ScheduleCancel = trader_command(
     pr.ScheduleCancel, 10, "At sequenced `time`, cancel the trader's open orders of `strategy` in `market` (zeros: "
     "all); `time` 0 clears the schedule.",
@@ -266,7 +269,7 @@ class FundInsurance(_Command, frozen=True, gc=False):
 
 TRADER_COMMANDS = (
     PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
-    ScheduleCancel, Transfer, PlaceTrigger,
+    ScheduleCancel, Transfer, PlaceTrigger, PlaceTwap,
 )
 COMMAND_OF_REQUEST: dict[type, type[_Command]] = {cls.REQUEST: cls for cls in TRADER_COMMANDS}
 
@@ -303,7 +306,7 @@ OPERATOR_COMMANDS = (
 )
 Command = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
-    | RevokeAgent | ScheduleCancel | Transfer | PlaceTrigger | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
+    | RevokeAgent | ScheduleCancel | Transfer | PlaceTrigger | PlaceTwap | ChainBlock | IndexPrices | AdvanceTime | AdvanceEpoch | ListMarket | UpdateMarket | ListToken | FundInsurance
 )
 _BY_TAG = {cls.TAG: cls for cls in TRADER_COMMANDS + OPERATOR_COMMANDS}
 _NESTED = {

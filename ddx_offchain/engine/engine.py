@@ -18,6 +18,7 @@ from . import margin as mg
 from . import risk
 from . import snapshot as snapshot_codec
 from . import triggers as tg
+from . import twap as tw
 from .codec import address_word, key_of, uint_word, value_of
 from .commands import (
     BUY,
@@ -46,6 +47,7 @@ from .commands import (
     ModifyOrder,
     PlaceOrder,
     PlaceTrigger,
+    PlaceTwap,
     RevokeAgent,
     ScheduleCancel,
     Transfer,
@@ -138,6 +140,9 @@ class Engine:
         self.trigger_heaps: dict[bytes, tuple[list, list]] = {}  # market -> (rises-to, falls-to) heaps (derived)
         self.trigger_groups: dict[bytes, set[bytes]] = {}  # trader + strategy + group -> trigger ids (derived)
         self.attached: dict[bytes, set[bytes]] = {}  # account skey + market -> attached trigger ids (derived)
+        self.twaps: dict = {}  # TWAP id -> Twap (engine/twap.py)
+        self.twaps_of: dict[bytes, set[bytes]] = {}  # account skey -> its TWAP ids (derived)
+        self.twap_due: list[tuple[int, int, bytes]] = []  # min-heap of (due time, seq, id) (derived)
         # Retained epochs are kept as undo logs, not tree copies: _undo[e] maps every item key changed after the
         # freeze of e (until the next freeze, or now for the latest) to its value at that freeze (None: absent).
         # Freezing costs nothing beyond the changes; a retained epoch's tree is rebuilt only when proofs ask.
@@ -172,6 +177,7 @@ class Engine:
             ScheduleCancel: self._schedule_cancel,
             Transfer: self._transfer,
             PlaceTrigger: self._place_trigger,
+            PlaceTwap: self._place_twap,
             ChainBlock: self._chain_block,
             IndexPrices: self._index_prices,
             AdvanceTime: self._advance_time,
@@ -709,14 +715,22 @@ class Engine:
     def _place_trigger(self, c: PlaceTrigger) -> None:
         tg.place(self, c)
 
+    def _place_twap(self, c: PlaceTwap) -> None:
+        tw.place(self, c)
+
     def _cancel_order(self, c: CancelOrder) -> None:
         order = self.orders.get(c.order_hash) if type(c.order_hash) is bytes else None
-        if order is None:  # a trigger is cancelled by its id too
-            t = self.triggers.get(c.order_hash) if type(c.order_hash) is bytes else None
+        if order is None and type(c.order_hash) is bytes:  # a trigger or a TWAP is cancelled by its id too
+            t = self.triggers.get(c.order_hash)
             if t is not None and t.account.trader == c.trader and t.account.strategy == c.strategy \
                     and t.market.id == c.market:
                 self._accept(c)
                 return tg.cancel(self, t, CancelReason.USER)
+            w = self.twaps.get(c.order_hash)
+            if w is not None and w.account.trader == c.trader and w.account.strategy == c.strategy \
+                    and w.market.id == c.market:
+                self._accept(c)
+                return tw.cancel(self, w, CancelReason.USER)
         if order is None or order.account.trader != c.trader or order.account.strategy != c.strategy \
                 or order.market.id != c.market:
             return self._reject(c, Reject.UNKNOWN_ORDER, "no such open order")
@@ -735,10 +749,11 @@ class Engine:
         self._cancel_scope(c.trader, [c.strategy], c.market, CancelReason.USER)
 
     def _cancel_scope(self, trader: bytes, strategies, market: bytes, reason: CancelReason) -> None:
-        """Every open order, then every trigger, of the trader's `strategies` in `market` (zero: all), oldest first:
-        what CancelAll and a scheduled cancel remove."""
+        """Every open order, then every trigger, then every TWAP of the trader's `strategies` in `market` (zero: all),
+        oldest first: what CancelAll and a scheduled cancel remove."""
         doomed = []
         pending = []
+        running = []
         for strategy in strategies:
             for token in sorted(self.ledgers):
                 a = self.accounts.get(trader + strategy + token)
@@ -746,6 +761,8 @@ class Engine:
                     doomed.extend(o for o in a.orders.values() if market == ZERO_ID or o.market.id == market)
                     if self.triggers:
                         pending.extend(tg.of_account(self, a, market))
+                    if self.twaps:
+                        running.extend(tw.of_account(self, a, market))
         doomed.sort(key=_by_seq)
         for order in doomed:
             self._remove_order(order, reason)
@@ -753,6 +770,9 @@ class Engine:
         for t in pending:
             if t.id in self.triggers:  # not cancelled meanwhile (an attached one whose position closed)
                 tg.cancel(self, t, reason)
+        running.sort(key=_by_seq)
+        for w in running:
+            tw.cancel(self, w, reason)
 
     def _batch(self, c: Batch) -> None:
         actions = c.actions
@@ -1098,6 +1118,8 @@ class Engine:
             self._fire_schedules()
         if self._expiring:
             self._expire_orders()
+        if self.twap_due:
+            tw.run_due(self)
         paid = [m for mid, m in sorted(self.markets.items()) if m.next_funding <= c.time_ms]
         for m in paid:
             risk.pay_funding(self, m)
@@ -1349,6 +1371,7 @@ class Engine:
         objs.extend(self.agents.values())
         objs.extend(self.schedules.values())
         objs.extend(self.triggers.values())
+        objs.extend(self.twaps.values())
         items = [self.system_item()]
         for obj in objs:
             key, value = obj.item()
@@ -1372,7 +1395,7 @@ class Engine:
 
 _TRADER_COMMANDS = frozenset((
     PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent, RevokeAgent,
-    ScheduleCancel, Transfer, PlaceTrigger,
+    ScheduleCancel, Transfer, PlaceTrigger, PlaceTwap,
 ))
 _VERDICTS = (Accepted, Rejected)  # what every command's first update is
 

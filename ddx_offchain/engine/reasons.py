@@ -46,6 +46,8 @@ class Reject(IntEnum):
     TRIGGER_ALREADY_REACHED = 40  # the mark is already at or past the trigger price in its direction
     TOO_MANY_TRIGGERS = 41
     NO_POSITION_TO_ATTACH = 42  # an attached trigger needs a position its side reduces
+    BAD_TWAP = 43  # interval under 1 s or above the duration, too many slices, or a price off the tick
+    TOO_MANY_TWAPS = 44
 
 
 class CancelReason(IntEnum):

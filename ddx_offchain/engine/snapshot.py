@@ -20,7 +20,7 @@ import msgspec
 
 from ..protocol.hashing import keccak256, keccak256_chunked
 from . import book as bk
-from . import triggers
+from . import triggers, twap
 from .codec import split_words, word_address, word_int, word_uint
 from .commands import MarketParams
 from .config import GenesisConfig
@@ -42,6 +42,7 @@ from .state import (
     K_SYSTEM,
     K_TRADER,
     K_TRIGGER,
+    K_TWAP,
     K_WITHDRAWAL,
     SYSTEM_CURSORS,
     SYSTEM_TOKEN,
@@ -54,6 +55,7 @@ from .state import (
     Schedule,
     Trader,
     Trigger,
+    Twap,
 )
 from .tree_port import load_tree, tree_from_items
 
@@ -186,6 +188,7 @@ def _all_objects(engine):
     yield from engine.agents.values()
     yield from engine.schedules.values()
     yield from engine.triggers.values()
+    yield from engine.twaps.values()
 
 
 def _rebuild(cls, items):
@@ -319,5 +322,11 @@ def _rebuild(cls, items):
         t = Trigger(w[0], a, m, u[0], u[1], u[2], u[3], u[4], u[5], bool(u[6]), bool(word_uint(w[11])), w[12], w[13],
                     word_uint(w[14]))
         triggers.index(engine, t)
+    for value in by_kind.get(K_TWAP, []):
+        w = split_words(value, K_TWAP, 14)
+        m = engine.markets[w[3]]
+        a = engine.accounts[word_address(w[1]) + w[2] + m.token]
+        u = [word_uint(x) for x in w[4:]]
+        twap.index(engine, Twap(w[0], a, m, u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], bool(u[8]), u[9]))
     engine.dirty.clear()
     return engine

@@ -34,6 +34,7 @@ K_FUNDING = int(Kind.FUNDING)
 K_AGENT = int(Kind.AGENT)
 K_SCHEDULE = int(Kind.SCHEDULE)
 K_TRIGGER = int(Kind.TRIGGER)
+K_TWAP = int(Kind.TWAP)
 
 # the kind words of the items written most often (the value's first word), bound once for the encoders below
 _ORDER_WORD = kind_word(K_ORDER)
@@ -241,6 +242,49 @@ class Trigger:
             uint_word(self.trigger_price), uint_word(self.order_type), uint_word(self.price), uint_word(self.size),
             uint_word(1 if self.reduce_only else 0), uint_word(1 if self.attached else 0), self.group,
             self.client_order_id, uint_word(self.seq),
+        )))
+
+
+class Twap:
+    """A TWAP order in progress (docs/engine.md §4.9): slice k (0-based) is due at start + k × interval."""
+
+    __slots__ = ("id", "account", "market", "side", "size", "executed", "start", "interval", "slices", "next_slice",
+                 "limit_price", "reduce_only", "seq", "gone", "in_tree", "_key")
+
+    def __init__(self, id, account, market, side, size, executed, start, interval, slices, next_slice, limit_price,
+                 reduce_only, seq):
+        self.id = id
+        self.account = account
+        self.market = market
+        self.side = side
+        self.size = size
+        self.executed = executed
+        self.start = start
+        self.interval = interval
+        self.slices = slices
+        self.next_slice = next_slice  # the index of the next slice to run
+        self.limit_price = limit_price  # 0: market-order slices
+        self.reduce_only = reduce_only
+        self.seq = seq
+        self.gone = False
+        self.in_tree = False
+        self._key = None
+
+    @property
+    def due(self) -> int:
+        return self.start + self.next_slice * self.interval
+
+    def item(self):
+        if self._key is None:
+            self._key = key_of(K_TWAP, self.id)
+        if self.gone:
+            return self._key, None
+        a = self.account
+        return self._key, value_of(K_TWAP, b"".join((
+            self.id, ZERO12, a.trader, a.strategy, self.market.id, uint_word(self.side), uint_word(self.size),
+            uint_word(self.executed), uint_word(self.start), uint_word(self.interval), uint_word(self.slices),
+            uint_word(self.next_slice), uint_word(self.limit_price), uint_word(1 if self.reduce_only else 0),
+            uint_word(self.seq),
         )))
 
 

@@ -217,6 +217,27 @@ class TriggerUpdate(Update, frozen=True, gc=False, tag=True):
 TRIGGER_PLACED, TRIGGER_FIRED, TRIGGER_CANCELLED = 0, 1, 2
 
 
+class TwapUpdate(Update, frozen=True, gc=False, tag=True):
+    """A TWAP's progress: placed (status 0), a slice run (1: its order's verdict and effects follow, under
+    `slice_id`), finished (2: every slice run) or cancelled (3, reason a CancelReason)."""
+
+    twap_id: bytes
+    trader: bytes
+    strategy: bytes
+    market: bytes
+    side: int
+    size: int
+    executed: int  # filled so far
+    slices_done: int
+    slices: int
+    status: int
+    reason: int
+    slice_id: bytes  # the order id of the slice run (status 1), else zero
+
+
+TWAP_PLACED, TWAP_SLICE, TWAP_FINISHED, TWAP_CANCELLED = 0, 1, 2, 3
+
+
 class Transferred(Update, frozen=True, gc=False, tag=True):
     """Collateral moved between two strategies of a trader (their StrategyUpdates follow)."""
 

@@ -33,6 +33,7 @@ class Kind(IntEnum):
     FUNDING = 0x0D
     AGENT = 0x0E  # a trader's approval of an agent key (docs/engine.md, "Agents")
     TRIGGER = 0x10  # a conditional (stop, take-profit) order waiting for its mark price (docs/engine.md §4.8)
+    TWAP = 0x11  # a TWAP order in progress (docs/engine.md §4.9)
     SCHEDULE = 0x0F  # a scheduled cancel, the dead man's switch (docs/engine.md, "Scheduled cancels")
 
 

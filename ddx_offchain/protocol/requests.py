@@ -535,21 +535,58 @@ class PlaceTrigger(_Request):
             _check_quantity("size", self.size, positive=True)
 
 
+MAX_TWAP_SLICES = 1000
+
+
+@_spec
+@dataclass(frozen=True, slots=True)
+class PlaceTwap(_Request):
+    """A TWAP order (docs/engine.md §4.9): `size` spread over `duration` ms of sequenced time in slices every
+    `interval` ms, each an immediate-or-cancel order (at `limit_price`, or a market order when it is 0) for what the
+    schedule calls for so far less what has filled."""
+
+    trader: Address
+    strategy: Bytes32
+    market: Bytes32
+    side: Uint8
+    size: Uint256
+    duration: Uint64
+    interval: Uint64
+    limit_price: Uint256
+    reduce_only: Bool
+    nonce: Uint64
+    timestamp: Uint64
+
+    TYPE_ID: ClassVar[int] = 13
+    PRIMARY_TYPE: ClassVar[str] = "PlaceTwap"
+
+    def validate(self) -> None:
+        _Request.validate(self)
+        if self.market == ZERO32:
+            raise RequestRejected("bad_field", "market is zero")
+        if self.side not in (Side.BUY, Side.SELL):
+            raise RequestRejected("bad_field", "side must be 0 (buy) or 1 (sell)")
+        _check_quantity("size", self.size, positive=True)
+        _check_quantity("limitPrice", self.limit_price, positive=False)
+        if not 1_000 <= self.interval <= self.duration or self.duration // self.interval > MAX_TWAP_SLICES:
+            raise RequestRejected("bad_field", f"1 s <= interval <= duration, at most {MAX_TWAP_SLICES} slices")
+
+
 TraderRequest = (
     PlaceOrder | CancelOrder | CancelAll | ModifyOrder | WithdrawIntent | CreateStrategy | Batch | ApproveAgent
-    | RevokeAgent | ScheduleCancel | Transfer | PlaceTrigger
+    | RevokeAgent | ScheduleCancel | Transfer | PlaceTrigger | PlaceTwap
 )
 REQUEST_TYPES: dict[str, type] = {
     cls.PRIMARY_TYPE: cls
     for cls in (
         PlaceOrder, CancelOrder, CancelAll, ModifyOrder, WithdrawIntent, CreateStrategy, Batch, ApproveAgent,
-        RevokeAgent, ScheduleCancel, Transfer, PlaceTrigger,
+        RevokeAgent, ScheduleCancel, Transfer, PlaceTrigger, PlaceTwap,
     )
 }
 REQUEST_TYPES_BY_ID: dict[int, type] = {cls.TYPE_ID: cls for cls in REQUEST_TYPES.values()}
 # what an approved agent may sign for its trader (AgentScope.TRADE); everything else only the trader's own key
 AGENT_SIGNABLE: frozenset[type] = frozenset(
-    (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, Batch, ScheduleCancel, PlaceTrigger)
+    (PlaceOrder, CancelOrder, CancelAll, ModifyOrder, Batch, ScheduleCancel, PlaceTrigger, PlaceTwap)
 )
 
 
@@ -736,10 +773,11 @@ def decode_entry(data: bytes) -> tuple[TraderRequest, bytes]:
 NOT_FORCED_FIELDS = ("trader", "nonce", "timestamp")
 # the request types the contract takes (contracts/modules/forced.vy): every one with static fields only (a batch is
 # as many single forced requests) but the dead man's switch, which guards live sessions, not L1 exits, and transfers
-# (a forced WithdrawIntent from each strategy reaches the same money) and triggers (an exit from L1 needs no stop)
+# (a forced WithdrawIntent from each strategy reaches the same money), triggers and TWAPs (an exit from L1 needs
+# neither)
 FORCEABLE: frozenset[type] = frozenset(
     cls for cls in REQUEST_TYPES.values()
-    if all(abi != "Action[]" for _, _, abi in cls.FIELDS) and cls not in (ScheduleCancel, Transfer, PlaceTrigger)
+    if all(abi != "Action[]" for _, _, abi in cls.FIELDS) and cls not in (ScheduleCancel, Transfer, PlaceTrigger, PlaceTwap)
 )
 
 

@@ -460,3 +460,61 @@ def test_a_strategy_holds_at_most_max_open_orders_triggers():
     for i in range(limit):
         assert accepted(trigger(d, A, BUY, 0, usd(2100) + i * 10_000, 1_000)[1])
     assert reason(trigger(d, A, BUY, 0, usd(2500), 1_000)[1]) == Reject.TOO_MANY_TRIGGERS
+
+
+# ---------------------------------------------------------------------------------------------------- TWAP
+
+
+def twap(d, who, side, size, duration, interval, limit_price=0, reduce_only=False):
+    from ddx_offchain.engine.commands import PlaceTwap
+
+    rid = d.rid()
+    return rid, d.apply(PlaceTwap(rid, who, MAIN_STRATEGY, ETHP, side, size, duration, interval, limit_price,
+                                  reduce_only))
+
+
+def test_a_twap_slices_its_size_over_sequenced_time_and_catches_up_unfilled_slices():
+    from ddx_offchain.engine.twap import slice_id
+    from ddx_offchain.engine.updates import TwapUpdate
+
+    d = funded()
+    d.order(B, SELL, usd(2010), 250_000)  # enough for the first slice only
+    tid, ups = twap(d, A, BUY, 1_000_000, 4_000, 1_000, limit_price=usd(2020))  # 4 slices of 0.25, 1 s apart
+    statuses = [(u.status, u.slices_done) for u in of_type(ups, TwapUpdate)]
+    assert statuses == [(0, 0), (1, 1)]  # placed; slice 0 runs at once (one slice done)
+    assert of_type(ups, Fill)[0].taker_order == slice_id(tid, 0)
+    assert d.engine.twaps[tid].executed == 250_000
+    assert not of_type(d.advance(999), TwapUpdate)  # slice 1 is due at +1 s
+    ups = d.advance(1)  # slice 1: nothing rests at or under 2,020 — an IOC that cancels
+    assert [u.status for u in of_type(ups, TwapUpdate)] == [1] and not of_type(ups, Fill)
+    d.order(B, SELL, usd(2015), 2_000_000)
+    ups = d.advance(2_500)  # time +3.5 s: slices 2 and 3 are due; one runs, for slice 3, catching up all of it
+    fills = of_type(ups, Fill)
+    assert [(f.taker_order, f.size) for f in fills] == [(slice_id(tid, 3), 750_000)]
+    assert [u.status for u in of_type(ups, TwapUpdate)] == [1, 2]  # the last slice, then finished
+    assert tid not in d.engine.twaps and d.engine.accounts[A + MAIN_STRATEGY + USDC].positions[ETHP].size == 1_000_000
+
+
+def test_twap_rules_reject_and_change_nothing_and_a_twap_survives_a_snapshot_and_is_cancelled_by_id():
+    from ddx_offchain.engine.commands import CancelOrder
+    from ddx_offchain.engine.twap import MAX_TWAPS
+    from ddx_offchain.engine.updates import TwapUpdate
+
+    d = funded()
+    before = items_except_cursors(d.engine)
+    assert reason(twap(d, A, BUY, 1_000_000, 500, 500)[1]) == Reject.BAD_TWAP  # interval under 1 s
+    assert reason(twap(d, A, BUY, 1_000_000, 1_000, 2_000)[1]) == Reject.BAD_TWAP  # interval above the duration
+    assert reason(twap(d, A, BUY, 1_000_000, 10_000_000, 1_000)[1]) == Reject.BAD_TWAP  # 10,000 slices
+    assert reason(twap(d, A, BUY, 1_000_000, 4_000, 1_000, limit_price=usd(2020) + 1)[1]) == Reject.BAD_TWAP
+    assert reason(twap(d, A, BUY, 1_000_001, 4_000, 1_000)[1]) == Reject.BAD_SIZE
+    assert items_except_cursors(d.engine) == before
+    ids = [twap(d, A, BUY, 1_000_000, 60_000, 1_000, limit_price=usd(1000))[0] for _ in range(MAX_TWAPS)]
+    assert reason(twap(d, A, BUY, 1_000_000, 60_000, 1_000)[1]) == Reject.TOO_MANY_TWAPS
+    restored = Driver(Engine.restore(d.engine.snapshot()))
+    assert restored.engine.state_root() == d.engine.state_root()
+    ups = restored.advance(1_000)
+    assert len([u for u in of_type(ups, TwapUpdate) if u.status == 1]) == MAX_TWAPS  # each runs its slice 1
+    gone = restored.apply(CancelOrder(restored.rid(), A, MAIN_STRATEGY, ETHP, ids[0]))
+    assert [(u.twap_id, u.status, u.reason) for u in of_type(gone, TwapUpdate)] == [(ids[0], 3, CancelReason.USER)]
+    rest = restored.cancel_all(A)
+    assert [u.twap_id for u in of_type(rest, TwapUpdate)] == ids[1:]

@@ -28,6 +28,7 @@ from ddx_offchain.engine.commands import (
     Deposit,
     FundInsurance,
     PlaceTrigger,
+    PlaceTwap,
     RevokeAgent,
 )
 from ddx_offchain.engine.commands import MAIN_STRATEGY as MAIN
@@ -81,6 +82,11 @@ def build_scenario() -> list:
     d.apply(PlaceTrigger(d.rid(), B, MAIN, market_params().market, SELL, 1, usd(1500), LIMIT, usd(1490), ONE, False,
                          False, ZERO_ID, b"stop-b".ljust(32, b"\x00")))
     d.price(usd(1900))  # mark 1,881 (the premium capped at 1 %): C's stop fires
+    # a TWAP: B sells 0.4 in two IOC slices at 1,870 or better, 1 s apart, into C's bids
+    d.order(C, BUY, usd(1880), ONE // 5)
+    d.apply(PlaceTwap(d.rid(), B, MAIN, market_params().market, SELL, 2 * ONE // 5, 2_000, 1_000, usd(1870), False))
+    d.order(C, BUY, usd(1875), ONE // 5)
+    d.advance(1_000)
     d.epoch()
     return d.log
 
@@ -128,7 +134,7 @@ def test_golden_scenario_covers_what_it_claims():
     doc = json.loads(GOLDEN.read_text())
     kinds = {u["type"] for per_command in doc["updates"] for u in per_command}
     assert {"DepositCredited", "Fill", "Liquidation", "FundingPaid", "WithdrawalUpdate", "EpochFrozen", "AgentUpdate",
-            "TriggerUpdate"} <= kinds
+            "TriggerUpdate", "TwapUpdate"} <= kinds
     fired = [u for per_command in doc["updates"] for u in per_command if u["type"] == "TriggerUpdate" and u["status"] == 1]
     assert fired, "a trigger fires in the scenario"
     assert all(per_command[0]["type"] == "Accepted" for per_command in doc["updates"])

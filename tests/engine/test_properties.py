@@ -168,6 +168,18 @@ class EngineMachine(RuleBasedStateMachine):
         self.d.apply(PlaceTrigger(self.d.rid(), who, MAIN_STRATEGY, market, side, direction, trigger_price, order_type,
                                   limit, lots * 1_000, attached, attached, group_id, b"\x00" * 32))
 
+    @rule(who=st.sampled_from(TRADERS), market=st.sampled_from(sorted(MARKETS)), side=st.sampled_from((BUY, SELL)),
+          lots=st.integers(1, 3_000), slices=st.integers(1, 6), interval=st.integers(1_000, 1_800_000),
+          offset=st.integers(-20, 20), market_slices=st.booleans())
+    def place_twap(self, who, market, side, lots, slices, interval, offset, market_slices):
+        """TWAPs whose slices run on later time advances, by limit or at market."""
+        from ddx_offchain.engine.commands import PlaceTwap
+
+        tick = MARKETS[market]
+        limit = 0 if market_slices else max(tick, self.e.markets[market].index // tick * tick + offset * tick)
+        self.d.apply(PlaceTwap(self.d.rid(), who, MAIN_STRATEGY, market, side, lots * 1_000, slices * interval,
+                               interval, limit, False))
+
     @rule(who=st.sampled_from(TRADERS), agent=st.integers(1, 3), ttl=st.integers(1, 4 * 3_600_000),
           revoke=st.booleans())
     def agents(self, who, agent, ttl, revoke):

@@ -22,6 +22,7 @@ from ddx_offchain.protocol.requests import (
     OrderType,
     PlaceOrder,
     PlaceTrigger,
+    PlaceTwap,
     Receipt,
     RequestRejected,
     RevokeAgent,
@@ -66,6 +67,7 @@ def samples():
         Transfer(TRADER, s, strategy_id("hedge"), b"\x33" * 20, 5_000_000, 12, TS),
         PlaceTrigger(TRADER, s, m, 1, 1, 1_900_000_000, OrderType.MARKET, 0, 0, True, True, b"\x07" * 32, b"\x08" * 32,
                      13, TS),
+        PlaceTwap(TRADER, s, m, 0, 5_000_000, 600_000, 60_000, 2_000_000_000, False, 14, TS),
     ]
 
 

@@ -16,6 +16,7 @@ from ddx_offchain.engine.commands import (
     ApproveAgent,
     CreateStrategy,
     PlaceTrigger,
+    PlaceTwap,
     ScheduleCancel,
     name32,
 )
@@ -53,6 +54,7 @@ def test_every_item_the_engine_writes_decodes_with_the_spec_types():
     d.apply(ScheduleCancel(d.rid(), a, name32("main"), b"\x00" * 32, 10_000))
     d.apply(PlaceTrigger(d.rid(), b, name32("main"), name32("ETHP"), SELL, 1, usd(1500), MARKET, 0, 0, True, True,
                          b"\x07" * 32, b"\x08" * 32))
+    d.apply(PlaceTwap(d.rid(), a, name32("main"), name32("ETHP"), BUY, 5 * ONE, 60_000, 1_000, usd(1900), False))
     d.epoch()
     spec = _spec_types()
     engine = d.engine
@@ -77,4 +79,4 @@ def test_every_item_the_engine_writes_decodes_with_the_spec_types():
         assert matched, f"kind {Kind(kind).name}: {len(value) // 32 - 1} field words, no §2 row decodes them"
         seen.add(kind)
     assert {Kind.TRADER, Kind.STRATEGY, Kind.POSITION, Kind.ORDER, Kind.PRICE, Kind.MARKET, Kind.SYSTEM,
-            Kind.WITHDRAWAL, Kind.BALANCE, Kind.EPOCH, Kind.AGENT, Kind.SCHEDULE, Kind.TRIGGER} <= seen
+            Kind.WITHDRAWAL, Kind.BALANCE, Kind.EPOCH, Kind.AGENT, Kind.SCHEDULE, Kind.TRIGGER, Kind.TWAP} <= seen
