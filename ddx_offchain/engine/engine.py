@@ -1112,8 +1112,14 @@ class Engine:
         if type(c.time_ms) is not int or c.time_ms <= self.time or c.time_ms >= 2**64:
             return self._reject(c, Reject.TIME_NOT_NEWER, f"time must be after {self.time}")
         self._accept(c)
+        first = not self.time
         self.time = c.time_ms
         self._emit(TimeAdvanced, c.time_ms)
+        if first:  # the clock starts (genesis time is 0): funding is owed from now on, not from 1970
+            for mid in sorted(self.markets):
+                m = self.markets[mid]
+                m.next_funding = (c.time_ms // m.funding_interval + 1) * m.funding_interval
+                self.dirty.add(m.funding_view)
         if self._due:
             self._fire_schedules()
         if self._expiring:

@@ -45,6 +45,7 @@ def genesis() -> GenesisConfig:
 
 def build_scenario() -> list:
     d = Driver(Engine(genesis()))
+    d.advance(1)  # the sequenced clock starts
     d.deposit(A, usd(250))
     d.deposit(B, usd(50_000))
     d.deposit(C, usd(50_000))

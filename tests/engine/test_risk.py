@@ -184,6 +184,7 @@ def test_mark_is_index_plus_clamped_premium():
 
 def funding_setup(index):
     d = Driver()
+    d.advance(1)  # the clock starts (funding is owed from its first advance on)
     d.deposit(A, usd(100_000))
     d.deposit(B, usd(100_000))
     d.deposit(C, usd(100_000))
@@ -210,16 +211,32 @@ def test_funding_longs_pay_shorts_rounding_to_the_fund():
 
 
 def test_funding_for_every_interval_crossed_and_not_before():
-    d = funding_setup(P)
-    assert not of_type(d.advance(3_599_999), FundingPaid)
+    d = funding_setup(P)  # time 1
+    assert not of_type(d.advance(3_599_998), FundingPaid)  # 3,599,999: one ms short of the boundary
     (fp,) = of_type(d.advance(3 * 3_600_000), FundingPaid)
     assert fp.intervals == 3
     assert d.engine.markets[ETHP].next_funding == 4 * 3_600_000
     assert reason(d.advance(0)) == Reject.TIME_NOT_NEWER
 
 
+def test_the_first_time_advance_starts_the_funding_clock_instead_of_charging_since_1970():
+    d = Driver()
+    d.deposit(A, usd(100_000))
+    d.deposit(B, usd(100_000))
+    d.price(P)
+    d.order(B, SELL, P, ONE)
+    d.order(A, BUY, P, ONE)  # positions while the sequenced time is still genesis (0)
+    now = 1_764_806_400_000  # a real clock: 490,224 funding intervals since 1970
+    ups = d.advance(now)
+    assert not of_type(ups, FundingPaid)
+    assert d.engine.markets[ETHP].next_funding == (now // 3_600_000 + 1) * 3_600_000
+    (fp,) = of_type(d.advance(3_600_000), FundingPaid)  # from then on, interval by interval
+    assert fp.intervals == 1
+
+
 def test_funding_is_capped():
     d = Driver(markets=(market_params(funding_dampener=1, funding_cap_bps=5),))
+    d.advance(1)
     d.deposit(A, usd(100_000))
     d.deposit(B, usd(100_000))
     d.price(P)
@@ -234,6 +251,7 @@ def test_funding_is_capped():
 
 def test_funding_can_liquidate():
     d = Driver(markets=(market_params(funding_dampener=1, funding_cap_bps=1_000, premium_cap_bps=1_000),))
+    d.advance(1)
     levered_long(d)
     d.order(C, BUY, usd(2100), ONE // 100)
     d.order(C, SELL, usd(2300), ONE // 100)
