@@ -19,8 +19,8 @@ Batch mixes (`batch_mixes`, one per `--batch-sizes` entry): the same mix sent as
 actions (BatchWorkload), measured against the same actions applied one by one on a second engine in the same run
 (alternate chunks), so the engine's per-command dispatch cost shows as the difference: requests/s, actions/s, CPU
 per action (apply and tree), the one-by-one peer's figures and the ratio. The run also checks that both engines did
-the same work. `trigger_mix` is the hook for a trigger-heavy mix once trigger orders exist; until then it reports
-null.
+the same work. `trigger_mix` runs a trigger-heavy mix (TriggerWorkload: stops and take-profits, frequent price updates): requests/s,
+CPU per request, the price updates' share of the time, triggers placed, fired and waiting.
 """
 
 from __future__ import annotations
@@ -61,10 +61,18 @@ from ddx_offchain.engine.commands import (  # noqa: E402
     MarketParams,
     ModifyOrder,
     PlaceOrder,
+    PlaceTrigger,
     WithdrawIntent,
     name32,
 )
-from ddx_offchain.engine.updates import Accepted, EpochFrozen, Fill, Liquidation  # noqa: E402
+from ddx_offchain.engine.updates import (  # noqa: E402
+    TRIGGER_FIRED,
+    Accepted,
+    EpochFrozen,
+    Fill,
+    Liquidation,
+    TriggerUpdate,
+)
 from ddx_offchain.protocol.requests import batch_action_id  # noqa: E402
 
 USDC = bytes.fromhex("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48")
@@ -509,13 +517,72 @@ def run_batch_mix(units: int, size: int, seed: int) -> dict:
     }
 
 
-def trigger_mix(requests: int, seed: int) -> dict | None:
-    """Hook for the trigger-heavy mix (issue 14): when trigger orders (stop-market, stop-limit, TP/SL) land in the
-    engine, generate the single mix with a share of them resting and price moves that cross their triggers (a
-    subclass of Workload overriding `request`), run it like `run` and return its figures (the same keys as a batch
-    mix: requests_per_s, cpu_us_per_request, apply/tree split, triggers fired). Until then there is nothing to
-    measure: it returns None and the JSON says null."""
-    return None
+class TriggerWorkload(Workload):
+    """The single mix with a trigger-heavy twist: a fifth of what would be resting limit orders are stops and
+    take-profits (PlaceTrigger: market or stop-limit, a few ticks to 2 % from the index, either direction), and price
+    updates are ten times as frequent, so triggers keep firing."""
+
+    def request(self, r: float, t: bytes, new_id) -> object:
+        rng = self.rng
+        if r < 0.10:
+            m, tick, _ = MARKETS[0] if rng.random() < 0.7 else MARKETS[1]
+            idx = self.index[m]
+            direction = rng.randrange(2)  # 0: fires when the mark rises to the price, 1: when it falls to it
+            off = rng.randint(1, max(2, idx * 2 // 100 // tick)) * tick
+            trigger = idx // tick * tick + (off if direction == 0 else -off)
+            side = BUY if rng.random() < 0.5 else SELL
+            if rng.random() < 0.5:
+                order_type, price = MARKET, 0
+            else:
+                order_type, price = LIMIT_IOC, trigger + (10 * tick if side == BUY else -10 * tick)
+            return PlaceTrigger(new_id(), t, MAIN_STRATEGY, m, side, direction, max(trigger, tick), order_type,
+                                max(price, 0 if order_type == MARKET else tick), rng.randint(1, 100) * 1_000, False,
+                                False, ZERO32, ZERO32)
+        if r < 0.14:  # price updates ten times as often as in the single mix
+            return super().request(0.9005, t, new_id)
+        return super().request(r, t, new_id)
+
+
+def trigger_mix(requests: int, seed: int) -> dict:
+    """The trigger-heavy mix (TriggerWorkload), applied with a root every ROOT_EVERY commands: requests/s, CPU per
+    request, how much of it the price updates (where triggers fire) take, and how many triggers were placed, fired
+    and waiting at the end."""
+    work = TriggerWorkload(seed)
+    engine = Engine(GenesisConfig(tokens=(USDC,), markets=tuple(market(n.rstrip(b"\0").decode(), t)
+                                                               for n, t, _ in MARKETS)))
+    for c in work.genesis_commands():
+        engine.apply(c)
+    engine.state_root()
+    placed = fired = 0
+    price_s = 0.0
+    done = 0
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    while done < requests:
+        work.learn(engine.orders)
+        commands = work.chunk(min(CHUNK, requests - done))
+        for k, c in enumerate(commands, start=done + 1):
+            if type(c) is IndexPrices:
+                t0 = time.perf_counter()
+                ups = engine.apply(c)
+                price_s += time.perf_counter() - t0
+                fired += sum(1 for u in ups if type(u) is TriggerUpdate and u.status == TRIGGER_FIRED)
+            else:
+                ups = engine.apply(c)
+                if type(c) is PlaceTrigger and type(ups[0]) is Accepted:
+                    placed += 1
+            if k % ROOT_EVERY == 0:
+                engine.state_root()
+        done += len(commands)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return {
+        "requests": requests,
+        "requests_per_s": round(requests / wall),
+        "cpu_us_per_request": round(cpu * 1e6 / requests, 1),
+        "price_update_share": round(price_s / wall, 3),
+        "triggers_placed": placed,
+        "triggers_fired": fired,
+        "triggers_waiting": len(engine.triggers),
+    }
 
 
 def margin_share(seed: int, sample: int) -> float:
@@ -598,7 +665,7 @@ def main() -> None:
         "target_requests_per_s": 100_000,
         "batch_mixes": [run_batch_mix(args.batch_units, int(k), args.seed) for k in args.batch_sizes.split(",")
                         if args.batch_units > 0],
-        "trigger_mix": trigger_mix(args.requests, args.seed),
+        "trigger_mix": trigger_mix(max(10_000, args.requests // 5), args.seed),
         "machine": machine_load(),
     }
     if not args.json:

@@ -50,9 +50,10 @@ def send_as(w3: Web3, key: bytes, call) -> None:
     assert receipt["status"] == 1
 
 
-def start_operator_processes(anvil: Anvil, tmp_path, procs: list[subprocess.Popen]):
-    """Deploy with `ape run deploy`, fund the operators (relayers pay gas), write their files and start OPERATORS
-    `ddx node` processes (appended to `procs`). Returns (w3, members, manifest, manifest path, cluster files)."""
+def start_operator_processes(anvil: Anvil, tmp_path, procs: list[subprocess.Popen], extra_config: str = ""):
+    """Deploy with `ape run deploy`, fund the operators (relayers pay gas), write their files (plus `extra_config`,
+    TOML appended to each) and start OPERATORS `ddx node` processes (appended to `procs`). Returns (w3, members,
+    manifest, manifest path, cluster files)."""
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     keys = sorted((os.urandom(32) for _ in range(OPERATORS)), key=lambda k: int(Account.from_key(k).address, 16))
     members = tuple(Account.from_key(k).address for k in keys)
@@ -67,7 +68,7 @@ def start_operator_processes(anvil: Anvil, tmp_path, procs: list[subprocess.Pope
         assert text.count("[chain]\n") == 1
         config.write_text(text.replace(
             "[chain]\n", f'[chain]\nrpc = "{anvil.url}"\nmanifest = "{manifest_path}"\nepoch_interval_ms = 1000\n'
-        ))
+        ) + extra_config)
     for i, config in enumerate(files.configs, start=1):
         procs.append(subprocess.Popen(
             [sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(config)],
