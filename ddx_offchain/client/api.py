@@ -75,6 +75,11 @@ class VerifiedReceipt:
     def epoch(self) -> int:
         return self.receipt.receipt.epoch
 
+    @property
+    def sender(self) -> bytes:
+        """Who signed the request: its trader, or the trader's agent (whose nonce it used)."""
+        return self.receipt.receipt.sender
+
 
 class DdxClient:
     """Talks to one or more operators' APIs (`urls`); requests fail over between them."""

@@ -96,7 +96,7 @@ class Trader:
         return self._clock_ms()
 
     def _sign(self, request) -> SignedRequest:
-        return sign_request(request, self._domain, self._key)
+        return sign_request(request, self._domain, self._key, self.signer)
 
     def _common(self, nonce: int | None) -> tuple[int, int]:
         return (self.next_nonce() if nonce is None else nonce), self._clock_ms()

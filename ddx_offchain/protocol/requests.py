@@ -20,6 +20,7 @@ from .eip712 import (
     DomainCache,
     SignatureError,
     Signer,
+    address_of,
     checksum_address,
     encode_word,
     from_json,
@@ -630,9 +631,15 @@ class SignedRequest:
         }
 
 
-def sign_request(request: TraderRequest, domain: Domain | DomainCache, private_key: bytes) -> SignedRequest:
+def sign_request(
+    request: TraderRequest, domain: Domain | DomainCache, private_key: bytes, signer: bytes | None = None
+) -> SignedRequest:
+    """Sign with `private_key`, whose address is `signer` (derived when not given): the trader's own key, or an
+    agent's signing for it."""
     digest = request.digest(domain)
-    return SignedRequest(request, sign_digest(digest, private_key), digest)
+    if signer is None:
+        signer = address_of(private_key)
+    return SignedRequest(request, sign_digest(digest, private_key), digest, signer)
 
 
 def verify_request(

@@ -254,6 +254,7 @@ def test_only_the_trader_signs_what_an_agent_may_not_and_agents_need_the_flag():
     s, m = strategy_id("main"), market_id("ETHP")
     order = PlaceOrder(TRADER, s, m, 0, OrderType.LIMIT, 5, 1, False, 1, TS)
     by_agent = sign_request(order, DOMAIN, other)
+    assert by_agent.signer == bytes.fromhex(Account.from_key(other).address[2:]) and by_agent.by_agent
     with pytest.raises(RequestRejected):
         verify_request(order, by_agent.signature, DOMAIN)  # by default the trader's own key only
     verified = verify_request(order, by_agent.signature, DOMAIN, agents=True)
