@@ -161,6 +161,43 @@ def trader_doc(view: TraderView) -> dict[str, Any]:
         "balances": [{"token": checksum_address(b.token), "withdrawable": str(b.withdrawable)} for b in view.balances],
         "withdrawable": [{"token": checksum_address(b.token), "withdrawable": str(b.withdrawable)} for b in view.balances],
         "openOrders": [order_doc(o) for o in view.open_orders],
+        "triggers": [
+            {
+                "triggerId": hex0x(g.trigger_id),
+                "strategy": hex0x(g.strategy),
+                "market": hex0x(g.market),
+                "symbol": symbol(g.market),
+                "side": str(g.side),
+                "direction": str(g.direction),
+                "triggerPrice": str(g.trigger_price),
+                "orderType": str(g.order_type),
+                "price": str(g.price),
+                "size": str(g.size),
+                "reduceOnly": g.reduce_only,
+                "attached": g.attached,
+                "group": hex0x(g.group),
+                "clientOrderId": hex0x(g.client_order_id),
+            }
+            for g in view.triggers
+        ],
+        "twaps": [
+            {
+                "twapId": hex0x(w.twap_id),
+                "strategy": hex0x(w.strategy),
+                "market": hex0x(w.market),
+                "symbol": symbol(w.market),
+                "side": str(w.side),
+                "size": str(w.size),
+                "executed": str(w.executed),
+                "slicesDone": str(w.slices_done),
+                "slices": str(w.slices),
+                "nextSlice": str(w.next_slice_ms),
+                "interval": str(w.interval_ms),
+                "limitPrice": str(w.limit_price),
+                "reduceOnly": w.reduce_only,
+            }
+            for w in view.twaps
+        ],
         "agents": [
             {
                 "agent": checksum_address(a.agent),

@@ -44,6 +44,7 @@ class _Api(msgspec.Struct, forbid_unknown_fields=True):
     max_body_bytes: int = 24_576
     max_age_ms: int = 60_000
     max_future_ms: int = 5_000
+    cancel_on_disconnect_margin_ms: int = 5_000
 
 
 class _Raft(msgspec.Struct, forbid_unknown_fields=True):
@@ -168,6 +169,7 @@ class NodeSettings:
     max_body_bytes: int
     max_age_ms: int
     max_future_ms: int
+    cancel_on_disconnect_margin_ms: int
     raft_listen: tuple[str, int]
     tls_cert_pem: bytes
     tls_key_pem: bytes
@@ -278,6 +280,9 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         max_body_bytes=_positive(doc.api.max_body_bytes, "api.max_body_bytes", 1 << 20),
         max_age_ms=_positive(doc.api.max_age_ms, "api.max_age_ms", 300_000),
         max_future_ms=_positive(doc.api.max_future_ms, "api.max_future_ms", 300_000),
+        cancel_on_disconnect_margin_ms=_positive(
+            doc.api.cancel_on_disconnect_margin_ms, "api.cancel_on_disconnect_margin_ms", 55_000
+        ),
         raft_listen=_host_port(doc.raft.listen, "raft.listen"),
         tls_cert_pem=_read(base_dir, doc.raft.cert, "raft.cert"),
         tls_key_pem=_read(base_dir, doc.raft.key, "raft.key", secret=True),

@@ -154,7 +154,8 @@ class OperatorProcess:
                 self.attach_chain(*built)
         await self.raft.start()
         app = build_app(self.node, max_body_bytes=self.settings.max_body_bytes, extra_routes=self._signature_routes,
-                        token_decimals=_token_decimals(self.settings))
+                        token_decimals=_token_decimals(self.settings),
+                        cancel_margin_ms=self.settings.cancel_on_disconnect_margin_ms)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()
         host, port = self.settings.api_listen

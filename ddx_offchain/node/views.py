@@ -105,6 +105,43 @@ class AgentView:
 
 
 @dataclass(frozen=True, slots=True)
+class TriggerView:
+    """A waiting trigger order (docs/engine.md §4.8)."""
+
+    trigger_id: bytes
+    strategy: bytes
+    market: bytes
+    side: int
+    direction: int  # 0: fires when the mark rises to trigger_price, 1: when it falls to it
+    trigger_price: int
+    order_type: int
+    price: int
+    size: int  # 0 on an attached trigger: the whole position
+    reduce_only: bool
+    attached: bool
+    group: bytes
+    client_order_id: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class TwapView:
+    """A running TWAP order (docs/engine.md §4.9)."""
+
+    twap_id: bytes
+    strategy: bytes
+    market: bytes
+    side: int
+    size: int
+    executed: int
+    slices_done: int
+    slices: int
+    next_slice_ms: int
+    interval_ms: int
+    limit_price: int
+    reduce_only: bool
+
+
+@dataclass(frozen=True, slots=True)
 class TraderView:
     trader: bytes
     known: bool
@@ -113,6 +150,8 @@ class TraderView:
     balances: list[BalanceView]
     open_orders: list[OrderView]
     agents: list[AgentView]
+    triggers: list[TriggerView] = ()
+    twaps: list[TwapView] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +309,19 @@ def trader_view(engine: Engine, trader: bytes) -> TraderView:
         AgentView(a.agent, a.strategy, a.scope, a.valid_from, a.expiry, a.expiry <= engine.time)
         for a in sorted((engine.agents[k] for k in engine.agents_of.get(trader, ())), key=lambda a: (a.agent, a.strategy))
     ]
-    return TraderView(trader, t is not None, strategies, positions, balances, orders, agents)
+    triggers = []
+    twaps = []
+    for account in accounts:
+        for i in sorted(engine.triggers_of.get(account.skey, ()), key=lambda i: engine.triggers[i].seq):
+            g = engine.triggers[i]
+            triggers.append(TriggerView(g.id, account.strategy, g.market.id, g.side, g.direction, g.trigger_price,
+                                        g.order_type, g.price, g.size, g.reduce_only, g.attached, g.group,
+                                        g.client_order_id))
+        for i in sorted(engine.twaps_of.get(account.skey, ()), key=lambda i: engine.twaps[i].seq):
+            w = engine.twaps[i]
+            twaps.append(TwapView(w.id, account.strategy, w.market.id, w.side, w.size, w.executed, w.next_slice,
+                                  w.slices, w.due, w.interval, w.limit_price, w.reduce_only))
+    return TraderView(trader, t is not None, strategies, positions, balances, orders, agents, triggers, twaps)
 
 
 def market_view(engine: Engine, market: bytes) -> MarketView | None:

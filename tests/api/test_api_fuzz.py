@@ -235,7 +235,9 @@ market_paths = st.sampled_from(
      "/v1/traders/{}/account", "/v1/traders/{}/fills", "/v1/traders/TRADER/fills?before={}",
      "/v1/traders/TRADER/orders?status={}", "/v1/traders/TRADER/orders?limit={}", "/v1/traders/TRADER/funding?before={}",
      "/v1/traders/TRADER/liquidations?limit={}", "/v1/traders/TRADER/{}", "/v1/ws?channel=book&key={}",
-     "/v1/ws?channel=book&key=" + MARKET + "&from={}", "/v1/ws?channel=book&key=" + MARKET + "&depth={}"]
+     "/v1/ws?channel=book&key=" + MARKET + "&from={}", "/v1/ws?channel=book&key=" + MARKET + "&depth={}",
+     "/v1/orders/{}", "/v1/orders?trader={}&clientOrderId=" + MARKET, "/v1/orders?trader=TRADER&clientOrderId={}",
+     "/v1/orders?trader=TRADER&strategy={}&clientOrderId=" + MARKET, "/v1/traders/TRADER/triggers?x={}"]
 )
 numbers = st.one_of(st.text(max_size=40), st.integers(-10, 10**30).map(str), st.sampled_from(["1m", "1d", "open", "0", ""]))
 

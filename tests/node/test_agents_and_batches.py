@@ -140,3 +140,23 @@ def test_the_trader_view_lists_its_agents():
 
     asyncio.run(scenario())
 
+
+
+def test_the_trader_view_lists_waiting_triggers_and_running_twaps():
+    async def scenario():
+        node, seq, adapter, alice, _, _, _ = setup()
+        stop = alice.place_trigger("ETHP", 0, 0, 2_100 * 10**6, 1_000_000, client_order_id="s1")
+        await node.service.submit(stop.to_json())
+        twap = alice.place_twap("ETHP", 0, 4_000, 600_000, 60_000, limit_price=1_000 * 10**6)
+        await node.service.submit(twap.to_json())
+        from ddx_offchain.api import render
+
+        doc = render.trader_doc(adapter.trader(alice.address))
+        (trigger,) = doc["triggers"]
+        assert (trigger["triggerId"], trigger["triggerPrice"], trigger["clientOrderId"]) == (
+            "0x" + stop.request_hash.hex(), str(2_100 * 10**6), "0x" + b"s1".ljust(32, b"\x00").hex())
+        (running,) = doc["twaps"]
+        assert (running["twapId"], running["slices"], running["slicesDone"], running["executed"]) == (
+            "0x" + twap.request_hash.hex(), "10", "1", "0")  # slice 0 ran at once; nothing offered at 1,000
+
+    asyncio.run(scenario())

@@ -96,6 +96,8 @@ def test_chain_confirmations_and_epoch_interval_override_the_network_defaults(fo
         (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nconfirmations = \"6\""), "confirmations"),
         (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nepoch_interval_ms = 99"), "chain.epoch_interval_ms"),
         (lambda t: t.replace("chain_id = 31337", "chain_id = 31337\nepoch_interval_ms = 1.5"), "epoch_interval_ms"),
+        (lambda t: t.replace('listen = "127.0.0.1:8001"', 'listen = "127.0.0.1:8001"\ncancel_on_disconnect_margin_ms = 60000'),
+         "api.cancel_on_disconnect_margin_ms"),
         # a peer without its API would leave history gaps after a snapshot install, silently
         (lambda t: t.replace('api = "http://127.0.0.1:8002"\n', ""), "peers [2]: api is required"),
     ],
