@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import http.client
+import threading
 import time
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from fakes import InMemorySequencer, RecordingEngine
 
@@ -119,3 +123,39 @@ class EngineOperator:
         from ddx_offchain.protocol.requests import encode_entry
 
         self.sequencer.append(encode_entry(signed))
+
+
+class LiveNode:
+    """The API on a real socket, its event loop in a thread, so hypothesis can drive it synchronously."""
+
+    def __init__(self, node=None) -> None:
+        self.node, self.sequencer = make_node() if node is None else node
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        self.ready.wait(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.runner = web.AppRunner(build_app(self.node))
+        self.loop.run_until_complete(self.runner.setup())
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        self.loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self.ready.set()
+        self.loop.run_forever()
+
+    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
