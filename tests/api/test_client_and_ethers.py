@@ -102,9 +102,11 @@ def test_request_signed_by_ethers_is_accepted():
     assert signature == ours.signature  # RFC 6979 on both sides: byte-identical
 
 
-@pytest.mark.parametrize("kind", ["Batch", "ApproveAgent", "RevokeAgent"])
+@pytest.mark.parametrize("kind", ["Batch", "ApproveAgent", "RevokeAgent", "ScheduleCancel", "Transfer", "PlaceTrigger",
+                                  "PlaceTwap", "PlaceOrder"])
 def test_the_new_request_types_signed_by_ethers_are_accepted(kind):
-    """ethers signs the typed data (Batch: an array of Action structs) byte-identically and the node accepts it."""
+    """ethers signs the typed data (Batch: an array of Action structs) byte-identically and the node accepts it: each
+    request type of issue 14, and PlaceOrder with its client order id and fill-or-kill."""
     from ddx_offchain.client import cancel_action, modify_action, place_action
 
     trader = Trader(KEY, DOMAIN)
@@ -115,6 +117,13 @@ def test_the_new_request_types_signed_by_ethers_are_accepted(kind):
         ]),
         "ApproveAgent": lambda: trader.approve_agent(agent, 1_900_000_000_000, strategy="main"),
         "RevokeAgent": lambda: trader.revoke_agent(agent),
+        "ScheduleCancel": lambda: trader.schedule_cancel(1_900_000_000_000, market="ETHP", strategy=None),
+        "Transfer": lambda: trader.transfer("hedge", b"\x33" * 20, 5_000_000),
+        "PlaceTrigger": lambda: trader.place_trigger("ETHP", 1, 1, 1_900_000_000, 0, attached=True, group="tpsl",
+                                                     order_type=1, price=1_890_000_000, client_order_id="sl"),
+        "PlaceTwap": lambda: trader.place_twap("ETHP", 0, 5_000_000, 600_000, 60_000, limit_price=2_010_000_000),
+        "PlaceOrder": lambda: trader.place_order("ETHP", 0, 7, 123, order_type=4, client_order_id="c-1",
+                                                 expiry_ms=0),
     }[kind]()
     signed_by_ethers = ethers({"privateKey": "0x" + KEY.hex(), "typedData": ours.request.typed_data(DOMAIN)})
     assert signed_by_ethers["signature"] == "0x" + ours.signature.hex()
