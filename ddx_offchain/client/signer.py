@@ -187,11 +187,12 @@ class Trader:
         n, ts = self._common(nonce)
         return self._sign(Transfer(self.address, _as_id(strategy), _as_id(to_strategy), token, amount, n, ts))
 
-    def batch(self, actions, *, strategy: bytes | str = MAIN, nonce: int | None = None) -> SignedRequest:
+    def batch(self, actions, *, strategy: bytes | str = MAIN, atomic: bool = False,
+              nonce: int | None = None) -> SignedRequest:
         """Up to 50 actions (place_action, cancel_action, modify_action) under one signature; action i's order id
-        is protocol.requests.batch_action_id(request_hash, i)."""
+        is protocol.requests.batch_action_id(request_hash, i). `atomic`: all or none (post-only quotes only)."""
         n, ts = self._common(nonce)
-        return self._sign(Batch(self.address, _as_id(strategy), tuple(actions), n, ts))
+        return self._sign(Batch(self.address, _as_id(strategy), tuple(actions), n, ts, atomic))
 
     def approve_agent(self, agent: bytes, expiry_ms: int, *, strategy: bytes | str | None = None,
                       nonce: int | None = None) -> SignedRequest:

@@ -97,8 +97,9 @@ ModifyOrder = trader_command(
 WithdrawIntent = trader_command(pr.WithdrawIntent, 5, "Move `amount` of free collateral to the WITHDRAWAL leaf.")
 CreateStrategy = trader_command(pr.CreateStrategy, 6, "Open a new strategy (sub-account) for the trader.")
 Batch = trader_command(
-    pr.Batch, 7, "Place/cancel/modify actions applied in order, each accepted or rejected on its own; action i's "
-    "request id (and order id) is protocol.requests.batch_action_id(request_id, i).",
+    pr.Batch, 7, "Place/cancel/modify actions applied in order, each accepted or rejected on its own (atomic: all or "
+    "none, nothing trades); action i's request id (and order id) is protocol.requests.batch_action_id(request_id, i).",
+    atomic=False,
 )
 ApproveAgent = trader_command(
     pr.ApproveAgent, 8, "Let `agent` sign the trader's trading requests for `strategy` (zero: all) until `expiry`.",

@@ -778,6 +778,8 @@ class Engine:
         actions = c.actions
         if type(actions) is not tuple or not 0 < len(actions) <= pr.MAX_BATCH_ACTIONS:
             return self._reject(c, Reject.BAD_BATCH, f"a batch carries 1..{pr.MAX_BATCH_ACTIONS} actions")
+        if c.atomic:
+            return self._atomic_batch(c)
         self._accept(c)
         for i, action in enumerate(actions):
             command = action_command(c, i, action)
@@ -785,6 +787,85 @@ class Engine:
                 self._rejected(pr.batch_action_id(c.request_id, i), "Action", Reject.MALFORMED, "unknown action kind")
                 continue
             self._handle(self._handlers[type(command)], command)
+
+    def _atomic_batch(self, c: Batch) -> None:
+        """All the actions or none (docs/engine.md §3.1). They cannot trade — places are post-only, cancels and
+        modifies name open orders (a modify a post-only one) — so what they change is the strategy's own resting
+        orders and the counters: on the first rejection that is put back exactly (orders, book levels in time
+        priority, open sizes, client ids, expiries, ordinal, order seq) and the batch is rejected as a whole."""
+        for i, action in enumerate(c.actions):
+            if action.kind == pr.ActionKind.PLACE and action.order_type != POST_ONLY:
+                return self._reject(c, Reject.BAD_BATCH, f"action {i}: an atomic batch places post-only orders only")
+            if action.kind not in (pr.ActionKind.PLACE, pr.ActionKind.CANCEL, pr.ActionKind.MODIFY):
+                return self._reject(c, Reject.MALFORMED, f"action {i}: unknown action kind")
+        accounts = [a for a in (self.accounts.get(c.trader + c.strategy + token) for token in sorted(self.ledgers))
+                    if a is not None]
+        before = {o.id: (o, o.remaining) for a in accounts for o in a.orders.values()}
+        ordinal, order_seq, start = self.ordinal, self.order_seq, len(self.out)
+        self._accept(c)
+        for i, action in enumerate(c.actions):
+            if action.kind != pr.ActionKind.PLACE:
+                target = self.orders.get(action.order_hash)
+                mine = target is not None and target.account.trader == c.trader and target.account.strategy == c.strategy
+                if not mine or (action.kind == pr.ActionKind.MODIFY and target.order_type != POST_ONLY):
+                    why = "no such open order" if not mine else "an atomic batch modifies post-only orders only"
+                    return self._undo_atomic(c, accounts, before, ordinal, order_seq, start, i, why)
+            command = action_command(c, i, action)
+            at = len(self.out)
+            self._handle(self._handlers[type(command)], command)
+            verdict = self.out[at]
+            if type(verdict) is Rejected:
+                return self._undo_atomic(c, accounts, before, ordinal, order_seq, start, i, verdict.detail)
+
+    def _undo_atomic(self, c, accounts, before, ordinal, order_seq, start, index, why) -> None:
+        accounts = accounts or [a for a in (self.accounts.get(c.trader + c.strategy + t) for t in sorted(self.ledgers))
+                                if a is not None]
+        now = {o.id: o for a in accounts for o in a.orders.values()}
+        for oid, o in now.items():  # placed by the batch: gone again
+            if oid not in before:
+                pos = o.account.positions[o.market.id]
+                if o.side == BUY:
+                    pos.open_buy -= o.remaining
+                else:
+                    pos.open_sell -= o.remaining
+                o.remaining = 0
+                del self.orders[oid]
+                del o.account.orders[oid]
+                if o.client_order_id != ZERO_ID:
+                    self.client_ids.pop(o.account.trader + o.account.strategy + o.client_order_id, None)
+                bk.unlink(o)
+        levels = set()
+        for oid, (o, remaining) in before.items():  # cancelled or replaced by the batch: back, same place in time
+            if oid in now:
+                continue
+            o.remaining = remaining
+            self.orders[oid] = o
+            o.account.orders[oid] = o
+            pos = o.account.positions[o.market.id]
+            if o.side == BUY:
+                pos.open_buy += remaining
+            else:
+                pos.open_sell += remaining
+            if o.client_order_id != ZERO_ID:
+                self.client_ids[o.account.trader + o.account.strategy + o.client_order_id] = oid
+            if o.expiry:  # its heap entry may have gone in a compaction while it was out: a second one is harmless
+                heapq.heappush(self._expiring, (o.expiry, o.seq, oid))
+            levels.add((o.market, o.side, o.price))
+        for m, side, price in levels:
+            book = m.book
+            table = book.levels[side]
+            lvl = table.get(price)
+            resting = [o for o in (lvl[0] if lvl is not None else ()) if o.remaining]
+            resting.extend(o for o, _ in before.values() if o.market is m and o.side == side and o.price == price
+                           and o.remaining and o not in resting)
+            resting.sort(key=_by_seq)
+            if lvl is None:
+                insort(book.bid_prices if side == BUY else book.ask_prices, price)
+            table[price] = [deque(resting), len(resting)]
+        self.ordinal = ordinal
+        self.order_seq = order_seq
+        del self.out[start:]
+        self._reject(c, Reject.ATOMIC_BATCH_FAILED, f"action {index}: {why}; no action applied")
 
     # ------------------------------------------------------------------------------------------ agents
 

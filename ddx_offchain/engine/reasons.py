@@ -48,6 +48,7 @@ class Reject(IntEnum):
     NO_POSITION_TO_ATTACH = 42  # an attached trigger needs a position its side reduces
     BAD_TWAP = 43  # interval under 1 s or above the duration, too many slices, or a price off the tick
     TOO_MANY_TWAPS = 44
+    ATOMIC_BATCH_FAILED = 45  # an action of an all-or-nothing batch was rejected: none of them applied
 
 
 class CancelReason(IntEnum):

@@ -365,13 +365,15 @@ def batch_action_id(request_hash: bytes, index: int) -> bytes:
 @dataclass(frozen=True, slots=True)
 class Batch(_Request):
     """Up to MAX_BATCH_ACTIONS place/cancel/modify actions of one strategy under one signature, applied in order,
-    each accepted or rejected on its own (docs/engine.md, "Batches")."""
+    each accepted or rejected on its own — or, `atomic`, all of them or none: then every place is post-only and
+    every cancel or modify names an open (for a modify: post-only) order, so nothing trades (docs/engine.md §3.1)."""
 
     trader: Address
     strategy: Bytes32
     actions: Actions
     nonce: Uint64
     timestamp: Uint64
+    atomic: Bool = False
 
     TYPE_ID: ClassVar[int] = 7
     PRIMARY_TYPE: ClassVar[str] = "Batch"
@@ -386,6 +388,8 @@ class Batch(_Request):
                 action.validate(self.trader, self.strategy)
             except RequestRejected as exc:
                 raise RequestRejected(exc.reason, f"action {i}: {exc}") from None
+            if self.atomic and action.kind == ActionKind.PLACE and action.order_type != OrderType.POST_ONLY:
+                raise RequestRejected("bad_field", f"action {i}: an atomic batch places post-only orders only")
 
 
 class AgentScope(IntEnum):

@@ -19,11 +19,11 @@ from ddx_offchain.engine.reasons import CancelReason, Reject
 from ddx_offchain.engine.updates import Accepted, AgentUpdate, Fill, OrderUpdate, Rejected
 from ddx_offchain.protocol import requests as rq
 
-A, B, AGENT = trader(1), trader(2), trader(9)
+A, B, AGENT, C_TAKER = trader(1), trader(2), trader(9), trader(3)
 
 
-def place(price, size, side=SELL, order_type=LIMIT, market=ETHP, reduce_only=False):
-    return BatchAction(0, market, side, order_type, price, size, reduce_only, ZERO_ID)
+def place(price, size, side=SELL, order_type=LIMIT, market=ETHP, reduce_only=False, cid=ZERO_ID):
+    return BatchAction(0, market, side, order_type, price, size, reduce_only, ZERO_ID, cid)
 
 
 def cancel(order_id, market=ETHP):
@@ -38,6 +38,7 @@ def funded() -> Driver:
     d = Driver()
     d.deposit(A, usd(100_000))
     d.deposit(B, usd(100_000))
+    d.deposit(C_TAKER, usd(100_000))
     d.price(usd(2000))
     return d
 
@@ -518,3 +519,62 @@ def test_twap_rules_reject_and_change_nothing_and_a_twap_survives_a_snapshot_and
     assert [(u.twap_id, u.status, u.reason) for u in of_type(gone, TwapUpdate)] == [(ids[0], 3, CancelReason.USER)]
     rest = restored.cancel_all(A)
     assert [u.twap_id for u in of_type(rest, TwapUpdate)] == ids[1:]
+
+
+# ---------------------------------------------------------------------------------------------------- atomic batches
+
+
+def test_an_atomic_batch_applies_all_its_actions_like_a_plain_one():
+    d, twin = funded(), funded()
+    for e in (d, twin):
+        e.order(A, SELL, usd(2100), 1_000_000)
+    old = next(iter(d.engine.orders))
+    actions = (cancel(old), place(usd(2090), 1_000_000, order_type=2), place(usd(1900), 500_000, side=BUY, order_type=2))
+    rid = b"\xa7" * 32
+    ups = d.apply(Batch(rid, A, MAIN_STRATEGY, actions, True))
+    plain = twin.apply(Batch(rid, A, MAIN_STRATEGY, actions))
+    assert accepted(ups) and [type(u) for u in ups] == [type(u) for u in plain]
+    assert items_except_cursors(d.engine) == items_except_cursors(twin.engine)
+
+
+def test_a_failed_atomic_batch_changes_nothing_not_even_time_priority():
+    from ddx_offchain.engine.commands import PlaceOrder
+
+    d, twin = funded(), funded()
+    for e in (d, twin):  # three asks at one level, A's in the middle (good till time 50,000)
+        e.advance(1_000)
+        e.order(B, SELL, usd(2100), 1_000_000)
+        e.apply(PlaceOrder(b"\xa0" * 32, A, MAIN_STRATEGY, ETHP, SELL, LIMIT, usd(2100), 1_000_000, False, ZERO_ID,
+                           50_000))
+        e.order(B, SELL, usd(2100), 1_000_000)
+    a_order = next(o.id for o in d.engine.orders.values() if o.account.trader == A)
+    before = items_except_cursors(d.engine)
+    ordinal = d.engine.ordinal
+    ups = d.apply(Batch(d.rid(), A, MAIN_STRATEGY, (
+        cancel(a_order),  # applied, then undone
+        place(usd(2095), 1_000_000, order_type=2, cid=b"q".ljust(32, b"\x00")),
+        place(usd(2100), 1_000_000, side=BUY, order_type=2),  # would cross the asks: rejected, so none applies
+    ), True))
+    assert reason(ups) == Reject.ATOMIC_BATCH_FAILED and len(ups) == 1 and "action 2" in ups[0].detail
+    assert d.engine.ordinal == ordinal + 1 and items_except_cursors(d.engine) == before
+    assert d.engine.order_by_client_id(A, MAIN_STRATEGY, b"q".ljust(32, b"\x00")) is None
+    # the level's time priority is intact: a taker meets the asks in the same order as on the twin
+    takes = [e.order(C_TAKER, BUY, usd(2100), 1_500_000, 1) for e in (d, twin)]
+    assert [(f.maker_order, f.size) for f in of_type(takes[0], Fill)] == \
+        [(f.maker_order, f.size) for f in of_type(takes[1], Fill)]
+    # and A's expiry still holds: its rest expires on both at 50,000
+    expired = [of_type(e.advance(49_000), OrderUpdate) for e in (d, twin)]
+    assert [(u.order_id, u.reason) for u in expired[0]] == [(a_order, CancelReason.EXPIRED)] == \
+        [(u.order_id, u.reason) for u in expired[1]]
+    assert items_except_cursors(d.engine) == items_except_cursors(twin.engine)
+
+
+def test_atomic_batches_never_trade():
+    d = funded()
+    d.order(A, SELL, usd(2100), 1_000_000, 0)
+    limit_order = next(iter(d.engine.orders))
+    assert reason(d.apply(Batch(d.rid(), A, MAIN_STRATEGY, (place(usd(2000), 1_000),), True))) == Reject.BAD_BATCH
+    ups = d.apply(Batch(d.rid(), A, MAIN_STRATEGY, (modify(limit_order, usd(2090), 1_000_000),), True))
+    assert reason(ups) == Reject.ATOMIC_BATCH_FAILED and "post-only" in ups[0].detail
+    assert reason(d.apply(Batch(d.rid(), A, MAIN_STRATEGY, (cancel(b"\x55" * 32),), True))) == \
+        Reject.ATOMIC_BATCH_FAILED

@@ -73,6 +73,16 @@ def build_scenario() -> list:
         BatchAction(2, market_params().market, 0, 0, usd(1710), ONE, False, pr.batch_action_id(batch_id, 0)),
         BatchAction(1, market_params().market, 0, 0, 0, 0, False, b"\x99" * 32),
     )))
+    # all or nothing: a quote replacement that applies, then one whose last action would cross (none applies)
+    quote_id = d.rid()
+    d.apply(Batch(quote_id, B, MAIN, (
+        BatchAction(0, market_params().market, SELL, 2, usd(2300), ONE // 10, False, ZERO_ID),
+        BatchAction(0, market_params().market, SELL, 2, usd(2310), ONE // 10, False, ZERO_ID),
+    ), True))
+    d.apply(Batch(d.rid(), B, MAIN, (
+        BatchAction(1, market_params().market, 0, 0, 0, 0, False, pr.batch_action_id(quote_id, 0)),
+        BatchAction(0, market_params().market, BUY, 2, usd(2400), ONE // 10, False, ZERO_ID),
+    ), True))
     d.apply(ApproveAgent(d.rid(), C, MAIN, trader(7), 1, d.time + 86_400_000))  # an agent for C, in the state
     d.apply(ApproveAgent(d.rid(), C, ZERO_ID, trader(8), 1, d.time + 60_000))
     d.apply(RevokeAgent(d.rid(), C, ZERO_ID, trader(8)))
@@ -138,4 +148,6 @@ def test_golden_scenario_covers_what_it_claims():
             "TriggerUpdate", "TwapUpdate"} <= kinds
     fired = [u for per_command in doc["updates"] for u in per_command if u["type"] == "TriggerUpdate" and u["status"] == 1]
     assert fired, "a trigger fires in the scenario"
-    assert all(per_command[0]["type"] == "Accepted" for per_command in doc["updates"])
+    firsts = [per_command[0] for per_command in doc["updates"]]
+    refused = [u for u in firsts if u["type"] != "Accepted"]
+    assert [(u["command"], u["reason"]) for u in refused] == [("Batch", 45)]  # only the atomic batch meant to fail

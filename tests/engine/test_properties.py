@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from engine_helpers import BTCP, ETHP, USDC, Driver, conservation, market_params, trader, usd
+from engine_helpers import BTCP, ETHP, USDC, Driver, conservation, items_except_cursors, market_params, trader, usd
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -35,6 +35,7 @@ from ddx_offchain.engine.commands import (
     PlaceOrder,
     name32,
 )
+from ddx_offchain.engine.updates import Accepted
 
 EXAMPLES = int(os.environ.get("DDX_ENGINE_EXAMPLES", "150"))
 STEPS = int(os.environ.get("DDX_ENGINE_STEPS", "50"))
@@ -119,8 +120,8 @@ class EngineMachine(RuleBasedStateMachine):
     @rule(who=st.sampled_from(TRADERS), actions=st.lists(st.tuples(
         st.sampled_from((0, 0, 1, 2, 5)), st.sampled_from(sorted(MARKETS)), st.sampled_from((BUY, SELL)),
         st.sampled_from((LIMIT, LIMIT_IOC, POST_ONLY, MARKET)), st.integers(-40, 40), st.integers(1, 3_000),
-        st.booleans(), st.integers(0, 10**6)), min_size=1, max_size=6))
-    def batch(self, who, actions):
+        st.booleans(), st.integers(0, 10**6)), min_size=1, max_size=6), atomic=st.booleans())
+    def batch(self, who, actions, atomic):
         """Batches of places, cancels and modifies (of existing orders or of the batch's own earlier places) and
         the odd unknown kind: the invariants hold after each, whatever each action's verdict."""
         from ddx_offchain.engine.commands import Batch, BatchAction
@@ -135,13 +136,17 @@ class EngineMachine(RuleBasedStateMachine):
             target = mine[pick % len(mine)].id if mine and pick % 2 else (
                 batch_action_id(rid, pick % i) if i else b"\x01" * 32)
             if kind == 0:
+                order_type = POST_ONLY if atomic else order_type  # all or nothing: quotes that never trade
                 built.append(BatchAction(0, market, side, order_type, 0 if order_type == MARKET else price,
                                          lots * 1_000, reduce_only, b"\x00" * 32))
             elif kind == 1:
                 built.append(BatchAction(1, market, 0, 0, 0, 0, False, target))
             else:
                 built.append(BatchAction(kind, market, 0, 0, price, lots * 1_000, False, target))
-        self.d.apply(Batch(rid, who, MAIN_STRATEGY, tuple(built)))
+        before = items_except_cursors(self.e) if atomic else None
+        ups = self.d.apply(Batch(rid, who, MAIN_STRATEGY, tuple(built), atomic))
+        if atomic and type(ups[0]) is not Accepted:  # all or nothing: a rejected one left every item as it was
+            assert len(ups) == 1 and items_except_cursors(self.e) == before
 
     @rule(who=st.sampled_from(TRADERS), delay=st.integers(0, 2 * 3_600_000), whole=st.booleans(),
           market=st.sampled_from([b"\x00" * 32, ETHP]))
