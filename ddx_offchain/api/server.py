@@ -159,6 +159,33 @@ def _channel_params(request: web.Request) -> FeedChannel:
     return FeedChannel(channel, key)
 
 
+def _delta_seq(delta) -> int:
+    return delta.seq
+
+
+def _ordinal(routed) -> int:
+    return routed.ordinal
+
+
+async def _pump(ws, sub, reader, sent: int, position, render_one, unit: str) -> None:
+    """Forward a feed subscription's queue to `ws` until the client leaves (`reader` ends) or the socket closes:
+    each item once, in order, skipping what `sent` (its `position`) already covered; a subscriber that fell behind
+    the queue's bound is told to resume from its last `unit`."""
+    while not ws.closed:
+        if sub.overflowed and sub.queue.empty():
+            await ws.send_json({"type": "error", "error": "slow_consumer", "detail": f"resume from your last {unit}"})
+            return
+        getter = asyncio.ensure_future(sub.queue.get())
+        done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if getter not in done:
+            getter.cancel()
+            return
+        item = getter.result()
+        if position(item) > sent:
+            await ws.send_json(render_one(item))
+            sent = position(item)
+
+
 class Api:
     def __init__(
         self,
@@ -424,11 +451,11 @@ class Api:
         """`/v1/ws?channel=book&key=<market>[&from=<seq>]`: an L2 snapshot (or, resuming, the deltas after `from`),
         then one delta per entry that changed the book (docs/api.md, "L2 book")."""
         try:
-            market = from_json("bytes32", "key", request.query.get("key"))
+            market = id32_of(request.query.get("key") or "")
         except ProtocolError as exc:
             raise ApiError("bad_query", str(exc)) from None
         if self.node.view.market(market) is None:
-            raise ApiError("unknown_market", "no such market")
+            raise _unknown_market(market)
         after = None if "from" not in request.query else _int_param(request, "from")
         depth = min(_int_param(request, "depth", 100, lo=1), MAX_BOOK_DEPTH)
         if self.node.book_feed.subscriber_count() >= self.max_subscribers:
@@ -455,19 +482,8 @@ class Api:
         try:
             for doc in first:
                 await ws.send_json(doc)
-            while sent >= 0 and not ws.closed:
-                if sub.overflowed and sub.queue.empty():
-                    await ws.send_json({"type": "error", "error": "slow_consumer", "detail": "resume from your last seq"})
-                    break
-                getter = asyncio.ensure_future(sub.queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    break
-                delta = getter.result()
-                if delta.seq > sent:
-                    await ws.send_json(render.book_delta_doc(delta))
-                    sent = delta.seq
+            if sent >= 0:
+                await _pump(ws, sub, reader, sent, _delta_seq, render.book_delta_doc, "seq")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
@@ -537,19 +553,7 @@ class Api:
                     if routed.ordinal > sent:
                         await ws.send_json(render.feed_message(routed))
                         sent = routed.ordinal
-            while not ws.closed:
-                if sub.overflowed and sub.queue.empty():
-                    await ws.send_json({"type": "error", "error": "slow_consumer", "detail": "resume from your last ordinal"})
-                    break
-                getter = asyncio.ensure_future(sub.queue.get())
-                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    break
-                routed = getter.result()
-                if routed.ordinal > sent:
-                    await ws.send_json(render.feed_message(routed))
-                    sent = routed.ordinal
+            await _pump(ws, sub, reader, sent, _ordinal, render.feed_message, "ordinal")
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

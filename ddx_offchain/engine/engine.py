@@ -338,6 +338,18 @@ class Engine:
         self._submit(c, old.side, old.order_type, c.price, c.size, old.reduce_only, old, old.client_order_id,
                      old.expiry)
 
+    def _trading_market(self, c, *, priced: bool = True):
+        """The listed, active market `c` names (with an index price, when `priced`), or None once `c` is rejected:
+        the first checks of every order-like command (orders, triggers, TWAPs)."""
+        m = self.markets.get(c.market)
+        if m is None:
+            return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+        if not m.active:
+            return self._reject(c, Reject.MARKET_INACTIVE, "market inactive")
+        if priced and not m.index:
+            return self._reject(c, Reject.NO_PRICE, "market has no index price yet")
+        return m
+
     def _index_order(self, order) -> None:
         """A resting order's client id and expiry, in the derived indexes (rebuilt from the ORDER items)."""
         cid = order.client_order_id
@@ -368,13 +380,9 @@ class Engine:
 
     def _submit(self, c, side, order_type, price, size, reduce_only, replacing, client_order_id, expiry) -> None:
         """Validate, plan the matching, check margin on the post-trade state, then (only then) execute."""
-        m = self.markets.get(c.market)
+        m = self._trading_market(c)
         if m is None:
-            return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
-        if not m.active:
-            return self._reject(c, Reject.MARKET_INACTIVE, "market inactive")
-        if not m.index:
-            return self._reject(c, Reject.NO_PRICE, "market has no index price yet")
+            return
         if side != BUY and side != SELL:
             return self._reject(c, Reject.MALFORMED, "side is 0 (buy) or 1 (sell)")
         if type(size) is not int or size <= 0 or size > MAX_QUANTITY or size % m.lot:

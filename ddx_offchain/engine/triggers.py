@@ -32,13 +32,9 @@ def _reduces(side: int, position_size: int) -> bool:
 
 def place(engine, c) -> None:
     """The PlaceTrigger handler: validate, then store the trigger."""
-    m = engine.markets.get(c.market)
+    m = engine._trading_market(c)
     if m is None:
-        return engine._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
-    if not m.active:
-        return engine._reject(c, Reject.MARKET_INACTIVE, "market inactive")
-    if not m.index:
-        return engine._reject(c, Reject.NO_PRICE, "market has no index price yet")
+        return None
     if c.side not in (BUY, SELL) or c.direction not in (RISES_TO, FALLS_TO) or c.order_type not in _FIRED_ORDER_TYPES:
         return engine._reject(c, Reject.MALFORMED, "side and direction are 0 or 1, the order type limit, IOC or market")
     if type(c.trigger_price) is not int or not 0 < c.trigger_price <= MAX_QUANTITY or c.trigger_price % m.tick:

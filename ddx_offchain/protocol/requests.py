@@ -172,6 +172,15 @@ def _check_quantity(name: str, value: int, *, positive: bool) -> None:
         raise RequestRejected("bad_field", f"{name} must be positive")
 
 
+def _check_order_price(order_type: int, price: int) -> None:
+    """A market order carries price 0, every other order a positive price."""
+    if order_type == OrderType.MARKET:
+        if price != 0:
+            raise RequestRejected("bad_field", "a market order carries price 0")
+    else:
+        _check_quantity("price", price, positive=True)
+
+
 @_spec
 @dataclass(frozen=True, slots=True)
 class PlaceOrder(_Request):
@@ -199,11 +208,7 @@ class PlaceOrder(_Request):
             raise RequestRejected("bad_field", "side must be 0 (buy) or 1 (sell)")
         if self.order_type not in tuple(OrderType):
             raise RequestRejected("bad_field", "orderType must be 0..4")
-        if self.order_type == OrderType.MARKET:
-            if self.price != 0:
-                raise RequestRejected("bad_field", "a market order carries price 0")
-        else:
-            _check_quantity("price", self.price, positive=True)
+        _check_order_price(self.order_type, self.price)
         _check_quantity("size", self.size, positive=True)
         if self.expiry and self.order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
             raise RequestRejected("bad_field", "only an order that rests (limit, post-only) carries an expiry")
@@ -526,11 +531,7 @@ class PlaceTrigger(_Request):
             raise RequestRejected("bad_field", "side and direction are 0 or 1")
         if self.order_type not in (OrderType.LIMIT, OrderType.LIMIT_IOC, OrderType.MARKET):
             raise RequestRejected("bad_field", "a trigger places a limit (0), IOC (1) or market (3) order")
-        if self.order_type == OrderType.MARKET:
-            if self.price != 0:
-                raise RequestRejected("bad_field", "a market order carries price 0")
-        else:
-            _check_quantity("price", self.price, positive=True)
+        _check_order_price(self.order_type, self.price)
         _check_quantity("triggerPrice", self.trigger_price, positive=True)
         if self.attached:
             if not self.reduce_only:
