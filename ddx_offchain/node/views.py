@@ -343,10 +343,10 @@ def order_view(o) -> OrderView:
 
 def open_order_view(engine: Engine, order_hash: bytes | None, trader: bytes | None, strategy: bytes | None,
                     client_order_id: bytes | None) -> OrderView | None:
-    if order_hash is not None:
-        order = engine.orders.get(order_hash)
-    else:
-        order = engine.order_by_client_id(trader, strategy, client_order_id)
+    if order_hash is None:  # a client order id may also name a waiting trigger: that is no open order
+        found = engine.order_by_client_id(trader, strategy, client_order_id)
+        order_hash = found.id if found is not None else None
+    order = engine.orders.get(order_hash) if order_hash is not None else None
     return order_view(order) if order is not None and order.remaining else None
 
 

@@ -27,5 +27,10 @@ def test_an_open_order_is_found_by_its_id_or_its_client_order_id_through_the_api
             assert missing.status == 404
             bad = await client.get("/v1/orders", params={"trader": "0x12"})
             assert bad.status == 400
+        stop = alice.place_trigger("ETHP", 1, 1, 1_900 * 10**6, 1_000_000, client_order_id="stop-1")
+        await node.service.submit(stop.to_json())
+        async with running(node) as client:  # a waiting trigger's client id names no open order (yet)
+            query = {"trader": render.checksum_address(alice.address), "clientOrderId": "0x" + b"stop-1".ljust(32, b"\x00").hex()}
+            assert (await client.get("/v1/orders", params=query)).status == 404
 
     asyncio.run(scenario())
