@@ -73,14 +73,22 @@ def from_json(abi_type: str, name: str, value):
             raise ProtocolError(f"{name}: mixed-case address with a wrong EIP-55 checksum")
         return raw
     if abi_type == "bytes32":
-        if not isinstance(value, str) or not _BYTES32_RE.match(value):
+        # str methods in C rather than a regex: this runs per field of every request (50 actions in a batch)
+        if type(value) is not str or len(value) != 66 or not value.startswith("0x") or not value.isascii():
             raise ProtocolError(f"{name}: expected 0x-prefixed 32-byte hex")
-        return bytes.fromhex(value[2:])
+        try:
+            raw = bytes.fromhex(value[2:])
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:  # fromhex skips whitespace: a 64-character string with spaces is short
+            raise ProtocolError(f"{name}: expected 0x-prefixed 32-byte hex")
+        return raw
     if abi_type == "bool":
         if not isinstance(value, bool):
             raise ProtocolError(f"{name}: expected true or false")
         return value
-    if not isinstance(value, str) or not _UINT_RE.match(value):
+    if type(value) is not str or not (value.isascii() and value.isdigit()) or len(value) > 78 \
+            or (value[0] == "0" and len(value) > 1):
         raise ProtocolError(f"{name}: expected an unsigned decimal integer string")
     number = int(value)
     if number >> _uint_bits(abi_type):

@@ -206,7 +206,7 @@ class PlaceOrder(_Request):
             raise RequestRejected("bad_field", "market is zero")
         if self.side not in (Side.BUY, Side.SELL):
             raise RequestRejected("bad_field", "side must be 0 (buy) or 1 (sell)")
-        if self.order_type not in tuple(OrderType):
+        if self.order_type not in _ORDER_TYPES:
             raise RequestRejected("bad_field", "orderType must be 0..4")
         _check_order_price(self.order_type, self.price)
         _check_quantity("size", self.size, positive=True)
@@ -307,6 +307,11 @@ class ActionKind(IntEnum):
     MODIFY = 2
 
 
+_ACTION_KINDS = frozenset(ActionKind)
+_ORDER_TYPES = frozenset(OrderType)
+_BOOL_WORDS = {False: b"\x00" * 32, True: (1).to_bytes(32, "big")}
+
+
 @_spec
 @dataclass(frozen=True, slots=True)
 class Action:
@@ -328,13 +333,19 @@ class Action:
     REFERENCED: ClassVar[tuple[type, ...]] = ()
 
     def struct_hash(self) -> bytes:
-        return keccak256(self.TYPEHASH + b"".join(encode_word(abi, getattr(self, a)) for a, _, abi in self.FIELDS))
+        return keccak256(self.TYPEHASH + self.words())
 
     def message_json(self) -> dict:
         return {name: to_json(abi, getattr(self, attr)) for attr, name, abi in self.FIELDS}
 
     def words(self) -> bytes:
-        return b"".join(encode_word(abi, getattr(self, attr)) for attr, _, abi in self.FIELDS)
+        """Its ten ABI words (what the struct hash and the log entry carry), written out: this runs per action."""
+        return b"".join((
+            self.kind.to_bytes(32, "big"), self.market, self.side.to_bytes(32, "big"),
+            self.order_type.to_bytes(32, "big"), self.price.to_bytes(32, "big"), self.size.to_bytes(32, "big"),
+            _BOOL_WORDS[bool(self.reduce_only)], self.order_hash, self.client_order_id,
+            self.expiry.to_bytes(32, "big"),
+        ))
 
     def single(self, trader: bytes, strategy: bytes) -> "PlaceOrder | CancelOrder | ModifyOrder":
         """The single request this action stands for (nonce and timestamp 0: the batch carries them)."""
@@ -346,7 +357,7 @@ class Action:
         return ModifyOrder(trader, strategy, self.market, self.order_hash, self.price, self.size, 0, 0)
 
     def validate(self, trader: bytes, strategy: bytes) -> None:
-        if self.kind not in tuple(ActionKind):
+        if self.kind not in _ACTION_KINDS:
             raise RequestRejected("bad_field", "action kind must be 0 (place), 1 (cancel) or 2 (modify)")
         unused = {
             ActionKind.PLACE: ("order_hash",),
@@ -527,7 +538,7 @@ class PlaceTrigger(_Request):
         _Request.validate(self)
         if self.market == ZERO32:
             raise RequestRejected("bad_field", "market is zero")
-        if self.side not in (Side.BUY, Side.SELL) or self.direction not in tuple(Direction):
+        if self.side not in (Side.BUY, Side.SELL) or self.direction not in (Direction.RISES_TO, Direction.FALLS_TO):
             raise RequestRejected("bad_field", "side and direction are 0 or 1")
         if self.order_type not in (OrderType.LIMIT, OrderType.LIMIT_IOC, OrderType.MARKET):
             raise RequestRejected("bad_field", "a trigger places a limit (0), IOC (1) or market (3) order")
