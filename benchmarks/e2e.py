@@ -4,7 +4,8 @@ signature-verification bound measured in the same run; then the same saturation 
 (`ws_receipts_per_s`); then the batched run: the same traders and load generator, each request a Batch of
 `--batch-size` place actions (one signature, one Raft entry, one receipt for the lot; docs/engine.md §3.1), at
 saturation (`batched_receipts_per_s`, `batched_actions_per_s`, and their ratio to the single requests' receipts/s of
-the same run) and at half that load (`batched_p50_ms`, `batched_p99_ms`), with CPU per action.
+the same run) and at half that load (`batched_p50_ms`, `batched_p99_ms`), with CPU per action. `latency_curve`: the
+single requests' time to receipt (p50/p99) at 10 %, 25 %, 50 % and 75 % of their saturation rate.
 
     python benchmarks/e2e.py --json                # the last line is one JSON object
     python benchmarks/e2e.py --seconds 3 --traders 64 --batch-size 50
@@ -354,6 +355,18 @@ async def run(args) -> dict:
                 latencies = await paced(leader, paced_bodies[: int(half * args.seconds)], half)
                 cpu_paced = meter.per_receipt_us(len(latencies))
                 paced_fsyncs = await leader_fsyncs(session, leader) - fsyncs_before
+                curve = []  # the latency curve (issue 11): time to receipt at a tenth, a quarter, half, three quarters
+                for fraction in (0.10, 0.25, 0.50, 0.75):
+                    if fraction == 0.50:
+                        points = latencies
+                    else:
+                        rate = receipts_per_s * fraction
+                        bodies = [b for stream in presign(args.traders, max(1, int(rate * args.seconds / args.traders) + 1))
+                                  for b in stream]
+                        points = await paced(leader, bodies[: int(rate * args.seconds)], rate)
+                    curve.append({"load": fraction, "offered_per_s": round(receipts_per_s * fraction, 1),
+                                  "p50_ms": round(percentile(points, 0.50) * 1000, 2),
+                                  "p99_ms": round(percentile(points, 0.99) * 1000, 2), "samples": len(points)})
                 ws_streams = presign(args.traders, args.per_trader)
                 meter = CpuMeter(procs, leader_index)
                 ws_done, ws_elapsed = await saturate_ws(session, leader, ws_streams, args.seconds)
@@ -372,6 +385,7 @@ async def run(args) -> dict:
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "half_load_per_s": round(half, 1),
+        "latency_curve": curve,
         "ws_receipts_per_s": round(ws_done / ws_elapsed, 1),
         "recover_us": round(t_recover * 1e6, 1),
         "cpu_us_per_receipt": cpu_http,

@@ -7,7 +7,8 @@ Workload: 100-byte proposals, a counting state machine on both sides. For each s
   proposals/s, each system's best N; the two systems are measured in alternating rounds and the ratio is the
   median of the per-round ratios (the machine's load drifts; alternation exposes both to the same drift);
 - latency (ours, and PySyncObj's for reference): an open loop at half the median saturation rate; p50/p99 from
-  submit to applied (for ours: committed on a quorum of fsync'd logs, then applied on the leader).
+  submit to applied (for ours: committed on a quorum of fsync'd logs, then applied on the leader); for ours also
+  `latency_curve`, the same at 10 %, 25 %, 50 % and 75 % of saturation.
 The load runs inside the leader process for both (ours through `RaftNode.submit`, see ddx_offchain/testing/raft_cluster/loadgen.py),
 because PySyncObj has no client protocol. Ours is also measured once through its control port from this separate
 process (an extra client protocol and a fourth busy process). PySyncObj runs with its default settings (no journal
@@ -294,6 +295,9 @@ def probe_fdatasync(directory: Path, count: int = 200) -> dict:
 
 
 # --- the run -----------------------------------------------------------------------------------------------------
+CURVE_FRACTIONS = (0.10, 0.25, 0.50, 0.75)  # of the median saturation rate, for the latency curve
+
+
 async def measure(seconds: float, windows: list[int], rounds: int, log) -> dict:
     """Alternate ours and PySyncObj `rounds` times (the machine's load drifts; alternation exposes both to the
     same drift). "Saturation" is each system's best over the offered loads in `windows` (outstanding proposals):
@@ -330,6 +334,13 @@ async def measure(seconds: float, windows: list[int], rounds: int, log) -> dict:
             throughput = statistics.median(our_rates)
             report.update(probe_fdatasync(Path(base)))
             half = await ours.paced(seconds, throughput / 2)
+            curve = []  # the latency curve (issue 11): p50/p99 at a quarter, a tenth and three quarters too
+            for fraction in CURVE_FRACTIONS:
+                point = half if fraction == 0.5 else await ours.paced(seconds, throughput * fraction)
+                curve.append({"load": fraction, "offered_per_s": round(point["offered_per_s"]),
+                              "p50_ms": round(point["p50_ms"], 3), "p99_ms": round(point["p99_ms"], 3),
+                              "samples": point["samples"]})
+            report["latency_curve"] = curve
             report.update(
                 ours_commits_per_s=round(throughput),
                 ours_rounds=[round(r) for r in our_rates],
