@@ -108,13 +108,15 @@ def replica(
     data_dir: str = typer.Option(..., "--data-dir", help="where the replica keeps its history and snapshot"),
     listen: str = typer.Option("127.0.0.1:8600", "--listen", help="HOST:PORT of the read API"),
     confirmations: int = typer.Option(6, "--confirmations", help="blocks before a sequenced chain block is checked"),
+    read_limit: str = typer.Option("200/100", "--read-limit",
+                                   help="reads per client IP: CAPACITY/PER_SECOND (a token bucket), or off"),
 ) -> None:
     """Run a public replica: follow an operator's request log, re-verify and replay it, audit every checkpoint
     against your RPC, and serve the operators' read API (books, traders, feeds, receipts, proofs). No key needed."""
     from ..daemon.replica import main
 
     raise typer.Exit(main(manifest_path=manifest, genesis_path=genesis, sources=source, rpc_url=rpc, data_dir=data_dir,
-                          listen=listen, confirmations=confirmations))
+                          listen=listen, confirmations=confirmations, read_limit=read_limit))
 
 
 devnet_app = typer.Typer(

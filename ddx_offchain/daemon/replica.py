@@ -15,8 +15,9 @@ from aiohttp import web
 from ..api.server import build_app
 from ..chain.rpc import ChainRpc
 from ..engine.config import GenesisConfig
+from ..node.rate_limits import BucketSpec
 from ..protocol.eip712 import Domain
-from ..replica.node import Replica, ReplicaFacade
+from ..replica.node import READ_LIMIT, Replica, ReplicaFacade
 
 log = logging.getLogger("ddx.replica")
 
@@ -30,6 +31,7 @@ class ReplicaSettings:
     listen: tuple[str, int]
     confirmations: int = 0
     snapshot_every: int = 10_000
+    read_limit: BucketSpec | None = READ_LIMIT  # per-IP reads (None: unlimited)
 
 
 class ReplicaProcess:
@@ -45,6 +47,7 @@ class ReplicaProcess:
             rpc=rpc,
             confirmations=settings.confirmations,
             snapshot_every=settings.snapshot_every,
+            read_limit=settings.read_limit,
         )
         self.runner: web.AppRunner | None = None
 
@@ -68,6 +71,16 @@ class ReplicaProcess:
         await self.replica.stop()
 
 
+def parse_read_limit(text: str) -> BucketSpec | None:
+    """`--read-limit CAPACITY/PER_SECOND` (reads per client IP), or `off`."""
+    if text == "off":
+        return None
+    capacity, _, refill = text.partition("/")
+    if not (capacity.isdigit() and refill.isdigit()) or int(capacity) < 1 or int(refill) < 1:
+        raise ValueError(f"--read-limit {text!r} is not CAPACITY/PER_SECOND (positive integers) or off")
+    return BucketSpec(int(capacity), int(refill))
+
+
 async def serve(settings: ReplicaSettings, rpc: ChainRpc) -> None:
     from .run import run_until_signalled
 
@@ -75,7 +88,7 @@ async def serve(settings: ReplicaSettings, rpc: ChainRpc) -> None:
 
 
 def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: str, data_dir: str, listen: str,
-         confirmations: int) -> int:
+         confirmations: int, read_limit: str = f"{READ_LIMIT.capacity}/{READ_LIMIT.refill_per_s}") -> int:
     """`ddx replica` (cli/app.py): settings from the command line; 2 on a configuration error."""
     import sys
 
@@ -94,6 +107,7 @@ def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: 
             raise ValueError(f"--listen {listen!r} is not HOST:PORT")
         if not sources:
             raise ValueError("give at least one --source (an operator's API URL)")
+        reads = parse_read_limit(read_limit)
     except (ManifestError, ConfigError, ValueError, OSError) as exc:
         print(f"ddx replica: {exc}", file=sys.stderr)
         return 2
@@ -105,6 +119,7 @@ def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: 
         sources=tuple(sources),
         listen=(host, int(port)),
         confirmations=confirmations,
+        read_limit=reads,
     )
     rpc = Web3ChainRpc(http_web3(rpc_url), manifest.exchange, shipped_abi("Exchange"))
     _event_loop_runner()(serve(settings, rpc))

@@ -25,6 +25,7 @@ from ..engine.config import GenesisConfig
 from ..engine.engine import Engine
 from ..node.engine_adapter import EngineAdapter
 from ..node.operator import OperatorNode
+from ..node.rate_limits import BucketSpec, RateLimitSettings
 from ..node.tasks import cancel_and_wait
 from ..node.views import ProofUnavailable
 from ..protocol.eip712 import Domain
@@ -84,6 +85,9 @@ class SnapshotStore:
         atomic_write(self.path, [data])
 
 
+READ_LIMIT = BucketSpec(200, 100)  # per client IP: the operators' default read bucket
+
+
 class Replica:
     def __init__(
         self,
@@ -97,7 +101,10 @@ class Replica:
         snapshot_every: int = SNAPSHOT_EVERY,
         audit_interval_s: float = 1.0,
         poll_s: float = 0.2,
+        read_limit: BucketSpec | None = READ_LIMIT,
     ) -> None:
+        """`read_limit`: the per-IP bucket every read takes a token from (a public replica serves anyone; None:
+        no limit)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         self.rpc = rpc
         engine = EngineAdapter(Engine(genesis))
@@ -110,6 +117,10 @@ class Replica:
             engine=engine,
             view=ProofGuard(engine, self.audit),
             history_path=data_dir / "history.sqlite",
+            # a replica sequences nothing: only its reads are limited
+            rate_limits=None if read_limit is None else RateLimitSettings(
+                trader=None, ip=None, connection=None, read=read_limit,
+            ),
         )
         self.follower = LogFollower(self.node.service, sources, poll_s=poll_s)
         self.node.attach(ReplicaSequencer(self.follower))
@@ -226,7 +237,7 @@ class ReplicaFacade:
         self.service, self.view, self.history, self.feeds, self.metrics = (
             node.service, node.view, node.history, node.feeds, node.metrics,
         )
-        self.rate_limiter = node.rate_limiter  # a replica sets none today
+        self.rate_limiter = node.rate_limiter  # reads only (Replica's read_limit)
         self.market_data, self.book_feed = node.market_data, node.book_feed
 
     def status(self) -> dict:
