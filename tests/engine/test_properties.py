@@ -22,6 +22,7 @@ from ddx_offchain.engine import Engine, GenesisConfig
 from ddx_offchain.engine import margin as mg
 from ddx_offchain.engine.commands import (
     BUY,
+    FILL_OR_KILL,
     LIMIT,
     LIMIT_IOC,
     MAIN_STRATEGY,
@@ -88,16 +89,31 @@ class EngineMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ rules
 
     @rule(who=st.sampled_from(TRADERS), alt=st.booleans(), market=st.sampled_from(sorted(MARKETS)),
-          side=st.sampled_from((BUY, SELL)), kind=st.sampled_from((LIMIT, LIMIT, LIMIT, LIMIT_IOC, POST_ONLY, MARKET)),
+          side=st.sampled_from((BUY, SELL)),
+          kind=st.sampled_from((LIMIT, LIMIT, LIMIT, LIMIT_IOC, POST_ONLY, MARKET, FILL_OR_KILL)),
           offset=st.integers(-40, 40), lots=st.one_of(st.integers(1, 50), st.integers(50, 8_000)),
-          reduce_only=st.booleans())
-    def place(self, who, alt, market, side, kind, offset, lots, reduce_only):
+          reduce_only=st.booleans(), cid=st.integers(0, 3), ttl=st.sampled_from((0, 0, 60_000, 3_600_000)))
+    def place(self, who, alt, market, side, kind, offset, lots, reduce_only, cid, ttl):
+        """Every order type, with client ids drawn from a small set (so they collide) and good-till-time expiries."""
         tick = MARKETS[market]
         index = self.e.markets[market].index
         price = 0 if kind == MARKET else max(tick, index // tick * tick + offset * tick)
         strategy = ALT if alt and who == TRADERS[0] else MAIN_STRATEGY
+        client_id = bytes([cid]) * 32 if cid else b"\x00" * 32
+        expiry = self.e.time + ttl if ttl and kind in (LIMIT, POST_ONLY) else 0
         self.d.apply(PlaceOrder(self.d.rid(), who, strategy, market, side, kind, price, lots * 1_000,
-                                reduce_only))
+                                reduce_only, client_id, expiry))
+
+    @rule(to_alt=st.booleans(), token=st.sampled_from((USDC, DAI)), fraction=st.integers(1, 120))
+    def transfer(self, to_alt, token, fraction):
+        """Collateral moved between the first trader's two strategies, sometimes more than is free."""
+        from ddx_offchain.engine.commands import Transfer
+
+        who = TRADERS[0]
+        source, target = (MAIN_STRATEGY, ALT) if to_alt else (ALT, MAIN_STRATEGY)
+        account = self.e.accounts.get(who + source + token)
+        amount = max(1, (account.collateral if account is not None else 1) * fraction // 100)
+        self.d.apply(Transfer(self.d.rid(), who, source, target, token, amount))
 
     @rule(maker=st.sampled_from(TRADERS), taker=st.sampled_from(TRADERS), market=st.sampled_from(sorted(MARKETS)),
           side=st.sampled_from((BUY, SELL)), offset=st.integers(-20, 20), lots=st.integers(1, 5_000),
