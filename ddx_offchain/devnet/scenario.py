@@ -1,7 +1,8 @@
 """`ddx devnet --demo`: a scripted scenario on the full devnet that shows the two clocks.
 
-Deposits on-chain → credited once confirmed; trading between three traders with receipts in milliseconds; a price
-drop that liquidates one of them; a withdrawal; the epoch's checkpoint going built → signed → submitted →
+Deposits on-chain → credited once confirmed; trading between three traders with receipts in milliseconds (alice's
+trade-only agent key quoting in an all-or-nothing batch, carol's stop-loss on her position); a price drop that
+liquidates one of them (her stop-loss goes with the position); a withdrawal; the epoch's checkpoint going built → signed → submitted →
 recorded → final in seconds; a claim with the API's proof through plain web3; a second claim paying nothing; a
 withdrawal forced through L1 (what a trader does when the operators ignore it) taken by the engine before its
 deadline; a public replica (`ddx replica`) following the operators and auditing each checkpoint.
@@ -19,7 +20,7 @@ from eth_account import Account
 
 from ..client.api import DdxClient
 from ..client.claims import LeafProof, Sender, claim, force_request
-from ..client.signer import Trader
+from ..client.signer import Trader, place_action
 from ..engine.commands import BUY, SELL, IndexPrice, IndexPrices, encode_command, name32
 from ..protocol import requests as pr
 from ..protocol.eip712 import Domain as RequestDomain
@@ -102,11 +103,24 @@ async def run_scenario(cluster: DevnetCluster, echo: Echo = print) -> dict:
         await submit("alice", traders["alice"].place_order("ETHP", SELL, CONTRACT, 2_000 * DOLLAR), "sell 1 ETHP @ 2000")
         await submit("carol", traders["carol"].place_order("ETHP", BUY, CONTRACT, 2_000 * DOLLAR), "buy 1 ETHP @ 2000 (10x leverage)")
         await submit("bob", traders["bob"].place_order("ETHP", BUY, CONTRACT, 1_850 * DOLLAR), "bid 1 ETHP @ 1850")
+        # what a market maker's bot does: a trade-only agent key quotes for alice in one all-or-nothing batch
+        agent_key = keccak256(b"ddx devnet demo alice's agent")
+        agent = Trader(agent_key, domain, trader=traders["alice"].address)
+        await submit("alice", traders["alice"].approve_agent(agent.signer, int(time.time() * 1000) + 3_600_000),
+                     "approves a trade-only agent key for an hour")
+        quotes = agent.batch([place_action("ETHP", SELL, CONTRACT // 10, price * DOLLAR, order_type=2,
+                                           client_order_id=f"ask-{price}") for price in (2_100, 2_110, 2_120)],
+                             atomic=True)
+        await submit("alice's agent", quotes, "an all-or-nothing batch of 3 post-only asks (one signature)")
+        await submit("carol", traders["carol"].place_trigger("ETHP", SELL, 1, 1_500 * DOLLAR, 0, attached=True),
+                     "stop-loss on her whole long if the mark falls to 1500")
         updates = await propose_price(1_800 * DOLLAR)
         liquidations = [u for u in updates if u.kind == "Liquidation"]
         summary["liquidations"] = len(liquidations)
+        stops_gone = [u for u in updates if u.kind == "TriggerUpdate" and u.update.status == 2]
         t("sequencing", f"index price ETHP 1800: {len(liquidations)} liquidation(s)"
-          + (" — carol's long closed against bob's bid" if liquidations else ""))
+          + (" — carol's long closed against bob's bid" if liquidations else "")
+          + (", her stop-loss cancelled with the position" if stops_gone else ""))
 
         # ---- withdrawal and checkpoint: the settlement clock -----------------------------------------------
         withdraw = 1_000 * DOLLAR

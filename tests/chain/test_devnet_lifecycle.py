@@ -100,6 +100,7 @@ def test_the_devnet_demo_scenario_shows_both_clocks(tmp_path):
         assert "forces a withdrawal" in text and "the engine took alice's forced withdrawal" in text
         assert summary["claimed"] == 1_000 * DOLLAR and summary["second_claim"] == 0
         assert "receipt #" in text and " ms " in text  # the sequencing clock, in milliseconds
+        assert "alice's agent: an all-or-nothing batch" in text and "her stop-loss cancelled with the position" in text
         for stage in ("built", "submitted", "recorded"):
             assert f"epoch {summary['epoch']} {stage}" in text
         # Stages are sampled once per checkpointer tick, so an operator can pass through one unseen: "signed" when
