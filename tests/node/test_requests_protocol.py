@@ -262,3 +262,25 @@ def test_only_the_trader_signs_what_an_agent_may_not_and_agents_need_the_flag():
     withdraw = WithdrawIntent(TRADER, s, b"\x33" * 20, 1, 2, TS)
     with pytest.raises(RequestRejected):
         verify_request(withdraw, sign_request(withdraw, DOMAIN, other).signature, DOMAIN, agents=True)
+
+
+def test_the_batch_worked_example_and_every_typehash_in_the_spec():
+    """§7.6's Batch vectors (the array encoding a third party most easily gets wrong) and the typeHash table, from the
+    code and from eth-account's independent encoder."""
+    doc = open("docs/protocol.md").read()
+    m, s = market_id("ETHP"), strategy_id("main")
+    batch = Batch(TRADER, s, (
+        Action(0, m, 0, 2, 1_999_000_000, 10, False, b"\x00" * 32, strategy_id("bid-1"), 0),
+        Action(1, m, 0, 0, 0, 0, False, b"\x42" * 32, b"\x00" * 32, 0),
+    ), 2, TS, True)
+    signed = sign_request(batch, DOMAIN, KEY)
+    theirs = Account.sign_message(encode_typed_data(full_message=batch.typed_data(DOMAIN)), KEY)
+    assert theirs.message_hash == signed.request_hash and theirs.signature == signed.signature
+    from ddx_offchain.protocol.requests import batch_action_id
+
+    for value in (Action.TYPEHASH, Batch.TYPEHASH, batch.actions[0].struct_hash(), batch.actions[1].struct_hash(),
+                  batch.struct_hash(), signed.request_hash, signed.signature, batch_action_id(signed.request_hash, 0)):
+        assert f"`0x{value.hex()}`" in doc
+    assert f"| log entry | {len(encode_entry(signed))} bytes: `0x01 0x07`" in doc
+    for name, cls in REQUEST_TYPES.items():
+        assert f"| {cls.TYPE_ID} `{name}` | `0x{cls.TYPEHASH.hex()}` |" in doc
