@@ -74,3 +74,20 @@ def test_the_js_client_suite_against_python_vectors_and_a_devnet(devnet, tmp_pat
     )
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-4000:]
     assert "# fail 0" in done.stdout or "ℹ fail 0" in done.stdout, done.stdout[-3000:]
+
+
+def test_the_devnet_prints_the_app_first_and_every_node_serves_it(devnet):
+    import re
+    import urllib.request
+
+    out = Path(devnet["outPath"]).read_text()
+    first_url = re.search(r"https?://\S+", out).group(0)
+    assert first_url == devnet["app"] == devnet["apis"][0] + "/app/"
+    assert out.index("web app: ") < out.index("operator 1: API")
+    for api in devnet["apis"]:
+        with urllib.request.urlopen(api + "/app/") as resp:
+            page = resp.read().decode()
+        assert resp.headers["Content-Type"].startswith("text/html") and '<script type="importmap">' in page
+        with urllib.request.urlopen(api + "/app/vendor/ddx-client/requests.mjs") as resp:
+            assert resp.headers["Content-Type"].startswith("text/javascript")
+            assert resp.read() == (CLIENT / "src" / "requests.mjs").read_bytes()

@@ -232,7 +232,13 @@ function describeUpdate(u) {
   const d = u.data;
   switch (u.kind) {
     case "Fill": return `Fill ${size(d.size)} @ ${price(d.price)}`;
-    case "OrderUpdate": return `Order ${d.status ?? ""}${d.reasonName ? ` (${d.reasonName})` : ""}`;
+    case "OrderUpdate": {
+      const status = ["open", "filled", "cancelled"][Number(d.status)] ?? d.status;
+      return `Order ${status}, ${size(d.remaining)} remaining${status === "cancelled" ? ` (${d.reasonName})` : ""}`;
+    }
+    case "PositionUpdate": return `Position ${size(d.size ?? "0")}`;
+    case "WithdrawalUpdate": return `Withdrawal ${money(d.amount)} (withdrawal leaf now ${money(d.cumulative)}, claimable once checkpointed)`;
+    case "StrategyUpdate": return `Collateral ${money(d.collateral)}`;
     case "Rejected": return `Rejected: ${d.reasonName ?? d.reason}${d.detail ? ` ${d.detail}` : ""}`;
     default: return u.kind;
   }
