@@ -3,7 +3,7 @@
 // page has (window.ethereum, as MetaMask injects it): it signs requests (eth_signTypedData_v4) and sends every
 // transaction (approve, deposit, claim), and the app reads the chain through it.
 import { BrowserProvider, Contract, getAddress } from "ethers";
-import { CandlestickSeries, createChart } from "lightweight-charts";
+import { CandlestickSeries, LineSeries, createChart } from "lightweight-charts";
 import {
   DdxClient, domainOf, placeOrder, cancelOrder, cancelAll, withdrawIntent, signRequest, eip1193Signer, fromUnits,
   marketUnits, toUnits, ERC20_ABI, EXCHANGE_ABI, RequestRefused,
@@ -105,11 +105,14 @@ function every(ms, fn) {
 
 // ---------------------------------------------------------------- market view
 
-let chart, candles;
+let chart, candles, markLine;
+let lastMarkTime = 0;
 function setupChart() {
   chart = createChart($("chart"), { height: 260, layout: { background: { color: "#ffffff" }, textColor: "#222" },
     timeScale: { timeVisible: true, secondsVisible: false } });
   candles = chart.addSeries(CandlestickSeries, { priceFormat: { type: "price", precision: 2, minMove: 0.01 } });
+  // the mark price as the operators sequence it (one point per ticker refresh, at the sequenced time)
+  markLine = chart.addSeries(LineSeries, { color: "#5b6473", lineWidth: 1, priceLineVisible: false, title: "mark" });
 }
 
 async function refreshCandles() {
@@ -121,6 +124,11 @@ async function refreshCandles() {
 
 async function refreshMarket() {
   const [t, trades] = await Promise.all([state.client.ticker(state.market.market), state.client.trades(state.market.market, 20)]);
+  const at = Math.floor(Number(t.time) / 1000);
+  if (t.mark && at > lastMarkTime) {
+    lastMarkTime = at;
+    markLine.update({ time: at, value: Number(price(t.mark)) });
+  }
   text($("t-index"), price(t.index));
   text($("t-mark"), price(t.mark));
   text($("t-last"), price(t.last));
@@ -400,9 +408,11 @@ function renderWithdrawals() {
 async function refreshCheckpoints() {
   const doc = await state.client.checkpoints(8);
   const now = Date.now();
+  const newestRecorded = Math.max(-1, ...doc.checkpoints.filter((c) => STAGES.indexOf(c.stage) >= 3).map((c) => Number(c.epoch)));
   const items = doc.checkpoints.map((c) => {
     const d = c.detail ?? {};
     const reached = STAGES.indexOf(c.stage);
+    const superseded = reached < 3 && Number(c.epoch) < newestRecorded;
     for (let i = 0; i <= reached; i++) {
       const key = `${c.epoch}:${STAGES[i]}`;
       if (!state.stageSeen.has(key)) state.stageSeen.set(key, now);
@@ -425,7 +435,12 @@ async function refreshCheckpoints() {
       span.textContent = (i <= reached ? "✓ " : "· ") + label;
       li.append(span);
     });
-    if (d.waiting || d.reason || d.lastError) {
+    if (superseded) {
+      const why = document.createElement("div");
+      why.className = "why";
+      why.textContent = `superseded: epoch ${newestRecorded} was recorded, and its root covers this epoch's requests`;
+      li.append(why);
+    } else if (d.waiting || d.reason || d.lastError) {
       const why = document.createElement("div");
       why.className = "why";
       why.textContent = `why not yet: ${d.waiting ?? d.reason ?? d.lastError}`;
