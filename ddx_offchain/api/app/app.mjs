@@ -135,7 +135,7 @@ async function refreshMarket() {
   text($("t-volume"), size(t.volume24h));
   text($("t-funding"), `${money(t.fundingPerUnit)} / ${money(t.predictedFundingPerUnit)}`);
   text($("t-next-funding"), clock(t.nextFundingTime));
-  if (!$("o-price").value && t.mark) $("o-price").value = price(t.mark);
+  if (!$("o-price").value && t.mark && t.mark !== "0") $("o-price").value = price(t.mark);
   fillBody($("trades"), trades.trades.map((x) => row([clock(x.time), price(x.price), size(x.size), x.takerSide])), "no trades yet");
 }
 
@@ -456,6 +456,14 @@ async function refreshCheckpoints() {
 
 // ---------------------------------------------------------------- operators
 
+/** The chain side in one cell: checkpointer state, RPC, and the watcher's deposit confirmations. */
+function chainSide(cp, rpcOk) {
+  const w = cp.watcher;
+  const deposits = w ? `; L1 head ${w.head ?? "–"}, confirmed ${w.confirmedHeight ?? "–"} (${w.confirmations} conf.), ` +
+    `${Math.max(0, (w.nextDepositSeq ?? 1) - 1)} deposits taken` : "";
+  return `${cp.state ?? "–"}${rpcOk === false ? ", RPC down" : ""}${deposits}`;
+}
+
 async function refreshOperators() {
   const results = await Promise.all(state.info.operators.map(async (o) => {
     try {
@@ -489,7 +497,7 @@ async function refreshOperators() {
     return row([
       `#${o.id}${o.api === location.origin ? " (this page)" : ""}`, r.role ?? "–", r.term ?? "–", r.leader ?? "none",
       `${r.commitIndex ?? "–"} / ${r.appliedIndex ?? "–"}`, ready.ready ? "yes" : `no (${ready.detail})`,
-      `${epoch ?? "–"} / ${recorded ?? "–"}${lag === null ? "" : ` (lag ${lag})`}`, `${cp.state ?? "–"}${rpcOk === false ? ", RPC down" : ""}`,
+      `${epoch ?? "–"} / ${recorded ?? "–"}${lag === null ? "" : ` (lag ${lag})`}`, chainSide(cp, rpcOk),
     ]);
   });
   fillBody($("operator-rows"), rows);
