@@ -5,7 +5,7 @@
 import { BrowserProvider, Contract, getAddress } from "ethers";
 import { CandlestickSeries, LineSeries, createChart } from "lightweight-charts";
 import {
-  DdxClient, domainOf, placeOrder, cancelOrder, cancelAll, withdrawIntent, signRequest, eip1193Signer, fromUnits,
+  DdxClient, domainOf, placeOrder, placeTrigger, placeTwap, cancelOrder, cancelAll, withdrawIntent, signRequest, eip1193Signer, fromUnits,
   marketUnits, toUnits, ERC20_ABI, EXCHANGE_ABI, RequestRefused,
 } from "@ddx/client";
 
@@ -82,7 +82,12 @@ async function start() {
   $("deposit-form").addEventListener("submit", (e) => { e.preventDefault(); safely("deposit", deposit); });
   $("withdraw-form").addEventListener("submit", (e) => { e.preventDefault(); safely("withdrawal", requestWithdrawal); });
   $("claim").addEventListener("click", () => safely("claim", claim));
-  $("o-type").addEventListener("change", () => { $("o-price").disabled = $("o-type").value === "3"; });
+  $("o-type").addEventListener("change", () => {
+    const kind = $("o-type").value;
+    $("o-price").disabled = kind === "3" || kind === "stop"; // market orders and stop-markets carry no price
+    $("o-trigger").disabled = kind !== "stop";
+    $("o-duration").disabled = kind !== "twap";
+  });
   every(2000, refreshMarket);
   every(5000, refreshCandles);
   every(1000, refreshCheckpoints);
@@ -285,14 +290,28 @@ function renderRequests() {
 }
 
 async function submitOrder() {
-  const orderType = Number($("o-type").value);
+  const kind = $("o-type").value;
   const side = Number($("o-side").value);
-  const req = placeOrder({
-    trader: state.address, market: state.market.market, side, orderType,
-    price: orderType === 3 ? 0n : state.units.price($("o-price").value), size: state.units.size($("o-size").value),
-    reduceOnly: $("o-reduce").checked,
-  });
-  const label = `${sideName(side)} ${$("o-size").value} ${ORDER_TYPES[orderType]}${orderType === 3 ? "" : ` @ ${$("o-price").value}`}${req.message.reduceOnly ? " reduce-only" : ""}`;
+  const base = { trader: state.address, market: state.market.market, side, size: state.units.size($("o-size").value), reduceOnly: $("o-reduce").checked };
+  const sideText = `${sideName(side)} ${$("o-size").value}`;
+  const flags = base.reduceOnly ? " reduce-only" : "";
+  let req, label;
+  if (kind === "stop") {
+    // a buy stop fires when the mark rises to the trigger, a sell stop when it falls to it (docs/protocol.md §7.1)
+    const direction = side === 0 ? 0 : 1;
+    req = placeTrigger({ ...base, direction, triggerPrice: state.units.price($("o-trigger").value), orderType: 3, price: 0n });
+    label = `${sideText} stop-market, trigger ${direction === 0 ? "≥" : "≤"} ${$("o-trigger").value}${flags}`;
+  } else if (kind === "twap") {
+    const duration = BigInt($("o-duration").value) * 1000n;
+    const interval = duration / 10n >= 1000n ? duration / 10n : 1000n;
+    const limit = $("o-price").value ? state.units.price($("o-price").value) : 0n;
+    req = placeTwap({ ...base, duration, interval, limitPrice: limit });
+    label = `${sideText} TWAP over ${$("o-duration").value} s${limit ? ` limit ${$("o-price").value}` : ""}${flags}`;
+  } else {
+    const orderType = Number(kind);
+    req = placeOrder({ ...base, orderType, price: orderType === 3 ? 0n : state.units.price($("o-price").value) });
+    label = `${sideText} ${ORDER_TYPES[orderType]}${orderType === 3 ? "" : ` @ ${$("o-price").value}`}${flags}`;
+  }
   const receipt = await submit(label, req);
   text($("order-result"), `${label}: receipt in ${Math.round(receipt.elapsedMs)} ms (request #${receipt.requestIndex})`);
 }
@@ -459,8 +478,12 @@ async function refreshCheckpoints() {
 /** The chain side in one cell: checkpointer state, RPC, and the watcher's deposit confirmations. */
 function chainSide(cp, rpcOk) {
   const w = cp.watcher;
-  const deposits = w ? `; L1 head ${w.head ?? "–"}, confirmed ${w.confirmedHeight ?? "–"} (${w.confirmations} conf.), ` +
-    `${Math.max(0, (w.nextDepositSeq ?? 1) - 1)} deposits taken` : "";
+  let deposits = "";
+  if (w && w.head !== null && w.head !== undefined) {
+    deposits = `; deposits taken ${Math.max(0, (w.nextDepositSeq ?? 1) - 1)} (L1 head ${w.head}, confirmed ${w.confirmedHeight}, ${w.confirmations} conf.)`;
+  } else if (w) {
+    deposits = `; watcher: ${w.state ?? "idle"} (the leader follows L1)`;
+  }
   return `${cp.state ?? "–"}${rpcOk === false ? ", RPC down" : ""}${deposits}`;
 }
 

@@ -178,7 +178,7 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
 
     await page.getByLabel("Side").selectOption({ label: "Buy" });
     await page.getByLabel("Type").selectOption({ label: "Immediate or cancel" });
-    await page.getByLabel("Price").fill(human);
+    await page.getByLabel("Price", { exact: true }).fill(human);
     await page.getByLabel("Size (contracts)").fill("0.01");
     await page.getByRole("button", { name: "Place order" }).click();
     const receipt = page.locator("#requests-timeline li.done .receipt-ms").first();
@@ -195,12 +195,40 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   await t.test("a resting order can be cancelled from the open orders", async () => {
     await page.getByLabel("Type").selectOption({ label: "Post-only" });
     const low = ((Number(fillPrice) - 200 * 1e6) / 1e6).toFixed(2);
-    await page.getByLabel("Price").fill(low);
+    await page.getByLabel("Price", { exact: true }).fill(low);
     await page.getByRole("button", { name: "Place order" }).click();
     const cancel = page.getByRole("button", { name: /^Cancel buy 0\.01 at/ });
     await cancel.waitFor({ timeout: 30000 });
     await cancel.click();
     await page.waitForFunction(() => /no open orders/.test(document.querySelector("#open-orders").textContent), null, { timeout: 30000 });
+  });
+
+  await t.test("a stop-market and a TWAP are signed and receipted; cancel all stops them", async () => {
+    const receipts = () => page.locator("#requests-timeline li.done").count();
+    let done = await receipts();
+    await page.getByLabel("Type").selectOption({ label: "Stop market (trigger)" });
+    assert.ok(await page.getByLabel("Price", { exact: true }).isDisabled());
+    await page.getByLabel("Side").selectOption({ label: "Sell" });
+    await page.getByLabel("Trigger price").fill(((Number(fillPrice) - 300 * 1e6) / 1e6).toFixed(2));
+    await page.getByLabel("Reduce only").check();
+    await page.getByRole("button", { name: "Place order" }).click();
+    await until((n) => document.querySelectorAll("#requests-timeline li.done").length > n, done);
+    assert.match(await page.locator("#requests-timeline li.done").first().innerText(), /sell 0\.01 stop-market, trigger ≤ .* reduce-only: receipt in \d+ ms[\s\S]*Accepted/);
+    done = await receipts();
+    await page.getByLabel("Reduce only").uncheck();
+    await page.getByLabel("Type").selectOption({ label: "TWAP" });
+    await page.getByLabel("Side").selectOption({ label: "Buy" });
+    await page.getByLabel("Price", { exact: true }).fill(((Number(fillPrice) - 400 * 1e6) / 1e6).toFixed(2));
+    await page.getByLabel("TWAP duration (s)").fill("120");
+    await page.getByRole("button", { name: "Place order" }).click();
+    await until((n) => document.querySelectorAll("#requests-timeline li.done").length > n, done);
+    assert.match(await page.locator("#requests-timeline li.done").first().innerText(), /buy 0\.01 TWAP over 120 s limit .*: receipt in \d+ ms[\s\S]*Accepted/);
+    done = await receipts();
+    await page.getByRole("button", { name: "Cancel all" }).click();
+    await until((n) => document.querySelectorAll("#requests-timeline li.done").length > n, done);
+    assert.match(await page.locator("#requests-timeline li.done").first().innerText(), /cancel all: receipt in \d+ ms/);
+    await page.getByLabel("Type").selectOption({ label: "Limit (good till cancelled)" });
+    await shot("stop-twap-cancel-all");
   });
 
   await t.test("withdraw: request, sequenced, checkpointed, claim through the wallet, paid", async () => {
