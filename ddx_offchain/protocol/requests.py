@@ -935,6 +935,7 @@ def request_schema() -> dict:
     return {
         "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION},
         "replayWindowMs": REPLAY_WINDOW_MS,
+        "notForcedFields": list(NOT_FORCED_FIELDS),
         "maxQuantity": str(MAX_QUANTITY),
         "maxBatchActions": MAX_BATCH_ACTIONS,
         "requests": {
@@ -945,6 +946,7 @@ def request_schema() -> dict:
                 "fields": fields(cls.FIELDS),
                 "referenced": [s.PRIMARY_TYPE for s in cls.REFERENCED],
                 "agentSignable": cls in AGENT_SIGNABLE,
+                "forceable": cls in FORCEABLE,  # `force_request(typeId, fields)` takes it (§6.5)
             }
             for name, cls in REQUEST_TYPES.items()
         },

@@ -12,7 +12,8 @@ from eth_account import Account
 
 from ddx_offchain.cli.request_schema import parse, render
 from ddx_offchain.protocol.eip712 import Domain
-from ddx_offchain.protocol.requests import REQUEST_TYPES, Action, Receipt, request_schema, sign_request
+from ddx_offchain.protocol.errors import ProtocolError
+from ddx_offchain.protocol.requests import REQUEST_TYPES, Action, Receipt, forced_fields, request_schema, sign_request
 
 CLIENT = REPO / "clients" / "js"
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
@@ -53,6 +54,11 @@ def write_vectors(path: Path) -> None:
         signed = sign_request(request, domain, KEY)
         requests[name] = {"typedData": request.typed_data(domain), "requestHash": "0x" + signed.request_hash.hex(),
                           "signature": "0x" + signed.signature.hex()}
+        try:
+            type_id, fields = forced_fields(request)
+            requests[name]["forced"] = {"typeId": type_id, "fields": "0x" + fields.hex()}
+        except ProtocolError:  # not forceable, or the sample breaks a field rule the contract path checks
+            pass
     operator = bytes.fromhex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80")
     receipt = Receipt(b"\x77" * 32, 42, 3, b"\x12" * 20, 9).sign(domain, operator)
     path.write_text(json.dumps({

@@ -9,6 +9,8 @@ export const EXCHANGE_ABI = [
   "function deposited(address trader, address token) view returns (uint256)",
   "function frozen() view returns (bool)",
   "function deposit(address token, uint256 amount)",
+  "function forced_count() view returns (uint256)",
+  "function force_request(uint8 request_type, bytes fields) returns (uint256)",
   "function claim(address trader, address token, uint256 cumulative, uint256 epoch, bytes32[] siblings) returns (uint256)",
 ];
 

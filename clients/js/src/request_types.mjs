@@ -7,6 +7,11 @@ export default {
   "version": "1"
  },
  "replayWindowMs": 300000,
+ "notForcedFields": [
+  "trader",
+  "nonce",
+  "timestamp"
+ ],
  "maxQuantity": "340282366920938463463374607431768211455",
  "maxBatchActions": 50,
  "requests": {
@@ -65,7 +70,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": true
   },
   "CancelOrder": {
    "typeId": 2,
@@ -98,7 +104,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": true
   },
   "CancelAll": {
    "typeId": 3,
@@ -127,7 +134,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": true
   },
   "ModifyOrder": {
    "typeId": 4,
@@ -168,7 +176,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": true
   },
   "WithdrawIntent": {
    "typeId": 5,
@@ -201,7 +210,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": false
+   "agentSignable": false,
+   "forceable": true
   },
   "CreateStrategy": {
    "typeId": 6,
@@ -226,7 +236,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": false
+   "agentSignable": false,
+   "forceable": true
   },
   "Batch": {
    "typeId": 7,
@@ -257,7 +268,8 @@ export default {
    "referenced": [
     "Action"
    ],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": false
   },
   "ApproveAgent": {
    "typeId": 8,
@@ -294,7 +306,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": false
+   "agentSignable": false,
+   "forceable": true
   },
   "RevokeAgent": {
    "typeId": 9,
@@ -323,7 +336,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": false
+   "agentSignable": false,
+   "forceable": true
   },
   "ScheduleCancel": {
    "typeId": 10,
@@ -356,7 +370,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": false
   },
   "Transfer": {
    "typeId": 11,
@@ -393,7 +408,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": false
+   "agentSignable": false,
+   "forceable": false
   },
   "PlaceTrigger": {
    "typeId": 12,
@@ -462,7 +478,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": false
   },
   "PlaceTwap": {
    "typeId": 13,
@@ -515,7 +532,8 @@ export default {
     }
    ],
    "referenced": [],
-   "agentSignable": true
+   "agentSignable": true,
+   "forceable": false
   }
  },
  "structs": {

@@ -4,7 +4,7 @@
 //   const req = placeOrder({ trader, market: "ETHP", side: 0, price: "2000000000", size: "1000000" });
 //   const doc = typedData(req, domain);          // the exact eth_signTypedData_v4 document
 //   const signed = await signRequest(signer, req, domain);   // {type, message, signature, domain, requestHash}
-import { TypedDataEncoder, Signature, getAddress, isHexString, toUtf8Bytes, hexlify, zeroPadBytes, keccak256,
+import { AbiCoder, TypedDataEncoder, Signature, getAddress, isHexString, toUtf8Bytes, hexlify, zeroPadBytes, keccak256,
   concat, toBeHex, verifyTypedData } from "ethers";
 import schema from "./request_types.mjs";
 
@@ -139,6 +139,17 @@ export const {
 export const placeAction = (f) => ({ kind: ActionKind.PLACE, ...f });
 export const cancelAction = (market, orderHash) => ({ kind: ActionKind.CANCEL, market, orderHash });
 export const modifyAction = (market, orderHash, price, size) => ({ kind: ActionKind.MODIFY, market, orderHash, price, size });
+
+/**
+ * A forced request (docs/protocol.md §6.5): what `Exchange.force_request(typeId, fields)` takes for this request —
+ * its ABI words less trader, nonce and timestamp (the L1 sender is the trader; the forced seq replaces the rest).
+ */
+export function forcedFields(request) {
+  const spec = schema.requests[request.type];
+  if (!spec.forceable) throw new RequestError(`a ${request.type} cannot be forced`);
+  const fields = spec.fields.filter((f) => !schema.notForcedFields.includes(f.name));
+  return { typeId: spec.typeId, fields: AbiCoder.defaultAbiCoder().encode(fields.map((f) => f.type), fields.map((f) => request.message[f.name])) };
+}
 
 /** The ethers `types` of a request (without EIP712Domain). */
 export function typesOf(type) {

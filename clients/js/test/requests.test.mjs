@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { Wallet } from "ethers";
 import {
   REQUEST_TYPES, buildRequest, typedData, requestHash, signRequest, requestSigner, domainOf, placeOrder, id32, nameOf,
-  RequestError, batch, placeAction, cancelAction, batchActionId, eip1193Signer, receiptSigner, schema, wireForm,
+  RequestError, batch, placeAction, forcedFields, cancelAction, batchActionId, eip1193Signer, receiptSigner, schema, wireForm,
 } from "../src/index.mjs";
 
 const KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318";
@@ -29,6 +29,7 @@ test("every request type: the same message, typed data, hash and signature as Py
   assert.ok(path, "DDX_REQUEST_VECTORS names the vectors tests/app/test_js_client.py writes from Python");
   const vectors = JSON.parse(readFileSync(path, "utf8"));
   assert.deepEqual(Object.keys(vectors.requests).sort(), [...REQUEST_TYPES].sort());
+  assert.ok(Object.values(vectors.requests).filter((v) => v.forced).length >= 3, "forced-field vectors");
   const domain = domainOf(vectors.domain.chainId, vectors.domain.verifyingContract);
   const wallet = new Wallet(vectors.privateKey);
   for (const [type, v] of Object.entries(vectors.requests)) {
@@ -39,6 +40,8 @@ test("every request type: the same message, typed data, hash and signature as Py
       assert.equal(requestHash(req, domain), v.requestHash);
       const signed = await signRequest(wallet, req, domain);
       assert.equal(signed.signature, v.signature);
+      if (v.forced) assert.deepEqual(forcedFields(req), v.forced);
+      else if (!schema.requests[type].forceable) assert.throws(() => forcedFields(req), /cannot be forced/);
     });
   }
   // and a receipt Python signed recovers to the operator

@@ -5,7 +5,7 @@
 import { BrowserProvider, Contract, getAddress } from "ethers";
 import { CandlestickSeries, LineSeries, createChart } from "lightweight-charts";
 import {
-  DdxClient, domainOf, placeOrder, placeTrigger, placeTwap, cancelOrder, cancelAll, withdrawIntent, signRequest, eip1193Signer, fromUnits,
+  DdxClient, domainOf, placeOrder, placeTrigger, placeTwap, cancelOrder, cancelAll, withdrawIntent, forcedFields, signRequest, eip1193Signer, fromUnits,
   marketUnits, toUnits, ERC20_ABI, EXCHANGE_ABI, RequestRefused,
 } from "@ddx/client";
 
@@ -82,6 +82,7 @@ async function start() {
   $("deposit-form").addEventListener("submit", (e) => { e.preventDefault(); safely("deposit", deposit); });
   $("withdraw-form").addEventListener("submit", (e) => { e.preventDefault(); safely("withdrawal", requestWithdrawal); });
   $("claim").addEventListener("click", () => safely("claim", claim));
+  $("w-force").addEventListener("click", () => safely("forced withdrawal", forceWithdrawal));
   $("o-type").addEventListener("change", () => {
     const kind = $("o-type").value;
     $("o-price").disabled = kind === "3" || kind === "stop"; // market orders and stop-markets carry no price
@@ -345,6 +346,7 @@ async function refreshAccount() {
   }), "no open orders");
   fillBody($("fills"), fills.items.map((f) => row([f.ordinal, f.side, price(f.price), size(f.size), f.role, money(f.fee)])), "no fills yet");
   const cumulative = BigInt(withdrawable.withdrawable.find((w) => w.token === state.token)?.withdrawable ?? 0);
+  await refreshForced();
   await refreshWallet(cumulative);
 }
 
@@ -384,6 +386,36 @@ async function requestWithdrawal() {
   renderWithdrawals();
 }
 
+/** The same withdrawal through the exchange contract (docs/contracts.md, forced requests): for when the operators
+ * ignore signed requests. The engine must take it with the L1 block that logged it. */
+async function forceWithdrawal() {
+  requireWallet();
+  const amount = toUnits($("w-amount").value, state.tokenDecimals);
+  const { typeId, fields } = forcedFields(withdrawIntent({ trader: state.address, token: state.token, amount, nonce: 0, timestamp: 0 }));
+  const w = { forced: true, amount, requestedAt: Date.now() };
+  state.withdrawals.unshift(w);
+  renderWithdrawals();
+  const { receipt, seconds } = await sendTx("forced withdrawal", (s) => state.exchange.connect(s).force_request(typeId, fields));
+  w.seq = await state.exchange.forced_count(); // ours is the newest forced request when its tx was mined, or older
+  w.tx = receipt.hash;
+  w.loggedSeconds = seconds;
+  notice(`Forced withdrawal logged on-chain in ${seconds.toFixed(1)} s (forced request ${w.seq}, block ${receipt.blockNumber}); the operators must take it with that block.`);
+  renderWithdrawals();
+}
+
+/** Forced withdrawals: taken once the engine's inbox count reaches their seq; the epoch then current covers them. */
+async function refreshForced() {
+  const waiting = state.withdrawals.filter((w) => w.forced && w.seq !== undefined && w.takenEpoch === undefined);
+  if (!waiting.length) return;
+  const [inbox, status] = await Promise.all([state.client.get(`/v1/inbox?trader=${state.address}`), state.client.status()]);
+  for (const w of waiting) {
+    if (BigInt(inbox.engine.forced) >= w.seq) {
+      w.takenAt = Date.now();
+      w.takenEpoch = BigInt(status.engine.epoch);
+    }
+  }
+}
+
 async function claim() {
   requireWallet();
   const proof = await state.client.withdrawalProof(state.address, state.token);
@@ -392,9 +424,18 @@ async function claim() {
     state.exchange.connect(s).claim(state.address, state.token, proof.cumulative, proof.epoch, proof.proof.siblings));
   const after = await state.erc20.balanceOf(state.address);
   const paid = after - before;
-  for (const w of state.withdrawals) if (w.receipt && !w.paid && BigInt(proof.epoch) > BigInt(w.receipt.epoch)) { w.paid = paid; w.paidAt = Date.now(); w.claimTx = receipt.hash; }
+  for (const w of state.withdrawals) {
+    const epoch = withdrawalEpoch(w);
+    if (epoch !== null && !w.paid && BigInt(proof.epoch) > epoch) { w.paid = paid; w.paidAt = Date.now(); w.claimTx = receipt.hash; }
+  }
   notice(`Claimed: ${money(paid)} paid to ${state.address} in ${seconds.toFixed(1)} s (epoch ${proof.epoch}, tx ${receipt.hash}).`);
   await refreshAccount();
+}
+
+/** The epoch a withdrawal applied in: its receipt's, or (forced) the engine's when it took it. */
+function withdrawalEpoch(w) {
+  if (w.receipt) return BigInt(w.receipt.epoch);
+  return w.takenEpoch ?? null;
 }
 
 function renderWithdrawals() {
@@ -402,14 +443,20 @@ function renderWithdrawals() {
   const items = state.withdrawals.map((w) => {
     const li = document.createElement("li");
     const steps = [];
-    steps.push(["requested", true, clock(w.requestedAt)]);
-    steps.push(["sequenced", !!w.receipt, w.receipt ? `receipt in ${Math.round(w.receipt.elapsedMs)} ms, epoch ${w.receipt.epoch}` : "waiting for a receipt"]);
-    const needed = w.receipt ? BigInt(w.receipt.epoch) + 1n : null;
+    if (w.forced) {
+      steps.push(["logged", !!w.tx, w.tx ? `on L1 in ${w.loggedSeconds.toFixed(1)} s, forced request ${w.seq}` : "waiting for the wallet"]);
+      steps.push(["taken", w.takenEpoch !== undefined, w.takenEpoch !== undefined ? `by the engine with its L1 block, epoch ${w.takenEpoch}` : "the operators must take it with its L1 block"]);
+    } else {
+      steps.push(["requested", true, clock(w.requestedAt)]);
+      steps.push(["sequenced", !!w.receipt, w.receipt ? `receipt in ${Math.round(w.receipt.elapsedMs)} ms, epoch ${w.receipt.epoch}` : "waiting for a receipt"]);
+    }
+    const applied = withdrawalEpoch(w);
+    const needed = applied === null ? null : applied + 1n;
     const checkpointed = needed !== null && recorded !== null && recorded >= needed;
     steps.push(["checkpointed", checkpointed, needed === null ? "" : checkpointed ? `epoch ${needed} recorded on-chain` : `waits for epoch ${needed} to be recorded (last recorded: ${recorded ?? "none"})`]);
     steps.push(["claimed", !!w.paid, w.paid ? `tx ${w.claimTx.slice(0, 12)}…` : checkpointed ? "claimable: use Claim with wallet" : "not yet claimable"]);
     steps.push(["paid", !!w.paid, w.paid ? `${money(w.paid)} to your wallet at ${clock(w.paidAt)}` : ""]);
-    li.append(`withdraw ${money(w.amount)}: `);
+    li.append(`${w.forced ? "forced withdrawal" : "withdraw"} ${money(w.amount)}: `);
     for (const [name, done, detail] of steps) {
       const span = document.createElement("span");
       span.className = `step ${done ? "done" : "todo"}`;

@@ -263,6 +263,22 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
     await shot("claimed-and-paid");
   });
 
+  await t.test("a forced withdrawal through L1: logged, taken by the engine, checkpointed, claimed", async () => {
+    const claimedBefore = await exchange.claimed(user.wallet.address, info.collateral);
+    const forcedBefore = await exchange.forced_count();
+    await page.getByLabel("Withdraw amount").fill("50");
+    await page.getByRole("button", { name: "Force withdrawal via L1" }).click();
+    await page.waitForSelector("#withdrawals [data-step=logged].done", { timeout: 60000 });
+    assert.equal(await exchange.forced_count(), forcedBefore + 1n);
+    await page.waitForSelector("#withdrawals [data-step=taken].done", { timeout: 60000 });
+    await page.waitForSelector("#withdrawals li:first-child [data-step=checkpointed].done", { timeout: 90000 });
+    await until(() => !document.querySelector("#claim").disabled, null, 60000);
+    await page.getByRole("button", { name: "Claim with wallet" }).click();
+    await page.waitForSelector("#withdrawals li:first-child [data-step=paid].done", { timeout: 60000 });
+    assert.equal(await exchange.claimed(user.wallet.address, info.collateral), claimedBefore + 50n * 10n ** 6n);
+    await shot("forced-withdrawal-paid");
+  });
+
   await t.test("every control is labelled and reachable by keyboard", async () => {
     const unlabelled = await page.evaluate(() => [...document.querySelectorAll("button, input, select")].filter((el) => {
       const name = el.getAttribute("aria-label") || [...(el.labels ?? [])].map((l) => l.textContent.trim()).join(" ") || el.textContent.trim();
