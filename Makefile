@@ -5,8 +5,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+APP_STAMP  := ddx_offchain/api/app/vendor/.built
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,17 +16,32 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ddx_offchain.deployment.toolchain link-vyper
 	touch $(STAMP)
 
-# ethers (an independent EIP-712 signer for the tests) and anvil (a real local node), from package-lock.json.
+# ethers (the JS client's and the app's EIP-712 signer), anvil (a real local node), lightweight-charts (the app's
+# chart) and playwright-core (drives the system chromium in the browser tests; downloads no browser), from
+# package-lock.json.
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NODE_STAMP)
 
-install: $(STAMP) $(NODE_STAMP)
+# The web app's vendor/ folder: the libraries' own ES-module builds and the JS client, copied into the package.
+$(APP_STAMP): $(NODE_STAMP) clients/js/build.mjs $(wildcard clients/js/src/*.mjs)
+	node clients/js/build.mjs
+
+install: $(STAMP) $(NODE_STAMP) $(APP_STAMP)
+
+# The browser tests drive Debian's chromium (never a browser downloaded by Playwright). Installed when make runs as
+# root with apt-get; otherwise this says so and tests/app/test_browser.py fails with the same advice.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [ -n "$$DDX_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	      || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
+	  else echo "chromium is not installed and this is not root: run 'sudo apt-get install chromium' (the browser tests need it)"; fi; }
 
 demo: install
 	$(VENV)/bin/ddx devnet --demo
 
-test: install
+test: install browser
 	$(PY) -m pytest -q
 
 bench: install

@@ -13,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any, Protocol
 
 import msgspec
@@ -29,7 +30,7 @@ from ..node.node_metrics import CONTENT_TYPE, NodeMetrics
 from ..node.rate_limits import RateLimiter
 from ..node.service import OperatorService, ReceiptRecord
 from ..node.views import ExchangeView
-from ..protocol.eip712 import from_json
+from ..protocol.eip712 import checksum_address, from_json
 from ..protocol.errors import ProtocolError
 from ..protocol.names import id32_of
 from . import render
@@ -49,6 +50,12 @@ TRADER_HISTORY_KINDS = {
 }
 ORDER_STATUSES = ("open", "filled", "cancelled")
 _DECIMAL = re.compile(r"^[0-9]{1,18}$")
+# The web app (docs/app.md): static files shipped in the package; vendor/ is filled at install time from the npm
+# dependencies pinned in package-lock.json and the JS client (clients/js/build.mjs), never from a CDN.
+APP_DIR = Path(__file__).resolve().parent / "app"
+APP_BUILT_STAMP = "vendor/.built"
+APP_TYPES = {".html": "text/html", ".mjs": "text/javascript", ".js": "text/javascript", ".css": "text/css",
+             ".json": "application/json", ".svg": "image/svg+xml", ".png": "image/png", ".txt": "text/plain"}
 
 
 class NodeFacade(Protocol):
@@ -90,6 +97,20 @@ def _json_bytes(body: bytes, status: int = 200, headers: dict[str, str] | None =
 
 def _error(status: int, reason: str, detail: str) -> web.Response:
     return web.json_response({"error": reason, "detail": detail}, status=status)
+
+
+@web.middleware
+async def _cors(request: web.Request, handler):
+    """Every document here is public and every write is a signed request, so any page may read and submit
+    (the app of one operator reads its peers' status; no cookies or credentials are ever involved)."""
+    if request.method == "OPTIONS" and request.headers.get("Access-Control-Request-Method"):
+        return web.Response(status=204, headers={
+            "Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST",
+            "Access-Control-Allow-Headers": "content-type", "Access-Control-Max-Age": "600"})
+    response = await handler(request)
+    if not response.prepared:  # a WebSocket or a file already sent its headers
+        response.headers.setdefault("Access-Control-Allow-Origin", "*")
+    return response
 
 
 @web.middleware
@@ -194,8 +215,10 @@ class Api:
         max_body_bytes: int = MAX_BODY_BYTES,
         token_decimals: dict[bytes, int] | None = None,
         cancels: DisconnectCancels | None = None,
+        info: dict[str, Any] | None = None,
     ) -> None:
         self.node = node
+        self.info = info or {}
         self.token_decimals = token_decimals or {}
         self.max_subscribers = max_subscribers
         self.max_body_bytes = max_body_bytes
@@ -507,6 +530,33 @@ class Api:
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=self.node.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
 
+    async def get_info(self, request: web.Request) -> web.Response:
+        """The deployment this node serves: what a wallet app needs before it can sign (docs/app.md)."""
+        service = self.node.service
+        doc = {
+            "chainId": render.integer(service.domain.chain_id),
+            "exchange": checksum_address(service.domain.verifying_contract),
+            "operator": None if service.operator_address is None else checksum_address(service.operator_address),
+            "operators": [],
+            "collateral": [{"token": checksum_address(t), "decimals": render.integer(d)} for t, d in self.token_decimals.items()],
+        }
+        return web.json_response(doc | self.info)
+
+    async def app_file(self, request: web.Request) -> web.StreamResponse:
+        """`/app/…`: the single-page app's files (index.html for `/app/`)."""
+        name = request.match_info["path"] or "index.html"
+        path = (APP_DIR / name).resolve()
+        if not path.is_relative_to(APP_DIR) or not path.is_file() or path.name.startswith("."):
+            raise web.HTTPNotFound()
+        if not (APP_DIR / APP_BUILT_STAMP).exists():
+            return _error(503, "app_not_built", "the app's vendored modules are missing: run `make install` "
+                          "(npm ci, then node clients/js/build.mjs)")
+        content_type = APP_TYPES.get(path.suffix, "application/octet-stream")
+        return web.FileResponse(path, headers={"Content-Type": content_type, "Cache-Control": "no-cache"})
+
+    async def app_root(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound("/app/")
+
     async def openapi(self, request: web.Request) -> web.Response:
         text = resources.files("ddx_offchain.api").joinpath("openapi.json").read_text()
         return web.Response(text=text, content_type="application/json")
@@ -595,15 +645,17 @@ def build_app(
     token_decimals: dict[bytes, int] | None = None,
     cancel_margin_ms: int = MARGIN_MS,
     cancels: DisconnectCancels | None = None,
+    info: dict[str, Any] | None = None,
 ) -> web.Application:
     """`extra_routes`: more aiohttp routes served beside these (the chain side's checkpoint-signature route).
     `max_body_bytes` bounds a request body (HTTP) and the request inside a WebSocket frame. `token_decimals`: the
     collateral tokens' decimals (from the deployment manifest), rendered with each market as `tokenDecimals`.
-    `cancels`: the request channel's cancel-on-disconnect switches (default: made here with `cancel_margin_ms`)."""
+    `cancels`: the request channel's cancel-on-disconnect switches (default: made here with `cancel_margin_ms`).
+    `info`: what `/v1/info` adds to the node's domain and key (the operators' APIs)."""
     if cancels is None:
         cancels = DisconnectCancels(node.service, node.metrics, margin_ms=cancel_margin_ms)
-    api = Api(node, max_subscribers, max_body_bytes, token_decimals, cancels)
-    app = web.Application(middlewares=[_json_errors, api.limit_reads], client_max_size=max_body_bytes)
+    api = Api(node, max_subscribers, max_body_bytes, token_decimals, cancels, info)
+    app = web.Application(middlewares=[_cors, _json_errors, api.limit_reads], client_max_size=max_body_bytes)
     app.on_shutdown.append(api.on_shutdown)
     app.add_routes(
         [
@@ -640,6 +692,9 @@ def build_app(
             web.get("/readyz", api.readyz),
             web.get("/metrics", api.metrics),
             web.get("/v1/openapi.json", api.openapi),
+            web.get("/v1/info", api.get_info),
+            web.get("/app", api.app_root),
+            web.get("/app/{path:.*}", api.app_file),
             *extra_routes,
         ]
     )

@@ -153,8 +153,9 @@ class OperatorProcess:
             if built is not None:
                 self.attach_chain(*built)
         await self.raft.start()
+        operators = [{"id": str(i), "api": url} for i, url in sorted(self.settings.api_urls.items())]
         app = build_app(self.node, max_body_bytes=self.settings.max_body_bytes, extra_routes=self._signature_routes,
-                        token_decimals=_token_decimals(self.settings),
+                        token_decimals=_token_decimals(self.settings), info={"operators": operators},
                         cancel_margin_ms=self.settings.cancel_on_disconnect_margin_ms)
         self.runner = web.AppRunner(app, access_log=None)
         await self.runner.setup()

@@ -69,6 +69,7 @@ def _describe(cluster: DevnetCluster, feeds: OracleFeeds, choice: ChainChoice, f
         "collateralDecimals": 6,
         "manifest": str(manifests[-1]) if manifests else None,
         "genesis": str(root / "operators" / "genesis.json"),
+        "app": f"{cluster.api_urls[0]}/app/",
         "apis": list(cluster.api_urls),
         "aggregators": {m: a.address for m, a in (feeds.oracle.aggregators.items() if feeds.oracle else [])},
         "devAccounts": [{"address": a, "privateKey": k} for a, k in dev_accounts(DEV_ACCOUNTS_SHOWN)]
@@ -83,7 +84,9 @@ async def _run(
     epoch_seconds: float, confirmations: int | None, root: Path, ape_deploy: bool, echo: Echo
 ) -> int:
     choice = _choose_chain(demo=demo, rpc_url=rpc_url, embedded=embedded, rpc_port=rpc_port, root=root, echo=echo)
-    where = f"chain at {choice.rpc_url}" if choice.rpc_url else "embedded py-evm chain"
+    # the web app's URL is the first one printed (once the operators have ports); anvil's comes with the welcome
+    where = ("a local anvil chain" if choice.anvil is not None else f"chain at {choice.rpc_url}" if choice.rpc_url
+             else "embedded py-evm chain")
     echo(f"starting the devnet in {root}: {where}, {operators} operators")
     # Outside the demo (which moves prices itself, to show a liquidation), prices come from a mock Chainlink
     # aggregator on the devnet's chain, read by every operator's own feed and moved by a random walk.
@@ -94,6 +97,8 @@ async def _run(
             root, operators=operators, rpc_url=choice.rpc_url, epoch_interval_s=epoch_seconds,
             confirmations=confirmations, deploy_with_ape=ape_deploy, echo=echo, price_feeds=None if demo else feeds,
         )
+        echo(f"web app: {cluster.api_urls[0]}/app/  (open this first: market, wallet, the two clocks, operators; "
+             f"every operator serves it)")
         echo(f"exchange {cluster.manifest.exchange} (chain {cluster.manifest.chain_id}), collateral {cluster.token.address}")
         for i, (url, running) in enumerate(zip(cluster.api_urls, cluster.nodes), start=1):
             host, port = running.settings.raft_listen
@@ -102,6 +107,8 @@ async def _run(
             from .scenario import run_scenario
 
             await run_scenario(cluster, echo)
+            echo("to do these steps yourself in a browser with your wallet: run `ddx devnet` and open the web app "
+                 "URL it prints first (docs/app.md)")
             return 0
         funded = [a for a, _ in dev_accounts(DEV_ACCOUNTS_SHOWN)] if choice.anvil is not None else []
         for address in funded + list(fund):
@@ -134,6 +141,7 @@ async def _run(
 
 
 def _print_welcome(info: dict, echo: Echo) -> None:
+    echo(f"web app {info['app']}: connect a wallet on the JSON-RPC below (a dev account's key, or fund your own)")
     if info["rpc"]:
         echo(f"JSON-RPC {info['rpc']}  chain id {info['chainId']}  (add it to a wallet as a custom network)")
     else:

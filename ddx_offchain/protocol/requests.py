@@ -16,6 +16,8 @@ from enum import IntEnum
 from typing import Annotated, ClassVar, get_type_hints
 
 from .eip712 import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
     Domain,
     DomainCache,
     SignatureError,
@@ -934,3 +936,41 @@ def verify_receipt(signed: SignedReceipt, domain: Domain | DomainCache, operator
     if operator not in operators:
         raise ProtocolError(f"receipt signed by {checksum_address(operator)}, not a known operator")
     return operator
+
+
+# ---------------------------------------------------------------- the request types as data (for other languages)
+
+def request_schema() -> dict:
+    """Every request type, the Action struct, the Receipt and the enums as one JSON-able document: what a client in
+    another language generates its typed-data builders from (clients/js/src/request_types.json is this document; a
+    test keeps the two equal). Field lists are in type-string order, named as in the signed message."""
+
+    def fields(spec) -> list[dict]:
+        return [{"name": name, "type": abi} for _, name, abi in spec]
+
+    return {
+        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION},
+        "replayWindowMs": REPLAY_WINDOW_MS,
+        "notForcedFields": list(NOT_FORCED_FIELDS),
+        "maxQuantity": str(MAX_QUANTITY),
+        "maxBatchActions": MAX_BATCH_ACTIONS,
+        "requests": {
+            name: {
+                "typeId": cls.TYPE_ID,
+                "typeString": cls.TYPE_STRING,
+                "typeHash": "0x" + cls.TYPEHASH.hex(),
+                "fields": fields(cls.FIELDS),
+                "referenced": [s.PRIMARY_TYPE for s in cls.REFERENCED],
+                "agentSignable": cls in AGENT_SIGNABLE,
+                "forceable": cls in FORCEABLE,  # `force_request(typeId, fields)` takes it (§6.5)
+            }
+            for name, cls in REQUEST_TYPES.items()
+        },
+        "structs": {"Action": {"typeString": Action.TYPE_STRING, "fields": fields(Action.FIELDS)}},
+        "receipt": {"typeString": RECEIPT_TYPE_STRING, "typeHash": "0x" + RECEIPT_TYPEHASH.hex(),
+                    "fields": fields(RECEIPT_FIELDS)},
+        "enums": {
+            enum.__name__: {member.name: member.value for member in enum}
+            for enum in (Side, OrderType, ActionKind, AgentScope, Direction)
+        },
+    }
