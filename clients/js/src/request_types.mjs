@@ -241,8 +241,8 @@ export default {
   },
   "Batch": {
    "typeId": 7,
-   "typeString": "Batch(address trader,bytes32 strategy,Action[] actions,uint64 nonce,uint64 timestamp)Action(uint8 kind,bytes32 market,uint8 side,uint8 orderType,uint256 price,uint256 size,bool reduceOnly,bytes32 orderHash,bytes32 clientOrderId,uint64 expiry)",
-   "typeHash": "0x727fc44e221496858b85c0ae36673d41956210ba2ccaade9d037531d36528324",
+   "typeString": "Batch(address trader,bytes32 strategy,Action[] actions,uint64 nonce,uint64 timestamp,bool atomic)Action(uint8 kind,bytes32 market,uint8 side,uint8 orderType,uint256 price,uint256 size,bool reduceOnly,bytes32 orderHash,bytes32 clientOrderId,uint64 expiry)",
+   "typeHash": "0x0b24a24e72fce651b88dd871bf00c36479dc7f8bf950934c8ed6c45833ef9697",
    "fields": [
     {
      "name": "trader",
@@ -263,6 +263,10 @@ export default {
     {
      "name": "timestamp",
      "type": "uint64"
+    },
+    {
+     "name": "atomic",
+     "type": "bool"
     }
    ],
    "referenced": [

@@ -86,7 +86,7 @@ function encodeField(name, abi, value) {
 // Fields a builder may leave out: what the Python SDK defaults too (zero ids and times, limit GTC, not reduce-only).
 const DEFAULTS = {
   strategy: "main", orderType: 0, reduceOnly: false, clientOrderId: ZERO32, expiry: 0, attached: false, group: ZERO32,
-  limitPrice: 0, orderHash: ZERO32, side: 0, price: 0, size: 0, kind: 0,
+  limitPrice: 0, orderHash: ZERO32, side: 0, price: 0, size: 0, kind: 0, atomic: false,
 };
 
 function encodeStruct(type, fields, values, where = type) {

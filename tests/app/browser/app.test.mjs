@@ -213,6 +213,8 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
     await page.getByLabel("Reduce only").check();
     await page.getByRole("button", { name: "Place order" }).click();
     await until((n) => document.querySelectorAll("#requests-timeline li.done").length > n, done);
+    // the receipt comes first, its execution updates (the Accepted) a moment later on the feed
+    await until(() => /Accepted|Rejected/.test(document.querySelector("#requests-timeline li.done").innerText));
     assert.match(await page.locator("#requests-timeline li.done").first().innerText(), /sell 0\.01 stop-market, trigger ≤ .* reduce-only: receipt in \d+ ms[\s\S]*Accepted/);
     done = await receipts();
     await page.getByLabel("Reduce only").uncheck();
@@ -222,6 +224,8 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
     await page.getByLabel("TWAP duration (s)").fill("120");
     await page.getByRole("button", { name: "Place order" }).click();
     await until((n) => document.querySelectorAll("#requests-timeline li.done").length > n, done);
+    // the receipt comes first, its execution updates (the Accepted) a moment later on the feed
+    await until(() => /Accepted|Rejected/.test(document.querySelector("#requests-timeline li.done").innerText));
     assert.match(await page.locator("#requests-timeline li.done").first().innerText(), /buy 0\.01 TWAP over 120 s limit .*: receipt in \d+ ms[\s\S]*Accepted/);
     done = await receipts();
     await page.getByRole("button", { name: "Cancel all" }).click();
