@@ -1,0 +1,723 @@
+/* Compiled kernels of the state tree (docs/tree.md, "Compiled build"). Optional: the tree runs without them.
+ *
+ * - keccak256 and the two domain-separated tree hashes of docs/protocol.md ("Hashing"), computed in one C call
+ *   each with the preimage on the stack (no concatenated bytes object, no hash object);
+ * - PosMap, the container of the tree's stored positions (nodes.py: `branch` and `leaf_at`): a dict of
+ *   int -> object with the few methods nodes.py uses, stored as an open-addressing table of (uint64 position,
+ *   object) pairs. A Python dict keyed by ints costs about four cache misses per cold lookup (index, entry, the
+ *   stored int object it compares, the value); a PosMap lookup costs one for the slot and one for the value.
+ *   Positions that do not fit in 64 bits (items sharing prefixes longer than 62 bits) live in an ordinary dict
+ *   inside the map, so every int key works.
+ *
+ * The permutation is Keccak-f[1600] from tiny_sha3 by Markku-Juhani O. Saarinen (MIT licence,
+ * github.com/mjosaarinen/tiny_sha3 commit dcbb319; the implementation CPython 3.11 ships in its hashlib sha3
+ * module), copied unchanged except for static linkage. tests/tree/test_native.py checks it against the FIPS 202
+ * SHA3-256 vectors (through hashlib) and Keccak-256 (the padding Ethereum uses) against the Keccak team's
+ * vectors and every keccak wheel installed, for every length across the 136-byte block boundary.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ Keccak-f[1600] (tiny_sha3, MIT licence)
+
+The MIT License (MIT)
+
+Copyright (c) 2015 Markku-Juhani O. Saarinen
+
+Permission is hereby granted, free of charge, to any person obtaining a copy of this software and associated
+documentation files (the "Software"), to deal in the Software without restriction, including without limitation the
+rights to use, copy, modify, merge, publish, distribute, sublicense, and/or sell copies of the Software, and to
+permit persons to whom the Software is furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all copies or substantial portions of
+the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR IMPLIED, INCLUDING BUT NOT LIMITED TO THE
+WARRANTIES OF MERCHANTABILITY, FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE AUTHORS OR
+COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR
+OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.
+*/
+
+#define KECCAKF_ROUNDS 24
+#define ROTL64(x, y) (((x) << (y)) | ((x) >> (64 - (y))))
+
+static void sha3_keccakf(uint64_t st[25])
+{
+    // constants
+    const uint64_t keccakf_rndc[24] = {
+        0x0000000000000001, 0x0000000000008082, 0x800000000000808a,
+        0x8000000080008000, 0x000000000000808b, 0x0000000080000001,
+        0x8000000080008081, 0x8000000000008009, 0x000000000000008a,
+        0x0000000000000088, 0x0000000080008009, 0x000000008000000a,
+        0x000000008000808b, 0x800000000000008b, 0x8000000000008089,
+        0x8000000000008003, 0x8000000000008002, 0x8000000000000080,
+        0x000000000000800a, 0x800000008000000a, 0x8000000080008081,
+        0x8000000000008080, 0x0000000080000001, 0x8000000080008008
+    };
+    const int keccakf_rotc[24] = {
+        1,  3,  6,  10, 15, 21, 28, 36, 45, 55, 2,  14,
+        27, 41, 56, 8,  25, 43, 62, 18, 39, 61, 20, 44
+    };
+    const int keccakf_piln[24] = {
+        10, 7,  11, 17, 18, 3, 5,  16, 8,  21, 24, 4,
+        15, 23, 19, 13, 12, 2, 20, 14, 22, 9,  6,  1
+    };
+
+    // variables
+    int i, j, r;
+    uint64_t t, bc[5];
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    uint8_t *v;
+
+    // endianess conversion. this is redundant on little-endian targets
+    for (i = 0; i < 25; i++) {
+        v = (uint8_t *) &st[i];
+        st[i] = ((uint64_t) v[0])     | (((uint64_t) v[1]) << 8) |
+            (((uint64_t) v[2]) << 16) | (((uint64_t) v[3]) << 24) |
+            (((uint64_t) v[4]) << 32) | (((uint64_t) v[5]) << 40) |
+            (((uint64_t) v[6]) << 48) | (((uint64_t) v[7]) << 56);
+    }
+#endif
+
+    // actual iteration
+    for (r = 0; r < KECCAKF_ROUNDS; r++) {
+
+        // Theta
+        for (i = 0; i < 5; i++)
+            bc[i] = st[i] ^ st[i + 5] ^ st[i + 10] ^ st[i + 15] ^ st[i + 20];
+
+        for (i = 0; i < 5; i++) {
+            t = bc[(i + 4) % 5] ^ ROTL64(bc[(i + 1) % 5], 1);
+            for (j = 0; j < 25; j += 5)
+                st[j + i] ^= t;
+        }
+
+        // Rho Pi
+        t = st[1];
+        for (i = 0; i < 24; i++) {
+            j = keccakf_piln[i];
+            bc[0] = st[j];
+            st[j] = ROTL64(t, keccakf_rotc[i]);
+            t = bc[0];
+        }
+
+        //  Chi
+        for (j = 0; j < 25; j += 5) {
+            for (i = 0; i < 5; i++)
+                bc[i] = st[j + i];
+            for (i = 0; i < 5; i++)
+                st[j + i] ^= (~bc[(i + 1) % 5]) & bc[(i + 2) % 5];
+        }
+
+        //  Iota
+        st[0] ^= keccakf_rndc[r];
+    }
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    // endianess conversion. this is redundant on little-endian targets
+    for (i = 0; i < 25; i++) {
+        v = (uint8_t *) &st[i];
+        t = st[i];
+        v[0] = t & 0xFF;
+        v[1] = (t >> 8) & 0xFF;
+        v[2] = (t >> 16) & 0xFF;
+        v[3] = (t >> 24) & 0xFF;
+        v[4] = (t >> 32) & 0xFF;
+        v[5] = (t >> 40) & 0xFF;
+        v[6] = (t >> 48) & 0xFF;
+        v[7] = (t >> 56) & 0xFF;
+    }
+#endif
+}
+
+/* ------------------------------------------------------------------ one-shot sponge, 256-bit output */
+
+#define RATE 136 /* 1600 - 2 * 256 bits, in bytes */
+
+typedef union {
+    uint8_t b[200];
+    uint64_t q[25];
+} keccak_state;
+
+/* The sponge of tiny_sha3's sha3_init/update/final for a 32-byte digest, over one contiguous input and with the
+ * padding's first byte as a parameter: 0x01 is Keccak-256 (Ethereum), 0x06 is FIPS 202 SHA3-256 (tests only). */
+static void sponge256(const uint8_t *in, size_t len, uint8_t pad, uint8_t out[32])
+{
+    keccak_state s;
+    size_t i;
+    memset(&s, 0, sizeof s);
+    while (len >= RATE) {
+        for (i = 0; i < RATE; i++)
+            s.b[i] ^= in[i];
+        sha3_keccakf(s.q);
+        in += RATE;
+        len -= RATE;
+    }
+    for (i = 0; i < len; i++)
+        s.b[i] ^= in[i];
+    s.b[len] ^= pad;
+    s.b[RATE - 1] ^= 0x80;
+    sha3_keccakf(s.q);
+    memcpy(out, s.b, 32);
+}
+
+static PyObject *digest_of(const uint8_t *in, size_t len)
+{
+    PyObject *result = PyBytes_FromStringAndSize(NULL, 32);
+    if (result != NULL)
+        sponge256(in, len, 0x01, (uint8_t *)PyBytes_AS_STRING(result));
+    return result;
+}
+
+static int exact_bytes(PyObject *o, Py_ssize_t size, const char *what)
+{
+    if (!PyBytes_CheckExact(o) || PyBytes_GET_SIZE(o) != size) {
+        PyErr_Format(PyExc_TypeError, "%s must be %zd bytes", what, size);
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *py_keccak256(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    PyObject *result;
+    if (PyBytes_CheckExact(arg))
+        return digest_of((const uint8_t *)PyBytes_AS_STRING(arg), (size_t)PyBytes_GET_SIZE(arg));
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    result = digest_of((const uint8_t *)view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyObject *py_sha3_256(PyObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    PyObject *result;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    result = PyBytes_FromStringAndSize(NULL, 32);
+    if (result != NULL)
+        sponge256((const uint8_t *)view.buf, (size_t)view.len, 0x06, (uint8_t *)PyBytes_AS_STRING(result));
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* node_hash(left, right) = keccak256(0x01 || left || right) */
+static PyObject *py_node_hash(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint8_t pre[65];
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "node_hash(left, right)");
+        return NULL;
+    }
+    if (!exact_bytes(args[0], 32, "left") || !exact_bytes(args[1], 32, "right"))
+        return NULL;
+    pre[0] = 0x01;
+    memcpy(pre + 1, PyBytes_AS_STRING(args[0]), 32);
+    memcpy(pre + 33, PyBytes_AS_STRING(args[1]), 32);
+    return digest_of(pre, 65);
+}
+
+/* leaf_hash(key, value_hash) = keccak256(0x00 || key || value_hash) */
+static PyObject *py_leaf_hash(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint8_t pre[65];
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "leaf_hash(key, value_hash)");
+        return NULL;
+    }
+    if (!exact_bytes(args[0], 32, "key") || !exact_bytes(args[1], 32, "value_hash"))
+        return NULL;
+    pre[0] = 0x00;
+    memcpy(pre + 1, PyBytes_AS_STRING(args[0]), 32);
+    memcpy(pre + 33, PyBytes_AS_STRING(args[1]), 32);
+    return digest_of(pre, 65);
+}
+
+/* value_leaf_hash(key, value) = leaf_hash(key, keccak256(value)), with no intermediate object */
+static PyObject *py_value_leaf_hash(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint8_t pre[65];
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "value_leaf_hash(key, value)");
+        return NULL;
+    }
+    if (!exact_bytes(args[0], 32, "key"))
+        return NULL;
+    if (!PyBytes_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "value must be bytes");
+        return NULL;
+    }
+    pre[0] = 0x00;
+    memcpy(pre + 1, PyBytes_AS_STRING(args[0]), 32);
+    sponge256((const uint8_t *)PyBytes_AS_STRING(args[1]), (size_t)PyBytes_GET_SIZE(args[1]), 0x01, pre + 33);
+    return digest_of(pre, 65);
+}
+
+/* ------------------------------------------------------------------ PosMap */
+
+typedef struct {
+    uint64_t key; /* 0: free slot (positions are >= 1; key 0 goes to the overflow dict) */
+    PyObject *value;
+} slot;
+
+typedef struct {
+    PyObject_HEAD
+    slot *slots;
+    size_t mask;   /* capacity - 1; capacity is a power of two, or 0 with slots == NULL */
+    size_t used;
+    PyObject *big; /* dict for keys outside 1 .. 2**64 - 1, created on first use */
+} PosMap;
+
+#define MIN_CAPACITY 8
+
+/* Siblings (n and n ^ 1) share a home slot, so the second of the two lookups a re-hash level makes usually finds
+ * its entry in the cache line the first one loaded. */
+static inline size_t slot_of(uint64_t key, size_t mask)
+{
+    return (size_t)(((key >> 1) * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+}
+
+/* 1: a small key in *out; 0: not a small key (use the overflow dict); -1: error (not an int) */
+static int small_key(PyObject *key, uint64_t *out)
+{
+    unsigned long long v;
+    if (!PyLong_CheckExact(key)) {
+        if (!PyLong_Check(key))
+            return 0; /* any other hashable object: the overflow dict handles it like a dict would */
+    }
+    if (Py_SIZE(key) <= 0)
+        return 0; /* zero or negative */
+    v = PyLong_AsUnsignedLongLong(key);
+    if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear(); /* too large */
+        return 0;
+    }
+    *out = (uint64_t)v;
+    return 1;
+}
+
+static slot *find(PosMap *m, uint64_t key)
+{
+    size_t i;
+    if (m->slots == NULL)
+        return NULL;
+    i = slot_of(key, m->mask);
+    for (;;) {
+        slot *s = &m->slots[i];
+        if (s->key == key)
+            return s;
+        if (s->key == 0)
+            return NULL;
+        i = (i + 1) & m->mask;
+    }
+}
+
+static int resize(PosMap *m, size_t capacity)
+{
+    slot *old = m->slots;
+    size_t old_cap = old ? m->mask + 1 : 0, i;
+    slot *fresh = PyMem_Calloc(capacity, sizeof(slot));
+    if (fresh == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    m->slots = fresh;
+    m->mask = capacity - 1;
+    for (i = 0; i < old_cap; i++) {
+        if (old[i].key != 0) {
+            size_t j = slot_of(old[i].key, m->mask);
+            while (fresh[j].key != 0)
+                j = (j + 1) & m->mask;
+            fresh[j] = old[i];
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+/* Store (steals nothing: increfs value); returns -1 on error. */
+static int store(PosMap *m, uint64_t key, PyObject *value)
+{
+    size_t i;
+    if (m->slots == NULL || (m->used + 1) * 10 > (m->mask + 1) * 7) {
+        size_t capacity = m->slots ? (m->mask + 1) * 2 : MIN_CAPACITY;
+        if (resize(m, capacity) < 0)
+            return -1;
+    }
+    i = slot_of(key, m->mask);
+    for (;;) {
+        slot *s = &m->slots[i];
+        if (s->key == key) {
+            PyObject *prev = s->value;
+            Py_INCREF(value);
+            s->value = value;
+            Py_DECREF(prev);
+            return 0;
+        }
+        if (s->key == 0) {
+            Py_INCREF(value);
+            s->key = key;
+            s->value = value;
+            m->used++;
+            return 0;
+        }
+        i = (i + 1) & m->mask;
+    }
+}
+
+/* Remove the slot and return its value (a new reference owned by the caller); linear probing's backward shift. */
+static PyObject *remove_slot(PosMap *m, slot *s)
+{
+    PyObject *value = s->value;
+    size_t hole = (size_t)(s - m->slots), j = hole;
+    for (;;) {
+        size_t home;
+        j = (j + 1) & m->mask;
+        if (m->slots[j].key == 0)
+            break;
+        home = slot_of(m->slots[j].key, m->mask);
+        /* move slot j into the hole if its home is not cyclically in (hole, j] */
+        if ((j > hole && (home <= hole || home > j)) || (j < hole && (home <= hole && home > j))) {
+            m->slots[hole] = m->slots[j];
+            hole = j;
+        }
+    }
+    m->slots[hole].key = 0;
+    m->slots[hole].value = NULL;
+    m->used--;
+    return value;
+}
+
+static PyObject *PosMap_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    PosMap *m;
+    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "PosMap() takes no arguments");
+        return NULL;
+    }
+    m = (PosMap *)type->tp_alloc(type, 0);
+    if (m != NULL) {
+        m->slots = NULL;
+        m->mask = 0;
+        m->used = 0;
+        m->big = NULL;
+    }
+    return (PyObject *)m;
+}
+
+static void clear_all(PosMap *m)
+{
+    slot *old = m->slots;
+    size_t cap = old ? m->mask + 1 : 0, i;
+    m->slots = NULL;
+    m->mask = 0;
+    m->used = 0;
+    for (i = 0; i < cap; i++)
+        Py_XDECREF(old[i].value);
+    PyMem_Free(old);
+    Py_CLEAR(m->big);
+}
+
+static void PosMap_dealloc(PosMap *m)
+{
+    clear_all(m);
+    Py_TYPE(m)->tp_free((PyObject *)m);
+}
+
+static PyObject *big_dict(PosMap *m)
+{
+    if (m->big == NULL)
+        m->big = PyDict_New();
+    return m->big;
+}
+
+static PyObject *PosMap_get(PosMap *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t k;
+    int small;
+    PyObject *dflt = nargs > 1 ? args[1] : Py_None;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "get(key, default=None)");
+        return NULL;
+    }
+    small = small_key(args[0], &k);
+    if (small < 0)
+        return NULL;
+    if (small) {
+        slot *s = find(m, k);
+        PyObject *v = s ? s->value : dflt;
+        Py_INCREF(v);
+        return v;
+    }
+    if (m->big != NULL) {
+        PyObject *v = PyDict_GetItemWithError(m->big, args[0]);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    Py_INCREF(dflt);
+    return dflt;
+}
+
+static PyObject *PosMap_pop(PosMap *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t k;
+    int small;
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "pop(key[, default])");
+        return NULL;
+    }
+    small = small_key(args[0], &k);
+    if (small < 0)
+        return NULL;
+    if (small) {
+        slot *s = find(m, k);
+        if (s != NULL)
+            return remove_slot(m, s);
+    } else if (m->big != NULL) {
+        PyObject *v = PyDict_GetItemWithError(m->big, args[0]);
+        if (v != NULL) {
+            Py_INCREF(v);
+            if (PyDict_DelItem(m->big, args[0]) < 0) {
+                Py_DECREF(v);
+                return NULL;
+            }
+            return v;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    if (nargs == 2) {
+        Py_INCREF(args[1]);
+        return args[1];
+    }
+    PyErr_SetObject(PyExc_KeyError, args[0]);
+    return NULL;
+}
+
+static PyObject *PosMap_subscript(PosMap *m, PyObject *key)
+{
+    uint64_t k;
+    int small = small_key(key, &k);
+    if (small < 0)
+        return NULL;
+    if (small) {
+        slot *s = find(m, k);
+        if (s != NULL) {
+            Py_INCREF(s->value);
+            return s->value;
+        }
+    } else if (m->big != NULL) {
+        PyObject *v = PyDict_GetItemWithError(m->big, key);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+        if (PyErr_Occurred())
+            return NULL;
+    }
+    PyErr_SetObject(PyExc_KeyError, key);
+    return NULL;
+}
+
+static int PosMap_ass_subscript(PosMap *m, PyObject *key, PyObject *value)
+{
+    uint64_t k;
+    int small = small_key(key, &k);
+    if (small < 0)
+        return -1;
+    if (value != NULL) {
+        if (small)
+            return store(m, k, value);
+        return big_dict(m) == NULL ? -1 : PyDict_SetItem(m->big, key, value);
+    }
+    if (small) {
+        slot *s = find(m, k);
+        if (s == NULL) {
+            PyErr_SetObject(PyExc_KeyError, key);
+            return -1;
+        }
+        Py_DECREF(remove_slot(m, s));
+        return 0;
+    }
+    if (m->big == NULL) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return -1;
+    }
+    return PyDict_DelItem(m->big, key);
+}
+
+static Py_ssize_t PosMap_length(PosMap *m)
+{
+    return (Py_ssize_t)m->used + (m->big ? PyDict_GET_SIZE(m->big) : 0);
+}
+
+static int PosMap_contains(PosMap *m, PyObject *key)
+{
+    uint64_t k;
+    int small = small_key(key, &k);
+    if (small < 0)
+        return -1;
+    if (small)
+        return find(m, k) != NULL;
+    return m->big ? PyDict_Contains(m->big, key) : 0;
+}
+
+static PyObject *PosMap_clear(PosMap *m, PyObject *unused)
+{
+    clear_all(m);
+    Py_RETURN_NONE;
+}
+
+/* items() as a list of (key, value) tuples (for tests, snapshots of the layout and benchmarks; not hot) */
+static PyObject *PosMap_items(PosMap *m, PyObject *unused)
+{
+    PyObject *out = PyList_New(0);
+    size_t cap = m->slots ? m->mask + 1 : 0, i;
+    if (out == NULL)
+        return NULL;
+    for (i = 0; i < cap; i++) {
+        if (m->slots[i].key != 0) {
+            PyObject *pair = Py_BuildValue("(KO)", (unsigned long long)m->slots[i].key, m->slots[i].value);
+            if (pair == NULL || PyList_Append(out, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    if (m->big != NULL) {
+        PyObject *key, *value;
+        Py_ssize_t pos = 0;
+        while (PyDict_Next(m->big, &pos, &key, &value)) {
+            PyObject *pair = PyTuple_Pack(2, key, value);
+            if (pair == NULL || PyList_Append(out, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_DECREF(out);
+                return NULL;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    return out;
+}
+
+static PyObject *PosMap_keys(PosMap *m, PyObject *unused)
+{
+    PyObject *items = PosMap_items(m, NULL), *out;
+    Py_ssize_t i, n;
+    if (items == NULL)
+        return NULL;
+    n = PyList_GET_SIZE(items);
+    out = PyList_New(n);
+    if (out != NULL) {
+        for (i = 0; i < n; i++) {
+            PyObject *k = PyTuple_GET_ITEM(PyList_GET_ITEM(items, i), 0);
+            Py_INCREF(k);
+            PyList_SET_ITEM(out, i, k);
+        }
+    }
+    Py_DECREF(items);
+    return out;
+}
+
+static PyObject *PosMap_iter(PosMap *m)
+{
+    PyObject *keys = PosMap_keys(m, NULL), *it;
+    if (keys == NULL)
+        return NULL;
+    it = PyObject_GetIter(keys);
+    Py_DECREF(keys);
+    return it;
+}
+
+static PyObject *PosMap_sizeof(PosMap *m, PyObject *unused)
+{
+    size_t size = sizeof(PosMap) + (m->slots ? (m->mask + 1) * sizeof(slot) : 0);
+    if (m->big != NULL) {
+        PyObject *inner = PyObject_CallMethod(m->big, "__sizeof__", NULL);
+        if (inner == NULL)
+            return NULL;
+        size += PyLong_AsSize_t(inner);
+        Py_DECREF(inner);
+    }
+    return PyLong_FromSize_t(size);
+}
+
+static PyMethodDef PosMap_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))PosMap_get, METH_FASTCALL, "get(key, default=None)"},
+    {"pop", (PyCFunction)(void (*)(void))PosMap_pop, METH_FASTCALL, "pop(key[, default])"},
+    {"clear", (PyCFunction)PosMap_clear, METH_NOARGS, "remove every entry"},
+    {"items", (PyCFunction)PosMap_items, METH_NOARGS, "list of (key, value), unordered"},
+    {"keys", (PyCFunction)PosMap_keys, METH_NOARGS, "list of keys, unordered"},
+    {"__sizeof__", (PyCFunction)PosMap_sizeof, METH_NOARGS, "bytes held by the table"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMappingMethods PosMap_as_mapping = {
+    (lenfunc)PosMap_length,
+    (binaryfunc)PosMap_subscript,
+    (objobjargproc)PosMap_ass_subscript,
+};
+
+static PySequenceMethods PosMap_as_sequence = {
+    .sq_contains = (objobjproc)PosMap_contains,
+};
+
+static PyTypeObject PosMapType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ddx_offchain.tree._native.PosMap",
+    .tp_doc = "int -> object map for tree positions (a dict's get/pop/[]/del/len/in/clear/items/keys)",
+    .tp_basicsize = sizeof(PosMap),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PosMap_new,
+    .tp_dealloc = (destructor)PosMap_dealloc,
+    .tp_methods = PosMap_methods,
+    .tp_as_mapping = &PosMap_as_mapping,
+    .tp_as_sequence = &PosMap_as_sequence,
+    .tp_iter = (getiterfunc)PosMap_iter,
+};
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef module_methods[] = {
+    {"keccak256", (PyCFunction)py_keccak256, METH_O, "keccak256(data) -> 32 bytes (Ethereum's Keccak-256)"},
+    {"sha3_256", (PyCFunction)py_sha3_256, METH_O, "FIPS 202 SHA3-256, for checking the permutation only"},
+    {"node_hash", (PyCFunction)(void (*)(void))py_node_hash, METH_FASTCALL, "keccak256(0x01 || left || right)"},
+    {"leaf_hash", (PyCFunction)(void (*)(void))py_leaf_hash, METH_FASTCALL, "keccak256(0x00 || key || value_hash)"},
+    {"value_leaf_hash", (PyCFunction)(void (*)(void))py_value_leaf_hash, METH_FASTCALL,
+     "leaf_hash(key, keccak256(value))"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "ddx_offchain.tree._native", "Compiled kernels of the state tree.", -1, module_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyObject *m;
+    if (PyType_Ready(&PosMapType) < 0)
+        return NULL;
+    m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&PosMapType);
+    if (PyModule_AddObject(m, "PosMap", (PyObject *)&PosMapType) < 0) {
+        Py_DECREF(&PosMapType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

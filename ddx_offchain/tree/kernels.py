@@ -1,0 +1,67 @@
+"""The tree's hashing kernels and position maps: compiled (`_native.c`) when built, pure Python otherwise.
+
+nodes.py is the one implementation of the tree; it calls these few primitives through a `Kernels` set, whose two
+implementations are interchangeable (tests/tree/test_native.py checks the primitives, tests/tree/test_compiled.py
+drives both through random update sequences and compares every root and proof):
+
+- `node_hash(left, right)`, `leaf_hash(key, value_hash)`, `value_leaf_hash(key, value)` (= leaf_hash(key,
+  keccak256(value))): the hashes of docs/protocol.md ("Hashing");
+- `PosMap()`: an int -> object map with a dict's get/pop/[]/del/len/in/clear/items/keys, for stored positions.
+
+`DEFAULT` is what a tree uses unless told otherwise: `COMPILED` when the extension was built at install time,
+`PURE` (the reference) when `DDX_PURE_PYTHON=1` or when the extension is missing (no compiler at install time;
+one line on stderr says so).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..protocol.hashing import LEAF_PREFIX, NODE_PREFIX
+from ..protocol.hashing import keccak256_bytes as _keccak
+
+
+@dataclass(frozen=True)
+class Kernels:
+    name: str
+    node_hash: Callable[[bytes, bytes], bytes]
+    leaf_hash: Callable[[bytes, bytes], bytes]
+    value_leaf_hash: Callable[[bytes, bytes], bytes]
+    PosMap: Callable[[], Any]
+
+
+def _node_hash(left: bytes, right: bytes) -> bytes:
+    return _keccak(NODE_PREFIX + left + right)
+
+
+def _leaf_hash(key: bytes, value_hash: bytes) -> bytes:
+    return _keccak(LEAF_PREFIX + key + value_hash)
+
+
+def _value_leaf_hash(key: bytes, value: bytes) -> bytes:
+    return _keccak(LEAF_PREFIX + key + _keccak(value))
+
+
+PURE = Kernels("pure-python", _node_hash, _leaf_hash, _value_leaf_hash, dict)
+
+COMPILED: Kernels | None
+try:
+    from . import _native
+
+    COMPILED = Kernels("compiled", _native.node_hash, _native.leaf_hash, _native.value_leaf_hash, _native.PosMap)
+    _missing = ""
+except ImportError as exc:  # built without a compiler, or the source tree was never built
+    COMPILED = None
+    _missing = str(exc)
+
+PURE_REQUESTED = os.environ.get("DDX_PURE_PYTHON", "") not in ("", "0")
+if PURE_REQUESTED:
+    DEFAULT = PURE
+elif COMPILED is not None:
+    DEFAULT = COMPILED
+else:
+    DEFAULT = PURE
+    print(f"ddx: compiled tree kernels unavailable ({_missing}); the state tree runs in pure Python", file=sys.stderr)
