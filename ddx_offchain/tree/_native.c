@@ -689,6 +689,210 @@ static PyTypeObject PosMapType = {
     .tp_iter = (getiterfunc)PosMap_iter,
 };
 
+/* ------------------------------------------------------------------ single_path: the re-hash's hot loop
+
+   nodes.py's `single` (one pending key below a stored branching node), for its usual case only: the key's own leaf
+   gets a new value, every position on the way is below depth 63, and the key stays on every chain it meets. The
+   walk down reads without writing, so anything else (a structural change, a big position, an unexpected entry)
+   returns None before any change and nodes.py runs its Python `single`, the reference, for that key. On success
+   the result and every write are exactly those of the Python loop (tests/tree/test_compiled.py compares the
+   stored layout, roots and proofs at every step). */
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static inline int depth_of(uint64_t position) { return 63 - __builtin_clzll(position); }
+
+/* position of the key whose first 64 bits are `prefix` at depth d (0 <= d <= 63) */
+static inline uint64_t position_at(uint64_t prefix, int d)
+{
+    return d == 0 ? 1 : ((uint64_t)1 << d) | (prefix >> (64 - d));
+}
+
+static inline void hash_pair(uint8_t prefix, const uint8_t *a, const uint8_t *b, uint8_t out[32])
+{
+    uint8_t pre[65];
+    pre[0] = prefix;
+    memcpy(pre + 1, a, 32);
+    memcpy(pre + 33, b, 32);
+    sponge256(pre, 65, 0x01, out);
+}
+
+static const uint8_t ZERO32[32] = {0};
+
+/* The hash of the leaf `key` from its item-map entry: keccak(value) first when the map holds values.
+   0 on success, 1 to fall back (unexpected entry), -1 on error. */
+static int leaf_of(PyObject *items, PyObject *key, int hash_values, uint8_t out[32])
+{
+    PyObject *stored;
+    uint8_t value_hash[32];
+    if (!PyBytes_CheckExact(key) || PyBytes_GET_SIZE(key) != 32)
+        return 1;
+    stored = PyDict_GetItemWithError(items, key); /* borrowed */
+    if (stored == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    if (!PyBytes_CheckExact(stored))
+        return 1;
+    if (hash_values) {
+        sponge256((const uint8_t *)PyBytes_AS_STRING(stored), (size_t)PyBytes_GET_SIZE(stored), 0x01, value_hash);
+    } else {
+        if (PyBytes_GET_SIZE(stored) != 32)
+            return 1;
+        memcpy(value_hash, PyBytes_AS_STRING(stored), 32);
+    }
+    hash_pair(0x00, (const uint8_t *)PyBytes_AS_STRING(key), value_hash, out);
+    return 0;
+}
+
+typedef struct {
+    uint64_t top, child;
+    uint8_t sibling[32];
+} level;
+
+/* single_path(branch, leaf_at, items, hash_values, key, position, old) -> (hash, info) or None */
+static PyObject *py_single_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PosMap *branch, *leaf_at;
+    PyObject *items, *key;
+    int hash_values, n = 0, i, r;
+    uint64_t top, b, prefix, info = 0;
+    level path[64];
+    uint8_t h[32];
+
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "single_path(branch, leaf_at, items, hash_values, key, position, old)");
+        return NULL;
+    }
+    if (Py_TYPE(args[0]) != &PosMapType || Py_TYPE(args[1]) != &PosMapType || !PyDict_CheckExact(args[2]))
+        Py_RETURN_NONE;
+    branch = (PosMap *)args[0];
+    leaf_at = (PosMap *)args[1];
+    items = args[2];
+    hash_values = PyObject_IsTrue(args[3]);
+    key = args[4];
+    if (hash_values < 0)
+        return NULL;
+    if (!PyBytes_CheckExact(key) || PyBytes_GET_SIZE(key) != 32)
+        Py_RETURN_NONE;
+    if ((r = small_key(args[5], &top)) != 1 || (r = small_key(args[6], &b)) != 1) {
+        if (r < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    prefix = load_be64((const uint8_t *)PyBytes_AS_STRING(key));
+
+    for (;;) {
+        int db = depth_of(b);
+        uint64_t child;
+        slot *s;
+        if (db >= 63 || n >= 64)
+            Py_RETURN_NONE;
+        if (b != top && position_at(prefix, db) != b)
+            Py_RETURN_NONE; /* the key leaves the chain: a structural change */
+        child = position_at(prefix, db + 1);
+        s = find(branch, child ^ 1);
+        if (s != NULL) {
+            if (!PyBytes_CheckExact(s->value) || PyBytes_GET_SIZE(s->value) < 32)
+                Py_RETURN_NONE;
+            memcpy(path[n].sibling, PyBytes_AS_STRING(s->value), 32);
+        } else {
+            s = find(leaf_at, child ^ 1);
+            if (s == NULL)
+                Py_RETURN_NONE;
+            if ((r = leaf_of(items, s->value, hash_values, path[n].sibling)) != 0) {
+                if (r < 0)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+        }
+        path[n].top = top;
+        path[n].child = child;
+        n++;
+        s = find(branch, child);
+        if (s == NULL) { /* the bottom: only the key's own leaf with a new value is handled here */
+            PyObject *old_leaf;
+            s = find(leaf_at, child);
+            if (s == NULL)
+                Py_RETURN_NONE;
+            old_leaf = s->value;
+            if (!PyBytes_CheckExact(old_leaf) || PyBytes_GET_SIZE(old_leaf) != 32 ||
+                memcmp(PyBytes_AS_STRING(old_leaf), PyBytes_AS_STRING(key), 32) != 0)
+                Py_RETURN_NONE;
+            if ((r = leaf_of(items, old_leaf, hash_values, h)) != 0) { /* absent from items: deleted */
+                if (r < 0)
+                    return NULL;
+                Py_RETURN_NONE;
+            }
+            break;
+        }
+        if (!PyBytes_CheckExact(s->value) || PyBytes_GET_SIZE(s->value) < 32)
+            Py_RETURN_NONE;
+        if (PyBytes_GET_SIZE(s->value) == 32) {
+            top = b = child;
+        } else {
+            Py_ssize_t extra = PyBytes_GET_SIZE(s->value) - 32, j;
+            const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(s->value) + 32;
+            if (extra > 8)
+                Py_RETURN_NONE;
+            b = 0;
+            for (j = 0; j < extra; j++)
+                b = (b << 8) | p[j];
+            if (b == 0)
+                Py_RETURN_NONE;
+            top = child;
+        }
+    }
+
+    /* Hash back up. The bottom level's leaf stays where it is (the Python loop's writes there change nothing). */
+    for (i = n - 1; i >= 0; i--) {
+        uint64_t child = path[i].child;
+        if (i != n - 1) {
+            PyObject *value;
+            if (info == child) {
+                value = PyBytes_FromStringAndSize((const char *)h, 32);
+            } else {
+                int nbytes = (depth_of(info) + 1 + 7) >> 3, j;
+                uint8_t *p;
+                value = PyBytes_FromStringAndSize(NULL, 32 + nbytes);
+                if (value != NULL) {
+                    p = (uint8_t *)PyBytes_AS_STRING(value);
+                    memcpy(p, h, 32);
+                    for (j = 0; j < nbytes; j++)
+                        p[32 + j] = (uint8_t)(info >> (8 * (nbytes - 1 - j)));
+                }
+            }
+            if (value == NULL)
+                return NULL;
+            r = store(branch, child, value);
+            Py_DECREF(value);
+            if (r < 0)
+                return NULL;
+        }
+        if (child & 1)
+            hash_pair(0x01, path[i].sibling, h, h);
+        else
+            hash_pair(0x01, h, path[i].sibling, h);
+        info = child >> 1;
+        {
+            uint64_t p = info;
+            while (p != path[i].top) {
+                if (p & 1)
+                    hash_pair(0x01, ZERO32, h, h);
+                else
+                    hash_pair(0x01, h, ZERO32, h);
+                p >>= 1;
+            }
+        }
+    }
+    return Py_BuildValue("(y#K)", (const char *)h, (Py_ssize_t)32, (unsigned long long)info);
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef module_methods[] = {
@@ -698,6 +902,8 @@ static PyMethodDef module_methods[] = {
     {"leaf_hash", (PyCFunction)(void (*)(void))py_leaf_hash, METH_FASTCALL, "keccak256(0x00 || key || value_hash)"},
     {"value_leaf_hash", (PyCFunction)(void (*)(void))py_value_leaf_hash, METH_FASTCALL,
      "leaf_hash(key, keccak256(value))"},
+    {"single_path", (PyCFunction)(void (*)(void))py_single_path, METH_FASTCALL,
+     "nodes.py's single() for its usual case, or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -131,6 +131,8 @@ class Nodes:
         items = self.items
         hash_leaf = self.leaf_hash
         node_hash = self.node_hash
+        hash_values = self.hash_values
+        single_path = self.kernels.single_path  # the compiled loop below, for its usual case (kernels.py)
         branch = self.branch
         leaf_at = self.leaf_at
         get_branch = branch.get
@@ -263,6 +265,10 @@ class Nodes:
             bottom position, and positions that collapse, are cleared explicitly. This is the hot loop of every
             batch (each dirty key below the batch's shared upper levels), so the usual case of every level (a
             branching node with no chain, a sibling stored as a branch or a leaf) is written out inline."""
+            if single_path is not None:
+                done = single_path(branch, leaf_at, items, hash_values, batch[i], position, old)
+                if done is not None:
+                    return done
             k = ints[i]
             path: list[tuple[int, int, bytes]] = []  # (top position, child of its branching node on the key's side, sibling hash), top-down
             push = path.append

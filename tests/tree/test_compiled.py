@@ -99,3 +99,39 @@ def test_large_random_batches_agree(keep_values):
             pure.put(key, value)
             compiled.put(key, value)
         _same(pure, compiled, rnd, [bytes([rnd.randrange(1, 14)]) + rnd.randbytes(31) for _ in range(3)])
+
+
+def test_the_compiled_loop_runs_and_hands_structural_changes_back():
+    """single_path takes the value updates and returns None for the rest (inserts that split, deletes that
+    collapse, positions deeper than 63): both outcomes occur here and the trees still agree."""
+    import dataclasses
+
+    outcomes = {"done": 0, "handed_back": 0}
+
+    def counting(*args):
+        result = COMPILED.single_path(*args)
+        outcomes["done" if result is not None else "handed_back"] += 1
+        return result
+
+    counted = dataclasses.replace(COMPILED, single_path=counting)
+    rnd = random.Random(5)
+    base = rnd.randbytes(32)
+    deep = [base[:20] + rnd.randbytes(12) for _ in range(50)]  # 160 shared bits: positions past 64 bits
+    items = {k: rnd.randbytes(20) for k in deep}
+    items.update({rnd.randbytes(32): rnd.randbytes(20) for _ in range(2_000)})
+    pure = StateTree.from_items(items, kernels=PURE)
+    compiled = StateTree.from_items(items, kernels=counted)
+    keys = list(items)
+    for _ in range(5):
+        for _ in range(300):
+            key = keys[rnd.randrange(len(keys))] if rnd.random() < 0.8 else rnd.randbytes(32)
+            if rnd.random() < 0.1 and key in pure:
+                pure.delete(key)
+                compiled.delete(key)
+            else:
+                value = rnd.randbytes(20)
+                pure.put(key, value)
+                compiled.put(key, value)
+                keys.append(key)
+        _same(pure, compiled, rnd, [rnd.randbytes(32)])
+    assert outcomes["done"] > 500 and outcomes["handed_back"] > 50, outcomes
