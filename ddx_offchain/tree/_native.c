@@ -893,6 +893,215 @@ static PyObject *py_single_path(PyObject *self, PyObject *const *args, Py_ssize_
     return Py_BuildValue("(y#K)", (const char *)h, (Py_ssize_t)32, (unsigned long long)info);
 }
 
+/* ------------------------------------------------------------------ multi_path: a whole clean subtree
+
+   nodes.py's `general` for a range of pending keys that are all value updates of items already in the tree
+   (StateTree tracks inserts and deletes; the caller passes only ranges free of them), so no path changes shape.
+   The walk hashes as it goes and queues its writes; if it meets anything it does not expect (a position deeper
+   than 62 bits, a chain a key leaves, an entry of the wrong form), it drops the queue and returns None, having
+   changed nothing, and nodes.py runs its Python `general` for that range. */
+
+typedef struct {
+    uint64_t position;
+    PyObject *value;
+} pending_write;
+
+typedef struct {
+    PosMap *branch, *leaf_at;
+    PyObject *items, *batch;
+    int hash_values;
+    pending_write *writes;
+    Py_ssize_t n_writes, cap_writes;
+} walk_ctx;
+
+static const uint8_t *key_at(walk_ctx *c, Py_ssize_t i)
+{
+    PyObject *k = PyList_GET_ITEM(c->batch, i);
+    if (!PyBytes_CheckExact(k) || PyBytes_GET_SIZE(k) != 32)
+        return NULL;
+    return (const uint8_t *)PyBytes_AS_STRING(k);
+}
+
+static inline int bit_at(const uint8_t *key, int depth) { return (key[depth >> 3] >> (7 - (depth & 7))) & 1; }
+
+static int queue_write(walk_ctx *c, uint64_t position, const uint8_t h[32], uint64_t b)
+{
+    PyObject *value;
+    if (b == position) {
+        value = PyBytes_FromStringAndSize((const char *)h, 32);
+    } else {
+        int nbytes = (depth_of(b) + 1 + 7) >> 3, j;
+        value = PyBytes_FromStringAndSize(NULL, 32 + nbytes);
+        if (value != NULL) {
+            uint8_t *p = (uint8_t *)PyBytes_AS_STRING(value);
+            memcpy(p, h, 32);
+            for (j = 0; j < nbytes; j++)
+                p[32 + j] = (uint8_t)(b >> (8 * (nbytes - 1 - j)));
+        }
+    }
+    if (value == NULL)
+        return -1;
+    if (c->n_writes == c->cap_writes) {
+        Py_ssize_t cap = c->cap_writes ? c->cap_writes * 2 : 64;
+        pending_write *grown = PyMem_Realloc(c->writes, (size_t)cap * sizeof(pending_write));
+        if (grown == NULL) {
+            Py_DECREF(value);
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->writes = grown;
+        c->cap_writes = cap;
+    }
+    c->writes[c->n_writes].position = position;
+    c->writes[c->n_writes].value = value;
+    c->n_writes++;
+    return 0;
+}
+
+/* The stored branching node below `top` (from its branch entry), or 0 if the entry is not of the expected form. */
+static uint64_t branching_below(PyObject *v, uint64_t top)
+{
+    Py_ssize_t extra, j;
+    const uint8_t *p;
+    uint64_t b = 0;
+    if (!PyBytes_CheckExact(v) || PyBytes_GET_SIZE(v) < 32)
+        return 0;
+    extra = PyBytes_GET_SIZE(v) - 32;
+    if (extra == 0)
+        return top;
+    if (extra > 8)
+        return 0;
+    p = (const uint8_t *)PyBytes_AS_STRING(v) + 32;
+    for (j = 0; j < extra; j++)
+        b = (b << 8) | p[j];
+    return b;
+}
+
+/* Hash at `top` of the subtree whose topmost branching node is b, with pending keys batch[lo:hi] (all under b).
+   0: done; 1: hand back to Python; -1: error. */
+static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t hi, uint8_t out[32])
+{
+    int db = depth_of(b), side, r;
+    const uint8_t *first = key_at(c, lo), *last = key_at(c, hi - 1);
+    Py_ssize_t mid, a, z;
+    uint8_t halves[2][32];
+    if (first == NULL || last == NULL || db >= 62)
+        return 1;
+    if (position_at(load_be64(first), db) != b || position_at(load_be64(last), db) != b)
+        return 1; /* a key off the chain (or not under b at all) */
+    /* the first key whose bit at depth db is 1 (all keys share the bits above it) */
+    a = lo;
+    z = hi;
+    while (a < z) {
+        Py_ssize_t m = a + (z - a) / 2;
+        const uint8_t *k = key_at(c, m);
+        if (k == NULL)
+            return 1;
+        if (bit_at(k, db))
+            z = m;
+        else
+            a = m + 1;
+    }
+    mid = a;
+    for (side = 0; side < 2; side++) {
+        uint64_t child = (b << 1) | (uint64_t)side;
+        Py_ssize_t from = side ? mid : lo, to = side ? hi : mid;
+        slot *s = find(c->branch, child);
+        if (from == to) { /* no pending key on this side: its stored hash */
+            if (s != NULL) {
+                if (!PyBytes_CheckExact(s->value) || PyBytes_GET_SIZE(s->value) < 32)
+                    return 1;
+                memcpy(halves[side], PyBytes_AS_STRING(s->value), 32);
+            } else {
+                s = find(c->leaf_at, child);
+                if (s == NULL)
+                    return 1;
+                if ((r = leaf_of(c->items, s->value, c->hash_values, halves[side])) != 0)
+                    return r;
+            }
+        } else if (s != NULL) { /* a stored subtree: recurse, then queue its new entry */
+            uint64_t cb = branching_below(s->value, child);
+            if (cb == 0)
+                return 1;
+            if ((r = walk(c, child, cb, from, to, halves[side])) != 0)
+                return r;
+            if (queue_write(c, child, halves[side], cb) < 0)
+                return -1;
+        } else { /* a leaf: it must be the one pending key, still present with a new value */
+            const uint8_t *k = key_at(c, from);
+            s = find(c->leaf_at, child);
+            if (to - from != 1 || s == NULL || k == NULL || !PyBytes_CheckExact(s->value) ||
+                PyBytes_GET_SIZE(s->value) != 32 || memcmp(PyBytes_AS_STRING(s->value), k, 32) != 0)
+                return 1;
+            if ((r = leaf_of(c->items, s->value, c->hash_values, halves[side])) != 0)
+                return r;
+        }
+    }
+    hash_pair(0x01, halves[0], halves[1], out);
+    while (b != top) {
+        if (b & 1)
+            hash_pair(0x01, ZERO32, out, out);
+        else
+            hash_pair(0x01, out, ZERO32, out);
+        b >>= 1;
+    }
+    return 0;
+}
+
+/* multi_path(branch, leaf_at, items, hash_values, batch, lo, hi, position, old) -> (hash, old) or None */
+static PyObject *py_multi_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    walk_ctx c;
+    Py_ssize_t lo, hi, i;
+    uint64_t top, b;
+    uint8_t h[32];
+    int r;
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError, "multi_path(branch, leaf_at, items, hash_values, batch, lo, hi, position, old)");
+        return NULL;
+    }
+    if (Py_TYPE(args[0]) != &PosMapType || Py_TYPE(args[1]) != &PosMapType || !PyDict_CheckExact(args[2]) ||
+        !PyList_CheckExact(args[4]))
+        Py_RETURN_NONE;
+    lo = PyLong_AsSsize_t(args[5]);
+    hi = PyLong_AsSsize_t(args[6]);
+    if ((lo == -1 || hi == -1) && PyErr_Occurred())
+        return NULL;
+    if (lo < 0 || hi > PyList_GET_SIZE(args[4]) || hi - lo < 1)
+        Py_RETURN_NONE;
+    if ((r = small_key(args[7], &top)) != 1 || (r = small_key(args[8], &b)) != 1) {
+        if (r < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    c.branch = (PosMap *)args[0];
+    c.leaf_at = (PosMap *)args[1];
+    c.items = args[2];
+    c.batch = args[4];
+    c.hash_values = PyObject_IsTrue(args[3]);
+    if (c.hash_values < 0)
+        return NULL;
+    c.writes = NULL;
+    c.n_writes = c.cap_writes = 0;
+    r = walk(&c, top, b, lo, hi, h);
+    if (r == 0) {
+        for (i = 0; i < c.n_writes; i++) {
+            if (store(c.branch, c.writes[i].position, c.writes[i].value) < 0) {
+                r = -1;
+                break;
+            }
+        }
+    }
+    for (i = 0; i < c.n_writes; i++)
+        Py_DECREF(c.writes[i].value);
+    PyMem_Free(c.writes);
+    if (r < 0)
+        return NULL;
+    if (r > 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(y#O)", (const char *)h, (Py_ssize_t)32, args[8]);
+}
+
 /* ------------------------------------------------------------------ module */
 
 static PyMethodDef module_methods[] = {
@@ -904,6 +1113,8 @@ static PyMethodDef module_methods[] = {
      "leaf_hash(key, keccak256(value))"},
     {"single_path", (PyCFunction)(void (*)(void))py_single_path, METH_FASTCALL,
      "nodes.py's single() for its usual case, or None"},
+    {"multi_path", (PyCFunction)(void (*)(void))py_multi_path, METH_FASTCALL,
+     "nodes.py's general() for a range of value updates, or None"},
     {NULL, NULL, 0, NULL},
 };
 

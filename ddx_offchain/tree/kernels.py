@@ -8,7 +8,8 @@ drives both through random update sequences and compares every root and proof):
   keccak256(value))): the hashes of docs/protocol.md ("Hashing");
 - `PosMap()`: an int -> object map with a dict's get/pop/[]/del/len/in/clear/items/keys, for stored positions;
 - `single_path` (compiled only): the re-hash's per-key loop for its usual case, a value update along a path whose
-  shape does not change; it returns None, having changed nothing, whenever the Python loop must run instead.
+  shape does not change; it returns None, having changed nothing, whenever the Python loop must run instead;
+- `multi_path` (compiled only): the same for a whole range of pending keys that are all value updates.
 
 `DEFAULT` is what a tree uses unless told otherwise: `COMPILED` when the extension was built at install time,
 `PURE` (the reference) when `DDX_PURE_PYTHON=1` or when the extension is missing (no compiler at install time;
@@ -36,6 +37,8 @@ class Kernels:
     # nodes.py's `single` for its usual case (a value update along an unchanged path), or None to run the Python
     # loop; the pure set has none.
     single_path: Callable[..., Any] | None = None
+    # nodes.py's `general` for a range of pending keys that are all value updates (no insert or delete), or None
+    multi_path: Callable[..., Any] | None = None
 
 
 def _node_hash(left: bytes, right: bytes) -> bytes:
@@ -57,7 +60,13 @@ try:
     from . import _native
 
     COMPILED = Kernels(
-        "compiled", _native.node_hash, _native.leaf_hash, _native.value_leaf_hash, _native.PosMap, _native.single_path
+        "compiled",
+        _native.node_hash,
+        _native.leaf_hash,
+        _native.value_leaf_hash,
+        _native.PosMap,
+        _native.single_path,
+        _native.multi_path,
     )
 except ImportError:  # built without a compiler, or the source tree was never built
     COMPILED = None

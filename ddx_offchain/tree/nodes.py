@@ -123,9 +123,10 @@ class Nodes:
 
     # ------------------------------------------------------------ batch re-hash
 
-    def rehash(self, pending: set[bytes]) -> bytes:
+    def rehash(self, pending: set[bytes], structural: set[bytes] | None = None) -> bytes:
         """Re-hash the union of the pending keys' paths once, splitting chains where keys arrive and collapsing
-        subtrees left with one item or none; returns the new root."""
+        subtrees left with one item or none; returns the new root. `structural`: the pending keys that were
+        inserted or deleted (None: any may have been); the others are value updates of present items."""
         batch = sorted(pending)
         ints = [_from_bytes(k, "big") | KEY_SPACE for k in batch]  # each key's position at depth 256
         items = self.items
@@ -133,6 +134,19 @@ class Nodes:
         node_hash = self.node_hash
         hash_values = self.hash_values
         single_path = self.kernels.single_path  # the compiled loop below, for its usual case (kernels.py)
+        multi_path = self.kernels.multi_path  # the compiled general() for ranges of value updates only
+        # changes_before[i]: inserts and deletes among batch[:i], so batch[lo:hi] holds none iff the two ends agree
+        changes_before: list[int] = []
+        if multi_path is not None:
+            if structural is None:
+                multi_path = None
+            else:
+                count = 0
+                changes_before.append(0)
+                for key in batch:
+                    if key in structural:
+                        count += 1
+                    changes_before.append(count)
         branch = self.branch
         leaf_at = self.leaf_at
         get_branch = branch.get
@@ -189,6 +203,10 @@ class Nodes:
 
         def general(position: int, lo: int, hi: int, b: int) -> tuple[bytes, bytes | int | None]:
             """update() below a branching node b (position is b or on the chain above it)."""
+            if multi_path is not None and changes_before[lo] == changes_before[hi]:
+                done = multi_path(branch, leaf_at, items, hash_values, batch, lo, hi, position, b)
+                if done is not None:
+                    return done
             shift = _FULL_BITS - b.bit_length()  # 256 - depth of b
             if b != position:
                 if ints[lo] >> shift == b and ints[hi - 1] >> shift == b:

@@ -46,7 +46,7 @@ class StateTree:
     Bad input raises InvalidItem and changes nothing. Not thread-safe (the engine owns it).
     """
 
-    __slots__ = ("_items", "_keep_values", "_kernels", "_nodes", "_pending", "_root")
+    __slots__ = ("_items", "_keep_values", "_kernels", "_nodes", "_pending", "_structural", "_root")
 
     def __init__(self, keep_values: bool = True, kernels: Kernels | None = None) -> None:
         """`kernels`: kernels.PURE or kernels.COMPILED to choose the implementation of the hashes and node maps
@@ -56,6 +56,7 @@ class StateTree:
         self._kernels = kernels
         self._nodes = self._new_nodes(self._items)
         self._pending: set[bytes] = set()  # keys changed since the last re-hash
+        self._structural: set[bytes] = set()  # those of them inserted or deleted (the rest: new values)
         self._root = EMPTY
 
     # ---------------------------------------------------------------- building
@@ -152,8 +153,11 @@ class StateTree:
         if type(value) is not bytes or len(value) > MAX_VALUE_BYTES:
             value = _check_value(value)
         stored = value if self._keep_values else keccak256_bytes(value)
-        if self._items.get(key) == stored:
+        old = self._items.get(key)
+        if old == stored:
             return  # same value hash: the tree is unchanged
+        if old is None:
+            self._structural.add(key)
         self._pending.add(key)
         self._items[key] = stored
 
@@ -163,6 +167,7 @@ class StateTree:
         if key not in self._items:
             raise ItemNotFound(f"no item with key 0x{key.hex()}")
         self._pending.add(key)
+        self._structural.add(key)
         del self._items[key]
 
     # ---------------------------------------------------------------- hashing
@@ -174,8 +179,9 @@ class StateTree:
         return self._root
 
     def _rehash_pending(self) -> None:
-        self._root = self._nodes.rehash(self._pending)
+        self._root = self._nodes.rehash(self._pending, self._structural)
         self._pending.clear()
+        self._structural.clear()
 
     # ---------------------------------------------------------------- proofs
 
