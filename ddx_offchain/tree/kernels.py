@@ -18,11 +18,11 @@ one line on stderr says so).
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .. import PURE_PYTHON
 from ..protocol.hashing import LEAF_PREFIX, NODE_PREFIX
 from ..protocol.hashing import keccak256_bytes as _keccak
 
@@ -57,22 +57,20 @@ PURE = Kernels("pure-python", _node_hash, _leaf_hash, _value_leaf_hash, dict)
 
 COMPILED: Kernels | None
 try:
-    from . import _native
+    from ._native import PosMap as _PosMap
+    from ._native import leaf_hash as _c_leaf_hash
+    from ._native import multi_path as _multi_path
+    from ._native import node_hash as _c_node_hash
+    from ._native import single_path as _single_path
+    from ._native import value_leaf_hash as _c_value_leaf_hash
 
     COMPILED = Kernels(
-        "compiled",
-        _native.node_hash,
-        _native.leaf_hash,
-        _native.value_leaf_hash,
-        _native.PosMap,
-        _native.single_path,
-        _native.multi_path,
+        "compiled", _c_node_hash, _c_leaf_hash, _c_value_leaf_hash, _PosMap, _single_path, _multi_path
     )
 except ImportError:  # built without a compiler, or the source tree was never built
     COMPILED = None
 
-PURE_REQUESTED = os.environ.get("DDX_PURE_PYTHON", "") not in ("", "0")
-if PURE_REQUESTED:
+if PURE_PYTHON:  # DDX_PURE_PYTHON=1, read by ddx_offchain/__init__.py
     DEFAULT = PURE
 elif COMPILED is not None:
     DEFAULT = COMPILED
