@@ -78,6 +78,6 @@ else:
     DEFAULT = PURE
     print(
         "ddx: the compiled tree kernels (ddx_offchain/tree/_native.c) are not built; the state tree runs in pure"
-        " Python, about 1.3x slower (reinstall with gcc and the Python headers present to build them)",
+        " Python, about 2x slower to re-hash (reinstall with gcc and the Python headers present to build them)",
         file=sys.stderr,
     )
