@@ -726,6 +726,28 @@ static inline void hash_pair(uint8_t prefix, const uint8_t *a, const uint8_t *b,
 
 static const uint8_t ZERO32[32] = {0};
 
+/* The branching node stored under `top` (from its branch entry: 32-byte hash, then its position if lower), or 0
+   if the entry is not of that form. */
+static uint64_t branching_below_entry(PyObject *v, uint64_t top)
+{
+    Py_ssize_t extra, j;
+    const uint8_t *p;
+    uint64_t b = 0;
+    if (!PyBytes_CheckExact(v) || PyBytes_GET_SIZE(v) < 32)
+        return 0;
+    extra = PyBytes_GET_SIZE(v) - 32;
+    if (extra == 0)
+        return top;
+    if (extra > 8)
+        return 0;
+    p = (const uint8_t *)PyBytes_AS_STRING(v) + 32;
+    for (j = 0; j < extra; j++)
+        b = (b << 8) | p[j];
+    return b;
+}
+
+static inline int bit_at(const uint8_t *key, int depth) { return (key[depth >> 3] >> (7 - (depth & 7))) & 1; }
+
 /* The hash of the leaf `key` from its item-map entry: keccak(value) first when the map holds values.
    0 on success, 1 to fall back (unexpected entry), -1 on error. */
 static int leaf_of(PyObject *items, PyObject *key, int hash_values, uint8_t out[32])
@@ -753,17 +775,77 @@ static int leaf_of(PyObject *items, PyObject *key, int hash_values, uint8_t out[
 typedef struct {
     uint64_t top, child;
     uint8_t sibling[32];
+    uint64_t sibling_b; /* the sibling's branching node if it is a stored subtree, else 0 (a leaf) */
+    PyObject *sibling_leaf; /* borrowed: the sibling's key if it is a leaf */
 } level;
 
-/* single_path(branch, leaf_at, items, hash_values, key, position, old) -> (hash, info) or None */
+/* Remove a position's entry from a map if present (the Python loop's `map.pop(position, None)`). */
+static void drop(PosMap *m, uint64_t position)
+{
+    slot *s = find(m, position);
+    if (s != NULL)
+        Py_DECREF(remove_slot(m, s));
+}
+
+/* Write the subtree result (h, info) at `position` just below a branching node, as nodes.py's place() does:
+   a leaf key goes to leaf_at (and any branch entry there goes), a branching node to branch (hash, plus its
+   position when it is lower). */
+static int place_result(PosMap *branch, PosMap *leaf_at, uint64_t position, const uint8_t h[32], uint64_t info,
+                        PyObject *info_leaf)
+{
+    PyObject *value;
+    int r;
+    if (info_leaf != NULL) {
+        r = store(leaf_at, position, info_leaf);
+        if (r == 0)
+            drop(branch, position);
+        return r;
+    }
+    if (info == position) {
+        value = PyBytes_FromStringAndSize((const char *)h, 32);
+    } else {
+        int nbytes = (depth_of(info) + 1 + 7) >> 3, j;
+        value = PyBytes_FromStringAndSize(NULL, 32 + nbytes);
+        if (value != NULL) {
+            uint8_t *p = (uint8_t *)PyBytes_AS_STRING(value);
+            memcpy(p, h, 32);
+            for (j = 0; j < nbytes; j++)
+                p[32 + j] = (uint8_t)(info >> (8 * (nbytes - 1 - j)));
+        }
+    }
+    if (value == NULL)
+        return -1;
+    r = store(branch, position, value);
+    Py_DECREF(value);
+    return r;
+}
+
+static void fold(uint8_t h[32], uint64_t from, uint64_t to)
+{
+    while (from != to) {
+        if (from & 1)
+            hash_pair(0x01, ZERO32, h, h);
+        else
+            hash_pair(0x01, h, ZERO32, h);
+        from >>= 1;
+    }
+}
+
+enum { BOTTOM_UPDATE, BOTTOM_DELETE, BOTTOM_INSERT };
+
+/* single_path(branch, leaf_at, items, hash_values, key, position, old) -> (hash, info) or None
+
+   Three cases at the bottom of the key's path, as nodes.py's `single` and `rebuilt` handle them: the key's own
+   leaf with a new value; the key's own leaf deleted (its sibling moves up); a new key landing on another item's
+   leaf (the two become a new branching node). Each is decided before the first write. */
 static PyObject *py_single_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     PosMap *branch, *leaf_at;
-    PyObject *items, *key;
-    int hash_values, n = 0, i, r;
-    uint64_t top, b, prefix, info = 0;
+    PyObject *items, *key, *info_leaf = NULL, *other = NULL, *held = NULL, *result;
+    int hash_values, n = 0, i, r, bottom = BOTTOM_UPDATE, present;
+    uint64_t top, b, prefix, info = 0, child = 0, split = 0;
     level path[64];
-    uint8_t h[32];
+    uint8_t h[32], other_hash[32];
 
     if (nargs != 7) {
         PyErr_SetString(PyExc_TypeError, "single_path(branch, leaf_at, items, hash_values, key, position, old)");
@@ -786,12 +868,15 @@ static PyObject *py_single_path(PyObject *self, PyObject *const *args, Py_ssize_
         Py_RETURN_NONE;
     }
     prefix = load_be64((const uint8_t *)PyBytes_AS_STRING(key));
+    present = PyDict_Contains(items, key);
+    if (present < 0)
+        return NULL;
 
+    /* Walk down, reading only. */
     for (;;) {
         int db = depth_of(b);
-        uint64_t child;
         slot *s;
-        if (db >= 63 || n >= 64)
+        if (db >= 62 || n >= 64)
             Py_RETURN_NONE;
         if (b != top && position_at(prefix, db) != b)
             Py_RETURN_NONE; /* the key leaves the chain: a structural change */
@@ -801,6 +886,10 @@ static PyObject *py_single_path(PyObject *self, PyObject *const *args, Py_ssize_
             if (!PyBytes_CheckExact(s->value) || PyBytes_GET_SIZE(s->value) < 32)
                 Py_RETURN_NONE;
             memcpy(path[n].sibling, PyBytes_AS_STRING(s->value), 32);
+            path[n].sibling_b = branching_below_entry(s->value, child ^ 1);
+            path[n].sibling_leaf = NULL;
+            if (path[n].sibling_b == 0)
+                Py_RETURN_NONE;
         } else {
             s = find(leaf_at, child ^ 1);
             if (s == NULL)
@@ -810,87 +899,126 @@ static PyObject *py_single_path(PyObject *self, PyObject *const *args, Py_ssize_
                     return NULL;
                 Py_RETURN_NONE;
             }
+            path[n].sibling_b = 0;
+            path[n].sibling_leaf = s->value;
         }
         path[n].top = top;
         path[n].child = child;
         n++;
         s = find(branch, child);
-        if (s == NULL) { /* the bottom: only the key's own leaf with a new value is handled here */
+        if (s == NULL) { /* the bottom: a leaf */
             PyObject *old_leaf;
+            int same;
             s = find(leaf_at, child);
             if (s == NULL)
                 Py_RETURN_NONE;
             old_leaf = s->value;
-            if (!PyBytes_CheckExact(old_leaf) || PyBytes_GET_SIZE(old_leaf) != 32 ||
-                memcmp(PyBytes_AS_STRING(old_leaf), PyBytes_AS_STRING(key), 32) != 0)
+            if (!PyBytes_CheckExact(old_leaf) || PyBytes_GET_SIZE(old_leaf) != 32)
                 Py_RETURN_NONE;
-            if ((r = leaf_of(items, old_leaf, hash_values, h)) != 0) { /* absent from items: deleted */
-                if (r < 0)
-                    return NULL;
-                Py_RETURN_NONE;
+            same = memcmp(PyBytes_AS_STRING(old_leaf), PyBytes_AS_STRING(key), 32) == 0;
+            if (same && present) {
+                bottom = BOTTOM_UPDATE;
+                if ((r = leaf_of(items, old_leaf, hash_values, h)) != 0) {
+                    if (r < 0)
+                        return NULL;
+                    Py_RETURN_NONE;
+                }
+            } else if (same) {
+                bottom = BOTTOM_DELETE;
+            } else if (present) {
+                /* A new key on another item's leaf: they branch where they first differ. */
+                const uint8_t *k = (const uint8_t *)PyBytes_AS_STRING(key);
+                const uint8_t *o = (const uint8_t *)PyBytes_AS_STRING(old_leaf);
+                int d = 0, kbit;
+                uint8_t key_hash[32];
+                while (d < 256 && bit_at(k, d) == bit_at(o, d))
+                    d++;
+                if (d >= 62 || d < db + 1)
+                    Py_RETURN_NONE;
+                if ((r = leaf_of(items, key, hash_values, key_hash)) != 0 ||
+                    (r = leaf_of(items, old_leaf, hash_values, other_hash)) != 0) {
+                    if (r < 0)
+                        return NULL;
+                    Py_RETURN_NONE;
+                }
+                bottom = BOTTOM_INSERT;
+                other = old_leaf;
+                split = position_at(prefix, d);
+                kbit = bit_at(k, d);
+                if (kbit)
+                    hash_pair(0x01, other_hash, key_hash, h);
+                else
+                    hash_pair(0x01, key_hash, other_hash, h);
+                fold(h, split, child);
+            } else {
+                Py_RETURN_NONE; /* inserted and deleted in the same batch: rare, left to Python */
             }
             break;
         }
         if (!PyBytes_CheckExact(s->value) || PyBytes_GET_SIZE(s->value) < 32)
             Py_RETURN_NONE;
-        if (PyBytes_GET_SIZE(s->value) == 32) {
-            top = b = child;
-        } else {
-            Py_ssize_t extra = PyBytes_GET_SIZE(s->value) - 32, j;
-            const uint8_t *p = (const uint8_t *)PyBytes_AS_STRING(s->value) + 32;
-            if (extra > 8)
-                Py_RETURN_NONE;
-            b = 0;
-            for (j = 0; j < extra; j++)
-                b = (b << 8) | p[j];
-            if (b == 0)
-                Py_RETURN_NONE;
-            top = child;
-        }
+        top = child;
+        b = branching_below_entry(s->value, child);
+        if (b == 0)
+            Py_RETURN_NONE;
     }
 
-    /* Hash back up. The bottom level's leaf stays where it is (the Python loop's writes there change nothing). */
-    for (i = n - 1; i >= 0; i--) {
-        uint64_t child = path[i].child;
-        if (i != n - 1) {
-            PyObject *value;
-            if (info == child) {
-                value = PyBytes_FromStringAndSize((const char *)h, 32);
-            } else {
-                int nbytes = (depth_of(info) + 1 + 7) >> 3, j;
-                uint8_t *p;
-                value = PyBytes_FromStringAndSize(NULL, 32 + nbytes);
-                if (value != NULL) {
-                    p = (uint8_t *)PyBytes_AS_STRING(value);
-                    memcpy(p, h, 32);
-                    for (j = 0; j < nbytes; j++)
-                        p[32 + j] = (uint8_t)(info >> (8 * (nbytes - 1 - j)));
-                }
-            }
-            if (value == NULL)
-                return NULL;
-            r = store(branch, child, value);
-            Py_DECREF(value);
-            if (r < 0)
-                return NULL;
+    /* From here on, write: the bottom first, then each level on the way up. */
+    if (bottom == BOTTOM_UPDATE) {
+        info_leaf = key; /* the leaf stays where it is: the Python loop's writes there change nothing */
+        n--;
+        i = n;
+        goto hash_level;
+    }
+    if (bottom == BOTTOM_INSERT) {
+        int kbit = bit_at((const uint8_t *)PyBytes_AS_STRING(key), depth_of(split));
+        Py_INCREF(other);
+        r = store(leaf_at, (split << 1) | (uint64_t)kbit, key);
+        if (r == 0)
+            r = store(leaf_at, (split << 1) | (uint64_t)(kbit ^ 1), other);
+        if (r == 0 && child != (split << 1) && child != ((split << 1) | 1))
+            drop(leaf_at, child);
+        Py_DECREF(other);
+        if (r < 0)
+            return NULL;
+        info = split;
+        info_leaf = NULL;
+    } else { /* BOTTOM_DELETE: the key's leaf goes, its sibling moves up to the top of the chain above */
+        level *last = &path[n - 1];
+        drop(leaf_at, last->child);
+        memcpy(h, last->sibling, 32);
+        if (last->sibling_leaf != NULL) {
+            info_leaf = held = last->sibling_leaf;
+            Py_INCREF(held); /* kept alive across its removal from leaf_at until the end */
+            drop(leaf_at, last->child ^ 1);
+        } else {
+            info = last->sibling_b;
+            info_leaf = NULL;
+            drop(branch, last->child ^ 1);
+            fold(h, last->child ^ 1, last->top);
         }
-        if (child & 1)
+        n--;
+    }
+    for (i = n - 1; i >= 0; i--) {
+        if (place_result(branch, leaf_at, path[i].child, h, info, info_leaf) < 0) {
+            Py_XDECREF(held);
+            return NULL;
+        }
+    hash_level:
+        if (path[i].child & 1)
             hash_pair(0x01, path[i].sibling, h, h);
         else
             hash_pair(0x01, h, path[i].sibling, h);
-        info = child >> 1;
-        {
-            uint64_t p = info;
-            while (p != path[i].top) {
-                if (p & 1)
-                    hash_pair(0x01, ZERO32, h, h);
-                else
-                    hash_pair(0x01, h, ZERO32, h);
-                p >>= 1;
-            }
-        }
+        info = path[i].child >> 1;
+        info_leaf = NULL;
+        fold(h, info, path[i].top);
     }
-    return Py_BuildValue("(y#K)", (const char *)h, (Py_ssize_t)32, (unsigned long long)info);
+    if (info_leaf != NULL)
+        result = Py_BuildValue("(y#O)", (const char *)h, (Py_ssize_t)32, info_leaf);
+    else
+        result = Py_BuildValue("(y#K)", (const char *)h, (Py_ssize_t)32, (unsigned long long)info);
+    Py_XDECREF(held);
+    return result;
 }
 
 /* ------------------------------------------------------------------ multi_path: a whole clean subtree
@@ -921,8 +1049,6 @@ static const uint8_t *key_at(walk_ctx *c, Py_ssize_t i)
         return NULL;
     return (const uint8_t *)PyBytes_AS_STRING(k);
 }
-
-static inline int bit_at(const uint8_t *key, int depth) { return (key[depth >> 3] >> (7 - (depth & 7))) & 1; }
 
 static int queue_write(walk_ctx *c, uint64_t position, const uint8_t h[32], uint64_t b)
 {
@@ -956,25 +1082,6 @@ static int queue_write(walk_ctx *c, uint64_t position, const uint8_t h[32], uint
     c->writes[c->n_writes].value = value;
     c->n_writes++;
     return 0;
-}
-
-/* The stored branching node below `top` (from its branch entry), or 0 if the entry is not of the expected form. */
-static uint64_t branching_below(PyObject *v, uint64_t top)
-{
-    Py_ssize_t extra, j;
-    const uint8_t *p;
-    uint64_t b = 0;
-    if (!PyBytes_CheckExact(v) || PyBytes_GET_SIZE(v) < 32)
-        return 0;
-    extra = PyBytes_GET_SIZE(v) - 32;
-    if (extra == 0)
-        return top;
-    if (extra > 8)
-        return 0;
-    p = (const uint8_t *)PyBytes_AS_STRING(v) + 32;
-    for (j = 0; j < extra; j++)
-        b = (b << 8) | p[j];
-    return b;
 }
 
 /* Hash at `top` of the subtree whose topmost branching node is b, with pending keys batch[lo:hi] (all under b).
@@ -1020,7 +1127,7 @@ static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t
                     return r;
             }
         } else if (s != NULL) { /* a stored subtree: recurse, then queue its new entry */
-            uint64_t cb = branching_below(s->value, child);
+            uint64_t cb = branching_below_entry(s->value, child);
             if (cb == 0)
                 return 1;
             if ((r = walk(c, child, cb, from, to, halves[side])) != 0)

@@ -142,3 +142,38 @@ def test_the_compiled_loops_run_and_hand_structural_changes_back():
                 keys.append(key)
         _same(pure, compiled, rnd, [rnd.randbytes(32)])
     assert all(count > 5 for count in outcomes.values()), outcomes
+
+
+@pytest.mark.parametrize("keep_values", [True, False])
+def test_inserts_and_deletes_through_the_compiled_loop_keep_the_same_layout(keep_values):
+    """Batches of only inserts and deletes (leaves split by a new key, nodes collapsed by a removed one): most of
+    them run in single_path now; roots and the exact stored layout must still match the reference."""
+    import dataclasses
+
+    outcomes = {"done": 0, "handed_back": 0}
+
+    def counting(*args):
+        result = COMPILED.single_path(*args)
+        outcomes["done" if result is not None else "handed_back"] += 1
+        return result
+
+    rnd = random.Random(13)
+    items = {rnd.randbytes(32): rnd.randbytes(30) for _ in range(3_000)}
+    pure = StateTree.from_items(items, keep_values=keep_values, kernels=PURE)
+    compiled = StateTree.from_items(
+        items, keep_values=keep_values, kernels=dataclasses.replace(COMPILED, single_path=counting)
+    )
+    keys = list(items)
+    for _ in range(15):
+        for _ in range(40):
+            if rnd.random() < 0.5:
+                key, value = rnd.randbytes(32), rnd.randbytes(30)
+                pure.put(key, value)
+                compiled.put(key, value)
+                keys.append(key)
+            else:
+                key = keys.pop(rnd.randrange(len(keys)))
+                pure.delete(key)
+                compiled.delete(key)
+        _same(pure, compiled, rnd, [rnd.randbytes(32)])
+    assert outcomes["done"] > 400, outcomes
