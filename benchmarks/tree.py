@@ -2,6 +2,7 @@
 
     python benchmarks/tree.py --json            # 1,000,000 items; the last line is one JSON object
     python benchmarks/tree.py --items 100000    # smaller, for a quick look
+    DDX_PURE_PYTHON=1 python benchmarks/tree.py --json   # the pure-Python reference (tree_kernels says which ran)
 
 Items are random 32-byte keys (first byte a kind, as real keys) with 128-byte values, the size of a WITHDRAWAL
 or BALANCE item. Times are wall-clock (perf_counter) with the process CPU time beside them, because the
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ddx_offchain.protocol.hashing import KECCAK_BACKEND  # noqa: E402
 from ddx_offchain.protocol.proof import verify_inclusion  # noqa: E402
-from ddx_offchain.tree import StateTree, decode_snapshot, encode_snapshot  # noqa: E402
+from ddx_offchain.tree import StateTree, decode_snapshot, encode_snapshot, kernels  # noqa: E402
 
 VALUE_BYTES = 128
 UPDATES = 10_000
@@ -122,7 +123,10 @@ def deep_size(tree: StateTree) -> int:
         if container is None:
             continue
         total += sys.getsizeof(container)
-        objects = container.items() if isinstance(container, dict) else ((k, None) for k in container)
+        if isinstance(container, (dict, set)):
+            objects = container.items() if isinstance(container, dict) else ((k, None) for k in container)
+        else:  # the compiled PosMap: its int keys live inside its table (counted by getsizeof), not as objects
+            objects = ((None, v) for _, v in container.items())
         for k, v in objects:
             for obj in (k, v):
                 if obj is not None and id(obj) not in seen:
@@ -177,9 +181,39 @@ def engine_sized_batches(rnd: random.Random, n: int = ENGINE_TREE_ITEMS, dirty: 
     }
 
 
+def compiled_vs_pure(rnd: random.Random, n: int = ENGINE_TREE_ITEMS, dirty: int = ENGINE_DIRTY, rounds: int = 15):
+    """The engine's batch on two trees holding the same items, one per kernel set, measured alternately in this
+    process (same updates, same machine load): CPU ms per root, median and best, and the ratio."""
+    if kernels.COMPILED is None:
+        return {"compiled_vs_pure": "compiled kernels not built"}
+    items = make_items(n, rnd)
+    keys = list(items)
+    trees = {k.name: StateTree.from_items(items, kernels=k) for k in (kernels.PURE, kernels.COMPILED)}
+    cpu: dict[str, list[float]] = {name: [] for name in trees}
+    for r in range(rounds):
+        updates = [(keys[rnd.randrange(n)], rnd.randbytes(VALUE_BYTES)) for _ in range(dirty)]
+        order = list(trees) if r % 2 == 0 else list(reversed(trees))
+        for name in order:
+            tree = trees[name]
+            for k, v in updates:
+                tree.put(k, v)
+            _, _, c = timed(tree.root)
+            cpu[name].append(c * 1e3)
+    roots = {t.root() for t in trees.values()}
+    assert len(roots) == 1, "compiled and pure trees disagree"
+    out = {
+        f"{name}_cpu_ms": {"median": round(statistics.median(v), 2), "best": round(min(v), 2)} for name, v in cpu.items()
+    }
+    out["pure_over_compiled_median"] = round(
+        statistics.median(cpu["pure-python"]) / statistics.median(cpu["compiled"]), 2
+    )
+    return {"compiled_vs_pure_1300_updates_50k_items": out}
+
+
 def run(n: int, seed: int) -> dict:
     rnd = random.Random(seed)
     result: dict = {"items": n, "keccak_backend": KECCAK_BACKEND, "value_bytes": VALUE_BYTES, "cpus": os.cpu_count()}
+    result["tree_kernels"] = kernels.DEFAULT.name  # compiled, or pure-python (DDX_PURE_PYTHON=1 / not built)
     result["load_average_1min_at_start"] = round(os.getloadavg()[0], 2)
     result["keccak_us_per_65_byte_hash"] = keccak_backends()
 
@@ -270,6 +304,7 @@ def run(n: int, seed: int) -> dict:
     del hash_only
     gc.collect()
     result.update(engine_sized_batches(rnd))
+    result.update(compiled_vs_pure(rnd))
     result["load_average_1min"] = round(os.getloadavg()[0], 2)
     result["vyper_gas_by_depth"] = vyper_gas_by_depth()
     result["targets"] = TARGETS

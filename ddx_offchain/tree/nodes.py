@@ -22,21 +22,21 @@ position of its topmost branching node).
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Any, Callable
 
-from ..protocol.hashing import EMPTY, LEAF_PREFIX, NODE_PREFIX
-from ..protocol.hashing import keccak256_bytes as keccak
+from ..protocol.hashing import EMPTY
+from .kernels import DEFAULT, Kernels
 
 KEY_BITS = 256
 KEY_SPACE = 1 << KEY_BITS
 _FULL_BITS = KEY_BITS + 1  # bit length of a position at depth 256
-_NODE_EMPTY = NODE_PREFIX + EMPTY  # node_hash(EMPTY, h) = keccak(_NODE_EMPTY + h)
 _from_bytes = int.from_bytes
 
 
-def fold_up(h: bytes, position: int, top: int) -> bytes:
+def fold_up(node_hash: Callable[[bytes, bytes], bytes], h: bytes, position: int, top: int) -> bytes:
     """The hash at `top` of a chain whose only non-empty subtree below is `h` at `position`."""
     while position != top:
-        h = keccak(_NODE_EMPTY + h) if position & 1 else keccak(NODE_PREFIX + h + EMPTY)
+        h = node_hash(EMPTY, h) if position & 1 else node_hash(h, EMPTY)
         position >>= 1
     return h
 
@@ -44,15 +44,17 @@ def fold_up(h: bytes, position: int, top: int) -> bytes:
 class Nodes:
     """The stored nodes of one tree over its item map (key -> value, or key -> value hash)."""
 
-    __slots__ = ("leaf_at", "branch", "items", "value_hash", "hash_values")
+    __slots__ = ("leaf_at", "branch", "items", "leaf_hash", "node_hash", "hash_values", "kernels")
 
-    def __init__(self, items: dict[bytes, bytes], items_are_values: bool) -> None:
+    def __init__(self, items: dict[bytes, bytes], items_are_values: bool, kernels: Kernels = DEFAULT) -> None:
         self.items = items
         self.hash_values = items_are_values  # a leaf's value hash is keccak(items[key]), else items[key] itself
-        # key -> keccak256(value) of a present key
-        self.value_hash = (lambda k: keccak(items[k])) if items_are_values else items.__getitem__
-        self.leaf_at: dict[int, bytes] = {}
-        self.branch: dict[int, bytes] = {}
+        # (key, items[key]) -> the leaf's hash
+        self.kernels = kernels  # the hashes and maps below: compiled or pure Python (kernels.py)
+        self.leaf_hash = kernels.value_leaf_hash if items_are_values else kernels.leaf_hash
+        self.node_hash = kernels.node_hash
+        self.leaf_at: Any = kernels.PosMap()  # position -> key (a dict, or the compiled PosMap)
+        self.branch: Any = kernels.PosMap()  # top position -> hash [+ position of B]
 
     # ------------------------------------------------------------ storage of one position
 
@@ -65,7 +67,7 @@ class Nodes:
         elif info == position:
             self.branch[position] = h
         else:
-            self.branch[position] = h + info.to_bytes((info.bit_length() + 7) >> 3, "big")
+            self.branch[position] = h + info.to_bytes((info.bit_length() + 7) >> 3, "big")  # type: ignore[union-attr]
 
     def take(self, position: int) -> bytes | int | None:
         """Remove and describe what is stored at a position (its parent is about to rewrite it)."""
@@ -82,11 +84,11 @@ class Nodes:
         k = self.leaf_at.get(position)
         if k is None:
             return EMPTY
-        return keccak(LEAF_PREFIX + k + self.value_hash(k))
+        return self.leaf_hash(k, self.items[k])
 
     def own_hash(self, b: int) -> bytes:
         """Hash at a branching node's own position (below its chain)."""
-        return keccak(NODE_PREFIX + self.settled(b << 1) + self.settled((b << 1) | 1))
+        return self.node_hash(self.settled(b << 1), self.settled((b << 1) | 1))
 
     # ------------------------------------------------------------ building
 
@@ -95,7 +97,7 @@ class Nodes:
         their 256-bit ints); stores every position below it. The caller places `position` itself."""
         if hi - lo == 1:
             k = keys[lo]
-            return keccak(LEAF_PREFIX + k + self.value_hash(k)), k
+            return self.leaf_hash(k, self.items[k]), k
         first = ints[lo]
         # The branching node: the longest prefix shared by the first and last key (so by all of them).
         depth = KEY_BITS - (first ^ ints[hi - 1]).bit_length()
@@ -106,7 +108,7 @@ class Nodes:
         self.place(b << 1, left, left_info)
         right, right_info = self.build((b << 1) | 1, keys, ints, mid, hi)
         self.place((b << 1) | 1, right, right_info)
-        return fold_up(keccak(NODE_PREFIX + left + right), b, position), b
+        return fold_up(self.node_hash, self.node_hash(left, right), b, position), b
 
     def build_all(self, ordered: list[bytes]) -> bytes:
         """Store a whole tree of the given ascending keys; returns the root."""
@@ -121,18 +123,34 @@ class Nodes:
 
     # ------------------------------------------------------------ batch re-hash
 
-    def rehash(self, pending: set[bytes]) -> bytes:
+    def rehash(self, pending: set[bytes], structural: set[bytes] | None = None) -> bytes:
         """Re-hash the union of the pending keys' paths once, splitting chains where keys arrive and collapsing
-        subtrees left with one item or none; returns the new root."""
+        subtrees left with one item or none; returns the new root. `structural`: the pending keys that were
+        inserted or deleted (None: any may have been); the others are value updates of present items."""
         batch = sorted(pending)
         ints = [_from_bytes(k, "big") | KEY_SPACE for k in batch]  # each key's position at depth 256
         items = self.items
-        value_hash = self.value_hash
+        hash_leaf = self.leaf_hash
+        node_hash = self.node_hash
+        hash_values = self.hash_values
+        single_path = self.kernels.single_path  # the compiled loop below, for its usual case (kernels.py)
+        multi_path = self.kernels.multi_path  # the compiled general() for ranges of value updates only
+        # changes_before[i]: inserts and deletes among batch[:i], so batch[lo:hi] holds none iff the two ends agree
+        changes_before: list[int] = []
+        if multi_path is not None:
+            if structural is None:
+                multi_path = None
+            else:
+                count = 0
+                changes_before.append(0)
+                for key in batch:
+                    if key in structural:
+                        count += 1
+                    changes_before.append(count)
         branch = self.branch
         leaf_at = self.leaf_at
         get_branch = branch.get
         get_leaf = leaf_at.get
-        hash_values = self.hash_values
         place = self.place
         take = self.take
         settled = self.settled
@@ -144,7 +162,7 @@ class Nodes:
             if hi - lo == 1 and old == batch[lo]:  # the same item, a new value or removed
                 if old not in items:
                     return EMPTY, None
-                return keccak(LEAF_PREFIX + old + value_hash(old)), old
+                return hash_leaf(old, items[old]), old
             content = [k for k in batch[lo:hi] if k in items]
             if old is not None and old not in pending:  # untouched by this batch: it stays
                 content.append(old)
@@ -161,7 +179,7 @@ class Nodes:
                     place(position << 1, left, left_info)
                 if right_info is not False:
                     place((position << 1) | 1, right, right_info)
-                return keccak(NODE_PREFIX + left + right), position
+                return node_hash(left, right), position
             if left == EMPTY:
                 if right == EMPTY:
                     return EMPTY, None
@@ -172,7 +190,7 @@ class Nodes:
                 info = take(child)
             if type(info) is bytes:  # one item left: its leaf hangs here now
                 return h, info
-            return (keccak(_NODE_EMPTY + h) if child & 1 else keccak(NODE_PREFIX + h + EMPTY)), info
+            return (node_hash(EMPTY, h) if child & 1 else node_hash(h, EMPTY)), info
 
         def update(position: int, lo: int, hi: int, old) -> tuple[bytes, bytes | int | None]:
             """(hash, info) of the subtree at `position`, whose old state is `old` (already taken from storage)
@@ -185,6 +203,10 @@ class Nodes:
 
         def general(position: int, lo: int, hi: int, b: int) -> tuple[bytes, bytes | int | None]:
             """update() below a branching node b (position is b or on the chain above it)."""
+            if multi_path is not None and changes_before[lo] == changes_before[hi]:
+                done = multi_path(branch, leaf_at, items, hash_values, batch, lo, hi, position, b)
+                if done is not None:
+                    return done
             shift = _FULL_BITS - b.bit_length()  # 256 - depth of b
             if b != position:
                 if ints[lo] >> shift == b and ints[hi - 1] >> shift == b:
@@ -192,7 +214,7 @@ class Nodes:
                     h, info = general(b, lo, hi, b)
                     if type(info) is not int:
                         return h, info  # a leaf moves up the whole chain, or nothing is left
-                    return fold_up(h, b, position), info
+                    return fold_up(node_hash, h, b, position), info
                 # Some keys leave the chain. The first and last pending keys leave it highest (the batch is sorted
                 # and the chain is one key range): split the chain at the last node all keys still share.
                 leave_bits = max((ints[lo] >> shift ^ b).bit_length(), (ints[hi - 1] >> shift ^ b).bit_length())
@@ -200,7 +222,7 @@ class Nodes:
                 h, info = split_chain(split, lo, hi, b)
                 if split == position or type(info) is not int:
                     return h, info  # (a leaf moves up the whole chain, or nothing is left)
-                return fold_up(h, split, position), info
+                return fold_up(node_hash, h, split, position), info
             # position is the branching node itself: both children are stored
             cut = ((ints[lo] >> (shift - 1)) | 1) << (shift - 1)
             mid = bisect_left(ints, cut, lo, hi)
@@ -234,12 +256,12 @@ class Nodes:
                     branch[right_id] = right
                 elif right_info is not False:
                     place(right_id, right, right_info)
-                return keccak(NODE_PREFIX + left + right), b
+                return node_hash(left, right), b
             return joined(b, left, left_info, right, right_info)
 
         def chain_hash(b: int, position: int) -> bytes:
             """Hash at a chain position above branching node b, the chain untouched below it."""
-            return fold_up(self.own_hash(b), b, position)
+            return fold_up(node_hash, self.own_hash(b), b, position)
 
         def split_chain(split: int, lo: int, hi: int, b: int) -> tuple[bytes, bytes | int | None]:
             """(hash, info) at chain node `split` above b, where pending keys go both ways or off the chain."""
@@ -261,8 +283,12 @@ class Nodes:
             bottom position, and positions that collapse, are cleared explicitly. This is the hot loop of every
             batch (each dirty key below the batch's shared upper levels), so the usual case of every level (a
             branching node with no chain, a sibling stored as a branch or a leaf) is written out inline."""
+            if single_path is not None:
+                done = single_path(branch, leaf_at, items, hash_values, batch[i], position, old)
+                if done is not None:
+                    return done
             k = ints[i]
-            path = []  # (top position, child of its branching node on the key's side, sibling hash), top-down
+            path: list[tuple[int, int, bytes]] = []  # (top position, child of its branching node on the key's side, sibling hash), top-down
             push = path.append
             top, b = position, old
             bits = _FULL_BITS - b.bit_length()  # 256 - depth of b
@@ -277,8 +303,7 @@ class Nodes:
                 v = get_branch(child ^ 1)
                 if v is None:  # the sibling is a leaf (never empty: b branches)
                     leaf = leaf_at[child ^ 1]
-                    leaf_value_hash = keccak(items[leaf]) if hash_values else items[leaf]
-                    push((top, child, keccak(LEAF_PREFIX + leaf + leaf_value_hash)))
+                    push((top, child, hash_leaf(leaf, items[leaf])))
                 elif len(v) == 32:
                     push((top, child, v))
                 else:
@@ -287,8 +312,7 @@ class Nodes:
                 if v is None:  # the bottom: the key's own leaf, or a position that was empty or held another leaf
                     old_leaf = get_leaf(child)
                     if old_leaf is not None and old_leaf == batch[i] and old_leaf in items:  # a new value
-                        leaf_value_hash = keccak(items[old_leaf]) if hash_values else items[old_leaf]
-                        h, info = keccak(LEAF_PREFIX + old_leaf + leaf_value_hash), old_leaf
+                        h, info = hash_leaf(old_leaf, items[old_leaf]), old_leaf
                         break
                     h, info = rebuilt(child, i, i + 1, old_leaf)
                     if old_leaf is not None and info is not old_leaf:
@@ -306,7 +330,7 @@ class Nodes:
                 info = take(child ^ 1)
                 h = sibling_hash
                 if type(info) is int:
-                    h = fold_up(sibling_hash, child ^ 1, top)
+                    h = fold_up(node_hash, sibling_hash, child ^ 1, top)
             pop = path.pop
             while path:  # from here h is never EMPTY: every sibling on the path is non-empty
                 top, child, sibling_hash = pop()
@@ -318,12 +342,12 @@ class Nodes:
                     leaf_at[child] = info
                     branch.pop(child, None)  # it held a subtree that shrank to this one leaf
                 if child & 1:
-                    h = keccak(NODE_PREFIX + sibling_hash + h)
+                    h = node_hash(sibling_hash, h)
                 else:
-                    h = keccak(NODE_PREFIX + h + sibling_hash)
+                    h = node_hash(h, sibling_hash)
                 info = child >> 1  # the branching node
                 if info != top:
-                    h = fold_up(h, info, top)
+                    h = fold_up(node_hash, h, info, top)
             return h, info
 
         h, info = update(1, 0, len(batch), take(1))
@@ -350,7 +374,7 @@ class Nodes:
                 leave_depth = b.bit_length() - 1 - ((on_path ^ b).bit_length() - 1)
                 siblings.extend([EMPTY] * (leave_depth - top.bit_length()))
                 own = k >> (KEY_BITS - leave_depth)
-                siblings.append(fold_up(self.own_hash(b), b, own ^ 1))
+                siblings.append(fold_up(self.node_hash, self.own_hash(b), b, own ^ 1))
                 return siblings, None
             siblings.extend([EMPTY] * (b.bit_length() - top.bit_length()))
             child = k >> (shift - 1)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from ..protocol.hashing import EMPTY, keccak256_bytes
 from ..protocol.proof import InclusionProof, NonInclusionProof
 from .errors import InvalidItem, ItemNotFound, ItemPresent, ValuesNotKept
+from .kernels import Kernels
 from .nodes import Nodes
 
 KEY_BYTES = 32
@@ -45,36 +46,53 @@ class StateTree:
     Bad input raises InvalidItem and changes nothing. Not thread-safe (the engine owns it).
     """
 
-    __slots__ = ("_items", "_keep_values", "_nodes", "_pending", "_root")
+    __slots__ = ("_items", "_keep_values", "_kernels", "_nodes", "_pending", "_structural", "_root")
 
-    def __init__(self, keep_values: bool = True) -> None:
+    def __init__(self, keep_values: bool = True, kernels: Kernels | None = None) -> None:
+        """`kernels`: kernels.PURE or kernels.COMPILED to choose the implementation of the hashes and node maps
+        (the same roots and proofs either way); None is kernels.DEFAULT."""
         self._items: dict[bytes, bytes] = {}  # key -> value, or key -> value hash if not keep_values
         self._keep_values = keep_values
-        self._nodes = Nodes(self._items, keep_values)
+        self._kernels = kernels
+        self._nodes = self._new_nodes(self._items)
         self._pending: set[bytes] = set()  # keys changed since the last re-hash
+        self._structural: set[bytes] = set()  # those of them inserted or deleted (the rest: new values)
         self._root = EMPTY
 
     # ---------------------------------------------------------------- building
 
     @classmethod
     def from_items(
-        cls, items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]], keep_values: bool = True
+        cls,
+        items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]],
+        keep_values: bool = True,
+        kernels: Kernels | None = None,
     ) -> "StateTree":
         """Build a tree from (key, value) pairs in one pass (a later duplicate key wins, as in dict())."""
         pairs = items.items() if isinstance(items, Mapping) else items
         values = {_check_key(k): _check_value(v) for k, v in pairs}
         if not keep_values:
             values = {k: keccak256_bytes(v) for k, v in values.items()}
-        return cls._from_store(values, keep_values)
+        return cls._from_store(values, keep_values, kernels)
 
     @classmethod
-    def _from_store(cls, store: dict[bytes, bytes], keep_values: bool) -> "StateTree":
+    def _from_store(cls, store: dict[bytes, bytes], keep_values: bool, kernels: Kernels | None = None) -> "StateTree":
         """Build from a validated item map (values, or value hashes if not keep_values); takes ownership of it."""
-        tree = cls(keep_values)
+        tree = cls(keep_values, kernels)
         tree._items = store
-        tree._nodes = Nodes(store, keep_values)
+        tree._nodes = tree._new_nodes(store)
         tree._root = tree._nodes.build_all(sorted(store))
         return tree
+
+    def _new_nodes(self, items: dict[bytes, bytes]) -> Nodes:
+        if self._kernels is None:
+            return Nodes(items, self._keep_values)
+        return Nodes(items, self._keep_values, self._kernels)
+
+    @property
+    def kernels(self) -> Kernels:
+        """The implementation of the hashes and node maps this tree uses (kernels.py)."""
+        return self._nodes.kernels
 
     # ---------------------------------------------------------------- reads
 
@@ -135,8 +153,11 @@ class StateTree:
         if type(value) is not bytes or len(value) > MAX_VALUE_BYTES:
             value = _check_value(value)
         stored = value if self._keep_values else keccak256_bytes(value)
-        if self._items.get(key) == stored:
+        old = self._items.get(key)
+        if old == stored:
             return  # same value hash: the tree is unchanged
+        if old is None:
+            self._structural.add(key)
         self._pending.add(key)
         self._items[key] = stored
 
@@ -146,6 +167,7 @@ class StateTree:
         if key not in self._items:
             raise ItemNotFound(f"no item with key 0x{key.hex()}")
         self._pending.add(key)
+        self._structural.add(key)
         del self._items[key]
 
     # ---------------------------------------------------------------- hashing
@@ -157,8 +179,9 @@ class StateTree:
         return self._root
 
     def _rehash_pending(self) -> None:
-        self._root = self._nodes.rehash(self._pending)
+        self._root = self._nodes.rehash(self._pending, self._structural)
         self._pending.clear()
+        self._structural.clear()
 
     # ---------------------------------------------------------------- proofs
 
