@@ -58,7 +58,10 @@ class ReplicaProcess:
 
     async def start(self) -> None:
         self.replica.restore()  # before serving: no read sees the empty state
-        self.runner = web.AppRunner(build_app(ReplicaFacade(self.replica)), access_log=None)
+        # /v1/info names the operators it follows: the web app served here sends its signed requests to them
+        info = {"replica": True, "operators": [{"id": str(i), "api": url} for i, url in
+                                               enumerate(self.settings.sources, start=1)]}
+        self.runner = web.AppRunner(build_app(ReplicaFacade(self.replica), info=info), access_log=None)
         await self.runner.setup()
         host, port = self.settings.listen
         await web.TCPSite(self.runner, host, port, reuse_address=True).start()

@@ -47,3 +47,29 @@ def test_the_read_limit_option_parses_or_refuses(tmp_path):
         with pytest.raises(ValueError):
             parse_read_limit(bad)
     assert make(tmp_path / "unlimited", None).node.rate_limiter is None
+
+
+def test_a_replicas_info_names_the_operators_it_follows_for_the_web_app(tmp_path):
+    import aiohttp
+
+    from ddx_offchain.daemon.cluster_files import free_ports
+    from ddx_offchain.daemon.replica import ReplicaProcess, ReplicaSettings
+
+    genesis = parse_genesis(example_genesis("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"))
+    (port,) = free_ports(1)
+    sources = ("http://127.0.0.1:9/", "http://127.0.0.1:10/")
+    settings = ReplicaSettings(domain=DOMAIN, genesis=genesis, data_dir=tmp_path, sources=sources,
+                               listen=("127.0.0.1", port))
+
+    async def scenario():
+        process = ReplicaProcess(settings, rpc=None)
+        await process.start()
+        try:
+            async with aiohttp.ClientSession() as http, http.get(f"{process.url}/v1/info") as resp:
+                info = await resp.json()
+            assert info["replica"] is True and info["operator"] is None
+            assert info["operators"] == [{"id": "1", "api": sources[0]}, {"id": "2", "api": sources[1]}]
+        finally:
+            await process.stop()
+
+    asyncio.run(scenario())

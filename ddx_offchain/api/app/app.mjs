@@ -63,7 +63,10 @@ async function start() {
   const res = await fetch("/v1/info");
   state.info = await res.json();
   const own = location.origin;
-  const apis = [own, ...state.info.operators.map((o) => o.api).filter((u) => u !== own)];
+  // served by a replica (read-only): requests go to the operators it follows, reads too (they are the source)
+  const apis = state.info.replica
+    ? state.info.operators.map((o) => o.api)
+    : [own, ...state.info.operators.map((o) => o.api).filter((u) => u !== own)];
   state.domain = domainOf(state.info.chainId, state.info.exchange);
   state.client = new DdxClient(apis, { domain: state.domain });
   text($("deployment"), `chain ${state.info.chainId} · exchange ${state.info.exchange} · ${state.info.operators.length} operators`);
