@@ -6,6 +6,7 @@ import { BrowserProvider, Contract, getAddress } from "ethers";
 import { CandlestickSeries, LineSeries, createChart } from "lightweight-charts";
 import {
   DdxClient, domainOf, placeOrder, placeTrigger, placeTwap, cancelOrder, cancelAll, withdrawIntent, forcedFields, signRequest, eip1193Signer, fromUnits,
+  createStrategy, transfer, approveAgent, revokeAgent, id32,
   marketUnits, toUnits, ERC20_ABI, EXCHANGE_ABI, RequestRefused,
 } from "@ddx/client";
 
@@ -85,6 +86,9 @@ async function start() {
   $("deposit-form").addEventListener("submit", (e) => { e.preventDefault(); safely("deposit", deposit); });
   $("withdraw-form").addEventListener("submit", (e) => { e.preventDefault(); safely("withdrawal", requestWithdrawal); });
   $("claim").addEventListener("click", () => safely("claim", claim));
+  $("strategy-form").addEventListener("submit", (e) => { e.preventDefault(); safely("strategy", submitStrategy); });
+  $("transfer-form").addEventListener("submit", (e) => { e.preventDefault(); safely("transfer", submitTransfer); });
+  $("agent-form").addEventListener("submit", (e) => { e.preventDefault(); safely("agent", submitAgent); });
   $("w-force").addEventListener("click", () => safely("forced withdrawal", forceWithdrawal));
   $("o-type").addEventListener("change", () => {
     const kind = $("o-type").value;
@@ -320,6 +324,27 @@ async function submitOrder() {
   text($("order-result"), `${label}: receipt in ${Math.round(receipt.elapsedMs)} ms (request #${receipt.requestIndex})`);
 }
 
+async function submitStrategy() {
+  const name = $("s-name").value.trim();
+  await submit(`create strategy ${name}`, createStrategy({ trader: state.address, strategy: id32(name) }));
+}
+
+async function submitTransfer() {
+  const amount = toUnits($("x-amount").value, state.tokenDecimals);
+  const from = $("x-from").value.trim();
+  const to = $("x-to").value.trim();
+  await submit(`transfer ${money(amount)} ${from} → ${to}`, transfer({
+    trader: state.address, strategy: id32(from), toStrategy: id32(to), token: state.token, amount }));
+}
+
+async function submitAgent() {
+  const agent = getAddress($("a-address").value.trim());
+  const expiry = BigInt(Date.now() + Number($("a-hours").value) * 3_600_000);
+  // zero strategy: the agent may trade for every strategy of this trader (docs/protocol.md §7.1, ApproveAgent)
+  await submit(`approve agent ${agent.slice(0, 10)}… for ${$("a-hours").value} h`, approveAgent({
+    trader: state.address, strategy: "0x" + "00".repeat(32), agent, scope: 1, expiry }));
+}
+
 async function submitCancelAll() {
   const receipt = await submit("cancel all", cancelAll({ trader: state.address, market: 0 }));
   text($("order-result"), `cancel all: receipt in ${Math.round(receipt.elapsedMs)} ms`);
@@ -348,6 +373,17 @@ async function refreshAccount() {
     return row([sideName(o.side), price(o.price), size(o.remaining), ORDER_TYPES[Number(o.orderType)] ?? o.orderType, b]);
   }), "no open orders");
   fillBody($("fills"), fills.items.map((f) => row([f.ordinal, f.side, price(f.price), size(f.size), f.role, money(f.fee)])), "no fills yet");
+  const trader = await c.get(`/v1/traders/${state.address}`);
+  fillBody($("agents"), (trader.agents ?? []).map((a) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = "Revoke";
+    b.setAttribute("aria-label", `Revoke agent ${a.agent}`);
+    b.addEventListener("click", () => safely("revoke", () => submit(`revoke agent ${a.agent.slice(0, 10)}…`,
+      revokeAgent({ trader: state.address, strategy: a.strategy, agent: a.agent }))));
+    const strategy = /^0x0+$/.test(a.strategy) ? "every strategy" : nameOf(a.strategy);
+    return row([a.agent, strategy, a.expired ? "expired" : new Date(Number(a.expiry)).toISOString(), b]);
+  }), "no agent keys");
   const cumulative = BigInt(withdrawable.withdrawable.find((w) => w.token === state.token)?.withdrawable ?? 0);
   await refreshForced();
   await refreshWallet(cumulative);

@@ -235,6 +235,28 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
     await shot("stop-twap-cancel-all");
   });
 
+  await t.test("strategies and agent keys: create a strategy, move collateral to it, approve an agent and revoke it", async () => {
+    const receipts = () => page.locator("#requests-timeline li.done").count();
+    let done = await receipts();
+    await page.getByLabel("New strategy").fill("hedge");
+    await page.getByRole("button", { name: "Create strategy" }).click();
+    await until((n) => document.querySelectorAll("#requests-timeline li.done").length > n, done);
+    done = await receipts();
+    await page.getByLabel("Transfer from").fill("main");
+    await page.getByLabel("to", { exact: true }).fill("hedge");
+    await page.getByLabel("Amount", { exact: true }).fill("10");
+    await page.getByRole("button", { name: "Transfer" }).click();
+    await until((n) => document.querySelectorAll("#requests-timeline li.done").length > n, done);
+    await until(() => [...document.querySelectorAll("#balances tr")].some((r) => /hedge/.test(r.textContent) && /10(\.0+)?\b/.test(r.textContent)));
+    const agent = "0x" + "ab".repeat(20);
+    await page.getByLabel("Approve agent (trade only)").fill(agent);
+    await page.getByRole("button", { name: "Approve agent" }).click();
+    await until((a) => document.querySelector("#agents").textContent.toLowerCase().includes(a), agent);
+    await shot("strategies-and-agents");
+    await page.getByRole("button", { name: /Revoke agent/ }).click();
+    await until(() => /no agent keys/.test(document.querySelector("#agents").textContent));
+  });
+
   await t.test("withdraw: request, sequenced, checkpointed, claim through the wallet, paid", async () => {
     const claimedBefore = await exchange.claimed(user.wallet.address, info.collateral);
     const walletBefore = await token.balanceOf(user.wallet.address);
