@@ -826,8 +826,7 @@ class Engine:
                 return self._undo_atomic(c, accounts, before, ordinal, order_seq, start, i, verdict.detail)
 
     def _undo_atomic(self, c, accounts, before, ordinal, order_seq, start, index, why) -> None:
-        accounts = accounts or [a for a in (self.accounts.get(c.trader + c.strategy + t) for t in sorted(self.ledgers))
-                                if a is not None]
+        # `accounts` were taken before the actions ran: none of them can open an account (an order needs one)
         now = {o.id: o for a in accounts for o in a.orders.values()}
         for oid, o in now.items():  # placed by the batch: gone again
             if oid not in before:
@@ -1006,9 +1005,7 @@ class Engine:
         self.dirty.add(t)
 
     def _free_collateral(self, a) -> int:
-        """What may leave a strategy account now: its cash with unrealized losses (not profits) counted, less the
-        initial margin of its positions and open orders (docs/engine.md §7)."""
-        return a.collateral + min(0, mg.unrealized(a)) - mg.initial_requirement(a)
+        return mg.free_collateral(a.collateral, mg.unrealized(a), mg.initial_requirement(a))
 
     def _transfer(self, c: Transfer) -> None:
         if type(c.amount) is not int or not 0 < c.amount <= MAX_QUANTITY:

@@ -101,6 +101,13 @@ def order_check(account, market, d_size: int, d_cash: int, d_open_buy: int, d_op
     return e, im
 
 
+def free_collateral(collateral: int, unrealized: int, initial: int) -> int:
+    """What may leave a strategy account now (a withdraw intent, a transfer): its cash with unrealized losses (not
+    profits) counted, less the initial margin of its positions and open orders (docs/engine.md §7). Negative when
+    nothing may."""
+    return collateral + min(0, unrealized) - initial
+
+
 def reduces_risk(account, market, d_size: int, d_open_buy: int, d_open_sell: int, equity_after: int) -> bool:
     """The exception for an order below initial margin: it does not raise IM and leaves equity >= MM."""
     im_before = initial_requirement(account)

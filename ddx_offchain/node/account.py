@@ -150,5 +150,5 @@ def _strategy_account(a) -> StrategyAccount:
         ))
     return StrategyAccount(
         a.strategy, a.token, a.collateral, unrealized, equity, initial, maintenance, equity - initial,
-        max(0, a.collateral + min(0, unrealized) - initial), positions,
+        max(0, mg.free_collateral(a.collateral, unrealized, initial)), positions,
     )

@@ -289,7 +289,7 @@ def trader_view(engine: Engine, trader: bytes) -> TraderView:
         unrealized = mg.unrealized(account)
         strategies.append(StrategyView(
             account.strategy, account.token, account.collateral, unrealized, equity, initial, maintenance,
-            max(0, account.collateral + min(0, unrealized) - initial),
+            max(0, mg.free_collateral(account.collateral, unrealized, initial)),
         ))
         for market_id, p in sorted(account.positions.items()):
             if p.size:
