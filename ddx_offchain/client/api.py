@@ -407,68 +407,92 @@ class DdxClient:
         connection resumes from the last sequence number (on any node), or re-syncs if that is no longer held."""
         key = self._market_path(market)
         book: LocalBook | None = None
-        attempt = 0
-        while True:
-            url = self.urls[attempt % len(self.urls)]
-            params = {"channel": "book", "key": key, "depth": str(depth)} | ({} if book is None else {"from": str(book.seq)})
-            try:
-                async with self.session.ws_connect(f"{url.rstrip('/')}/v1/ws", params=params, heartbeat=20) as ws:
-                    attempt = 0
-                    async for msg in ws:
-                        if msg.type != aiohttp.WSMsgType.TEXT:
-                            break
-                        doc = json.loads(msg.data)
-                        if doc["type"] == "book":
-                            book = LocalBook(doc)
-                        elif doc["type"] == "bookDelta" and book is not None:
-                            if int(doc["seq"]) <= book.seq:
-                                continue
-                            book.apply(doc)
-                        elif doc["type"] == "error":
-                            if doc["error"] == "resume_unavailable":
-                                book = None
-                            break
-                        else:
-                            continue
-                        yield book.snapshot()
-            except BookOutOfSync:
-                book = None  # re-sync from a snapshot
-                continue
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
-                pass
-            attempt += 1
-            await asyncio.sleep(min(0.05 * 2**min(attempt, 5), 1.0))
+
+        def params() -> dict[str, str]:
+            return {"channel": "book", "key": key, "depth": str(depth)} | ({} if book is None else {"from": str(book.seq)})
+
+        def handle(doc: dict) -> L2Book | None:
+            nonlocal book
+            if doc["type"] == "book":
+                book = LocalBook(doc)
+            elif doc["type"] == "bookDelta" and book is not None:
+                if int(doc["seq"]) <= book.seq:
+                    return None
+                try:
+                    book.apply(doc)
+                except BookOutOfSync:
+                    book = None
+                    raise _Reconnect(at_once=True) from None  # re-sync from a snapshot
+            elif doc["type"] == "error":
+                if doc["error"] == "resume_unavailable":
+                    book = None
+                raise _Reconnect(at_once=False)
+            else:
+                return None
+            return book.snapshot()
+
+        async for snapshot in self._follow(params, handle):
+            yield snapshot
 
     # ------------------------------------------------------------ streams
 
     async def stream(self, channel: str = "all", key: str | None = None, after: int | None = None) -> AsyncIterator[dict]:
         """Yield the snapshot (unless resuming) then every update in ordinal order, reconnecting (to the next
         node if need be) and resuming from the last ordinal seen, so the sequence has no gaps and no repeats."""
+
+        def params() -> dict[str, str]:
+            return {"channel": channel} | ({"key": key} if key else {}) | ({} if after is None else {"from": str(after)})
+
+        def handle(doc: dict) -> dict | None:
+            nonlocal after
+            if doc["type"] == "snapshot":
+                after = int(doc["ordinal"])
+            elif doc["type"] == "update":
+                if after is not None and int(doc["ordinal"]) <= after:
+                    return None
+                after = int(doc["ordinal"])
+            elif doc["type"] == "error":
+                if doc["error"] != "slow_consumer":
+                    raise RequestRefused(400, doc["error"], doc.get("detail", ""), doc)
+                return None
+            return doc
+
+        async for doc in self._follow(params, handle):
+            yield doc
+
+    async def _follow(self, params, handle) -> AsyncIterator:
+        """The one reconnect loop of the WebSocket feeds: connect to `/v1/ws` with `params()` (called at every
+        connect, so a feed resumes from what its handler last saw), pass each JSON message to `handle` and yield
+        what it returns (None: nothing). A dropped connection, or `_Reconnect` from the handler, connects again,
+        to the next node after a failure, with exponential backoff (none for `_Reconnect(at_once=True)`); any
+        other exception from the handler ends the feed."""
         attempt = 0
         while True:
             url = self.urls[attempt % len(self.urls)]
-            params = {"channel": channel} | ({"key": key} if key else {}) | ({} if after is None else {"from": str(after)})
             try:
-                async with self.session.ws_connect(f"{url.rstrip('/')}/v1/ws", params=params, heartbeat=20) as ws:
+                async with self.session.ws_connect(f"{url.rstrip('/')}/v1/ws", params=params(), heartbeat=20) as ws:
                     attempt = 0
                     async for msg in ws:
                         if msg.type != aiohttp.WSMsgType.TEXT:
                             break
-                        doc = json.loads(msg.data)
-                        if doc["type"] == "snapshot":
-                            after = int(doc["ordinal"])
-                        elif doc["type"] == "update":
-                            if after is not None and int(doc["ordinal"]) <= after:
-                                continue
-                            after = int(doc["ordinal"])
-                        elif doc["type"] == "error" and doc["error"] != "slow_consumer":
-                            raise RequestRefused(400, doc["error"], doc.get("detail", ""), doc)
-                        if doc["type"] != "error":
-                            yield doc
+                        out = handle(json.loads(msg.data))
+                        if out is not None:
+                            yield out
+            except _Reconnect as again:
+                if again.at_once:
+                    continue
             except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
                 pass
             attempt += 1
             await asyncio.sleep(min(0.05 * 2**min(attempt, 5), 1.0))
+
+
+class _Reconnect(Exception):
+    """Raised by a feed's message handler to drop the connection and connect again (resuming per its params)."""
+
+    def __init__(self, at_once: bool) -> None:
+        super().__init__("reconnect")
+        self.at_once = at_once
 
 
 def parse_address_or_none(value: object) -> bytes | None:
