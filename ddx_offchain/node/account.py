@@ -119,23 +119,44 @@ def liquidation_price(account, pos) -> int | None:
     return None
 
 
-def account_view(engine: Engine, trader: bytes) -> AccountView:
-    """Every strategy account of `trader` (strategies x listed tokens, by key: never a scan of all accounts)."""
+def strategy_accounts(engine: Engine, trader: bytes) -> list:
+    """`trader`'s strategy accounts (strategies x listed tokens, in key order: by key, never a scan of all
+    accounts); empty for an unknown trader."""
     t = engine.traders.get(trader)
-    out = []
-    if t is not None:
-        for strategy in sorted(t.strategies):
-            for token in sorted(engine.ledgers):
-                a = engine.accounts.get(trader + strategy + token)
-                if a is not None:
-                    out.append(_strategy_account(a))
-    return AccountView(trader, t is not None, out)
+    if t is None:
+        return []
+    tokens = sorted(engine.ledgers)
+    return [a for strategy in sorted(t.strategies) for token in tokens
+            if (a := engine.accounts.get(trader + strategy + token)) is not None]
 
 
-def _strategy_account(a) -> StrategyAccount:
+@dataclass(frozen=True, slots=True)
+class MarginFigures:
+    """A strategy account's margin figures (docs/engine.md), the same for every view that shows them."""
+
+    collateral: int
+    unrealized_pnl: int
+    equity: int  # collateral + unrealized PnL at the marks
+    initial_margin: int  # IM used: positions and open orders
+    maintenance_margin: int  # below this equity the account is liquidated
+    free_collateral: int  # what a withdraw intent may take now (unrealized profit does not count)
+
+
+def margin_figures(a) -> MarginFigures:
     equity, maintenance = mg.equity_and_mm(a)
     initial = mg.initial_requirement(a)
     unrealized = mg.unrealized(a)
+    free = max(0, mg.free_collateral(a.collateral, unrealized, initial))
+    return MarginFigures(a.collateral, unrealized, equity, initial, maintenance, free)
+
+
+def account_view(engine: Engine, trader: bytes) -> AccountView:
+    """Every strategy account of `trader` with its margin figures and each position's liquidation price."""
+    return AccountView(trader, trader in engine.traders, [_strategy_account(a) for a in strategy_accounts(engine, trader)])
+
+
+def _strategy_account(a) -> StrategyAccount:
+    f = margin_figures(a)
     positions = []
     for market_id, p in sorted(a.positions.items()):
         if not p.size:
@@ -149,6 +170,6 @@ def _strategy_account(a) -> StrategyAccount:
             mg.requirement(size, m.mark, m.mmr, m.one), liquidation_price(a, p),
         ))
     return StrategyAccount(
-        a.strategy, a.token, a.collateral, unrealized, equity, initial, maintenance, equity - initial,
-        max(0, mg.free_collateral(a.collateral, unrealized, initial)), positions,
+        a.strategy, a.token, f.collateral, f.unrealized_pnl, f.equity, f.initial_margin, f.maintenance_margin,
+        f.equity - f.initial_margin, f.free_collateral, positions,
     )

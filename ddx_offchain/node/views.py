@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..engine import margin as mg
 from ..engine.commands import BUY, SELL
 from ..engine.engine import Engine
 from ..engine.errors import UnknownEpochError
@@ -19,7 +18,7 @@ from ..engine.risk import funding_per_unit
 from ..errors import DdxError
 from ..protocol.items import decode_balance_value, decode_withdrawal_value
 from ..protocol.proof import InclusionProof, NonInclusionProof
-from .account import AccountView
+from .account import AccountView, margin_figures, strategy_accounts
 from .market_data import HeldPosition, RestingOrder
 
 BOOK_DEPTH = 100
@@ -276,20 +275,14 @@ def book_view(engine: Engine, market: bytes, depth: int = BOOK_DEPTH) -> BookVie
 
 
 def trader_view(engine: Engine, trader: bytes) -> TraderView:
-    t = engine.traders.get(trader)
+    accounts = strategy_accounts(engine, trader)
     tokens = sorted(engine.ledgers)
-    accounts = []
-    if t is not None:
-        for strategy in sorted(t.strategies):
-            accounts.extend(a for a in (engine.accounts.get(trader + strategy + token) for token in tokens) if a is not None)
     strategies, positions, orders = [], [], []
     for account in accounts:
-        equity, maintenance = mg.equity_and_mm(account)
-        initial = mg.initial_requirement(account)
-        unrealized = mg.unrealized(account)
+        f = margin_figures(account)
         strategies.append(StrategyView(
-            account.strategy, account.token, account.collateral, unrealized, equity, initial, maintenance,
-            max(0, mg.free_collateral(account.collateral, unrealized, initial)),
+            account.strategy, account.token, f.collateral, f.unrealized_pnl, f.equity, f.initial_margin,
+            f.maintenance_margin, f.free_collateral,
         ))
         for market_id, p in sorted(account.positions.items()):
             if p.size:
@@ -321,7 +314,7 @@ def trader_view(engine: Engine, trader: bytes) -> TraderView:
             w = engine.twaps[i]
             twaps.append(TwapView(w.id, account.strategy, w.market.id, w.side, w.size, w.executed, w.next_slice,
                                   w.slices, w.due, w.interval, w.limit_price, w.reduce_only))
-    return TraderView(trader, t is not None, strategies, positions, balances, orders, agents, triggers, twaps)
+    return TraderView(trader, trader in engine.traders, strategies, positions, balances, orders, agents, triggers, twaps)
 
 
 def market_view(engine: Engine, market: bytes) -> MarketView | None:
