@@ -229,7 +229,7 @@ class Api:
     async def limit_reads(self, request: web.Request, handler):
         """Every GET but the probes and the scrape takes a token from the client IP's read bucket."""
         if self.limiter is not None and request.method == "GET" and request.path not in UNLIMITED_READS:
-            self.limiter.charge_read(request.remote)
+            self.limiter.charge_read(self.limiter.client(request.remote, request.headers))
         return await handler(request)
 
     # ------------------------------------------------------------ requests and receipts
@@ -237,7 +237,7 @@ class Api:
     async def post_request(self, request: web.Request) -> web.Response:
         origin = None
         if self.limiter is not None:
-            origin = self.limiter.origin(request.remote)
+            origin = self.limiter.origin(self.limiter.client(request.remote, request.headers))
             self.limiter.precheck(origin)  # an empty IP bucket refuses before the body is read
         body = await request.read()  # bounded by client_max_size: 413 body_too_large beyond it
         try:

@@ -113,7 +113,7 @@ async def serve_request_channel(
 ) -> web.WebSocketResponse:
     """A frame is bounded by its size (the request's bound plus the envelope) and decoded once; the request
     inside goes to admission as the decoded document, with this connection as its rate-limit origin."""
-    origin = None if limiter is None else limiter.origin(request.remote, connection=True)
+    origin = None if limiter is None else limiter.origin(limiter.client(request.remote, request.headers), connection=True)
     in_flight: set[asyncio.Task] = set()
     send_lock = asyncio.Lock()
 

@@ -110,13 +110,17 @@ def replica(
     confirmations: int = typer.Option(6, "--confirmations", help="blocks before a sequenced chain block is checked"),
     read_limit: str = typer.Option("200/100", "--read-limit",
                                    help="reads per client IP: CAPACITY/PER_SECOND (a token bucket), or off"),
+    trusted_proxy: list[str] = typer.Option([], "--trusted-proxy",
+                                            help="a reverse proxy (address or CIDR) whose X-Forwarded-For names the "
+                                                 "client for --read-limit (repeat for several)"),
 ) -> None:
     """Run a public replica: follow an operator's request log, re-verify and replay it, audit every checkpoint
     against your RPC, and serve the operators' read API (books, traders, feeds, receipts, proofs). No key needed."""
     from ..daemon.replica import main
 
     raise typer.Exit(main(manifest_path=manifest, genesis_path=genesis, sources=source, rpc_url=rpc, data_dir=data_dir,
-                          listen=listen, confirmations=confirmations, read_limit=read_limit))
+                          listen=listen, confirmations=confirmations, read_limit=read_limit,
+                          trusted_proxies=trusted_proxy))
 
 
 devnet_app = typer.Typer(

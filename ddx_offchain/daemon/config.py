@@ -19,7 +19,7 @@ from ..chain.core.prices import PriceError, PriceRules
 from ..chain.price_feed import PriceMarketSettings, PriceSettings, PriceSourceSettings
 from ..chain.price_sources import PriceSourceError, preset_url
 from ..errors import ConfigError
-from ..node.rate_limits import MAX_BUCKETS, BucketSpec, RateLimitSettings
+from ..node.rate_limits import MAX_BUCKETS, BucketSpec, RateLimitSettings, parse_trusted_proxies
 from ..protocol.eip712 import Domain, parse_address
 from ..protocol.errors import ProtocolError
 
@@ -135,6 +135,7 @@ class _RateLimits(msgspec.Struct, forbid_unknown_fields=True):
     ip: _Bucket = msgspec.field(default_factory=_Bucket)
     connection: _Bucket = msgspec.field(default_factory=_Bucket)
     read: _Bucket = msgspec.field(default_factory=_Bucket)
+    trusted_proxies: list[str] = []  # reverse proxies whose X-Forwarded-For names the client (addresses or CIDRs)
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
@@ -334,7 +335,12 @@ def _rate_limits(doc: _RateLimits) -> RateLimitSettings | None:
             _positive(capacity, f"rate_limits.{name}.capacity", MAX_BUCKET_SIZE + 1),
             _positive(refill, f"rate_limits.{name}.refill_per_s", MAX_BUCKET_SIZE + 1),
         )
-    return RateLimitSettings(**buckets, max_buckets=_positive(doc.max_buckets, "rate_limits.max_buckets", 10**8 + 1))
+    try:
+        trusted = parse_trusted_proxies(doc.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"rate_limits.trusted_proxies: {exc}") from None
+    return RateLimitSettings(**buckets, max_buckets=_positive(doc.max_buckets, "rate_limits.max_buckets", 10**8 + 1),
+                             trusted_proxies=trusted)
 
 
 def _prices(doc: _Prices, rpc: str) -> PriceSettings:

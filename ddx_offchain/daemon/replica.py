@@ -15,7 +15,7 @@ from aiohttp import web
 from ..api.server import build_app
 from ..chain.rpc import ChainRpc
 from ..engine.config import GenesisConfig
-from ..node.rate_limits import BucketSpec
+from ..node.rate_limits import BucketSpec, parse_trusted_proxies
 from ..protocol.eip712 import Domain
 from ..replica.node import READ_LIMIT, Replica, ReplicaFacade
 
@@ -32,6 +32,7 @@ class ReplicaSettings:
     confirmations: int = 0
     snapshot_every: int = 10_000
     read_limit: BucketSpec | None = READ_LIMIT  # per-IP reads (None: unlimited)
+    trusted_proxies: tuple = ()  # reverse proxies whose X-Forwarded-For names the client
 
 
 class ReplicaProcess:
@@ -48,6 +49,7 @@ class ReplicaProcess:
             confirmations=settings.confirmations,
             snapshot_every=settings.snapshot_every,
             read_limit=settings.read_limit,
+            trusted_proxies=settings.trusted_proxies,
         )
         self.runner: web.AppRunner | None = None
 
@@ -91,7 +93,8 @@ async def serve(settings: ReplicaSettings, rpc: ChainRpc) -> None:
 
 
 def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: str, data_dir: str, listen: str,
-         confirmations: int, read_limit: str = f"{READ_LIMIT.capacity}/{READ_LIMIT.refill_per_s}") -> int:
+         confirmations: int, read_limit: str = f"{READ_LIMIT.capacity}/{READ_LIMIT.refill_per_s}",
+         trusted_proxies: list[str] | None = None) -> int:
     """`ddx replica` (cli/app.py): settings from the command line; 2 on a configuration error."""
     import sys
 
@@ -111,6 +114,7 @@ def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: 
         if not sources:
             raise ValueError("give at least one --source (an operator's API URL)")
         reads = parse_read_limit(read_limit)
+        proxies = parse_trusted_proxies(trusted_proxies or [])
     except (ManifestError, ConfigError, ValueError, OSError) as exc:
         print(f"ddx replica: {exc}", file=sys.stderr)
         return 2
@@ -123,6 +127,7 @@ def main(*, manifest_path: str, genesis_path: str, sources: list[str], rpc_url: 
         listen=(host, int(port)),
         confirmations=confirmations,
         read_limit=reads,
+        trusted_proxies=proxies,
     )
     rpc = Web3ChainRpc(http_web3(rpc_url), manifest.exchange, shipped_abi("Exchange"))
     _event_loop_runner()(serve(settings, rpc))

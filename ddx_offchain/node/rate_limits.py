@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 
 from .admission import AdmissionError
@@ -155,6 +155,8 @@ class RateLimitSettings:
     connection: BucketSpec | None = BucketSpec(100, 50)
     read: BucketSpec | None = BucketSpec(200, 100)
     max_buckets: int = MAX_BUCKETS
+    # Reverse proxies whose X-Forwarded-For is believed (see `client_address`); empty: the TCP peer is the client.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 class Origin:
@@ -181,6 +183,46 @@ def ip_key(remote: str | None) -> str:
             return str(address.ipv4_mapped)
         return str(ipaddress.IPv6Network((int(address) >> 64 << 64, 64)))
     return str(address)
+
+
+def parse_trusted_proxies(items: list[str] | tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or networks ("10.0.0.0/8", "127.0.0.1", "fd00::/8"); ValueError naming the bad one."""
+    out = []
+    for item in items:
+        try:
+            out.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"trusted proxy {item!r} is not an IP address or network") from None
+    return tuple(out)
+
+
+def _is_trusted(address: str, trusted: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in trusted)
+
+
+def client_address(remote: str | None, forwarded_for: str | None, trusted: tuple) -> str | None:
+    """The client a request is charged to. The TCP peer (`remote`), unless it is a trusted proxy and sent an
+    `X-Forwarded-For` (each proxy appends the address it received the request from): then the right-most address in
+    that list which is not itself a trusted proxy — the first hop nobody we trust vouches for. Entries left of it
+    are whatever the client wrote and are never believed, so a client cannot choose its own bucket; an entry that is
+    not an address, met before that hop, means a trusted proxy wrote nonsense: the peer is charged."""
+    if not trusted or not forwarded_for or remote is None or not _is_trusted(remote, trusted):
+        return remote
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote
+        if not _is_trusted(hop, trusted):
+            return hop
+    return hops[0]  # every hop is a trusted proxy: the first one is where the request came from
 
 
 class RateLimiter:
@@ -211,6 +253,10 @@ class RateLimiter:
             raise CostExceedsLimit(bucket, cost, spec.capacity)
 
     # ------------------------------------------------------------ origins (IP, connection)
+
+    def client(self, remote: str | None, headers: Mapping[str, str]) -> str | None:
+        """The client address of a request from TCP peer `remote` with these HTTP headers (`client_address`)."""
+        return client_address(remote, headers.get("X-Forwarded-For"), self.settings.trusted_proxies)
 
     def origin(self, remote: str | None, *, connection: bool = False) -> Origin:
         """The origin of a request from `remote`; `connection`: a new request-channel connection's own bucket."""

@@ -102,9 +102,10 @@ class Replica:
         audit_interval_s: float = 1.0,
         poll_s: float = 0.2,
         read_limit: BucketSpec | None = READ_LIMIT,
+        trusted_proxies: tuple = (),
     ) -> None:
         """`read_limit`: the per-IP bucket every read takes a token from (a public replica serves anyone; None:
-        no limit)."""
+        no limit); `trusted_proxies`: reverse proxies whose X-Forwarded-For names the client (node/rate_limits.py)."""
         data_dir.mkdir(parents=True, exist_ok=True)
         self.rpc = rpc
         engine = EngineAdapter(Engine(genesis))
@@ -119,7 +120,7 @@ class Replica:
             history_path=data_dir / "history.sqlite",
             # a replica sequences nothing: only its reads are limited
             rate_limits=None if read_limit is None else RateLimitSettings(
-                trader=None, ip=None, connection=None, read=read_limit,
+                trader=None, ip=None, connection=None, read=read_limit, trusted_proxies=trusted_proxies,
             ),
         )
         self.follower = LogFollower(self.node.service, sources, poll_s=poll_s)

@@ -175,3 +175,39 @@ def test_the_request_channel_also_draws_on_the_ip_bucket():
             await ws.close()
 
     run(scenario())
+
+
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_buckets_and_the_header_is_ignored_otherwise():
+    import ipaddress
+
+    import aiohttp
+
+    async def scenario(trusted):
+        clock = Clock()
+        settings = RateLimitSettings(trader=None, ip=BucketSpec(1, 1), connection=None, read=BucketSpec(2, 1),
+                                     trusted_proxies=trusted)
+        node, _ = make_node(rate_limits=settings, rate_clock_ms=clock)
+        async with running(node) as client:  # the test client connects from 127.0.0.1
+            def via(address):
+                return {"X-Forwarded-For": f"6.6.6.6, {address}"}  # the left entry is the client's own claim
+
+            statuses = []
+            for nonce, address in enumerate(["198.51.100.1", "198.51.100.1", "198.51.100.2"], start=1):
+                resp = await client.post("/v1/requests", json=signed_order(ALICE, nonce).to_json(), headers=via(address))
+                statuses.append(resp.status)
+            reads = [(await client.get("/v1/status", headers=via(a))).status
+                     for a in ("198.51.100.1", "198.51.100.1", "198.51.100.1", "198.51.100.3")]
+            try:  # opening the request channel costs a read, its frames the IP bucket
+                ws = await client.ws_connect("/v1/ws/requests", headers=via("198.51.100.4"))
+            except aiohttp.WSServerHandshakeError as refused:
+                return statuses, reads, refused.status
+            await ws.send_str(json.dumps({"id": "x", "request": signed_order(ALICE, 9).to_json()}))
+            answer = json.loads((await ws.receive()).data)
+            await ws.close()
+            return statuses, reads, answer
+
+    statuses, reads, answer = run(scenario(tuple(map(ipaddress.ip_network, ["127.0.0.1"]))))
+    assert statuses == [200, 429, 200] and reads == [200, 200, 429, 200]  # one bucket per forwarded client
+    assert answer["id"] == "x" and "error" not in answer  # a fresh client on the request channel: sequenced
+    statuses, reads, answer = run(scenario(()))  # no trusted proxy: every request is 127.0.0.1's
+    assert statuses == [200, 429, 429] and reads == [200, 200, 429, 429] and answer == 429

@@ -274,3 +274,13 @@ def test_local_cluster_configs_switch_rate_limits_off_unless_asked(tmp_path):
     assert load_config(off.configs[0]).rate_limits is None
     on = write_cluster(tmp_path / "b", 1, domain, {}, rate_limits={"max_buckets": 7})
     assert load_config(on.configs[0]).rate_limits.max_buckets == 7
+
+
+def test_trusted_proxies_are_parsed_or_refused_naming_the_key(folder):
+    import ipaddress
+
+    limits = parse_config(GOOD + '\n[rate_limits]\ntrusted_proxies = ["10.0.0.0/8", "::1"]\n', folder).rate_limits
+    assert limits.trusted_proxies == (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    assert parse_config(GOOD, folder).rate_limits.trusted_proxies == ()  # the default: believe no header
+    with pytest.raises(ConfigError, match="rate_limits.trusted_proxies.*'lb.internal'"):
+        parse_config(GOOD + '\n[rate_limits]\ntrusted_proxies = ["lb.internal"]\n', folder)

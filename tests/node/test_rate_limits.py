@@ -281,3 +281,36 @@ def test_a_request_costs_its_number_of_actions():
     assert request_cost(Batch()) == 3
     assert request_cost(Empty()) == 1
     assert request_cost(object()) == 1
+
+
+# ---------------------------------------------------------------- client address behind trusted proxies
+
+def test_client_address_believes_x_forwarded_for_only_from_a_trusted_proxy():
+    from ddx_offchain.node.rate_limits import client_address, parse_trusted_proxies
+
+    trusted = parse_trusted_proxies(["10.0.0.0/8", "127.0.0.1", "fd00::/8"])
+    # no trusted proxies configured, or the peer is not one: the header is the client's own words, ignored
+    assert client_address("203.0.113.7", "198.51.100.1", ()) == "203.0.113.7"
+    assert client_address("203.0.113.7", "198.51.100.1", trusted) == "203.0.113.7"
+    # a trusted peer: the right-most hop it does not itself trust; what the client wrote left of that is ignored
+    assert client_address("10.1.2.3", "198.51.100.1", trusted) == "198.51.100.1"
+    assert client_address("10.1.2.3", "6.6.6.6, 198.51.100.1", trusted) == "198.51.100.1"
+    assert client_address("10.1.2.3", "6.6.6.6, 198.51.100.1, 10.9.9.9, 127.0.0.1", trusted) == "198.51.100.1"
+    assert client_address("::ffff:127.0.0.1", " 198.51.100.2 ", trusted) == "198.51.100.2"  # IPv4-mapped peer
+    assert client_address("fd00::1", "2001:db8::5", trusted) == "2001:db8::5"
+    # only trusted hops: the first one; no header or a nonsense hop before an untrusted one: the peer itself
+    assert client_address("10.1.2.3", "10.0.0.9, 127.0.0.1", trusted) == "10.0.0.9"
+    assert client_address("10.1.2.3", None, trusted) == "10.1.2.3"
+    assert client_address("10.1.2.3", "198.51.100.1, unknown", trusted) == "10.1.2.3"
+    assert client_address(None, "198.51.100.1", trusted) is None
+
+
+def test_trusted_proxies_parse_addresses_and_networks_or_name_the_bad_one():
+    import ipaddress
+
+    from ddx_offchain.node.rate_limits import parse_trusted_proxies
+
+    assert parse_trusted_proxies(["10.0.0.0/8", "127.0.0.1", "fd00::/8"]) == (
+        ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("fd00::/8"))
+    with pytest.raises(ValueError, match="'proxy.local'"):
+        parse_trusted_proxies(["10.0.0.0/8", "proxy.local"])

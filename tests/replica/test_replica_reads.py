@@ -17,10 +17,10 @@ from ddx_offchain.replica.node import Replica, ReplicaFacade
 DOMAIN = Domain.of(31337, "0x" + "5a" * 20)
 
 
-def make(tmp_path, read_limit):
+def make(tmp_path, read_limit, trusted_proxies=()):
     genesis = parse_genesis(example_genesis("0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48"))
     return Replica(domain=DOMAIN, genesis=genesis, data_dir=tmp_path, sources=["http://127.0.0.1:9"], rpc=None,
-                   read_limit=read_limit)
+                   read_limit=read_limit, trusted_proxies=trusted_proxies)
 
 
 def test_reads_beyond_the_bucket_are_refused_with_429_and_a_retry_time(tmp_path):
@@ -38,6 +38,22 @@ def test_reads_beyond_the_bucket_are_refused_with_429_and_a_retry_time(tmp_path)
             await client.close()
 
     asyncio.run(scenario())
+
+
+def test_behind_a_trusted_proxy_reads_are_counted_per_forwarded_client(tmp_path):
+    from ddx_offchain.node.rate_limits import parse_trusted_proxies
+
+    async def scenario():
+        replica = make(tmp_path, BucketSpec(1, 1), parse_trusted_proxies(["127.0.0.0/8"]))
+        client = TestClient(TestServer(build_app(ReplicaFacade(replica))))
+        await client.start_server()
+        try:
+            return [(await client.get("/v1/markets", headers={"X-Forwarded-For": who})).status
+                    for who in ("198.51.100.1", "198.51.100.1", "198.51.100.2")]
+        finally:
+            await client.close()
+
+    assert asyncio.run(scenario()) == [200, 429, 200]
 
 
 def test_the_read_limit_option_parses_or_refuses(tmp_path):
