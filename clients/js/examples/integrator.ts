@@ -1,0 +1,82 @@
+// How an integrator uses @ddx/client from TypeScript (docs/app.md "The JS client"): build, sign and submit a
+// request, verify its receipt, read, follow a feed and the book. tests/app/test_js_types.py type-checks this file
+// with `tsc --noEmit --strict` against the declarations in ../src/*.d.mts, so it breaks when they drift.
+import { JsonRpcProvider, Wallet } from "ethers";
+import {
+  DdxClient, OrderType, ReceiptInvalid, RequestRefused, Side, batch, cancelAction, domainOf, marketUnits, placeAction,
+  placeOrder, requestSigner, signRequest, typedData, withdrawIntent,
+  type FeedMessage, type Info, type Request, type RequestFields, type SubmittedReceipt,
+} from "@ddx/client";
+
+export async function trade(api: string, rpc: string, key: string): Promise<SubmittedReceipt> {
+  const probe = new DdxClient([api]);
+  const info: Info = await probe.info();
+  const domain = domainOf(info.chainId, info.exchange);
+  // a replica's /v1/info names the operators it follows: submit to them
+  const client = new DdxClient(info.operators.map((o) => o.api), { domain });
+  const set = await client.useChain(new JsonRpcProvider(rpc));
+  console.log(`${set.operators.length} operators, threshold ${set.threshold}`);
+
+  const signer = new Wallet(key);
+  const market = await client.market("ETHP");
+  const units = marketUnits({ tick: String(market.tick), lot: String(market.lot), sizeDecimals: String(market.sizeDecimals) }, 6);
+  const fields: RequestFields<"PlaceOrder"> = {
+    trader: signer.address, market: "ETHP", side: Side.BUY, orderType: OrderType.POST_ONLY,
+    price: units.price("1999.5"), size: units.size("0.01"),
+  };
+  const order: Request<"PlaceOrder"> = placeOrder(fields);
+  const document = typedData(order, domain); // what a wallet shows its user
+  console.log(document.primaryType, document.message.price);
+
+  const signed = await signRequest(signer, order, domain);
+  if (requestSigner(signed, domain) !== signer.address) throw new Error("signed by someone else");
+  let receipt: SubmittedReceipt;
+  try {
+    receipt = await client.submit(signed);
+  } catch (err) {
+    if (err instanceof RequestRefused) console.error(`refused (${err.status}): ${err.reason}`);
+    else if (err instanceof ReceiptInvalid) console.error(`a receipt that does not verify: ${err.message}`);
+    throw err;
+  }
+  console.log(`request ${receipt.requestIndex} in epoch ${receipt.epoch}, signed by ${receipt.operatorAddress} ` +
+    `(${receipt.api}) after ${receipt.elapsedMs.toFixed(1)} ms`);
+  const again = await client.verify(await client.receipt(signed.requestHash), signed);
+  console.log(again.operatorAddress === receipt.operatorAddress);
+
+  // a batch that cancels the order and places another, all or nothing
+  const replace = batch({
+    trader: signer.address, atomic: true,
+    actions: [cancelAction("ETHP", signed.requestHash), placeAction({ market: "ETHP", side: Side.SELL, price: "2001000000", size: 10000n })],
+  });
+  await client.submit(await signRequest(signer, replace, domain));
+
+  const withdrawal = withdrawIntent({ trader: signer.address, token: info.collateral[0].token, amount: "1000000" });
+  await client.submit(await signRequest(signer, withdrawal, domain));
+
+  // reads
+  const account = await client.account(signer.address);
+  const fills = await client.fills(signer.address, { limit: 10 });
+  console.log(account, fills, (await client.markets()).length);
+
+  // the trader feed (resumes from the last ordinal on a reconnect) and the checked L2 book
+  const feed = client.stream({
+    channel: "trader", key: signer.address,
+    onMessage: (message: FeedMessage) => {
+      if (message.type === "update" && message.kind === "Fill") console.log("fill", message.requestIndex, message.data);
+      else if (message.type === "snapshot") console.log("snapshot at", message.ordinal);
+    },
+    onError: (error) => console.error(error.error),
+  });
+  const book = client.bookStream("ETHP", {
+    onBook: (b) => {
+      const best = b.levels("bids")[0];
+      if (best) console.log(b.seq, best[0], best[1], b.checked);
+    },
+  });
+  setTimeout(() => {
+    console.log("resume from", feed.lastOrdinal, book.book.seq);
+    feed.close();
+    book.close();
+  }, 10_000);
+  return receipt;
+}
