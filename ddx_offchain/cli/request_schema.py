@@ -68,8 +68,8 @@ def render_declarations() -> str:
     out = [DECLARATIONS_HEADER, "\n",
            "/** A uint as a builder takes it: a decimal string, a bigint or a safe integer (never a float). */\n",
            "export type UintInput = string | bigint | number;\n",
-           "/** A bytes32 as a builder takes it: 0x + 64 hex, a readable name of 1..32 bytes (\"main\", \"ETHP\"), or 0 or\n",
-           " * null for the zero id (`market: 0`: every market). */\n",
+           "/** A bytes32 as a builder takes it: 0x + 64 hex, a readable name of 1..32 bytes (\"main\", \"ETHP\"),\n",
+           " * or 0 or null for the zero id (`market: 0`: every market). */\n",
            "export type Bytes32Input = string | 0 | null;\n",
            "/** An address as a builder takes it: any case, or mixed case with a valid EIP-55 checksum. */\n",
            "export type AddressInput = string;\n"]
@@ -87,21 +87,23 @@ def render_declarations() -> str:
             "/** Every request type's builder fields (all of them; see requests.d.mts for the optional ones). */\n",
             "export interface RequestInputs {\n", *(f"  {n}: {n}Input;\n" for n in names), "}\n",
             "export type RequestType = keyof RequestMessages;\n"]
+    fields = "readonly fields: readonly FieldSpec[]"
+    structs = "; ".join(f"readonly {s}: {{ readonly typeString: string; {fields} }}" for s in schema["structs"])
     out += ["\nexport interface FieldSpec {\n  readonly name: string;\n  readonly type: string;\n}\n",
-            "export interface RequestSpec {\n  readonly typeId: number;\n  readonly typeString: string;\n"
-            "  readonly typeHash: string;\n  readonly fields: readonly FieldSpec[];\n  readonly referenced: readonly string[];\n"
+            "export interface RequestSpec {\n  readonly typeId: number;\n  readonly typeString: string;\n",
+            f"  readonly typeHash: string;\n  {fields};\n  readonly referenced: readonly string[];\n",
             "  readonly agentSignable: boolean;\n  readonly forceable: boolean;\n}\n",
             "export interface Enums {\n",
-            *(f"  readonly {name}: {_literal_object(members)};\n" for name, members in schema["enums"].items()), "}\n",
+            *(f"  readonly {name}: {_literal_object(members)};\n" for name, members in schema["enums"].items()),
+            "}\n",
             "/** The document request_types.mjs exports (ddx_offchain.protocol.requests.request_schema()). */\n",
-            "export interface RequestSchema {\n  readonly domain: { readonly name: string; readonly version: string };\n"
-            "  readonly replayWindowMs: number;\n  readonly notForcedFields: readonly string[];\n"
-            "  readonly maxQuantity: string;\n  readonly maxBatchActions: number;\n"
-            "  readonly requests: { readonly [T in RequestType]: RequestSpec };\n"
-            "  readonly structs: { readonly " + "; readonly ".join(
-                f"{s}: {{ readonly typeString: string; readonly fields: readonly FieldSpec[] }}" for s in schema["structs"])
-            + " };\n"
-            "  readonly receipt: { readonly typeString: string; readonly typeHash: string; readonly fields: readonly FieldSpec[] };\n"
+            "export interface RequestSchema {\n",
+            "  readonly domain: { readonly name: string; readonly version: string };\n",
+            "  readonly replayWindowMs: number;\n  readonly notForcedFields: readonly string[];\n",
+            "  readonly maxQuantity: string;\n  readonly maxBatchActions: number;\n",
+            "  readonly requests: { readonly [T in RequestType]: RequestSpec };\n",
+            f"  readonly structs: {{ {structs} }};\n",
+            f"  readonly receipt: {{ readonly typeString: string; readonly typeHash: string; {fields} }};\n",
             "  readonly enums: Enums;\n}\n",
             "declare const schema: RequestSchema;\nexport default schema;\n"]
     return "".join(out)

@@ -52,6 +52,7 @@ def test_a_drifted_declaration_fails_the_check(tmp_path):
     misuse = tmp_path / "misuse.mts"
     misuse.write_text(f'import {{ placeOrder }} from {json.dumps(str(CLIENT / "src" / "index.mjs"))};\n'
                       'export const order = placeOrder({ trader: "0x", market: "ETHP", sizes: "1" });\n')
-    for broken, error in ((undeclared, "cancelEverything"), (required, 'requiredFieldsDiffer: "WithdrawIntent"'), (misuse, "sizes")):
+    expected = {undeclared: "cancelEverything", required: 'requiredFieldsDiffer: "WithdrawIntent"', misuse: "sizes"}
+    for broken, error in expected.items():
         done = typecheck(tmp_path, str(broken))
         assert done.returncode != 0 and error in done.stdout, (broken.name, done.stdout[-3000:])

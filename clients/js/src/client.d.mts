@@ -1,7 +1,7 @@
 // Declarations of client.mjs: REST reads, submission with receipt verification, resumable feeds (docs/api.md).
 import type { ContractRunner } from "ethers";
 import type { LocalBook } from "./book.mjs";
-import type { AddressInput, Bytes32Input, Domain, Receipt, RequestType, SignedRequest } from "./requests.mjs";
+import type { AddressInput, Bytes32Input, Domain, Receipt, RequestType, SignedRequest, UnsignedReceipt } from "./requests.mjs";
 
 /** A JSON document as the API returns it: integers are decimal strings (docs/protocol.md §7.0). */
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -144,7 +144,8 @@ export declare class DdxClient {
   info(): Promise<Info>;
   /** This node's status, or `api`'s (no fail-over). */
   status(api?: string): Promise<JsonDocument>;
-  receipt(hash: string): Promise<Receipt>;
+  /** A sequenced request's receipt: signed when an operator answers, unsigned from a replica. */
+  receipt(hash: string): Promise<Receipt | UnsignedReceipt>;
   markets(): Promise<JsonDocument[]>;
   market(market: Bytes32Input): Promise<JsonDocument>;
   ticker(market: Bytes32Input): Promise<JsonDocument>;

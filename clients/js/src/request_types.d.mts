@@ -4,8 +4,8 @@
 
 /** A uint as a builder takes it: a decimal string, a bigint or a safe integer (never a float). */
 export type UintInput = string | bigint | number;
-/** A bytes32 as a builder takes it: 0x + 64 hex, a readable name of 1..32 bytes ("main", "ETHP"), or 0 or
- * null for the zero id (`market: 0`: every market). */
+/** A bytes32 as a builder takes it: 0x + 64 hex, a readable name of 1..32 bytes ("main", "ETHP"),
+ * or 0 or null for the zero id (`market: 0`: every market). */
 export type Bytes32Input = string | 0 | null;
 /** An address as a builder takes it: any case, or mixed case with a valid EIP-55 checksum. */
 export type AddressInput = string;

@@ -121,8 +121,15 @@ export declare function signRequest<T extends RequestType>(signer: RequestSigner
 export declare function requestSigner(signed: SignedRequest | WireRequest, domain: Domain): string;
 export declare function wireForm<T extends RequestType>(signed: SignedRequest<T>): WireRequest<T>;
 export declare function eip1193Signer(provider: Eip1193Provider, address: AddressInput): Eip1193Signer;
-/** A receipt as a node returns it (docs/protocol.md §7.5): the signed fields and the operator's signature. */
+/** A receipt as an operator returns it (docs/protocol.md §7.5): the signed fields, the operator's signature and
+ * address (`receiptSigner` recovers the address from the signature: trust that, not the field). */
 export interface Receipt extends ReceiptMessage {
   signature: string;
+  operator?: string;
+}
+/** A receipt as a replica returns it from GET /v1/receipts: a replica holds no operator key, so nothing signs it. */
+export interface UnsignedReceipt extends ReceiptMessage {
+  signature: null;
+  operator: null;
 }
 export declare function receiptSigner(receipt: Receipt, domain: Domain): string;
