@@ -1,7 +1,9 @@
 """The JS client's TypeScript declarations (clients/js/src/*.d.mts): `tsc --noEmit --strict` compiles the integrator's
-example (clients/js/examples/integrator.ts, through the package's `exports`) and a module generated from the client's
+example (clients/js/examples/integrator.ts, through the package's `exports`), a module generated from the client's
 run-time behaviour (tests/app/typescript/declaration_checks.mjs: every runtime export of index.mjs declared, every
-builder's required fields declared required) — so a declaration that drifts from the code fails here."""
+builder's required fields declared required) and one holding a devnet's real answers to every read, each assigned
+to its declared type (tests/app/typescript/capture_reads.mjs) — so a declaration that drifts from the code or the
+API fails here."""
 
 from __future__ import annotations
 
@@ -56,3 +58,23 @@ def test_a_drifted_declaration_fails_the_check(tmp_path):
     for broken, error in expected.items():
         done = typecheck(tmp_path, str(broken))
         assert done.returncode != 0 and error in done.stdout, (broken.name, done.stdout[-3000:])
+
+
+def test_a_devnets_answers_have_the_declared_types(devnet, tmp_path):
+    """Every read's real answer, as a literal of its declared type: a missing, undeclared or mistyped field fails."""
+    reads = tmp_path / "reads.mts"
+    done = subprocess.run(["node", str(REPO / "tests/app/typescript/capture_reads.mjs"), str(reads)], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env=node_env(DDX_DEVNET_INFO=devnet["infoPath"]))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    text = reads.read_text()
+    for declared in ("Account", "OpenOrders", "Page<Fill>", "SubmittedReceipt", "Updates"):
+        assert f": {declared} = " in text
+    assert '"positions": [\n' in text and '"openOrders": [\n' in text, "the traffic left a position and an open order"
+    checked = typecheck(tmp_path, str(reads))
+    assert checked.returncode == 0, checked.stdout[-6000:]
+
+    undeclared = tmp_path / "undeclared_field.mts"
+    undeclared.write_text(text.replace('"liquidationPrice":', '"bankruptcyPrice": "1",\n "liquidationPrice":', 1))
+    checked = typecheck(tmp_path, str(undeclared))
+    assert checked.returncode != 0 and "bankruptcyPrice" in checked.stdout, checked.stdout[-3000:]

@@ -19,7 +19,7 @@ export async function trade(api: string, rpc: string, key: string): Promise<Subm
 
   const signer = new Wallet(key);
   const market = await client.market("ETHP");
-  const units = marketUnits({ tick: String(market.tick), lot: String(market.lot), sizeDecimals: String(market.sizeDecimals) }, 6);
+  const units = marketUnits(market, Number(info.collateral[0].decimals)); // tick and lot checks
   const fields: RequestFields<"PlaceOrder"> = {
     trader: signer.address, market: "ETHP", side: Side.BUY, orderType: OrderType.POST_ONLY,
     price: units.price("1999.5"), size: units.size("0.01"),
@@ -55,8 +55,15 @@ export async function trade(api: string, rpc: string, key: string): Promise<Subm
 
   // reads
   const account = await client.account(signer.address);
+  for (const strategy of account.accounts) {
+    for (const p of strategy.positions) {
+      console.log(p.side, units.showSize(p.size), "at", units.showPrice(p.entryPrice), "liquidation", p.liquidationPrice ?? "–");
+    }
+  }
   const fills = await client.fills(signer.address, { limit: 10 });
-  console.log(account, fills, (await client.markets()).length);
+  if (fills.next !== null) await client.fills(signer.address, { before: fills.next, limit: 10 }); // the page after
+  const ticker = await client.ticker("ETHP");
+  console.log(fills.items.map((f) => `${f.role} ${f.side} ${f.size} @ ${f.price}`), ticker.mark, ticker.bestBid);
 
   // the trader feed (resumes from the last ordinal on a reconnect) and the checked L2 book
   const feed = client.stream({
