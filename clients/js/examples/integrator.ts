@@ -1,11 +1,11 @@
 // How an integrator uses @ddx/client from TypeScript (docs/app.md "The JS client"): build, sign and submit a
-// request, verify its receipt, read, follow a feed and the book. tests/app/test_js_types.py type-checks this file
+// request, verify its receipt, read, follow a feed and the book; in node with a key, or in a browser with a wallet. tests/app/test_js_types.py type-checks this file
 // with `tsc --noEmit --strict` against the declarations in ../src/*.d.mts, so it breaks when they drift.
 import { JsonRpcProvider, Wallet } from "ethers";
 import {
-  DdxClient, OrderType, ReceiptInvalid, RequestRefused, Side, batch, cancelAction, domainOf, marketUnits, placeAction,
-  placeOrder, requestSigner, signRequest, typedData, withdrawIntent,
-  type FeedMessage, type Info, type Request, type RequestFields, type SubmittedReceipt,
+  DdxClient, OrderType, ReceiptInvalid, RequestRefused, Side, batch, cancelAction, cancelAll, domainOf, eip1193Signer,
+  marketUnits, placeAction, placeOrder, requestSigner, signRequest, typedData, withdrawIntent,
+  type Eip1193Provider, type FeedMessage, type Info, type Request, type RequestFields, type SubmittedReceipt,
 } from "@ddx/client";
 
 export async function trade(api: string, rpc: string, key: string): Promise<SubmittedReceipt> {
@@ -85,5 +85,18 @@ export async function trade(api: string, rpc: string, key: string): Promise<Subm
     feed.close();
     book.close();
   }, 10_000);
+  return receipt;
+}
+
+// In a browser: the page's own fetch and WebSocket, and the user's wallet (window.ethereum) signing through
+// eth_signTypedData_v4.
+export async function cancelFromBrowser(api: string, wallet: Eip1193Provider, address: string): Promise<SubmittedReceipt> {
+  const info = await (await fetch(api + "/v1/info")).json() as Info;
+  const domain = domainOf(info.chainId, info.exchange);
+  const client = new DdxClient(info.operators.map((o) => o.api), { domain, fetch, WebSocket: globalThis.WebSocket });
+  const book = client.bookStream("ETHP", { onBook: (b) => console.log(b.levels("asks")[0]) });
+  const everything = cancelAll({ trader: address, market: 0 }); // market 0: every market
+  const receipt = await client.submit(await signRequest(eip1193Signer(wallet, address), everything, domain));
+  book.close();
   return receipt;
 }

@@ -335,12 +335,16 @@ export interface BookStream {
   book: LocalBook;
 }
 
-/** The WebSocket constructor the feeds use (the platform's, or the `ws` package's in node 20). */
+/**
+ * The WebSocket constructor the feeds use (the platform's, or the `ws` package's in node 20). The handlers' event
+ * parameters are `any` because each platform passes its own event type (DOM `MessageEvent`, ws's `MessageEvent`);
+ * the client reads only `data` (a string, or a Buffer from ws).
+ */
 export interface WebSocketLike {
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: unknown) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
+  onopen: ((ev: any) => void) | null;
+  onmessage: ((ev: any) => void) | null;
+  onclose: ((ev: any) => void) | null;
+  onerror: ((ev: any) => void) | null;
   close(): void;
 }
 export type WebSocketConstructor = new (url: string) => WebSocketLike;
