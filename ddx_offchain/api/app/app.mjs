@@ -14,7 +14,7 @@ const $ = (id) => document.getElementById(id);
 const ORDER_TYPES = ["limit", "IOC", "post-only", "market", "FOK"];
 const STAGES = ["built", "signed", "submitted", "recorded", "final"];
 const state = {
-  info: null, client: null, domain: null, market: null, units: null, tokenDecimals: 6, token: null,
+  info: null, client: null, submitter: null, domain: null, market: null, units: null, tokenDecimals: 6, token: null,
   wallet: null, address: null, browser: null, exchange: null, erc20: null,
   requests: [], // {id, type, label, startedAt, receipt, elapsedMs, updates: [], error}
   byIndex: new Map(), // requestIndex -> request entry
