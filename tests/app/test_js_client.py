@@ -10,7 +10,7 @@ from pathlib import Path
 from apphelpers import REPO, node_env
 from eth_account import Account
 
-from ddx_offchain.cli.request_schema import parse, render
+from ddx_offchain.cli.request_schema import parse, render, render_declarations
 from ddx_offchain.protocol.eip712 import Domain
 from ddx_offchain.protocol.errors import ProtocolError
 from ddx_offchain.protocol.requests import REQUEST_TYPES, Action, Receipt, forced_fields, request_schema, sign_request
@@ -26,6 +26,13 @@ def test_the_js_request_types_are_the_python_ones():
         "> clients/js/src/request_types.mjs")
     assert committed == render()
     assert set(request_schema()["requests"]) == set(REQUEST_TYPES)
+    declarations = (CLIENT / "src" / "request_types.d.mts").read_text()
+    assert declarations == render_declarations(), (
+        "clients/js/src/request_types.d.mts is stale: .venv/bin/python -m ddx_offchain.cli.request_schema "
+        "--declarations > clients/js/src/request_types.d.mts")
+    for name, spec in request_schema()["requests"].items():  # each message declares its fields, in order
+        body = declarations.split(f"export interface {name}Message {{\n", 1)[1].split("}\n", 1)[0]
+        assert [line.split(":")[0].strip() for line in body.splitlines()] == [f["name"] for f in spec["fields"]], name
 
 
 def _sample(attr: str, abi: str, i: int):

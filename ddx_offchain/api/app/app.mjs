@@ -14,7 +14,7 @@ const $ = (id) => document.getElementById(id);
 const ORDER_TYPES = ["limit", "IOC", "post-only", "market", "FOK"];
 const STAGES = ["built", "signed", "submitted", "recorded", "final"];
 const state = {
-  info: null, client: null, domain: null, market: null, units: null, tokenDecimals: 6, token: null,
+  info: null, client: null, submitter: null, domain: null, market: null, units: null, tokenDecimals: 6, token: null,
   wallet: null, address: null, browser: null, exchange: null, erc20: null,
   requests: [], // {id, type, label, startedAt, receipt, elapsedMs, updates: [], error}
   byIndex: new Map(), // requestIndex -> request entry
@@ -64,13 +64,15 @@ async function start() {
   const res = await fetch("/v1/info");
   state.info = await res.json();
   const own = location.origin;
-  // served by a replica (read-only): requests go to the operators it follows, reads too (they are the source)
-  const apis = state.info.replica
-    ? state.info.operators.map((o) => o.api)
-    : [own, ...state.info.operators.map((o) => o.api).filter((u) => u !== own)];
+  const operatorApis = state.info.operators.map((o) => o.api);
   state.domain = domainOf(state.info.chainId, state.info.exchange);
-  state.client = new DdxClient(apis, { domain: state.domain });
-  text($("deployment"), `chain ${state.info.chainId} · exchange ${state.info.exchange} · ${state.info.operators.length} operators`);
+  // reads and feeds from the node that served the page, falling over to the operators; served by a replica (which
+  // replays and audits the operators' log but sequences nothing), signed requests go to the operators it follows
+  state.client = new DdxClient([own, ...operatorApis.filter((u) => u !== own)], { domain: state.domain });
+  state.submitter = state.info.replica ? new DdxClient(operatorApis, { domain: state.domain }) : state.client;
+  const servedBy = state.info.replica ? ` · served by a replica: reads from it, requests to the operators` : "";
+  text($("deployment"), `chain ${state.info.chainId} · exchange ${state.info.exchange} · ${state.info.operators.length} operators${servedBy}`);
+  if (state.info.replica) text($("served-by"), "Served by a public replica");
   const markets = await state.client.markets();
   state.market = markets[0];
   state.token = state.market.token;
@@ -178,7 +180,7 @@ async function connect() {
     state.tokenDecimals = Number(await state.erc20.decimals());
     state.units = marketUnits(state.market, state.tokenDecimals);
   }
-  const set = await state.client.useChain(state.browser, state.info.exchange);
+  const set = await state.submitter.useChain(state.browser, state.info.exchange); // the set receipts are checked against
   text($("wallet-address"), state.address);
   $("connect").textContent = "Connected";
   notice(`Connected ${state.address}; receipts are checked against the ${set.operators.length} operators recorded on-chain (threshold ${set.threshold}).`);
@@ -220,7 +222,7 @@ async function submit(label, request) {
   try {
     const signed = await signRequest(state.wallet, request, state.domain);
     entry.hash = signed.requestHash;
-    const receipt = await state.client.submit(signed);
+    const receipt = await state.submitter.submit(signed);
     entry.receipt = receipt;
     entry.elapsedMs = receipt.elapsedMs;
     state.byIndex.set(receipt.requestIndex, entry);
@@ -511,7 +513,8 @@ function renderWithdrawals() {
 // ---------------------------------------------------------------- epochs: the settlement clock
 
 async function refreshCheckpoints() {
-  const doc = await state.client.checkpoints(8);
+  // the settlement pipeline (built, signed, submitted) is the operators' own: a replica only audits recorded roots
+  const doc = await state.submitter.checkpoints(8);
   const now = Date.now();
   const newestRecorded = Math.max(-1, ...doc.checkpoints.filter((c) => STAGES.indexOf(c.stage) >= 3).map((c) => Number(c.epoch)));
   const items = doc.checkpoints.map((c) => {
