@@ -3,4 +3,5 @@ export * from "./requests.mjs";
 export * from "./client.mjs";
 export * from "./book.mjs";
 export * from "./units.mjs";
+export * from "./escape.mjs";
 export { EXCHANGE_ABI, ERC20_ABI } from "./abi.mjs";
