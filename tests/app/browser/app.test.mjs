@@ -10,62 +10,14 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { Contract, JsonRpcProvider, NonceManager, Wallet } from "ethers";
+import { Contract, NonceManager, Wallet } from "ethers";
+import { injectWallet, testWallet } from "./wallet.mjs";
 import { WebSocket } from "ws";
 import { DdxClient, domainOf, fromUnits, placeOrder, signRequest, ERC20_ABI, EXCHANGE_ABI } from "../../../clients/js/src/index.mjs";
 
 const infoPath = process.env.DDX_DEVNET_INFO;
 const shots = process.env.DDX_SCREENSHOTS;
 const executablePath = process.env.CHROMIUM;
-
-/** The wallet behind window.ethereum: a local key; what it cannot answer itself goes to the chain's JSON-RPC. */
-function testWallet(key, rpc, chainId) {
-  const provider = new JsonRpcProvider(rpc, chainId, { staticNetwork: true, pollingInterval: 250 });
-  const wallet = new Wallet(key, provider);
-  const sender = new NonceManager(wallet);
-  const calls = [];
-  async function handle(method, params = []) {
-    calls.push(method);
-    switch (method) {
-      case "eth_requestAccounts":
-      case "eth_accounts":
-        return [wallet.address];
-      case "eth_chainId":
-        return "0x" + chainId.toString(16);
-      case "wallet_switchEthereumChain":
-        return null;
-      case "eth_signTypedData_v4": {
-        assert.equal(params[0].toLowerCase(), wallet.address.toLowerCase());
-        const doc = JSON.parse(params[1]);
-        const { EIP712Domain, ...types } = doc.types;
-        return wallet.signTypedData(doc.domain, types, doc.message);
-      }
-      case "eth_sendTransaction": {
-        const [tx] = params;
-        assert.equal(tx.from.toLowerCase(), wallet.address.toLowerCase());
-        const sent = await sender.sendTransaction({ to: tx.to, data: tx.data, value: tx.value ?? 0, gasLimit: tx.gas ?? tx.gasLimit });
-        return sent.hash;
-      }
-      default:
-        return provider.send(method, params);
-    }
-  }
-  return { wallet, provider, calls, handle };
-}
-
-const INJECT = () => {
-  const listeners = {};
-  window.ethereum = {
-    isTestWallet: true,
-    request: async ({ method, params }) => {
-      const { ok, value, error } = await window.__testWalletRequest(method, params ?? []);
-      if (!ok) throw Object.assign(new Error(error), { code: -32603 }); // internal error (4001 would be a user refusal)
-      return value;
-    },
-    on: (event, fn) => { (listeners[event] ??= []).push(fn); },
-    removeListener: (event, fn) => { listeners[event] = (listeners[event] ?? []).filter((f) => f !== fn); },
-  };
-};
 
 test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   assert.ok(infoPath, "DDX_DEVNET_INFO must name a running devnet's info file");
@@ -98,15 +50,7 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
   const offsite = [];
   page.on("request", (req) => { if (!/^(http:\/\/127\.0\.0\.1|ws:\/\/127\.0\.0\.1|data:)/.test(req.url())) offsite.push(req.url()); });
-  await page.exposeFunction("__testWalletRequest", async (method, params) => {
-    try {
-      return { ok: true, value: await user.handle(method, params) };
-    } catch (err) {
-      walletErrors.push(`${method}: ${err.shortMessage ?? err.message}`);
-      return { ok: false, error: err.shortMessage ?? err.message };
-    }
-  });
-  await page.addInitScript(INJECT);
+  await injectWallet(page, user, walletErrors);
   let n = 0;
   const shot = async (name) => {
     const path = join(shots, `${String(++n).padStart(2, "0")}-${name}.png`);
@@ -158,6 +102,10 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
     assert.equal(credited, before + deposit, "the operators credited exactly the deposit");
     const shown = fromUnits(credited, 6);
     await until((c) => [...document.querySelectorAll("#balances td")].some((td) => td.textContent === c), shown, 30000);
+    // the escape hatch is closed while the operators checkpoint: the panel says when it would open, and why
+    await until(() => document.querySelector("#escape-status").dataset.state === "closed"
+      && /Closed: it may open in .* no checkpoint since epoch \d+ .*the escape delay is/.test(document.querySelector("#escape-status").textContent));
+    assert.ok(await page.locator("#freeze").isDisabled() && await page.locator("#escape-submit").isDisabled());
     await shot("deposit-credited");
   });
 
