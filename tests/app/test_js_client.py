@@ -13,9 +13,11 @@ from eth_account import Account
 from ddx_offchain.chain.inbox_report import freeze_due
 from ddx_offchain.cli.request_schema import parse, render
 from ddx_offchain.client.claims import escape_balance_owed
+from ddx_offchain.protocol import items
 from ddx_offchain.protocol.eip712 import Domain
 from ddx_offchain.protocol.errors import ProtocolError
 from ddx_offchain.protocol.requests import REQUEST_TYPES, Action, Receipt, forced_fields, request_schema, sign_request
+from ddx_offchain.tree.state_tree import StateTree
 
 CLIENT = REPO / "clients" / "js"
 KEY = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")
@@ -45,6 +47,32 @@ def _sample(attr: str, abi: str, i: int):
     return (1 << (min(bits, 128) - 1)) + 1000 * i + 3 if bits > 8 else i + 1  # > 2^53, within the 2^128 bound
 
 
+def proof_vectors() -> dict:
+    """API-form proof documents (docs/protocol.md §4) from a real state tree: BALANCE and WITHDRAWAL leaves present,
+    BALANCE leaves absent with the path ending in an empty subtree and in another item's leaf."""
+    token = "0x" + "ab" * 20
+    traders = [Account.from_key(bytes([i + 1]) * 32).address for i in range(40)]
+    tree = StateTree()
+    for i, trader in enumerate(traders[:6]):
+        tree.put(items.balance_key(trader, token), items.balance_value(trader, token, 900 + i, 1000 + 2**130 * i))
+        tree.put(items.withdrawal_key(trader, token), items.withdrawal_value(trader, token, 100 + i))
+    root = "0x" + tree.root().hex()
+
+    def doc(trader, extra, proof):
+        return {"epoch": "7", "root": root, "trader": trader, "token": token, **extra, "proof": proof.to_json()}
+
+    present = []
+    for i, trader in enumerate(traders[:6]):
+        present.append(("balance", doc(trader, {"included": True, "amount": str(900 + i), "deposited": str(1000 + 2**130 * i)},
+                                       tree.prove(items.balance_key(trader, token)))))
+        present.append(("withdrawal", doc(trader, {"included": True, "cumulative": str(100 + i)},
+                                          tree.prove(items.withdrawal_key(trader, token)))))
+    absent = [("balance", doc(trader, {"included": False}, tree.prove_absent(items.balance_key(trader, token))))
+              for trader in traders[6:]]
+    assert any("other_key" in d["proof"] for _, d in absent) and any("other_key" not in d["proof"] for _, d in absent)
+    return {"valid": [{"kind": k, "doc": d} for k, d in present + absent]}
+
+
 def write_vectors(path: Path) -> None:
     domain = Domain.of(31337, "0x" + "5a" * 20)
     requests = {}
@@ -70,6 +98,7 @@ def write_vectors(path: Path) -> None:
     due_cases = [(1_000, 3_600, 0, 0, 0, 600), (1_000, 3_600, 2, 3, 1_500, 600), (1_000, 3_600, 3, 3, 1_500, 600),
                  (1_000, 60, 0, 1, 1_500, 600), (2**40, 2**31, 5, 9, 2**40 + 10, 86_400)]
     path.write_text(json.dumps({
+        "proofs": proof_vectors(),
         "escape": {
             "balanceOwed": [{"args": [str(a) for a in case], "owed": str(escape_balance_owed(*case))} for case in owed_cases],
             "freezeDue": [{"args": [str(a) for a in case], "at": str(freeze_due(*case))} for case in due_cases],

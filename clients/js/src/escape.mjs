@@ -5,6 +5,7 @@
 // the last recorded checkpoint (or its absence) and, optionally, the WITHDRAWAL-leaf proof. Amounts are BigInt.
 import { Contract, ZeroHash, getAddress } from "ethers";
 import { EXCHANGE_ABI } from "./abi.mjs";
+import { verifyProofDocument } from "./proofs.mjs";
 
 /** The escape cannot succeed as asked (not frozen, a proof of another pair or epoch, nothing owed). */
 export class EscapeError extends Error {
@@ -79,7 +80,7 @@ export async function escapeState(provider, exchange) {
 /**
  * The BALANCE document (inclusion or absence) and the WITHDRAWAL document (or null when the pair has none) of the
  * exchange's last recorded checkpoint, from the operators (client.mjs `balanceProof`, `withdrawalProof`) — what
- * settlement.py `escape_proofs` fetches. Before any checkpoint (`latestEpoch` 0) every pair is absent from the
+ * settlement.py `escape_proofs` fetches, each checked (proofs.mjs verifyProofDocument). Before any checkpoint (`latestEpoch` 0) every pair is absent from the
  * empty tree and no proof is needed.
  * @param {import("./client.mjs").DdxClient} client
  * @param {string} trader
@@ -95,9 +96,9 @@ export async function escapeProofs(client, trader, token, latestEpoch) {
   }
   const [balance, withdrawal] = await Promise.all([
     client.balanceProof(trader, token, latestEpoch), client.withdrawalProof(trader, token, latestEpoch)]);
-  for (const doc of [balance, withdrawal]) {
+  for (const [kind, doc] of [["balance", balance], ["withdrawal", withdrawal]]) {
     if (big(doc.epoch) !== big(latestEpoch)) throw new EscapeError(`the operators proved epoch ${doc.epoch}, not the last recorded ${latestEpoch}`);
-    if (getAddress(doc.trader) !== trader || getAddress(doc.token) !== token) throw new EscapeError("a proof of another trader or token");
+    verifyProofDocument(kind, doc, trader, token); // ProofInvalid: another pair, or not leading to its root
   }
   return { balance, withdrawal: withdrawal.included === false ? null : withdrawal };
 }
@@ -154,7 +155,7 @@ export async function sendFreeze(signer, exchange) {
 
 /**
  * Send `escape(...)` for `proofs` through `signer`; refuses before sending when the exchange is not frozen, the
- * proofs are not of its last recorded epoch, or nothing is owed. Returns the transaction and what it is expected
+ * proofs are not of its last recorded epoch and root, or nothing is owed. Returns the transaction and what it is expected
  * to owe (escapeOwed); the Escape event of its receipt says what was paid (escapePaid).
  * @param {import("ethers").Signer} signer
  * @param {string} exchange
@@ -165,8 +166,10 @@ export async function sendEscape(signer, exchange, proofs) {
   const c = new Contract(exchange, EXCHANGE_ABI, signer);
   const [frozen, latest] = await Promise.all([c.frozen(), c.latest_epoch()]);
   if (!frozen) throw new EscapeError("the exchange is not frozen: escape opens after the escape delay without a checkpoint");
+  const recorded = latest === 0n ? ZeroHash : await c.checkpoint_root(latest);
   for (const doc of [proofs.balance, proofs.withdrawal]) {
     if (doc && big(doc.epoch) !== big(latest)) throw new EscapeError(`escape proves against the last checkpoint (epoch ${latest}), not epoch ${doc.epoch}`);
+    if (doc && doc.root.toLowerCase() !== recorded.toLowerCase()) throw new EscapeError(`the proof's root ${doc.root} is not the root recorded for epoch ${latest}`);
   }
   const owed = await escapeOwed(signer.provider, exchange, proofs);
   if (owed.total === 0n) throw new EscapeError("nothing to escape: the balance and withdrawable were paid already");

@@ -4,4 +4,5 @@ export * from "./client.mjs";
 export * from "./book.mjs";
 export * from "./units.mjs";
 export * from "./escape.mjs";
+export * from "./proofs.mjs";
 export { EXCHANGE_ABI, ERC20_ABI } from "./abi.mjs";

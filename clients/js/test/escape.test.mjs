@@ -1,11 +1,14 @@
 // Offline: the escape hatch's arithmetic agrees with Python (vectors written by tests/app/test_js_client.py from
-// ddx_offchain/client/claims.py `escape_balance_owed` and chain/inbox_report.py `freeze_due`), and the escape
-// transaction's arguments are built as claims.py `escape` builds them. The devnet and browser tests send them.
+// ddx_offchain/client/claims.py `escape_balance_owed` and chain/inbox_report.py `freeze_due`), proof documents
+// made from a Python state tree verify and tampered ones do not, and the escape transaction's arguments are built
+// as claims.py `escape` builds them. The devnet and browser tests send them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { Interface, ZeroHash, getAddress } from "ethers";
-import { EXCHANGE_ABI, escapeArgs, escapeBalanceOwed, escapePaid, freezeDue, EscapeError } from "../src/index.mjs";
+import {
+  EXCHANGE_ABI, escapeArgs, escapeBalanceOwed, escapePaid, freezeDue, EscapeError, ProofInvalid, verifyProofDocument,
+} from "../src/index.mjs";
 
 const vectors = () => {
   const path = process.env.DDX_REQUEST_VECTORS;
@@ -62,4 +65,39 @@ test("an Escape event is read from a receipt, and a receipt without one is an Es
   const paid = escapePaid({ logs: [{ address: exchange, ...log }] }, exchange);
   assert.deepEqual([paid.paid, paid.unpaid, paid.epoch], [950n, 50n, 7n]);
   assert.throws(() => escapePaid({ logs: [] }, exchange), EscapeError);
+});
+
+test("proof documents from a Python state tree verify; every tampering is a ProofInvalid", () => {
+  const path = process.env.DDX_REQUEST_VECTORS;
+  assert.ok(path);
+  const { valid } = JSON.parse(readFileSync(path, "utf8")).proofs;
+  assert.ok(valid.length >= 20);
+  const kinds = new Set(valid.map(({ kind, doc }) => `${kind}:${doc.included}:${"other_key" in doc.proof}`));
+  assert.deepEqual([...kinds].sort(), ["balance:false:false", "balance:false:true", "balance:true:false", "withdrawal:true:false"]);
+  const copy = (doc) => JSON.parse(JSON.stringify(doc));
+  const flip = (hex) => hex.slice(0, -1) + (hex.endsWith("0") ? "1" : "0");
+  for (const { kind, doc } of valid) {
+    assert.equal(verifyProofDocument(kind, doc, doc.trader, doc.token), doc);
+    const tampered = [];
+    if (doc.proof.siblings.length) tampered.push((d) => { d.proof.siblings[0] = flip(d.proof.siblings[0]); });
+    tampered.push((d) => { d.root = flip(d.root); });
+    if (doc.included) {
+      const field = kind === "withdrawal" ? "cumulative" : "amount";
+      tampered.push((d) => { d[field] = String(BigInt(d[field]) + 1n); });
+      tampered.push((d) => { d.included = false; });
+    } else if (doc.proof.other_key) {
+      tampered.push((d) => { d.proof.other_value_hash = flip(d.proof.other_value_hash); });
+      tampered.push((d) => { delete d.proof.other_key; delete d.proof.other_value_hash; });
+    } else {
+      tampered.push((d) => { d.proof.siblings = [...d.proof.siblings, ZeroHash]; }); // an empty slot one level deeper
+    }
+    for (const change of tampered) {
+      const bad = copy(doc);
+      change(bad);
+      assert.throws(() => verifyProofDocument(kind, bad, bad.trader, bad.token), ProofInvalid, `${kind} ${change}`);
+    }
+    // another pair's document, and the other kind's key
+    assert.throws(() => verifyProofDocument(kind, doc, doc.trader, "0x" + "cd".repeat(20)), ProofInvalid);
+    if (doc.included) assert.throws(() => verifyProofDocument(kind === "balance" ? "withdrawal" : "balance", doc, doc.trader, doc.token), ProofInvalid);
+  }
 });
