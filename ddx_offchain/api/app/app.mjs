@@ -607,6 +607,11 @@ async function refreshEscape() {
     text($("escape-expected"), "– (the hatch is closed)");
   }
   $("freeze").disabled = !h.freezable;
+  // a frozen exchange takes no deposit and no forced request (custody.vy): say so instead of letting them revert
+  for (const id of ["d-submit", "w-force"]) {
+    $(id).disabled = h.frozen;
+    if (h.frozen) $(id).title = "The exchange is frozen: use the escape hatch";
+  }
   $("escape-submit").disabled = !(h.frozen && state.escape.owed && state.escape.owed.total > 0n);
   renderEscape();
 }

@@ -128,6 +128,15 @@ test("escape through the wallet, and the two chain alarms on screen", { timeout:
     await page.keyboard.press("Enter");
     await until(() => document.querySelector("#escape-status").dataset.state === "frozen" && document.querySelector("#escape-steps [data-step=frozen].done"));
     assert.equal(await exchange.frozen(), true);
+    await until(() => document.querySelector("#d-submit").disabled && document.querySelector("#w-force").disabled);
+    // the chain-clock alarms of the cut RPC stay one-line items, unlike the two boxes
+    await until(() => [...document.querySelectorAll("#alarms li.alarm.chain")].some((li) => /RPC failing/.test(li.textContent)));
+    const [line, ...boxes] = await page.evaluate(() => ["chain", "refusal", "deposit-gap"].map((k) => {
+      const css = getComputedStyle(document.querySelector(`#alarms li.alarm.${k}`));
+      return { color: css.color, background: css.backgroundColor, border: css.borderLeftStyle };
+    }));
+    assert.deepEqual([line.background, line.border], ["rgba(0, 0, 0, 0)", "none"]);
+    assert.ok(boxes.every((b) => b.border === "solid" && b.background !== line.background && b.color !== line.color));
     assert.equal(user.calls.filter((m) => m === "eth_sendTransaction").length, sends + 1, "the freeze went through the wallet");
 
     await until(() => !document.querySelector("#escape-submit").disabled, null, 60000);
