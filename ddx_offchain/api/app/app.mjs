@@ -7,7 +7,7 @@ import { CandlestickSeries, LineSeries, createChart } from "lightweight-charts";
 import {
   DdxClient, domainOf, placeOrder, placeTrigger, placeTwap, cancelOrder, cancelAll, withdrawIntent, forcedFields, signRequest, eip1193Signer, fromUnits,
   createStrategy, transfer, approveAgent, revokeAgent, id32,
-  escapeState, escapeProofs, escapeOwed, sendFreeze, sendEscape, escapePaid,
+  escapeState, escapeProofs, escapeOwed, sendFreeze, sendEscape, escapePaid, verifyProofDocument,
   marketUnits, toUnits, ERC20_ABI, EXCHANGE_ABI, RequestRefused,
 } from "@ddx/client";
 
@@ -462,7 +462,8 @@ async function refreshForced() {
 
 async function claim() {
   requireWallet();
-  const proof = await state.client.withdrawalProof(state.address, state.token);
+  // checked here before the wallet is asked to pay gas for it (the contract checks it again)
+  const proof = verifyProofDocument("withdrawal", await state.client.withdrawalProof(state.address, state.token), state.address, state.token);
   const before = await state.erc20.balanceOf(state.address);
   const { receipt, seconds } = await sendTx("claim", (s) =>
     state.exchange.connect(s).claim(state.address, state.token, proof.cumulative, proof.epoch, proof.proof.siblings));

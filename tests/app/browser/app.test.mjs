@@ -45,7 +45,7 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   const page = await context.newPage();
   const problems = [];
   const walletErrors = [];
-  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
+  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()} (${msg.location().url})`); });
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
   const offsite = [];
