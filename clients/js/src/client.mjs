@@ -154,7 +154,10 @@ export class DdxClient {
     return this.get(`/v1/traders/${t}/orders?limit=${limit}${before ? `&before=${before}` : ""}${status ? `&status=${status}` : ""}`);
   }
   checkpoints(limit = 20) { return this.get(`/v1/checkpoints?limit=${limit}`); }
-  withdrawalProof(t, token) { return this.get(`/v1/proofs/withdrawal/${t}/${token}`); }
+  /** The WITHDRAWAL leaf's proof document against `epoch` (default: the last epoch recorded on-chain). */
+  withdrawalProof(t, token, epoch) { return this.get(`/v1/proofs/withdrawal/${t}/${token}${epoch === undefined ? "" : `?epoch=${epoch}`}`); }
+  /** The BALANCE leaf's proof document (inclusion, or `included: false` with a non-inclusion proof) against `epoch`. */
+  balanceProof(t, token, epoch) { return this.get(`/v1/proofs/balance/${t}/${token}${epoch === undefined ? "" : `?epoch=${epoch}`}`); }
   updates(after, limit = 100) { return this.get(`/v1/updates?after=${after}&limit=${limit}`); }
 
   // ------------------------------------------------------------------ feeds

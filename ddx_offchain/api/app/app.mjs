@@ -1,12 +1,13 @@
 // The ddx web app (docs/app.md): market, wallet, order entry, account, the two clocks, withdrawals and operators.
 // Built on the JS client (clients/js, served as ./vendor/ddx-client/); the wallet is whatever EIP-1193 provider the
 // page has (window.ethereum, as MetaMask injects it): it signs requests (eth_signTypedData_v4) and sends every
-// transaction (approve, deposit, claim), and the app reads the chain through it.
+// transaction (approve, deposit, claim, forced request, freeze, escape), and the app reads the chain through it.
 import { BrowserProvider, Contract, getAddress } from "ethers";
 import { CandlestickSeries, LineSeries, createChart } from "lightweight-charts";
 import {
   DdxClient, domainOf, placeOrder, placeTrigger, placeTwap, cancelOrder, cancelAll, withdrawIntent, forcedFields, signRequest, eip1193Signer, fromUnits,
   createStrategy, transfer, approveAgent, revokeAgent, id32,
+  escapeState, escapeProofs, escapeOwed, sendFreeze, sendEscape, escapePaid, verifyProofDocument,
   marketUnits, toUnits, ERC20_ABI, EXCHANGE_ABI, RequestRefused,
 } from "@ddx/client";
 
@@ -21,6 +22,7 @@ const state = {
   stageSeen: new Map(), // "epoch:stage" -> first time this page saw it (ms)
   withdrawals: [], // {amount, receipt, requestedAt, claimedAt, paid}
   lastRecorded: null, latestEpoch: null, lastFinal: null,
+  escape: { hatch: null, owed: null, steps: [] }, // steps: {step, done, detail}
 };
 
 function text(el, value) {
@@ -92,6 +94,8 @@ async function start() {
   $("transfer-form").addEventListener("submit", (e) => { e.preventDefault(); safely("transfer", submitTransfer); });
   $("agent-form").addEventListener("submit", (e) => { e.preventDefault(); safely("agent", submitAgent); });
   $("w-force").addEventListener("click", () => safely("forced withdrawal", forceWithdrawal));
+  $("freeze").addEventListener("click", () => safely("freeze", freeze));
+  $("escape-submit").addEventListener("click", () => safely("escape", escapeWithWallet));
   $("o-type").addEventListener("change", () => {
     const kind = $("o-type").value;
     $("o-price").disabled = kind === "3" || kind === "stop"; // market orders and stop-markets carry no price
@@ -103,6 +107,7 @@ async function start() {
   every(1000, refreshCheckpoints);
   every(1500, refreshOperators);
   every(2000, refreshAccount);
+  every(2000, refreshEscape);
   if (!window.ethereum) notice("No wallet found: install MetaMask (or any EIP-1193 wallet) to trade; market data works without one.");
   document.body.dataset.ready = "true";
 }
@@ -459,7 +464,8 @@ async function refreshForced() {
 
 async function claim() {
   requireWallet();
-  const proof = await state.client.withdrawalProof(state.address, state.token);
+  // checked here before the wallet is asked to pay gas for it (the contract checks it again)
+  const proof = verifyProofDocument("withdrawal", await state.client.withdrawalProof(state.address, state.token), state.address, state.token);
   const before = await state.erc20.balanceOf(state.address);
   const { receipt, seconds } = await sendTx("claim", (s) =>
     state.exchange.connect(s).claim(state.address, state.token, proof.cumulative, proof.epoch, proof.proof.siblings));
@@ -495,7 +501,7 @@ function renderWithdrawals() {
     const needed = applied === null ? null : applied + 1n;
     const checkpointed = needed !== null && recorded !== null && recorded >= needed;
     steps.push(["checkpointed", checkpointed, needed === null ? "" : checkpointed ? `epoch ${needed} recorded on-chain` : `waits for epoch ${needed} to be recorded (last recorded: ${recorded ?? "none"})`]);
-    steps.push(["claimed", !!w.paid, w.paid ? `tx ${w.claimTx.slice(0, 12)}…` : checkpointed ? "claimable: use Claim with wallet" : "not yet claimable"]);
+    steps.push(["claimed", !!w.paid, w.paid ? `${w.viaEscape ? "by the escape, " : ""}tx ${w.claimTx.slice(0, 12)}…` : checkpointed ? "claimable: use Claim with wallet" : "not yet claimable"]);
     steps.push(["paid", !!w.paid, w.paid ? `${money(w.paid)} to your wallet at ${clock(w.paidAt)}` : ""]);
     li.append(`${w.forced ? "forced withdrawal" : "withdraw"} ${money(w.amount)}: `);
     for (const [name, done, detail] of steps) {
@@ -562,6 +568,114 @@ async function refreshCheckpoints() {
   renderWithdrawals();
 }
 
+// ---------------------------------------------------------------- escape hatch: closed → freezable → frozen → escaped → paid
+
+const seconds = (s) => {
+  s = Number(s);
+  return s >= 172800 ? `${(s / 86400).toFixed(1)} days` : s >= 7200 ? `${(s / 3600).toFixed(1)} h` : `${s} s`;
+};
+const chainClock = (t) => new Date(Number(t) * 1000).toISOString().replace("T", " ").slice(0, 19) + " UTC";
+
+/** Why the hatch is (or will be) open, in the trader's words: the contract's two freeze conditions. */
+function hatchReason(h) {
+  if (h.reason === "forced-overdue") {
+    return `an inbox entry (a forced request or a deposit) waiting since ${chainClock(h.generationSince)} is not covered by a recorded checkpoint; the forced deadline is ${seconds(h.forcedDeadline)}`;
+  }
+  const last = h.latestEpoch === 0n ? "no checkpoint was ever recorded (since the deployment" : `no checkpoint since epoch ${h.latestEpoch} (recorded`;
+  return `${last} at ${chainClock(h.lastCheckpointAt)}, ${seconds(h.sinceCheckpoint)} ago by the chain's clock); the escape delay is ${seconds(h.escapeDelay)}`;
+}
+
+async function refreshEscape() {
+  if (!state.address) return;
+  const h = await escapeState(state.browser, state.info.exchange);
+  state.escape.hatch = h;
+  const status = $("escape-status");
+  if (h.frozen) {
+    status.dataset.state = "frozen";
+    text(status, `Frozen: the exchange records no more checkpoints or deposits. Escape pays against the last recorded checkpoint (epoch ${h.latestEpoch}).`);
+  } else if (h.freezable) {
+    status.dataset.state = "freezable";
+    text(status, `The hatch may open now: ${hatchReason(h)}. Anyone may freeze the exchange.`);
+  } else {
+    status.dataset.state = "closed";
+    text(status, `Closed: it may open in ${seconds(h.secondsLeft)} (at ${chainClock(h.freezeAt)}) if ${h.reason === "forced-overdue" ? "" : "still "}${hatchReason(h)}.`);
+  }
+  // the payout is only worth proving once the hatch may open; before, the withdrawal panel is the way out
+  if (h.frozen || h.freezable) {
+    state.escape.proofs = await escapeProofs(state.client, state.address, state.token, h.latestEpoch);
+    state.escape.owed = await escapeOwed(state.browser, state.info.exchange, state.escape.proofs);
+    const o = state.escape.owed;
+    text($("escape-expected"), `${money(o.total)} (balance ${money(o.balance)} + unclaimed withdrawals ${money(o.withdrawal)}, epoch ${h.latestEpoch})`);
+  } else {
+    state.escape.owed = null;
+    text($("escape-expected"), "– (the hatch is closed)");
+  }
+  $("freeze").disabled = !h.freezable;
+  // a frozen exchange takes no deposit and no forced request (custody.vy): say so instead of letting them revert
+  for (const id of ["d-submit", "w-force"]) {
+    $(id).disabled = h.frozen;
+    if (h.frozen) $(id).title = "The exchange is frozen: use the escape hatch";
+  }
+  $("escape-submit").disabled = !(h.frozen && state.escape.owed && state.escape.owed.total > 0n);
+  renderEscape();
+}
+
+function escapeStep(step, done, detail) {
+  state.escape.steps = state.escape.steps.filter((s) => s.step !== step).concat([{ step, done, detail }]);
+  renderEscape();
+}
+
+function renderEscape() {
+  const items = ["frozen", "escaped", "paid"].map((step) => {
+    const s = state.escape.steps.find((x) => x.step === step) ?? { done: step === "frozen" && state.escape.hatch?.frozen, detail: "" };
+    const li = document.createElement("li");
+    li.className = `step ${s.done ? "done" : "todo"}`;
+    li.dataset.step = step;
+    li.textContent = `${s.done ? "✓" : "·"} ${step}${s.detail ? `: ${s.detail}` : ""}`;
+    return li;
+  });
+  $("escape-steps").replaceChildren(...items);
+}
+
+async function freeze() {
+  requireWallet();
+  const { receipt, seconds: took } = await sendTx("freeze", (signer) => sendFreeze(signer, state.info.exchange));
+  escapeStep("frozen", true, `by this wallet, tx ${receipt.hash.slice(0, 12)}… (block ${receipt.blockNumber}, ${took.toFixed(1)} s)`);
+  notice(`Frozen: the exchange is frozen (tx ${receipt.hash}); escape with the wallet now.`);
+  await refreshEscape();
+}
+
+async function escapeWithWallet() {
+  requireWallet();
+  const latest = await state.exchange.latest_epoch();
+  const proofs = await escapeProofs(state.client, state.address, state.token, latest);
+  const before = await state.erc20.balanceOf(state.address);
+  let expected, expectedWithdrawal = 0n;
+  const { receipt, seconds: took } = await sendTx("escape", async (signer) => {
+    const sent = await sendEscape(signer, state.info.exchange, proofs);
+    expected = sent.owed.total;
+    expectedWithdrawal = sent.owed.withdrawal;
+    escapeStep("escaped", false, `expected ${money(expected)}, transaction sent`);
+    return sent.tx;
+  });
+  const event = escapePaid(receipt, state.info.exchange);
+  const after = await state.erc20.balanceOf(state.address);
+  escapeStep("escaped", true, `expected ${money(expected)}, tx ${receipt.hash.slice(0, 12)}… (${took.toFixed(1)} s)`);
+  escapeStep("paid", true, `${money(event.paid)} paid${event.unpaid > 0n ? `, ${money(event.unpaid)} still owed (rate limit)` : ""}; wallet balance rose by ${money(after - before)}`);
+  $("escape-submit").dataset.paid = String(event.paid);
+  // the escape paid the checkpointed withdrawals too (their part comes first): their entries end here
+  if (expectedWithdrawal > 0n && event.paid >= expectedWithdrawal) {
+    for (const w of state.withdrawals) {
+      const epoch = withdrawalEpoch(w);
+      if (!w.paid && epoch !== null && event.epoch > epoch) Object.assign(w, { paid: w.amount, paidAt: Date.now(), claimTx: receipt.hash, viaEscape: true });
+    }
+    renderWithdrawals();
+  }
+  notice(`Escaped: ${money(event.paid)} paid to ${state.address} (expected ${money(expected)}; wallet ${money(before)} → ${money(after)}).`);
+  text($("wallet-balance"), `${money(after)} collateral`);
+  await refreshEscape();
+}
+
 // ---------------------------------------------------------------- operators
 
 /** The chain side in one cell: checkpointer state, RPC, and the watcher's deposit confirmations. */
@@ -602,8 +716,8 @@ async function refreshOperators() {
     const rpcOk = cp.rpc ? cp.rpc.ok : null;
     if (!ready.ready) alarms.push({ kind: "cluster", text: `operator ${o.id} not ready: ${ready.detail}` });
     if (rpcOk === false) alarms.push({ kind: "chain", text: `operator ${o.id}: RPC failing (${cp.rpc.lastError ?? "no answer"}): checkpoints wait, trading goes on` });
-    if (cp.watcher?.alarm) alarms.push({ kind: "chain", text: `operator ${o.id}: deposit alarm: ${JSON.stringify(cp.watcher.alarm)}` });
-    if (cp.verifier?.mismatches?.length) alarms.push({ kind: "chain", text: `operator ${o.id}: verification refused ${cp.verifier.mismatches.length} block(s): it will not sign` });
+    if (cp.watcher?.alarm) alarms.push(depositAlarm(o, cp.watcher.alarm));
+    if (cp.verifier?.mismatches?.length) alarms.push(refusalAlarm(o, cp.verifier.mismatches));
     if (cp.prices?.refusals) alarms.push({ kind: "chain", text: `operator ${o.id}: refused ${cp.prices.refusals} sequenced price(s)` });
     if (lag !== null && lag > 3) alarms.push({ kind: "chain", text: `operator ${o.id}: checkpoint lag ${lag} epochs` });
     return row([
@@ -626,12 +740,63 @@ async function refreshOperators() {
   set.className = `clock-health ${chainOk ? "healthy" : "degraded"}`;
   set.textContent = `Settlement clock (chain): ${chainOk ? "healthy" : "degraded (RPC)"}`;
   health.append(seq, " · ", set);
-  $("alarms").replaceChildren(...(alarms.length ? alarms : [{ kind: "none", text: "no alarms" }]).map((a) => {
-    const li = document.createElement("li");
-    li.className = `alarm ${a.kind}`;
-    li.textContent = a.kind === "none" ? a.text : `${a.kind === "cluster" ? "cluster clock" : "chain clock"}: ${a.text}`;
+  $("alarms").replaceChildren(...(alarms.length ? alarms : [{ kind: "none", text: "no alarms" }]).map(renderAlarm));
+}
+
+// The chain watcher's alarm kinds (chain/core/follower.py AlarmKind), in words.
+const DEPOSIT_ALARMS = {
+  deposit_gap: "a deposit is missing from the chain's logs (a gap in the deposit numbers)",
+  deposit_repeated: "a deposit appeared twice in the chain's logs",
+  forced_gap: "a forced request is missing from the chain's logs",
+  forced_repeated: "a forced request appeared twice in the chain's logs",
+  inbox_mismatch: "the deposit and forced-request logs do not add up to the contract's own inbox count (a log went missing)",
+  sequenced_block_reorged: "an L1 block already sequenced was reorganised away",
+};
+
+/** The leader's chain watcher stopped: no deposit or forced request is taken until an operator restarts it. */
+function depositAlarm(o, alarm) {
+  return {
+    kind: "deposit-gap", operator: o.id,
+    title: `Deposit alarm: operator ${o.id} halted deposit ingestion`,
+    text: `${DEPOSIT_ALARMS[alarm.kind] ?? alarm.kind} at L1 block ${alarm.block} (${alarm.detail}).`,
+    meaning: "For traders: deposits made on-chain from now on are not credited until the operators fix their chain " +
+      "access, and forced requests are not taken; trading on what is credited goes on. The tokens stay in the " +
+      "contract: if a deposit or forced request stays uncovered past the forced deadline, anyone may freeze the " +
+      "exchange and escape (below).",
+  };
+}
+
+/** This operator's own chain contradicts blocks the leader sequenced: it will not sign epochs that contain them. */
+function refusalAlarm(o, mismatches) {
+  const blocks = mismatches.map((m) => m.block).join(", ");
+  return {
+    kind: "refusal", operator: o.id,
+    title: `Verification refusal: operator ${o.id} will not sign`,
+    text: `${mismatches.length} sequenced L1 block(s) (${blocks}) differ from its own view of the chain: ${mismatches[0].reason}.`,
+    meaning: `For traders: operator ${o.id} withholds its signature from every epoch containing ${mismatches.length > 1 ? "these blocks" : "this block"}; ` +
+      "checkpoints are recorded only while enough other operators sign them (the on-chain threshold), otherwise " +
+      "withdrawals wait and the escape delay runs.",
+  };
+}
+
+function renderAlarm(a) {
+  const li = document.createElement("li");
+  li.className = `alarm ${a.kind}`;
+  if (a.operator !== undefined) li.dataset.operator = String(a.operator);
+  if (a.title) {
+    li.setAttribute("role", "alert");
+    const title = document.createElement("strong");
+    title.textContent = a.title;
+    const what = document.createElement("div");
+    what.textContent = a.text;
+    const meaning = document.createElement("div");
+    meaning.className = "meaning";
+    meaning.textContent = a.meaning;
+    li.append(title, what, meaning);
     return li;
-  }));
+  }
+  li.textContent = a.kind === "none" ? a.text : `${a.kind === "cluster" ? "cluster clock" : "chain clock"}: ${a.text}`;
+  return li;
 }
 
 start().catch((err) => notice(`could not start: ${err.message}`, "error"));

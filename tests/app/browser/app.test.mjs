@@ -11,9 +11,9 @@ import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import { Contract, NonceManager, Wallet } from "ethers";
+import { injectWallet, testWallet } from "./wallet.mjs";
 import { WebSocket } from "ws";
 import { DdxClient, domainOf, fromUnits, placeOrder, signRequest, ERC20_ABI, EXCHANGE_ABI } from "../../../clients/js/src/index.mjs";
-import { INJECT, testWallet } from "./wallet.mjs";
 
 const infoPath = process.env.DDX_DEVNET_INFO;
 const shots = process.env.DDX_SCREENSHOTS;
@@ -45,20 +45,12 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   const page = await context.newPage();
   const problems = [];
   const walletErrors = [];
-  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
+  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()} (${msg.location().url})`); });
   page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
   const offsite = [];
   page.on("request", (req) => { if (!/^(http:\/\/127\.0\.0\.1|ws:\/\/127\.0\.0\.1|data:)/.test(req.url())) offsite.push(req.url()); });
-  await page.exposeFunction("__testWalletRequest", async (method, params) => {
-    try {
-      return { ok: true, value: await user.handle(method, params) };
-    } catch (err) {
-      walletErrors.push(`${method}: ${err.shortMessage ?? err.message}`);
-      return { ok: false, error: err.shortMessage ?? err.message };
-    }
-  });
-  await page.addInitScript(INJECT);
+  await injectWallet(page, user, walletErrors);
   let n = 0;
   const shot = async (name) => {
     const path = join(shots, `${String(++n).padStart(2, "0")}-${name}.png`);
@@ -110,6 +102,10 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
     assert.equal(credited, before + deposit, "the operators credited exactly the deposit");
     const shown = fromUnits(credited, 6);
     await until((c) => [...document.querySelectorAll("#balances td")].some((td) => td.textContent === c), shown, 30000);
+    // the escape hatch is closed while the operators checkpoint: the panel says when it would open, and why
+    await until(() => document.querySelector("#escape-status").dataset.state === "closed"
+      && /Closed: it may open in .* no checkpoint since epoch \d+ .*the escape delay is/.test(document.querySelector("#escape-status").textContent));
+    assert.ok(await page.locator("#freeze").isDisabled() && await page.locator("#escape-submit").isDisabled());
     await shot("deposit-credited");
   });
 

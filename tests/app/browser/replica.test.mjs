@@ -14,7 +14,7 @@ import { chromium } from "playwright-core";
 import { Contract, NonceManager, Wallet } from "ethers";
 import { WebSocket } from "ws";
 import { DdxClient, domainOf, fromUnits, placeOrder, signRequest, ERC20_ABI, EXCHANGE_ABI } from "../../../clients/js/src/index.mjs";
-import { INJECT, testWallet } from "./wallet.mjs";
+import { injectWallet, testWallet } from "./wallet.mjs";
 
 const info = JSON.parse(readFileSync(process.env.DDX_DEVNET_INFO, "utf8"));
 const replica = process.env.DDX_REPLICA;
@@ -58,15 +58,7 @@ test("the app served by a replica reads from it and sends signed requests to the
     if (res.request().method() === "POST") posts.push([origin(res.url()), new URL(res.url()).pathname, res.status()]);
   });
   page.on("websocket", (ws) => sockets.push([origin(ws.url()), new URL(ws.url()).search]));
-  await page.exposeFunction("__testWalletRequest", async (method, params) => {
-    try {
-      return { ok: true, value: await user.handle(method, params) };
-    } catch (err) {
-      walletErrors.push(`${method}: ${err.shortMessage ?? err.message}`);
-      return { ok: false, error: err.shortMessage ?? err.message };
-    }
-  });
-  await page.addInitScript(INJECT);
+  await injectWallet(page, user, walletErrors);
   let n = 0;
   const shot = async (name) => {
     const path = join(shots, `${String(++n).padStart(2, "0")}-${name}.png`);

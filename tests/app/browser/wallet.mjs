@@ -1,5 +1,6 @@
-// The test wallet the browser tests inject as window.ethereum: a local key that signs here, in node, and forwards
-// every other call to the chain's JSON-RPC; the app calls it exactly as it would call MetaMask.
+// The test wallet the browser tests inject as window.ethereum: an EIP-1193 provider backed by a local key, which
+// the app calls exactly as it calls MetaMask (eth_requestAccounts, eth_signTypedData_v4, eth_sendTransaction,
+// reads). It signs here, in node, and forwards everything else to the chain's JSON-RPC.
 import assert from "node:assert/strict";
 import { JsonRpcProvider, NonceManager, Wallet } from "ethers";
 
@@ -51,3 +52,16 @@ export const INJECT = () => {
     removeListener: (event, fn) => { listeners[event] = (listeners[event] ?? []).filter((f) => f !== fn); },
   };
 };
+
+/** Give `page` the wallet: window.ethereum forwards to `user.handle`; failures are collected in `errors`. */
+export async function injectWallet(page, user, errors) {
+  await page.exposeFunction("__testWalletRequest", async (method, params) => {
+    try {
+      return { ok: true, value: await user.handle(method, params) };
+    } catch (err) {
+      errors.push(`${method}: ${err.shortMessage ?? err.message}`);
+      return { ok: false, error: err.shortMessage ?? err.message };
+    }
+  });
+  await page.addInitScript(INJECT);
+}
