@@ -3,6 +3,7 @@
     python benchmarks/tree.py --json            # 1,000,000 items; the last line is one JSON object
     python benchmarks/tree.py --items 100000    # smaller, for a quick look
     DDX_PURE_PYTHON=1 python benchmarks/tree.py --json   # the pure-Python reference (tree_kernels says which ran)
+    python benchmarks/tree.py --json --rehash-only --rounds 15   # only the 10,000-update root (the issue's target)
 
 Items are random 32-byte keys (first byte a kind, as real keys) with 128-byte values, the size of a WITHDRAWAL
 or BALANCE item. Times are wall-clock (perf_counter) with the process CPU time beside them, because the
@@ -210,6 +211,31 @@ def compiled_vs_pure(rnd: random.Random, n: int = ENGINE_TREE_ITEMS, dirty: int 
     return {"compiled_vs_pure_1300_updates_50k_items": out}
 
 
+def rehash_only(n: int, seed: int, rounds: int) -> dict:
+    """Only the phase of the issue's target: build n items, then `rounds` batches of 10,000 value updates, each
+    timed in root(); the same keys and values as the full run's first five batches for the same seed."""
+    rnd = random.Random(seed)
+    result: dict = {"items": n, "rounds": rounds, "tree_kernels": kernels.DEFAULT.name, "cpus": os.cpu_count()}
+    result["load_average_1min_at_start"] = round(os.getloadavg()[0], 2)
+    items = make_items(n, rnd)
+    keys = list(items)
+    tree = StateTree.from_items(items)
+    root_ms, root_cpu_ms = [], []
+    for _ in range(rounds):
+        for k, v in [(keys[rnd.randrange(n)], rnd.randbytes(VALUE_BYTES)) for _ in range(UPDATES)]:
+            tree.put(k, v)
+        _, wall, cpu = timed(tree.root)
+        root_ms.append(wall * 1e3)
+        root_cpu_ms.append(cpu * 1e3)
+    result["root_after_10k_updates_ms"] = round(statistics.median(root_ms), 1)
+    result["root_after_10k_updates_best_ms"] = round(min(root_ms), 1)
+    result["root_after_10k_updates_cpu_ms"] = round(statistics.median(root_cpu_ms), 1)
+    result["root_after_10k_updates_best_cpu_ms"] = round(min(root_cpu_ms), 1)
+    result["root"] = tree.root().hex()  # the same for every build on the same seed and rounds
+    result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return result
+
+
 def run(n: int, seed: int) -> dict:
     rnd = random.Random(seed)
     result: dict = {"items": n, "keccak_backend": KECCAK_BACKEND, "value_bytes": VALUE_BYTES, "cpus": os.cpu_count()}
@@ -317,8 +343,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print only the JSON object")
+    parser.add_argument("--rehash-only", action="store_true", help="only the root after 10,000 updates (faster)")
+    parser.add_argument("--rounds", type=int, default=5, help="batches timed with --rehash-only")
     args = parser.parse_args()
-    result = run(args.items, args.seed)
+    result = rehash_only(args.items, args.seed, args.rounds) if args.rehash_only else run(args.items, args.seed)
     if not args.json:
         for name, value in result.items():
             print(f"{name:40} {value}")
