@@ -25,6 +25,19 @@ if kernels.COMPILED is None:
 PURE, COMPILED = kernels.PURE, kernels.COMPILED
 
 
+@pytest.fixture(autouse=True, scope="module", params=["eight-way keccak", "one keccak at a time"])
+def keccak_path(request):
+    """multi_path hashes its batch with the eight-way AVX-512 permutation where the CPU has it, one permutation at
+    a time elsewhere: every test here runs both ways (the second on any machine)."""
+    from ddx_offchain.tree import _native
+
+    wanted = request.param == "eight-way keccak"
+    if _native.set_vector_keccak(wanted) != wanted:
+        pytest.skip("this CPU has no AVX-512")
+    yield
+    _native.set_vector_keccak(True)
+
+
 def _same(pure: StateTree, compiled: StateTree, rnd: random.Random, absent_pool: list[bytes]) -> None:
     root = pure.root()
     assert compiled.root() == root
