@@ -1219,6 +1219,7 @@ typedef struct {
 } hash_job;
 
 typedef struct {
+    slot *at;     /* the branch-map slot the walk found: the writes only replace values, so no slot moves */
     uint64_t position, b;
     int32_t job; /* its digest is the hash at position */
 } pending_write;
@@ -1313,13 +1314,14 @@ static int leaf_job(walk_ctx *c, PyObject *key, int32_t *ref)
             return -1;
         c->jobs[v].value = (const uint8_t *)PyBytes_AS_STRING(stored);
         c->jobs[v].len = (size_t)PyBytes_GET_SIZE(stored);
+        __builtin_prefetch(c->jobs[v].value + 64); /* the first line came with the size; the hash pass reads all */
         link_job(c, v, leaf, 33);
     }
     *ref = leaf;
     return 0;
 }
 
-static int queue_write(walk_ctx *c, uint64_t position, int32_t job, uint64_t b)
+static int queue_write(walk_ctx *c, slot *at, uint64_t position, int32_t job, uint64_t b)
 {
     if (c->n_writes == c->cap_writes) {
         Py_ssize_t cap = c->cap_writes ? c->cap_writes * 2 : 64;
@@ -1331,6 +1333,7 @@ static int queue_write(walk_ctx *c, uint64_t position, int32_t job, uint64_t b)
         c->writes = grown;
         c->cap_writes = cap;
     }
+    c->writes[c->n_writes].at = at;
     c->writes[c->n_writes].position = position;
     c->writes[c->n_writes].b = b;
     c->writes[c->n_writes].job = job;
@@ -1389,7 +1392,7 @@ static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t
                 return 1;
             if ((r = walk(c, child, cb, from, to, &sub)) != 0)
                 return r;
-            if (queue_write(c, child, sub, cb) < 0)
+            if (queue_write(c, s, child, sub, cb) < 0)
                 return -1;
         } else { /* a leaf: it must be the one pending key, still present with a new value */
             const uint8_t *k = key_at(c, from);
@@ -1529,10 +1532,14 @@ static PyObject *py_multi_path(PyObject *self, PyObject *const *args, Py_ssize_t
         r = hash_jobs(&c);
     for (i = 0; r == 0 && i < c.n_writes; i++) {
         pending_write *w = &c.writes[i];
-        PyObject *value = branch_entry(w->position, c.jobs[w->job].out, w->b);
-        if (value == NULL || store(c.branch, w->position, value) < 0)
+        PyObject *value = branch_entry(w->position, c.jobs[w->job].out, w->b), *previous;
+        if (value == NULL) {
             r = -1; /* out of memory part-way: the tree is left inconsistent, as a failed dict write would */
-        Py_XDECREF(value);
+            break;
+        }
+        previous = w->at->value; /* the slot of w->position (the walk found it; replacing moves nothing) */
+        w->at->value = value;
+        Py_DECREF(previous);
     }
     if (r == 0)
         result = Py_BuildValue("(y#O)", (const char *)c.jobs[result_job].out, (Py_ssize_t)32, args[8]);
