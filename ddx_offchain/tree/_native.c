@@ -1234,7 +1234,40 @@ typedef struct {
     Py_ssize_t n_jobs, cap_jobs;
     pending_write *writes;
     Py_ssize_t n_writes, cap_writes;
+    Py_ssize_t prefetched, end; /* batch[:prefetched] had their paths' slots prefetched; end = hi */
+    int prefetch_from, prefetch_to; /* the depths where a key's path leaves the batch's shared top levels */
 } walk_ctx;
+
+/* Keys handled this many keys before the walk reaches them have their slots prefetched: one key's path takes a
+   few microseconds to walk, far longer than a memory access, so a short lead hides it. */
+#define PREFETCH_AHEAD 4
+
+/* Ask for the branch- and leaf-map slots along the paths of the next keys, before the walk needs them. The walk's
+   positions along a key's path are that key's prefixes, so their slots are known from the key alone (a position
+   and its sibling share a home slot); the shared top levels are cached already and the levels below the deepest
+   leaves hold nothing, so only the depths between are asked for. */
+static void prefetch_paths(walk_ctx *c, Py_ssize_t upto)
+{
+    if (upto > c->end)
+        upto = c->end;
+    if (c->branch->slots == NULL || c->leaf_at->slots == NULL) {
+        c->prefetched = upto;
+        return;
+    }
+    for (; c->prefetched < upto; c->prefetched++) {
+        PyObject *k = PyList_GET_ITEM(c->batch, c->prefetched);
+        uint64_t prefix;
+        int d;
+        if (!PyBytes_CheckExact(k) || PyBytes_GET_SIZE(k) != 32)
+            continue;
+        prefix = load_be64((const uint8_t *)PyBytes_AS_STRING(k));
+        for (d = c->prefetch_from; d <= c->prefetch_to; d++) {
+            uint64_t position = position_at(prefix, d);
+            __builtin_prefetch(&c->branch->slots[slot_of(position, c->branch->mask)]);
+            __builtin_prefetch(&c->leaf_at->slots[slot_of(position, c->leaf_at->mask)]);
+        }
+    }
+}
 
 static const uint8_t *key_at(walk_ctx *c, Py_ssize_t i)
 {
@@ -1353,6 +1386,7 @@ static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t
         return 1;
     if (position_at(load_be64(first), db) != b || position_at(load_be64(last), db) != b)
         return 1; /* a key off the chain (or not under b at all) */
+    prefetch_paths(c, lo + PREFETCH_AHEAD);
     /* the first key whose bit at depth db is 1 (all keys share the bits above it) */
     a = lo;
     z = hi;
@@ -1527,6 +1561,13 @@ static PyObject *py_multi_path(PyObject *self, PyObject *const *args, Py_ssize_t
     c.n_jobs = c.cap_jobs = 0;
     c.writes = NULL;
     c.n_writes = c.cap_writes = 0;
+    c.prefetched = lo;
+    c.end = hi;
+    /* keys spread evenly: about log2(hi - lo) shared levels, leaves near log2(items) deep */
+    c.prefetch_from = 64 - __builtin_clzll((unsigned long long)(hi - lo));
+    c.prefetch_to = 64 - __builtin_clzll((unsigned long long)c.leaf_at->used | 1) + 4;
+    if (c.prefetch_to > 62)
+        c.prefetch_to = 62;
     r = walk(&c, top, b, lo, hi, &result_job);
     if (r == 0)
         r = hash_jobs(&c);
