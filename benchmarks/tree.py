@@ -46,6 +46,10 @@ TARGETS = {
     "bytes_per_item": 400.0,
     "avg_proof_siblings": 30.0,
 }
+# Issue 11 tightened the re-hash target: root after 10,000 updates of a 1M-item tree within 100 ms, judged like
+# issue 3's on the median wall time (what a caller waits); the CPU median is reported beside it because the
+# machine is shared.
+ISSUE_11_ROOT_MS = 100.0
 
 
 def keccak_backends(input_bytes: int = 65, rounds: int = 200_000) -> dict[str, float]:
@@ -211,6 +215,14 @@ def compiled_vs_pure(rnd: random.Random, n: int = ENGINE_TREE_ITEMS, dirty: int 
     return {"compiled_vs_pure_1300_updates_50k_items": out}
 
 
+def issue_11(result: dict) -> dict:
+    return {
+        "issue_11_root_after_10k_updates_target_ms": ISSUE_11_ROOT_MS,
+        "meets_issue_11_root_target": result["root_after_10k_updates_ms"] <= ISSUE_11_ROOT_MS,
+        "meets_issue_11_root_target_on_cpu": result["root_after_10k_updates_cpu_ms"] <= ISSUE_11_ROOT_MS,
+    }
+
+
 def rehash_only(n: int, seed: int, rounds: int) -> dict:
     """Only the phase of the issue's target: build n items, then `rounds` batches of 10,000 value updates, each
     timed in root(); the same keys and values as the full run's first five batches for the same seed."""
@@ -233,6 +245,7 @@ def rehash_only(n: int, seed: int, rounds: int) -> dict:
     result["root_after_10k_updates_best_cpu_ms"] = round(min(root_cpu_ms), 1)
     result["root"] = tree.root().hex()  # the same for every build on the same seed and rounds
     result["load_average_1min"] = round(os.getloadavg()[0], 2)
+    result.update(issue_11(result))
     return result
 
 
@@ -313,7 +326,7 @@ def run(n: int, seed: int) -> dict:
         restored, wall, _ = timed(lambda: decode_snapshot(path.read_bytes()))
         result["snapshot_load_s"] = round(wall, 3)
         assert restored.root() == root, "restored root differs"
-    del restored, tree, proofs
+    restored = tree = proofs = None  # free the 1M-item trees (rebound, not deleted: the closures above name them)
     gc.collect()
 
     # The commitment structure alone (keep_values=False): what bytes_per_item reports.
@@ -335,6 +348,7 @@ def run(n: int, seed: int) -> dict:
     result["vyper_gas_by_depth"] = vyper_gas_by_depth()
     result["targets"] = TARGETS
     result["meets_targets"] = {name: result[name] <= limit for name, limit in TARGETS.items()}
+    result.update(issue_11(result))
     return result
 
 

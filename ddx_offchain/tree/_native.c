@@ -1234,7 +1234,7 @@ typedef struct {
     Py_ssize_t n_jobs, cap_jobs;
     pending_write *writes;
     Py_ssize_t n_writes, cap_writes;
-    Py_ssize_t prefetched, end; /* batch[:prefetched] had their paths' slots prefetched; end = hi */
+    Py_ssize_t prefetched, start, end; /* batch[:prefetched] had their paths' slots prefetched; start, end = lo, hi */
     int prefetch_from, prefetch_to; /* the depths where a key's path leaves the batch's shared top levels */
 } walk_ctx;
 
@@ -1265,6 +1265,25 @@ static void prefetch_paths(walk_ctx *c, Py_ssize_t upto)
             uint64_t position = position_at(prefix, d);
             __builtin_prefetch(&c->branch->slots[slot_of(position, c->branch->mask)]);
             __builtin_prefetch(&c->leaf_at->slots[slot_of(position, c->leaf_at->mask)]);
+        }
+        /* the entries a key further back asked for have arrived: now ask for what they point to */
+        if (c->prefetched - PREFETCH_AHEAD / 2 >= c->start) {
+            k = PyList_GET_ITEM(c->batch, c->prefetched - PREFETCH_AHEAD / 2);
+            if (!PyBytes_CheckExact(k) || PyBytes_GET_SIZE(k) != 32)
+                continue;
+            prefix = load_be64((const uint8_t *)PyBytes_AS_STRING(k));
+            for (d = c->prefetch_from; d <= c->prefetch_to; d++) {
+                uint64_t position = position_at(prefix, d);
+                slot *s = find(c->branch, position), *t = find(c->branch, position ^ 1);
+                if (s == NULL)
+                    s = find(c->leaf_at, position);
+                if (t == NULL)
+                    t = find(c->leaf_at, position ^ 1);
+                if (s != NULL)
+                    __builtin_prefetch(s->value);
+                if (t != NULL)
+                    __builtin_prefetch(t->value);
+            }
         }
     }
 }
@@ -1561,7 +1580,7 @@ static PyObject *py_multi_path(PyObject *self, PyObject *const *args, Py_ssize_t
     c.n_jobs = c.cap_jobs = 0;
     c.writes = NULL;
     c.n_writes = c.cap_writes = 0;
-    c.prefetched = lo;
+    c.prefetched = c.start = lo;
     c.end = hi;
     /* keys spread evenly: about log2(hi - lo) shared levels, leaves near log2(items) deep */
     c.prefetch_from = 64 - __builtin_clzll((unsigned long long)(hi - lo));
