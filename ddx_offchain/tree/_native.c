@@ -7,13 +7,16 @@
  *   object) pairs. A Python dict keyed by ints costs about four cache misses per cold lookup (index, entry, the
  *   stored int object it compares, the value); a PosMap lookup costs one for the slot and one for the value.
  *   Positions that do not fit in 64 bits (items sharing prefixes longer than 62 bits) live in an ordinary dict
- *   inside the map, so every int key works.
+ *   inside the map, so every int key works;
+ * - single_path and multi_path, nodes.py's re-hash loops for their common cases; multi_path gathers a batch's
+ *   hashes first and hashes the independent ones eight at a time (keccakf_x8, AVX-512, where the CPU has it).
  *
  * The permutation is Keccak-f[1600] from tiny_sha3 by Markku-Juhani O. Saarinen (MIT licence,
  * github.com/mjosaarinen/tiny_sha3 commit dcbb319; the implementation CPython 3.11 ships in its hashlib sha3
  * module), copied unchanged except for static linkage. tests/tree/test_native.py checks it against the FIPS 202
  * SHA3-256 vectors (through hashlib) and Keccak-256 (the padding Ethereum uses) against the Keccak team's
- * vectors and every keccak wheel installed, for every length across the 136-byte block boundary.
+ * vectors and every keccak wheel installed, for every length across the 136-byte block boundary. The eight-way
+ * permutation (keccakf_x8) is not from tiny_sha3: it is written here from FIPS 202 and tested the same way.
  */
 
 #define PY_SSIZE_T_CLEAN
