@@ -1227,6 +1227,8 @@ typedef struct {
     int32_t job; /* its digest is the hash at position */
 } pending_write;
 
+/* A job's height is at most 2 + the depth of the range's top below 62 (a value, its leaf, then one node or chain
+   job per level), so a byte holds it. */
 #define MAX_HEIGHT 255
 
 typedef struct {
@@ -1328,17 +1330,14 @@ static int32_t new_job(walk_ctx *c, uint8_t prefix)
     return (int32_t)c->n_jobs++;
 }
 
-/* The digest of job `child` becomes pre[offset:offset + 32] of job `parent`. 0, or 1 (too tall: fall back). */
-static int link_job(walk_ctx *c, int32_t child, int32_t parent, uint8_t offset)
+/* The digest of job `child` becomes pre[offset:offset + 32] of job `parent`. */
+static void link_job(walk_ctx *c, int32_t child, int32_t parent, uint8_t offset)
 {
     hash_job *ch = &c->jobs[child], *p = &c->jobs[parent];
     ch->parent = parent;
     ch->offset = offset;
-    if (ch->height >= MAX_HEIGHT)
-        return 1;
     if (p->height < ch->height + 1)
         p->height = (uint8_t)(ch->height + 1);
-    return 0;
 }
 
 /* The jobs of the leaf `key`'s hash, keccak(value) first when the map holds values; *ref is the leaf's job.
@@ -1459,15 +1458,13 @@ static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t
             if ((r = leaf_job(c, s->value, &sub)) != 0)
                 return r;
         }
-        if (link_job(c, sub, node, offset) != 0)
-            return 1;
+        link_job(c, sub, node, offset);
     }
     while (b != top) { /* the chain above b: each level's other child is EMPTY */
         if ((fold_job = new_job(c, 0x01)) < 0)
             return -1;
         memset(c->jobs[fold_job].pre + ((b & 1) ? 1 : 33), 0, 32);
-        if (link_job(c, node, fold_job, (b & 1) ? 33 : 1) != 0)
-            return 1;
+        link_job(c, node, fold_job, (b & 1) ? 33 : 1);
         node = fold_job;
         b >>= 1;
     }

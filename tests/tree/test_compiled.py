@@ -114,6 +114,33 @@ def test_large_random_batches_agree(keep_values):
         _same(pure, compiled, rnd, [bytes([rnd.randrange(1, 14)]) + rnd.randbytes(31) for _ in range(3)])
 
 
+def test_value_updates_of_every_length_agree_through_multi_path():
+    """Batches of value updates only (the whole batch is one multi_path call) with values from empty to several
+    136-byte blocks: the one-block values are hashed in the eight-way batch, longer ones during the walk."""
+    import dataclasses
+
+    calls = {"done": 0}
+
+    def counted(*args):
+        result = COMPILED.multi_path(*args)
+        calls["done"] += result is not None
+        return result
+
+    rnd = random.Random(17)
+    lengths = list(range(0, 140)) + [200, 271, 272, 273, 500]
+    items = {rnd.randbytes(32): rnd.randbytes(rnd.choice(lengths)) for _ in range(3_000)}
+    pure = StateTree.from_items(items, kernels=PURE)
+    compiled = StateTree.from_items(items, kernels=dataclasses.replace(COMPILED, multi_path=counted))
+    keys = list(items)
+    for _ in range(4):
+        for key in rnd.sample(keys, 400):
+            value = rnd.randbytes(rnd.choice(lengths))
+            pure.put(key, value)
+            compiled.put(key, value)
+        _same(pure, compiled, rnd, [rnd.randbytes(32)])
+    assert calls["done"] == 4
+
+
 def test_the_compiled_loops_run_and_hand_structural_changes_back():
     """single_path and multi_path take the value updates and return None for the rest (inserts that split,
     deletes that collapse, positions deeper than 62 bits): both outcomes occur here and the trees still agree."""
