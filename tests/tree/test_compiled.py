@@ -141,6 +141,36 @@ def test_value_updates_of_every_length_agree_through_multi_path():
     assert calls["done"] == 4
 
 
+def test_a_batch_of_value_updates_handed_back_whole_is_split_by_the_python_walk():
+    """A batch of value updates only goes to multi_path whole first; keys sharing 160 bits (positions past 64 bits)
+    make it hand the batch back, and the Python walk then hands multi_path the ranges it can take."""
+    import dataclasses
+
+    outcomes = {"done": 0, "handed_back": 0, "whole": 0}
+
+    def counted(*args):
+        result = COMPILED.multi_path(*args)
+        outcomes["done" if result is not None else "handed_back"] += 1
+        outcomes["whole"] += args[5] == 0 and args[6] == len(args[4])
+        return result
+
+    rnd = random.Random(23)
+    base = rnd.randbytes(32)
+    deep = [base[:20] + rnd.randbytes(12) for _ in range(20)]
+    items = {k: rnd.randbytes(40) for k in deep}
+    items.update({rnd.randbytes(32): rnd.randbytes(40) for _ in range(2_000)})
+    pure = StateTree.from_items(items, kernels=PURE)
+    compiled = StateTree.from_items(items, kernels=dataclasses.replace(COMPILED, multi_path=counted))
+    keys = list(items)
+    for _ in range(3):
+        for key in rnd.sample(keys, 300) + deep[:5]:
+            value = rnd.randbytes(40)
+            pure.put(key, value)
+            compiled.put(key, value)
+        _same(pure, compiled, rnd, [rnd.randbytes(32)])
+    assert outcomes["whole"] >= 3 and outcomes["handed_back"] >= 3 and outcomes["done"] >= 3, outcomes
+
+
 def test_the_compiled_loops_run_and_hand_structural_changes_back():
     """single_path and multi_path take the value updates and return None for the rest (inserts that split,
     deletes that collapse, positions deeper than 62 bits): both outcomes occur here and the trees still agree."""
