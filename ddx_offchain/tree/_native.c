@@ -7,13 +7,16 @@
  *   object) pairs. A Python dict keyed by ints costs about four cache misses per cold lookup (index, entry, the
  *   stored int object it compares, the value); a PosMap lookup costs one for the slot and one for the value.
  *   Positions that do not fit in 64 bits (items sharing prefixes longer than 62 bits) live in an ordinary dict
- *   inside the map, so every int key works.
+ *   inside the map, so every int key works;
+ * - single_path and multi_path, nodes.py's re-hash loops for their common cases; multi_path gathers a batch's
+ *   hashes first and hashes the independent ones eight at a time (keccakf_x8, AVX-512, where the CPU has it).
  *
  * The permutation is Keccak-f[1600] from tiny_sha3 by Markku-Juhani O. Saarinen (MIT licence,
  * github.com/mjosaarinen/tiny_sha3 commit dcbb319; the implementation CPython 3.11 ships in its hashlib sha3
  * module), copied unchanged except for static linkage. tests/tree/test_native.py checks it against the FIPS 202
  * SHA3-256 vectors (through hashlib) and Keccak-256 (the padding Ethereum uses) against the Keccak team's
- * vectors and every keccak wheel installed, for every length across the 136-byte block boundary.
+ * vectors and every keccak wheel installed, for every length across the 136-byte block boundary. The eight-way
+ * permutation (keccakf_x8) is not from tiny_sha3: it is written here from FIPS 202 and tested the same way.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -163,6 +166,181 @@ static void sponge256(const uint8_t *in, size_t len, uint8_t pad, uint8_t out[32
     s.b[RATE - 1] ^= 0x80;
     sha3_keccakf(s.q);
     memcpy(out, s.b, 32);
+}
+
+/* ------------------------------------------------------------------ many single-block Keccak-256 at once
+
+   The tree's hashes are short: a node or leaf preimage is 65 bytes, a typical value under 136, so each is one
+   permutation of one block. A batch re-hash has thousands of them that do not depend on each other (every changed
+   path's leaf, its siblings' leaves, the nodes of one height), so multi_path gathers them first and hashes them
+   eight at a time: with AVX-512 each of the 25 lanes of the state is one vector holding that lane of eight
+   independent instances, and a round is the same FIPS 202 steps as sha3_keccakf above on vectors (theta's
+   three-way XOR and chi's `a ^ (~b & c)` are one vpternlogq each, rho one vprolq). Written from FIPS 202 section
+   3.2; the round macro below was generated from the specification's rules (rho's offsets by the (t+1)(t+2)/2
+   rule, pi's (x, y) -> (y, 2x + 3y)), and tests/tree/test_native.py checks it against the scalar permutation, the
+   vectors and the wheels. Where the CPU (or the compiler) lacks AVX-512, the same batch runs one permutation at
+   a time. */
+
+#define SINGLE_BLOCK (RATE - 1) /* longest input that pads into one block */
+#define X8_LANES 8
+
+static const uint64_t ROUND_CONSTANTS[24] = {
+    0x0000000000000001, 0x0000000000008082, 0x800000000000808a, 0x8000000080008000, 0x000000000000808b,
+    0x0000000080000001, 0x8000000080008081, 0x8000000000008009, 0x000000000000008a, 0x0000000000000088,
+    0x0000000080008009, 0x000000008000000a, 0x000000008000808b, 0x800000000000008b, 0x8000000000008089,
+    0x8000000000008003, 0x8000000000008002, 0x8000000000000080, 0x000000000000800a, 0x800000008000000a,
+    0x8000000080008081, 0x8000000000008080, 0x0000000080000001, 0x8000000080008008,
+};
+
+#if defined(__GNUC__) && defined(__x86_64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define HAVE_X8 1
+#include <immintrin.h>
+
+/* One round from lanes A.. into lanes E.. (lane x + 5y, as in sha3_keccakf); theta folded into rho-pi's reads. */
+#define ROUND_X8(A, E, rc) \
+    c0 = _mm512_ternarylogic_epi64(_mm512_ternarylogic_epi64(A##00, A##05, A##10, 0x96), A##15, A##20, 0x96); \
+    c1 = _mm512_ternarylogic_epi64(_mm512_ternarylogic_epi64(A##01, A##06, A##11, 0x96), A##16, A##21, 0x96); \
+    c2 = _mm512_ternarylogic_epi64(_mm512_ternarylogic_epi64(A##02, A##07, A##12, 0x96), A##17, A##22, 0x96); \
+    c3 = _mm512_ternarylogic_epi64(_mm512_ternarylogic_epi64(A##03, A##08, A##13, 0x96), A##18, A##23, 0x96); \
+    c4 = _mm512_ternarylogic_epi64(_mm512_ternarylogic_epi64(A##04, A##09, A##14, 0x96), A##19, A##24, 0x96); \
+    d0 = _mm512_xor_si512(c4, _mm512_rol_epi64(c1, 1)); \
+    d1 = _mm512_xor_si512(c0, _mm512_rol_epi64(c2, 1)); \
+    d2 = _mm512_xor_si512(c1, _mm512_rol_epi64(c3, 1)); \
+    d3 = _mm512_xor_si512(c2, _mm512_rol_epi64(c4, 1)); \
+    d4 = _mm512_xor_si512(c3, _mm512_rol_epi64(c0, 1)); \
+    b0 = _mm512_xor_si512(A##00, d0); \
+    b1 = _mm512_rol_epi64(_mm512_xor_si512(A##06, d1), 44); \
+    b2 = _mm512_rol_epi64(_mm512_xor_si512(A##12, d2), 43); \
+    b3 = _mm512_rol_epi64(_mm512_xor_si512(A##18, d3), 21); \
+    b4 = _mm512_rol_epi64(_mm512_xor_si512(A##24, d4), 14); \
+    E##00 = _mm512_ternarylogic_epi64(b0, b1, b2, 0xD2); \
+    E##01 = _mm512_ternarylogic_epi64(b1, b2, b3, 0xD2); \
+    E##02 = _mm512_ternarylogic_epi64(b2, b3, b4, 0xD2); \
+    E##03 = _mm512_ternarylogic_epi64(b3, b4, b0, 0xD2); \
+    E##04 = _mm512_ternarylogic_epi64(b4, b0, b1, 0xD2); \
+    b0 = _mm512_rol_epi64(_mm512_xor_si512(A##03, d3), 28); \
+    b1 = _mm512_rol_epi64(_mm512_xor_si512(A##09, d4), 20); \
+    b2 = _mm512_rol_epi64(_mm512_xor_si512(A##10, d0), 3); \
+    b3 = _mm512_rol_epi64(_mm512_xor_si512(A##16, d1), 45); \
+    b4 = _mm512_rol_epi64(_mm512_xor_si512(A##22, d2), 61); \
+    E##05 = _mm512_ternarylogic_epi64(b0, b1, b2, 0xD2); \
+    E##06 = _mm512_ternarylogic_epi64(b1, b2, b3, 0xD2); \
+    E##07 = _mm512_ternarylogic_epi64(b2, b3, b4, 0xD2); \
+    E##08 = _mm512_ternarylogic_epi64(b3, b4, b0, 0xD2); \
+    E##09 = _mm512_ternarylogic_epi64(b4, b0, b1, 0xD2); \
+    b0 = _mm512_rol_epi64(_mm512_xor_si512(A##01, d1), 1); \
+    b1 = _mm512_rol_epi64(_mm512_xor_si512(A##07, d2), 6); \
+    b2 = _mm512_rol_epi64(_mm512_xor_si512(A##13, d3), 25); \
+    b3 = _mm512_rol_epi64(_mm512_xor_si512(A##19, d4), 8); \
+    b4 = _mm512_rol_epi64(_mm512_xor_si512(A##20, d0), 18); \
+    E##10 = _mm512_ternarylogic_epi64(b0, b1, b2, 0xD2); \
+    E##11 = _mm512_ternarylogic_epi64(b1, b2, b3, 0xD2); \
+    E##12 = _mm512_ternarylogic_epi64(b2, b3, b4, 0xD2); \
+    E##13 = _mm512_ternarylogic_epi64(b3, b4, b0, 0xD2); \
+    E##14 = _mm512_ternarylogic_epi64(b4, b0, b1, 0xD2); \
+    b0 = _mm512_rol_epi64(_mm512_xor_si512(A##04, d4), 27); \
+    b1 = _mm512_rol_epi64(_mm512_xor_si512(A##05, d0), 36); \
+    b2 = _mm512_rol_epi64(_mm512_xor_si512(A##11, d1), 10); \
+    b3 = _mm512_rol_epi64(_mm512_xor_si512(A##17, d2), 15); \
+    b4 = _mm512_rol_epi64(_mm512_xor_si512(A##23, d3), 56); \
+    E##15 = _mm512_ternarylogic_epi64(b0, b1, b2, 0xD2); \
+    E##16 = _mm512_ternarylogic_epi64(b1, b2, b3, 0xD2); \
+    E##17 = _mm512_ternarylogic_epi64(b2, b3, b4, 0xD2); \
+    E##18 = _mm512_ternarylogic_epi64(b3, b4, b0, 0xD2); \
+    E##19 = _mm512_ternarylogic_epi64(b4, b0, b1, 0xD2); \
+    b0 = _mm512_rol_epi64(_mm512_xor_si512(A##02, d2), 62); \
+    b1 = _mm512_rol_epi64(_mm512_xor_si512(A##08, d3), 55); \
+    b2 = _mm512_rol_epi64(_mm512_xor_si512(A##14, d4), 39); \
+    b3 = _mm512_rol_epi64(_mm512_xor_si512(A##15, d0), 41); \
+    b4 = _mm512_rol_epi64(_mm512_xor_si512(A##21, d1), 2); \
+    E##20 = _mm512_ternarylogic_epi64(b0, b1, b2, 0xD2); \
+    E##21 = _mm512_ternarylogic_epi64(b1, b2, b3, 0xD2); \
+    E##22 = _mm512_ternarylogic_epi64(b2, b3, b4, 0xD2); \
+    E##23 = _mm512_ternarylogic_epi64(b3, b4, b0, 0xD2); \
+    E##24 = _mm512_ternarylogic_epi64(b4, b0, b1, 0xD2); \
+    E##00 = _mm512_xor_si512(E##00, _mm512_set1_epi64((long long)rc));
+
+/* Keccak-f[1600] on eight states; s[lane][instance]. Only the digest's four lanes are written back. */
+__attribute__((target("avx512f"))) static void keccakf_x8(uint64_t s[25][X8_LANES])
+{
+    __m512i A00, A01, A02, A03, A04, A05, A06, A07, A08, A09, A10, A11, A12, A13, A14, A15, A16, A17, A18, A19, A20, A21, A22, A23, A24;
+    __m512i E00, E01, E02, E03, E04, E05, E06, E07, E08, E09, E10, E11, E12, E13, E14, E15, E16, E17, E18, E19, E20, E21, E22, E23, E24;
+    __m512i c0, c1, c2, c3, c4, d0, d1, d2, d3, d4, b0, b1, b2, b3, b4;
+    int round;
+    A00 = _mm512_load_si512((const void *)s[0]);
+    A01 = _mm512_load_si512((const void *)s[1]);
+    A02 = _mm512_load_si512((const void *)s[2]);
+    A03 = _mm512_load_si512((const void *)s[3]);
+    A04 = _mm512_load_si512((const void *)s[4]);
+    A05 = _mm512_load_si512((const void *)s[5]);
+    A06 = _mm512_load_si512((const void *)s[6]);
+    A07 = _mm512_load_si512((const void *)s[7]);
+    A08 = _mm512_load_si512((const void *)s[8]);
+    A09 = _mm512_load_si512((const void *)s[9]);
+    A10 = _mm512_load_si512((const void *)s[10]);
+    A11 = _mm512_load_si512((const void *)s[11]);
+    A12 = _mm512_load_si512((const void *)s[12]);
+    A13 = _mm512_load_si512((const void *)s[13]);
+    A14 = _mm512_load_si512((const void *)s[14]);
+    A15 = _mm512_load_si512((const void *)s[15]);
+    A16 = _mm512_load_si512((const void *)s[16]);
+    A17 = _mm512_load_si512((const void *)s[17]);
+    A18 = _mm512_load_si512((const void *)s[18]);
+    A19 = _mm512_load_si512((const void *)s[19]);
+    A20 = _mm512_load_si512((const void *)s[20]);
+    A21 = _mm512_load_si512((const void *)s[21]);
+    A22 = _mm512_load_si512((const void *)s[22]);
+    A23 = _mm512_load_si512((const void *)s[23]);
+    A24 = _mm512_load_si512((const void *)s[24]);
+    for (round = 0; round < 24; round += 2) {
+        ROUND_X8(A, E, ROUND_CONSTANTS[round]);
+        ROUND_X8(E, A, ROUND_CONSTANTS[round + 1]);
+    }
+    _mm512_store_si512((void *)s[0], A00);
+    _mm512_store_si512((void *)s[1], A01);
+    _mm512_store_si512((void *)s[2], A02);
+    _mm512_store_si512((void *)s[3], A03);
+}
+#else
+#define HAVE_X8 0
+#endif
+
+/* 1 when keccak256_many uses keccakf_x8: set at import from the CPU's features; tests switch it off and on. */
+static int vector_keccak = 0;
+
+/* out[i] = keccak256(in[i][:len[i]]) for n inputs of at most SINGLE_BLOCK bytes each. */
+static void keccak256_many(const uint8_t *const *in, const size_t *len, uint8_t *const *out, size_t n)
+{
+    size_t i;
+#if HAVE_X8
+    if (vector_keccak) {
+        uint64_t s[25][X8_LANES] __attribute__((aligned(64)));
+        while (n > 0) {
+            size_t k = n < X8_LANES ? n : X8_LANES, j;
+            memset(s, 0, sizeof s); /* lanes of unused instances stay zero; their results are not read */
+            for (i = 0; i < k; i++) {
+                uint8_t block[RATE];
+                memset(block, 0, RATE);
+                memcpy(block, in[i], len[i]);
+                block[len[i]] ^= 0x01;
+                block[RATE - 1] ^= 0x80;
+                for (j = 0; j < RATE / 8; j++)
+                    memcpy(&s[j][i], block + 8 * j, 8);
+            }
+            keccakf_x8(s);
+            for (i = 0; i < k; i++)
+                for (j = 0; j < 4; j++)
+                    memcpy(out[i] + 8 * j, &s[j][i], 8);
+            in += k;
+            len += k;
+            out += k;
+            n -= k;
+        }
+        return;
+    }
+#endif
+    for (i = 0; i < n; i++)
+        sponge256(in[i], len[i], 0x01, out[i]);
 }
 
 static PyObject *digest_of(const uint8_t *in, size_t len)
@@ -1025,22 +1203,95 @@ static PyObject *py_single_path(PyObject *self, PyObject *const *args, Py_ssize_
 
    nodes.py's `general` for a range of pending keys that are all value updates of items already in the tree
    (StateTree tracks inserts and deletes; the caller passes only ranges free of them), so no path changes shape.
-   The walk hashes as it goes and queues its writes; if it meets anything it does not expect (a position deeper
-   than 62 bits, a chain a key leaves, an entry of the wrong form), it drops the queue and returns None, having
-   changed nothing, and nodes.py runs its Python `general` for that range. */
+   It runs in two passes. The walk reads the maps and records every hash the range needs as a job (a preimage
+   whose inputs are stored hashes copied in at once, or other jobs' digests) without hashing anything; if it meets
+   anything it does not expect (a position deeper than 62 bits, a chain a key leaves, an entry of the wrong form),
+   it returns None, having changed nothing, and nodes.py runs its Python `general` for that range. Then the jobs
+   are hashed by height, leaves' values first and the range's top last: the jobs of one height are independent,
+   so keccak256_many hashes them eight at a time. Last, the new hashes are written to the branch map. */
 
 typedef struct {
-    uint64_t position;
-    PyObject *value;
+    uint8_t pre[65]; /* a node's or leaf's preimage; inputs from other jobs are copied in as they are hashed */
+    uint8_t offset;  /* where this job's digest goes in its parent's preimage: 1 or 33 */
+    uint8_t height;  /* 0 when every input is known at the walk, else 1 + the greatest height among its inputs */
+    int32_t parent;  /* the job whose preimage takes this digest, or -1 */
+    const uint8_t *value; /* a value to hash instead of pre (borrowed from the item map: no Python code runs
+                             between the walk and the hashing, so it stays alive and unchanged) */
+    size_t len;
+    uint8_t out[32];
+} hash_job;
+
+typedef struct {
+    slot *at;     /* the branch-map slot the walk found: the writes only replace values, so no slot moves */
+    uint64_t position, b;
+    int32_t job; /* its digest is the hash at position */
 } pending_write;
+
+/* A job's height is at most 2 + the depth of the range's top below 62 (a value, its leaf, then one node or chain
+   job per level), so a byte holds it. */
+#define MAX_HEIGHT 255
 
 typedef struct {
     PosMap *branch, *leaf_at;
     PyObject *items, *batch;
     int hash_values;
+    hash_job *jobs;
+    Py_ssize_t n_jobs, cap_jobs;
     pending_write *writes;
     Py_ssize_t n_writes, cap_writes;
+    Py_ssize_t prefetched, start, end; /* batch[:prefetched] had their paths' slots prefetched; start, end = lo, hi */
+    int prefetch_from, prefetch_to; /* the depths where a key's path leaves the batch's shared top levels */
 } walk_ctx;
+
+/* Keys handled this many keys before the walk reaches them have their slots prefetched: one key's path takes a
+   few microseconds to walk, far longer than a memory access, so a short lead hides it. */
+#define PREFETCH_AHEAD 4
+
+/* Ask for the branch- and leaf-map slots along the paths of the next keys, before the walk needs them. The walk's
+   positions along a key's path are that key's prefixes, so their slots are known from the key alone (a position
+   and its sibling share a home slot); the shared top levels are cached already and the levels below the deepest
+   leaves hold nothing, so only the depths between are asked for. */
+static void prefetch_paths(walk_ctx *c, Py_ssize_t upto)
+{
+    if (upto > c->end)
+        upto = c->end;
+    if (c->branch->slots == NULL || c->leaf_at->slots == NULL) {
+        c->prefetched = upto;
+        return;
+    }
+    for (; c->prefetched < upto; c->prefetched++) {
+        PyObject *k = PyList_GET_ITEM(c->batch, c->prefetched);
+        uint64_t prefix;
+        int d;
+        if (!PyBytes_CheckExact(k) || PyBytes_GET_SIZE(k) != 32)
+            continue;
+        prefix = load_be64((const uint8_t *)PyBytes_AS_STRING(k));
+        for (d = c->prefetch_from; d <= c->prefetch_to; d++) {
+            uint64_t position = position_at(prefix, d);
+            __builtin_prefetch(&c->branch->slots[slot_of(position, c->branch->mask)]);
+            __builtin_prefetch(&c->leaf_at->slots[slot_of(position, c->leaf_at->mask)]);
+        }
+        /* the entries a key further back asked for have arrived: now ask for what they point to */
+        if (c->prefetched - PREFETCH_AHEAD / 2 >= c->start) {
+            k = PyList_GET_ITEM(c->batch, c->prefetched - PREFETCH_AHEAD / 2);
+            if (!PyBytes_CheckExact(k) || PyBytes_GET_SIZE(k) != 32)
+                continue;
+            prefix = load_be64((const uint8_t *)PyBytes_AS_STRING(k));
+            for (d = c->prefetch_from; d <= c->prefetch_to; d++) {
+                uint64_t position = position_at(prefix, d);
+                slot *s = find(c->branch, position), *t = find(c->branch, position ^ 1);
+                if (s == NULL)
+                    s = find(c->leaf_at, position);
+                if (t == NULL)
+                    t = find(c->leaf_at, position ^ 1);
+                if (s != NULL)
+                    __builtin_prefetch(s->value);
+                if (t != NULL)
+                    __builtin_prefetch(t->value);
+            }
+        }
+    }
+}
 
 static const uint8_t *key_at(walk_ctx *c, Py_ssize_t i)
 {
@@ -1050,52 +1301,113 @@ static const uint8_t *key_at(walk_ctx *c, Py_ssize_t i)
     return (const uint8_t *)PyBytes_AS_STRING(k);
 }
 
-static int queue_write(walk_ctx *c, uint64_t position, const uint8_t h[32], uint64_t b)
+/* A new job hashing pre (65 bytes) at height 0; its index, or -1 on error. Growing the table moves it: hold
+   indices across calls, never pointers. */
+static int32_t new_job(walk_ctx *c, uint8_t prefix)
 {
-    PyObject *value;
-    if (b == position) {
-        value = PyBytes_FromStringAndSize((const char *)h, 32);
-    } else {
-        int nbytes = (depth_of(b) + 1 + 7) >> 3, j;
-        value = PyBytes_FromStringAndSize(NULL, 32 + nbytes);
-        if (value != NULL) {
-            uint8_t *p = (uint8_t *)PyBytes_AS_STRING(value);
-            memcpy(p, h, 32);
-            for (j = 0; j < nbytes; j++)
-                p[32 + j] = (uint8_t)(b >> (8 * (nbytes - 1 - j)));
+    hash_job *j;
+    if (c->n_jobs == c->cap_jobs) {
+        Py_ssize_t cap = c->cap_jobs ? c->cap_jobs * 2 : 256;
+        hash_job *grown;
+        if (cap > INT32_MAX) {
+            PyErr_NoMemory();
+            return -1;
         }
+        grown = PyMem_Realloc(c->jobs, (size_t)cap * sizeof(hash_job));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        c->jobs = grown;
+        c->cap_jobs = cap;
     }
-    if (value == NULL)
+    j = &c->jobs[c->n_jobs];
+    j->pre[0] = prefix;
+    j->parent = -1;
+    j->height = 0;
+    j->value = NULL;
+    j->len = 65;
+    return (int32_t)c->n_jobs++;
+}
+
+/* The digest of job `child` becomes pre[offset:offset + 32] of job `parent`. */
+static void link_job(walk_ctx *c, int32_t child, int32_t parent, uint8_t offset)
+{
+    hash_job *ch = &c->jobs[child], *p = &c->jobs[parent];
+    ch->parent = parent;
+    ch->offset = offset;
+    if (p->height < ch->height + 1)
+        p->height = (uint8_t)(ch->height + 1);
+}
+
+/* The jobs of the leaf `key`'s hash, keccak(value) first when the map holds values; *ref is the leaf's job.
+   0 on success, 1 to fall back (unexpected entry), -1 on error. */
+static int leaf_job(walk_ctx *c, PyObject *key, int32_t *ref)
+{
+    PyObject *stored;
+    int32_t leaf, v;
+    if (!PyBytes_CheckExact(key) || PyBytes_GET_SIZE(key) != 32)
+        return 1;
+    stored = PyDict_GetItemWithError(c->items, key); /* borrowed */
+    if (stored == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    if (!PyBytes_CheckExact(stored))
+        return 1;
+    if (!c->hash_values && PyBytes_GET_SIZE(stored) != 32)
+        return 1;
+    if ((leaf = new_job(c, 0x00)) < 0)
         return -1;
+    memcpy(c->jobs[leaf].pre + 1, PyBytes_AS_STRING(key), 32);
+    if (!c->hash_values) {
+        memcpy(c->jobs[leaf].pre + 33, PyBytes_AS_STRING(stored), 32);
+    } else if (PyBytes_GET_SIZE(stored) > SINGLE_BLOCK) { /* a long value: hashed here, one block at a time */
+        sponge256((const uint8_t *)PyBytes_AS_STRING(stored), (size_t)PyBytes_GET_SIZE(stored), 0x01,
+                  c->jobs[leaf].pre + 33);
+    } else {
+        if ((v = new_job(c, 0)) < 0)
+            return -1;
+        c->jobs[v].value = (const uint8_t *)PyBytes_AS_STRING(stored);
+        c->jobs[v].len = (size_t)PyBytes_GET_SIZE(stored);
+        __builtin_prefetch(c->jobs[v].value + 64); /* the first line came with the size; the hash pass reads all */
+        link_job(c, v, leaf, 33);
+    }
+    *ref = leaf;
+    return 0;
+}
+
+static int queue_write(walk_ctx *c, slot *at, uint64_t position, int32_t job, uint64_t b)
+{
     if (c->n_writes == c->cap_writes) {
         Py_ssize_t cap = c->cap_writes ? c->cap_writes * 2 : 64;
         pending_write *grown = PyMem_Realloc(c->writes, (size_t)cap * sizeof(pending_write));
         if (grown == NULL) {
-            Py_DECREF(value);
             PyErr_NoMemory();
             return -1;
         }
         c->writes = grown;
         c->cap_writes = cap;
     }
+    c->writes[c->n_writes].at = at;
     c->writes[c->n_writes].position = position;
-    c->writes[c->n_writes].value = value;
+    c->writes[c->n_writes].b = b;
+    c->writes[c->n_writes].job = job;
     c->n_writes++;
     return 0;
 }
 
-/* Hash at `top` of the subtree whose topmost branching node is b, with pending keys batch[lo:hi] (all under b).
-   0: done; 1: hand back to Python; -1: error. */
-static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t hi, uint8_t out[32])
+/* The jobs of the hash at `top` of the subtree whose topmost branching node is b, with pending keys batch[lo:hi]
+   (all under b); *ref is the job whose digest that hash is. 0: done; 1: hand back to Python; -1: error. */
+static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t hi, int32_t *ref)
 {
     int db = depth_of(b), side, r;
     const uint8_t *first = key_at(c, lo), *last = key_at(c, hi - 1);
     Py_ssize_t mid, a, z;
-    uint8_t halves[2][32];
+    int32_t node, sub, fold_job;
     if (first == NULL || last == NULL || db >= 62)
         return 1;
     if (position_at(load_be64(first), db) != b || position_at(load_be64(last), db) != b)
         return 1; /* a key off the chain (or not under b at all) */
+    prefetch_paths(c, lo + PREFETCH_AHEAD);
     /* the first key whose bit at depth db is 1 (all keys share the bits above it) */
     a = lo;
     z = hi;
@@ -1110,29 +1422,32 @@ static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t
             a = m + 1;
     }
     mid = a;
+    if ((node = new_job(c, 0x01)) < 0)
+        return -1;
     for (side = 0; side < 2; side++) {
         uint64_t child = (b << 1) | (uint64_t)side;
+        uint8_t offset = (uint8_t)(1 + 32 * side);
         Py_ssize_t from = side ? mid : lo, to = side ? hi : mid;
         slot *s = find(c->branch, child);
         if (from == to) { /* no pending key on this side: its stored hash */
             if (s != NULL) {
                 if (!PyBytes_CheckExact(s->value) || PyBytes_GET_SIZE(s->value) < 32)
                     return 1;
-                memcpy(halves[side], PyBytes_AS_STRING(s->value), 32);
-            } else {
-                s = find(c->leaf_at, child);
-                if (s == NULL)
-                    return 1;
-                if ((r = leaf_of(c->items, s->value, c->hash_values, halves[side])) != 0)
-                    return r;
+                memcpy(c->jobs[node].pre + offset, PyBytes_AS_STRING(s->value), 32);
+                continue;
             }
-        } else if (s != NULL) { /* a stored subtree: recurse, then queue its new entry */
+            s = find(c->leaf_at, child);
+            if (s == NULL)
+                return 1;
+            if ((r = leaf_job(c, s->value, &sub)) != 0)
+                return r;
+        } else if (s != NULL) { /* a stored subtree: its jobs, then its new entry once hashed */
             uint64_t cb = branching_below_entry(s->value, child);
             if (cb == 0)
                 return 1;
-            if ((r = walk(c, child, cb, from, to, halves[side])) != 0)
+            if ((r = walk(c, child, cb, from, to, &sub)) != 0)
                 return r;
-            if (queue_write(c, child, halves[side], cb) < 0)
+            if (queue_write(c, s, child, sub, cb) < 0)
                 return -1;
         } else { /* a leaf: it must be the one pending key, still present with a new value */
             const uint8_t *k = key_at(c, from);
@@ -1140,19 +1455,91 @@ static int walk(walk_ctx *c, uint64_t top, uint64_t b, Py_ssize_t lo, Py_ssize_t
             if (to - from != 1 || s == NULL || k == NULL || !PyBytes_CheckExact(s->value) ||
                 PyBytes_GET_SIZE(s->value) != 32 || memcmp(PyBytes_AS_STRING(s->value), k, 32) != 0)
                 return 1;
-            if ((r = leaf_of(c->items, s->value, c->hash_values, halves[side])) != 0)
+            if ((r = leaf_job(c, s->value, &sub)) != 0)
                 return r;
         }
+        link_job(c, sub, node, offset);
     }
-    hash_pair(0x01, halves[0], halves[1], out);
-    while (b != top) {
-        if (b & 1)
-            hash_pair(0x01, ZERO32, out, out);
-        else
-            hash_pair(0x01, out, ZERO32, out);
+    while (b != top) { /* the chain above b: each level's other child is EMPTY */
+        if ((fold_job = new_job(c, 0x01)) < 0)
+            return -1;
+        memset(c->jobs[fold_job].pre + ((b & 1) ? 1 : 33), 0, 32);
+        link_job(c, node, fold_job, (b & 1) ? 33 : 1);
+        node = fold_job;
         b >>= 1;
     }
+    *ref = node;
     return 0;
+}
+
+/* Hash every job, lowest height first (a job's inputs all have lower heights), each height's jobs in one
+   keccak256_many call, and copy each digest into its parent's preimage. 0, or -1 on error. */
+static int hash_jobs(walk_ctx *c)
+{
+    Py_ssize_t n = c->n_jobs, i, start[MAX_HEIGHT + 2];
+    int32_t *order = PyMem_Malloc((size_t)(n + 1) * sizeof *order);
+    const uint8_t **in = PyMem_Malloc((size_t)(n + 1) * sizeof *in);
+    size_t *len = PyMem_Malloc((size_t)(n + 1) * sizeof *len);
+    uint8_t **out = PyMem_Malloc((size_t)(n + 1) * sizeof *out);
+    int h;
+    if (order == NULL || in == NULL || len == NULL || out == NULL) {
+        PyMem_Free(order);
+        PyMem_Free(in);
+        PyMem_Free(len);
+        PyMem_Free(out);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(start, 0, sizeof start);
+    for (i = 0; i < n; i++) /* a counting sort by height */
+        start[c->jobs[i].height + 1]++;
+    for (h = 1; h <= MAX_HEIGHT + 1; h++)
+        start[h] += start[h - 1];
+    for (i = 0; i < n; i++) {
+        hash_job *j = &c->jobs[i];
+        Py_ssize_t at = start[j->height]++;
+        order[at] = (int32_t)i;
+    }
+    /* start[h] is now the end of height h's run */
+    for (h = 0, i = 0; h <= MAX_HEIGHT && i < n; h++) {
+        Py_ssize_t from = i, k;
+        for (; i < start[h]; i++) {
+            hash_job *j = &c->jobs[order[i]];
+            in[i] = j->value != NULL ? j->value : j->pre;
+            len[i] = j->len;
+            out[i] = j->out;
+        }
+        keccak256_many(in + from, len + from, out + from, (size_t)(i - from));
+        for (k = from; k < i; k++) {
+            hash_job *j = &c->jobs[order[k]];
+            if (j->parent >= 0)
+                memcpy(c->jobs[j->parent].pre + j->offset, j->out, 32);
+        }
+    }
+    PyMem_Free(order);
+    PyMem_Free(in);
+    PyMem_Free(len);
+    PyMem_Free(out);
+    return 0;
+}
+
+/* The branch-map entry for a subtree whose hash at `position` is h and whose topmost branching node is b. */
+static PyObject *branch_entry(uint64_t position, const uint8_t h[32], uint64_t b)
+{
+    PyObject *value;
+    if (b == position)
+        return PyBytes_FromStringAndSize((const char *)h, 32);
+    {
+        int nbytes = (depth_of(b) + 1 + 7) >> 3, j;
+        value = PyBytes_FromStringAndSize(NULL, 32 + nbytes);
+        if (value != NULL) {
+            uint8_t *p = (uint8_t *)PyBytes_AS_STRING(value);
+            memcpy(p, h, 32);
+            for (j = 0; j < nbytes; j++)
+                p[32 + j] = (uint8_t)(b >> (8 * (nbytes - 1 - j)));
+        }
+    }
+    return value;
 }
 
 /* multi_path(branch, leaf_at, items, hash_values, batch, lo, hi, position, old) -> (hash, old) or None */
@@ -1161,7 +1548,8 @@ static PyObject *py_multi_path(PyObject *self, PyObject *const *args, Py_ssize_t
     walk_ctx c;
     Py_ssize_t lo, hi, i;
     uint64_t top, b;
-    uint8_t h[32];
+    int32_t result_job = -1;
+    PyObject *result = NULL;
     int r;
     if (nargs != 9) {
         PyErr_SetString(PyExc_TypeError, "multi_path(branch, leaf_at, items, hash_values, batch, lo, hi, position, old)");
@@ -1188,25 +1576,115 @@ static PyObject *py_multi_path(PyObject *self, PyObject *const *args, Py_ssize_t
     c.hash_values = PyObject_IsTrue(args[3]);
     if (c.hash_values < 0)
         return NULL;
+    c.jobs = NULL;
+    c.n_jobs = c.cap_jobs = 0;
     c.writes = NULL;
     c.n_writes = c.cap_writes = 0;
-    r = walk(&c, top, b, lo, hi, h);
-    if (r == 0) {
-        for (i = 0; i < c.n_writes; i++) {
-            if (store(c.branch, c.writes[i].position, c.writes[i].value) < 0) {
-                r = -1;
-                break;
-            }
+    c.prefetched = c.start = lo;
+    c.end = hi;
+    /* keys spread evenly: about log2(hi - lo) shared levels, leaves near log2(items) deep */
+    c.prefetch_from = 64 - __builtin_clzll((unsigned long long)(hi - lo));
+    c.prefetch_to = 64 - __builtin_clzll((unsigned long long)c.leaf_at->used | 1) + 4;
+    if (c.prefetch_to > 62)
+        c.prefetch_to = 62;
+    r = walk(&c, top, b, lo, hi, &result_job);
+    if (r == 0)
+        r = hash_jobs(&c);
+    for (i = 0; r == 0 && i < c.n_writes; i++) {
+        pending_write *w = &c.writes[i];
+        PyObject *value = branch_entry(w->position, c.jobs[w->job].out, w->b), *previous;
+        if (value == NULL) {
+            r = -1; /* out of memory part-way: the tree is left inconsistent, as a failed dict write would */
+            break;
         }
+        previous = w->at->value; /* the slot of w->position (the walk found it; replacing moves nothing) */
+        w->at->value = value;
+        Py_DECREF(previous);
     }
-    for (i = 0; i < c.n_writes; i++)
-        Py_DECREF(c.writes[i].value);
+    if (r == 0)
+        result = Py_BuildValue("(y#O)", (const char *)c.jobs[result_job].out, (Py_ssize_t)32, args[8]);
+    PyMem_Free(c.jobs);
     PyMem_Free(c.writes);
-    if (r < 0)
-        return NULL;
     if (r > 0)
         Py_RETURN_NONE;
-    return Py_BuildValue("(y#O)", (const char *)h, (Py_ssize_t)32, args[8]);
+    return result;
+}
+
+/* keccak256_many(messages) -> list of digests, through the batch path multi_path uses (inputs longer than one
+   block are hashed one by one, as multi_path does). For tests and measurement. */
+static PyObject *py_keccak256_many(PyObject *self, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "keccak256_many(messages): a sequence of bytes"), *out = NULL;
+    Py_ssize_t n, i, m = 0;
+    const uint8_t **in = NULL;
+    size_t *len = NULL;
+    uint8_t **dst = NULL;
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    out = PyList_New(n);
+    in = PyMem_Malloc((size_t)(n + 1) * sizeof *in);
+    len = PyMem_Malloc((size_t)(n + 1) * sizeof *len);
+    dst = PyMem_Malloc((size_t)(n + 1) * sizeof *dst);
+    if (out == NULL || in == NULL || len == NULL || dst == NULL) {
+        if (out != NULL)
+            PyErr_NoMemory();
+        goto fail;
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i), *digest;
+        if (!PyBytes_CheckExact(item)) {
+            PyErr_SetString(PyExc_TypeError, "keccak256_many: every message must be bytes");
+            goto fail;
+        }
+        digest = PyBytes_FromStringAndSize(NULL, 32);
+        if (digest == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, digest);
+        if (PyBytes_GET_SIZE(item) > SINGLE_BLOCK) {
+            sponge256((const uint8_t *)PyBytes_AS_STRING(item), (size_t)PyBytes_GET_SIZE(item), 0x01,
+                      (uint8_t *)PyBytes_AS_STRING(digest));
+        } else {
+            in[m] = (const uint8_t *)PyBytes_AS_STRING(item);
+            len[m] = (size_t)PyBytes_GET_SIZE(item);
+            dst[m] = (uint8_t *)PyBytes_AS_STRING(digest);
+            m++;
+        }
+    }
+    keccak256_many(in, len, dst, (size_t)m);
+    PyMem_Free(in);
+    PyMem_Free(len);
+    PyMem_Free(dst);
+    Py_DECREF(seq);
+    return out;
+fail:
+    PyMem_Free(in);
+    PyMem_Free(len);
+    PyMem_Free(dst);
+    Py_XDECREF(out);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static int cpu_has_x8(void)
+{
+#if HAVE_X8
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* set_vector_keccak(enabled) -> bool: whether the eight-way permutation is now in use (never where the CPU lacks
+   it). For tests, which run the batch path both ways. */
+static PyObject *py_set_vector_keccak(PyObject *self, PyObject *arg)
+{
+    int enabled = PyObject_IsTrue(arg);
+    if (enabled < 0)
+        return NULL;
+    vector_keccak = enabled && cpu_has_x8();
+    return PyBool_FromLong(vector_keccak);
 }
 
 /* ------------------------------------------------------------------ module */
@@ -1214,6 +1692,9 @@ static PyObject *py_multi_path(PyObject *self, PyObject *const *args, Py_ssize_t
 static PyMethodDef module_methods[] = {
     {"keccak256", (PyCFunction)py_keccak256, METH_O, "keccak256(data) -> 32 bytes (Ethereum's Keccak-256)"},
     {"sha3_256", (PyCFunction)py_sha3_256, METH_O, "FIPS 202 SHA3-256, for checking the permutation only"},
+    {"keccak256_many", (PyCFunction)py_keccak256_many, METH_O, "[keccak256(m) for m in messages], batched"},
+    {"set_vector_keccak", (PyCFunction)py_set_vector_keccak, METH_O,
+     "use the eight-way AVX-512 permutation where the CPU has it (tests); returns whether it is in use"},
     {"node_hash", (PyCFunction)(void (*)(void))py_node_hash, METH_FASTCALL, "keccak256(0x01 || left || right)"},
     {"leaf_hash", (PyCFunction)(void (*)(void))py_leaf_hash, METH_FASTCALL, "keccak256(0x00 || key || value_hash)"},
     {"value_leaf_hash", (PyCFunction)(void (*)(void))py_value_leaf_hash, METH_FASTCALL,
@@ -1234,6 +1715,7 @@ PyMODINIT_FUNC PyInit__native(void)
     PyObject *m;
     if (PyType_Ready(&PosMapType) < 0)
         return NULL;
+    vector_keccak = cpu_has_x8();
     m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;

@@ -9,7 +9,8 @@ drives both through random update sequences and compares every root and proof):
 - `PosMap()`: an int -> object map with a dict's get/pop/[]/del/len/in/clear/items/keys, for stored positions;
 - `single_path` (compiled only): the re-hash's per-key loop for its usual case, a value update along a path whose
   shape does not change; it returns None, having changed nothing, whenever the Python loop must run instead;
-- `multi_path` (compiled only): the same for a whole range of pending keys that are all value updates.
+- `multi_path` (compiled only): the same for a whole range of pending keys that are all value updates; it walks
+  the range first and then hashes its independent hashes eight at a time where the CPU has AVX-512.
 
 `DEFAULT` is what a tree uses unless told otherwise: `COMPILED` when the extension was built at install time,
 `PURE` (the reference) when `DDX_PURE_PYTHON=1` or when the extension is missing (no compiler at install time;

@@ -25,6 +25,19 @@ if kernels.COMPILED is None:
 PURE, COMPILED = kernels.PURE, kernels.COMPILED
 
 
+@pytest.fixture(autouse=True, scope="module", params=["eight-way keccak", "one keccak at a time"])
+def keccak_path(request):
+    """multi_path hashes its batch with the eight-way AVX-512 permutation where the CPU has it, one permutation at
+    a time elsewhere: every test here runs both ways (the second on any machine)."""
+    from ddx_offchain.tree import _native
+
+    wanted = request.param == "eight-way keccak"
+    if _native.set_vector_keccak(wanted) != wanted:
+        pytest.skip("this CPU has no AVX-512")
+    yield
+    _native.set_vector_keccak(True)
+
+
 def _same(pure: StateTree, compiled: StateTree, rnd: random.Random, absent_pool: list[bytes]) -> None:
     root = pure.root()
     assert compiled.root() == root
@@ -99,6 +112,63 @@ def test_large_random_batches_agree(keep_values):
             pure.put(key, value)
             compiled.put(key, value)
         _same(pure, compiled, rnd, [bytes([rnd.randrange(1, 14)]) + rnd.randbytes(31) for _ in range(3)])
+
+
+def test_value_updates_of_every_length_agree_through_multi_path():
+    """Batches of value updates only (the whole batch is one multi_path call) with values from empty to several
+    136-byte blocks: the one-block values are hashed in the eight-way batch, longer ones during the walk."""
+    import dataclasses
+
+    calls = {"done": 0}
+
+    def counted(*args):
+        result = COMPILED.multi_path(*args)
+        calls["done"] += result is not None
+        return result
+
+    rnd = random.Random(17)
+    lengths = list(range(0, 140)) + [200, 271, 272, 273, 500]
+    items = {rnd.randbytes(32): rnd.randbytes(rnd.choice(lengths)) for _ in range(3_000)}
+    pure = StateTree.from_items(items, kernels=PURE)
+    compiled = StateTree.from_items(items, kernels=dataclasses.replace(COMPILED, multi_path=counted))
+    keys = list(items)
+    for _ in range(4):
+        for key in rnd.sample(keys, 400):
+            value = rnd.randbytes(rnd.choice(lengths))
+            pure.put(key, value)
+            compiled.put(key, value)
+        _same(pure, compiled, rnd, [rnd.randbytes(32)])
+    assert calls["done"] == 4
+
+
+def test_a_batch_of_value_updates_handed_back_whole_is_split_by_the_python_walk():
+    """A batch of value updates only goes to multi_path whole first; keys sharing 160 bits (positions past 64 bits)
+    make it hand the batch back, and the Python walk then hands multi_path the ranges it can take."""
+    import dataclasses
+
+    outcomes = {"done": 0, "handed_back": 0, "whole": 0}
+
+    def counted(*args):
+        result = COMPILED.multi_path(*args)
+        outcomes["done" if result is not None else "handed_back"] += 1
+        outcomes["whole"] += args[5] == 0 and args[6] == len(args[4])
+        return result
+
+    rnd = random.Random(23)
+    base = rnd.randbytes(32)
+    deep = [base[:20] + rnd.randbytes(12) for _ in range(20)]
+    items = {k: rnd.randbytes(40) for k in deep}
+    items.update({rnd.randbytes(32): rnd.randbytes(40) for _ in range(2_000)})
+    pure = StateTree.from_items(items, kernels=PURE)
+    compiled = StateTree.from_items(items, kernels=dataclasses.replace(COMPILED, multi_path=counted))
+    keys = list(items)
+    for _ in range(3):
+        for key in rnd.sample(keys, 300) + deep[:5]:
+            value = rnd.randbytes(40)
+            pure.put(key, value)
+            compiled.put(key, value)
+        _same(pure, compiled, rnd, [rnd.randbytes(32)])
+    assert outcomes["whole"] >= 3 and outcomes["handed_back"] >= 3 and outcomes["done"] >= 3, outcomes
 
 
 def test_the_compiled_loops_run_and_hand_structural_changes_back():

@@ -72,6 +72,42 @@ def test_every_length_across_block_boundaries_matches_hashlib_and_the_keccak_whe
         assert _native.keccak256(memoryview(data)) == expected
 
 
+def _cpu_has_avx512f() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:  # pragma: no cover - not Linux
+        return False
+
+
+@pytest.mark.parametrize("vector", [True, False], ids=["eight-way", "one-at-a-time"])
+def test_keccak256_many_matches_keccak256_for_every_length_and_group_size(vector):
+    """The batch path multi_path hashes with: every single-block length (0-135, each padding position), longer
+    inputs mixed in (hashed one by one), and batch sizes that leave 0-7 instances of the last group unused."""
+    in_use = _native.set_vector_keccak(vector)
+    try:
+        if vector and not in_use:
+            pytest.skip("this CPU has no AVX-512")
+        assert in_use is vector
+        rnd = random.Random(3)
+        messages = [rnd.randbytes(n) for n in range(136)] + [rnd.randbytes(n) for n in (136, 200, 271, 272, 600)]
+        rnd.shuffle(messages)
+        expected = [keccak256(m) for m in messages]
+        for count in list(range(18)) + [len(messages)]:
+            assert _native.keccak256_many(messages[:count]) == expected[:count], count
+        assert _native.keccak256_many((b"abc",)) == [bytes.fromhex(KECCAK256_VECTORS[b"abc"])]
+        with pytest.raises(TypeError):
+            _native.keccak256_many([b"abc", "abc"])
+        with pytest.raises(TypeError):
+            _native.keccak256_many(5)
+    finally:
+        _native.set_vector_keccak(True)
+
+
+def test_the_eight_way_permutation_is_used_where_the_cpu_has_it():
+    assert _native.set_vector_keccak(True) is _cpu_has_avx512f()
+
+
 @settings(max_examples=EXAMPLES * 5, deadline=None)
 @given(st.binary(min_size=32, max_size=32), st.binary(min_size=32, max_size=32), st.binary(max_size=300))
 def test_tree_hashes_equal_the_protocol_definitions(a, b, value):
