@@ -74,6 +74,12 @@ class BuildExt(OptionalBuildExt):
                     os.remove(path)
             print(f"ddx: compiled engine not built ({self._engine_failed}); the engine will run in pure Python",
                   file=sys.stderr)
+            return
+        # build_ext skips a module whose C is unchanged, but ddx_offchain/__init__.py takes a build older than its
+        # .py files for a stale one: mark the modules as built from the current sources
+        for path in self._engine_outputs:
+            if os.path.exists(path):
+                os.utime(path)
 
     def build_extension(self, ext: Extension) -> None:
         if ext.name not in self._engine_names:
