@@ -4,6 +4,7 @@ build") and the compiled engine (the engine's hot modules, compiled by mypyc fro
 headers) the install still succeeds and the tree (or the engine) runs its pure-Python reference, saying so in one
 line; DDX_PURE_PYTHON=1 at install time skips the builds."""
 
+import json
 import os
 import sys
 
@@ -37,8 +38,14 @@ class OptionalBuildExt(build_ext):
 
 # The engine's compiled modules: mypyc compiles ddx_offchain/engine/<name>.py into one group; the .py files stay the
 # source of truth and the reference (ddx_offchain/__init__.py loads them instead when DDX_PURE_PYTHON=1).
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ddx_offchain import COMPILED_ENGINE_GROUP, COMPILED_ENGINE_MODULES  # noqa: E402
+ROOT = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, ROOT)
+from ddx_offchain import (  # noqa: E402
+    COMPILED_ENGINE_GROUP,
+    COMPILED_ENGINE_MODULES,
+    COMPILED_ENGINE_STAMP,
+    compiled_engine_digests,
+)
 
 
 class BuildExt(OptionalBuildExt):
@@ -75,11 +82,17 @@ class BuildExt(OptionalBuildExt):
             print(f"ddx: compiled engine not built ({self._engine_failed}); the engine will run in pure Python",
                   file=sys.stderr)
             return
-        # build_ext skips a module whose C is unchanged, but ddx_offchain/__init__.py takes a build older than its
-        # .py files for a stale one: mark the modules as built from the current sources
-        for path in self._engine_outputs:
-            if os.path.exists(path):
-                os.utime(path)
+        if not self._engine_names:
+            return
+        # what the build was made from: ddx_offchain/__init__.py runs the .py files instead when they differ (an
+        # engine file edited since), both beside the built modules (wheels) and in the source tree (editable)
+        stamp = json.dumps(compiled_engine_digests(os.path.join(ROOT, "ddx_offchain", "engine")), indent=1)
+        targets = {os.path.join(ROOT, "ddx_offchain", "engine")}
+        targets.update(os.path.dirname(path) for path in self._engine_outputs)
+        for folder in targets:
+            if os.path.isdir(folder):
+                with open(os.path.join(folder, COMPILED_ENGINE_STAMP), "w") as f:
+                    f.write(stamp)
 
     def build_extension(self, ext: Extension) -> None:
         if ext.name not in self._engine_names:

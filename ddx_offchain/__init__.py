@@ -16,28 +16,46 @@ PURE_PYTHON = _os.environ.get("DDX_PURE_PYTHON", "") not in ("", "0")
 
 # The engine's modules that setup.py compiles with mypyc (one group, one shared library) from these very .py files
 # (docs/engine.md §15, "The compiled engine"). Compiled extension modules shadow the .py files on import, so when the
-# pure reference must run (DDX_PURE_PYTHON=1, or a build older than its sources) a finder placed first on
-# sys.meta_path loads exactly these modules from their .py files. All or nothing: the compiled modules call each
+# pure reference must run (DDX_PURE_PYTHON=1, or a build made from other sources) a finder placed first on
+# sys.meta_path loads exactly these modules from their .py files. A build is stale when a .py file's sha256 differs from
+# the one setup.py recorded when it compiled it. All or nothing: the compiled modules call each
 # other natively, so a mix is never loaded.
 COMPILED_ENGINE_MODULES = ("codec", "margin", "book", "state", "risk", "triggers", "twap", "engine")
 COMPILED_ENGINE_GROUP = "ddx_offchain.engine._compiled"
 
 
+COMPILED_ENGINE_STAMP = "_compiled_sources.json"  # written by setup.py beside the build: the sources' digests
+
+
+def compiled_engine_digests(folder: str) -> dict[str, str]:
+    """sha256 of each compiled module's .py file in `folder` (setup.py records them; _engine_build compares)."""
+    import hashlib
+
+    digests = {}
+    for name in COMPILED_ENGINE_MODULES:
+        with open(_os.path.join(folder, name + ".py"), "rb") as f:
+            digests[name] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
 def _engine_build() -> str:
-    """'compiled', 'pure-python' (DDX_PURE_PYTHON=1), 'not-built' or 'stale' (a .py newer than its build)."""
+    """'compiled', 'pure-python' (DDX_PURE_PYTHON=1), 'not-built' or 'stale' (a .py changed since the build)."""
     if PURE_PYTHON:
         return "pure-python"
     from importlib.machinery import EXTENSION_SUFFIXES
 
     folder = _os.path.join(_os.path.dirname(__file__), "engine")
     for name in COMPILED_ENGINE_MODULES:
-        built = [_os.path.join(folder, name + suffix) for suffix in EXTENSION_SUFFIXES]
-        built = [path for path in built if _os.path.exists(path)]
-        if not built:
+        if not any(_os.path.exists(_os.path.join(folder, name + suffix)) for suffix in EXTENSION_SUFFIXES):
             return "not-built"
-        if _os.path.getmtime(_os.path.join(folder, name + ".py")) > _os.path.getmtime(built[0]):
-            return "stale"
-    return "compiled"
+    try:
+        with open(_os.path.join(folder, COMPILED_ENGINE_STAMP)) as f:
+            import json
+
+            built_from = json.load(f)
+    except (OSError, ValueError):
+        return "stale"
+    return "compiled" if built_from == compiled_engine_digests(folder) else "stale"
 
 
 class _EngineFromSource:

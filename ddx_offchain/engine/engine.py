@@ -306,7 +306,7 @@ class Engine:
         self.dirty.update((m, m.price_view, m.funding_view))
         return m
 
-    def _position(self, account, market) -> Position:
+    def _position(self, account: Account, market: Market) -> Position:
         pos = account.positions.get(market.id)
         if pos is None:
             pos = account.positions[market.id] = Position(account, market)
@@ -341,19 +341,22 @@ class Engine:
         self._submit(c, old.side, old.order_type, c.price, c.size, old.reduce_only, old, old.client_order_id,
                      old.expiry)
 
-    def _trading_market(self, c, *, priced: bool = True):
+    def _trading_market(self, c, *, priced: bool = True) -> Market | None:
         """The listed, active market `c` names (with an index price, when `priced`), or None once `c` is rejected:
         the first checks of every order-like command (orders, triggers, TWAPs)."""
         m = self.markets.get(c.market)
         if m is None:
-            return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+            self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+            return None
         if not m.active:
-            return self._reject(c, Reject.MARKET_INACTIVE, "market inactive")
+            self._reject(c, Reject.MARKET_INACTIVE, "market inactive")
+            return None
         if priced and not m.index:
-            return self._reject(c, Reject.NO_PRICE, "market has no index price yet")
+            self._reject(c, Reject.NO_PRICE, "market has no index price yet")
+            return None
         return m
 
-    def _index_order(self, order) -> None:
+    def _index_order(self, order: Order) -> None:
         """A resting order's client id and expiry, in the derived indexes (rebuilt from the ORDER items)."""
         cid = order.client_order_id
         if cid != ZERO_ID:
