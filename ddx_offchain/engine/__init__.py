@@ -19,7 +19,7 @@ if ENGINE_BUILD == "stale":
     print("ddx: the compiled engine was built from other versions of ddx_offchain/engine/*.py; the engine runs in pure"
           " Python (rebuild it: make install, or pip install -e .)", file=sys.stderr)
 elif ENGINE_BUILD == "not-built":
-    print("ddx: the compiled engine is not built; the engine runs in pure Python, about 1.4x slower per request"
+    print("ddx: the compiled engine is not built; the engine runs in pure Python, about 1.25x slower per request"
           " (reinstall with gcc and the Python headers present to build it)", file=sys.stderr)
 
 __all__ = [
