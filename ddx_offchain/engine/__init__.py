@@ -20,7 +20,7 @@ if ENGINE_BUILD == "stale":
           " Python (rebuild it: make install, or pip install -e .)", file=sys.stderr)
 elif ENGINE_BUILD == "not-built":
     print("ddx: the compiled engine is not built; the engine runs in pure Python, about 1.25x slower per request"
-          " (reinstall with gcc and the Python headers present to build it)", file=sys.stderr)
+          " (reinstall with gcc, the Python headers and mypy present to build it)", file=sys.stderr)
 
 __all__ = [
     "ENGINE_BUILD",
