@@ -9,7 +9,8 @@ APP_STAMP  := ddx_offchain/api/app/vendor/.built
 
 .PHONY: install demo test bench clean browser
 
-$(STAMP): pyproject.toml constraints.txt setup.py ddx_offchain/tree/_native.c
+# The compiled engine is built from the engine's .py files (setup.py, mypyc): editing one rebuilds it.
+$(STAMP): pyproject.toml constraints.txt setup.py ddx_offchain/tree/_native.c $(wildcard ddx_offchain/engine/*.py)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
@@ -41,15 +42,16 @@ browser:
 demo: install
 	$(VENV)/bin/ddx devnet --demo
 
-# The suite on the compiled build (the install builds ddx_offchain/tree/_native.c; a missing build fails here
-# instead of silently testing pure Python), then the tree's tests on the pure-Python reference. The differential
-# test (tests/tree/test_compiled.py) runs both implementations side by side in either pass.
+# The suite on the compiled build (the install builds ddx_offchain/tree/_native.c and the compiled engine; a missing
+# build fails here instead of silently testing pure Python), then the tree's and the engine's tests (the golden
+# scenario among them) on the pure-Python reference. The differential tests (tests/tree/test_compiled.py,
+# tests/engine/test_compiled.py) compare both implementations in either pass.
 test: install browser
 	DDX_REQUIRE_COMPILED=1 $(PY) -m pytest -q
-	DDX_PURE_PYTHON=1 $(PY) -m pytest -q tests/tree
+	DDX_PURE_PYTHON=1 $(PY) -m pytest -q tests/tree tests/engine
 
 bench: install
 	for b in benchmarks/*.py; do $(PY) $$b --json || exit 1; done
 
 clean:
-	rm -rf $(VENV) .build .pytest_cache build ddx_offchain/tree/_native*.so
+	rm -rf $(VENV) .build .pytest_cache build ddx_offchain/tree/_native*.so ddx_offchain/engine/*.so

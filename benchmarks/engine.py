@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ddx_offchain.engine import Engine, GenesisConfig  # noqa: E402
+from ddx_offchain.engine import ENGINE_BUILD, Engine, GenesisConfig  # noqa: E402
 from ddx_offchain.engine.commands import (  # noqa: E402
     BUY,
     LIMIT,
@@ -74,6 +74,7 @@ from ddx_offchain.engine.updates import (  # noqa: E402
     TriggerUpdate,
 )
 from ddx_offchain.protocol.requests import batch_action_id  # noqa: E402
+from ddx_offchain.tree import kernels  # noqa: E402
 
 USDC = bytes.fromhex("a0b86991c6218b36c1d19d4a2e9eb0ce3606eb48")
 ZERO32 = b"\x00" * 32
@@ -633,7 +634,10 @@ def main() -> None:
     result = run(args.requests, args.seed)
     engine = result["engine"]
     split = result["split"]
-    share = margin_share(args.seed, min(args.profile_sample, args.requests)) if args.profile_sample else 0.0
+    # cProfile cannot see inside the compiled engine's functions, so the margin share is measured on the pure build
+    # only (compiled: 0, and the margin arithmetic is counted in matching_s)
+    profiled = args.profile_sample and ENGINE_BUILD != "compiled"
+    share = margin_share(args.seed, min(args.profile_sample, args.requests)) if profiled else 0.0
     # The machine is shared: wall-clock per-command timings are scaled to this process's CPU time (measured per
     # chunk with process_time), which is what "one core" means here. Both rates are reported.
     scale = result["cpu_s"] / result["total_s"] if result["total_s"] else 1.0
@@ -663,6 +667,10 @@ def main() -> None:
         "open_orders_end": len(engine.orders),
         "tree_items_end": len(engine.tree),
         "target_requests_per_s": 100_000,
+        # which code ran: the compiled engine (mypyc) or its pure-Python reference (DDX_PURE_PYTHON=1, not built,
+        # or stale), and the tree's kernels (benchmarks/tree.py reports the same)
+        "engine_build": ENGINE_BUILD,
+        "tree_kernels": kernels.DEFAULT.name,
         "batch_mixes": [run_batch_mix(args.batch_units, int(k), args.seed) for k in args.batch_sizes.split(",")
                         if args.batch_units > 0],
         "trigger_mix": trigger_mix(max(10_000, args.requests // 5), args.seed),

@@ -8,11 +8,12 @@ from collections import deque
 
 from .commands import BUY
 from .errors import EngineInvariantError
+from .state import Order, Position
 
 COMPACT_MIN_DEAD = 32  # rebuild a level's deque once it holds this many dead entries and more dead than live
 
 
-def rest(order) -> None:
+def rest(order: Order) -> None:
     """Put an order at the back of its price level."""
     book = order.market.book
     levels = book.levels[order.side]
@@ -25,7 +26,7 @@ def rest(order) -> None:
     lvl[1] += 1
 
 
-def unlink(order) -> None:
+def unlink(order: Order) -> None:
     """The order has left the book (filled or cancelled, remaining already 0): drop its level when empty,
     compact the level when dead entries pile up."""
     book = order.market.book
@@ -48,7 +49,7 @@ def unlink(order) -> None:
         lvl[0] = deque(o for o in dq if o.remaining)
 
 
-def apply_fill(pos, q: int, cash: int) -> int:
+def apply_fill(pos: Position, q: int, cash: int) -> int:
     """Trade q (signed, > 0 buys) paying cash (signed, > 0 pays) into a position; returns the realized PnL
     credited to the account's collateral. Invariant: collateral - cost changes by exactly -cash.
 
@@ -86,7 +87,7 @@ def apply_fill(pos, q: int, cash: int) -> int:
     return realized
 
 
-def track(pos) -> None:
+def track(pos: Position) -> None:
     """Keep the market's index of non-zero positions current (funding, liquidation sweeps, ADL)."""
     positions = pos.market.positions
     if pos.size:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import heapq
 from bisect import insort
 from collections import deque
+from collections.abc import Iterable
+from typing import Any
 
 from ..protocol import inbox as ib
 from ..protocol import requests as pr
@@ -198,7 +200,8 @@ class Engine:
 
     def apply(self, command) -> list:
         """Apply one sequenced command; returns its execution updates (first Accepted or Rejected)."""
-        self.out = out = []
+        out: list = []
+        self.out = out
         kind = type(command)
         handler = self._handlers.get(kind)
         if handler is None:
@@ -263,7 +266,7 @@ class Engine:
         self.ordinal = n + 1
         self.out.append(cls(n, *fields))
 
-    def _position_changed(self, pos) -> None:
+    def _position_changed(self, pos: Position) -> None:
         a = pos.account
         a.version += 1
         self.dirty.add(pos)
@@ -274,7 +277,7 @@ class Engine:
         if self.attached:
             tg.position_changed(self, pos)
 
-    def _account_changed(self, a) -> None:
+    def _account_changed(self, a: Account) -> None:
         a.version += 1
         self.dirty.add(a)
         n = self.ordinal
@@ -303,7 +306,7 @@ class Engine:
         self.dirty.update((m, m.price_view, m.funding_view))
         return m
 
-    def _position(self, account, market) -> Position:
+    def _position(self, account: Account, market: Market) -> Position:
         pos = account.positions.get(market.id)
         if pos is None:
             pos = account.positions[market.id] = Position(account, market)
@@ -327,10 +330,10 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ orders
 
-    def _place_order(self, c: PlaceOrder) -> None:
+    def _place_order(self, c) -> None:  # c: PlaceOrder
         self._submit(c, c.side, c.order_type, c.price, c.size, c.reduce_only, None, c.client_order_id, c.expiry)
 
-    def _modify_order(self, c: ModifyOrder) -> None:
+    def _modify_order(self, c) -> None:  # c: ModifyOrder
         old = self.orders.get(c.order_hash) if isinstance(c.order_hash, bytes) else None
         if old is None or old.account.trader != c.trader or old.account.strategy != c.strategy \
                 or old.market.id != c.market:
@@ -338,19 +341,22 @@ class Engine:
         self._submit(c, old.side, old.order_type, c.price, c.size, old.reduce_only, old, old.client_order_id,
                      old.expiry)
 
-    def _trading_market(self, c, *, priced: bool = True):
+    def _trading_market(self, c, *, priced: bool = True) -> Market | None:
         """The listed, active market `c` names (with an index price, when `priced`), or None once `c` is rejected:
         the first checks of every order-like command (orders, triggers, TWAPs)."""
         m = self.markets.get(c.market)
         if m is None:
-            return self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+            self._reject(c, Reject.UNKNOWN_MARKET, "market not listed")
+            return None
         if not m.active:
-            return self._reject(c, Reject.MARKET_INACTIVE, "market inactive")
+            self._reject(c, Reject.MARKET_INACTIVE, "market inactive")
+            return None
         if priced and not m.index:
-            return self._reject(c, Reject.NO_PRICE, "market has no index price yet")
+            self._reject(c, Reject.NO_PRICE, "market has no index price yet")
+            return None
         return m
 
-    def _index_order(self, order) -> None:
+    def _index_order(self, order: Order) -> None:
         """A resting order's client id and expiry, in the derived indexes (rebuilt from the ORDER items)."""
         cid = order.client_order_id
         if cid != ZERO_ID:
@@ -523,7 +529,7 @@ class Engine:
             self._emit(OrderUpdate, order_id, account.trader, account.strategy, m.id, side, limit, 0, CANCELLED,
                        int(reason), client_order_id)
 
-    def _plan(self, m, taker, side, limit, size, liquidation):
+    def _plan(self, m: Market, taker: Account, side: int, limit: int, size: int, liquidation: bool):
         """Walk the opposite side without changing state: [(maker order, size)] (size 0: the maker would fall
         below maintenance margin, so its order is cancelled instead; -1: a reduce-only order with nothing left to
         reduce is cancelled), filled, notional, taker fees, self-trade."""
@@ -535,7 +541,7 @@ class Engine:
         taker_bps = 0 if liquidation else m.taker_fee
         trader = taker.trader
         events = []
-        makers = {}
+        makers: dict = {}
         remaining = size
         notional = 0
         taker_fees = 0
@@ -543,7 +549,7 @@ class Engine:
         if side == BUY:
             prices = book.ask_prices
             levels = book.levels[SELL]
-            order_of_prices = prices
+            order_of_prices: Iterable[int] = prices
         else:
             prices = book.bid_prices
             levels = book.levels[BUY]
@@ -607,7 +613,9 @@ class Engine:
                 break
         return events, size - remaining, notional, taker_fees, stp
 
-    def _execute(self, m, taker, tpos, side, taker_order_id, events, liquidation) -> int:
+    def _execute(
+        self, m: Market, taker: Account, tpos: Position, side: int, taker_order_id: bytes, events, liquidation: bool
+    ) -> int:
         """Apply a plan; returns the filled notional.
 
         The hot loop of every trade: the maker's updates (fill, order, position, strategy) are appended inline with
@@ -699,7 +707,7 @@ class Engine:
             self._fees_changed(ledger)
         return total_notional
 
-    def _remove_order(self, order, reason) -> None:
+    def _remove_order(self, order: Order, reason: CancelReason) -> None:
         a = order.account
         r = order.remaining
         pos = a.positions[order.market.id]
@@ -720,13 +728,13 @@ class Engine:
         self.out.append(OrderUpdate(n, order.id, a.trader, a.strategy, order.market.id, order.side, order.price, 0,
                                     CANCELLED, int(reason), cid))
 
-    def _place_trigger(self, c: PlaceTrigger) -> None:
+    def _place_trigger(self, c) -> None:  # c: PlaceTrigger
         tg.place(self, c)
 
-    def _place_twap(self, c: PlaceTwap) -> None:
+    def _place_twap(self, c) -> None:  # c: PlaceTwap
         tw.place(self, c)
 
-    def _cancel_order(self, c: CancelOrder) -> None:
+    def _cancel_order(self, c) -> None:  # c: CancelOrder
         order = self.orders.get(c.order_hash) if type(c.order_hash) is bytes else None
         if order is None and type(c.order_hash) is bytes:  # a trigger or a TWAP is cancelled by its id too
             t = self.triggers.get(c.order_hash)
@@ -747,7 +755,7 @@ class Engine:
         self.out.append(Accepted(n, c.request_id, "CancelOrder"))
         self._remove_order(order, CancelReason.USER)
 
-    def _cancel_all(self, c: CancelAll) -> None:
+    def _cancel_all(self, c) -> None:  # c: CancelAll
         t = self.traders.get(c.trader) if type(c.trader) is bytes else None
         if t is None or c.strategy not in t.strategies:
             return self._reject(c, Reject.UNKNOWN_STRATEGY, "no such strategy")
@@ -759,7 +767,7 @@ class Engine:
     def _cancel_scope(self, trader: bytes, strategies, market: bytes, reason: CancelReason) -> None:
         """Every open order, then every trigger, then every TWAP of the trader's `strategies` in `market` (zero: all),
         oldest first: what CancelAll and a scheduled cancel remove."""
-        doomed = []
+        doomed: list = []
         pending = []
         running = []
         for strategy in strategies:
@@ -782,7 +790,7 @@ class Engine:
         for w in running:
             tw.cancel(self, w, reason)
 
-    def _batch(self, c: Batch) -> None:
+    def _batch(self, c) -> None:  # c: Batch
         actions = c.actions
         if type(actions) is not tuple or not 0 < len(actions) <= pr.MAX_BATCH_ACTIONS:
             return self._reject(c, Reject.BAD_BATCH, f"a batch carries 1..{pr.MAX_BATCH_ACTIONS} actions")
@@ -796,7 +804,7 @@ class Engine:
                 continue
             self._handle(self._handlers[type(command)], command)
 
-    def _atomic_batch(self, c: Batch) -> None:
+    def _atomic_batch(self, c) -> None:  # c: Batch
         """All the actions or none (docs/engine.md §3.1). They cannot trade — places are post-only, cancels and
         modifies name open orders (a modify a post-only one) — so what they change is the strategy's own resting
         orders and the counters: on the first rejection that is put back exactly (orders, book levels in time
@@ -815,7 +823,11 @@ class Engine:
             if action.kind != pr.ActionKind.PLACE:
                 target = self.orders.get(action.order_hash)
                 mine = target is not None and target.account.trader == c.trader and target.account.strategy == c.strategy
-                if not mine or (action.kind == pr.ActionKind.MODIFY and target.order_type != POST_ONLY):
+                # (mine implies target is not None; spelled out for the type checker of the compiled build)
+                modifies_other = (
+                    target is not None and action.kind == pr.ActionKind.MODIFY and target.order_type != POST_ONLY
+                )
+                if not mine or modifies_other:
                     why = "no such open order" if not mine else "an atomic batch modifies post-only orders only"
                     return self._undo_atomic(c, accounts, before, ordinal, order_seq, start, i, why)
             command = action_command(c, i, action)
@@ -876,7 +888,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ agents
 
-    def _approve_agent(self, c: ApproveAgent) -> None:
+    def _approve_agent(self, c) -> None:  # c: ApproveAgent
         if type(c.agent) is not bytes or len(c.agent) != 20 or c.agent in (ZERO_ADDRESS, c.trader):
             return self._reject(c, Reject.BAD_AGENT, "agent must be a non-zero address other than the trader")
         if c.scope != pr.AgentScope.TRADE:
@@ -901,7 +913,7 @@ class Engine:
         self.dirty.add(agent)
         self._emit(AgentUpdate, c.trader, c.agent, c.strategy, c.scope, agent.valid_from, c.expiry, True)
 
-    def _revoke_agent(self, c: RevokeAgent) -> None:
+    def _revoke_agent(self, c) -> None:  # c: RevokeAgent
         agent = self.agents.get(c.trader + c.agent + c.strategy) if type(c.agent) is bytes else None
         if agent is None:
             return self._reject(c, Reject.UNKNOWN_AGENT, "no such agent approval for this strategy")
@@ -921,7 +933,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ scheduled cancels
 
-    def _schedule_cancel(self, c: ScheduleCancel) -> None:
+    def _schedule_cancel(self, c) -> None:  # c: ScheduleCancel
         if type(c.market) is not bytes or len(c.market) != 32 or type(c.time) is not int or not 0 <= c.time < 2**64:
             return self._reject(c, Reject.MALFORMED, "market is a bytes32, time a uint64")
         key = c.trader + c.strategy + c.market
@@ -988,7 +1000,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ strategies, money
 
-    def _create_strategy(self, c: CreateStrategy) -> None:
+    def _create_strategy(self, c) -> None:  # c: CreateStrategy
         if type(c.trader) is not bytes or len(c.trader) != 20 or c.trader == ZERO_ADDRESS:
             return self._reject(c, Reject.MALFORMED, "trader is a non-zero 20-byte address")
         if type(c.strategy) is not bytes or len(c.strategy) != 32 or c.strategy == ZERO_ID:
@@ -1007,7 +1019,7 @@ class Engine:
     def _free_collateral(self, a) -> int:
         return mg.free_collateral(a.collateral, mg.unrealized(a), mg.initial_requirement(a))
 
-    def _transfer(self, c: Transfer) -> None:
+    def _transfer(self, c) -> None:  # c: Transfer
         if type(c.amount) is not int or not 0 < c.amount <= MAX_QUANTITY:
             return self._reject(c, Reject.BAD_AMOUNT, "amount must be positive")
         if c.token not in self.ledgers:
@@ -1030,7 +1042,7 @@ class Engine:
         self._account_changed(source)
         self._account_changed(target)
 
-    def _withdraw(self, c: WithdrawIntent) -> None:
+    def _withdraw(self, c) -> None:  # c: WithdrawIntent
         if type(c.amount) is not int or not 0 < c.amount <= MAX_QUANTITY:
             return self._reject(c, Reject.BAD_AMOUNT, "amount must be positive")
         if c.token not in self.ledgers:
@@ -1055,7 +1067,7 @@ class Engine:
         self.dirty.update((leaf, ledger))
         self._emit(WithdrawalUpdate, c.trader, c.strategy, c.token, c.amount, leaf.amount)
 
-    def _chain_block(self, c: ChainBlock) -> None:
+    def _chain_block(self, c) -> None:  # c: ChainBlock
         if type(c.block_number) is not int or c.block_number <= self.block_number:
             return self._reject(c, Reject.BLOCK_NOT_NEWER, f"block must be after {self.block_number}")
         if type(c.block_hash) is not bytes or len(c.block_hash) != 32:
@@ -1152,7 +1164,7 @@ class Engine:
             request = pr.decode_forced_fields(f.request_type, f.trader, fields)
             request.validate()
         except (ProtocolError, pr.RequestRejected) as exc:
-            known = pr.REQUEST_TYPES_BY_ID.get(f.request_type)
+            known: Any = pr.REQUEST_TYPES_BY_ID.get(f.request_type)  # a request class (PRIMARY_TYPE) or None
             name = known.PRIMARY_TYPE if known is not None else "ForcedRequest"
             self._rejected(rid, name, Reject.MALFORMED, f"forced request {f.seq}: {exc}")
         else:
@@ -1168,7 +1180,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ prices, time
 
-    def _index_prices(self, c: IndexPrices) -> None:
+    def _index_prices(self, c) -> None:  # c: IndexPrices
         if not c.prices:
             return self._reject(c, Reject.MALFORMED, "no prices")
         seen = set()
@@ -1194,7 +1206,7 @@ class Engine:
             tg.fire_due(self, touched)
         risk.sweep(self, touched)
 
-    def _advance_time(self, c: AdvanceTime) -> None:
+    def _advance_time(self, c) -> None:  # c: AdvanceTime
         if type(c.time_ms) is not int or c.time_ms <= self.time or c.time_ms >= 2**64:
             return self._reject(c, Reject.TIME_NOT_NEWER, f"time must be after {self.time}")
         self._accept(c)
@@ -1220,7 +1232,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ listings
 
-    def _list_token(self, c: ListToken) -> None:
+    def _list_token(self, c) -> None:  # c: ListToken
         if type(c.token) is not bytes or len(c.token) != 20 or c.token == ZERO_ADDRESS:
             return self._reject(c, Reject.MALFORMED, "token is a non-zero 20-byte address")
         if c.token in self.ledgers:
@@ -1229,7 +1241,7 @@ class Engine:
         self._add_token(c.token)
         self._emit(TokenListed, c.token)
 
-    def _fund_insurance(self, c: FundInsurance) -> None:
+    def _fund_insurance(self, c) -> None:  # c: FundInsurance
         ledger = self.ledgers.get(c.token)
         if ledger is None:
             return self._reject(c, Reject.UNKNOWN_TOKEN, "token not listed")
@@ -1241,7 +1253,7 @@ class Engine:
         self._fees_changed(ledger)
         self._account_changed(ledger.fund)
 
-    def _list_market(self, c: ListMarket) -> None:
+    def _list_market(self, c) -> None:  # c: ListMarket
         problem = market_params_problem(c.params, set(self.ledgers))
         if problem:
             return self._reject(c, Reject.BAD_MARKET_PARAMS, problem)
@@ -1251,7 +1263,7 @@ class Engine:
         self._add_market(c.params)
         self._emit(MarketUpdate, c.params.market, True)
 
-    def _update_market(self, c: UpdateMarket) -> None:
+    def _update_market(self, c) -> None:  # c: UpdateMarket
         p = c.params
         m = self.markets.get(p.market) if isinstance(p, type(c.params)) else None
         if m is None:
@@ -1276,7 +1288,7 @@ class Engine:
 
     # ------------------------------------------------------------------------------------------ epochs
 
-    def _advance_epoch(self, c: AdvanceEpoch) -> None:
+    def _advance_epoch(self, c) -> None:  # c: AdvanceEpoch
         if type(c.epoch) is not int or c.epoch != self.epoch + 1:
             return self._reject(c, Reject.EPOCH_NOT_NEXT, f"next epoch is {self.epoch + 1}")
         imbalance = {token: v for token, v in self.ledger_imbalance().items() if v}
@@ -1414,9 +1426,12 @@ class Engine:
                 # a filled or cancelled order: delete it if a root saw it, else it never reaches the tree (no key,
                 # no encoding; about one dirty order in ten is placed and gone between two roots)
                 if obj.in_tree:
-                    if undo is not None and obj._key not in undo:
-                        undo[obj._key] = tree.get(obj._key)
-                    tree.delete(obj._key)
+                    gone = obj._key  # set by the item() that put the order in the tree
+                    if gone is None:
+                        raise EngineInvariantError(f"order {obj.id.hex()} is in the tree without a key")
+                    if undo is not None and gone not in undo:
+                        undo[gone] = tree.get(gone)
+                    tree.delete(gone)
                     obj.in_tree = False
                 continue
             key, value = obj.item()
@@ -1446,7 +1461,7 @@ class Engine:
     def all_items(self) -> list[tuple[bytes, bytes]]:
         """Every item of the state, sorted by key (what the tree holds after a flush)."""
         self.flush()
-        objs = []
+        objs: list = []
         objs.extend(self.markets.values())
         for m in self.markets.values():
             objs.append(m.price_view)

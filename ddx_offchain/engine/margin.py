@@ -9,6 +9,11 @@ position values are floored (`//`), requirements and fees are rounded up (ceil).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .state import Account, Market
+
 BPS = 10_000
 
 
@@ -27,7 +32,7 @@ def requirement(abs_size: int, mark: int, bps: int, one: int) -> int:
     return -((-abs_size * mark * bps) // (one * BPS))
 
 
-def equity(account) -> int:
+def equity(account: Account) -> int:
     e = account.collateral
     for pos in account.positions.values():
         s = pos.size
@@ -37,7 +42,7 @@ def equity(account) -> int:
     return e
 
 
-def equity_and_mm(account) -> tuple[int, int]:
+def equity_and_mm(account: Account) -> tuple[int, int]:
     e = account.collateral
     mm = 0
     for pos in account.positions.values():
@@ -51,7 +56,7 @@ def equity_and_mm(account) -> tuple[int, int]:
     return e, mm
 
 
-def unrealized(account) -> int:
+def unrealized(account: Account) -> int:
     u = 0
     for pos in account.positions.values():
         s = pos.size
@@ -61,11 +66,13 @@ def unrealized(account) -> int:
     return u
 
 
-def initial_requirement(account) -> int:
+def initial_requirement(account: Account) -> int:
     return sum(_im_part(pos.size, pos.open_buy, pos.open_sell, pos.market) for pos in account.positions.values())
 
 
-def order_check(account, market, d_size: int, d_cash: int, d_open_buy: int, d_open_sell: int) -> tuple[int, int]:
+def order_check(
+    account: Account, market: Market, d_size: int, d_cash: int, d_open_buy: int, d_open_sell: int
+) -> tuple[int, int]:
     """(equity, IM) after the account trades d_size in `market` paying d_cash (fees included) and its open order
     totals there change by the deltas. The per-order path: `requirement` and `_im_part` inlined (parity tested)."""
     e = account.collateral - d_cash
@@ -108,7 +115,9 @@ def free_collateral(collateral: int, unrealized: int, initial: int) -> int:
     return collateral + min(0, unrealized) - initial
 
 
-def reduces_risk(account, market, d_size: int, d_open_buy: int, d_open_sell: int, equity_after: int) -> bool:
+def reduces_risk(
+    account: Account, market: Market, d_size: int, d_open_buy: int, d_open_sell: int, equity_after: int
+) -> bool:
     """The exception for an order below initial margin: it does not raise IM and leaves equity >= MM."""
     im_before = initial_requirement(account)
     im_after = 0

@@ -46,6 +46,20 @@ SYSTEM_TOKEN = 1
 
 
 class Order:
+    id: bytes
+    account: Account
+    market: Market
+    side: int
+    order_type: int
+    price: int
+    remaining: int
+    original: int
+    seq: int
+    reduce_only: bool
+    client_order_id: bytes
+    expiry: int
+    in_tree: bool
+    _key: bytes | None
     __slots__ = ("id", "account", "market", "side", "order_type", "price", "remaining", "original", "seq",
                  "reduce_only", "client_order_id", "expiry", "in_tree", "_key")
 
@@ -86,6 +100,18 @@ class Position:
     """(strategy account, market): signed size, signed cost basis, realized PnL; open order totals (not an item:
     derived from the orders)."""
 
+    account: Account
+    market: Market
+    size: int
+    cost: int
+    realized: int
+    open_buy: int
+    open_sell: int
+    in_tree: bool
+    _key: bytes | None
+    safe_lo: int
+    safe_hi: int
+    safe_version: int
     __slots__ = ("account", "market", "size", "cost", "realized", "open_buy", "open_sell", "in_tree", "_key",
                  "safe_lo", "safe_hi", "safe_version")
 
@@ -122,6 +148,17 @@ class Account:
     """A strategy's margin account in one collateral token (cross margin over that token's markets).
     The insurance fund is an Account too, written as the INSURANCE_FUND item."""
 
+    trader: bytes
+    strategy: bytes
+    token: bytes
+    skey: bytes
+    collateral: int
+    positions: dict[bytes, Position]
+    orders: dict[bytes, Order]
+    is_fund: bool
+    in_tree: bool
+    _key: bytes | None
+    version: int
     __slots__ = ("trader", "strategy", "token", "skey", "collateral", "positions", "orders",
                  "is_fund", "in_tree", "_key", "version")
 
@@ -318,6 +355,9 @@ class Book:
     """Price levels: dict price -> [deque of orders (time order), live count]; sorted price lists.
     Cancelled or filled orders stay in their deque with remaining == 0 until a walk or a compaction drops them."""
 
+    levels: tuple[dict[int, list], dict[int, list]]
+    bid_prices: list[int]
+    ask_prices: list[int]
     __slots__ = ("levels", "bid_prices", "ask_prices")
 
     def __init__(self):
@@ -333,6 +373,20 @@ class Book:
 
 
 class Market:
+    id: bytes
+    token: bytes
+    tick: int
+    lot: int
+    one: int
+    imr: int
+    mmr: int
+    maker_fee: int
+    taker_fee: int
+    band: int
+    max_notional: int
+    mark: int
+    book: Book
+    positions: dict[bytes, Position]
     __slots__ = (
         "id", "token", "tick", "lot", "size_decimals", "one", "imr", "mmr", "maker_fee", "taker_fee", "liq_fee",
         "band", "premium_cap", "funding_cap", "dampener", "funding_interval", "max_notional", "active",
