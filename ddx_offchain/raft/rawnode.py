@@ -208,6 +208,28 @@ class RawNode:
         self._outstanding = rd
         return rd
 
+    def take_durable_committed(self) -> tuple[Entry, ...]:
+        """Committed entries already on this node's stable storage, to apply now, even while a Ready is
+        outstanding (its write in flight): the application applies them in order, then calls
+        ``applied(entries)``. Empty while a received snapshot or an earlier Ready's committed entries are not yet
+        applied. Without this a committed entry waits for the next Ready, i.e. for the fsync of whatever was
+        proposed meanwhile; etcd's AsyncStorageWrites separates apply from append for the same reason."""
+        log = self._raft.raft_log
+        entries = log.next_durable_committed_entries()
+        if not entries:
+            return ()
+        log.accept_applying(entries[-1].index)
+        return tuple(entries)
+
+    def applied(self, entries: tuple[Entry, ...]) -> None:
+        """The entries returned by the last ``take_durable_committed`` are applied."""
+        raft = self._raft
+        if entries:
+            if entries[-1].index != raft.raft_log.applying:
+                raise StepError("applied() must be given the entries of the last take_durable_committed()")
+            raft.raft_log.applied_to(entries[-1].index)
+            raft.reduce_uncommitted_size(entries)
+
     def advance(self, rd: Ready) -> None:
         """Everything in ``rd`` has been persisted, sent and applied."""
         if rd is not self._outstanding:

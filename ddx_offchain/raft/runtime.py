@@ -562,13 +562,17 @@ class RaftNode:
         return await asyncio.get_running_loop().run_in_executor(self._disk, function, *args)
 
     async def _drive(self) -> None:
-        node = self._node
-        assert node is not None
+        node, driver = self._node, self._driver
+        assert node is not None and driver is not None
         try:
             while not self._stopping:
                 await self._wake.wait()
                 self._wake.clear()
                 self._feed(node)
+                # Committed and durable here: apply now, even with a write in flight (the next batch's fsync is
+                # not on this batch's path to its proposers).
+                if driver.apply_durable_committed() and self._reads_ready:
+                    self._serve_reads()
                 if not self._in_flight and node.has_ready():
                     self._start_ready(node)
                 # Event.wait() does not yield when the event is already set: give the transport (sending this
@@ -741,15 +745,18 @@ class RaftNode:
 
     def after_advance(self) -> None:
         if self._reads_ready:
-            still: list[tuple[int, asyncio.Future]] = []
-            for index, future in self._reads_ready:
-                if index <= self._applied:
-                    if not future.done():
-                        future.set_result(index)
-                else:
-                    still.append((index, future))
-            self._reads_ready = still
+            self._serve_reads()
         self._maybe_snapshot()
+
+    def _serve_reads(self) -> None:
+        still: list[tuple[int, asyncio.Future]] = []
+        for index, future in self._reads_ready:
+            if index <= self._applied:
+                if not future.done():
+                    future.set_result(index)
+            else:
+                still.append((index, future))
+        self._reads_ready = still
 
     def _apply(self, node: RawNode, entries: tuple[Entry, ...]) -> None:
         run: list[tuple[int, Envelope]] = []
