@@ -58,6 +58,8 @@ class _Raft(msgspec.Struct, forbid_unknown_fields=True):
     # The node's event loop also serves the API: writing the log on the disk thread keeps it answering while
     # an fsync is in flight (inline writes only pay off when fsync takes well under a millisecond).
     write_in_thread: bool = True
+    # ...but write inline while the recent log writes took less than this (ms; 0 = never): docs/raft.md.
+    inline_write_below_ms: float = 0.0
     proposal_timeout_ms: int = 10_000
     # Back-pressure bounds (docs/raft.md); unset ones keep the runtime's defaults (raft/runtime.py NodeConfig).
     max_inbox_messages: int | None = None  # messages queued per peer before its connection stops being read
@@ -178,6 +180,7 @@ class NodeSettings:
     snapshot_interval: int
     snapshot_keep_entries: int
     write_in_thread: bool
+    inline_write_below_seconds: float
     proposal_timeout_seconds: float
     peers: tuple[PeerConfig, ...]
     domain: Domain
@@ -229,6 +232,13 @@ def _positive(value: int, field: str, upper: int = 2**31) -> int:
     if not 0 < value < upper:
         raise ConfigError(f"{field}: must be in 1..{upper - 1}")
     return value
+
+
+def _non_negative_ms(value: float, field: str, upper: float = 1000.0) -> float:
+    """Milliseconds in [0, upper], returned in seconds."""
+    if not 0 <= value <= upper:
+        raise ConfigError(f"{field}: must be in 0..{upper:g} (milliseconds)")
+    return value / 1000
 
 
 def parse_config(text: str, base_dir: Path) -> NodeSettings:
@@ -291,6 +301,7 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         snapshot_interval=_positive(doc.raft.snapshot_interval, "raft.snapshot_interval"),
         snapshot_keep_entries=_positive(doc.raft.snapshot_keep_entries, "raft.snapshot_keep_entries"),
         write_in_thread=doc.raft.write_in_thread,
+        inline_write_below_seconds=_non_negative_ms(doc.raft.inline_write_below_ms, "raft.inline_write_below_ms"),
         proposal_timeout_seconds=_positive(doc.raft.proposal_timeout_ms, "raft.proposal_timeout_ms", 600_000) / 1000,
         peers=tuple(
             PeerConfig(p.id, _host_port(p.raft, f"peers[{i}].raft"), _read(base_dir, p.cert, f"peers[{i}].cert"), _url(p.api, f"peers[{i}].api"))

@@ -110,6 +110,7 @@ class OperatorProcess:
                 snapshot_interval=settings.snapshot_interval,
                 snapshot_keep_entries=settings.snapshot_keep_entries,
                 write_in_thread=settings.write_in_thread,
+                inline_write_below_seconds=settings.inline_write_below_seconds,
                 proposal_timeout_seconds=settings.proposal_timeout_seconds,
                 **dict(settings.raft_limits),
             ),

@@ -138,6 +138,10 @@ class NodeConfig:
     # batch meanwhile. Inline (False) saves two thread hand-offs per Ready, which only pays when fsync takes a
     # small fraction of a millisecond; on a shared or cloud disk (milliseconds) the thread keeps the pipeline full.
     write_in_thread: bool = True
+    # Adaptive: with write_in_thread, a Ready is still written inline while the recent log writes (an EWMA of
+    # write + fdatasync, 1/8 weight for the newest) take less than this many seconds; 0 never writes inline.
+    # Inline saves two thread hand-offs (CPU) but stalls the loop for the fsync; see docs/raft.md for when it pays.
+    inline_write_below_seconds: float = 0.0
     proposal_timeout_seconds: float = 10.0
     seed: int = 0
 
@@ -182,6 +186,8 @@ class _Counters:
     step_errors: int = 0
     proposal_batches: int = 0
     fsync_seconds: float = 0.0  # time spent in log writes + fdatasync (written by the one thread that writes)
+    write_seconds_ewma: float = 0.0  # recent log write + fdatasync duration (1/8 weight for the newest)
+    inline_writes: int = 0  # Readies written on the loop thread (write_in_thread false, or adaptive and fast disk)
     snapshot_capture_seconds: float = 0.0  # the last snapshot's time on the event loop (capture, not encoding)
 
 
@@ -656,10 +662,13 @@ class RaftNode:
         pending = log_store.take_pending()
         self.counters.fsyncs += 1
         self.counters.entries_persisted += len(ready.entries)
-        if not self.config.write_in_thread:
+        config = self.config
+        if not config.write_in_thread or self.counters.write_seconds_ewma < config.inline_write_below_seconds:
             # One write + one fdatasync (~0.1-0.2 ms on SSD) inline: cheaper than two thread hand-offs, and the
             # batching is the same: whatever arrives during the fsync waits in the socket buffers and the
-            # proposal queue and forms the next batch the moment it returns.
+            # proposal queue and forms the next batch the moment it returns. Persist-before-send holds either way:
+            # the driver is told the Ready is durable only after write_batch returned.
+            self.counters.inline_writes += 1
             try:
                 self._write_timed(log_store.storage, pending)
             except BaseException as exc:
@@ -698,7 +707,10 @@ class RaftNode:
         """storage.write_batch, timed into counters.fsync_seconds (the node reports it as a Prometheus metric)."""
         started = time.perf_counter()
         storage.write_batch(pending)
-        self.counters.fsync_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        counters = self.counters
+        counters.fsync_seconds += took
+        counters.write_seconds_ewma += (took - counters.write_seconds_ewma) / 8
 
     def _stop_on_failure(self, exc: BaseException, what: str) -> None:
         # A failed fsync leaves the page cache in an unknown state (fsyncgate): never continue after one.

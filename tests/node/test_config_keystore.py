@@ -274,3 +274,12 @@ def test_local_cluster_configs_switch_rate_limits_off_unless_asked(tmp_path):
     assert load_config(off.configs[0]).rate_limits is None
     on = write_cluster(tmp_path / "b", 1, domain, {}, rate_limits={"max_buckets": 7})
     assert load_config(on.configs[0]).rate_limits.max_buckets == 7
+
+
+def test_adaptive_inline_write_threshold_is_read_in_milliseconds_and_bounded(folder):
+    assert parse_config(GOOD, folder).inline_write_below_seconds == 0.0  # off unless asked for
+    text = GOOD.replace('key = "op1.key"', 'key = "op1.key"\ninline_write_below_ms = 0.25')
+    assert parse_config(text, folder).inline_write_below_seconds == 0.00025
+    for bad in ("-1", "5000"):
+        with pytest.raises(ConfigError, match="raft.inline_write_below_ms"):
+            parse_config(GOOD.replace('key = "op1.key"', f'key = "op1.key"\ninline_write_below_ms = {bad}'), folder)
