@@ -86,6 +86,37 @@ class Status:
     progress: dict[int, PeerStatus]  # only on the leader, empty otherwise
 
 
+def _without_superseded_appends(messages: list[Message]) -> tuple[Message, ...]:
+    """The Ready's messages without the entry-less APPENDs that a later APPEND to the same follower, in the same
+    term, at or past the same position, makes redundant (its commit index is at least as high).
+
+    The leader sends an entry-less APPEND to every follower the moment an acknowledgement advances its commit
+    index; when requests were proposed in the same loop turn, the APPEND carrying them follows in the same Ready
+    with the same (or a higher) commit index. Sending both costs each follower a message, a step and an answer
+    for nothing: the follower learns the commit from the second alone (it commits min(commit, last new index),
+    which is at least what the first would have given). Pure: a function of the messages only."""
+    if len(messages) < 2:
+        return tuple(messages)
+    latest: dict[int, Message] = {}  # per follower, the next APPEND to it (scanning backwards)
+    kept: list[Message] = []
+    append = MessageType.APPEND
+    for m in reversed(messages):
+        if m.type is append:
+            later = latest.get(m.to)
+            if (
+                later is not None
+                and not m.entries
+                and later.term == m.term
+                and later.index >= m.index
+                and later.commit >= m.commit
+            ):
+                continue
+            latest[m.to] = m
+        kept.append(m)
+    kept.reverse()
+    return tuple(kept)
+
+
 class RawNode:
     def __init__(self, config: Config, storage: Storage) -> None:
         """Starts (or restarts) from whatever ``storage`` holds. Raises ConfigError on a bad config."""
@@ -193,7 +224,7 @@ class RawNode:
             entries=tuple(entries),
             snapshot=log.unstable_snapshot(),
             committed_entries=tuple(log.next_committed_entries()),
-            messages=tuple(raft.msgs),
+            messages=_without_superseded_appends(raft.msgs),
             must_sync=bool(entries)
             or log.unstable_snapshot() is not None
             or hard.term != self._prev_hard_state.term
