@@ -45,6 +45,9 @@ class _Api(msgspec.Struct, forbid_unknown_fields=True):
     max_age_ms: int = 60_000
     max_future_ms: int = 5_000
     cancel_on_disconnect_margin_ms: int = 5_000
+    # Worker threads that check request signatures in batches off the event loop (0: on the loop); pays only
+    # when the operator has a spare core (docs/operations.md).
+    admission_threads: int = 0
 
 
 class _Raft(msgspec.Struct, forbid_unknown_fields=True):
@@ -172,6 +175,7 @@ class NodeSettings:
     max_age_ms: int
     max_future_ms: int
     cancel_on_disconnect_margin_ms: int
+    admission_threads: int
     raft_listen: tuple[str, int]
     tls_cert_pem: bytes
     tls_key_pem: bytes
@@ -234,6 +238,12 @@ def _positive(value: int, field: str, upper: int = 2**31) -> int:
     return value
 
 
+def _in_range(value: int, field: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ConfigError(f"{field}: must be in {low}..{high}")
+    return value
+
+
 def _non_negative_ms(value: float, field: str, upper: float = 1000.0) -> float:
     """Milliseconds in [0, upper], returned in seconds."""
     if not 0 <= value <= upper:
@@ -293,6 +303,7 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         cancel_on_disconnect_margin_ms=_positive(
             doc.api.cancel_on_disconnect_margin_ms, "api.cancel_on_disconnect_margin_ms", 55_000
         ),
+        admission_threads=_in_range(doc.api.admission_threads, "api.admission_threads", 0, 64),
         raft_listen=_host_port(doc.raft.listen, "raft.listen"),
         tls_cert_pem=_read(base_dir, doc.raft.cert, "raft.cert"),
         tls_key_pem=_read(base_dir, doc.raft.key, "raft.key", secret=True),
