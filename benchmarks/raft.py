@@ -114,6 +114,7 @@ class OurCluster:
 
     async def connect(self) -> None:
         leader = await self.cluster.wait_for_leader()
+        self.leader_pid = self.cluster.nodes[leader].process.pid
         self.client = await self.cluster.client(leader)
 
     async def load(self, **fields) -> dict:
@@ -313,7 +314,8 @@ CURVE_FRACTIONS = (0.10, 0.25, 0.50, 0.75)  # of the median saturation rate, for
 
 
 async def measure(seconds: float, windows: list[int], rounds: int, log, *, knobs: dict | None = None,
-                  compare: bool = True, curve_base: float | None = None) -> dict:
+                  compare: bool = True, curve_base: float | None = None, profile_leader: str | None = None,
+                  profile_gil: bool = False) -> dict:
     """Alternate ours and PySyncObj `rounds` times (the machine's load drifts; alternation exposes both to the
     same drift). "Saturation" is each system's best over the offered loads in `windows` (outstanding proposals):
     a slow disk needs more in flight to saturate a system that fsyncs, a CPU-bound one may prefer fewer. Report
@@ -321,7 +323,7 @@ async def measure(seconds: float, windows: list[int], rounds: int, log, *, knobs
 
     `compare=False` measures ours alone; `curve_base` fixes the rate the latency curve's fractions are of (instead of
     the measured saturation), so that runs of two builds offer exactly the same loads; `knobs` go into our
-    servers' configs (e.g. write_mode)."""
+    servers' configs (e.g. inline_write_below_ms)."""
     report: dict = {}
     reason = _pysyncobj_available() if compare else "not compared (--only-ours)"
     window = windows[0]
@@ -355,7 +357,16 @@ async def measure(seconds: float, windows: list[int], rounds: int, log, *, knobs
                 throughput = curve_base
             report.update(probe_fdatasync(Path(base)))
             cpu_before = _cluster_cpu_seconds(ours.cluster)
+            profiler = None
+            if profile_leader:  # py-spy (on PATH) on the leader during the half-load point: collapsed stacks
+                profiler = subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(ours.leader_pid), "--duration", str(max(1, int(seconds))),
+                     "--rate", "250", "--nonblocking", "--threads", "--format", "raw", "--output", profile_leader,
+                     *(["--gil"] if profile_gil else [])],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             half = await ours.paced(seconds, throughput / 2)
+            if profiler is not None:
+                profiler.wait(30)
             curve = []  # the latency curve (issue 11): p50/p99 at a quarter, a tenth and three quarters too
             for fraction in CURVE_FRACTIONS:
                 point = half if fraction == 0.5 else await ours.paced(seconds, throughput * fraction)
@@ -408,7 +419,10 @@ def main() -> int:
     parser.add_argument("--curve-base", type=float,
                         help="rate (commits/s) the latency curve's fractions are of, instead of the measured saturation")
     parser.add_argument("--knob", action="append", default=[],
-                        help="NAME=VALUE for our servers' config (e.g. write_mode=thread); repeatable")
+                        help="NAME=VALUE for our servers' config (e.g. inline_write_below_ms=0.3); repeatable")
+    parser.add_argument("--profile-leader", metavar="PATH",
+                        help="run py-spy (on PATH) on our leader during the half-load point; collapsed stacks to PATH")
+    parser.add_argument("--profile-gil", action="store_true", help="sample only the thread holding the GIL")
     parser.add_argument("--pysyncobj-node")
     parser.add_argument("--partner", action="append", default=[])
     args = parser.parse_args()
@@ -425,7 +439,8 @@ def main() -> int:
         name, _, value = knob.partition("=")
         knobs[name] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
     report = asyncio.run(measure(args.seconds, windows, args.rounds, log, knobs=knobs, compare=not args.only_ours,
-                                 curve_base=args.curve_base))
+                                 curve_base=args.curve_base, profile_leader=args.profile_leader,
+                                 profile_gil=args.profile_gil))
     report.update(knobs=knobs)
     report.update(fsync=True, payload_bytes=len(PAYLOAD), nodes=3, cpus=os.cpu_count(), windows=windows,
                   load_average_1m=round(os.getloadavg()[0], 2))
