@@ -309,6 +309,22 @@ def _cluster_cpu_seconds(cluster) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of process `pid` have spent runnable but waiting for a CPU (Linux schedstat; 0 if
+    unavailable): on a shared machine, the time a commit's steps queue behind other processes."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 # --- the run -----------------------------------------------------------------------------------------------------
 CURVE_FRACTIONS = (0.10, 0.25, 0.50, 0.75)  # of the median saturation rate, for the latency curve
 
@@ -364,7 +380,16 @@ async def measure(seconds: float, windows: list[int], rounds: int, log, *, knobs
                      "--rate", "250", "--nonblocking", "--threads", "--format", "raw", "--output", profile_leader,
                      *(["--gil"] if profile_gil else [])],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pids = {node_id: node.process.pid for node_id, node in ours.cluster.nodes.items() if node.process}
+            waited_before = {node_id: _runqueue_wait_seconds(pid) for node_id, pid in pids.items()}
+            half_started = time.perf_counter()
             half = await ours.paced(seconds, throughput / 2)
+            half_elapsed = time.perf_counter() - half_started
+            # Per server, ms per second spent runnable but waiting for a core during the half-load point.
+            report["half_load_runqueue_wait_ms_per_s"] = {
+                ("leader" if pid == ours.leader_pid else f"follower{node_id}"):
+                    round(1000 * (_runqueue_wait_seconds(pid) - waited_before[node_id]) / half_elapsed, 1)
+                for node_id, pid in pids.items()}
             if profiler is not None:
                 profiler.wait(30)
             curve = []  # the latency curve (issue 11): p50/p99 at a quarter, a tenth and three quarters too
