@@ -327,7 +327,13 @@ async def run(args) -> dict:
     cores = os.cpu_count() or 1
     sig_bound = cores / (OPERATORS * t_recover)
     with tempfile.TemporaryDirectory(prefix="ddx-e2e-") as tmp:
-        cluster = write_cluster(Path(tmp), OPERATORS, DOMAIN, GENESIS, raft_overrides={"tick_ms": 50})
+        raft_overrides = {"tick_ms": 50}
+        for knob in args.raft_knob:
+            name, _, value = knob.partition("=")
+            raft_overrides[name] = json.loads(value)
+        api_overrides = {"admission_threads": args.admission_threads} if args.admission_threads else None
+        cluster = write_cluster(Path(tmp), OPERATORS, DOMAIN, GENESIS, raft_overrides=raft_overrides,
+                                api_overrides=api_overrides)
         procs = [
             subprocess.Popen([sys.executable, "-m", "ddx_offchain.cli", "node", "--config", str(c)], env=cluster.env(),
                              stdout=subprocess.DEVNULL, stderr=open(Path(tmp) / f"op{i}.log", "wb"))
@@ -356,7 +362,7 @@ async def run(args) -> dict:
                 cpu_paced = meter.per_receipt_us(len(latencies))
                 paced_fsyncs = await leader_fsyncs(session, leader) - fsyncs_before
                 curve = []  # the latency curve (issue 11): time to receipt at a tenth, a quarter, half, three quarters
-                for fraction in (0.10, 0.25, 0.50, 0.75):
+                for fraction in (0.50,) if args.quick else (0.10, 0.25, 0.50, 0.75):
                     if fraction == 0.50:
                         points = latencies
                     else:
@@ -367,12 +373,16 @@ async def run(args) -> dict:
                     curve.append({"load": fraction, "offered_per_s": round(receipts_per_s * fraction, 1),
                                   "p50_ms": round(percentile(points, 0.50) * 1000, 2),
                                   "p99_ms": round(percentile(points, 0.99) * 1000, 2), "samples": len(points)})
-                ws_streams = presign(args.traders, args.per_trader)
-                meter = CpuMeter(procs, leader_index)
-                ws_done, ws_elapsed = await saturate_ws(session, leader, ws_streams, args.seconds)
-                cpu_ws = meter.per_receipt_us(ws_done)
                 contention = machine_contention()
-                batched = await batched_run(session, leader, procs, leader_index, args)
+                if args.quick:
+                    ws_done, ws_elapsed, cpu_ws, batched = 0, 1.0, None, {}
+                else:
+                    ws_streams = presign(args.traders, args.per_trader)
+                    meter = CpuMeter(procs, leader_index)
+                    ws_done, ws_elapsed = await saturate_ws(session, leader, ws_streams, args.seconds)
+                    cpu_ws = meter.per_receipt_us(ws_done)
+                    contention = machine_contention()
+                    batched = await batched_run(session, leader, procs, leader_index, args)
         finally:
             for p in procs:
                 p.terminate()
@@ -404,9 +414,13 @@ async def run(args) -> dict:
         "entries_per_fsync_half_load": round(len(latencies) / max(1, paced_fsyncs), 1),
         "targets": {"ratio": 0.5, "p99_ms": 50.0},
         "machine": contention,
+        "admission_threads": args.admission_threads,
+        "raft_knobs": args.raft_knob,
         **batched,
-        "batched_ratio_to_single": round(batched["batched_actions_per_s"] / receipts_per_s, 2),
-        "batched_receipts_ratio_to_single": round(batched["batched_receipts_per_s"] / receipts_per_s, 3),
+        **({} if args.quick else {
+            "batched_ratio_to_single": round(batched["batched_actions_per_s"] / receipts_per_s, 2),
+            "batched_receipts_ratio_to_single": round(batched["batched_receipts_per_s"] / receipts_per_s, 3),
+        }),
     }
 
 
@@ -483,6 +497,12 @@ def main() -> None:
     parser.add_argument("--profile-follower", metavar="PATH", help="the same for one follower")
     parser.add_argument("--profile-gil", action="store_true",
                         help="sample only the thread holding the GIL (the Python CPU; not C code that releases it)")
+    parser.add_argument("--quick", action="store_true",
+                        help="HTTP saturation and half load only (no curve, WebSocket or batched phases): for A/B runs")
+    parser.add_argument("--admission-threads", type=int, default=0,
+                        help="api.admission_threads of the operators (signature checks off the loop; 0 = on it)")
+    parser.add_argument("--raft-knob", action="append", default=[],
+                        help="NAME=VALUE (JSON value) for the operators' [raft] section, e.g. inline_write_below_ms=0.3")
     args = parser.parse_args()
     result = event_loop_runner()(run(args))
     if not args.json:

@@ -105,15 +105,16 @@ async def _open_loop(client, rate: float, seconds: float) -> list[float]:
 class OurCluster:
     """Our 3 server processes; load runs inside the leader process (loadgen.py), like PySyncObj's below."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, knobs: dict | None = None) -> None:
         from ddx_offchain.testing.raft_cluster.localcluster import LocalCluster
 
-        self.cluster = LocalCluster(base, 3, knobs={"state_machine": "counter"})
+        self.cluster = LocalCluster(base, 3, knobs={"state_machine": "counter", **(knobs or {})})
         self.cluster.start_all()
         self.client = None
 
     async def connect(self) -> None:
         leader = await self.cluster.wait_for_leader()
+        self.leader_pid = self.cluster.nodes[leader].process.pid
         self.client = await self.cluster.client(leader)
 
     async def load(self, **fields) -> dict:
@@ -294,20 +295,56 @@ def probe_fdatasync(directory: Path, count: int = 200) -> dict:
             "disk_fdatasync_p99_ms": round(1000 * timings[int(len(timings) * 0.99)], 3)}
 
 
+def _cluster_cpu_seconds(cluster) -> float:
+    """User + system CPU seconds used so far by the cluster's server processes (Linux /proc; 0 elsewhere)."""
+    total = 0
+    for node in cluster.nodes.values():
+        if node.process is None:
+            continue
+        try:
+            fields = Path(f"/proc/{node.process.pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _runqueue_wait_seconds(pid: int) -> float:
+    """Seconds the threads of process `pid` have spent runnable but waiting for a CPU (Linux schedstat; 0 if
+    unavailable): on a shared machine, the time a commit's steps queue behind other processes."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0.0
+    for task in tasks:
+        try:
+            total += int((task / "schedstat").read_text().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 # --- the run -----------------------------------------------------------------------------------------------------
 CURVE_FRACTIONS = (0.10, 0.25, 0.50, 0.75)  # of the median saturation rate, for the latency curve
 
 
-async def measure(seconds: float, windows: list[int], rounds: int, log) -> dict:
+async def measure(seconds: float, windows: list[int], rounds: int, log, *, knobs: dict | None = None,
+                  compare: bool = True, curve_base: float | None = None, profile_leader: str | None = None,
+                  profile_gil: bool = False) -> dict:
     """Alternate ours and PySyncObj `rounds` times (the machine's load drifts; alternation exposes both to the
     same drift). "Saturation" is each system's best over the offered loads in `windows` (outstanding proposals):
     a slow disk needs more in flight to saturate a system that fsyncs, a CPU-bound one may prefer fewer. Report
-    medians; then ours at half its median saturation for the latency figures."""
+    medians; then ours at half its median saturation for the latency figures.
+
+    `compare=False` measures ours alone; `curve_base` fixes the rate the latency curve's fractions are of (instead of
+    the measured saturation), so that runs of two builds offer exactly the same loads; `knobs` go into our
+    servers' configs (e.g. inline_write_below_ms)."""
     report: dict = {}
-    reason = _pysyncobj_available()
+    reason = _pysyncobj_available() if compare else "not compared (--only-ours)"
     window = windows[0]
     with tempfile.TemporaryDirectory(prefix="ddx-raft-bench-") as base:
-        ours = OurCluster(Path(base))
+        ours = OurCluster(Path(base), knobs)
         theirs = None
         try:
             await ours.connect()
@@ -332,8 +369,29 @@ async def measure(seconds: float, windows: list[int], rounds: int, log) -> dict:
                     ratios.append(our_rates[-1] / their_rates[-1])
                 log(f"round {round_number + 1}: ours {ours_by_window}, PySyncObj {theirs_by_window}")
             throughput = statistics.median(our_rates)
+            if curve_base is not None:
+                throughput = curve_base
             report.update(probe_fdatasync(Path(base)))
+            cpu_before = _cluster_cpu_seconds(ours.cluster)
+            profiler = None
+            if profile_leader:  # py-spy (on PATH) on the leader during the half-load point: collapsed stacks
+                profiler = subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(ours.leader_pid), "--duration", str(max(1, int(seconds))),
+                     "--rate", "250", "--nonblocking", "--threads", "--format", "raw", "--output", profile_leader,
+                     *(["--gil"] if profile_gil else [])],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            pids = {node_id: node.process.pid for node_id, node in ours.cluster.nodes.items() if node.process}
+            waited_before = {node_id: _runqueue_wait_seconds(pid) for node_id, pid in pids.items()}
+            half_started = time.perf_counter()
             half = await ours.paced(seconds, throughput / 2)
+            half_elapsed = time.perf_counter() - half_started
+            # Per server, ms per second spent runnable but waiting for a core during the half-load point.
+            report["half_load_runqueue_wait_ms_per_s"] = {
+                ("leader" if pid == ours.leader_pid else f"follower{node_id}"):
+                    round(1000 * (_runqueue_wait_seconds(pid) - waited_before[node_id]) / half_elapsed, 1)
+                for node_id, pid in pids.items()}
+            if profiler is not None:
+                profiler.wait(30)
             curve = []  # the latency curve (issue 11): p50/p99 at a quarter, a tenth and three quarters too
             for fraction in CURVE_FRACTIONS:
                 point = half if fraction == 0.5 else await ours.paced(seconds, throughput * fraction)
@@ -341,6 +399,10 @@ async def measure(seconds: float, windows: list[int], rounds: int, log) -> dict:
                               "p50_ms": round(point["p50_ms"], 3), "p99_ms": round(point["p99_ms"], 3),
                               "samples": point["samples"]})
             report["latency_curve"] = curve
+            # CPU of the three servers (user + system, from /proc) over the whole latency curve, per commit.
+            curve_commits = sum(point["samples"] for point in curve)
+            report["curve_cpu_us_per_commit"] = round(
+                1e6 * (_cluster_cpu_seconds(ours.cluster) - cpu_before) / max(1, curve_commits), 2)
             report.update(
                 ours_commits_per_s=round(throughput),
                 ours_rounds=[round(r) for r in our_rates],
@@ -351,7 +413,8 @@ async def measure(seconds: float, windows: list[int], rounds: int, log) -> dict:
                 half_load_samples=half["samples"],
             )
             # Through the control port from this separate process: adds a client protocol (our extra cost).
-            report["ours_external_client_commits_per_s"] = round(await _saturate(ours.client, seconds, windows[0]))
+            if compare:
+                report["ours_external_client_commits_per_s"] = round(await _saturate(ours.client, seconds, windows[0]))
             if theirs is not None:
                 their_half = theirs.paced(seconds, statistics.median(their_rates) / 2)
                 report.update(
@@ -377,6 +440,14 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="alternating saturation rounds per system")
     parser.add_argument("--windows", default="4000,16000",
                         help="outstanding proposals tried at saturation (comma-separated); each system's best counts")
+    parser.add_argument("--only-ours", action="store_true", help="skip PySyncObj and the external-client run")
+    parser.add_argument("--curve-base", type=float,
+                        help="rate (commits/s) the latency curve's fractions are of, instead of the measured saturation")
+    parser.add_argument("--knob", action="append", default=[],
+                        help="NAME=VALUE for our servers' config (e.g. inline_write_below_ms=0.3); repeatable")
+    parser.add_argument("--profile-leader", metavar="PATH",
+                        help="run py-spy (on PATH) on our leader during the half-load point; collapsed stacks to PATH")
+    parser.add_argument("--profile-gil", action="store_true", help="sample only the thread holding the GIL")
     parser.add_argument("--pysyncobj-node")
     parser.add_argument("--partner", action="append", default=[])
     args = parser.parse_args()
@@ -388,14 +459,21 @@ def main() -> int:
         print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
 
     windows = [int(w) for w in args.windows.split(",") if w.strip()]
-    report = asyncio.run(measure(args.seconds, windows, args.rounds, log))
+    knobs = {}
+    for knob in args.knob:
+        name, _, value = knob.partition("=")
+        knobs[name] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+    report = asyncio.run(measure(args.seconds, windows, args.rounds, log, knobs=knobs, compare=not args.only_ours,
+                                 curve_base=args.curve_base, profile_leader=args.profile_leader,
+                                 profile_gil=args.profile_gil))
+    report.update(knobs=knobs)
     report.update(fsync=True, payload_bytes=len(PAYLOAD), nodes=3, cpus=os.cpu_count(), windows=windows,
                   load_average_1m=round(os.getloadavg()[0], 2))
     if not args.json:
         print(f"ours: {report['ours_commits_per_s']} commits/s at saturation (fsync on); at "
               f"{report['half_load_rate']}/s p50 {report['p50_ms']} ms, p99 {report['p99_ms']} ms (the disk's own "
               f"fdatasync meanwhile: p50 {report['disk_fdatasync_p50_ms']} ms, p99 {report['disk_fdatasync_p99_ms']} "
-              f"ms); through the control port from another process {report['ours_external_client_commits_per_s']}/s")
+              f"ms); through the control port from another process {report.get('ours_external_client_commits_per_s')}/s")
         if report.get("ratio") is None:
             print(f"PySyncObj: not measured ({report.get('pysyncobj_error')})")
         else:

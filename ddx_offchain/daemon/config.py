@@ -45,6 +45,9 @@ class _Api(msgspec.Struct, forbid_unknown_fields=True):
     max_age_ms: int = 60_000
     max_future_ms: int = 5_000
     cancel_on_disconnect_margin_ms: int = 5_000
+    # Worker threads that check request signatures in batches off the event loop (0: on the loop); pays only
+    # when the operator has a spare core (docs/operations.md).
+    admission_threads: int = 0
 
 
 class _Raft(msgspec.Struct, forbid_unknown_fields=True):
@@ -58,6 +61,8 @@ class _Raft(msgspec.Struct, forbid_unknown_fields=True):
     # The node's event loop also serves the API: writing the log on the disk thread keeps it answering while
     # an fsync is in flight (inline writes only pay off when fsync takes well under a millisecond).
     write_in_thread: bool = True
+    # ...but write inline while the recent log writes took less than this (ms; 0 = never): docs/raft.md.
+    inline_write_below_ms: float = 0.0
     proposal_timeout_ms: int = 10_000
     # Back-pressure bounds (docs/raft.md); unset ones keep the runtime's defaults (raft/runtime.py NodeConfig).
     max_inbox_messages: int | None = None  # messages queued per peer before its connection stops being read
@@ -171,6 +176,7 @@ class NodeSettings:
     max_age_ms: int
     max_future_ms: int
     cancel_on_disconnect_margin_ms: int
+    admission_threads: int
     raft_listen: tuple[str, int]
     tls_cert_pem: bytes
     tls_key_pem: bytes
@@ -179,6 +185,7 @@ class NodeSettings:
     snapshot_interval: int
     snapshot_keep_entries: int
     write_in_thread: bool
+    inline_write_below_seconds: float
     proposal_timeout_seconds: float
     peers: tuple[PeerConfig, ...]
     domain: Domain
@@ -230,6 +237,19 @@ def _positive(value: int, field: str, upper: int = 2**31) -> int:
     if not 0 < value < upper:
         raise ConfigError(f"{field}: must be in 1..{upper - 1}")
     return value
+
+
+def _in_range(value: int, field: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise ConfigError(f"{field}: must be in {low}..{high}")
+    return value
+
+
+def _non_negative_ms(value: float, field: str, upper: float = 1000.0) -> float:
+    """Milliseconds in [0, upper], returned in seconds."""
+    if not 0 <= value <= upper:
+        raise ConfigError(f"{field}: must be in 0..{upper:g} (milliseconds)")
+    return value / 1000
 
 
 def parse_config(text: str, base_dir: Path) -> NodeSettings:
@@ -284,6 +304,7 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         cancel_on_disconnect_margin_ms=_positive(
             doc.api.cancel_on_disconnect_margin_ms, "api.cancel_on_disconnect_margin_ms", 55_000
         ),
+        admission_threads=_in_range(doc.api.admission_threads, "api.admission_threads", 0, 64),
         raft_listen=_host_port(doc.raft.listen, "raft.listen"),
         tls_cert_pem=_read(base_dir, doc.raft.cert, "raft.cert"),
         tls_key_pem=_read(base_dir, doc.raft.key, "raft.key", secret=True),
@@ -292,6 +313,7 @@ def parse_config(text: str, base_dir: Path) -> NodeSettings:
         snapshot_interval=_positive(doc.raft.snapshot_interval, "raft.snapshot_interval"),
         snapshot_keep_entries=_positive(doc.raft.snapshot_keep_entries, "raft.snapshot_keep_entries"),
         write_in_thread=doc.raft.write_in_thread,
+        inline_write_below_seconds=_non_negative_ms(doc.raft.inline_write_below_ms, "raft.inline_write_below_ms"),
         proposal_timeout_seconds=_positive(doc.raft.proposal_timeout_ms, "raft.proposal_timeout_ms", 600_000) / 1000,
         peers=tuple(
             PeerConfig(p.id, _host_port(p.raft, f"peers[{i}].raft"), _read(base_dir, p.cert, f"peers[{i}].cert"), _url(p.api, f"peers[{i}].api"))

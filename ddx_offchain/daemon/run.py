@@ -94,6 +94,7 @@ class OperatorProcess:
             peer_api_urls=[url for node_id, url in sorted(settings.api_urls.items()) if node_id != settings.node_id]
             + list(settings.backfill_sources),
             rate_limits=settings.rate_limits,
+            admission_threads=settings.admission_threads,
         )
         self.node.service.propose_timeout_s = settings.proposal_timeout_seconds
         self.node.service.listeners.append(self._log_refusal)
@@ -110,6 +111,7 @@ class OperatorProcess:
                 snapshot_interval=settings.snapshot_interval,
                 snapshot_keep_entries=settings.snapshot_keep_entries,
                 write_in_thread=settings.write_in_thread,
+                inline_write_below_seconds=settings.inline_write_below_seconds,
                 proposal_timeout_seconds=settings.proposal_timeout_seconds,
                 **dict(settings.raft_limits),
             ),

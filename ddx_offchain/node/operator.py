@@ -15,7 +15,7 @@ from typing import Protocol
 
 from ..errors import DdxError
 from ..protocol.eip712 import Domain
-from .admission import Admission, AdmissionLimits
+from .admission import Admission, AdmissionLimits, SignatureVerifier
 from .backfill import HistoryBackfill, SnapshotMark
 from .book_feed import BookHub
 from .feeds import FeedHub
@@ -102,6 +102,7 @@ class OperatorNode:
         peer_api_urls: list[str] | None = None,
         rate_limits: RateLimitSettings | None = None,
         rate_clock_ms: Callable[[], int] = monotonic_ms,
+        admission_threads: int = 0,
     ) -> None:
         """`replay_engine` (a fresh engine at genesis) and `peer_api_urls` enable the history backfill after a
         snapshot install (node/backfill.py). `rate_limits`: the admission rate limits (None: none), timed by
@@ -131,7 +132,8 @@ class OperatorNode:
             operator_key=operator_key,
             machine=self.machine,
             sequencer=_UnattachedSequencer(),
-            admission=Admission(domain, now_ms, admission_limits, self.rate_limiter, agent_problem=engine.agent_problem),
+            admission=Admission(domain, now_ms, admission_limits, self.rate_limiter, agent_problem=engine.agent_problem,
+                                verifier=SignatureVerifier(admission_threads) if admission_threads else None),
             leader_urls=leader_urls,
             lookup_receipt=lookup,
         )

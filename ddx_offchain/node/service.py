@@ -252,7 +252,10 @@ class OperatorService:
             observer(outcome, elapsed)
 
     async def _submit(self, doc: object, origin: object | None) -> ReceiptRecord:
-        return (await self._sequence(self.admission.admit(doc, origin)))[0]
+        admission = self.admission
+        if admission.verifier is None:  # the default: no second coroutine frame on the hot path
+            return (await self._sequence(admission.admit(doc, origin)))[0]
+        return (await self._sequence(await admission.admit_async(doc, origin)))[0]
 
     async def _sequence(self, signed: SignedRequest) -> tuple[ReceiptRecord, AppliedEntry | None]:
         request = signed.request

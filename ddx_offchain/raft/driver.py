@@ -110,6 +110,18 @@ class ReadyDriver:
         self.in_flight = None
         handler.after_advance()
 
+    def apply_durable_committed(self) -> bool:
+        """Apply committed entries that are durable here already, without waiting for a Ready (one may be in
+        flight, its write running): the leader's acknowledgement of a request then waits for the quorum's fsyncs
+        only, not also for the fsync of the batch proposed after it. Returns whether anything was applied; the
+        owner serves reads that waited for it (the snapshot check stays in `after_advance`, between writes)."""
+        entries = self.raw.take_durable_committed()
+        if not entries:
+            return False
+        self.handler.apply(entries)
+        self.raw.applied(entries)
+        return True
+
     def abandon(self) -> None:
         """The node crashed or stopped with a Ready in flight: it is never finished (a restart reads the disk)."""
         self.in_flight = None

@@ -86,6 +86,37 @@ class Status:
     progress: dict[int, PeerStatus]  # only on the leader, empty otherwise
 
 
+def _without_superseded_appends(messages: list[Message]) -> tuple[Message, ...]:
+    """The Ready's messages without the entry-less APPENDs that a later APPEND to the same follower, in the same
+    term, at or past the same position, makes redundant (its commit index is at least as high).
+
+    The leader sends an entry-less APPEND to every follower the moment an acknowledgement advances its commit
+    index; when requests were proposed in the same loop turn, the APPEND carrying them follows in the same Ready
+    with the same (or a higher) commit index. Sending both costs each follower a message, a step and an answer
+    for nothing: the follower learns the commit from the second alone (it commits min(commit, last new index),
+    which is at least what the first would have given). Pure: a function of the messages only."""
+    if len(messages) < 2:
+        return tuple(messages)
+    latest: dict[int, Message] = {}  # per follower, the next APPEND to it (scanning backwards)
+    kept: list[Message] = []
+    append = MessageType.APPEND
+    for m in reversed(messages):
+        if m.type is append:
+            later = latest.get(m.to)
+            if (
+                later is not None
+                and not m.entries
+                and later.term == m.term
+                and later.index >= m.index
+                and later.commit >= m.commit
+            ):
+                continue
+            latest[m.to] = m
+        kept.append(m)
+    kept.reverse()
+    return tuple(kept)
+
+
 class RawNode:
     def __init__(self, config: Config, storage: Storage) -> None:
         """Starts (or restarts) from whatever ``storage`` holds. Raises ConfigError on a bad config."""
@@ -193,7 +224,7 @@ class RawNode:
             entries=tuple(entries),
             snapshot=log.unstable_snapshot(),
             committed_entries=tuple(log.next_committed_entries()),
-            messages=tuple(raft.msgs),
+            messages=_without_superseded_appends(raft.msgs),
             must_sync=bool(entries)
             or log.unstable_snapshot() is not None
             or hard.term != self._prev_hard_state.term
@@ -207,6 +238,28 @@ class RawNode:
             log.accept_applying(rd.committed_entries[-1].index)
         self._outstanding = rd
         return rd
+
+    def take_durable_committed(self) -> tuple[Entry, ...]:
+        """Committed entries already on this node's stable storage, to apply now, even while a Ready is
+        outstanding (its write in flight): the application applies them in order, then calls
+        ``applied(entries)``. Empty while a received snapshot or an earlier Ready's committed entries are not yet
+        applied. Without this a committed entry waits for the next Ready, i.e. for the fsync of whatever was
+        proposed meanwhile; etcd's AsyncStorageWrites separates apply from append for the same reason."""
+        log = self._raft.raft_log
+        entries = log.next_durable_committed_entries()
+        if not entries:
+            return ()
+        log.accept_applying(entries[-1].index)
+        return tuple(entries)
+
+    def applied(self, entries: tuple[Entry, ...]) -> None:
+        """The entries returned by the last ``take_durable_committed`` are applied."""
+        raft = self._raft
+        if entries:
+            if entries[-1].index != raft.raft_log.applying:
+                raise StepError("applied() must be given the entries of the last take_durable_committed()")
+            raft.raft_log.applied_to(entries[-1].index)
+            raft.reduce_uncommitted_size(entries)
 
     def advance(self, rd: Ready) -> None:
         """Everything in ``rd`` has been persisted, sent and applied."""

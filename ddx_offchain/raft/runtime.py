@@ -138,6 +138,10 @@ class NodeConfig:
     # batch meanwhile. Inline (False) saves two thread hand-offs per Ready, which only pays when fsync takes a
     # small fraction of a millisecond; on a shared or cloud disk (milliseconds) the thread keeps the pipeline full.
     write_in_thread: bool = True
+    # Adaptive: with write_in_thread, a Ready is still written inline while the recent log writes (an EWMA of
+    # write + fdatasync, 1/8 weight for the newest) take less than this many seconds; 0 never writes inline.
+    # Inline saves two thread hand-offs (CPU) but stalls the loop for the fsync; see docs/raft.md for when it pays.
+    inline_write_below_seconds: float = 0.0
     proposal_timeout_seconds: float = 10.0
     seed: int = 0
 
@@ -182,6 +186,8 @@ class _Counters:
     step_errors: int = 0
     proposal_batches: int = 0
     fsync_seconds: float = 0.0  # time spent in log writes + fdatasync (written by the one thread that writes)
+    write_seconds_ewma: float = 0.0  # recent log write + fdatasync duration (1/8 weight for the newest)
+    inline_writes: int = 0  # Readies written on the loop thread (write_in_thread false, or adaptive and fast disk)
     snapshot_capture_seconds: float = 0.0  # the last snapshot's time on the event loop (capture, not encoding)
 
 
@@ -562,13 +568,17 @@ class RaftNode:
         return await asyncio.get_running_loop().run_in_executor(self._disk, function, *args)
 
     async def _drive(self) -> None:
-        node = self._node
-        assert node is not None
+        node, driver = self._node, self._driver
+        assert node is not None and driver is not None
         try:
             while not self._stopping:
                 await self._wake.wait()
                 self._wake.clear()
                 self._feed(node)
+                # Committed and durable here: apply now, even with a write in flight (the next batch's fsync is
+                # not on this batch's path to its proposers).
+                if driver.apply_durable_committed() and self._reads_ready:
+                    self._serve_reads()
                 if not self._in_flight and node.has_ready():
                     self._start_ready(node)
                 # Event.wait() does not yield when the event is already set: give the transport (sending this
@@ -652,10 +662,13 @@ class RaftNode:
         pending = log_store.take_pending()
         self.counters.fsyncs += 1
         self.counters.entries_persisted += len(ready.entries)
-        if not self.config.write_in_thread:
+        config = self.config
+        if not config.write_in_thread or self.counters.write_seconds_ewma < config.inline_write_below_seconds:
             # One write + one fdatasync (~0.1-0.2 ms on SSD) inline: cheaper than two thread hand-offs, and the
             # batching is the same: whatever arrives during the fsync waits in the socket buffers and the
-            # proposal queue and forms the next batch the moment it returns.
+            # proposal queue and forms the next batch the moment it returns. Persist-before-send holds either way:
+            # the driver is told the Ready is durable only after write_batch returned.
+            self.counters.inline_writes += 1
             try:
                 self._write_timed(log_store.storage, pending)
             except BaseException as exc:
@@ -694,7 +707,10 @@ class RaftNode:
         """storage.write_batch, timed into counters.fsync_seconds (the node reports it as a Prometheus metric)."""
         started = time.perf_counter()
         storage.write_batch(pending)
-        self.counters.fsync_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        counters = self.counters
+        counters.fsync_seconds += took
+        counters.write_seconds_ewma += (took - counters.write_seconds_ewma) / 8
 
     def _stop_on_failure(self, exc: BaseException, what: str) -> None:
         # A failed fsync leaves the page cache in an unknown state (fsyncgate): never continue after one.
@@ -741,15 +757,18 @@ class RaftNode:
 
     def after_advance(self) -> None:
         if self._reads_ready:
-            still: list[tuple[int, asyncio.Future]] = []
-            for index, future in self._reads_ready:
-                if index <= self._applied:
-                    if not future.done():
-                        future.set_result(index)
-                else:
-                    still.append((index, future))
-            self._reads_ready = still
+            self._serve_reads()
         self._maybe_snapshot()
+
+    def _serve_reads(self) -> None:
+        still: list[tuple[int, asyncio.Future]] = []
+        for index, future in self._reads_ready:
+            if index <= self._applied:
+                if not future.done():
+                    future.set_result(index)
+            else:
+                still.append((index, future))
+        self._reads_ready = still
 
     def _apply(self, node: RawNode, entries: tuple[Entry, ...]) -> None:
         run: list[tuple[int, Envelope]] = []

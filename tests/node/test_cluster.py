@@ -184,3 +184,39 @@ def test_all_killed_after_a_snapshot_then_a_staggered_restart_leaves_no_history_
         asyncio.run(asyncio.wait_for(scenario(), 200))
     finally:
         cluster.stop_all()
+
+
+def test_process_cluster_with_signatures_checked_off_the_loop_and_adaptive_inline_writes(tmp_path):
+    """The two request-path options on (api.admission_threads, raft.inline_write_below_ms): receipts verify, a
+    request with a forged signature gets the same typed refusal and changes nothing, every node ends at the same
+    state root."""
+    cluster = ProcessCluster(tmp_path, 3, raft_overrides={"inline_write_below_ms": 1000.0},
+                             api_overrides={"admission_threads": 2})
+    for i in (1, 2, 3):
+        cluster.start(i)
+
+    async def scenario():
+        async with aiohttp.ClientSession() as session:
+            leader = await cluster.wait_ready(session)
+            alice, mallory = Trader(b"\x51" * 32, DOMAIN), Trader(b"\x52" * 32, DOMAIN)
+            async with DdxClient(cluster.urls, DOMAIN, cluster.files.operators, retries=40) as client:
+                requests = [alice.create_strategy(f"s{k}") for k in range(10)]
+                receipts = await asyncio.gather(*(client.submit(signed) for signed in requests))
+                assert sorted(r.request_index for r in receipts) == sorted({r.request_index for r in receipts})
+                assert all(r.operator in cluster.files.operators for r in receipts)
+                before = await cluster.wait_converged(session)
+                bad = alice.create_strategy("bad")
+                doc = bad.to_json()
+                doc["signature"] = mallory.create_strategy("bad").to_json()["signature"]
+                async with session.post(f"{cluster.urls[leader - 1]}/v1/requests", json=doc) as resp:
+                    body = await resp.json()
+                assert (resp.status, body["error"]) == (401, "signer_mismatch"), body
+                after = await cluster.wait_converged(session)
+                roots = {s["engine"]["stateRoot"] for s in after.values()}
+                assert len(roots) == 1
+                assert {s["engine"]["stateRoot"] for s in before.values()} == roots  # the refusal changed nothing
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 90))
+    finally:
+        cluster.stop_all()

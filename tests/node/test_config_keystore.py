@@ -284,3 +284,12 @@ def test_trusted_proxies_are_parsed_or_refused_naming_the_key(folder):
     assert parse_config(GOOD, folder).rate_limits.trusted_proxies == ()  # the default: believe no header
     with pytest.raises(ConfigError, match="rate_limits.trusted_proxies.*'lb.internal'"):
         parse_config(GOOD + '\n[rate_limits]\ntrusted_proxies = ["lb.internal"]\n', folder)
+
+
+def test_adaptive_inline_write_threshold_is_read_in_milliseconds_and_bounded(folder):
+    assert parse_config(GOOD, folder).inline_write_below_seconds == 0.0  # off unless asked for
+    text = GOOD.replace('key = "op1.key"', 'key = "op1.key"\ninline_write_below_ms = 0.25')
+    assert parse_config(text, folder).inline_write_below_seconds == 0.00025
+    for bad in ("-1", "5000"):
+        with pytest.raises(ConfigError, match="raft.inline_write_below_ms"):
+            parse_config(GOOD.replace('key = "op1.key"', f'key = "op1.key"\ninline_write_below_ms = {bad}'), folder)

@@ -314,3 +314,56 @@ def test_trusted_proxies_parse_addresses_and_networks_or_name_the_bad_one():
         ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("fd00::/8"))
     with pytest.raises(ValueError, match="'proxy.local'"):
         parse_trusted_proxies(["10.0.0.0/8", "proxy.local"])
+
+
+def test_signatures_checked_on_worker_threads_give_the_same_results_errors_and_charges():
+    """Admission with a SignatureVerifier (signatures checked in batches off the loop) against the same checks
+    on the loop: the same SignedRequests, the same refusals, the same rate-limit charges."""
+    import asyncio
+
+    from ddx_offchain.node.admission import SignatureVerifier
+
+    alice = address_of(ALICE)
+    docs = [order(ALICE, nonce, 1_000_000).to_json() for nonce in range(1, 41)]
+    docs.append(order(MALLORY, 41, 1_000_000, trader=alice).to_json())  # signer_mismatch
+    bad = order(ALICE, 42, 1_000_000).to_json()
+    bad["signature"] = bad["signature"][:-2] + ("1c" if bad["signature"].endswith("1b") else "1b")  # other signer
+    docs.append(bad)
+    short = order(ALICE, 43, 1_000_000).to_json()
+    short["signature"] = "0x" + "00" * 65
+    docs.append(short)  # bad_signature_format (found when the signature is checked)
+
+    def outcomes(results):
+        return [(r.reason, r.detail) if isinstance(r, AdmissionError) else (r.signer, r.request_hash) for r in results]
+
+    def run_on_loop():
+        clock = Clock()
+        limits = limiter(clock, trader=BucketSpec(1000, 1), ip=BucketSpec(1000, 1))
+        admission = Admission(DOMAIN, clock, rate_limiter=limits)
+        origin = limits.origin("10.0.0.9")
+        results = []
+        for doc in docs:
+            try:
+                results.append(admission.admit(doc, origin))
+            except AdmissionError as exc:
+                results.append(exc)
+        return outcomes(results), limits.ips.peek("10.0.0.9").tokens(clock.now), limits.traders.peek(alice).tokens(clock.now)
+
+    async def run_on_threads():
+        clock = Clock()
+        limits = limiter(clock, trader=BucketSpec(1000, 1), ip=BucketSpec(1000, 1))
+        verifier = SignatureVerifier(2)
+        admission = Admission(DOMAIN, clock, rate_limiter=limits, verifier=verifier)
+        origin = limits.origin("10.0.0.9")
+        try:
+            results = await asyncio.gather(*(admission.admit_async(doc, origin) for doc in docs), return_exceptions=True)
+        finally:
+            verifier.close()
+        assert verifier.batches < len(docs)  # fed in batches, not one job per request
+        return outcomes(results), limits.ips.peek("10.0.0.9").tokens(clock.now), limits.traders.peek(alice).tokens(clock.now)
+
+    expected = run_on_loop()
+    reasons = [o[0] for o in expected[0] if isinstance(o[0], str)]
+    assert reasons == ["signer_mismatch", "signer_mismatch", "bad_signature_format"]
+    assert asyncio.run(run_on_threads()) == expected
+    assert expected[2] == 1000 - 40  # only the 40 good ones charged Alice

@@ -147,6 +147,19 @@ class RaftLog:
             return []
         return self.slice(lo, hi, self.max_applying_bytes)
 
+    def next_durable_committed_entries(self) -> list[Entry]:
+        """Committed entries that may be applied outside a Ready: those already on stable storage, and only when
+        everything handed out before is applied (so the order of application never changes). On a leader every
+        committed entry of its term is on its stable storage (a follower acknowledges only what the leader sent
+        after persisting it), so this is what lets the leader apply while its next batch is being written."""
+        if self.unstable.snapshot is not None or self.applying != self.applied:
+            return []
+        lo = self.applying + 1
+        hi = min(self.committed, self.unstable.offset - 1) + 1
+        if lo >= hi:
+            return []
+        return self.slice(lo, hi, self.max_applying_bytes)
+
     def entries(self, lo: int, max_bytes: int = NO_LIMIT) -> list[Entry]:
         last = self.last_index()
         if lo > last:

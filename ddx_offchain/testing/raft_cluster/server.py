@@ -132,6 +132,7 @@ _KNOBS = {
     "proposal_timeout_ms": ("proposal_timeout_seconds", lambda v: v / 1000),
     "join": ("join", bool),
     "write_in_thread": ("write_in_thread", bool),
+    "inline_write_below_ms": ("inline_write_below_seconds", lambda v: v / 1000),
     "max_inbox_messages": ("max_inbox_messages", int),
     "max_inbox_bytes": ("max_inbox_bytes", int),
 }

@@ -147,6 +147,9 @@ class Checker:
     def on_applied(self, node: SimNode, entry: Entry) -> None:
         applied = self.applied
         i = entry.index
+        durable = node.disk.durable
+        if i > durable.last_index() or (i >= durable.first_index() and durable.term(i) != entry.term):
+            _fail(f"node {node.id} applied {entry.term}/{i} before it was durable on its own disk")
         if i < len(applied):
             if applied[i][0] == -1:
                 applied[i] = (entry.term, entry.data)

@@ -291,7 +291,12 @@ class Simulation:
 
     # --- the Ready loop --------------------------------------------------------------------------------------
     def _kick(self, node: SimNode) -> None:
-        if node.raw is None or node.driver.in_flight is not None or node.persist_scheduled:
+        if node.raw is None:
+            return
+        # As the runtime does: what is committed and durable here is applied at once, even with a write in flight.
+        if node.driver.apply_durable_committed():
+            self.checker.serve_reads(node)
+        if node.driver.in_flight is not None or node.persist_scheduled:
             return
         if node.raw.has_ready():
             node.persist_scheduled = True
@@ -300,6 +305,8 @@ class Simulation:
     def _persist(self, node: SimNode) -> None:
         node.persist_scheduled = False
         rd = node.driver.next_ready()
+        if rd is None:
+            return  # what made the node ready (committed entries) was applied meanwhile, outside a Ready
         node.driver.persist(rd)  # into the page cache; the fsync event makes it durable (or loses it in a crash)
         delay = self.rng.randint(1, 6) if node.disk.pending and rd.must_sync else 0
         self._schedule(delay, ("fsync", node.id, node.incarnation))

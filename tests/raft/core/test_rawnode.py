@@ -209,3 +209,92 @@ def test_a_received_snapshot_must_be_synced_before_it_is_acknowledged():
     assert rd.entries == () and rd.hard_state.term == 1 and rd.hard_state.vote == 1  # term and vote unchanged
     assert rd.must_sync  # yet the acknowledgement below promises the snapshot is durable
     assert [(m.type, m.index) for m in rd.messages] == [(MT.APPEND_RESP, 5)]
+
+
+def _leader_with_one_entry_acknowledged_by_follower_2() -> tuple[Cluster, int]:
+    """A 3-node cluster whose leader (1) proposed b"a", persisted and sent it; both followers persisted it and
+    answered; only follower 2's answer has been stepped (so the commit index just moved). Returns the index of a."""
+    c = Cluster()
+    c.campaign(1)
+    leader = c.nodes[1].node
+    leader.propose(b"a")
+    appends = c.handle_ready(1)
+    index = appends[0].entries[-1].index
+    answers = {}
+    for m in appends:
+        c.nodes[m.to].node.step(m)
+        answers[m.to] = [a for a in c.handle_ready(m.to) if a.type == MT.APPEND_RESP]
+    leader.step(answers[2][-1])
+    assert c.raft(1).raft_log.committed == index
+    return c, index
+
+
+def test_the_new_commit_index_rides_on_the_next_append_instead_of_an_extra_message():
+    c, index = _leader_with_one_entry_acknowledged_by_follower_2()
+    leader = c.nodes[1].node
+    leader.propose(b"b")  # proposed in the same loop turn as the acknowledgement was stepped
+    rd = leader.ready()
+    appends = [m for m in rd.messages if m.type == MT.APPEND]
+    assert sorted(m.to for m in appends) == [2, 3]  # one each, not an entry-less one first
+    assert all(m.commit == index and [e.data for e in m.entries] == [b"b"] for m in appends)
+    c.nodes[1].storage.append(rd.entries)
+    leader.advance(rd)
+    for m in appends:  # the followers learn the commit from it and apply a
+        c.nodes[m.to].node.step(m)
+        c.handle_ready(m.to)
+        assert [e.data for e in c.nodes[m.to].applied if e.data] == [b"a"]
+
+
+def test_without_a_following_append_the_commit_index_still_goes_out_at_once():
+    c, index = _leader_with_one_entry_acknowledged_by_follower_2()
+    rd = c.nodes[1].node.ready()
+    commits = [(m.to, m.commit, m.entries) for m in rd.messages if m.type == MT.APPEND]
+    assert sorted(commits) == [(2, index, ()), (3, index, ())]
+
+
+def test_durable_committed_entries_are_applied_while_a_ready_is_outstanding_and_in_order():
+    c, index = _leader_with_one_entry_acknowledged_by_follower_2()
+    leader, storage = c.nodes[1].node, c.nodes[1].storage
+    # A Ready is taken and its write is in flight (b is proposed; the committed a is handed out with it).
+    leader.propose(b"b")
+    in_flight = leader.ready()
+    assert [e.data for e in in_flight.committed_entries] == [b"a"]
+    assert leader.take_durable_committed() == ()  # a is handed out already and not applied: nothing may pass it
+    storage.append(in_flight.entries)
+    leader.advance(in_flight)
+    # Next: c is proposed and its Ready taken; meanwhile follower 3 acknowledges b, committing it.
+    leader.propose(b"c")
+    second = leader.ready()
+    assert second.committed_entries == ()
+    b_index = index + 1
+    for m in [m for m in in_flight.messages if m.type == MT.APPEND and m.to == 3]:
+        c.nodes[3].node.step(m)
+    for answer in [a for a in c.handle_ready(3) if a.type == MT.APPEND_RESP]:
+        leader.step(answer)
+    assert c.raft(1).raft_log.committed >= b_index
+    early = leader.take_durable_committed()  # b is on stable storage: applied without waiting for `second`
+    assert [e.data for e in early] == [b"b"]
+    assert leader.take_durable_committed() == ()  # handed out once
+    with pytest.raises(StepError):
+        leader.applied(early[:0] + (Entry(term=early[0].term, index=early[0].index - 1),))
+    leader.applied(early)
+    assert c.raft(1).raft_log.applied == b_index
+    storage.append(second.entries)
+    leader.advance(second)
+    assert leader.ready().committed_entries == ()  # b is not handed out a second time
+
+
+def test_committed_entries_not_yet_on_stable_storage_wait_for_their_ready():
+    c = Cluster()
+    c.campaign(1)
+    follower = c.nodes[2].node
+    leader = c.nodes[1].node
+    leader.propose(b"x")
+    [append] = [m for m in c.handle_ready(1) if m.type == MT.APPEND and m.to == 2]
+    # The leader commits x (follower 3 acknowledged) and tells follower 2 together with the entry itself.
+    append = msgspec.structs.replace(append, commit=append.entries[-1].index)
+    follower.step(append)
+    assert c.raft(2).raft_log.committed == append.entries[-1].index
+    assert follower.take_durable_committed() == ()  # x is committed but not yet persisted here
+    rd = follower.ready()
+    assert [e.data for e in rd.committed_entries] == [b"x"] and rd.entries

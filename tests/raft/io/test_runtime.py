@@ -258,3 +258,63 @@ def test_without_a_leader_a_proposal_is_refused_at_once(tmp_path: Path) -> None:
         assert lonely.status().leader == 0
 
     run(scenario, tmp_path)
+
+
+def test_adaptive_inline_writes_follow_the_measured_write_time_and_still_persist_before_send(tmp_path: Path) -> None:
+    """With `inline_write_below_seconds`, a Ready is written on the loop while recent writes were fast and on
+    the disk thread once they are slow; in both modes no APPEND leaves before its entries are written."""
+    import time as clock
+
+    slow = {"seconds": 0.0, "node": 0}  # the leader's writes are slowed (all nodes share this one event loop)
+
+    async def scenario(cluster: Cluster) -> None:
+        await cluster.start_all()
+        violations: list[str] = []
+        for raft in cluster.nodes.values():
+            storage, transport = raft._storage, raft._transport
+            written = {"last": storage.last_index()}
+            write_batch, send = storage.write_batch, transport.send
+
+            def timed_write(pending, write_batch=write_batch, written=written, node=raft.config.node_id):
+                if slow["seconds"] and slow["node"] == node:
+                    clock.sleep(slow["seconds"])
+                write_batch(pending)
+                if pending.entries:
+                    written["last"] = max(written["last"], pending.entries[-1].index)
+
+            def checked_send(messages, send=send, written=written, node=raft.config.node_id):
+                for m in messages:
+                    if m.entries and m.entries[-1].index > written["last"]:
+                        violations.append(f"node {node} sent entry {m.entries[-1].index} before writing it")
+                send(messages)
+
+            storage.write_batch, transport.send = timed_write, checked_send
+        leader = await cluster.leader()
+        counters = leader.counters
+        slow["node"] = leader.config.node_id
+        # Fast writes (real fdatasync, far below the 25 ms threshold): inline.
+        before_fsyncs, before_inline = counters.fsyncs, counters.inline_writes
+        await asyncio.gather(*(leader.propose(b"fast %d" % i) for i in range(200)))
+        assert counters.fsyncs > before_fsyncs
+        assert counters.inline_writes - before_inline == counters.fsyncs - before_fsyncs
+        # Slow writes (60 ms each): the average crosses the threshold and writes move to the disk thread.
+        slow["seconds"] = 0.06
+        for i in range(12):
+            await leader.propose(b"slow %d" % i)
+        assert counters.write_seconds_ewma > 0.025
+        threaded_before = counters.fsyncs - counters.inline_writes
+        await leader.propose(b"slow again")
+        assert counters.fsyncs - counters.inline_writes > threaded_before
+        # Fast again: the average decays below the threshold and writes come back inline.
+        slow["seconds"] = 0.0
+        for i in range(40):
+            await leader.propose(b"fast again %d" % i)
+        assert counters.write_seconds_ewma < 0.025
+        inline_before = counters.inline_writes
+        await leader.propose(b"inline again")
+        assert counters.inline_writes > inline_before
+        assert violations == []
+        await cluster.converge(leader.status().commit_index)
+        assert len({cluster.machine(n).digest for n in cluster.nodes}) == 1
+
+    run(scenario, tmp_path, inline_write_below_seconds=0.025)
