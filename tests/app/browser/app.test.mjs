@@ -7,23 +7,18 @@
 // Also: no console errors, every control labelled and reachable by keyboard. Screenshots: $DDX_SCREENSHOTS.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
 import { Contract, NonceManager, Wallet } from "ethers";
-import { injectWallet, testWallet } from "./wallet.mjs";
+import { testWallet } from "./wallet.mjs";
+import { ensureDeposited, openPage } from "./session.mjs";
 import { WebSocket } from "ws";
 import { DdxClient, domainOf, fromUnits, placeOrder, signRequest, ERC20_ABI, EXCHANGE_ABI } from "../../../clients/js/src/index.mjs";
 
 const infoPath = process.env.DDX_DEVNET_INFO;
 const shots = process.env.DDX_SCREENSHOTS;
-const executablePath = process.env.CHROMIUM;
 
 test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   assert.ok(infoPath, "DDX_DEVNET_INFO must name a running devnet's info file");
-  assert.ok(executablePath, "CHROMIUM must name the system chromium (Debian: apt-get install chromium)");
-  assert.ok(shots, "DDX_SCREENSHOTS must name a folder for the screenshots");
-  mkdirSync(shots, { recursive: true });
   const info = JSON.parse(readFileSync(infoPath, "utf8"));
   // the user's own new key (dev account 0 is the devnet's faucet and price mover: its nonces are not ours to count),
   // given gas money and collateral by a dev account
@@ -39,33 +34,11 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   const token = new Contract(info.collateral, ERC20_ABI, user.provider);
   const exchange = new Contract(info.exchange, EXCHANGE_ABI, user.provider);
 
-  const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
-  t.after(() => browser.close());
-  const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
-  const page = await context.newPage();
-  const problems = [];
-  const walletErrors = [];
-  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()} (${msg.location().url})`); });
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  const { page, problems, shot, until } = await openPage(t, { shots, user });
   page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
   const offsite = [];
   page.on("request", (req) => { if (!/^(http:\/\/127\.0\.0\.1|ws:\/\/127\.0\.0\.1|data:)/.test(req.url())) offsite.push(req.url()); });
-  await injectWallet(page, user, walletErrors);
-  let n = 0;
-  const shot = async (name) => {
-    const path = join(shots, `${String(++n).padStart(2, "0")}-${name}.png`);
-    await page.screenshot({ path, fullPage: true });
-    assert.ok(statSync(path).size > 20000, `${name}: the screenshot is nearly empty`);
-  };
   const body = () => page.locator("body").innerText();
-  // page.waitForFunction, but a timeout says what the page was telling its user
-  const until = async (fn, arg, timeout = 30000) => {
-    try {
-      await page.waitForFunction(fn, arg, { timeout });
-    } catch (err) {
-      throw new Error(`${err.message}\nwaiting for: ${fn}\npage notice: ${await page.locator("#notice").innerText()}\nproblems: ${problems.join("; ")}\nwallet: ${walletErrors.join("; ")}`);
-    }
-  };
 
   await t.test("the app loads from the operator with every module from the package", async () => {
     await page.goto(info.apis[0] + "/app/");
@@ -112,11 +85,7 @@ test("a trader's session in the browser", { timeout: 600000 }, async (t) => {
   let fillPrice;
   await t.test("place an order: the receipt in milliseconds, then the fill", async () => {
     // a counterparty rests a sell through the JS client
-    if ((await client.account(makerWallet.address)).accounts.length === 0) {
-      await (await new Contract(info.collateral, ERC20_ABI, maker).approve(info.exchange, 10n ** 10n)).wait();
-      await (await new Contract(info.exchange, EXCHANGE_ABI, maker).deposit(info.collateral, 10n ** 10n)).wait();
-      for (let i = 0; i < 240 && (await client.account(makerWallet.address)).accounts.length === 0; i++) await new Promise((r) => setTimeout(r, 250));
-    }
+    await ensureDeposited(client, maker, info, 10n ** 10n);
     const market = (await client.markets()).find((m) => m.symbol === "ETHP");
     const tick = BigInt(market.tick);
     fillPrice = (BigInt((await client.ticker("ETHP")).mark) / tick + 3n) * tick;

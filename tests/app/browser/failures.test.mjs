@@ -7,46 +7,25 @@
 // No console errors but the browser's own reports of the killed operator refusing connections.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
+import { openPage } from "./session.mjs";
 
 const info = JSON.parse(readFileSync(process.env.DDX_CLUSTER_INFO, "utf8"));
 const shots = process.env.DDX_SCREENSHOTS;
 const status = async (api) => (await fetch(api + "/v1/status")).json();
 
 test("the operator view tells a cluster failure from a chain failure", { timeout: 400000 }, async (t) => {
-  mkdirSync(shots, { recursive: true });
   const leaderId = (await status(info.apis[0])).raft.leader;
   const operators = (await (await fetch(info.apis[0] + "/v1/info")).json()).operators;
   const leaderApi = operators.find((o) => Number(o.id) === leaderId).api;
   const pageApi = info.apis.find((a) => a !== leaderApi);
 
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, headless: true, args: ["--no-sandbox"] });
-  t.after(() => browser.close());
-  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
-  const problems = [];
-  let killed = null;
-  page.on("console", (msg) => {
-    if (msg.type() !== "error") return;
-    const expected = killed && msg.location().url.startsWith(killed) && /ERR_CONNECTION_REFUSED|Failed to fetch/.test(msg.text());
-    if (!expected) problems.push(`${msg.text()} (${msg.location().url})`);
+  let killed = null; // the killed operator's API: the browser's reports of its refused connections are expected
+  const { page, problems, shot, until } = await openPage(t, {
+    shots, timeout: 60000, report: ["#cluster-health", "#alarms"],
+    consoleError: (msg) => !(killed && msg.location().url.startsWith(killed) && /ERR_CONNECTION_REFUSED|Failed to fetch/.test(msg.text())),
   });
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-  let n = 0;
-  const shot = async (name) => {
-    const path = join(shots, `${String(++n).padStart(2, "0")}-${name}.png`);
-    await page.screenshot({ path, fullPage: true });
-    assert.ok(statSync(path).size > 20000);
-  };
   const health = () => page.locator("#cluster-health").innerText();
-  const until = async (fn, arg, timeout = 60000) => {
-    try {
-      await page.waitForFunction(fn, arg, { timeout });
-    } catch (err) {
-      throw new Error(`${err.message}\nwaiting for: ${fn}\nhealth: ${await health()}\nalarms: ${await page.locator("#alarms").innerText()}`);
-    }
-  };
 
   await page.goto(pageApi + "/app/");
   await until(() => /Sequencing clock \(Raft\): healthy — 4 of 4/.test(document.querySelector("#cluster-health").textContent)

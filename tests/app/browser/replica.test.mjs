@@ -8,13 +8,12 @@
 // No console error, no failed request. Screenshots: $DDX_SCREENSHOTS.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
 import { Contract, NonceManager, Wallet } from "ethers";
 import { WebSocket } from "ws";
 import { DdxClient, domainOf, fromUnits, placeOrder, signRequest, ERC20_ABI, EXCHANGE_ABI } from "../../../clients/js/src/index.mjs";
-import { injectWallet, testWallet } from "./wallet.mjs";
+import { testWallet } from "./wallet.mjs";
+import { ensureDeposited, openPage } from "./session.mjs";
 
 const info = JSON.parse(readFileSync(process.env.DDX_DEVNET_INFO, "utf8"));
 const replica = process.env.DDX_REPLICA;
@@ -23,7 +22,6 @@ const origin = (url) => new URL(url).origin.replace(/^ws/, "http");
 
 test("the app served by a replica reads from it and sends signed requests to the operators", { timeout: 600000 }, async (t) => {
   assert.ok(replica && shots && process.env.CHROMIUM, "DDX_REPLICA, DDX_SCREENSHOTS and CHROMIUM must be set");
-  mkdirSync(shots, { recursive: true });
   const operatorOrigins = new Set(info.apis.map(origin));
   const replicaOrigin = origin(replica);
   assert.ok(!operatorOrigins.has(replicaOrigin));
@@ -42,36 +40,16 @@ test("the app served by a replica reads from it and sends signed requests to the
   const onChain = await operators.useChain(user.provider);
   const fromReplica = new DdxClient([replica], { domain, WebSocket });
 
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, headless: true, args: ["--no-sandbox"] });
-  t.after(() => browser.close());
-  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
-  const problems = [];
-  const walletErrors = [];
+  const { page, problems, walletErrors, shot, until } = await openPage(t, { shots, user });
   const gets = []; // [origin, path] of every HTTP request the page makes
   const posts = []; // [origin, path, status] of every POST answered
   const sockets = []; // [origin, query] of every WebSocket the page opens
-  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()}`); });
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
   page.on("requestfailed", (req) => problems.push(`request failed: ${req.url()} ${req.failure()?.errorText}`));
   page.on("request", (req) => { if (req.method() === "GET") gets.push([origin(req.url()), new URL(req.url()).pathname]); });
   page.on("response", (res) => {
     if (res.request().method() === "POST") posts.push([origin(res.url()), new URL(res.url()).pathname, res.status()]);
   });
   page.on("websocket", (ws) => sockets.push([origin(ws.url()), new URL(ws.url()).search]));
-  await injectWallet(page, user, walletErrors);
-  let n = 0;
-  const shot = async (name) => {
-    const path = join(shots, `${String(++n).padStart(2, "0")}-${name}.png`);
-    await page.screenshot({ path, fullPage: true });
-    assert.ok(statSync(path).size > 20000, `${name}: the screenshot is nearly empty`);
-  };
-  const until = async (fn, arg, timeout = 30000) => {
-    try {
-      await page.waitForFunction(fn, arg, { timeout });
-    } catch (err) {
-      throw new Error(`${err.message}\nwaiting for: ${fn}\npage notice: ${await page.locator("#notice").innerText()}\nproblems: ${problems.join("; ")}\nwallet: ${walletErrors.join("; ")}`);
-    }
-  };
   // what the page read from the operators: only their own status (the operator view) and their checkpoint pipeline
   // (the settlement clock: built, signed, submitted happen at the operators; a replica audits recorded roots)
   const readFromOperators = () => gets.filter(([o, p]) => operatorOrigins.has(o) && !["/v1/status", "/readyz", "/v1/checkpoints"].includes(p));
@@ -111,11 +89,7 @@ test("the app served by a replica reads from it and sends signed requests to the
   });
 
   await t.test("an order through the page: sent to an operator, receipted, filled, shown from the replica", async () => {
-    if ((await operators.account(makerWallet.address)).accounts.length === 0) {
-      await (await new Contract(info.collateral, ERC20_ABI, maker).approve(info.exchange, 10n ** 10n)).wait();
-      await (await new Contract(info.exchange, EXCHANGE_ABI, maker).deposit(info.collateral, 10n ** 10n)).wait();
-      for (let i = 0; i < 240 && (await operators.account(makerWallet.address)).accounts.length === 0; i++) await new Promise((r) => setTimeout(r, 250));
-    }
+    await ensureDeposited(operators, maker, info, 10n ** 10n);
     const market = (await fromReplica.markets()).find((m) => m.symbol === "ETHP");
     const tick = BigInt(market.tick);
     const fillPrice = (BigInt((await operators.ticker("ETHP")).mark) / tick + 3n) * tick;

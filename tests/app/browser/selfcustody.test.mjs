@@ -10,12 +10,11 @@
 //     wallet's token balance rises by exactly the payout the page predicted (the deposit: balance plus withdrawal).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { readFileSync } from "node:fs";
 import { Contract, NonceManager, Wallet } from "ethers";
 import { DdxClient, domainOf, fromUnits, ERC20_ABI, EXCHANGE_ABI } from "../../../clients/js/src/index.mjs";
-import { injectWallet, testWallet } from "./wallet.mjs";
+import { testWallet } from "./wallet.mjs";
+import { openPage } from "./session.mjs";
 
 const info = JSON.parse(readFileSync(process.env.DDX_CLUSTER_INFO, "utf8"));
 const shots = process.env.DDX_SCREENSHOTS;
@@ -23,7 +22,6 @@ const UNIT = 10n ** 6n; // the mock collateral's decimals
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 test("escape through the wallet, and the two chain alarms on screen", { timeout: 800000 }, async (t) => {
-  mkdirSync(shots, { recursive: true });
   const user = testWallet(Wallet.createRandom().privateKey, info.rpc, info.chainId);
   const funder = new NonceManager(new Wallet(info.funderKey, user.provider));
   const mintable = new Contract(info.token, [...ERC20_ABI, "function mint(address receiver, uint256 amount)"], funder);
@@ -35,29 +33,9 @@ test("escape through the wallet, and the two chain alarms on screen", { timeout:
   const operators = (await client.info()).operators;
   const indexOf = (id) => info.apis.indexOf(operators.find((o) => Number(o.id) === Number(id)).api);
 
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM, headless: true, args: ["--no-sandbox"] });
-  t.after(() => browser.close());
-  const page = await (await browser.newContext({ viewport: { width: 1400, height: 1000 } })).newPage();
-  const problems = [];
-  const walletErrors = [];
-  page.on("console", (msg) => { if (msg.type() === "error") problems.push(`console: ${msg.text()} (${msg.location().url})`); });
-  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
-  await injectWallet(page, user, walletErrors);
-  let n = 0;
-  const shot = async (name) => {
-    const path = join(shots, `${String(++n).padStart(2, "0")}-${name}.png`);
-    await page.screenshot({ path, fullPage: true });
-    assert.ok(statSync(path).size > 20000, `${name}: the screenshot is nearly empty`);
-  };
-  const until = async (fn, arg, timeout = 60000) => {
-    try {
-      await page.waitForFunction(fn, arg, { timeout });
-    } catch (err) {
-      const say = async (sel) => page.locator(sel).innerText().catch(() => "?");
-      throw new Error(`${err.message}\nwaiting for: ${fn}\nnotice: ${await say("#notice")}\nalarms: ${await say("#alarms")}\n` +
-        `escape: ${await say("#escape-status")} / ${await say("#escape-expected")}\nproblems: ${problems.join("; ")}\nwallet: ${walletErrors.join("; ")}`);
-    }
-  };
+  const { page, problems, walletErrors, shot, until } = await openPage(t, {
+    shots, user, timeout: 60000, report: ["#notice", "#alarms", "#escape-status", "#escape-expected"],
+  });
 
   await page.goto(info.apis[0] + "/app/");
   await page.waitForSelector("body[data-ready=true]", { timeout: 30000 });
