@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 import pytest
-from apphelpers import REPO, node_env
+from apphelpers import REPO, run_node_tests
 
 CANDIDATES = ("chromium", "chromium-browser")
 
@@ -29,13 +28,7 @@ def test_a_traders_session_in_chromium(devnet, tmp_path):
                     "`apt-get install -y chromium` (what `make test` does when it runs as root), or point "
                     "DDX_CHROMIUM at a Chromium binary.")
     screenshots = tmp_path / "screenshots"
-    done = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", str(REPO / "tests/app/browser/app.test.mjs")],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-        env=node_env(DDX_DEVNET_INFO=devnet["infoPath"], CHROMIUM=chromium, DDX_SCREENSHOTS=str(screenshots)),
-    )
-    assert done.returncode == 0, done.stdout[-10000:] + done.stderr[-4000:]
-    assert "fail 0" in done.stdout, done.stdout[-3000:]
-    shots = sorted(p.name for p in screenshots.glob("*.png"))
+    shots = run_node_tests([REPO / "tests/app/browser/app.test.mjs"], 900, screenshots,
+                           DDX_DEVNET_INFO=devnet["infoPath"], CHROMIUM=chromium)
     assert len(shots) >= 7, shots
     assert any("claimed-and-paid" in s for s in shots) and any("order-receipt-and-fill" in s for s in shots)

@@ -6,9 +6,8 @@ cluster clock degraded, a new leader, and checkpoints still recorded."""
 from __future__ import annotations
 
 import json
-import subprocess
 
-from apphelpers import REPO, node_env
+from apphelpers import REPO, run_node_tests
 from cluster import OPERATORS, RpcSwitch, control_server, operator_cluster
 from test_browser import system_chromium
 
@@ -36,14 +35,9 @@ def test_the_operator_view_tells_the_two_failure_kinds_apart(tmp_path, app_built
                 "apis": apis, "pids": {api: p.pid for api, p in zip(apis, procs)},
                 "control": f"http://127.0.0.1:{control.server_address[1]}",
             }))
-            done = subprocess.run(
-                ["node", "--test", "--test-reporter=spec", str(REPO / "tests/app/browser/failures.test.mjs")],
-                cwd=REPO, capture_output=True, text=True, timeout=600,
-                env=node_env(DDX_CLUSTER_INFO=str(info), CHROMIUM=chromium, DDX_SCREENSHOTS=str(tmp_path / "screenshots")),
-            )
-            assert done.returncode == 0, done.stdout[-10000:] + done.stderr[-4000:]
-            assert "fail 0" in done.stdout
-            assert len(list((tmp_path / "screenshots").glob("*.png"))) >= 3
+            shots = run_node_tests([REPO / "tests/app/browser/failures.test.mjs"], 600, tmp_path / "screenshots",
+                                   DDX_CLUSTER_INFO=str(info), CHROMIUM=chromium)
+            assert len(shots) >= 3
         finally:
             control.shutdown()
             switch.close()

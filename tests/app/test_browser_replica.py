@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from apphelpers import REPO, node_env
+from apphelpers import REPO, node_env, run_node_tests
 from test_browser import system_chromium
 
 
@@ -72,13 +72,6 @@ def test_the_app_served_by_a_replica_in_chromium(devnet, replica, tmp_path):
         pytest.fail("no chromium: install it with `apt-get install -y chromium` (what `make test` does as root), "
                     "or point DDX_CHROMIUM at a Chromium binary.")
     screenshots = tmp_path / "screenshots"
-    done = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", str(REPO / "tests/app/browser/replica.test.mjs")],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-        env=node_env(DDX_DEVNET_INFO=devnet["infoPath"], DDX_REPLICA=replica, CHROMIUM=chromium,
-                     DDX_SCREENSHOTS=str(screenshots)),
-    )
-    assert done.returncode == 0, done.stdout[-10000:] + done.stderr[-4000:]
-    assert "fail 0" in done.stdout, done.stdout[-3000:]
-    shots = sorted(p.name for p in screenshots.glob("*.png"))
+    shots = run_node_tests([REPO / "tests/app/browser/replica.test.mjs"], 900, screenshots,
+                           DDX_DEVNET_INFO=devnet["infoPath"], DDX_REPLICA=replica, CHROMIUM=chromium)
     assert len(shots) == 3 and "replica-order-receipt-from-operator-and-fill" in shots[-1], shots

@@ -8,9 +8,8 @@ trader freezes the exchange and escapes through the wallet, paid exactly what th
 from __future__ import annotations
 
 import json
-import subprocess
 
-from apphelpers import REPO, node_env
+from apphelpers import REPO, run_node_tests
 from cluster import OPERATORS, DepositHidingRpc, RpcSwitch, control_server, operator_cluster
 from test_browser import system_chromium
 
@@ -44,14 +43,8 @@ def test_escape_through_the_wallet_and_the_two_chain_alarms(tmp_path, app_built)
                 "exchange": cluster.manifest.exchange, "token": cluster.manifest.mock_token, "funderKey": ANVIL_KEY_0,
                 "control": f"http://127.0.0.1:{control.server_address[1]}",
             }))
-            done = subprocess.run(
-                ["node", "--test", "--test-reporter=spec", str(REPO / "tests/app/browser/selfcustody.test.mjs")],
-                cwd=REPO, capture_output=True, text=True, timeout=900,
-                env=node_env(DDX_CLUSTER_INFO=str(info), CHROMIUM=chromium, DDX_SCREENSHOTS=str(tmp_path / "screenshots")),
-            )
-            assert done.returncode == 0, done.stdout[-10000:] + done.stderr[-4000:]
-            assert "fail 0" in done.stdout
-            shots = sorted(p.name for p in (tmp_path / "screenshots").glob("*.png"))
+            shots = run_node_tests([REPO / "tests/app/browser/selfcustody.test.mjs"], 900, tmp_path / "screenshots",
+                                   DDX_CLUSTER_INFO=str(info), CHROMIUM=chromium)
             assert any("escaped-and-paid" in s for s in shots) and any("verification-refusal" in s for s in shots), shots
             assert sum(p.hidden for p in proxies) >= 2, "the proxies hid the deposits the alarms are about"
         finally:

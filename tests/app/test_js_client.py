@@ -4,10 +4,9 @@ against Python-made vectors and a running devnet — so `make test` stays the on
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
-from apphelpers import REPO, node_env
+from apphelpers import REPO, run_node_tests
 from eth_account import Account
 
 from ddx_offchain.chain.inbox_report import freeze_due
@@ -122,12 +121,7 @@ def test_the_js_client_suite_against_python_vectors_and_a_devnet(devnet, tmp_pat
     write_vectors(vectors)
     tests = sorted(str(p) for p in (CLIENT / "test").glob("*.test.mjs"))
     assert len(tests) >= 5
-    done = subprocess.run(
-        ["node", "--test", "--test-reporter=spec", *tests], cwd=REPO, capture_output=True, text=True, timeout=600,
-        env=node_env(DDX_REQUEST_VECTORS=str(vectors), DDX_DEVNET_INFO=devnet["infoPath"]),
-    )
-    assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-4000:]
-    assert "# fail 0" in done.stdout or "ℹ fail 0" in done.stdout, done.stdout[-3000:]
+    run_node_tests(tests, 600, DDX_REQUEST_VECTORS=str(vectors), DDX_DEVNET_INFO=devnet["infoPath"])
 
 
 def test_the_devnet_prints_the_app_first_and_every_node_serves_it(devnet):
