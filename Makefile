@@ -45,7 +45,7 @@ demo: install
 # The suite on the compiled build (the install builds ddx_offchain/tree/_native.c and the compiled engine; a missing
 # build fails here instead of silently testing pure Python), then the tree's and the engine's tests (the golden
 # scenario among them) on the pure-Python reference. The differential tests (tests/tree/test_compiled.py,
-# tests/engine/test_compiled.py) compare both implementations in either pass.
+# tests/engine/test_compiled_engine.py) compare both implementations in either pass.
 test: install browser
 	DDX_REQUIRE_COMPILED=1 $(PY) -m pytest -q
 	DDX_PURE_PYTHON=1 $(PY) -m pytest -q tests/tree tests/engine

@@ -1,4 +1,4 @@
-"""One side of the compiled-vs-pure differential test (tests/engine/test_compiled.py).
+"""One side of the compiled-vs-pure differential test (tests/engine/test_compiled_engine.py).
 
 `step_digests` replays a command log on a fresh engine and digests, after every command, its updates, the state
 root and every state item; both sides call it. Run as a script it is the other build's side: it says which engine
