@@ -1,11 +1,13 @@
 // How an integrator uses @ddx/client from TypeScript (docs/app.md "The JS client"): build, sign and submit a
-// request, verify its receipt, read, follow a feed and the book; in node with a key, or in a browser with a wallet. tests/app/test_js_types.py type-checks this file
+// request, verify its receipt, read, follow a feed and the book, and leave through the escape hatch; in node with a
+// key, or in a browser with a wallet. tests/app/test_js_types.py type-checks this file
 // with `tsc --noEmit --strict` against the declarations in ../src/*.d.mts, so it breaks when they drift.
 import { JsonRpcProvider, Wallet } from "ethers";
 import {
-  DdxClient, OrderType, ReceiptInvalid, RequestRefused, Side, batch, cancelAction, cancelAll, domainOf, eip1193Signer,
-  marketUnits, placeAction, placeOrder, requestSigner, signRequest, typedData, withdrawIntent,
-  type Eip1193Provider, type FeedMessage, type Info, type Request, type RequestFields, type SubmittedReceipt,
+  DdxClient, EscapeError, OrderType, ProofInvalid, ReceiptInvalid, RequestRefused, Side, batch, cancelAction, cancelAll,
+  domainOf, eip1193Signer, escapeOwed, escapePaid, escapeProofs, escapeState, marketUnits, placeAction, placeOrder,
+  requestSigner, sendEscape, sendFreeze, signRequest, typedData, withdrawIntent,
+  type EscapeOwed, type EscapeProofs, type EscapeState, type Eip1193Provider, type FeedMessage, type Info, type Request, type RequestFields, type SubmittedReceipt,
 } from "@ddx/client";
 
 export async function trade(api: string, rpc: string, key: string): Promise<SubmittedReceipt> {
@@ -99,4 +101,32 @@ export async function cancelFromBrowser(api: string, wallet: Eip1193Provider, ad
   const receipt = await client.submit(await signRequest(eip1193Signer(wallet, address), everything, domain));
   book.close();
   return receipt;
+}
+
+// The escape hatch (docs/contracts.md): when the operators stop checkpointing, say when the hatch may open and why;
+// once it may, freeze, then leave with the last recorded checkpoint's proofs — checked before anything is sent.
+export async function leaveThroughTheHatch(api: string, rpc: string, key: string, token: string): Promise<bigint> {
+  const info = await new DdxClient([api]).info();
+  const client = new DdxClient(info.operators.map((o) => o.api), { domain: domainOf(info.chainId, info.exchange) });
+  const provider = new JsonRpcProvider(rpc);
+  const signer = new Wallet(key, provider);
+  const state: EscapeState = await escapeState(provider, info.exchange);
+  if (!state.frozen && !state.freezable) {
+    const why = state.reason === "forced-overdue" ? "a forced request is past its deadline" : "no checkpoint";
+    console.log(`the hatch may open in ${state.secondsLeft} s (${why})`);
+    return 0n;
+  }
+  if (!state.frozen) await (await sendFreeze(signer, info.exchange)).wait();
+  const proofs: EscapeProofs = await escapeProofs(client, signer.address, token, state.latestEpoch);
+  const owed: EscapeOwed = await escapeOwed(provider, info.exchange, proofs);
+  console.log(`owed ${owed.balance} (balance) + ${owed.withdrawal} (withdrawable)`);
+  try {
+    const { tx } = await sendEscape(signer, info.exchange, proofs);
+    const mined = await tx.wait();
+    if (mined === null) throw new Error("the escape was not mined");
+    return escapePaid(mined, info.exchange).paid;
+  } catch (err) {
+    if (err instanceof EscapeError || err instanceof ProofInvalid) console.error(`not sent: ${err.message}`);
+    throw err;
+  }
 }

@@ -1,6 +1,7 @@
 // Declarations of client.mjs: REST reads, submission with receipt verification, resumable feeds (docs/api.md).
 import type { ContractRunner } from "ethers";
 import type { LocalBook } from "./book.mjs";
+import type { BalanceProof, WithdrawalProof } from "./proofs.mjs";
 import type { AddressInput, Bytes32Input, Domain, Receipt, RequestType, SignedRequest, UnsignedReceipt } from "./requests.mjs";
 
 /** A JSON document as the API returns it: integers are decimal strings (docs/protocol.md §7.0). */
@@ -266,16 +267,6 @@ export interface Checkpoints {
   current: JsonDocument;
 }
 
-export interface WithdrawalProof {
-  epoch: string;
-  root: string;
-  trader: string;
-  token: string;
-  included: boolean;
-  cumulative: string;
-  proof: { key: string; value_hash: string; siblings: string[] };
-}
-
 /** An execution update as the log and the feeds carry it. */
 export interface UpdateRecord {
   ordinal: string;
@@ -403,7 +394,10 @@ export declare class DdxClient {
   fills(trader: string, options?: PageOptions): Promise<Page<Fill>>;
   orders(trader: string, options?: PageOptions & { status?: string }): Promise<Page<OrderRecord>>;
   checkpoints(limit?: number): Promise<Checkpoints>;
-  withdrawalProof(trader: string, token: string): Promise<WithdrawalProof>;
+  /** The WITHDRAWAL leaf's proof document against `epoch` (default: the last epoch recorded on-chain). */
+  withdrawalProof(trader: string, token: string, epoch?: bigint | number | string): Promise<WithdrawalProof>;
+  /** The BALANCE leaf's proof document (inclusion, or `included: false` with a non-inclusion proof) against `epoch`. */
+  balanceProof(trader: string, token: string, epoch?: bigint | number | string): Promise<BalanceProof>;
   updates(after: string | number | bigint, limit?: number): Promise<Updates>;
 
   /** The execution-update feed; resumes on the next operator from the last ordinal, never delivering one twice. */

@@ -4,4 +4,6 @@ export * from "./requests.mjs";
 export * from "./client.mjs";
 export * from "./book.mjs";
 export * from "./units.mjs";
+export * from "./escape.mjs";
+export * from "./proofs.mjs";
 export { EXCHANGE_ABI, ERC20_ABI } from "./abi.mjs";
