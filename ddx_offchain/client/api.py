@@ -487,7 +487,7 @@ class DdxClient:
             await asyncio.sleep(min(0.05 * 2**min(attempt, 5), 1.0))
 
 
-class _Reconnect(Exception):
+class _Reconnect(DdxError):
     """Raised by a feed's message handler to drop the connection and connect again (resuming per its params)."""
 
     def __init__(self, at_once: bool) -> None:

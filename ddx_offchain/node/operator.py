@@ -276,11 +276,13 @@ class OperatorNode:
         return await self._checkpoints.inbox(trader)
 
     def status(self) -> dict:
+        ready, why = self.readiness()
         return {
             "node": {
                 "id": self.node_id,
                 "operator": None if self.service.operator_address is None else "0x" + self.service.operator_address.hex(),
             },
+            "readiness": {"ready": ready, "detail": why},  # /readyz's answer, inside a 200
             "raft": self.sequencer.status() | {
                 "isLeader": self.sequencer.is_leader(),
                 "leader": self.sequencer.leader_id(),

@@ -139,9 +139,12 @@ def test_health_status_and_metrics_keep_the_two_clocks_apart():
             assert status["raft"]["isLeader"] is True and status["raft"]["commitIndex"] == 1
             assert status["checkpoint"] == {"state": "not_configured"}
             assert status["engine"]["nextRequestIndex"] == 2
+            assert status["readiness"] == {"ready": True, "detail": "leader known and applied up to the commit index"}
             seq.applied = 0  # behind the commit index: not ready, but live
             ready = await client.get("/readyz")
             assert ready.status == 503 and "applied 0 of commit 1" in (await ready.json())["detail"]
+            # the same answer inside /v1/status (200): what the web app reads, so a page never logs a 503
+            assert (await (await client.get("/v1/status")).json())["readiness"] == await ready.json()
             assert (await client.get("/livez")).status == 200
             text = await (await client.get("/metrics")).text()
             assert 'ddx_requests_total{outcome="receipt"} 1.0' in text

@@ -693,11 +693,9 @@ function chainSide(cp, rpcOk) {
 async function refreshOperators() {
   const results = await Promise.all(state.info.operators.map(async (o) => {
     try {
-      const [status, ready] = await Promise.all([
-        state.client._get("/v1/status", o.api),
-        fetch(o.api + "/readyz").then((r) => r.json()).catch(() => ({ ready: false, detail: "unreachable" })),
-      ]);
-      return { o, status, ready };
+      // readiness from /v1/status (always 200) rather than /readyz, whose 503 the browser logs as an error
+      const status = await state.client._get("/v1/status", o.api);
+      return { o, status, ready: status.readiness ?? { ready: false, detail: "no readiness in status" } };
     } catch (err) {
       return { o, error: err.message };
     }
