@@ -27,3 +27,15 @@ def run_node_tests(scripts: list, timeout: int, screenshots: Path | None = None,
     assert done.returncode == 0, done.stdout[-10000:] + done.stderr[-4000:]
     assert "fail 0" in done.stdout, done.stdout[-3000:]
     return [] if screenshots is None else sorted(p.name for p in screenshots.glob("*.png"))
+
+
+def stop_process(process, sig: int, timeout: float) -> None:
+    """Send `sig` and wait up to `timeout` s for the process to leave; kill it if it does not."""
+    import subprocess
+
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from apphelpers import NODE_MODULES, REPO
+from apphelpers import NODE_MODULES, REPO, stop_process
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +48,6 @@ def devnet(tmp_path_factory, app_built) -> dict:
         info["outPath"] = str(root / "devnet.out")
         yield info
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGINT, 60)
         out.close()
         err.close()

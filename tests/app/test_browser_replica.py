@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from apphelpers import REPO, node_env, run_node_tests
+from apphelpers import REPO, node_env, run_node_tests, stop_process
 from test_browser import system_chromium
 
 
@@ -57,12 +57,7 @@ def replica(devnet, tmp_path):
             time.sleep(0.5)
         yield url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, signal.SIGTERM, 30)
         log.close()
 
 
